@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Boot benchmark: kiln against QEMU (-M microvm and -M q35) on the same KVM, same kernel and
+initramfs, side by side in one run. Reports medians and kiln/QEMU ratios of
+
+  - wall time from exec to the first KVM_RUN (strace -f -ttt timestamps, the same for all VMMs)
+  - wall time from exec to the guest's /init (the test initramfs prints KILN-INIT-READY)
+  - VMM CPU time (user+sys) up to /init
+  - VMM overhead memory: resident set minus the resident part of the guest RAM mapping
+
+Run it where /dev/kvm works: `scripts/bench` (it uses scripts/kvm-box on hosts without hardware
+KVM). Times measured in the box are emulator times; only the ratios carry over.
+"""
+import argparse
+import os
+import pathlib
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+KERNEL = ROOT / ".cache/kernel/cloud/vmlinuz"
+INITRD = ROOT / ".cache/initramfs/test.cpio.gz"
+MARKER = b"KILN-INIT-READY"
+CMDLINE = "console=ttyS0 kiln.test=hang"
+MEM_MIB = 512
+
+
+def vmm_commands():
+    kiln = [str(ROOT / "build/kiln"), "run", "--kernel", str(KERNEL), "--initrd", str(INITRD),
+            "--cmdline", CMDLINE, "--memory", f"{MEM_MIB}M"]
+    qemu = ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-m", f"{MEM_MIB}M", "-smp", "1",
+            "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+            "-kernel", str(KERNEL), "-initrd", str(INITRD), "-append", CMDLINE]
+    return {
+        "kiln": kiln,
+        "qemu-microvm": qemu[:1] + ["-M", "microvm"] + qemu[1:],
+        "qemu-q35": qemu[:1] + ["-M", "q35"] + qemu[1:],
+    }
+
+
+def guest_ram_rss_kb(pid):
+    """Resident KiB of the largest anonymous mapping at least as big as guest RAM."""
+    best = 0
+    size = rss = 0
+    anon = False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                if anon and size >= MEM_MIB * 1024:
+                    best = max(best, rss)
+                parts = line.split()
+                anon = len(parts) < 6 or parts[5].startswith("[anon")
+                size = rss = 0
+            elif line.startswith("Size:"):
+                size = int(line.split()[1])
+            elif line.startswith("Rss:"):
+                rss = int(line.split()[1])
+    if anon and size >= MEM_MIB * 1024:
+        best = max(best, rss)
+    return best
+
+
+def proc_rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def proc_cpu_ms(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(cmd):
+    """Boot once; return (ms to /init, VMM cpu ms, overhead KiB)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    seen = b""
+    try:
+        while MARKER not in seen:
+            chunk = proc.stdout.read1(65536)
+            if not chunk:
+                raise RuntimeError(f"{cmd[0]} exited before /init: {seen[-2000:]!r}")
+            seen += chunk
+        to_init = (time.monotonic() - start) * 1000
+        cpu = proc_cpu_ms(proc.pid)
+        overhead = proc_rss_kb(proc.pid) - guest_ram_rss_kb(proc.pid)
+        return to_init, cpu, overhead
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def first_kvm_run_ms(cmd):
+    """Exec to first KVM_RUN, from strace timestamps (strace slows every VMM alike)."""
+    with tempfile.NamedTemporaryFile(suffix=".strace") as log:
+        proc = subprocess.Popen(["strace", "-f", "-ttt", "-e", "trace=execve,ioctl", "-o",
+                                 log.name, *cmd], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        seen = b""
+        while MARKER not in seen:
+            chunk = proc.stdout.read1(65536)
+            if not chunk:
+                break
+            seen += chunk
+        proc.kill()
+        proc.wait()
+        t0 = t1 = None
+        for line in open(log.name):
+            m = re.match(r"^\d+\s+(\d+\.\d+) (\w+)\(", line)
+            if not m:
+                continue
+            if t0 is None and m.group(2) == "execve":
+                t0 = float(m.group(1))
+            if "KVM_RUN" in line:
+                t1 = float(m.group(1))
+                break
+        if t0 is None or t1 is None:
+            raise RuntimeError(f"no execve/KVM_RUN in strace of {cmd[0]}")
+        return (t1 - t0) * 1000
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    results = {}
+    for name, cmd in vmm_commands().items():
+        runs = [one_run(cmd) for _ in range(args.runs)]
+        first = [first_kvm_run_ms(cmd) for _ in range(args.runs)]
+        results[name] = {
+            "first KVM_RUN ms (strace)": statistics.median(first),
+            "to /init ms": statistics.median(r[0] for r in runs),
+            "cpu ms to /init": statistics.median(r[1] for r in runs),
+            "VMM overhead KiB": statistics.median(r[2] for r in runs),
+        }
+    metrics = list(next(iter(results.values())))
+    print(f"boot benchmark: {args.runs} runs each, medians; kernel {KERNEL.name}, {MEM_MIB} MiB, 1 vCPU")
+    print(f"{'metric':28}" + "".join(f"{n:>14}" for n in results) +
+          "".join(f"{'kiln/' + n.split('-')[1]:>14}" for n in results if n != "kiln"))
+    for m in metrics:
+        row = f"{m:28}" + "".join(f"{results[n][m]:14.1f}" for n in results)
+        for n in results:
+            if n != "kiln":
+                row += f"{results['kiln'][m] / results[n][m]:14.3f}"
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+/* acpi — the ACPI tables kiln gives the guest: RSDP, XSDT, FADT (+FACS), MADT and a DSDT
+ * written by a small AML builder.
+ *
+ * Owns: table layouts (ACPI 6.5 §5.2), their checksums, and the AML encoding of the device
+ * descriptions collected from the device registry. Layouts are defined here once, packed,
+ * with the spec section cited; nothing is copied from another project.
+ */
+#ifndef KILN_ACPI_H
+#define KILN_ACPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/guest_mem.h"
+
+#define ACPI_MAX_DEVICES 16
+#define ACPI_MAX_RESOURCES 4
+
+enum acpi_resource_type {
+	ACPI_RES_IO,    /* I/O port range: base, len (ACPI 6.5 §6.4.2.5) */
+	ACPI_RES_MEM32, /* fixed 32-bit memory range: base, len (§6.4.3.4) */
+	ACPI_RES_IRQ,   /* ISA IRQ number in base, edge, active-high (§6.4.2.1) */
+};
+
+struct acpi_resource {
+	enum acpi_resource_type type;
+	uint32_t base;
+	uint32_t len;
+};
+
+/* One device in the DSDT's \_SB scope. */
+struct acpi_device_desc {
+	char name[5];   /* AML NameSeg, 4 characters of [A-Z0-9_], first not a digit */
+	char hid[9];    /* "PNP0501" (encoded as EISA id) or an 8-character id ("QEMU0001") */
+	uint32_t uid;
+	unsigned nr_res;
+	struct acpi_resource res[ACPI_MAX_RESOURCES];
+};
+
+struct acpi_config {
+	unsigned nr_cpus;  /* local APICs 0..nr_cpus-1, processor UIDs equal APIC IDs */
+	unsigned nr_devices;
+	struct acpi_device_desc device[ACPI_MAX_DEVICES];
+};
+
+/* Append a device description; returns 0 or -ENOSPC. */
+int acpi_add_device(struct acpi_config *acpi, const struct acpi_device_desc *dev)
+	__attribute__((warn_unused_result));
+
+/* Write RSDP (at @base) and the tables after it into guest memory [base, base + max_len).
+ * FADT: PM1a event/control blocks at KILN_PORT_PM1A_EVT/CNT, SCI on KILN_IRQ_SCI, RTC century
+ * index 0x32, no SMI command port (ACPI always enabled). MADT: one enabled local APIC per CPU,
+ * the IOAPIC at KILN_IOAPIC_GPA, overrides IRQ0->GSI2 and SCI level/active-high.
+ * Returns 0 with *rsdp_gpa set, -ENOSPC when the tables do not fit, -EFAULT when the range
+ * is not guest RAM, -EINVAL for a bad config (0 CPUs, malformed name or hid). */
+int acpi_build(const struct guest_mem *mem, uint64_t base, uint64_t max_len,
+	       const struct acpi_config *acpi, uint64_t *rsdp_gpa) __attribute__((warn_unused_result));
+
+/* Sum of @len bytes modulo 256: 0 for a table with a valid checksum. */
+uint8_t acpi_checksum(const void *data, size_t len);
+
+#endif

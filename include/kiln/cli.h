@@ -1,0 +1,41 @@
+/* cli — the `kiln run` command line: parsing and validation of user input.
+ *
+ * Owns: option syntax, SIZE parsing and the usage text. It turns argv into a struct vm_config
+ * without touching files or KVM, so every malformed value is reported before anything starts.
+ */
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/vm.h"
+
+/* Exit codes of `kiln run` (documented in the usage text and README.md). */
+enum kiln_exit {
+	KILN_EXIT_POWEROFF = 0,     /* guest powered off (ACPI S5) */
+	KILN_EXIT_RUNTIME = 1,      /* runtime error: I/O, KVM or host failure */
+	KILN_EXIT_USAGE = 2,        /* bad command line or input file */
+	KILN_EXIT_RESET = 3,        /* guest rebooted / reset */
+	KILN_EXIT_PANIC = 4,        /* guest kernel panicked (pvpanic) */
+	KILN_EXIT_CRASH = 5,        /* guest triple fault, or KVM could not run the guest */
+	KILN_EXIT_SIGNAL_BASE = 128 /* + signal number when SIGINT/SIGTERM/SIGHUP ended the VM */
+};
+
+/* Parse a memory SIZE: a plain number of MiB ("512"), or a number with a binary-unit suffix
+ * K, M, G or T ("512M", "2G"; case-insensitive, optionally followed by "iB" or "B").
+ * Returns 0 with *bytes set, -EINVAL for malformed text or 0, -ERANGE for values above 2^63. */
+int cli_parse_size(const char *text, uint64_t *bytes) __attribute__((warn_unused_result));
+
+enum cli_action { CLI_RUN, CLI_HELP, CLI_VERSION };
+
+/* Parse `kiln run` options in argv[1..argc) into @cfg (defaults filled in).
+ * Returns CLI_RUN/CLI_HELP/CLI_VERSION (>= 0), or -EINVAL with a one-line message naming the
+ * option and the value in @err. The strings in @cfg point into argv. */
+int cli_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Usage text for `kiln run --help`, exit codes included. */
+extern const char cli_run_usage[];
+
+#endif

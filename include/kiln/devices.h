@@ -1,0 +1,69 @@
+/* devices — the machine's device registry and the narrow interface devices get from the VM.
+ *
+ * Owns: struct dev_host (what a device may use: the two buses, interrupt lines, stop requests,
+ * the console file descriptor, kiln's start time) and the ordered table of device types that
+ * make up the PC. A device never reaches into struct vm or another device; ACPI descriptions
+ * come from each device's describe() so the DSDT always matches the devices that exist.
+ */
+#ifndef KILN_DEVICES_H
+#define KILN_DEVICES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "kiln/bus.h"
+
+struct acpi_config;
+
+/* Why the VM stops; the command line maps each to an exit code. */
+enum vm_stop_reason {
+	VM_STOP_NONE = 0,
+	VM_STOP_POWEROFF,       /* ACPI S5 */
+	VM_STOP_RESET,          /* keyboard-controller reset or reboot request */
+	VM_STOP_PANIC,          /* guest reported a panic (pvpanic) */
+	VM_STOP_TRIPLE_FAULT,   /* KVM_EXIT_SHUTDOWN */
+	VM_STOP_INTERNAL_ERROR, /* KVM or kiln could not continue the guest */
+	VM_STOP_SIGNAL,         /* SIGINT/SIGTERM to kiln */
+};
+
+struct dev_host {
+	struct bus *pio;
+	struct bus *mmio;
+	/* Drive ISA IRQ / GSI @gsi to @level (edge-triggered lines raise on 0->1). */
+	void (*set_irq)(struct dev_host *host, unsigned gsi, bool level);
+	/* Ask the VM to stop; the first reason wins. Callable from any thread. */
+	void (*request_stop)(struct dev_host *host, enum vm_stop_reason reason);
+	int console_out_fd;     /* where the serial console writes */
+	struct timespec start;  /* CLOCK_MONOTONIC when kiln started */
+	struct timespec start_cpu; /* CLOCK_PROCESS_CPUTIME_ID when kiln started */
+};
+
+struct device_type {
+	const char *name;
+	/* Create the device, claim its addresses on host's buses, return its state in @state.
+	 * Returns 0 or -errno. */
+	int (*create)(struct dev_host *host, void **state);
+	void (*destroy)(void *state);
+	/* Add this device's ACPI description to @acpi (may be NULL when it has none). */
+	void (*describe)(void *state, struct acpi_config *acpi);
+};
+
+/* The PC's legacy devices, in creation order, NULL-terminated. */
+extern const struct device_type *const pc_device_types[];
+
+/* Device types, one per file under src/devices/legacy/. */
+extern const struct device_type uart_8250_type;   /* COM1 at 0x3f8, IRQ 4 */
+extern const struct device_type i8042_type;       /* keyboard controller: reset line */
+extern const struct device_type cmos_rtc_type;    /* MC146818 RTC + CMOS at 0x70 */
+extern const struct device_type pci_config_type;  /* 0xCF8/0xCFC: "no device" until PCI exists */
+extern const struct device_type acpi_pm_type;     /* PM1a event/control: S5 poweroff */
+extern const struct device_type boot_timer_type;  /* MMIO 0xC0000000: Firecracker boot timer */
+extern const struct device_type pvpanic_type;     /* port 0x505: guest panic notification */
+extern const struct device_type post_port_type;   /* port 0x80: io_delay sink */
+
+/* Serial console input: queue @len bytes from the host terminal into the 8250's receiver.
+ * Bytes beyond the receive FIFO are dropped (the caller retries later). Returns bytes taken. */
+unsigned uart_8250_receive(void *uart_state, const uint8_t *buf, unsigned len);
+
+#endif

@@ -1,0 +1,50 @@
+/* guest_mem — guest RAM and the one checked way to reach it.
+ *
+ * Owns: the host mappings that back guest-physical RAM, laid out around the 32-bit MMIO hole
+ * (RAM below KILN_MMIO_HOLE_START, the rest from 4 GiB up). Every access to guest memory from
+ * kiln goes through guest_mem_ptr(), which refuses any range that is not entirely inside one
+ * RAM region, so a guest-provided address can never make kiln touch memory outside the guest.
+ */
+#ifndef KILN_GUEST_MEM_H
+#define KILN_GUEST_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUEST_MEM_MAX_REGIONS 2
+
+struct guest_mem_region {
+	uint64_t gpa;  /* guest-physical start, bytes */
+	uint64_t size; /* bytes */
+	uint8_t *hva;  /* host mapping of the region */
+};
+
+struct guest_mem {
+	unsigned nr_regions;
+	struct guest_mem_region region[GUEST_MEM_MAX_REGIONS];
+	uint64_t size;       /* total RAM, bytes */
+	void *mapping;       /* one host mapping holding every region (NULL for caller-built maps) */
+	uint64_t mapping_len;
+};
+
+/* Reserve @bytes of guest RAM as one anonymous MAP_NORESERVE mapping and split it around the
+ * MMIO hole [KILN_MMIO_HOLE_START, 4 GiB). Pages are only populated when touched.
+ * Returns 0 or -errno (-EINVAL for 0 bytes or not a multiple of 4 KiB, -ENOMEM). */
+int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes) __attribute__((warn_unused_result));
+
+/* Unmap what guest_mem_alloc() mapped. Safe on a zeroed struct. */
+void guest_mem_free(struct guest_mem *mem);
+
+/* Host pointer for guest-physical [gpa, gpa + len), or NULL when any byte of it lies outside
+ * RAM or the range wraps. len 0 is refused. Overflow-safe for any 64-bit inputs. */
+void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+
+/* Copy @len bytes to guest-physical @gpa. Returns 0, or -EFAULT when the range is not RAM. */
+int guest_mem_write(const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len)
+	__attribute__((warn_unused_result));
+
+/* Highest guest-physical address + 1 of RAM below the MMIO hole, bytes. */
+uint64_t guest_mem_low_end(const struct guest_mem *mem);
+
+#endif

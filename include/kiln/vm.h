@@ -1,0 +1,54 @@
+/* vm — one KVM virtual machine: its configuration, creation, run loop and teardown.
+ *
+ * Owns: the /dev/kvm and VM file descriptors, guest memory slots, the in-kernel irqchip, PIT
+ * and GSI routing, the devices, the vCPU threads and the stop protocol. main() builds a
+ * struct vm_config, vm_create() validates and prepares everything before any vCPU exists, and
+ * vm_run() runs the guest until it stops.
+ */
+#ifndef KILN_VM_H
+#define KILN_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/devices.h"
+
+#define VM_DEFAULT_CMDLINE "console=ttyS0"
+#define VM_DEFAULT_CPUS 1
+#define VM_DEFAULT_MEM_MIB 512
+
+struct vm_config {
+	const char *kernel_path;
+	const char *initrd_path; /* NULL: none */
+	const char *cmdline;
+	unsigned nr_cpus;
+	uint64_t mem_bytes;
+};
+
+struct vm;
+
+/* Errors from vm_create(): which exit code the command line reports. */
+enum vm_error_kind {
+	VM_ERR_USAGE = 2,   /* the user's input is wrong (a value, a file's contents) */
+	VM_ERR_RUNTIME = 1, /* I/O error or the host cannot do it */
+};
+
+/* Build the VM described by @cfg: read kernel and initrd, check limits against KVM and the host,
+ * lay out memory, devices, ACPI tables and boot state, create vCPUs. Nothing runs yet.
+ * Returns 0 with *out set, or -errno with a one-line message naming the option and value in
+ * @err and *kind saying whether the cause is the user's input or the host. */
+int vm_create(const struct vm_config *cfg, struct vm **out, enum vm_error_kind *kind, char *err,
+	      size_t errlen) __attribute__((warn_unused_result));
+
+/* Run the guest on one thread per vCPU while the calling thread serves the console and signals.
+ * Returns why the guest stopped. */
+enum vm_stop_reason vm_run(struct vm *vm);
+
+/* The signal number that stopped the VM when vm_run() returned VM_STOP_SIGNAL, else 0. */
+int vm_stop_signal(const struct vm *vm);
+
+/* Stop and release everything vm_create() made. */
+void vm_destroy(struct vm *vm);
+
+#endif

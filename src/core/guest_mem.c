@@ -1,0 +1,73 @@
+/* guest_mem — see include/kiln/guest_mem.h. */
+#include "kiln/guest_mem.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "kiln/layout.h"
+
+int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes)
+{
+	uint64_t low = bytes < KILN_MMIO_HOLE_START ? bytes : KILN_MMIO_HOLE_START;
+	void *map;
+
+	memset(mem, 0, sizeof(*mem));
+	if (bytes == 0 || bytes % 4096)
+		return -EINVAL;
+	map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		   -1, 0);
+	if (map == MAP_FAILED)
+		return -ENOMEM;
+	/* Guest RAM is never a core-dump payload and benefits from transparent huge pages. */
+	madvise(map, bytes, MADV_DONTDUMP);
+	madvise(map, bytes, MADV_HUGEPAGE);
+	mem->mapping = map;
+	mem->mapping_len = bytes;
+	mem->size = bytes;
+	mem->region[0] = (struct guest_mem_region){ .gpa = 0, .size = low, .hva = map };
+	mem->nr_regions = 1;
+	if (bytes > low) {
+		mem->region[1] = (struct guest_mem_region){
+			.gpa = KILN_MMIO_HOLE_END, .size = bytes - low, .hva = (uint8_t *)map + low };
+		mem->nr_regions = 2;
+	}
+	return 0;
+}
+
+void guest_mem_free(struct guest_mem *mem)
+{
+	if (mem->mapping)
+		munmap(mem->mapping, mem->mapping_len);
+	memset(mem, 0, sizeof(*mem));
+}
+
+void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	for (unsigned i = 0; i < mem->nr_regions; i++) {
+		const struct guest_mem_region *r = &mem->region[i];
+
+		/* gpa - r->gpa cannot underflow once gpa >= r->gpa; compare lengths, never sums. */
+		if (len == 0 || gpa < r->gpa || gpa - r->gpa >= r->size)
+			continue;
+		if (len > r->size - (gpa - r->gpa))
+			return NULL;
+		return r->hva + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+int guest_mem_write(const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *dst = guest_mem_ptr(mem, gpa, len);
+
+	if (!dst)
+		return -EFAULT;
+	memcpy(dst, src, len);
+	return 0;
+}
+
+uint64_t guest_mem_low_end(const struct guest_mem *mem)
+{
+	return mem->nr_regions ? mem->region[0].gpa + mem->region[0].size : 0;
+}

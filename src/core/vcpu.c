@@ -1,0 +1,184 @@
+/* vcpu — one thread per vCPU running KVM_RUN and dispatching exits to the buses.
+ *
+ * A vCPU thread never blocks on anything but KVM_RUN; device callbacks are short. To stop, the
+ * main thread sets kvm_run.immediate_exit and sends SIGUSR1, so KVM_RUN returns EINTR whether
+ * the signal lands before or during the call (KVM API, "immediate_exit").
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kiln/log.h"
+#include "kiln/x86.h"
+#include "vm_internal.h"
+
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *cpuid)
+{
+	size_t cpuid_size = sizeof(*cpuid) + cpuid->nent * sizeof(cpuid->entries[0]);
+	struct kvm_cpuid2 *mine;
+	int ret;
+
+	vcpu->vm = vm;
+	vcpu->index = index;
+	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	if (vcpu->fd < 0)
+		return -errno;
+	vcpu->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		vcpu->run = NULL;
+		return -errno;
+	}
+	mine = malloc(cpuid_size);
+	if (!mine)
+		return -ENOMEM;
+	memcpy(mine, cpuid, cpuid_size);
+	x86_cpuid_patch(mine, index, vm->nr_cpus);
+	ret = ioctl(vcpu->fd, KVM_SET_CPUID2, mine) < 0 ? -errno : 0;
+	free(mine);
+	if (ret)
+		return ret;
+	return x86_vcpu_setup(vcpu->fd, &vm->boot, index == 0);
+}
+
+static void kick_handler(int sig) { (void)sig; }
+
+/* Dispatch one KVM_EXIT_IO: @count accesses of @size bytes (string I/O repeats). */
+static void handle_io(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+
+	for (uint32_t i = 0; i < run->io.count; i++)
+		bus_dispatch(&vcpu->vm->pio, run->io.port, data + (size_t)i * run->io.size,
+			     run->io.size, run->io.direction == KVM_EXIT_IO_OUT);
+}
+
+static void log_first_run(struct vcpu *vcpu)
+{
+	struct timespec now, cpu;
+	const struct dev_host *h = &vcpu->vm->host;
+
+	if (vcpu->index != 0 || !log_enabled(LOG_INFO))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	log_info("first KVM_RUN: %" PRId64 " us wall, %" PRId64 " us cpu after start",
+		 ((int64_t)(now.tv_sec - h->start.tv_sec) * 1000000000 + now.tv_nsec - h->start.tv_nsec) / 1000,
+		 ((int64_t)(cpu.tv_sec - h->start_cpu.tv_sec) * 1000000000 + cpu.tv_nsec - h->start_cpu.tv_nsec) / 1000);
+}
+
+/* Handle one exit; returns the reason to stop, or VM_STOP_NONE to run again. */
+static enum vm_stop_reason handle_exit(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(vcpu);
+		return VM_STOP_NONE;
+	case KVM_EXIT_MMIO:
+		bus_dispatch(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+			     run->mmio.is_write);
+		return VM_STOP_NONE;
+	case KVM_EXIT_INTR:
+		return VM_STOP_NONE;
+	case KVM_EXIT_SHUTDOWN:
+		log_warn("vCPU %u: triple fault (KVM_EXIT_SHUTDOWN)", vcpu->index);
+		return VM_STOP_TRIPLE_FAULT;
+	case KVM_EXIT_SYSTEM_EVENT:
+		switch (run->system_event.type) {
+		case KVM_SYSTEM_EVENT_SHUTDOWN: return VM_STOP_POWEROFF;
+		case KVM_SYSTEM_EVENT_RESET: return VM_STOP_RESET;
+		case KVM_SYSTEM_EVENT_CRASH: return VM_STOP_PANIC;
+		}
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		log_err("vCPU %u: KVM could not enter the guest (hardware reason 0x%llx)",
+			vcpu->index,
+			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return VM_STOP_INTERNAL_ERROR;
+	case KVM_EXIT_INTERNAL_ERROR:
+		log_err("vCPU %u: KVM internal error, suberror %u", vcpu->index,
+			run->internal.suberror);
+		return VM_STOP_INTERNAL_ERROR;
+	}
+	if (log_once_first(&vcpu->vm->unhandled_exit))
+		log_err("vCPU %u: unexpected KVM exit reason %u", vcpu->index, run->exit_reason);
+	return VM_STOP_INTERNAL_ERROR;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	struct vm *vm = vcpu->vm;
+	bool first = true;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
+		enum vm_stop_reason reason;
+
+		if (first)
+			log_first_run(vcpu);
+		first = false;
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			log_err("vCPU %u: KVM_RUN: %s", vcpu->index, strerror(errno));
+			vm_request_stop(vm, VM_STOP_INTERNAL_ERROR);
+			break;
+		}
+		reason = handle_exit(vcpu);
+		if (reason != VM_STOP_NONE)
+			vm_request_stop(vm, reason);
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *vcpu)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+	sigset_t block, old;
+	int ret;
+
+	/* No SA_RESTART: the kick must make KVM_RUN return EINTR. */
+	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
+	/* The thread starts with the kick blocked and unblocks it itself. */
+	sigemptyset(&block);
+	sigaddset(&block, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	ret = -pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	vcpu->started = ret == 0;
+	return ret;
+}
+
+void vcpu_stop(struct vcpu *vcpu)
+{
+	if (!vcpu->started)
+		return;
+	vcpu->run->immediate_exit = 1;
+	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+	pthread_join(vcpu->thread, NULL);
+	vcpu->started = false;
+}
+
+void vcpu_exit(struct vcpu *vcpu)
+{
+	if (vcpu->run)
+		munmap(vcpu->run, vcpu->vm->run_size);
+	if (vcpu->fd > 0)
+		close(vcpu->fd);
+	vcpu->run = NULL;
+	vcpu->fd = -1;
+}

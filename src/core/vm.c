@@ -1,0 +1,484 @@
+/* vm — VM creation, the main event loop and teardown, see include/kiln/vm.h.
+ *
+ * Creation order keeps "nothing half-started": every user input (files, sizes, counts) is read
+ * and checked, and the guest image is fully laid out in memory, before KVM_CREATE_VM.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "console.h"
+#include "kiln/acpi.h"
+#include "kiln/layout.h"
+#include "kiln/log.h"
+#include "kiln/x86.h"
+#include "vm_internal.h"
+
+#define KVM_API_VERSION_EXPECTED 12
+#define KVM_TSS_GPA 0xfffbd000ULL         /* 3 pages KVM needs on Intel, inside the MMIO hole */
+#define KVM_IDENTITY_MAP_GPA 0xfffbc000ULL
+#define KILN_MAX_CPUS 255                 /* xAPIC IDs in the MADT */
+#define CPUID_MAX_ENTRIES 256
+#define FILE_MAX_BYTES (1ULL << 32)
+
+struct vm_error {
+	enum vm_error_kind *kind;
+	char *msg;
+	size_t len;
+};
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct vm_error *e, enum vm_error_kind kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	*e->kind = kind;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, e->len, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* Read a whole regular file named by option @opt into a malloc'd buffer. */
+static int read_file(const char *opt, const char *path, uint8_t **data, size_t *len,
+		     struct vm_error *e)
+{
+	struct stat st;
+	ssize_t n;
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return fail(e, errno == ENOENT || errno == ENOTDIR ? VM_ERR_USAGE : VM_ERR_RUNTIME,
+			    "%s %s: %s", opt, path, strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > FILE_MAX_BYTES) {
+		close(fd);
+		return fail(e, VM_ERR_USAGE, "%s %s: not a regular file of at most 4 GiB", opt, path);
+	}
+	*data = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!*data) {
+		close(fd);
+		return fail(e, VM_ERR_RUNTIME, "%s %s: out of memory", opt, path);
+	}
+	while (got < (size_t)st.st_size && (n = read(fd, *data + got, st.st_size - got)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+
+			close(fd);
+			free(*data);
+			return fail(e, VM_ERR_RUNTIME, "%s %s: read: %s", opt, path, strerror(err));
+		}
+		got += n;
+	}
+	close(fd);
+	*len = got;
+	return 0;
+}
+
+static struct vm *host_vm(struct dev_host *host) { return (struct vm *)((char *)host - offsetof(struct vm, host)); }
+
+static void host_set_irq(struct dev_host *host, unsigned gsi, bool level)
+{
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+
+	if (host_vm(host)->vm_fd < 0)
+		return; /* devices settle their lines before the VM exists: nothing to tell KVM */
+	if (ioctl(host_vm(host)->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		log_warn("KVM_IRQ_LINE gsi %u level %d: %s", gsi, level, strerror(errno));
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
+{
+	int none = VM_STOP_NONE;
+	uint64_t one = 1;
+
+	if (atomic_compare_exchange_strong(&vm->stop_reason, &none, (int)reason))
+		if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+			log_err("cannot wake the main loop: %s", strerror(errno));
+}
+
+static void host_request_stop(struct dev_host *host, enum vm_stop_reason reason)
+{
+	vm_request_stop(host_vm(host), reason);
+}
+
+/* Open /dev/kvm and check what @cfg asks of it. */
+static int check_kvm(struct vm *vm, const struct vm_config *cfg, struct vm_error *e)
+{
+	int max;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return fail(e, VM_ERR_RUNTIME,
+			    "/dev/kvm: %s: this host has no usable KVM; run kiln inside "
+			    "scripts/kvm-box (see README.md)", strerror(errno));
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION_EXPECTED)
+		return fail(e, VM_ERR_RUNTIME, "/dev/kvm: unsupported KVM API version");
+	max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (max <= 0)
+		max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	if (max > KILN_MAX_CPUS)
+		max = KILN_MAX_CPUS;
+	if (cfg->nr_cpus == 0 || cfg->nr_cpus > (unsigned)max)
+		return fail(e, VM_ERR_USAGE, "--cpus: %u is outside 1..%d (KVM_CAP_MAX_VCPUS)",
+			    cfg->nr_cpus, max);
+	return 0;
+}
+
+/* Limits that need no KVM: CPU count (xAPIC MADT) and memory against the host's RAM. */
+static int check_limits(const struct vm_config *cfg, struct vm_error *e)
+{
+	uint64_t host = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+
+	if (cfg->nr_cpus == 0 || cfg->nr_cpus > KILN_MAX_CPUS)
+		return fail(e, VM_ERR_USAGE, "--cpus: %u is outside 1..%d", cfg->nr_cpus, KILN_MAX_CPUS);
+
+	if (cfg->mem_bytes < (16ULL << 20))
+		return fail(e, VM_ERR_USAGE, "--memory: %" PRIu64 " MiB is less than the 16 MiB minimum",
+			    cfg->mem_bytes >> 20);
+	if (cfg->mem_bytes > host)
+		return fail(e, VM_ERR_USAGE,
+			    "--memory: %" PRIu64 " MiB is more than the host's %" PRIu64 " MiB of RAM",
+			    cfg->mem_bytes >> 20, host >> 20);
+	return 0;
+}
+
+static int create_devices(struct vm *vm, struct acpi_config *acpi, struct vm_error *e)
+{
+	for (const struct device_type *const *t = pc_device_types; *t; t++) {
+		struct vm_device *d = &vm->device[vm->nr_devices];
+		int ret;
+
+		if (vm->nr_devices == VM_MAX_DEVICES)
+			return fail(e, VM_ERR_RUNTIME, "too many devices");
+		ret = (*t)->create(&vm->host, &d->state);
+		if (ret)
+			return fail(e, VM_ERR_RUNTIME, "device %s: %s", (*t)->name, strerror(-ret));
+		d->type = *t;
+		vm->nr_devices++;
+		if ((*t)->describe)
+			(*t)->describe(d->state, acpi);
+	}
+	return 0;
+}
+
+/* Lay out ACPI tables, boot tables, kernel and initrd in guest memory. */
+static int load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_config *acpi,
+		      struct vm_error *e)
+{
+	struct boot_input in = { .cmdline = cfg->cmdline };
+	uint8_t *kernel = NULL, *initrd = NULL;
+	char why[256];
+	int ret;
+
+	ret = acpi_build(&vm->mem, KILN_ACPI_START, KILN_ACPI_END - KILN_ACPI_START, acpi,
+			 &in.rsdp_gpa);
+	if (ret)
+		return fail(e, VM_ERR_RUNTIME, "ACPI tables: %s", strerror(-ret));
+	if (x86_boot_write_tables(&vm->mem))
+		return fail(e, VM_ERR_RUNTIME, "boot page tables do not fit in guest memory");
+	ret = read_file("--kernel", cfg->kernel_path, &kernel, &in.kernel_len, e);
+	if (!ret && cfg->initrd_path)
+		ret = read_file("--initrd", cfg->initrd_path, &initrd, &in.initrd_len, e);
+	if (!ret) {
+		in.kernel = kernel;
+		in.initrd = initrd;
+		ret = boot_load(&vm->mem, &in, &vm->boot, why, sizeof(why));
+		if (ret == -E2BIG)
+			fail(e, VM_ERR_USAGE, "--cmdline: %s", why);
+		else if (ret == -ENOSPC && cfg->initrd_path && strstr(why, "initrd"))
+			fail(e, VM_ERR_USAGE, "--initrd %s: %s", cfg->initrd_path, why);
+		else if (ret)
+			fail(e, VM_ERR_USAGE, "--kernel %s: %s", cfg->kernel_path, why);
+	}
+	free(kernel);
+	free(initrd);
+	return ret;
+}
+
+/* GSI routing as on a PC: ISA IRQ n to PIC pin n and IOAPIC pin n, except the PIT's IRQ 0,
+ * which reaches IOAPIC pin 2 (the MADT's IRQ0->GSI2 override); GSI 16..23 IOAPIC only. */
+static int setup_gsi_routing(struct vm *vm)
+{
+	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + (16 + KILN_IOAPIC_PINS) * sizeof(r->entries[0]));
+	unsigned n = 0;
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	for (unsigned irq = 0; irq < 16; irq++) {
+		if (irq == 2)
+			continue; /* the slave PIC's cascade */
+		r->entries[n++] = (struct kvm_irq_routing_entry){
+			.gsi = irq, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = irq < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+				       .pin = irq % 8 } };
+	}
+	for (unsigned gsi = 0; gsi < KILN_IOAPIC_PINS; gsi++) {
+		if (gsi == 2)
+			continue;
+		r->entries[n++] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi == 0 ? 2 : gsi } };
+	}
+	r->nr = n;
+	ret = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r) < 0 ? -errno : 0;
+	free(r);
+	return ret;
+}
+
+static int create_kvm_vm(struct vm *vm, struct vm_error *e)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	struct kvm_cpuid2 *cpuid = NULL;
+	const char *step;
+	int ret;
+
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return fail(e, VM_ERR_RUNTIME, "KVM_CREATE_VM: %s", strerror(errno));
+	step = "KVM_SET_TSS_ADDR";
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_GPA) < 0)
+		goto out_errno;
+	step = "KVM_SET_IDENTITY_MAP_ADDR";
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t){ KVM_IDENTITY_MAP_GPA }) < 0)
+		goto out_errno;
+	step = "KVM_CREATE_IRQCHIP";
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		goto out_errno;
+	step = "KVM_CREATE_PIT2";
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		goto out_errno;
+	ret = setup_gsi_routing(vm);
+	if (ret)
+		return fail(e, VM_ERR_RUNTIME, "KVM_SET_GSI_ROUTING: %s", strerror(-ret));
+	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
+		struct kvm_userspace_memory_region slot = {
+			.slot = i, .guest_phys_addr = vm->mem.region[i].gpa,
+			.memory_size = vm->mem.region[i].size,
+			.userspace_addr = (uintptr_t)vm->mem.region[i].hva };
+
+		step = "KVM_SET_USER_MEMORY_REGION";
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			goto out_errno;
+	}
+	step = "KVM_GET_VCPU_MMAP_SIZE";
+	ret = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (ret <= 0)
+		goto out_errno;
+	vm->run_size = ret;
+	vm->vcpu = calloc(vm->nr_cpus, sizeof(*vm->vcpu));
+	cpuid = calloc(1, sizeof(*cpuid) + CPUID_MAX_ENTRIES * sizeof(cpuid->entries[0]));
+	if (!vm->vcpu || !cpuid) {
+		free(cpuid);
+		return fail(e, VM_ERR_RUNTIME, "out of memory for %u vCPUs", vm->nr_cpus);
+	}
+	cpuid->nent = CPUID_MAX_ENTRIES;
+	step = "KVM_GET_SUPPORTED_CPUID";
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0)
+		goto out_errno;
+	for (unsigned i = 0; i < vm->nr_cpus; i++)
+		vm->vcpu[i].fd = -1;
+	for (unsigned i = 0; i < vm->nr_cpus; i++) {
+		ret = vcpu_init(vm, &vm->vcpu[i], i, cpuid);
+		if (ret) {
+			free(cpuid);
+			return fail(e, VM_ERR_RUNTIME, "vCPU %u: %s", i, strerror(-ret));
+		}
+	}
+	free(cpuid);
+	return 0;
+out_errno:
+	ret = errno;
+	free(cpuid);
+	return fail(e, VM_ERR_RUNTIME, "%s: %s", step, strerror(ret));
+}
+
+int vm_create(const struct vm_config *cfg, struct vm **out, enum vm_error_kind *kind, char *err,
+	      size_t errlen)
+{
+	struct vm_error e = { .kind = kind, .msg = err, .len = errlen };
+	struct acpi_config acpi = { .nr_cpus = cfg->nr_cpus };
+	struct vm *vm = calloc(1, sizeof(*vm));
+	int ret;
+
+	if (!vm)
+		return fail(&e, VM_ERR_RUNTIME, "out of memory");
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
+	vm->nr_cpus = cfg->nr_cpus;
+	clock_gettime(CLOCK_MONOTONIC, &vm->host.start);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &vm->host.start_cpu);
+	bus_init(&vm->pio, "port");
+	bus_init(&vm->mmio, "mmio");
+	vm->host = (struct dev_host){ .pio = &vm->pio, .mmio = &vm->mmio, .set_irq = host_set_irq,
+				      .request_stop = host_request_stop, .console_out_fd = STDOUT_FILENO,
+				      .start = vm->host.start, .start_cpu = vm->host.start_cpu };
+	ret = check_limits(cfg, &e);
+	if (!ret && guest_mem_alloc(&vm->mem, cfg->mem_bytes))
+		ret = fail(&e, VM_ERR_RUNTIME, "--memory: cannot reserve %" PRIu64 " MiB",
+			   cfg->mem_bytes >> 20);
+	if (!ret)
+		ret = create_devices(vm, &acpi, &e);
+	if (!ret)
+		ret = load_guest(vm, cfg, &acpi, &e);
+	if (!ret) {
+		vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (vm->stop_efd < 0)
+			ret = fail(&e, VM_ERR_RUNTIME, "eventfd: %s", strerror(errno));
+	}
+	if (!ret)
+		ret = check_kvm(vm, cfg, &e);
+	if (!ret)
+		ret = create_kvm_vm(vm, &e);
+	if (ret) {
+		vm_destroy(vm);
+		return ret;
+	}
+	*out = vm;
+	return 0;
+}
+
+static unsigned console_to_uart(void *uart, const uint8_t *data, unsigned len)
+{
+	return uart_8250_receive(uart, data, len);
+}
+
+static void *find_device(struct vm *vm, const struct device_type *type)
+{
+	for (unsigned i = 0; i < vm->nr_devices; i++)
+		if (vm->device[i].type == type)
+			return vm->device[i].state;
+	return NULL;
+}
+
+/* The console's quit escape (Ctrl-A x) ends the VM as SIGINT would. */
+static void quit_from_console(struct vm *vm)
+{
+	vm->stop_signal = SIGINT;
+	vm_request_stop(vm, VM_STOP_SIGNAL);
+}
+
+/* Serve the console, signals and stop requests until the guest stops. */
+static void main_loop(struct vm *vm, int sig_fd)
+{
+	struct console con;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	bool watching_input = false;
+
+	console_open(&con, STDIN_FILENO, console_to_uart, find_device(vm, &uart_8250_type));
+	epoll_ctl(ep, EPOLL_CTL_ADD, vm->stop_efd, &(struct epoll_event){ .events = EPOLLIN, .data.fd = vm->stop_efd });
+	epoll_ctl(ep, EPOLL_CTL_ADD, sig_fd, &(struct epoll_event){ .events = EPOLLIN, .data.fd = sig_fd });
+	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
+		struct epoll_event ev[4];
+		bool pending = console_flush(&con);
+		bool want_input = con.in_fd >= 0 && !pending;
+		int n;
+
+		/* Regular files cannot be polled: they are always readable until end of file. */
+		if (want_input && !con.pollable && console_read(&con))
+			quit_from_console(vm);
+		if (want_input && con.pollable && !watching_input) {
+			struct epoll_event in = { .events = EPOLLIN, .data.fd = con.in_fd };
+
+			if (epoll_ctl(ep, EPOLL_CTL_ADD, con.in_fd, &in))
+				con.in_fd = -1; /* e.g. /dev/null: no input */
+			watching_input = con.in_fd >= 0;
+		} else if (!want_input && watching_input) {
+			epoll_ctl(ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
+			watching_input = false;
+		}
+		/* While typed bytes wait for room in the UART FIFO, poll for it every 10 ms. */
+		pending = con.head < con.tail || (con.in_fd >= 0 && !con.pollable);
+		n = epoll_wait(ep, ev, 4, pending ? 10 : -1);
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.fd == sig_fd) {
+				struct signalfd_siginfo si;
+
+				if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+					vm->stop_signal = (int)si.ssi_signo;
+					vm_request_stop(vm, VM_STOP_SIGNAL);
+				}
+			} else if (ev[i].data.fd == STDIN_FILENO && console_read(&con)) {
+				quit_from_console(vm);
+			}
+		}
+		if (watching_input && con.in_fd < 0) {
+			epoll_ctl(ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
+			watching_input = false;
+		}
+	}
+	close(ep);
+	console_restore();
+}
+
+enum vm_stop_reason vm_run(struct vm *vm)
+{
+	sigset_t sigs, old;
+	int sig_fd;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	/* Blocked before the vCPU threads exist, so they inherit the mask and only the signalfd
+	 * sees these signals. */
+	pthread_sigmask(SIG_BLOCK, &sigs, &old);
+	sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sig_fd < 0) {
+		log_err("signalfd: %s", strerror(errno));
+		return VM_STOP_INTERNAL_ERROR;
+	}
+	for (unsigned i = 0; i < vm->nr_cpus; i++) {
+		int ret = vcpu_start(&vm->vcpu[i]);
+
+		if (ret) {
+			log_err("vCPU %u: cannot start its thread: %s", i, strerror(-ret));
+			vm_request_stop(vm, VM_STOP_INTERNAL_ERROR);
+			break;
+		}
+	}
+	main_loop(vm, sig_fd);
+	for (unsigned i = 0; i < vm->nr_cpus; i++)
+		vcpu_stop(&vm->vcpu[i]);
+	close(sig_fd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return (enum vm_stop_reason)atomic_load(&vm->stop_reason);
+}
+
+int vm_stop_signal(const struct vm *vm) { return vm->stop_signal; }
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpu) {
+		for (unsigned i = 0; i < vm->nr_cpus; i++)
+			if (vm->vcpu[i].vm)
+				vcpu_exit(&vm->vcpu[i]);
+		free(vm->vcpu);
+	}
+	for (unsigned i = vm->nr_devices; i-- > 0;)
+		if (vm->device[i].type->destroy)
+			vm->device[i].type->destroy(vm->device[i].state);
+	guest_mem_free(&vm->mem);
+	if (vm->stop_efd >= 0)
+		close(vm->stop_efd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	free(vm);
+}

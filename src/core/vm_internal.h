@@ -1,0 +1,65 @@
+/* vm_internal — struct vm and struct vcpu, shared by the files of src/core only. */
+#ifndef KILN_VM_INTERNAL_H
+#define KILN_VM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <linux/kvm.h>
+
+#include "kiln/boot.h"
+#include "kiln/bus.h"
+#include "kiln/devices.h"
+#include "kiln/guest_mem.h"
+#include "kiln/vm.h"
+
+#define VM_MAX_DEVICES 16
+
+struct vcpu {
+	struct vm *vm;
+	unsigned index;         /* also the APIC ID */
+	int fd;
+	struct kvm_run *run;    /* shared page(s) mapped from the vCPU fd */
+	pthread_t thread;
+	bool started;
+};
+
+struct vm_device {
+	const struct device_type *type;
+	void *state;
+};
+
+struct vm {
+	int kvm_fd, vm_fd;
+	struct guest_mem mem;
+	struct bus pio, mmio;
+	struct dev_host host;
+	unsigned nr_devices;
+	struct vm_device device[VM_MAX_DEVICES];
+	struct boot_info boot;
+	unsigned nr_cpus;
+	size_t run_size;
+	struct vcpu *vcpu;
+	int stop_efd;                   /* eventfd: a stop was requested */
+	_Atomic int stop_reason;        /* enum vm_stop_reason, first request wins */
+	int stop_signal;
+	struct log_once unhandled_exit;
+};
+
+/* Create vCPU @index: KVM_CREATE_VCPU, map its kvm_run, set CPUID and boot state.
+ * Returns 0 or -errno. */
+int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *cpuid)
+	__attribute__((warn_unused_result));
+
+/* Start the thread that runs @vcpu until the VM stops. Returns 0 or -errno. */
+int vcpu_start(struct vcpu *vcpu) __attribute__((warn_unused_result));
+
+/* Make a running vCPU leave KVM_RUN and its thread end; then join it. */
+void vcpu_stop(struct vcpu *vcpu);
+
+/* Release the vCPU's fd and mapping. */
+void vcpu_exit(struct vcpu *vcpu);
+
+/* Record @reason if it is the first and wake the main loop (any thread). */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
+
+#endif

@@ -1,0 +1,30 @@
+/* log — see include/kiln/log.h. */
+#include "kiln/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static atomic_int log_level = LOG_WARN;
+static atomic_bool log_crlf;
+
+void log_set_level(enum log_level level) { atomic_store(&log_level, level); }
+
+bool log_enabled(enum log_level level) { return (int)level <= atomic_load(&log_level); }
+
+void log_set_crlf(bool crlf) { atomic_store(&log_crlf, crlf); }
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* One fprintf per line so lines from several threads do not interleave. */
+	fprintf(stderr, "kiln: %s%s", line, atomic_load(&log_crlf) ? "\r\n" : "\n");
+}
+
+bool log_once_first(struct log_once *once) { return !atomic_exchange(&once->done, true); }

@@ -1,0 +1,97 @@
+"""Boot Debian's stock cloud kernel under kiln and check what the guest sees."""
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import boot, wait_for
+
+ACPI_TABLES = {"APIC", "DSDT", "FACP", "FACS"}
+
+
+def check_facts(g, cpus, mem_mib):
+    assert g.returncode == 0, g
+    assert "KILN-FACTS-END" in g.out, g
+    assert int(g.facts["nproc"]) == cpus, g
+    assert int(g.facts["cpus_in_cpuinfo"]) == cpus, g
+    mem_kb = int(g.facts["memtotal_kb"])
+    # MemTotal is RAM minus what the kernel keeps for itself: within 15% below what we gave.
+    assert mem_mib * 1024 * 0.85 < mem_kb <= mem_mib * 1024, g
+    # The RTC gives the host's time (UTC); the guest read it at boot a few seconds ago.
+    assert abs(int(g.facts["date_epoch"]) - time.time()) < 300, g
+    assert ACPI_TABLES <= set(g.facts["acpi_tables"].split()), g
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 4])
+def test_bzimage_smp(kvm, kiln, bzimage, initrd, cpus):
+    g = boot(kiln, bzimage, initrd, "facts", "--cpus", cpus)
+    check_facts(g, cpus, 512)
+
+
+def test_pvh_vmlinux(kvm, kiln, vmlinux, initrd):
+    g = boot(kiln, vmlinux, initrd, "facts", "--cpus", 2, "--memory", "384M")
+    check_facts(g, 2, 384)
+
+
+def test_memory_above_the_mmio_hole(kvm, kiln, bzimage, initrd):
+    g = boot(kiln, bzimage, initrd, "facts", "--memory", "4G")
+    check_facts(g, 1, 4096)
+
+
+def test_plain_mib_memory(kvm, kiln, bzimage, initrd):
+    g = boot(kiln, bzimage, initrd, "facts", "--memory", "256")
+    check_facts(g, 1, 256)
+
+
+def test_reboot_exit_code(kvm, kiln, bzimage, initrd):
+    g = boot(kiln, bzimage, initrd, "reboot")
+    assert g.returncode == 3, g
+
+
+def test_panic_exit_code(kvm, kiln, bzimage, initrd):
+    g = boot(kiln, bzimage, initrd, "panic")
+    assert g.returncode == 4, g
+    assert "Kernel panic" in g.out or "sysrq" in g.out.lower(), g
+
+
+def test_poweroff_exit_code(kvm, kiln, vmlinux, initrd):
+    g = boot(kiln, vmlinux, initrd, "poweroff")
+    assert g.returncode == 0, g
+    assert "reboot: Power down" in g.out, g
+
+
+def test_sigterm_exit_code(kvm, kiln, bzimage, initrd):
+    proc = subprocess.Popen([str(kiln), "run", "--kernel", str(bzimage), "--initrd", str(initrd),
+                             "--cmdline", "console=ttyS0 kiln.test=hang"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(proc, "KILN-INIT-READY")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_interactive_shell_over_the_serial_console(kvm, kiln, bzimage, initrd):
+    """What a user does: type at the shell prompt on the serial console."""
+    proc = subprocess.Popen([str(kiln), "run", "--kernel", str(bzimage), "--initrd", str(initrd)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(proc, "KILN-INIT-READY")
+        time.sleep(1)  # let the shell open the console before typing
+        proc.stdin.write(b"uname -a; nproc; echo typed-$((6*7)); poweroff\n")
+        proc.stdin.flush()
+        out = wait_for(proc, "typed-42", timeout=120)
+        assert proc.wait(timeout=120) == 0
+        assert "Linux" in out and "cloud-amd64" in out
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_boot_timer_is_logged(kvm, kiln, bzimage, initrd):
+    g = boot(kiln, bzimage, initrd, "poweroff")
+    assert g.returncode == 0, g
+    assert "guest boot time" in g.err, g

@@ -1,0 +1,111 @@
+/* Unit tests for `kiln run` argument and SIZE parsing. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "kiln/cli.h"
+
+static void test_sizes(void **state)
+{
+	uint64_t b;
+
+	assert_int_equal(cli_parse_size("512M", &b), 0);
+	assert_int_equal(b, 512ULL << 20);
+	assert_int_equal(cli_parse_size("2G", &b), 0);
+	assert_int_equal(b, 2ULL << 30);
+	assert_int_equal(cli_parse_size("2g", &b), 0);
+	assert_int_equal(b, 2ULL << 30);
+	assert_int_equal(cli_parse_size("1GiB", &b), 0);
+	assert_int_equal(b, 1ULL << 30);
+	assert_int_equal(cli_parse_size("768", &b), 0);
+	assert_int_equal(b, 768ULL << 20);
+	assert_int_equal(cli_parse_size("4096K", &b), 0);
+	assert_int_equal(b, 4ULL << 20);
+	assert_int_equal(cli_parse_size("1T", &b), 0);
+	assert_int_equal(b, 1ULL << 40);
+	assert_int_equal(cli_parse_size("0", &b), -EINVAL);
+	assert_int_equal(cli_parse_size("", &b), -EINVAL);
+	assert_int_equal(cli_parse_size("-1G", &b), -EINVAL);
+	assert_int_equal(cli_parse_size("1.5G", &b), -EINVAL);
+	assert_int_equal(cli_parse_size("12X", &b), -EINVAL);
+	assert_int_equal(cli_parse_size("1Gx", &b), -EINVAL);
+	assert_int_equal(cli_parse_size(" 1G", &b), -EINVAL);
+	assert_int_equal(cli_parse_size("99999999999999999999", &b), -ERANGE);
+	assert_int_equal(cli_parse_size("9999999999T", &b), -ERANGE);
+}
+
+static int parse(struct vm_config *cfg, char *err, size_t n, int argc, ...)
+{
+	char *argv[16] = { "run" };
+	va_list ap;
+
+	va_start(ap, argc);
+	for (int i = 1; i < argc; i++)
+		argv[i] = va_arg(ap, char *);
+	va_end(ap);
+	return cli_parse_run(argc, argv, cfg, err, n);
+}
+
+static void test_defaults_and_values(void **state)
+{
+	struct vm_config cfg;
+	char err[256];
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--kernel", "/k"), CLI_RUN);
+	assert_string_equal(cfg.kernel_path, "/k");
+	assert_null(cfg.initrd_path);
+	assert_string_equal(cfg.cmdline, "console=ttyS0");
+	assert_int_equal(cfg.nr_cpus, 1);
+	assert_int_equal(cfg.mem_bytes, 512ULL << 20);
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), 11, "--kernel", "/k", "--initrd", "/i",
+			       "--cmdline", "console=ttyS0 quiet", "--cpus", "4", "--memory", "2G"),
+			 CLI_RUN);
+	assert_string_equal(cfg.initrd_path, "/i");
+	assert_string_equal(cfg.cmdline, "console=ttyS0 quiet");
+	assert_int_equal(cfg.nr_cpus, 4);
+	assert_int_equal(cfg.mem_bytes, 2ULL << 30);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--kernel=/k2"), CLI_RUN);
+	assert_string_equal(cfg.kernel_path, "/k2");
+	assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--help"), CLI_HELP);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--version"), CLI_VERSION);
+}
+
+static void test_errors_name_option_and_value(void **state)
+{
+	struct vm_config cfg;
+	char err[256];
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), 1), -EINVAL);
+	assert_non_null(strstr(err, "--kernel"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--cpus", "0"), -EINVAL);
+	assert_non_null(strstr(err, "--cpus"));
+	assert_non_null(strstr(err, "\"0\""));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--cpus", "two"), -EINVAL);
+	assert_non_null(strstr(err, "two"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--memory", "0"), -EINVAL);
+	assert_non_null(strstr(err, "--memory"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--memory", "12Q"), -EINVAL);
+	assert_non_null(strstr(err, "12Q"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--memory", "1001K"), -EINVAL);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 4, "--kernel", "/k", "--bogus"), -EINVAL);
+	assert_non_null(strstr(err, "--bogus"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--kernel", "/k", "extra"), -EINVAL);
+	assert_non_null(strstr(err, "extra"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--kernel"), -EINVAL);
+	assert_non_null(strstr(err, "--kernel"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_defaults_and_values),
+		cmocka_unit_test(test_errors_name_option_and_value),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

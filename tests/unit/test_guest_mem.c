@@ -1,0 +1,79 @@
+/* Unit tests for guest_mem: layout around the MMIO hole and the checked accessor. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "kiln/guest_mem.h"
+#include "kiln/layout.h"
+
+static void test_small_is_one_region(void **state)
+{
+	struct guest_mem mem;
+
+	assert_int_equal(guest_mem_alloc(&mem, 64 << 20), 0);
+	assert_int_equal(mem.nr_regions, 1);
+	assert_int_equal(mem.region[0].gpa, 0);
+	assert_int_equal(mem.region[0].size, 64 << 20);
+	assert_int_equal(guest_mem_low_end(&mem), 64 << 20);
+	assert_non_null(guest_mem_ptr(&mem, 0, 64 << 20));
+	assert_null(guest_mem_ptr(&mem, 0, (64 << 20) + 1));
+	assert_null(guest_mem_ptr(&mem, 64 << 20, 1));
+	assert_ptr_equal(guest_mem_ptr(&mem, (64 << 20) - 1, 1), mem.region[0].hva + (64 << 20) - 1);
+	guest_mem_free(&mem);
+	assert_int_equal(mem.nr_regions, 0);
+}
+
+static void test_large_splits_around_hole(void **state)
+{
+	struct guest_mem mem;
+	uint64_t size = 5ULL << 30;
+
+	assert_int_equal(guest_mem_alloc(&mem, size), 0);
+	assert_int_equal(mem.nr_regions, 2);
+	assert_int_equal(mem.region[0].size, KILN_MMIO_HOLE_START);
+	assert_int_equal(mem.region[1].gpa, KILN_MMIO_HOLE_END);
+	assert_int_equal(mem.region[1].size, size - KILN_MMIO_HOLE_START);
+	assert_null(guest_mem_ptr(&mem, KILN_MMIO_HOLE_START, 1));
+	assert_null(guest_mem_ptr(&mem, KILN_MMIO_HOLE_START - 1, 2)); /* straddles into the hole */
+	assert_non_null(guest_mem_ptr(&mem, KILN_MMIO_HOLE_END, 4096));
+	assert_ptr_equal(guest_mem_ptr(&mem, KILN_MMIO_HOLE_END, 1), mem.region[0].hva + KILN_MMIO_HOLE_START);
+	assert_null(guest_mem_ptr(&mem, KILN_MMIO_HOLE_END + mem.region[1].size, 1));
+	guest_mem_free(&mem);
+}
+
+static void test_hostile_ranges(void **state)
+{
+	struct guest_mem mem;
+
+	assert_int_equal(guest_mem_alloc(&mem, 16 << 20), 0);
+	assert_null(guest_mem_ptr(&mem, 0, 0));
+	assert_null(guest_mem_ptr(&mem, UINT64_MAX, 1));
+	assert_null(guest_mem_ptr(&mem, 4096, UINT64_MAX));
+	assert_null(guest_mem_ptr(&mem, UINT64_MAX - 10, 20)); /* wraps */
+	assert_int_equal(guest_mem_write(&mem, (16 << 20) - 2, "abcd", 4), -EFAULT);
+	assert_int_equal(guest_mem_write(&mem, 100, "abcd", 4), 0);
+	assert_memory_equal(mem.region[0].hva + 100, "abcd", 4);
+	guest_mem_free(&mem);
+}
+
+static void test_bad_sizes(void **state)
+{
+	struct guest_mem mem;
+
+	assert_int_equal(guest_mem_alloc(&mem, 0), -EINVAL);
+	assert_int_equal(guest_mem_alloc(&mem, 4095), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_small_is_one_region),
+		cmocka_unit_test(test_large_splits_around_hole),
+		cmocka_unit_test(test_hostile_ranges),
+		cmocka_unit_test(test_bad_sizes),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
