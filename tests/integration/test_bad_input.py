@@ -14,7 +14,7 @@ def files(tmp_path, bzimage):
     truncated.write_bytes(bzimage.read_bytes()[:1000])
     big = tmp_path / "big-initrd"
     with open(big, "wb") as f:
-        f.truncate(200 << 20)  # sparse: 200 MiB that cannot fit in 64 MiB of RAM
+        f.truncate(200 << 20)  # sparse: 200 MiB that cannot fit in 128 MiB of RAM
     return {"text": text, "truncated": truncated, "big": big, "dir": tmp_path}
 
 
@@ -26,7 +26,7 @@ CASES = [
     ("text-kernel", ["--kernel", "{text}"], ["--kernel", "{text}", "not a bzImage or ELF"]),
     ("truncated-kernel", ["--kernel", "{truncated}"], ["--kernel", "{truncated}"]),
     ("missing-initrd", ["--kernel", "{bz}", "--initrd", "/nonexistent/initrd"], ["--initrd", "/nonexistent/initrd"]),
-    ("initrd-too-big", ["--kernel", "{bz}", "--initrd", "{big}", "--memory", "64M"], ["--initrd", "{big}"]),
+    ("initrd-too-big", ["--kernel", "{bz}", "--initrd", "{big}", "--memory", "128M"], ["--initrd", "{big}"]),
     ("memory-zero", ["--kernel", "{bz}", "--memory", "0"], ["--memory", "\"0\""]),
     ("memory-malformed", ["--kernel", "{bz}", "--memory", "12Q"], ["--memory", "12Q"]),
     ("memory-too-big", ["--kernel", "{bz}", "--memory", "100T"], ["--memory", "more than the host"]),

@@ -22,6 +22,7 @@ TESTS = unit_tests()
 
 @pytest.mark.parametrize("test", TESTS, ids=[t["name"] for t in TESTS])
 def test_cmocka(test):
-    p = subprocess.run(test["cmd"], cwd=test.get("workdir") or ROOT, capture_output=True,
+    env = dict(os.environ, **(test.get("env") or {}))
+    p = subprocess.run(test["cmd"], cwd=test.get("workdir") or ROOT, env=env, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
