@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install everything kiln's build, tests, benchmarks and the KVM box need, from Debian's archive.
+# Fast no-op when all packages are present.
+set -euo pipefail
+pkgs=(build-essential meson ninja-build pkg-config libcmocka-dev python3 python3-pytest
+      qemu-system-x86 busybox-static acpica-tools cpio lz4 xz-utils zstd gzip kmod strace
+      util-linux binutils)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+lists=/var/lib/apt/lists
+if [ -z "$(find "$lists" -maxdepth 1 -name '*Packages*' -mmin -360 2>/dev/null | head -n1)" ]; then
+	apt-get update -q >/dev/null
+fi
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
