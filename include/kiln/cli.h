@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kiln/log.h"
 #include "kiln/vm.h"
 
 /* Exit codes of `kiln run` (documented in the usage text and README.md). */
@@ -29,10 +30,11 @@ int cli_parse_size(const char *text, uint64_t *bytes) __attribute__((warn_unused
 
 enum cli_action { CLI_RUN, CLI_HELP, CLI_VERSION };
 
-/* Parse `kiln run` options in argv[1..argc) into @cfg (defaults filled in).
+/* Parse `kiln run` options in argv[1..argc) into @cfg and *level (defaults filled in).
  * Returns CLI_RUN/CLI_HELP/CLI_VERSION (>= 0), or -EINVAL with a one-line message naming the
  * option and the value in @err. The strings in @cfg point into argv. */
-int cli_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
+int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *level, char *err,
+		  size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* Usage text for `kiln run --help`, exit codes included. */

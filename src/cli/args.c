@@ -19,6 +19,7 @@ const char cli_run_usage[] =
 	"  --cmdline STRING  kernel command line (default \"" VM_DEFAULT_CMDLINE "\")\n"
 	"  --cpus N          number of vCPUs (default 1)\n"
 	"  --memory SIZE     guest RAM: 512M, 2G or a plain number of MiB (default 512M)\n"
+	"  --log-level L     error, warn (default), info (adds the boot-timer line) or debug\n"
 	"  -h, --help        this text;  --version  kiln's version\n"
 	"\n"
 	"Exit status:\n"
@@ -46,15 +47,32 @@ static int parse_count(const char *text, unsigned *out)
 	return 0;
 }
 
-int cli_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
+static int parse_level(const char *text, enum log_level *level)
 {
-	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION };
+	static const char *const names[] = { [LOG_ERROR] = "error", [LOG_WARN] = "warn",
+					      [LOG_INFO] = "info", [LOG_DEBUG] = "debug" };
+
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(text, names[i])) {
+			*level = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *level, char *err,
+		  size_t errlen)
+{
+	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
+	       OPT_LOG_LEVEL };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
 		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -63,6 +81,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_
 
 	*cfg = (struct vm_config){ .cmdline = VM_DEFAULT_CMDLINE, .nr_cpus = VM_DEFAULT_CPUS,
 				   .mem_bytes = (uint64_t)VM_DEFAULT_MEM_MIB << 20 };
+	*level = LOG_WARN;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -82,6 +101,13 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_
 				snprintf(err, errlen,
 					 "--memory: \"%s\" is not a size (use 512M, 2G or a number of MiB)",
 					 optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_LOG_LEVEL:
+			if (parse_level(optarg, level)) {
+				snprintf(err, errlen,
+					 "--log-level: \"%s\" is not one of error, warn, info, debug", optarg);
 				return -EINVAL;
 			}
 			break;

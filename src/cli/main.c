@@ -26,13 +26,14 @@ static int exit_code(enum vm_stop_reason reason, int signo)
 static int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
+	enum log_level level;
 	enum vm_error_kind kind;
 	enum vm_stop_reason reason;
 	struct vm *vm;
 	char err[512];
 	int ret;
 
-	ret = cli_parse_run(argc, argv, &cfg, err, sizeof(err));
+	ret = cli_parse_run(argc, argv, &cfg, &level, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "kiln run: %s\n", err);
 		return KILN_EXIT_USAGE;
@@ -45,6 +46,7 @@ static int cmd_run(int argc, char **argv)
 		puts("kiln " KILN_VERSION);
 		return 0;
 	}
+	log_set_level(level);
 	if (vm_create(&cfg, &vm, &kind, err, sizeof(err))) {
 		fprintf(stderr, "kiln run: %s\n", err);
 		return (int)kind;

@@ -92,6 +92,6 @@ def test_interactive_shell_over_the_serial_console(kvm, kiln, bzimage, initrd):
 
 
 def test_boot_timer_is_logged(kvm, kiln, bzimage, initrd):
-    g = boot(kiln, bzimage, initrd, "poweroff")
+    g = boot(kiln, bzimage, initrd, "poweroff", "--log-level", "info")
     assert g.returncode == 0, g
     assert "guest boot time" in g.err, g

@@ -38,6 +38,8 @@ static void test_sizes(void **state)
 	assert_int_equal(cli_parse_size("9999999999T", &b), -ERANGE);
 }
 
+static enum log_level last_level;
+
 static int parse(struct vm_config *cfg, char *err, size_t n, int argc, ...)
 {
 	char *argv[16] = { "run" };
@@ -47,7 +49,11 @@ static int parse(struct vm_config *cfg, char *err, size_t n, int argc, ...)
 	for (int i = 1; i < argc; i++)
 		argv[i] = va_arg(ap, char *);
 	va_end(ap);
-	return cli_parse_run(argc, argv, cfg, err, n);
+	enum log_level level;
+	int ret = cli_parse_run(argc, argv, cfg, &level, err, n);
+
+	last_level = level;
+	return ret;
 }
 
 static void test_defaults_and_values(void **state)
@@ -61,6 +67,7 @@ static void test_defaults_and_values(void **state)
 	assert_string_equal(cfg.cmdline, "console=ttyS0");
 	assert_int_equal(cfg.nr_cpus, 1);
 	assert_int_equal(cfg.mem_bytes, 512ULL << 20);
+	assert_int_equal(last_level, LOG_WARN);
 
 	assert_int_equal(parse(&cfg, err, sizeof(err), 11, "--kernel", "/k", "--initrd", "/i",
 			       "--cmdline", "console=ttyS0 quiet", "--cpus", "4", "--memory", "2G"),
@@ -71,6 +78,8 @@ static void test_defaults_and_values(void **state)
 	assert_int_equal(cfg.mem_bytes, 2ULL << 30);
 	assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--kernel=/k2"), CLI_RUN);
 	assert_string_equal(cfg.kernel_path, "/k2");
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--log-level", "info"), CLI_RUN);
+	assert_int_equal(last_level, LOG_INFO);
 	assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--help"), CLI_HELP);
 	assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--version"), CLI_VERSION);
 }
@@ -96,6 +105,8 @@ static void test_errors_name_option_and_value(void **state)
 	assert_non_null(strstr(err, "--bogus"));
 	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--kernel", "/k", "extra"), -EINVAL);
 	assert_non_null(strstr(err, "extra"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--log-level", "loud"), -EINVAL);
+	assert_non_null(strstr(err, "loud"));
 	assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--kernel"), -EINVAL);
 	assert_non_null(strstr(err, "--kernel"));
 }

@@ -1,0 +1,47 @@
+/* boot_timer — Firecracker's boot-timer register at MMIO KILN_BOOT_TIMER_GPA: when the guest
+ * writes the byte 123 at offset 0 (its /init does, through /dev/mem), kiln logs the wall and CPU
+ * time since it started, at LOG_INFO ("--log-level info"). Reads return 0. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "kiln/devices.h"
+#include "kiln/layout.h"
+#include "kiln/log.h"
+
+#define BOOT_TIMER_MAGIC 123
+
+static int64_t us_since(clockid_t clock, const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(clock, &now);
+	return ((int64_t)(now.tv_sec - start->tv_sec) * 1000000000 + now.tv_nsec - start->tv_nsec) / 1000;
+}
+
+static void boot_timer_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
+{
+	for (uint32_t i = 0; i < len; i++)
+		data[i] = 0;
+}
+
+static void boot_timer_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t len)
+{
+	const struct dev_host *host = opaque;
+
+	if (off == 0 && data[0] == BOOT_TIMER_MAGIC)
+		log_info("guest boot time: %" PRId64 " us wall, %" PRId64 " us cpu since kiln started",
+			 us_since(CLOCK_MONOTONIC, &host->start),
+			 us_since(CLOCK_PROCESS_CPUTIME_ID, &host->start_cpu));
+}
+
+static const struct bus_ops boot_timer_ops = { .read = boot_timer_read, .write = boot_timer_write };
+
+static int boot_timer_create(struct dev_host *host, void **state)
+{
+	*state = NULL;
+	return bus_register(host->mmio, KILN_BOOT_TIMER_GPA, KILN_BOOT_TIMER_SIZE, &boot_timer_ops,
+			    host, "boot timer");
+}
+
+const struct device_type boot_timer_type = { .name = "boot_timer", .create = boot_timer_create };

@@ -1,0 +1,190 @@
+/* cmos_rtc — the MC146818 real-time clock and its 128 bytes of CMOS RAM at ports 0x70/0x71.
+ *
+ * Owns: the index register, CMOS RAM and the guest's clock offset. Time registers are computed
+ * from the host's CLOCK_REALTIME (UTC) at every read, in BCD or binary as status register B
+ * says; a guest that sets the clock (hwclock -w) moves an offset, never the host clock. The
+ * clock is always in 24-hour mode (B bit 1 reads as set). Motorola MC146818A data sheet. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "byte_regs.h"
+#include "kiln/acpi.h"
+#include "kiln/devices.h"
+#include "kiln/layout.h"
+#include "kiln/log.h"
+
+#define CMOS_SIZE 128
+#define REG_SEC 0x00
+#define REG_MIN 0x02
+#define REG_HOUR 0x04
+#define REG_WDAY 0x06
+#define REG_MDAY 0x07
+#define REG_MON 0x08
+#define REG_YEAR 0x09
+#define REG_A 0x0a
+#define REG_B 0x0b
+#define REG_C 0x0c
+#define REG_D 0x0d
+#define REG_CENTURY 0x32
+#define B_24H 0x02
+#define B_BINARY 0x04
+#define A_DIVIDER_32K 0x26 /* 32.768 kHz time base, 1024 Hz periodic rate; UIP clear */
+#define D_VRT 0x80
+
+struct rtc {
+	pthread_mutex_t lock;
+	uint8_t index;
+	uint8_t cmos[CMOS_SIZE];
+	time_t offset; /* guest time - host time, seconds */
+};
+
+static uint8_t to_reg(const struct rtc *r, int v)
+{
+	return r->cmos[REG_B] & B_BINARY ? (uint8_t)v : (uint8_t)(((v / 10) << 4) | (v % 10));
+}
+
+static int from_reg(const struct rtc *r, uint8_t v)
+{
+	return r->cmos[REG_B] & B_BINARY ? v : (v >> 4) * 10 + (v & 0x0f);
+}
+
+static bool is_time_reg(uint8_t i)
+{
+	return i == REG_SEC || i == REG_MIN || i == REG_HOUR || (i >= REG_WDAY && i <= REG_YEAR) ||
+	       i == REG_CENTURY;
+}
+
+/* Load the time registers from host time + offset. */
+static void rtc_load_time(struct rtc *r)
+{
+	time_t now = time(NULL) + r->offset;
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	r->cmos[REG_SEC] = to_reg(r, tm.tm_sec);
+	r->cmos[REG_MIN] = to_reg(r, tm.tm_min);
+	r->cmos[REG_HOUR] = to_reg(r, tm.tm_hour);
+	r->cmos[REG_WDAY] = to_reg(r, tm.tm_wday + 1);
+	r->cmos[REG_MDAY] = to_reg(r, tm.tm_mday);
+	r->cmos[REG_MON] = to_reg(r, tm.tm_mon + 1);
+	r->cmos[REG_YEAR] = to_reg(r, (tm.tm_year + 1900) % 100);
+	r->cmos[REG_CENTURY] = to_reg(r, (tm.tm_year + 1900) / 100);
+}
+
+/* The guest wrote a time register: the registers now hold the guest's time; keep its offset. */
+static void rtc_store_time(struct rtc *r)
+{
+	struct tm tm = {
+		.tm_sec = from_reg(r, r->cmos[REG_SEC]), .tm_min = from_reg(r, r->cmos[REG_MIN]),
+		.tm_hour = from_reg(r, r->cmos[REG_HOUR]), .tm_mday = from_reg(r, r->cmos[REG_MDAY]),
+		.tm_mon = from_reg(r, r->cmos[REG_MON]) - 1,
+		.tm_year = from_reg(r, r->cmos[REG_CENTURY]) * 100 + from_reg(r, r->cmos[REG_YEAR]) - 1900,
+	};
+	time_t t = timegm(&tm);
+
+	if (t != (time_t)-1)
+		r->offset = t - time(NULL);
+}
+
+/* Offsets: 0 = port 0x70 (index; bit 7 is the NMI mask, ignored), 1 = port 0x71 (data). */
+static uint8_t rtc_read_byte(void *opaque, uint64_t off)
+{
+	struct rtc *r = opaque;
+	uint8_t v;
+
+	if (off == 0)
+		return r->index;
+	if (is_time_reg(r->index))
+		rtc_load_time(r);
+	v = r->cmos[r->index];
+	if (r->index == REG_C)
+		r->cmos[REG_C] = 0; /* interrupt flags clear on read */
+	return v;
+}
+
+static void rtc_write_byte(void *opaque, uint64_t off, uint8_t v)
+{
+	struct rtc *r = opaque;
+
+	if (off == 0) {
+		r->index = v & 0x7f;
+		return;
+	}
+	switch (r->index) {
+	case REG_A: r->cmos[REG_A] = (v & 0x7f); break;  /* UIP is read-only */
+	case REG_B: r->cmos[REG_B] = v | B_24H; break;
+	case REG_C:
+	case REG_D: break;                            /* read-only */
+	default:
+		if (is_time_reg(r->index))
+			rtc_load_time(r);
+		r->cmos[r->index] = v;
+		if (is_time_reg(r->index))
+			rtc_store_time(r);
+	}
+}
+
+static void rtc_read(void *opaque, uint64_t off, uint8_t *d, uint32_t len)
+{
+	struct rtc *r = opaque;
+
+	pthread_mutex_lock(&r->lock);
+	byte_regs_read(rtc_read_byte, r, off, d, len);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void rtc_write(void *opaque, uint64_t off, const uint8_t *d, uint32_t len)
+{
+	struct rtc *r = opaque;
+
+	pthread_mutex_lock(&r->lock);
+	byte_regs_write(rtc_write_byte, r, off, d, len);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static const struct bus_ops rtc_ops = { .read = rtc_read, .write = rtc_write };
+
+static int rtc_create(struct dev_host *host, void **state)
+{
+	struct rtc *r = calloc(1, sizeof(*r));
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	r->cmos[REG_A] = A_DIVIDER_32K;
+	r->cmos[REG_B] = B_24H;
+	r->cmos[REG_D] = D_VRT;
+	ret = bus_register(host->pio, KILN_PORT_RTC, 2, &rtc_ops, r, "rtc");
+	if (ret) {
+		free(r);
+		return ret;
+	}
+	*state = r;
+	return 0;
+}
+
+static void rtc_destroy(void *state)
+{
+	struct rtc *r = state;
+
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+static void rtc_describe(void *state, struct acpi_config *acpi)
+{
+	static const struct acpi_device_desc rtc = {
+		.name = "RTC_", .hid = "PNP0B00", .uid = 0, .nr_res = 2,
+		.res = { { ACPI_RES_IO, KILN_PORT_RTC, 2 }, { ACPI_RES_IRQ, KILN_IRQ_RTC, 0 } },
+	};
+
+	if (acpi_add_device(acpi, &rtc))
+		log_warn("ACPI: no room to describe the RTC");
+}
+
+const struct device_type cmos_rtc_type = {
+	.name = "cmos_rtc", .create = rtc_create, .destroy = rtc_destroy, .describe = rtc_describe,
+};

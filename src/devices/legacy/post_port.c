@@ -1,0 +1,14 @@
+/* post_port — port 0x80, the POST-code port Linux writes for its I/O delay (outb_p): accepted
+ * silently so the io_delay writes neither log nor cost more than the exit itself. */
+#include "kiln/devices.h"
+#include "kiln/layout.h"
+
+static const struct bus_ops post_port_ops = { 0 }; /* reads see 0xff, writes are dropped */
+
+static int post_port_create(struct dev_host *host, void **state)
+{
+	*state = NULL;
+	return bus_register(host->pio, KILN_PORT_POST, 1, &post_port_ops, NULL, "post");
+}
+
+const struct device_type post_port_type = { .name = "post_port", .create = post_port_create };

@@ -1,0 +1,51 @@
+/* pvpanic — QEMU's paravirtual panic device (docs/specs/pvpanic.rst in QEMU) at I/O port
+ * KILN_PORT_PVPANIC, described in the DSDT as QEMU0001 so Linux's pvpanic-mmio driver binds.
+ * Reads list the supported events; a write with PVPANIC_PANICKED stops the VM with
+ * VM_STOP_PANIC. */
+#include <stdlib.h>
+
+#include "kiln/acpi.h"
+#include "kiln/devices.h"
+#include "kiln/layout.h"
+#include "kiln/log.h"
+
+#define PVPANIC_PANICKED 0x01
+#define PVPANIC_CRASH_LOADED 0x02
+
+static void pvpanic_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
+{
+	data[0] = PVPANIC_PANICKED | PVPANIC_CRASH_LOADED; /* the range is one byte */
+}
+
+static void pvpanic_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t len)
+{
+	struct dev_host *host = opaque;
+
+	if (data[0] & PVPANIC_PANICKED)
+		host->request_stop(host, VM_STOP_PANIC);
+	else if (data[0] & PVPANIC_CRASH_LOADED)
+		log_warn("guest kernel crashed and is running its crash kernel");
+}
+
+static const struct bus_ops pvpanic_ops = { .read = pvpanic_read, .write = pvpanic_write };
+
+static int pvpanic_create(struct dev_host *host, void **state)
+{
+	*state = NULL;
+	return bus_register(host->pio, KILN_PORT_PVPANIC, 1, &pvpanic_ops, host, "pvpanic");
+}
+
+static void pvpanic_describe(void *state, struct acpi_config *acpi)
+{
+	static const struct acpi_device_desc pevt = {
+		.name = "PEVT", .hid = "QEMU0001", .uid = 0, .nr_res = 1,
+		.res = { { ACPI_RES_IO, KILN_PORT_PVPANIC, 1 } },
+	};
+
+	if (acpi_add_device(acpi, &pevt))
+		log_warn("ACPI: no room to describe pvpanic");
+}
+
+const struct device_type pvpanic_type = {
+	.name = "pvpanic", .create = pvpanic_create, .describe = pvpanic_describe,
+};

@@ -1,0 +1,259 @@
+/* uart_8250 — a 16550A UART as COM1 (0x3F8, IRQ 4): the serial console.
+ *
+ * Owns: the register file, a 64-byte receive FIFO fed from the host terminal, and the
+ * interrupt line. Transmitted bytes go straight to the console fd (the transmitter is always
+ * empty), so THRE/TEMT always read as set and the "THR empty" interrupt is pending from the
+ * moment ETBEI is enabled or a byte is written until IIR reports it. Register behaviour follows
+ * the National Semiconductor PC16550D data sheet; the probe sequence Linux runs
+ * (drivers/tty/serial/8250/8250_port.c, autoconfig) identifies it as a 16550A.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "byte_regs.h"
+#include "kiln/acpi.h"
+#include "kiln/devices.h"
+#include "kiln/layout.h"
+#include "kiln/log.h"
+
+#define UART_FIFO 64
+#define UART_REGS 8
+
+enum { RBR_THR_DLL = 0, IER_DLM = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
+#define IER_ERBFI 0x01
+#define IER_ETBEI 0x02
+#define IER_ELSI  0x04
+#define IER_EDSSI 0x08
+#define IIR_NONE  0x01
+#define IIR_MSI   0x00
+#define IIR_THRI  0x02
+#define IIR_RDI   0x04
+#define IIR_FIFO  0xc0
+#define FCR_ENABLE 0x01
+#define FCR_CLEAR_RX 0x02
+#define LCR_DLAB  0x80
+#define MCR_LOOP  0x10
+#define LSR_DR    0x01
+#define LSR_THRE  0x20
+#define LSR_TEMT  0x40
+#define MSR_DELTAS 0x0f
+
+struct uart {
+	pthread_mutex_t lock;
+	struct dev_host *host;
+	uint8_t rx[UART_FIFO];
+	unsigned rx_head, rx_count;
+	uint8_t ier, lcr, mcr, scr, dll, dlm, msr_deltas;
+	bool fifo_on;
+	bool thri_pending;  /* THR-empty interrupt waiting for IIR to report it */
+	bool irq_level;
+	struct log_once tx_error;
+};
+
+static uint8_t uart_msr(const struct uart *u)
+{
+	if (u->mcr & MCR_LOOP) /* DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD */
+		return (uint8_t)(((u->mcr & 0x01) << 5) | ((u->mcr & 0x02) << 3) |
+				 ((u->mcr & 0x04) << 4) | ((u->mcr & 0x08) << 4)) | u->msr_deltas;
+	return 0xb0 | u->msr_deltas; /* DCD, DSR, CTS: a terminal is always there */
+}
+
+static uint8_t uart_iir(const struct uart *u)
+{
+	uint8_t id = IIR_NONE;
+
+	if ((u->ier & IER_ERBFI) && u->rx_count)
+		id = IIR_RDI;
+	else if ((u->ier & IER_ETBEI) && u->thri_pending)
+		id = IIR_THRI;
+	else if ((u->ier & IER_EDSSI) && u->msr_deltas)
+		id = IIR_MSI;
+	return id | (u->fifo_on ? IIR_FIFO : 0);
+}
+
+/* Recompute the interrupt line; call with the lock held. */
+static void uart_update_irq(struct uart *u)
+{
+	bool level = !(uart_iir(u) & IIR_NONE);
+
+	if (level != u->irq_level) {
+		u->irq_level = level;
+		u->host->set_irq(u->host, KILN_IRQ_COM1, level);
+	}
+}
+
+static void uart_rx_push(struct uart *u, uint8_t byte)
+{
+	if (u->rx_count == UART_FIFO)
+		return; /* overrun: the byte is lost, as on the chip */
+	u->rx[(u->rx_head + u->rx_count++) % UART_FIFO] = byte;
+}
+
+static void uart_transmit(struct uart *u, uint8_t byte)
+{
+	ssize_t n;
+
+	if (u->mcr & MCR_LOOP) {
+		uart_rx_push(u, byte);
+		return;
+	}
+	do
+		n = write(u->host->console_out_fd, &byte, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 && log_once_first(&u->tx_error))
+		log_warn("serial console: output lost (write failed); further losses not logged");
+}
+
+static uint8_t uart_read_byte(void *opaque, uint64_t off)
+{
+	struct uart *u = opaque;
+	uint8_t v = 0;
+
+	switch (off) {
+	case RBR_THR_DLL:
+		if (u->lcr & LCR_DLAB) {
+			v = u->dll;
+		} else if (u->rx_count) {
+			v = u->rx[u->rx_head];
+			u->rx_head = (u->rx_head + 1) % UART_FIFO;
+			u->rx_count--;
+		}
+		break;
+	case IER_DLM: v = u->lcr & LCR_DLAB ? u->dlm : u->ier; break;
+	case IIR_FCR:
+		v = uart_iir(u);
+		if ((v & 0x0f) == IIR_THRI)
+			u->thri_pending = false; /* reading IIR acknowledges THRE */
+		break;
+	case LCR: v = u->lcr; break;
+	case MCR: v = u->mcr; break;
+	case LSR: v = LSR_THRE | LSR_TEMT | (u->rx_count ? LSR_DR : 0); break;
+	case MSR:
+		v = uart_msr(u);
+		u->msr_deltas = 0;
+		break;
+	case SCR: v = u->scr; break;
+	}
+	uart_update_irq(u);
+	return v;
+}
+
+static void uart_write_byte(void *opaque, uint64_t off, uint8_t v)
+{
+	struct uart *u = opaque;
+
+	switch (off) {
+	case RBR_THR_DLL:
+		if (u->lcr & LCR_DLAB) {
+			u->dll = v;
+			break;
+		}
+		uart_transmit(u, v);
+		u->thri_pending = true;
+		break;
+	case IER_DLM:
+		if (u->lcr & LCR_DLAB) {
+			u->dlm = v;
+			break;
+		}
+		/* Enabling ETBEI while THR is empty raises the THRE interrupt at once. */
+		if ((v & IER_ETBEI) && !(u->ier & IER_ETBEI))
+			u->thri_pending = true;
+		u->ier = v & (IER_ERBFI | IER_ETBEI | IER_ELSI | IER_EDSSI);
+		break;
+	case IIR_FCR:
+		u->fifo_on = v & FCR_ENABLE;
+		if (v & FCR_CLEAR_RX)
+			u->rx_count = 0;
+		break;
+	case LCR: u->lcr = v; break;
+	case MCR: {
+		uint8_t before = uart_msr(u);
+
+		u->mcr = v & 0x1f;
+		u->msr_deltas |= (uint8_t)(((before ^ uart_msr(u)) >> 4) & MSR_DELTAS);
+		break;
+	}
+	case SCR: u->scr = v; break;
+	default: break; /* LSR and MSR are read-only */
+	}
+	uart_update_irq(u);
+}
+
+static void uart_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
+{
+	struct uart *u = opaque;
+
+	pthread_mutex_lock(&u->lock);
+	byte_regs_read(uart_read_byte, u, off, data, len);
+	pthread_mutex_unlock(&u->lock);
+}
+
+static void uart_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t len)
+{
+	struct uart *u = opaque;
+
+	pthread_mutex_lock(&u->lock);
+	byte_regs_write(uart_write_byte, u, off, data, len);
+	pthread_mutex_unlock(&u->lock);
+}
+
+static const struct bus_ops uart_ops = { .read = uart_read, .write = uart_write };
+
+unsigned uart_8250_receive(void *uart_state, const uint8_t *buf, unsigned len)
+{
+	struct uart *u = uart_state;
+	unsigned taken = 0;
+
+	pthread_mutex_lock(&u->lock);
+	while (taken < len && u->rx_count < UART_FIFO)
+		uart_rx_push(u, buf[taken++]);
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return taken;
+}
+
+static int uart_create(struct dev_host *host, void **state)
+{
+	struct uart *u = calloc(1, sizeof(*u));
+	int ret;
+
+	if (!u)
+		return -ENOMEM;
+	pthread_mutex_init(&u->lock, NULL);
+	u->host = host;
+	u->lcr = 0x03; /* 8N1 */
+	u->mcr = 0x08; /* OUT2 */
+	ret = bus_register(host->pio, KILN_PORT_COM1, UART_REGS, &uart_ops, u, "COM1");
+	if (ret) {
+		free(u);
+		return ret;
+	}
+	*state = u;
+	return 0;
+}
+
+static void uart_destroy(void *state)
+{
+	struct uart *u = state;
+
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}
+
+static void uart_describe(void *state, struct acpi_config *acpi)
+{
+	static const struct acpi_device_desc com1 = {
+		.name = "COM1", .hid = "PNP0501", .uid = 1, .nr_res = 2,
+		.res = { { ACPI_RES_IO, KILN_PORT_COM1, UART_REGS }, { ACPI_RES_IRQ, KILN_IRQ_COM1, 0 } },
+	};
+
+	if (acpi_add_device(acpi, &com1))
+		log_warn("ACPI: no room to describe COM1");
+}
+
+const struct device_type uart_8250_type = {
+	.name = "uart_8250", .create = uart_create, .destroy = uart_destroy, .describe = uart_describe,
+};
