@@ -52,6 +52,7 @@ static void acpi_pm_write(void *opaque, uint64_t off, const uint8_t *data, uint3
 	}
 	pm->reg[OFF_CNT] |= CNT_SCI_EN;
 	memcpy(&cnt, pm->reg + OFF_CNT, 2);
+	pm->reg[OFF_CNT + 1] &= (uint8_t)~(CNT_SLP_EN >> 8); /* SLP_EN is write-only: reads as 0 */
 	pthread_mutex_unlock(&pm->lock);
 	if (!(cnt & CNT_SLP_EN) || off + len <= OFF_CNT)
 		return;

@@ -1,0 +1,360 @@
+/* Unit tests for the legacy PC devices, driven only through the I/O bus as a guest would. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "kiln/acpi.h"
+#include "kiln/devices.h"
+#include "kiln/layout.h"
+
+struct fake {
+	struct dev_host host;
+	struct bus pio, mmio;
+	int irq_level[16];
+	int irq_changes;
+	enum vm_stop_reason stop;
+	int pipe[2];
+	void *state[16];
+	const struct device_type *type[16];
+	unsigned n;
+};
+
+static struct fake F;
+
+static void fake_set_irq(struct dev_host *h, unsigned gsi, bool level)
+{
+	F.irq_level[gsi] = level;
+	F.irq_changes++;
+}
+
+static void fake_stop(struct dev_host *h, enum vm_stop_reason r)
+{
+	if (F.stop == VM_STOP_NONE)
+		F.stop = r;
+}
+
+static int setup(void **state)
+{
+	memset(&F, 0, sizeof(F));
+	bus_init(&F.pio, "port");
+	bus_init(&F.mmio, "mmio");
+	if (pipe2(F.pipe, O_NONBLOCK))
+		return -1;
+	F.host = (struct dev_host){ .pio = &F.pio, .mmio = &F.mmio, .set_irq = fake_set_irq,
+				    .request_stop = fake_stop, .console_out_fd = F.pipe[1] };
+	clock_gettime(CLOCK_MONOTONIC, &F.host.start);
+	for (const struct device_type *const *t = pc_device_types; *t; t++) {
+		if ((*t)->create(&F.host, &F.state[F.n]))
+			return -1;
+		F.type[F.n++] = *t;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	for (unsigned i = 0; i < F.n; i++)
+		if (F.type[i]->destroy)
+			F.type[i]->destroy(F.state[i]);
+	close(F.pipe[0]);
+	close(F.pipe[1]);
+	bus_destroy(&F.pio);
+	bus_destroy(&F.mmio);
+	return 0;
+}
+
+static void *state_of(const struct device_type *t)
+{
+	for (unsigned i = 0; i < F.n; i++)
+		if (F.type[i] == t)
+			return F.state[i];
+	fail_msg("device %s missing", t->name);
+	return NULL;
+}
+
+static uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+
+	bus_dispatch(&F.pio, port, &v, 1, false);
+	return v;
+}
+
+static void outb(uint16_t port, uint8_t v) { bus_dispatch(&F.pio, port, &v, 1, true); }
+
+static uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	bus_dispatch(&F.pio, port, (uint8_t *)&v, 4, false);
+	return v;
+}
+
+static void outl(uint16_t port, uint32_t v) { bus_dispatch(&F.pio, port, (uint8_t *)&v, 4, true); }
+
+#define COM1 KILN_PORT_COM1
+
+static void test_uart_transmit(void **state)
+{
+	char buf[16] = { 0 };
+
+	outb(COM1 + 3, 0x03);
+	outb(COM1, 'o');
+	outb(COM1, 'k');
+	assert_int_equal(read(F.pipe[0], buf, sizeof(buf)), 2);
+	assert_string_equal(buf, "ok");
+	assert_int_equal(inb(COM1 + 5) & 0x60, 0x60); /* THRE | TEMT */
+	/* Divisor latch access does not transmit. */
+	outb(COM1 + 3, 0x83);
+	outb(COM1, 0x01);
+	assert_int_equal(inb(COM1), 0x01);
+	outb(COM1 + 3, 0x03);
+	assert_int_equal(read(F.pipe[0], buf, sizeof(buf)), -1);
+}
+
+/* The checks of Linux's 8250 autoconfig() that decide "16550A". */
+static void test_uart_autoconfig_sees_16550a(void **state)
+{
+	outb(COM1 + 1, 0x00);
+	assert_int_equal(inb(COM1 + 1) & 0x0f, 0x00);
+	outb(COM1 + 1, 0x0f);
+	assert_int_equal(inb(COM1 + 1) & 0x0f, 0x0f);
+	outb(COM1 + 1, 0x00);
+	outb(COM1 + 4, 0x10 | 0x0a); /* loopback, RTS, OUT2 */
+	assert_int_equal(inb(COM1 + 6) & 0xf0, 0x90);
+	outb(COM1 + 4, 0x00);
+	outb(COM1 + 7, 0xa5);
+	assert_int_equal(inb(COM1 + 7), 0xa5);
+	outb(COM1 + 2, 0x01); /* enable FIFO */
+	assert_int_equal(inb(COM1 + 2) >> 6, 3);
+	outb(COM1 + 3, 0xbf); /* EFR probe: must not read 0 */
+	assert_int_not_equal(inb(COM1 + 2), 0);
+	outb(COM1 + 3, 0x80); /* 16750 probe: 64-byte FIFO bit never sticks */
+	outb(COM1 + 2, 0x21);
+	assert_int_equal((inb(COM1 + 2) >> 5) & 1, 0);
+	outb(COM1 + 3, 0x03);
+	outb(COM1 + 1, 0x40); /* XScale UUE bit is not kept */
+	assert_int_equal(inb(COM1 + 1) & 0x40, 0);
+	outb(COM1 + 1, 0x00);
+	/* Loopback echoes transmitted bytes into the receiver. */
+	outb(COM1 + 4, 0x10);
+	outb(COM1, 0x5a);
+	assert_int_equal(inb(COM1 + 5) & 1, 1);
+	assert_int_equal(inb(COM1), 0x5a);
+	outb(COM1 + 4, 0x08);
+}
+
+static void test_uart_interrupts(void **state)
+{
+	void *uart = state_of(&uart_8250_type);
+	const uint8_t in[3] = { 'a', 'b', 'c' };
+	uint8_t flood[100];
+
+	outb(COM1 + 1, 0x01); /* ERBFI */
+	assert_int_equal(F.irq_level[KILN_IRQ_COM1], 0);
+	assert_int_equal(uart_8250_receive(uart, in, 3), 3);
+	assert_int_equal(F.irq_level[KILN_IRQ_COM1], 1);
+	assert_int_equal(inb(COM1 + 2) & 0x0f, 0x04);
+	assert_int_equal(inb(COM1), 'a');
+	assert_int_equal(inb(COM1), 'b');
+	assert_int_equal(inb(COM1), 'c');
+	assert_int_equal(F.irq_level[KILN_IRQ_COM1], 0);
+	assert_int_equal(inb(COM1 + 2) & 0x0f, 0x01);
+	/* THRE: raised when ETBEI is enabled, acknowledged by reading IIR (Linux's THRE test). */
+	outb(COM1 + 1, 0x02);
+	assert_int_equal(F.irq_level[KILN_IRQ_COM1], 1);
+	assert_int_equal(inb(COM1 + 2) & 0x0f, 0x02);
+	assert_int_equal(F.irq_level[KILN_IRQ_COM1], 0);
+	assert_int_equal(inb(COM1 + 2) & 0x0f, 0x01);
+	outb(COM1, 'x');
+	assert_int_equal(F.irq_level[KILN_IRQ_COM1], 1);
+	outb(COM1 + 1, 0x00);
+	assert_int_equal(F.irq_level[KILN_IRQ_COM1], 0);
+	/* The FIFO holds 64 bytes; the rest is left to the caller. */
+	memset(flood, 'z', sizeof(flood));
+	assert_int_equal(uart_8250_receive(uart, flood, sizeof(flood)), 64);
+	outb(COM1 + 2, 0x03); /* clear RX FIFO */
+	assert_int_equal(inb(COM1 + 5) & 1, 0);
+	{
+		char buf[8];
+		while (read(F.pipe[0], buf, sizeof(buf)) > 0)
+			;
+	}
+}
+
+static void test_i8042(void **state)
+{
+	outb(KILN_PORT_I8042_CMD, 0xaa);
+	assert_int_equal(inb(KILN_PORT_I8042_CMD) & 1, 1);
+	assert_int_equal(inb(KILN_PORT_I8042_DATA), 0x55);
+	assert_int_equal(inb(KILN_PORT_I8042_CMD) & 1, 0);
+	outb(KILN_PORT_I8042_CMD, 0x60);
+	outb(KILN_PORT_I8042_DATA, 0x47);
+	outb(KILN_PORT_I8042_CMD, 0x20);
+	assert_int_equal(inb(KILN_PORT_I8042_DATA), 0x47);
+	outb(KILN_PORT_I8042_CMD, 0xff); /* pulse nothing */
+	assert_int_equal(F.stop, VM_STOP_NONE);
+	outb(KILN_PORT_I8042_CMD, 0xfe);
+	assert_int_equal(F.stop, VM_STOP_RESET);
+	F.stop = VM_STOP_NONE;
+	outb(KILN_PORT_I8042_CMD, 0xd1);
+	outb(KILN_PORT_I8042_DATA, 0xfe);
+	assert_int_equal(F.stop, VM_STOP_RESET);
+	F.stop = VM_STOP_NONE;
+}
+
+static int bcd(uint8_t v) { return (v >> 4) * 10 + (v & 0xf); }
+
+static void test_rtc(void **state)
+{
+	time_t now = time(NULL), got;
+	struct tm tm = { 0 };
+
+	outb(KILN_PORT_RTC, 0x0d);
+	assert_int_equal(inb(KILN_PORT_RTC + 1), 0x80);
+	outb(KILN_PORT_RTC, 0x0a);
+	assert_int_equal(inb(KILN_PORT_RTC + 1) & 0x80, 0); /* no update in progress */
+	outb(KILN_PORT_RTC, 0x0b);
+	assert_int_equal(inb(KILN_PORT_RTC + 1) & 0x06, 0x02); /* BCD, 24-hour */
+	outb(KILN_PORT_RTC, 0x00); tm.tm_sec = bcd(inb(KILN_PORT_RTC + 1));
+	outb(KILN_PORT_RTC, 0x02); tm.tm_min = bcd(inb(KILN_PORT_RTC + 1));
+	outb(KILN_PORT_RTC, 0x04); tm.tm_hour = bcd(inb(KILN_PORT_RTC + 1));
+	outb(KILN_PORT_RTC, 0x07); tm.tm_mday = bcd(inb(KILN_PORT_RTC + 1));
+	outb(KILN_PORT_RTC, 0x08); tm.tm_mon = bcd(inb(KILN_PORT_RTC + 1)) - 1;
+	outb(KILN_PORT_RTC, 0x09); tm.tm_year = bcd(inb(KILN_PORT_RTC + 1));
+	outb(KILN_PORT_RTC, 0x32); tm.tm_year += bcd(inb(KILN_PORT_RTC + 1)) * 100 - 1900;
+	got = timegm(&tm);
+	assert_true(got >= now - 2 && got <= now + 2);
+	/* The guest sets the year back by one: later reads keep the offset. */
+	outb(KILN_PORT_RTC, 0x09);
+	outb(KILN_PORT_RTC + 1, (uint8_t)(((tm.tm_year + 1900 - 1) % 100 / 10) << 4 | (tm.tm_year + 1900 - 1) % 10));
+	outb(KILN_PORT_RTC, 0x09);
+	assert_int_equal(bcd(inb(KILN_PORT_RTC + 1)), (tm.tm_year + 1900 - 1) % 100);
+}
+
+static void test_pci_config_no_device(void **state)
+{
+	uint8_t b[2];
+
+	outl(KILN_PORT_PCI_CONFIG, 0x80000000);
+	assert_int_equal(inl(KILN_PORT_PCI_CONFIG), 0x80000000);
+	assert_int_equal(inl(KILN_PORT_PCI_CONFIG + 4), 0xffffffff);
+	outl(KILN_PORT_PCI_CONFIG + 4, 0x12345678);
+	assert_int_equal(inl(KILN_PORT_PCI_CONFIG + 4), 0xffffffff);
+	outb(KILN_PORT_PCI_CONFIG + 3, 0x01); /* not CONFIG_ADDRESS */
+	assert_int_equal(inl(KILN_PORT_PCI_CONFIG), 0x80000000);
+	bus_dispatch(&F.pio, KILN_PORT_PCI_CONFIG + 6, b, 2, false);
+	assert_int_equal(b[0], 0xff);
+}
+
+static void test_acpi_pm_poweroff(void **state)
+{
+	uint16_t cnt;
+
+	bus_dispatch(&F.pio, KILN_PORT_PM1A_CNT, (uint8_t *)&cnt, 2, false);
+	assert_int_equal(cnt & 1, 1); /* SCI_EN */
+	cnt = (uint16_t)(1 << 10 | 1 << 13); /* S1 */
+	bus_dispatch(&F.pio, KILN_PORT_PM1A_CNT, (uint8_t *)&cnt, 2, true);
+	assert_int_equal(F.stop, VM_STOP_NONE);
+	cnt = (uint16_t)(KILN_ACPI_S5_SLP_TYP << 10); /* SLP_TYP without SLP_EN */
+	bus_dispatch(&F.pio, KILN_PORT_PM1A_CNT, (uint8_t *)&cnt, 2, true);
+	assert_int_equal(F.stop, VM_STOP_NONE);
+	cnt |= 1 << 13;
+	bus_dispatch(&F.pio, KILN_PORT_PM1A_CNT, (uint8_t *)&cnt, 2, true);
+	assert_int_equal(F.stop, VM_STOP_POWEROFF);
+	F.stop = VM_STOP_NONE;
+	/* SLP_EN reads as 0, so writing back what was read does not power off again. */
+	bus_dispatch(&F.pio, KILN_PORT_PM1A_CNT, (uint8_t *)&cnt, 2, false);
+	assert_int_equal(cnt & (1 << 13), 0);
+	bus_dispatch(&F.pio, KILN_PORT_PM1A_CNT, (uint8_t *)&cnt, 2, true);
+	assert_int_equal(F.stop, VM_STOP_NONE);
+}
+
+static void test_pvpanic(void **state)
+{
+	assert_int_equal(inb(KILN_PORT_PVPANIC), 3);
+	outb(KILN_PORT_PVPANIC, 2);
+	assert_int_equal(F.stop, VM_STOP_NONE);
+	outb(KILN_PORT_PVPANIC, 1);
+	assert_int_equal(F.stop, VM_STOP_PANIC);
+	F.stop = VM_STOP_NONE;
+}
+
+static void test_describe(void **state)
+{
+	struct acpi_config acpi = { .nr_cpus = 1 };
+	bool com1 = false, rtc = false, pevt = false;
+
+	for (unsigned i = 0; i < F.n; i++)
+		if (F.type[i]->describe)
+			F.type[i]->describe(F.state[i], &acpi);
+	for (unsigned i = 0; i < acpi.nr_devices; i++) {
+		const struct acpi_device_desc *d = &acpi.device[i];
+
+		if (!strcmp(d->hid, "PNP0501")) {
+			com1 = d->res[0].base == KILN_PORT_COM1 && d->res[1].type == ACPI_RES_IRQ &&
+			       d->res[1].base == KILN_IRQ_COM1;
+		} else if (!strcmp(d->hid, "PNP0B00")) {
+			rtc = d->res[0].base == KILN_PORT_RTC && d->res[1].base == KILN_IRQ_RTC;
+		} else if (!strcmp(d->hid, "QEMU0001")) {
+			pevt = d->res[0].base == KILN_PORT_PVPANIC && d->res[0].len == 1;
+		}
+	}
+	assert_true(com1);
+	assert_true(rtc);
+	assert_true(pevt);
+}
+
+/* A hostile guest: every access size at every offset of every claimed range. */
+static void test_every_access_is_harmless(void **state)
+{
+	for (int space = 0; space < 2; space++) {
+		struct bus *bus = space ? &F.mmio : &F.pio;
+
+		for (unsigned r = 0; r < bus->nr_ranges; r++) {
+			uint64_t base = bus->range[r].base, len = bus->range[r].len;
+
+			for (uint64_t off = 0; off < len && off < 64; off++) {
+				for (uint32_t sz = 1; sz <= 8; sz *= 2) {
+					uint8_t d[8] = { 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a };
+
+					if (base + off == KILN_PORT_I8042_CMD || base + off == KILN_PORT_PM1A_CNT ||
+					    base + off == KILN_PORT_PVPANIC)
+						continue; /* would stop the VM: covered above */
+					bus_dispatch(bus, base + off, d, sz, false);
+					bus_dispatch(bus, base + off, d, sz, true);
+				}
+			}
+		}
+	}
+	assert_int_equal(F.stop, VM_STOP_NONE);
+	{
+		char buf[64];
+		while (read(F.pipe[0], buf, sizeof(buf)) > 0)
+			;
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_uart_transmit),
+		cmocka_unit_test(test_uart_autoconfig_sees_16550a),
+		cmocka_unit_test(test_uart_interrupts),
+		cmocka_unit_test(test_i8042),
+		cmocka_unit_test(test_rtc),
+		cmocka_unit_test(test_pci_config_no_device),
+		cmocka_unit_test(test_acpi_pm_poweroff),
+		cmocka_unit_test(test_pvpanic),
+		cmocka_unit_test(test_describe),
+		cmocka_unit_test(test_every_access_is_harmless),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
