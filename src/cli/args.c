@@ -82,7 +82,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 	*cfg = (struct vm_config){ .cmdline = VM_DEFAULT_CMDLINE, .nr_cpus = VM_DEFAULT_CPUS,
 				   .mem_bytes = (uint64_t)VM_DEFAULT_MEM_MIB << 20 };
 	*level = LOG_WARN;
-	optind = 1;
+	optind = 0; /* 0, not 1: glibc then also resets its permutation state */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {

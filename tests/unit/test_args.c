@@ -103,7 +103,7 @@ static void test_errors_name_option_and_value(void **state)
 	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--memory", "1001K"), -EINVAL);
 	assert_int_equal(parse(&cfg, err, sizeof(err), 4, "--kernel", "/k", "--bogus"), -EINVAL);
 	assert_non_null(strstr(err, "--bogus"));
-	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--kernel", "/k", "extra"), -EINVAL);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 4, "--kernel", "/k", "extra"), -EINVAL);
 	assert_non_null(strstr(err, "extra"));
 	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--log-level", "loud"), -EINVAL);
 	assert_non_null(strstr(err, "loud"));

@@ -14,10 +14,14 @@ BUILD = pathlib.Path(os.environ.get("KILN_BUILD", ROOT / "build"))
 def unit_tests():
     out = subprocess.run(["meson", "introspect", str(BUILD), "--tests"], capture_output=True,
                          check=True, text=True).stdout
-    return [t for t in json.loads(out) if "unit" in t["suite"]]
+    return [t for t in json.loads(out) if any(s.endswith("unit") for s in t["suite"])]
 
 
 TESTS = unit_tests()
+
+
+def test_unit_tests_were_built():
+    assert len(TESTS) >= 7, [t["name"] for t in TESTS]
 
 
 @pytest.mark.parametrize("test", TESTS, ids=[t["name"] for t in TESTS])
