@@ -62,6 +62,11 @@ extern const struct device_type boot_timer_type;  /* MMIO 0xC0000000: Firecracke
 extern const struct device_type pvpanic_type;     /* port 0x505: guest panic notification */
 extern const struct device_type post_port_type;   /* port 0x80: io_delay sink */
 
+/* Add @desc to @acpi for a device's describe(); a full table is logged, not fatal (the device
+ * still works, the guest just cannot enumerate it). */
+struct acpi_device_desc;
+void device_describe(struct acpi_config *acpi, const struct acpi_device_desc *desc);
+
 /* Serial console input: queue @len bytes from the host terminal into the 8250's receiver.
  * Bytes beyond the receive FIFO are dropped (the caller retries later). Returns bytes taken. */
 unsigned uart_8250_receive(void *uart_state, const uint8_t *buf, unsigned len);

@@ -95,3 +95,30 @@ def test_boot_timer_is_logged(kvm, kiln, bzimage, initrd):
     g = boot(kiln, bzimage, initrd, "poweroff", "--log-level", "info")
     assert g.returncode == 0, g
     assert "guest boot time" in g.err, g
+
+
+@pytest.mark.parametrize("test,code", [("poweroff", 0), ("panic", 4), ("hang", 128 + signal.SIGTERM)])
+def test_terminal_is_restored(kvm, kiln, bzimage, initrd, test, code):
+    """On a terminal the console is raw while the guest runs and restored on every exit path."""
+    import os
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    proc = subprocess.Popen([str(kiln), "run", "--kernel", str(bzimage), "--initrd", str(initrd),
+                             "--cmdline", f"console=ttyS0 kiln.test={test}"],
+                            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(proc, "KILN-INIT-READY")
+        during = termios.tcgetattr(slave)
+        assert not during[3] & termios.ICANON and not during[3] & termios.ECHO  # raw
+        if test == "hang":
+            proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == code
+        assert termios.tcgetattr(slave) == before
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+        os.close(slave)

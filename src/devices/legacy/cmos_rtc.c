@@ -5,7 +5,6 @@
  * says; a guest that sets the clock (hwclock -w) moves an offset, never the host clock. The
  * clock is always in 24-hour mode (B bit 1 reads as set). Motorola MC146818A data sheet. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -34,7 +33,7 @@
 #define D_VRT 0x80
 
 struct rtc {
-	pthread_mutex_t lock;
+	struct byte_dev dev; /* first: the bus hands us &dev */
 	uint8_t index;
 	uint8_t cmos[CMOS_SIZE];
 	time_t offset; /* guest time - host time, seconds */
@@ -89,9 +88,9 @@ static void rtc_store_time(struct rtc *r)
 }
 
 /* Offsets: 0 = port 0x70 (index; bit 7 is the NMI mask, ignored), 1 = port 0x71 (data). */
-static uint8_t rtc_read_byte(void *opaque, uint64_t off)
+static uint8_t rtc_read_byte(struct byte_dev *dev, uint64_t off)
 {
-	struct rtc *r = opaque;
+	struct rtc *r = (struct rtc *)dev;
 	uint8_t v;
 
 	if (off == 0)
@@ -104,9 +103,9 @@ static uint8_t rtc_read_byte(void *opaque, uint64_t off)
 	return v;
 }
 
-static void rtc_write_byte(void *opaque, uint64_t off, uint8_t v)
+static void rtc_write_byte(struct byte_dev *dev, uint64_t off, uint8_t v)
 {
-	struct rtc *r = opaque;
+	struct rtc *r = (struct rtc *)dev;
 
 	if (off == 0) {
 		r->index = v & 0x7f;
@@ -126,52 +125,19 @@ static void rtc_write_byte(void *opaque, uint64_t off, uint8_t v)
 	}
 }
 
-static void rtc_read(void *opaque, uint64_t off, uint8_t *d, uint32_t len)
-{
-	struct rtc *r = opaque;
-
-	pthread_mutex_lock(&r->lock);
-	byte_regs_read(rtc_read_byte, r, off, d, len);
-	pthread_mutex_unlock(&r->lock);
-}
-
-static void rtc_write(void *opaque, uint64_t off, const uint8_t *d, uint32_t len)
-{
-	struct rtc *r = opaque;
-
-	pthread_mutex_lock(&r->lock);
-	byte_regs_write(rtc_write_byte, r, off, d, len);
-	pthread_mutex_unlock(&r->lock);
-}
-
-static const struct bus_ops rtc_ops = { .read = rtc_read, .write = rtc_write };
-
 static int rtc_create(struct dev_host *host, void **state)
 {
-	struct rtc *r = calloc(1, sizeof(*r));
 	int ret;
+	struct rtc *r = byte_dev_new(sizeof(*r), rtc_read_byte, rtc_write_byte, host->pio,
+				     KILN_PORT_RTC, 2, "rtc", &ret);
 
 	if (!r)
-		return -ENOMEM;
-	pthread_mutex_init(&r->lock, NULL);
+		return ret;
 	r->cmos[REG_A] = A_DIVIDER_32K;
 	r->cmos[REG_B] = B_24H;
 	r->cmos[REG_D] = D_VRT;
-	ret = bus_register(host->pio, KILN_PORT_RTC, 2, &rtc_ops, r, "rtc");
-	if (ret) {
-		free(r);
-		return ret;
-	}
 	*state = r;
 	return 0;
-}
-
-static void rtc_destroy(void *state)
-{
-	struct rtc *r = state;
-
-	pthread_mutex_destroy(&r->lock);
-	free(r);
 }
 
 static void rtc_describe(void *state, struct acpi_config *acpi)
@@ -181,10 +147,9 @@ static void rtc_describe(void *state, struct acpi_config *acpi)
 		.res = { { ACPI_RES_IO, KILN_PORT_RTC, 2 }, { ACPI_RES_IRQ, KILN_IRQ_RTC, 0 } },
 	};
 
-	if (acpi_add_device(acpi, &rtc))
-		log_warn("ACPI: no room to describe the RTC");
+	device_describe(acpi, &rtc);
 }
 
 const struct device_type cmos_rtc_type = {
-	.name = "cmos_rtc", .create = rtc_create, .destroy = rtc_destroy, .describe = rtc_describe,
+	.name = "cmos_rtc", .create = rtc_create, .destroy = byte_dev_free, .describe = rtc_describe,
 };

@@ -4,7 +4,6 @@
  * VM_STOP_RESET. No keyboard or mouse is attached; the DSDT does not list the controller, so
  * Linux's i8042 driver does not bind, while its reboot path still reaches port 0x64. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "byte_regs.h"
@@ -28,7 +27,7 @@
 #define CFG_AUX_DISABLED 0x20
 
 struct i8042 {
-	pthread_mutex_t lock;
+	struct byte_dev dev; /* first: the bus hands us &dev */
 	struct dev_host *host;
 	uint8_t config;   /* controller command byte */
 	uint8_t status;
@@ -75,9 +74,9 @@ static void data(struct i8042 *k, uint8_t v)
 }
 
 /* Offsets: 0 = port 0x60 (data), 4 = port 0x64 (status / command). */
-static uint8_t i8042_read_byte(void *opaque, uint64_t off)
+static uint8_t i8042_read_byte(struct byte_dev *dev, uint64_t off)
 {
-	struct i8042 *k = opaque;
+	struct i8042 *k = (struct i8042 *)dev;
 
 	if (off == 4)
 		return k->status;
@@ -88,9 +87,9 @@ static uint8_t i8042_read_byte(void *opaque, uint64_t off)
 	return 0xff;
 }
 
-static void i8042_write_byte(void *opaque, uint64_t off, uint8_t v)
+static void i8042_write_byte(struct byte_dev *dev, uint64_t off, uint8_t v)
 {
-	struct i8042 *k = opaque;
+	struct i8042 *k = (struct i8042 *)dev;
 
 	if (off == 4) {
 		k->status |= STS_CMD;
@@ -101,56 +100,23 @@ static void i8042_write_byte(void *opaque, uint64_t off, uint8_t v)
 	}
 }
 
-static void i8042_read(void *opaque, uint64_t off, uint8_t *d, uint32_t len)
-{
-	struct i8042 *k = opaque;
-
-	pthread_mutex_lock(&k->lock);
-	byte_regs_read(i8042_read_byte, k, off, d, len);
-	pthread_mutex_unlock(&k->lock);
-}
-
-static void i8042_write(void *opaque, uint64_t off, const uint8_t *d, uint32_t len)
-{
-	struct i8042 *k = opaque;
-
-	pthread_mutex_lock(&k->lock);
-	byte_regs_write(i8042_write_byte, k, off, d, len);
-	pthread_mutex_unlock(&k->lock);
-}
-
-static const struct bus_ops i8042_ops = { .read = i8042_read, .write = i8042_write };
-
 static int i8042_create(struct dev_host *host, void **state)
 {
-	struct i8042 *k = calloc(1, sizeof(*k));
 	int ret;
+	/* One range covers 0x60..0x64; 0x61..0x63 (system control, unmodelled) read as 0xff. */
+	struct i8042 *k = byte_dev_new(sizeof(*k), i8042_read_byte, i8042_write_byte, host->pio,
+				       KILN_PORT_I8042_DATA,
+				       KILN_PORT_I8042_CMD - KILN_PORT_I8042_DATA + 1, "i8042", &ret);
 
 	if (!k)
-		return -ENOMEM;
-	pthread_mutex_init(&k->lock, NULL);
+		return ret;
 	k->host = host;
 	k->status = STS_SYS;
 	k->config = CFG_AUX_DISABLED | 0x04; /* system flag, keyboard enabled, no interrupts */
-	/* One range covers 0x60..0x64; 0x61..0x63 (system control, unmodelled) read as 0xff. */
-	ret = bus_register(host->pio, KILN_PORT_I8042_DATA,
-			   KILN_PORT_I8042_CMD - KILN_PORT_I8042_DATA + 1, &i8042_ops, k, "i8042");
-	if (ret) {
-		free(k);
-		return ret;
-	}
 	*state = k;
 	return 0;
 }
 
-static void i8042_destroy(void *state)
-{
-	struct i8042 *k = state;
-
-	pthread_mutex_destroy(&k->lock);
-	free(k);
-}
-
 const struct device_type i8042_type = {
-	.name = "i8042", .create = i8042_create, .destroy = i8042_destroy,
+	.name = "i8042", .create = i8042_create, .destroy = byte_dev_free,
 };

@@ -42,8 +42,7 @@ static void pvpanic_describe(void *state, struct acpi_config *acpi)
 		.res = { { ACPI_RES_IO, KILN_PORT_PVPANIC, 1 } },
 	};
 
-	if (acpi_add_device(acpi, &pevt))
-		log_warn("ACPI: no room to describe pvpanic");
+	device_describe(acpi, &pevt);
 }
 
 const struct device_type pvpanic_type = {

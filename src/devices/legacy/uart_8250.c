@@ -8,7 +8,6 @@
  * (drivers/tty/serial/8250/8250_port.c, autoconfig) identifies it as a 16550A.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -41,7 +40,7 @@ enum { RBR_THR_DLL = 0, IER_DLM = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR
 #define MSR_DELTAS 0x0f
 
 struct uart {
-	pthread_mutex_t lock;
+	struct byte_dev dev; /* first: the bus hands us &dev */
 	struct dev_host *host;
 	uint8_t rx[UART_FIFO];
 	unsigned rx_head, rx_count;
@@ -106,9 +105,9 @@ static void uart_transmit(struct uart *u, uint8_t byte)
 		log_warn("serial console: output lost (write failed); further losses not logged");
 }
 
-static uint8_t uart_read_byte(void *opaque, uint64_t off)
+static uint8_t uart_read_byte(struct byte_dev *dev, uint64_t off)
 {
-	struct uart *u = opaque;
+	struct uart *u = (struct uart *)dev;
 	uint8_t v = 0;
 
 	switch (off) {
@@ -140,9 +139,9 @@ static uint8_t uart_read_byte(void *opaque, uint64_t off)
 	return v;
 }
 
-static void uart_write_byte(void *opaque, uint64_t off, uint8_t v)
+static void uart_write_byte(struct byte_dev *dev, uint64_t off, uint8_t v)
 {
-	struct uart *u = opaque;
+	struct uart *u = (struct uart *)dev;
 
 	switch (off) {
 	case RBR_THR_DLL:
@@ -182,65 +181,32 @@ static void uart_write_byte(void *opaque, uint64_t off, uint8_t v)
 	uart_update_irq(u);
 }
 
-static void uart_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
-{
-	struct uart *u = opaque;
-
-	pthread_mutex_lock(&u->lock);
-	byte_regs_read(uart_read_byte, u, off, data, len);
-	pthread_mutex_unlock(&u->lock);
-}
-
-static void uart_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t len)
-{
-	struct uart *u = opaque;
-
-	pthread_mutex_lock(&u->lock);
-	byte_regs_write(uart_write_byte, u, off, data, len);
-	pthread_mutex_unlock(&u->lock);
-}
-
-static const struct bus_ops uart_ops = { .read = uart_read, .write = uart_write };
-
 unsigned uart_8250_receive(void *uart_state, const uint8_t *buf, unsigned len)
 {
 	struct uart *u = uart_state;
 	unsigned taken = 0;
 
-	pthread_mutex_lock(&u->lock);
+	pthread_mutex_lock(&u->dev.lock);
 	while (taken < len && u->rx_count < UART_FIFO)
 		uart_rx_push(u, buf[taken++]);
 	uart_update_irq(u);
-	pthread_mutex_unlock(&u->lock);
+	pthread_mutex_unlock(&u->dev.lock);
 	return taken;
 }
 
 static int uart_create(struct dev_host *host, void **state)
 {
-	struct uart *u = calloc(1, sizeof(*u));
 	int ret;
+	struct uart *u = byte_dev_new(sizeof(*u), uart_read_byte, uart_write_byte, host->pio,
+				      KILN_PORT_COM1, UART_REGS, "COM1", &ret);
 
 	if (!u)
-		return -ENOMEM;
-	pthread_mutex_init(&u->lock, NULL);
+		return ret;
 	u->host = host;
 	u->lcr = 0x03; /* 8N1 */
 	u->mcr = 0x08; /* OUT2 */
-	ret = bus_register(host->pio, KILN_PORT_COM1, UART_REGS, &uart_ops, u, "COM1");
-	if (ret) {
-		free(u);
-		return ret;
-	}
 	*state = u;
 	return 0;
-}
-
-static void uart_destroy(void *state)
-{
-	struct uart *u = state;
-
-	pthread_mutex_destroy(&u->lock);
-	free(u);
 }
 
 static void uart_describe(void *state, struct acpi_config *acpi)
@@ -250,10 +216,9 @@ static void uart_describe(void *state, struct acpi_config *acpi)
 		.res = { { ACPI_RES_IO, KILN_PORT_COM1, UART_REGS }, { ACPI_RES_IRQ, KILN_IRQ_COM1, 0 } },
 	};
 
-	if (acpi_add_device(acpi, &com1))
-		log_warn("ACPI: no room to describe COM1");
+	device_describe(acpi, &com1);
 }
 
 const struct device_type uart_8250_type = {
-	.name = "uart_8250", .create = uart_create, .destroy = uart_destroy, .describe = uart_describe,
+	.name = "uart_8250", .create = uart_create, .destroy = byte_dev_free, .describe = uart_describe,
 };
