@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -50,15 +51,17 @@ static int fail(struct vm_error *e, enum vm_error_kind kind, const char *fmt, ..
 	return -EINVAL;
 }
 
-/* Read a whole regular file named by option @opt into a malloc'd buffer. */
-static int read_file(const char *opt, const char *path, uint8_t **data, size_t *len,
-		     struct vm_error *e)
+/* Map a whole regular file named by option @opt read-only (MAP_POPULATE: one pass through the
+ * page cache, no heap copy); unmap with munmap(*data, *len) when *len is not 0. */
+static int map_file(const char *opt, const char *path, const uint8_t **data, size_t *len,
+		    struct vm_error *e)
 {
 	struct stat st;
-	ssize_t n;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	void *map;
+	int err, fd = open(path, O_RDONLY | O_CLOEXEC);
 
+	*data = NULL;
+	*len = 0;
 	if (fd < 0)
 		return fail(e, errno == ENOENT || errno == ENOTDIR ? VM_ERR_USAGE : VM_ERR_RUNTIME,
 			    "%s %s: %s", opt, path, strerror(errno));
@@ -66,25 +69,18 @@ static int read_file(const char *opt, const char *path, uint8_t **data, size_t *
 		close(fd);
 		return fail(e, VM_ERR_USAGE, "%s %s: not a regular file of at most 4 GiB", opt, path);
 	}
-	*data = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!*data) {
+	if (st.st_size == 0) {
 		close(fd);
-		return fail(e, VM_ERR_RUNTIME, "%s %s: out of memory", opt, path);
+		*data = (const uint8_t *)"";
+		return 0;
 	}
-	while (got < (size_t)st.st_size && (n = read(fd, *data + got, st.st_size - got)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int err = errno;
-
-			close(fd);
-			free(*data);
-			return fail(e, VM_ERR_RUNTIME, "%s %s: read: %s", opt, path, strerror(err));
-		}
-		got += n;
-	}
+	map = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	err = errno;
 	close(fd);
-	*len = got;
+	if (map == MAP_FAILED)
+		return fail(e, VM_ERR_RUNTIME, "%s %s: mmap: %s", opt, path, strerror(err));
+	*data = map;
+	*len = st.st_size;
 	return 0;
 }
 
@@ -180,7 +176,8 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, const struct a
 		      struct vm_error *e)
 {
 	struct boot_input in = { .cmdline = cfg->cmdline };
-	uint8_t *kernel = NULL, *initrd = NULL;
+	const uint8_t *kernel = NULL, *initrd = NULL;
+	size_t kernel_len = 0, initrd_len = 0;
 	char why[256];
 	int ret;
 
@@ -190,12 +187,14 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, const struct a
 		return fail(e, VM_ERR_RUNTIME, "ACPI tables: %s", strerror(-ret));
 	if (x86_boot_write_tables(&vm->mem))
 		return fail(e, VM_ERR_RUNTIME, "boot page tables do not fit in guest memory");
-	ret = read_file("--kernel", cfg->kernel_path, &kernel, &in.kernel_len, e);
+	ret = map_file("--kernel", cfg->kernel_path, &kernel, &kernel_len, e);
 	if (!ret && cfg->initrd_path)
-		ret = read_file("--initrd", cfg->initrd_path, &initrd, &in.initrd_len, e);
+		ret = map_file("--initrd", cfg->initrd_path, &initrd, &initrd_len, e);
 	if (!ret) {
 		in.kernel = kernel;
+		in.kernel_len = kernel_len;
 		in.initrd = initrd;
+		in.initrd_len = initrd_len;
 		ret = boot_load(&vm->mem, &in, &vm->boot, why, sizeof(why));
 		if (ret == -E2BIG)
 			fail(e, VM_ERR_USAGE, "--cmdline: %s", why);
@@ -204,8 +203,10 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, const struct a
 		else if (ret)
 			fail(e, VM_ERR_USAGE, "--kernel %s: %s", cfg->kernel_path, why);
 	}
-	free(kernel);
-	free(initrd);
+	if (kernel_len)
+		munmap((void *)kernel, kernel_len);
+	if (initrd_len)
+		munmap((void *)initrd, initrd_len);
 	return ret;
 }
 
