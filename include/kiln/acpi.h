@@ -20,6 +20,7 @@ enum acpi_resource_type {
 	ACPI_RES_IO,    /* I/O port range: base, len (ACPI 6.5 §6.4.2.5) */
 	ACPI_RES_MEM32, /* fixed 32-bit memory range: base, len (§6.4.3.4) */
 	ACPI_RES_IRQ,   /* ISA IRQ number in base, edge, active-high (§6.4.2.1) */
+	ACPI_RES_GSI,   /* any GSI in base, edge, active-high: Extended Interrupt (§6.4.3.6) */
 };
 
 struct acpi_resource {

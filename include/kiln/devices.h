@@ -15,6 +15,7 @@
 #include "kiln/bus.h"
 
 struct acpi_config;
+struct guest_mem;
 
 /* Why the VM stops; the command line maps each to an exit code. */
 enum vm_stop_reason {
@@ -34,6 +35,17 @@ struct dev_host {
 	void (*set_irq)(struct dev_host *host, unsigned gsi, bool level);
 	/* Ask the VM to stop; the first reason wins. Callable from any thread. */
 	void (*request_stop)(struct dev_host *host, enum vm_stop_reason reason);
+	/* Call @cb(@opaque) on kiln's event loop thread each time @fd becomes readable; @fd stays
+	 * the caller's. Returns 0 or -errno. */
+	int (*watch_fd)(struct dev_host *host, int fd, void (*cb)(void *opaque), void *opaque);
+	/* KVM_IOEVENTFD: a guest write of @len bytes (1, 2, 4 or 8) equal to @value at MMIO
+	 * (@mmio) or port address @addr signals eventfd @fd without leaving the guest.
+	 * Returns 0 or -errno. */
+	int (*ioeventfd)(struct dev_host *host, bool mmio, uint64_t addr, uint32_t len,
+			 uint64_t value, int fd);
+	/* KVM_IRQFD: each write to eventfd @fd raises GSI @gsi (an edge). Returns 0 or -errno. */
+	int (*irqfd)(struct dev_host *host, unsigned gsi, int fd);
+	const struct guest_mem *mem; /* guest RAM, for devices that do DMA (virtio) */
 	int console_out_fd;     /* where the serial console writes */
 	struct timespec start;  /* CLOCK_MONOTONIC when kiln started */
 	struct timespec start_cpu; /* CLOCK_PROCESS_CPUTIME_ID when kiln started */

@@ -23,6 +23,9 @@
 #define KILN_MMIO_HOLE_END     0x100000000ULL
 #define KILN_BOOT_TIMER_GPA    0xC0000000ULL /* Firecracker-compatible boot-timer register */
 #define KILN_BOOT_TIMER_SIZE   0x1000ULL
+#define KILN_VIRTIO_MMIO_BASE  0xD0000000ULL /* virtio-mmio slot i at BASE + i * SIZE */
+#define KILN_VIRTIO_MMIO_SIZE  0x1000ULL
+#define KILN_VIRTIO_MMIO_SLOTS 8
 #define KILN_IOAPIC_GPA        0xFEC00000ULL
 #define KILN_LAPIC_GPA         0xFEE00000ULL
 
@@ -48,6 +51,7 @@
 #define KILN_IRQ_RTC           8
 #define KILN_IRQ_SCI           9
 #define KILN_IOAPIC_PINS       24
+#define KILN_VIRTIO_MMIO_GSI   16      /* slot i interrupts on GSI 16 + i (IOAPIC only, edge) */
 
 /* ACPI S5 sleep type written to PM1a_CNT.SLP_TYP on poweroff (DSDT \_S5). */
 #define KILN_ACPI_S5_SLP_TYP   5

@@ -13,10 +13,15 @@
 #include <stdint.h>
 
 #include "kiln/devices.h"
+#include "kiln/layout.h"
+#include "kiln/virtio.h"
 
 #define VM_DEFAULT_CMDLINE "console=ttyS0"
 #define VM_DEFAULT_CPUS 1
 #define VM_DEFAULT_MEM_MIB 512
+#define VM_MAX_VIRTIO KILN_VIRTIO_MMIO_SLOTS /* disks + rng */
+
+enum vm_transport { VM_TRANSPORT_MMIO };
 
 struct vm_config {
 	const char *kernel_path;
@@ -24,6 +29,10 @@ struct vm_config {
 	const char *cmdline;
 	unsigned nr_cpus;
 	uint64_t mem_bytes;
+	enum vm_transport transport; /* how virtio devices attach */
+	unsigned nr_disks;
+	struct disk_config disk[VM_MAX_VIRTIO];
+	bool rng;                    /* add a virtio-rng device */
 };
 
 struct vm;

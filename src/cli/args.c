@@ -10,6 +10,7 @@
 
 const char cli_run_usage[] =
 	"usage: kiln run --kernel PATH [--initrd PATH] [--cmdline STRING] [--cpus N] [--memory SIZE]\n"
+	"                [--disk PATH[,readonly=on][,id=NAME]]... [--rng] [--transport mmio]\n"
 	"\n"
 	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) with the serial console on\n"
 	"standard input/output. On a terminal the console is raw; press Ctrl-A then x to quit.\n"
@@ -19,6 +20,11 @@ const char cli_run_usage[] =
 	"  --cmdline STRING  kernel command line (default \"" VM_DEFAULT_CMDLINE "\")\n"
 	"  --cpus N          number of vCPUs (default 1)\n"
 	"  --memory SIZE     guest RAM: 512M, 2G or a plain number of MiB (default 512M)\n"
+	"  --disk PATH[,readonly=on][,id=NAME]\n"
+	"                    a raw disk image as virtio-blk (/dev/vda, vdb, ... in order); id is\n"
+	"                    the serial the guest sees (at most 20 characters)\n"
+	"  --rng             a virtio-rng entropy device fed from the host's getrandom()\n"
+	"  --transport mmio  how virtio devices attach (default mmio; described in ACPI)\n"
 	"  --log-level L     error, warn (default), info (adds the boot-timer line) or debug\n"
 	"  -h, --help        this text;  --version  kiln's version\n"
 	"\n"
@@ -61,11 +67,54 @@ static int parse_level(const char *text, enum log_level *level)
 	return -EINVAL;
 }
 
+/* "PATH[,readonly=on|off][,id=NAME]" into @d (pointing into @text, which is modified). */
+static int parse_disk(char *text, struct disk_config *d, char *err, size_t errlen)
+{
+	char *opt, *save = NULL;
+
+	*d = (struct disk_config){ .path = strtok_r(text, ",", &save) };
+	if (!d->path || !*d->path) {
+		snprintf(err, errlen, "--disk: missing PATH");
+		return -EINVAL;
+	}
+	while ((opt = strtok_r(NULL, ",", &save))) {
+		if (!strcmp(opt, "readonly=on") || !strcmp(opt, "readonly=off")) {
+			d->readonly = !strcmp(opt, "readonly=on");
+		} else if (!strncmp(opt, "id=", 3) && strlen(opt + 3) >= 1 && strlen(opt + 3) <= 20 &&
+			   strspn(opt + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") == strlen(opt + 3)) {
+			d->id = opt + 3;
+		} else {
+			snprintf(err, errlen, "--disk %s: \"%s\" is not readonly=on|off or id=NAME "
+				 "(1-20 of A-Z a-z 0-9 _ - .)", d->path, opt);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Checks across options: device count and unique disk ids. */
+static int check_devices(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->nr_disks + cfg->rng > VM_MAX_VIRTIO) {
+		snprintf(err, errlen, "--disk/--rng: %u devices, more than the %d virtio-mmio slots",
+			 cfg->nr_disks + cfg->rng, VM_MAX_VIRTIO);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < cfg->nr_disks; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (cfg->disk[i].id && cfg->disk[j].id && !strcmp(cfg->disk[i].id, cfg->disk[j].id)) {
+				snprintf(err, errlen, "--disk %s: id \"%s\" is already used by --disk %s",
+					 cfg->disk[i].path, cfg->disk[i].id, cfg->disk[j].path);
+				return -EINVAL;
+			}
+	return 0;
+}
+
 int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *level, char *err,
 		  size_t errlen)
 {
 	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
-	       OPT_LOG_LEVEL };
+	       OPT_LOG_LEVEL, OPT_DISK, OPT_RNG, OPT_TRANSPORT };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -73,6 +122,9 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "disk", required_argument, NULL, OPT_DISK },
+		{ "rng", no_argument, NULL, OPT_RNG },
+		{ "transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -111,6 +163,23 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 				return -EINVAL;
 			}
 			break;
+		case OPT_DISK:
+			if (cfg->nr_disks == VM_MAX_VIRTIO) {
+				snprintf(err, errlen, "--disk %s: more than %d disks", optarg, VM_MAX_VIRTIO);
+				return -EINVAL;
+			}
+			if (parse_disk(optarg, &cfg->disk[cfg->nr_disks], err, errlen))
+				return -EINVAL;
+			cfg->nr_disks++;
+			break;
+		case OPT_RNG: cfg->rng = true; break;
+		case OPT_TRANSPORT:
+			if (strcmp(optarg, "mmio")) {
+				snprintf(err, errlen, "--transport: \"%s\" is not supported (mmio only)", optarg);
+				return -EINVAL;
+			}
+			cfg->transport = VM_TRANSPORT_MMIO;
+			break;
 		case 'h': return CLI_HELP;
 		case OPT_VERSION: return CLI_VERSION;
 		case ':':
@@ -129,5 +198,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		snprintf(err, errlen, "--kernel is required");
 		return -EINVAL;
 	}
+	if (check_devices(cfg, err, errlen))
+		return -EINVAL;
 	return CLI_RUN;
 }

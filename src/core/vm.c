@@ -90,10 +90,44 @@ static void host_set_irq(struct dev_host *host, unsigned gsi, bool level)
 {
 	struct kvm_irq_level irq = { .irq = gsi, .level = level };
 
-	if (host_vm(host)->vm_fd < 0)
-		return; /* devices settle their lines before the VM exists: nothing to tell KVM */
 	if (ioctl(host_vm(host)->vm_fd, KVM_IRQ_LINE, &irq) < 0)
 		log_warn("KVM_IRQ_LINE gsi %u level %d: %s", gsi, level, strerror(errno));
+}
+
+static int add_watch(struct vm *vm, int fd, void (*cb)(void *opaque), void *opaque)
+{
+	struct vm_watch *w = &vm->watch[vm->nr_watches];
+
+	if (vm->nr_watches == VM_MAX_WATCHES)
+		return -ENOSPC;
+	*w = (struct vm_watch){ .fd = fd, .cb = cb, .opaque = opaque };
+	if (epoll_ctl(vm->epoll_fd, EPOLL_CTL_ADD, fd,
+		      &(struct epoll_event){ .events = EPOLLIN, .data.ptr = w }))
+		return -errno;
+	vm->nr_watches++;
+	return 0;
+}
+
+static int host_watch_fd(struct dev_host *host, int fd, void (*cb)(void *opaque), void *opaque)
+{
+	return add_watch(host_vm(host), fd, cb, opaque);
+}
+
+static int host_ioeventfd(struct dev_host *host, bool mmio, uint64_t addr, uint32_t len,
+			  uint64_t value, int fd)
+{
+	struct kvm_ioeventfd io = { .datamatch = value, .addr = addr, .len = len, .fd = fd,
+				    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH |
+					     (mmio ? 0 : KVM_IOEVENTFD_FLAG_PIO) };
+
+	return ioctl(host_vm(host)->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+static int host_irqfd(struct dev_host *host, unsigned gsi, int fd)
+{
+	struct kvm_irqfd irq = { .fd = (uint32_t)fd, .gsi = gsi };
+
+	return ioctl(host_vm(host)->vm_fd, KVM_IRQFD, &irq) < 0 ? -errno : 0;
 }
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
@@ -171,11 +205,61 @@ static int create_devices(struct vm *vm, struct acpi_config *acpi, struct vm_err
 	return 0;
 }
 
+/* Attach @dev (taken over, freed on failure) on the next virtio-mmio slot, describe it in
+ * the DSDT and add it to @cmdline (KILN_CMDLINE_MAX bytes). */
+static int attach_virtio(struct vm *vm, struct virtio_dev *dev, const char *what,
+			 struct acpi_config *acpi, char *cmdline, struct vm_error *e)
+{
+	struct vm_virtio *v = &vm->virtio[vm->nr_virtio];
+	size_t used = strlen(cmdline);
+	int ret;
+
+	if (vm->nr_virtio == VM_MAX_VIRTIO) {
+		virtio_dev_free(dev);
+		return fail(e, VM_ERR_USAGE, "%s: more than %d virtio devices", what, VM_MAX_VIRTIO);
+	}
+	ret = virtio_mmio_create(&vm->host, dev, vm->nr_virtio, &v->mmio);
+	if (ret) {
+		virtio_dev_free(dev);
+		return fail(e, VM_ERR_RUNTIME, "%s: virtio-mmio: %s", what, strerror(-ret));
+	}
+	v->dev = dev;
+	vm->nr_virtio++;
+	virtio_mmio_describe(v->mmio, acpi);
+	virtio_mmio_cmdline(v->mmio, cmdline + used, KILN_CMDLINE_MAX - used);
+	return 0;
+}
+
+/* The virtio devices the configuration asks for: disks first (vda, vdb, ...), then rng. */
+static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi_config *acpi,
+			 char *cmdline, struct vm_error *e)
+{
+	char err[512];
+	bool usage;
+	int ret = 0;
+
+	for (unsigned i = 0; !ret && i < cfg->nr_disks; i++) {
+		struct virtio_dev *dev = virtio_blk_new(&vm->mem, &cfg->disk[i], i, &usage, err, sizeof(err));
+
+		if (!dev)
+			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
+		ret = attach_virtio(vm, dev, "--disk", acpi, cmdline, e);
+	}
+	if (!ret && cfg->rng) {
+		struct virtio_dev *dev = virtio_rng_new(&vm->mem);
+
+		if (!dev)
+			return fail(e, VM_ERR_RUNTIME, "--rng: out of memory");
+		ret = attach_virtio(vm, dev, "--rng", acpi, cmdline, e);
+	}
+	return ret;
+}
+
 /* Lay out ACPI tables, boot tables, kernel and initrd in guest memory. */
 static int load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_config *acpi,
-		      struct vm_error *e)
+		      const char *cmdline, struct vm_error *e)
 {
-	struct boot_input in = { .cmdline = cfg->cmdline };
+	struct boot_input in = { .cmdline = cmdline };
 	const uint8_t *kernel = NULL, *initrd = NULL;
 	size_t kernel_len = 0, initrd_len = 0;
 	char why[256];
@@ -241,10 +325,10 @@ static int setup_gsi_routing(struct vm *vm)
 	return ret;
 }
 
+/* The VM with its interrupt controllers, PIT, GSI routing and memory slots. */
 static int create_kvm_vm(struct vm *vm, struct vm_error *e)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	struct kvm_cpuid2 *cpuid = NULL;
 	const char *step;
 	int ret;
 
@@ -276,6 +360,18 @@ static int create_kvm_vm(struct vm *vm, struct vm_error *e)
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
 			goto out_errno;
 	}
+	return 0;
+out_errno:
+	return fail(e, VM_ERR_RUNTIME, "%s: %s", step, strerror(errno));
+}
+
+/* The vCPUs, once the guest is laid out (the boot vCPU starts at the kernel's entry). */
+static int create_vcpus(struct vm *vm, struct vm_error *e)
+{
+	struct kvm_cpuid2 *cpuid = NULL;
+	const char *step;
+	int ret;
+
 	step = "KVM_GET_VCPU_MMAP_SIZE";
 	ret = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (ret <= 0)
@@ -314,36 +410,52 @@ int vm_create(const struct vm_config *cfg, struct vm **out, enum vm_error_kind *
 	struct vm_error e = { .kind = kind, .msg = err, .len = errlen };
 	struct acpi_config acpi = { .nr_cpus = cfg->nr_cpus };
 	struct vm *vm = calloc(1, sizeof(*vm));
+	char *cmdline = NULL;
 	int ret;
 
 	if (!vm)
 		return fail(&e, VM_ERR_RUNTIME, "out of memory");
-	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->epoll_fd = -1;
 	vm->nr_cpus = cfg->nr_cpus;
 	clock_gettime(CLOCK_MONOTONIC, &vm->host.start);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &vm->host.start_cpu);
 	bus_init(&vm->pio, "port");
 	bus_init(&vm->mmio, "mmio");
 	vm->host = (struct dev_host){ .pio = &vm->pio, .mmio = &vm->mmio, .set_irq = host_set_irq,
-				      .request_stop = host_request_stop, .console_out_fd = STDOUT_FILENO,
+				      .request_stop = host_request_stop, .watch_fd = host_watch_fd,
+				      .ioeventfd = host_ioeventfd, .irqfd = host_irqfd,
+				      .mem = &vm->mem, .console_out_fd = STDOUT_FILENO,
 				      .start = vm->host.start, .start_cpu = vm->host.start_cpu };
 	ret = check_limits(cfg, &e);
 	if (!ret && guest_mem_alloc(&vm->mem, cfg->mem_bytes))
 		ret = fail(&e, VM_ERR_RUNTIME, "--memory: cannot reserve %" PRIu64 " MiB",
 			   cfg->mem_bytes >> 20);
-	if (!ret)
-		ret = create_devices(vm, &acpi, &e);
-	if (!ret)
-		ret = load_guest(vm, cfg, &acpi, &e);
 	if (!ret) {
+		vm->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 		vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (vm->stop_efd < 0)
-			ret = fail(&e, VM_ERR_RUNTIME, "eventfd: %s", strerror(errno));
+		if (vm->epoll_fd < 0 || vm->stop_efd < 0 || add_watch(vm, vm->stop_efd, NULL, NULL))
+			ret = fail(&e, VM_ERR_RUNTIME, "event loop: %s", strerror(errno));
 	}
 	if (!ret)
 		ret = check_kvm(vm, cfg, &e);
 	if (!ret)
 		ret = create_kvm_vm(vm, &e);
+	if (!ret)
+		ret = create_devices(vm, &acpi, &e);
+	if (!ret) {
+		cmdline = calloc(1, KILN_CMDLINE_MAX);
+		if (!cmdline)
+			ret = fail(&e, VM_ERR_RUNTIME, "out of memory");
+		else
+			snprintf(cmdline, KILN_CMDLINE_MAX, "%s", cfg->cmdline);
+	}
+	if (!ret)
+		ret = create_virtio(vm, cfg, &acpi, cmdline, &e);
+	if (!ret)
+		ret = load_guest(vm, cfg, &acpi, cmdline, &e);
+	free(cmdline);
+	if (!ret)
+		ret = create_vcpus(vm, &e);
 	if (ret) {
 		vm_destroy(vm);
 		return ret;
@@ -372,18 +484,19 @@ static void quit_from_console(struct vm *vm)
 	vm_request_stop(vm, VM_STOP_SIGNAL);
 }
 
-/* Serve the console, signals and stop requests until the guest stops. */
+/* Serve the console, signals, device file descriptors and stop requests until the guest
+ * stops. */
 static void main_loop(struct vm *vm, int sig_fd)
 {
+	struct vm_watch sig_watch = { .fd = sig_fd }, in_watch = { .fd = STDIN_FILENO };
 	struct console con;
-	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int ep = vm->epoll_fd;
 	bool watching_input = false;
 
 	console_open(&con, STDIN_FILENO, console_to_uart, find_device(vm, &uart_8250_type));
-	epoll_ctl(ep, EPOLL_CTL_ADD, vm->stop_efd, &(struct epoll_event){ .events = EPOLLIN, .data.fd = vm->stop_efd });
-	epoll_ctl(ep, EPOLL_CTL_ADD, sig_fd, &(struct epoll_event){ .events = EPOLLIN, .data.fd = sig_fd });
+	epoll_ctl(ep, EPOLL_CTL_ADD, sig_fd, &(struct epoll_event){ .events = EPOLLIN, .data.ptr = &sig_watch });
 	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
-		struct epoll_event ev[4];
+		struct epoll_event ev[16];
 		bool pending = console_flush(&con);
 		bool want_input = con.in_fd >= 0 && !pending;
 		int n;
@@ -392,7 +505,7 @@ static void main_loop(struct vm *vm, int sig_fd)
 		if (want_input && !con.pollable && console_read(&con))
 			quit_from_console(vm);
 		if (want_input && con.pollable && !watching_input) {
-			struct epoll_event in = { .events = EPOLLIN, .data.fd = con.in_fd };
+			struct epoll_event in = { .events = EPOLLIN, .data.ptr = &in_watch };
 
 			if (epoll_ctl(ep, EPOLL_CTL_ADD, con.in_fd, &in))
 				con.in_fd = -1; /* e.g. /dev/null: no input */
@@ -403,16 +516,20 @@ static void main_loop(struct vm *vm, int sig_fd)
 		}
 		/* While typed bytes wait for room in the UART FIFO, poll for it every 10 ms. */
 		pending = con.head < con.tail || (con.in_fd >= 0 && !con.pollable);
-		n = epoll_wait(ep, ev, 4, pending ? 10 : -1);
+		n = epoll_wait(ep, ev, 16, pending ? 10 : -1);
 		for (int i = 0; i < n; i++) {
-			if (ev[i].data.fd == sig_fd) {
+			struct vm_watch *w = ev[i].data.ptr;
+
+			if (w->cb) {
+				w->cb(w->opaque);
+			} else if (w == &sig_watch) {
 				struct signalfd_siginfo si;
 
 				if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
 					vm->stop_signal = (int)si.ssi_signo;
 					vm_request_stop(vm, VM_STOP_SIGNAL);
 				}
-			} else if (ev[i].data.fd == STDIN_FILENO && console_read(&con)) {
+			} else if (w == &in_watch && console_read(&con)) {
 				quit_from_console(vm);
 			}
 		}
@@ -421,7 +538,9 @@ static void main_loop(struct vm *vm, int sig_fd)
 			watching_input = false;
 		}
 	}
-	close(ep);
+	if (watching_input)
+		epoll_ctl(ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
+	epoll_ctl(ep, EPOLL_CTL_DEL, sig_fd, NULL);
 	console_restore();
 }
 
@@ -469,12 +588,18 @@ void vm_destroy(struct vm *vm)
 				vcpu_exit(&vm->vcpu[i]);
 		free(vm->vcpu);
 	}
+	for (unsigned i = vm->nr_virtio; i-- > 0;) {
+		virtio_mmio_destroy(vm->virtio[i].mmio);
+		virtio_dev_free(vm->virtio[i].dev);
+	}
 	for (unsigned i = vm->nr_devices; i-- > 0;)
 		if (vm->device[i].type->destroy)
 			vm->device[i].type->destroy(vm->device[i].state);
 	guest_mem_free(&vm->mem);
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
+	if (vm->epoll_fd >= 0)
+		close(vm->epoll_fd);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

@@ -13,6 +13,14 @@
 #include "kiln/vm.h"
 
 #define VM_MAX_DEVICES 16
+#define VM_MAX_WATCHES 64
+
+/* A file descriptor served by the main event loop; cb NULL for the loop's own descriptors. */
+struct vm_watch {
+	int fd;
+	void (*cb)(void *opaque);
+	void *opaque;
+};
 
 struct vcpu {
 	struct vm *vm;
@@ -28,6 +36,12 @@ struct vm_device {
 	void *state;
 };
 
+/* A virtio device and the transport that attaches it. */
+struct vm_virtio {
+	struct virtio_dev *dev;
+	struct virtio_mmio *mmio;
+};
+
 struct vm {
 	int kvm_fd, vm_fd;
 	struct guest_mem mem;
@@ -35,10 +49,15 @@ struct vm {
 	struct dev_host host;
 	unsigned nr_devices;
 	struct vm_device device[VM_MAX_DEVICES];
+	unsigned nr_virtio;
+	struct vm_virtio virtio[VM_MAX_VIRTIO];
 	struct boot_info boot;
 	unsigned nr_cpus;
 	size_t run_size;
 	struct vcpu *vcpu;
+	int epoll_fd;                   /* the main event loop */
+	unsigned nr_watches;
+	struct vm_watch watch[VM_MAX_WATCHES];
 	int stop_efd;                   /* eventfd: a stop was requested */
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first request wins */
 	int stop_signal;

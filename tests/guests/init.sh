@@ -4,6 +4,8 @@
 #   facts     print "KILN-FACT key=value" lines about what the guest sees, then power off
 #   poweroff  power off          reboot  reboot          panic  crash the kernel (sysrq c)
 #   hang      wait forever (for signal tests)
+#   disks     report virtio disks and rng; on /dev/vda (ext4): read hello.txt, write
+#             written.bin (8 MiB, synced), fstrim; try to write /dev/vdb when it exists
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -28,6 +30,35 @@ facts)
 	fact acpi_tables "$(ls /sys/firmware/acpi/tables | tr '\n' ' ')"
 	fact uname_r "$(uname -r)"
 	fact cmdline "$(cat /proc/cmdline)"
+	echo KILN-FACTS-END
+	poweroff -f ;;
+disks)
+	for d in /sys/block/vd*; do
+		[ -e "$d" ] || continue
+		n=${d##*/}
+		fact "${n}_sectors" "$(cat "$d/size")"
+		fact "${n}_ro" "$(cat "$d/ro")"
+		fact "${n}_serial" "$(cat "$d/serial" 2>/dev/null)"
+	done
+	fact rng "$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
+	fact rng_bytes "$(head -c 65536 /dev/hwrng 2>/dev/null | wc -c)"
+	mkdir -p /mnt
+	if mount -t ext4 /dev/vda /mnt; then
+		fact hello "$(cat /mnt/hello.txt)"
+		dd if=/dev/urandom of=/mnt/written.bin bs=1M count=8 2>/dev/null
+		sync
+		fact written_sha256 "$(sha256sum /mnt/written.bin | cut -d' ' -f1)"
+		fstrim /mnt && fact fstrim ok
+		umount /mnt && fact umount ok
+	fi
+	if [ -b /dev/vdb ]; then
+		if dd if=/dev/zero of=/dev/vdb bs=4096 count=1 conv=fsync 2>/dev/null; then
+			fact vdb_write ok
+		else
+			fact vdb_write refused
+		fi
+		fact vdb_sha256 "$(sha256sum /dev/vdb | cut -d' ' -f1)"
+	fi
 	echo KILN-FACTS-END
 	poweroff -f ;;
 poweroff) poweroff -f ;;

@@ -15,7 +15,12 @@ def files(tmp_path, bzimage):
     big = tmp_path / "big-initrd"
     with open(big, "wb") as f:
         f.truncate(200 << 20)  # sparse: 200 MiB that cannot fit in 128 MiB of RAM
-    return {"text": text, "truncated": truncated, "big": big, "dir": tmp_path}
+    odd = tmp_path / "odd.img"
+    odd.write_bytes(b"x" * 1000)
+    img = tmp_path / "disk.img"
+    with open(img, "wb") as f:
+        f.truncate(1 << 20)
+    return {"text": text, "truncated": truncated, "big": big, "dir": tmp_path, "odd": odd, "img": img}
 
 
 CASES = [
@@ -35,6 +40,13 @@ CASES = [
     ("cpus-malformed", ["--kernel", "{bz}", "--cpus", "two"], ["--cpus", "two"]),
     ("unknown-option", ["--kernel", "{bz}", "--frobnicate"], ["--frobnicate"]),
     ("stray-argument", ["--kernel", "{bz}", "extra"], ["extra"]),
+    ("disk-missing", ["--kernel", "{bz}", "--disk", "/nonexistent/disk.img"], ["--disk", "/nonexistent/disk.img"]),
+    ("disk-directory", ["--kernel", "{bz}", "--disk", "{dir}"], ["--disk", "{dir}"]),
+    ("disk-odd-size", ["--kernel", "{bz}", "--disk", "{odd}"], ["--disk", "{odd}", "multiple of 512"]),
+    ("disk-bad-option", ["--kernel", "{bz}", "--disk", "{img},readonly=maybe"], ["--disk", "readonly=maybe"]),
+    ("disk-duplicate-id", ["--kernel", "{bz}", "--disk", "{img},id=a", "--disk", "{img},id=a"], ["--disk", "\"a\""]),
+    ("disk-too-many", ["--kernel", "{bz}"] + ["--disk", "{img},readonly=on"] * 8 + ["--rng"], ["--disk", "9 devices"]),
+    ("transport-unknown", ["--kernel", "{bz}", "--transport", "usb"], ["--transport", "usb"]),
     ("cmdline-too-long", ["--kernel", "{bz}", "--cmdline", "x" * 70000], ["--cmdline"]),
 ]
 

@@ -199,7 +199,8 @@ int acpi_add_device(struct acpi_config *acpi, const struct acpi_device_desc *dev
 	return 0;
 }
 
-/* _CRS buffer: ResourceTemplate() of IO / Memory32Fixed / IRQNoFlags descriptors (§6.4). */
+/* _CRS buffer: ResourceTemplate() of IO / Memory32Fixed / IRQNoFlags / Interrupt descriptors
+ * (§6.4). */
 static void aml_crs(struct aml *a, const struct acpi_device_desc *d)
 {
 	static const uint8_t buffer_op = 0x11, name_op = 0x08;
@@ -211,7 +212,8 @@ static void aml_crs(struct aml *a, const struct acpi_device_desc *d)
 	pkg = aml_open(a, &buffer_op, 1);
 	body = 0;
 	for (unsigned i = 0; i < d->nr_res; i++)
-		body += d->res[i].type == ACPI_RES_IO ? 8 : d->res[i].type == ACPI_RES_IRQ ? 3 : 12;
+		body += d->res[i].type == ACPI_RES_IO ? 8 : d->res[i].type == ACPI_RES_IRQ ? 3 :
+			d->res[i].type == ACPI_RES_GSI ? 9 : 12;
 	aml_integer(a, body + 2);
 	for (unsigned i = 0; i < d->nr_res; i++) {
 		const struct acpi_resource *r = &d->res[i];
@@ -230,6 +232,14 @@ static void aml_crs(struct aml *a, const struct acpi_device_desc *d)
 			desc[0] = 0x22;
 			put16(desc, 1, (uint16_t)(1u << r->base));
 			aml_bytes(a, desc, 3);
+			break;
+		case ACPI_RES_GSI: /* §6.4.3.6: consumer, edge, active high, exclusive, one GSI */
+			desc[0] = 0x89;
+			put16(desc, 1, 6);
+			desc[3] = 0x03;
+			desc[4] = 1;
+			put32(desc, 5, r->base);
+			aml_bytes(a, desc, 9);
 			break;
 		case ACPI_RES_MEM32: /* §6.4.3.4 Memory32Fixed, read/write */
 			desc[0] = 0x86;

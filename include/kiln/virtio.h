@@ -1,0 +1,227 @@
+/* virtio — the device side of virtio 1.2: split virtqueues, the device status and feature
+ * state machine, and the interface between devices (blk, rng, ...) and transports (mmio, pci).
+ *
+ * Owns: every read of a descriptor table, available ring or used ring. A device never touches a
+ * ring itself: it pops a checked descriptor chain (virtq_pop), works on the host iovecs it was
+ * given, and returns the chain (virtq_push). Devices know nothing of the transport; transports
+ * know nothing of device types. The guest is hostile: a malformed ring marks the device
+ * DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2), is logged once, and never touches host memory
+ * outside guest RAM.
+ */
+#ifndef KILN_VIRTIO_H
+#define KILN_VIRTIO_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "kiln/guest_mem.h"
+#include "kiln/log.h"
+
+#define VIRTQ_MAX_SIZE 1024u    /* largest queue size kiln offers (§2.7: at most 32768) */
+#define VIRTQ_CHAIN_MAX 256u    /* most descriptors kiln accepts in one chain, indirect included */
+#define VIRTIO_MAX_QUEUES 8u
+
+/* One split virtqueue (virtio 1.2 §2.7). Addresses are guest-physical; the ring pointers are
+ * resolved (and bounds-checked) once when the driver enables the queue. */
+struct virtq {
+	uint16_t max_size;       /* offered to the driver */
+	uint16_t size;           /* chosen by the driver, a power of two <= max_size */
+	bool ready;
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	uint16_t msix_vector;    /* PCI transport only */
+	/* Device-side state, valid while ready. */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t last_avail;     /* next available-ring index to consume */
+	uint16_t used_idx;       /* next used-ring index to publish */
+	uint16_t signalled_used; /* used_idx when the driver was last notified */
+	bool signalled_valid;
+	bool event_idx;          /* VIRTIO_F_RING_EVENT_IDX negotiated */
+	bool indirect;           /* VIRTIO_F_RING_INDIRECT_DESC negotiated */
+};
+
+/* A descriptor chain popped from a queue: the driver-written buffers (out) come first in
+ * iov[], then the device-writable ones (in), as §2.7.4.2 requires. */
+struct virtq_chain {
+	uint16_t head;
+	unsigned nr_out, nr_in;
+	uint64_t out_len, in_len;   /* bytes */
+	struct iovec iov[VIRTQ_CHAIN_MAX];
+};
+
+struct virtio_dev;
+
+/* What a device type provides. Callbacks run with the device lock held. */
+struct virtio_dev_ops {
+	uint32_t device_id;          /* VIRTIO_ID_* (§5) */
+	unsigned nr_queues;
+	uint16_t queue_size;         /* max size of every queue */
+	uint32_t config_len;         /* bytes of device-specific configuration (§4.x.y "config") */
+	/* Device-type feature bits offered, besides VERSION_1, EVENT_IDX and INDIRECT_DESC. */
+	uint64_t features;
+	/* Copy configuration bytes [off, off + len) into @data (range already checked). */
+	void (*read_config)(struct virtio_dev *dev, uint32_t off, uint8_t *data, uint32_t len);
+	/* A driver write to configuration bytes (may be NULL: writes ignored). */
+	void (*write_config)(struct virtio_dev *dev, uint32_t off, const uint8_t *data, uint32_t len);
+	/* The driver notified queue @q (on kiln's event loop thread). */
+	void (*queue_notify)(struct virtio_dev *dev, unsigned q);
+	/* The driver reset the device; forget in-flight work (may be NULL). */
+	void (*reset)(struct virtio_dev *dev);
+	/* Release the device type's state, the struct virtio_dev included. */
+	void (*free)(struct virtio_dev *dev);
+};
+
+/* The transport's side: how to interrupt the driver. */
+struct virtio_transport {
+	/* Signal a used-buffer notification for queue @q (§2.3), or a configuration change when
+	 * @q is VIRTIO_CONFIG_IRQ. Called with the device lock held. */
+	void (*notify)(struct virtio_dev *dev, unsigned q);
+	void *opaque;
+};
+#define VIRTIO_CONFIG_IRQ (~0u)
+
+/* Interrupt status bits (§4.1.4.5, §4.2.2 InterruptStatus). */
+#define VIRTIO_ISR_QUEUE 1u
+#define VIRTIO_ISR_CONFIG 2u
+
+struct virtio_dev {
+	const struct virtio_dev_ops *ops;
+	void *opaque;                    /* the device type's state */
+	const struct guest_mem *mem;
+	struct virtio_transport transport;
+	pthread_mutex_t lock;            /* taken by transports (vCPU threads) and the event loop */
+	uint64_t device_features;
+	uint64_t driver_features;
+	uint8_t status;                  /* §2.1 device status field */
+	uint8_t config_generation;
+	uint32_t isr;                    /* §4.1.4.5 / §4.2.2 interrupt status: bit 0 used, bit 1 config */
+	struct virtq q[VIRTIO_MAX_QUEUES];
+	struct log_once bad_ring;
+};
+
+/* Initialise @dev for @ops over guest memory @mem (borrowed; must outlive the device).
+ * Returns 0 or -errno (-EINVAL when ops ask for more than VIRTIO_MAX_QUEUES or a queue size
+ * that is not a power of two). */
+int virtio_dev_init(struct virtio_dev *dev, const struct virtio_dev_ops *ops, void *opaque,
+		    const struct guest_mem *mem) __attribute__((warn_unused_result));
+void virtio_dev_destroy(struct virtio_dev *dev);
+
+/* The device status register (§2.1, §3.1.1). Writing 0 resets the device; FEATURES_OK is kept
+ * only when the driver accepted VERSION_1 and nothing the device did not offer; DRIVER_OK
+ * needs FEATURES_OK. Lock held. */
+void virtio_dev_set_status(struct virtio_dev *dev, uint8_t status);
+
+/* The driver enabled (@ready) or disabled queue @index (< ops->nr_queues): enabling resolves
+ * and checks the rings (virtq_enable); bad ones set DEVICE_NEEDS_RESET. Lock held. */
+void virtio_dev_set_queue_ready(struct virtio_dev *dev, unsigned index, bool ready);
+
+/* Driver feature word @sel (0: bits 0-31, 1: bits 32-63); ignored after FEATURES_OK. Lock held. */
+void virtio_dev_set_driver_features(struct virtio_dev *dev, unsigned sel, uint32_t value);
+
+/* Device feature word @sel. */
+uint32_t virtio_dev_device_features(const struct virtio_dev *dev, unsigned sel);
+
+/* Configuration space access at @off (bounds-checked against ops->config_len: out-of-range
+ * reads give zeros, writes are dropped). Lock held. */
+void virtio_dev_config_read(struct virtio_dev *dev, uint32_t off, uint8_t *data, uint32_t len);
+void virtio_dev_config_write(struct virtio_dev *dev, uint32_t off, const uint8_t *data, uint32_t len);
+
+/* The driver's notification for queue @q (event loop thread; takes the lock). Notifications for
+ * queues that do not exist or are not ready are logged once and ignored. */
+void virtio_dev_queue_notify(struct virtio_dev *dev, unsigned q);
+
+/* Mark the device broken (DEVICE_NEEDS_RESET, config interrupt), logging @why once. Lock held. */
+void virtio_dev_needs_reset(struct virtio_dev *dev, const char *why);
+
+/* True when the driver set DRIVER_OK and the device does not need a reset. */
+bool virtio_dev_live(const struct virtio_dev *dev);
+
+/* Pop the next available descriptor chain of @q into @chain, following indirect tables
+ * (§2.7.5.3) and checking every address and length against guest memory.
+ * Returns 1 with a chain, 0 when the ring is empty, -EINVAL when the ring or the chain is
+ * malformed (loop, too long, out of RAM, write-only before read-only, bad indirect table);
+ * the caller then calls virtio_dev_needs_reset(). */
+int virtq_pop(const struct guest_mem *mem, struct virtq *q, struct virtq_chain *chain);
+
+/* Return chain @head to the driver with @len bytes written into its device-writable buffers
+ * (§2.7.8). */
+void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
+
+/* After pushes: whether the driver asked to be notified (§2.7.10: used_event with EVENT_IDX,
+ * else VIRTQ_AVAIL_F_NO_INTERRUPT). Updates the bookkeeping when it returns true. */
+bool virtq_should_notify(struct virtq *q);
+
+/* Before sleeping on the queue: publish avail_event (EVENT_IDX) so the driver kicks for the
+ * next buffer; returns true when more buffers arrived meanwhile (pop again). */
+bool virtq_arm_notify(struct virtq *q);
+
+/* Resolve and check the ring addresses of @q for the negotiated @features; returns 0 or
+ * -EFAULT when a ring is not entirely in guest RAM or misaligned. */
+int virtq_enable(const struct guest_mem *mem, struct virtq *q, uint64_t features);
+
+/* Serve queue @q: pop every available chain, hand it to @serve (which returns the bytes it
+ * wrote into the chain), return it, interrupt the driver if it asked, and repeat until the ring
+ * stays empty after re-arming notifications. A malformed chain marks the device
+ * DEVICE_NEEDS_RESET. Lock held. */
+void virtio_dev_process(struct virtio_dev *dev, unsigned q,
+			uint32_t (*serve)(struct virtio_dev *dev, const struct virtq_chain *c));
+
+/* Release @dev through its type's free(). NULL is ignored. */
+void virtio_dev_free(struct virtio_dev *dev);
+
+/* Pushes used buffers of @q and interrupts the driver if it asked (lock held). */
+void virtio_dev_complete(struct virtio_dev *dev, unsigned q, uint16_t head, uint32_t len);
+
+/* Interrupt the driver for queue @q if virtq_should_notify() says so (lock held). */
+void virtio_dev_notify_if_needed(struct virtio_dev *dev, unsigned q);
+
+/* Copy up to @len bytes from the chain's driver-written buffers starting @off bytes in, into
+ * @dst; returns bytes copied. */
+uint64_t virtq_chain_read(const struct virtq_chain *c, uint64_t off, void *dst, uint64_t len);
+
+/* Copy up to @len bytes into the chain's device-writable buffers starting @off bytes into them;
+ * returns bytes copied. */
+uint64_t virtq_chain_write(const struct virtq_chain *c, uint64_t off, const void *src, uint64_t len);
+
+/* The virtio-mmio transport (§4.2, version 2) for @dev in slot @slot (< KILN_VIRTIO_MMIO_SLOTS):
+ * registers on host->mmio, one ioeventfd per queue, an irqfd on the slot's GSI.
+ * Returns 0 with *out set, or -errno (-ENOSPC for a slot out of range, -EBUSY when taken). */
+struct virtio_mmio;
+struct dev_host;
+struct acpi_config;
+int virtio_mmio_create(struct dev_host *host, struct virtio_dev *dev, unsigned slot,
+		       struct virtio_mmio **out) __attribute__((warn_unused_result));
+void virtio_mmio_destroy(struct virtio_mmio *m);
+/* Describe the slot in the DSDT: _HID "LNRO0005", its registers and its GSI. */
+void virtio_mmio_describe(const struct virtio_mmio *m, struct acpi_config *acpi);
+/* Append " virtio_mmio.device=4K@0x...:GSI" (kernels with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES)
+ * to @buf; returns what snprintf returns. */
+int virtio_mmio_cmdline(const struct virtio_mmio *m, char *buf, size_t len);
+
+/* Build in @out (room for VIRTQ_CHAIN_MAX entries) the iovecs of @len bytes starting @off bytes
+ * into the chain's driver-written (@in false) or device-writable (@in true) buffers; returns the
+ * number of entries, or -1 when the chain holds fewer than off + len bytes there. */
+int virtq_chain_iov(const struct virtq_chain *c, bool in, uint64_t off, uint64_t len,
+		    struct iovec *out);
+
+/* A disk as the user configured it (--disk PATH[,readonly=on][,id=NAME]). */
+struct disk_config {
+	const char *path;
+	const char *id;        /* serial reported by GET_ID; NULL: "kiln-diskN" */
+	bool readonly;
+};
+
+/* virtio-blk (§5.2) over the raw image @cfg->path: IN, OUT, FLUSH (fdatasync), GET_ID,
+ * DISCARD and WRITE_ZEROES; read-only images answer writes with VIRTIO_BLK_S_IOERR.
+ * Returns the device, or NULL with a one-line reason in @err (*usage true when the user's
+ * input is wrong: missing file, directory, size not a multiple of 512). */
+struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, const struct disk_config *cfg,
+				  unsigned index, bool *usage, char *err, size_t errlen);
+
+/* virtio-rng (§5.4): fills every buffer from getrandom(). NULL when out of memory. */
+struct virtio_dev *virtio_rng_new(const struct guest_mem *mem);
+
+#endif

@@ -1,0 +1,492 @@
+/* Unit tests for the virtio core (split queues, status and features) and the blk and rng
+ * devices, driven as a guest driver would through a fake guest memory of FAKE_RAM bytes.
+ * Hostile-driver cases: loops, buffers outside RAM, bad ordering, bad indirect tables, ring
+ * indices out of range, queues that are not powers of two. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+
+#include "kiln/virtio.h"
+
+#define FAKE_RAM (1u << 20)
+#define QSIZE 8u
+#define DESC_GPA 0x1000u
+#define AVAIL_GPA 0x2000u
+#define USED_GPA 0x3000u
+#define BUF_GPA 0x10000u
+#define FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_INDIRECT_DESC))
+
+static struct guest_mem mem;
+static uint8_t *ram;
+static unsigned notifies, config_notifies;
+
+static void *gpa(uint64_t a) { return ram + a; }
+static struct vring_desc *desc(unsigned i) { return (struct vring_desc *)gpa(DESC_GPA) + i; }
+static struct vring_avail *avail(void) { return gpa(AVAIL_GPA); }
+static struct vring_used *used(void) { return gpa(USED_GPA); }
+
+static void set_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	*desc(i) = (struct vring_desc){ .addr = addr, .len = len, .flags = flags, .next = next };
+}
+
+static void offer(uint16_t head)
+{
+	avail()->ring[avail()->idx % QSIZE] = head;
+	avail()->idx++;
+}
+
+static void fake_notify(struct virtio_dev *dev, unsigned q)
+{
+	if (q == VIRTIO_CONFIG_IRQ)
+		config_notifies++;
+	else
+		notifies++;
+}
+
+static int setup(void **state)
+{
+	ram = calloc(1, FAKE_RAM);
+	mem = (struct guest_mem){ .nr_regions = 1, .size = FAKE_RAM,
+				  .region = { { .gpa = 0, .size = FAKE_RAM, .hva = ram } } };
+	notifies = config_notifies = 0;
+	return ram ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	free(ram);
+	return 0;
+}
+
+/* The driver side of §3.1.1 for queue 0 with @features; returns the status read back. */
+static uint8_t driver_init(struct virtio_dev *dev, uint64_t features, uint16_t qsize)
+{
+	dev->transport.notify = fake_notify;
+	virtio_dev_set_status(dev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	virtio_dev_set_driver_features(dev, 0, (uint32_t)features);
+	virtio_dev_set_driver_features(dev, 1, (uint32_t)(features >> 32));
+	virtio_dev_set_status(dev, dev->status | VIRTIO_CONFIG_S_FEATURES_OK);
+	if (!(dev->status & VIRTIO_CONFIG_S_FEATURES_OK))
+		return dev->status;
+	dev->q[0].size = qsize;
+	dev->q[0].desc_gpa = DESC_GPA;
+	dev->q[0].avail_gpa = AVAIL_GPA;
+	dev->q[0].used_gpa = USED_GPA;
+	virtio_dev_set_queue_ready(dev, 0, true);
+	virtio_dev_set_status(dev, dev->status | VIRTIO_CONFIG_S_DRIVER_OK);
+	return dev->status;
+}
+
+/* A bare queue over the fake RAM, enabled with @features. */
+static struct virtq bare_queue(uint64_t features)
+{
+	struct virtq q = { .max_size = QSIZE, .size = QSIZE, .desc_gpa = DESC_GPA,
+			   .avail_gpa = AVAIL_GPA, .used_gpa = USED_GPA };
+
+	assert_int_equal(virtq_enable(&mem, &q, features), 0);
+	q.ready = true;
+	return q;
+}
+
+static void test_chain_out_then_in(void **state)
+{
+	struct virtq q = bare_queue(FEATURES);
+	struct virtq_chain c;
+
+	set_desc(0, BUF_GPA, 16, VRING_DESC_F_NEXT, 1);
+	set_desc(1, BUF_GPA + 16, 100, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	set_desc(2, BUF_GPA + 200, 1, VRING_DESC_F_WRITE, 0);
+	offer(0);
+	assert_int_equal(virtq_pop(&mem, &q, &c), 1);
+	assert_int_equal(c.head, 0);
+	assert_int_equal(c.nr_out, 1);
+	assert_int_equal(c.nr_in, 2);
+	assert_int_equal(c.out_len, 16);
+	assert_int_equal(c.in_len, 101);
+	assert_ptr_equal(c.iov[1].iov_base, gpa(BUF_GPA + 16));
+	assert_int_equal(virtq_pop(&mem, &q, &c), 0);
+	virtq_push(&q, c.head, 101);
+	assert_int_equal(used()->idx, 1);
+	assert_int_equal(used()->ring[0].id, 0);
+	assert_int_equal(used()->ring[0].len, 101);
+}
+
+static void test_chain_loop_is_refused(void **state)
+{
+	struct virtq q = bare_queue(FEATURES);
+	struct virtq_chain c;
+
+	set_desc(0, BUF_GPA, 16, VRING_DESC_F_NEXT, 1);
+	set_desc(1, BUF_GPA, 16, VRING_DESC_F_NEXT, 0);
+	offer(0);
+	assert_int_equal(virtq_pop(&mem, &q, &c), -EINVAL);
+}
+
+static void test_buffer_outside_ram_is_refused(void **state)
+{
+	struct virtq q = bare_queue(FEATURES);
+	struct virtq_chain c;
+
+	set_desc(0, FAKE_RAM - 8, 16, 0, 0);
+	offer(0);
+	assert_int_equal(virtq_pop(&mem, &q, &c), -EINVAL);
+	set_desc(1, UINT64_MAX - 4, 16, 0, 0);
+	offer(1);
+	assert_int_equal(virtq_pop(&mem, &q, &c), -EINVAL);
+}
+
+static void test_readable_after_writable_is_refused(void **state)
+{
+	struct virtq q = bare_queue(FEATURES);
+	struct virtq_chain c;
+
+	set_desc(0, BUF_GPA, 16, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
+	set_desc(1, BUF_GPA + 16, 16, 0, 0);
+	offer(0);
+	assert_int_equal(virtq_pop(&mem, &q, &c), -EINVAL);
+}
+
+static void test_ring_indices_are_checked(void **state)
+{
+	struct virtq q = bare_queue(FEATURES);
+	struct virtq_chain c;
+
+	offer(QSIZE); /* head outside the table */
+	assert_int_equal(virtq_pop(&mem, &q, &c), -EINVAL);
+	avail()->idx = (uint16_t)(q.last_avail + QSIZE + 1); /* more buffers than the ring holds */
+	assert_int_equal(virtq_pop(&mem, &q, &c), -EINVAL);
+	set_desc(0, BUF_GPA, 16, VRING_DESC_F_NEXT, QSIZE); /* next outside the table */
+	avail()->idx = q.last_avail;
+	offer(0);
+	assert_int_equal(virtq_pop(&mem, &q, &c), -EINVAL);
+}
+
+static void test_indirect_table(void **state)
+{
+	struct virtq q = bare_queue(FEATURES);
+	struct vring_desc *table = gpa(BUF_GPA);
+	struct virtq_chain c;
+
+	table[0] = (struct vring_desc){ .addr = BUF_GPA + 0x1000, .len = 16, .flags = VRING_DESC_F_NEXT, .next = 1 };
+	table[1] = (struct vring_desc){ .addr = BUF_GPA + 0x2000, .len = 512, .flags = VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, .next = 2 };
+	table[2] = (struct vring_desc){ .addr = BUF_GPA + 0x3000, .len = 1, .flags = VRING_DESC_F_WRITE };
+	set_desc(0, BUF_GPA, 3 * 16, VRING_DESC_F_INDIRECT, 0);
+	offer(0);
+	assert_int_equal(virtq_pop(&mem, &q, &c), 1);
+	assert_int_equal(c.nr_out, 1);
+	assert_int_equal(c.nr_in, 2);
+	assert_int_equal(c.in_len, 513);
+
+	/* Indirect inside indirect, indirect with NEXT, a partial descriptor, a loop. */
+	table[2] = (struct vring_desc){ .addr = BUF_GPA, .len = 16, .flags = VRING_DESC_F_INDIRECT };
+	offer(0);
+	assert_int_equal(virtq_pop(&mem, &q, &c), -EINVAL);
+	set_desc(0, BUF_GPA, 3 * 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 1);
+	offer(0);
+	assert_int_equal(virtq_pop(&mem, &q, &c), -EINVAL);
+	set_desc(0, BUF_GPA, 3 * 16 - 1, VRING_DESC_F_INDIRECT, 0);
+	offer(0);
+	assert_int_equal(virtq_pop(&mem, &q, &c), -EINVAL);
+	table[2] = (struct vring_desc){ .addr = BUF_GPA, .len = 16, .flags = VRING_DESC_F_NEXT, .next = 0 };
+	set_desc(0, BUF_GPA, 3 * 16, VRING_DESC_F_INDIRECT, 0);
+	offer(0);
+	assert_int_equal(virtq_pop(&mem, &q, &c), -EINVAL);
+}
+
+static void test_indirect_needs_the_feature(void **state)
+{
+	struct virtq q = bare_queue(1ull << VIRTIO_F_VERSION_1);
+	struct virtq_chain c;
+
+	set_desc(0, BUF_GPA, 16, VRING_DESC_F_INDIRECT, 0);
+	offer(0);
+	assert_int_equal(virtq_pop(&mem, &q, &c), -EINVAL);
+}
+
+static void test_event_idx(void **state)
+{
+	struct virtq q = bare_queue(FEATURES | (1ull << VIRTIO_RING_F_EVENT_IDX));
+	uint16_t *used_event = &avail()->ring[QSIZE];
+	uint16_t *avail_event = (uint16_t *)&used()->ring[QSIZE];
+
+	*used_event = 1; /* interrupt me once used idx passes 1 */
+	virtq_push(&q, 0, 0);
+	assert_true(virtq_should_notify(&q)); /* first notification always goes */
+	virtq_push(&q, 0, 0);
+	assert_true(virtq_should_notify(&q)); /* idx 2 passed used_event 1 */
+	virtq_push(&q, 0, 0);
+	assert_false(virtq_should_notify(&q));
+	assert_false(virtq_arm_notify(&q));
+	assert_int_equal(*avail_event, q.last_avail);
+	offer(0);
+	assert_true(virtq_arm_notify(&q));
+}
+
+static void test_no_interrupt_flag(void **state)
+{
+	struct virtq q = bare_queue(FEATURES);
+
+	avail()->flags = VRING_AVAIL_F_NO_INTERRUPT;
+	virtq_push(&q, 0, 0);
+	assert_false(virtq_should_notify(&q));
+	avail()->flags = 0;
+	virtq_push(&q, 0, 0);
+	assert_true(virtq_should_notify(&q));
+}
+
+static void test_queue_rules(void **state)
+{
+	struct virtio_dev *rng = virtio_rng_new(&mem);
+	struct virtq q = { .max_size = QSIZE, .size = 6, .desc_gpa = DESC_GPA,
+			   .avail_gpa = AVAIL_GPA, .used_gpa = USED_GPA };
+
+	assert_int_equal(virtq_enable(&mem, &q, FEATURES), -EINVAL); /* not a power of two */
+	q.size = QSIZE;
+	q.used_gpa = USED_GPA + 2;
+	assert_int_equal(virtq_enable(&mem, &q, FEATURES), -EFAULT); /* misaligned */
+	q.used_gpa = FAKE_RAM - 16;
+	assert_int_equal(virtq_enable(&mem, &q, FEATURES), -EFAULT); /* past the end of RAM */
+
+	/* Without VERSION_1 the device refuses FEATURES_OK (§2.2.2). */
+	assert_false(driver_init(rng, 0, QSIZE) & VIRTIO_CONFIG_S_FEATURES_OK);
+	virtio_dev_set_status(rng, 0);
+	/* Features the device did not offer are refused too. */
+	assert_false(driver_init(rng, FEATURES | (1ull << 40), QSIZE) & VIRTIO_CONFIG_S_FEATURES_OK);
+	virtio_dev_set_status(rng, 0);
+	/* A queue size that is not a power of two: the device needs a reset. */
+	assert_true(driver_init(rng, FEATURES, 6) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_false(virtio_dev_live(rng));
+	virtio_dev_set_status(rng, 0);
+	assert_int_equal(rng->status, 0);
+	assert_int_equal(driver_init(rng, FEATURES, QSIZE) & VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+	assert_true(virtio_dev_live(rng));
+	/* Notifications for a queue that does not exist are ignored. */
+	virtio_dev_queue_notify(rng, 5);
+	virtio_dev_free(rng);
+}
+
+static void test_rng_fills_buffers(void **state)
+{
+	struct virtio_dev *rng = virtio_rng_new(&mem);
+	static const uint8_t zero[256];
+
+	assert_non_null(rng);
+	assert_true(virtio_dev_live(rng) == false);
+	driver_init(rng, FEATURES, QSIZE);
+	set_desc(0, BUF_GPA, 256, VRING_DESC_F_WRITE, 0);
+	offer(0);
+	virtio_dev_queue_notify(rng, 0);
+	assert_int_equal(used()->idx, 1);
+	assert_int_equal(used()->ring[0].len, 256);
+	assert_memory_not_equal(gpa(BUF_GPA), zero, sizeof(zero));
+	assert_int_equal(notifies, 1);
+
+	/* A malformed chain: the device needs a reset and says so with a config interrupt. */
+	set_desc(1, BUF_GPA, 16, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	offer(1);
+	virtio_dev_queue_notify(rng, 0);
+	assert_true(rng->status & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_int_equal(config_notifies, 1);
+	virtio_dev_free(rng);
+}
+
+/* --- virtio-blk ----------------------------------------------------------------------- */
+
+#define IMG_SECTORS 64u
+static char img_path[] = "/tmp/kiln-test-blk-XXXXXX";
+
+static struct virtio_dev *blk_open(bool readonly, const char *id)
+{
+	struct disk_config cfg = { .path = img_path, .readonly = readonly, .id = id };
+	uint8_t sector[512];
+	char err[256];
+	bool usage;
+	int fd = mkstemp(img_path);
+
+	assert_true(fd >= 0);
+	for (unsigned i = 0; i < IMG_SECTORS; i++) {
+		memset(sector, (int)i, sizeof(sector));
+		assert_int_equal(write(fd, sector, sizeof(sector)), sizeof(sector));
+	}
+	close(fd);
+	struct virtio_dev *dev = virtio_blk_new(&mem, &cfg, 0, &usage, err, sizeof(err));
+	assert_non_null(dev);
+	assert_int_equal(driver_init(dev, FEATURES | (1ull << VIRTIO_BLK_F_FLUSH), QSIZE) &
+			 VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+	return dev;
+}
+
+static void blk_close(struct virtio_dev *dev)
+{
+	virtio_dev_free(dev);
+	unlink(img_path);
+	strcpy(img_path, "/tmp/kiln-test-blk-XXXXXX");
+}
+
+/* Submit header + one data buffer (@data_len bytes, device-writable when @in) + status;
+ * return the status byte and the used length in *used_len. */
+static uint8_t blk_request(struct virtio_dev *dev, uint32_t type, uint64_t sector,
+			   uint32_t data_len, bool in, uint32_t *used_len)
+{
+	struct virtio_blk_outhdr *h = gpa(BUF_GPA);
+	uint8_t *status = gpa(BUF_GPA + 0x100);
+	uint16_t d = 0, head = 0; /* requests complete synchronously: descriptors 0-2 are free */
+
+	*h = (struct virtio_blk_outhdr){ .type = type, .sector = sector };
+	*status = 0xee;
+	set_desc(d, BUF_GPA, sizeof(*h), VRING_DESC_F_NEXT, 1);
+	d++;
+	if (data_len) {
+		set_desc(d, BUF_GPA + 0x1000, data_len, VRING_DESC_F_NEXT | (in ? VRING_DESC_F_WRITE : 0), 2);
+		d++;
+	}
+	set_desc(d, BUF_GPA + 0x100, 1, VRING_DESC_F_WRITE, 0);
+	if (d == 1)
+		desc(0)->next = 1;
+	offer(head);
+	virtio_dev_queue_notify(dev, 0);
+	*used_len = used()->ring[(used()->idx - 1) % QSIZE].len;
+	return *status;
+}
+
+static void test_blk_read_write(void **state)
+{
+	struct virtio_dev *dev = blk_open(false, "serial-1");
+	uint8_t *data = gpa(BUF_GPA + 0x1000), expect[1024];
+	uint32_t len;
+
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_IN, 3, 1024, true, &len), VIRTIO_BLK_S_OK);
+	assert_int_equal(len, 1025);
+	memset(expect, 3, 512);
+	memset(expect + 512, 4, 512);
+	assert_memory_equal(data, expect, 1024);
+
+	memset(data, 0xab, 512);
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_OUT, IMG_SECTORS - 1, 512, false, &len), VIRTIO_BLK_S_OK);
+	assert_int_equal(len, 1);
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_FLUSH, 0, 0, false, &len), VIRTIO_BLK_S_OK);
+	memset(data, 0, 512);
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_IN, IMG_SECTORS - 1, 512, true, &len), VIRTIO_BLK_S_OK);
+	memset(expect, 0xab, 512);
+	assert_memory_equal(data, expect, 512);
+
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_GET_ID, 0, 20, true, &len), VIRTIO_BLK_S_OK);
+	assert_memory_equal(data, "serial-1\0", 9);
+	blk_close(dev);
+}
+
+static void test_blk_bad_requests(void **state)
+{
+	struct virtio_dev *dev = blk_open(false, NULL);
+	uint32_t len;
+
+	/* Past the end, straddling the end, sector numbers that overflow. */
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_IN, IMG_SECTORS, 512, true, &len), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_OUT, IMG_SECTORS - 1, 1024, false, &len), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_IN, UINT64_MAX / 256, 512, true, &len), VIRTIO_BLK_S_IOERR);
+	/* Not a whole sector; an unknown request type. */
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_IN, 0, 100, true, &len), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk_request(dev, 0x77, 0, 0, false, &len), VIRTIO_BLK_S_UNSUPP);
+	/* A chain with no device-writable byte for the status: completed with nothing written. */
+	set_desc(0, BUF_GPA, 16, 0, 0);
+	offer(0);
+	virtio_dev_queue_notify(dev, 0);
+	assert_int_equal(used()->ring[(used()->idx - 1) % QSIZE].len, 0);
+	assert_true(virtio_dev_live(dev));
+	blk_close(dev);
+}
+
+static void test_blk_readonly(void **state)
+{
+	struct virtio_dev *dev = blk_open(true, NULL);
+	uint8_t *data = gpa(BUF_GPA + 0x1000), expect[512];
+	struct virtio_blk_discard_write_zeroes *seg = (void *)data;
+	uint32_t len;
+
+	assert_true(virtio_dev_device_features(dev, 0) & (1u << VIRTIO_BLK_F_RO));
+	memset(data, 0x55, 512);
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_OUT, 0, 512, false, &len), VIRTIO_BLK_S_IOERR);
+	*seg = (struct virtio_blk_discard_write_zeroes){ .sector = 0, .num_sectors = 1 };
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_WRITE_ZEROES, 0, sizeof(*seg), false, &len),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_IN, 0, 512, true, &len), VIRTIO_BLK_S_OK);
+	memset(expect, 0, sizeof(expect));
+	assert_memory_equal(data, expect, 512);
+	blk_close(dev);
+}
+
+static void test_blk_write_zeroes(void **state)
+{
+	struct virtio_dev *dev = blk_open(false, NULL);
+	uint8_t *data = gpa(BUF_GPA + 0x1000), expect[512];
+	struct virtio_blk_discard_write_zeroes *seg = (void *)data;
+	uint32_t len;
+
+	*seg = (struct virtio_blk_discard_write_zeroes){ .sector = 5, .num_sectors = 1 };
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_WRITE_ZEROES, 0, sizeof(*seg), false, &len), VIRTIO_BLK_S_OK);
+	*seg = (struct virtio_blk_discard_write_zeroes){ .sector = IMG_SECTORS, .num_sectors = 1 };
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_DISCARD, 0, sizeof(*seg), false, &len), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_IN, 5, 512, true, &len), VIRTIO_BLK_S_OK);
+	memset(expect, 0, sizeof(expect));
+	assert_memory_equal(data, expect, 512);
+	blk_close(dev);
+}
+
+static void test_blk_bad_images(void **state)
+{
+	struct disk_config cfg = { .path = "/nonexistent/disk.img" };
+	char err[256], path[] = "/tmp/kiln-test-odd-XXXXXX";
+	bool usage;
+	int fd;
+
+	assert_null(virtio_blk_new(&mem, &cfg, 0, &usage, err, sizeof(err)));
+	assert_true(usage);
+	assert_non_null(strstr(err, "/nonexistent/disk.img"));
+	cfg.path = "/tmp";
+	assert_null(virtio_blk_new(&mem, &cfg, 0, &usage, err, sizeof(err)));
+	assert_true(usage);
+	fd = mkstemp(path);
+	assert_int_equal(write(fd, "x", 1), 1);
+	close(fd);
+	cfg.path = path;
+	assert_null(virtio_blk_new(&mem, &cfg, 0, &usage, err, sizeof(err)));
+	assert_true(usage);
+	assert_non_null(strstr(err, "multiple of 512"));
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_chain_out_then_in, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chain_loop_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_buffer_outside_ram_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readable_after_writable_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ring_indices_are_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_indirect_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_indirect_needs_the_feature, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_idx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_interrupt_flag, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rng_fills_buffers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blk_read_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blk_bad_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blk_readonly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blk_write_zeroes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blk_bad_images, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
