@@ -75,6 +75,19 @@ static void log_first_run(struct vcpu *vcpu)
 		 ((int64_t)(cpu.tv_sec - h->start_cpu.tv_sec) * 1000000000 + cpu.tv_nsec - h->start_cpu.tv_nsec) / 1000);
 }
 
+/* Where the guest was when it died, for the triple-fault and internal-error messages. */
+static void log_guest_state(struct vcpu *vcpu)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return;
+	log_err("vCPU %u: rip 0x%llx rsp 0x%llx rflags 0x%llx cr0 0x%llx cr2 0x%llx cr3 0x%llx "
+		"cr4 0x%llx efer 0x%llx", vcpu->index, regs.rip, regs.rsp, regs.rflags, sregs.cr0,
+		sregs.cr2, sregs.cr3, sregs.cr4, sregs.efer);
+}
+
 /* Handle one exit; returns the reason to stop, or VM_STOP_NONE to run again. */
 static enum vm_stop_reason handle_exit(struct vcpu *vcpu)
 {
@@ -92,6 +105,7 @@ static enum vm_stop_reason handle_exit(struct vcpu *vcpu)
 		return VM_STOP_NONE;
 	case KVM_EXIT_SHUTDOWN:
 		log_warn("vCPU %u: triple fault (KVM_EXIT_SHUTDOWN)", vcpu->index);
+		log_guest_state(vcpu);
 		return VM_STOP_TRIPLE_FAULT;
 	case KVM_EXIT_SYSTEM_EVENT:
 		switch (run->system_event.type) {
@@ -108,6 +122,7 @@ static enum vm_stop_reason handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_INTERNAL_ERROR:
 		log_err("vCPU %u: KVM internal error, suberror %u", vcpu->index,
 			run->internal.suberror);
+		log_guest_state(vcpu);
 		return VM_STOP_INTERNAL_ERROR;
 	}
 	if (log_once_first(&vcpu->vm->unhandled_exit))
