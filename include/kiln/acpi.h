@@ -8,6 +8,7 @@
 #ifndef KILN_ACPI_H
 #define KILN_ACPI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,10 +39,26 @@ struct acpi_device_desc {
 	struct acpi_resource res[ACPI_MAX_RESOURCES];
 };
 
+/* A PCI interrupt routing entry: INTA# of @slot on GSI @gsi (level, active low, §6.2.13). */
+struct acpi_pci_prt {
+	uint8_t slot;
+	uint32_t gsi;
+};
+
+/* The PCI root bridge (PNP0A03) of bus 0 and its MCFG entry (PCI Firmware 3.2 §4.1.2). */
+struct acpi_pci {
+	bool present;
+	uint64_t ecam_base;           /* ECAM of bus 0 */
+	uint32_t mem_base, mem_limit; /* the 32-bit memory window for BARs, inclusive */
+	unsigned nr_prt;
+	struct acpi_pci_prt prt[32];
+};
+
 struct acpi_config {
 	unsigned nr_cpus;  /* local APICs 0..nr_cpus-1, processor UIDs equal APIC IDs */
 	unsigned nr_devices;
 	struct acpi_device_desc device[ACPI_MAX_DEVICES];
+	struct acpi_pci pci;
 };
 
 /* Append a device description; returns 0 or -ENOSPC. */
@@ -51,7 +68,8 @@ int acpi_add_device(struct acpi_config *acpi, const struct acpi_device_desc *dev
 /* Write RSDP (at @base) and the tables after it into guest memory [base, base + max_len).
  * FADT: PM1a event/control blocks at KILN_PORT_PM1A_EVT/CNT, SCI on KILN_IRQ_SCI, RTC century
  * index 0x32, no SMI command port (ACPI always enabled). MADT: one enabled local APIC per CPU,
- * the IOAPIC at KILN_IOAPIC_GPA, overrides IRQ0->GSI2 and SCI level/active-high.
+ * the IOAPIC at KILN_IOAPIC_GPA, overrides IRQ0->GSI2 and SCI level/active-high. With
+ * acpi->pci.present: an MCFG table and the root bridge \_SB.PCI0 with _CRS and _PRT.
  * Returns 0 with *rsdp_gpa set, -ENOSPC when the tables do not fit, -EFAULT when the range
  * is not guest RAM, -EINVAL for a bad config (0 CPUs, malformed name or hid). */
 int acpi_build(const struct guest_mem *mem, uint64_t base, uint64_t max_len,

@@ -45,6 +45,11 @@ struct dev_host {
 			 uint64_t value, int fd);
 	/* KVM_IRQFD: each write to eventfd @fd raises GSI @gsi (an edge). Returns 0 or -errno. */
 	int (*irqfd)(struct dev_host *host, unsigned gsi, int fd);
+	/* A free GSI for an MSI route (>= KILN_MSI_GSI_BASE), or -ENOSPC. */
+	int (*alloc_msi_gsi)(struct dev_host *host);
+	/* Route GSI @gsi to the MSI message @addr/@data (KVM_SET_GSI_ROUTING). Any thread.
+	 * Returns 0 or -errno. */
+	int (*set_msi_route)(struct dev_host *host, unsigned gsi, uint64_t addr, uint32_t data);
 	const struct guest_mem *mem; /* guest RAM, for devices that do DMA (virtio) */
 	int console_out_fd;     /* where the serial console writes */
 	struct timespec start;  /* CLOCK_MONOTONIC when kiln started */
@@ -68,7 +73,6 @@ extern const struct device_type *const pc_device_types[];
 extern const struct device_type uart_8250_type;   /* COM1 at 0x3f8, IRQ 4 */
 extern const struct device_type i8042_type;       /* keyboard controller: reset line */
 extern const struct device_type cmos_rtc_type;    /* MC146818 RTC + CMOS at 0x70 */
-extern const struct device_type pci_config_type;  /* 0xCF8/0xCFC: "no device" until PCI exists */
 extern const struct device_type acpi_pm_type;     /* PM1a event/control: S5 poweroff */
 extern const struct device_type boot_timer_type;  /* MMIO 0xC0000000: Firecracker boot timer */
 extern const struct device_type pvpanic_type;     /* port 0x505: guest panic notification */

@@ -23,9 +23,13 @@
 #define KILN_MMIO_HOLE_END     0x100000000ULL
 #define KILN_BOOT_TIMER_GPA    0xC0000000ULL /* Firecracker-compatible boot-timer register */
 #define KILN_BOOT_TIMER_SIZE   0x1000ULL
+#define KILN_PCI_MEM_START     0xC1000000ULL /* PCI BAR window [START, END) */
+#define KILN_PCI_MEM_END       0xD0000000ULL
 #define KILN_VIRTIO_MMIO_BASE  0xD0000000ULL /* virtio-mmio slot i at BASE + i * SIZE */
 #define KILN_VIRTIO_MMIO_SIZE  0x1000ULL
 #define KILN_VIRTIO_MMIO_SLOTS 8
+#define KILN_PCI_ECAM_GPA      0xE0000000ULL /* ECAM of bus 0 (MCFG) */
+#define KILN_PCI_ECAM_SIZE     0x100000ULL
 #define KILN_IOAPIC_GPA        0xFEC00000ULL
 #define KILN_LAPIC_GPA         0xFEE00000ULL
 
@@ -52,6 +56,10 @@
 #define KILN_IRQ_SCI           9
 #define KILN_IOAPIC_PINS       24
 #define KILN_VIRTIO_MMIO_GSI   16      /* slot i interrupts on GSI 16 + i (IOAPIC only, edge) */
+#define KILN_PCI_INTX_GSI      16      /* PCI slot s (1..8) INTA# on GSI 16 + s - 1 (level, low) */
+#define KILN_PCI_INTX_LINES    8
+#define KILN_MSI_GSI_BASE      KILN_IOAPIC_PINS /* GSIs for MSI routes start after the pins */
+#define KILN_MSI_GSI_MAX       1024
 
 /* ACPI S5 sleep type written to PM1a_CNT.SLP_TYP on poweroff (DSDT \_S5). */
 #define KILN_ACPI_S5_SLP_TYP   5

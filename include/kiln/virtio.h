@@ -19,6 +19,9 @@
 #include "kiln/guest_mem.h"
 #include "kiln/log.h"
 
+struct dev_host;
+struct acpi_config;
+
 #define VIRTQ_MAX_SIZE 1024u    /* largest queue size kiln offers (§2.7: at most 32768) */
 #define VIRTQ_CHAIN_MAX 256u    /* most descriptors kiln accepts in one chain, indirect included */
 #define VIRTIO_MAX_QUEUES 8u
@@ -186,12 +189,28 @@ uint64_t virtq_chain_read(const struct virtq_chain *c, uint64_t off, void *dst, 
  * returns bytes copied. */
 uint64_t virtq_chain_write(const struct virtq_chain *c, uint64_t off, const void *src, uint64_t len);
 
+/* Queue notifications of one device (§2.9), shared by the transports. */
+struct virtio_kick {
+	struct virtio_dev *dev;
+	unsigned q;
+	int fd;  /* eventfd, -1 for queues the device does not have */
+};
+
+/* An eventfd per queue of @dev (kicks[VIRTIO_MAX_QUEUES]), served on host's event loop, and a
+ * KVM_IOEVENTFD for a @len-byte MMIO write of the queue index at @addr + q * @stride.
+ * Returns 0 or -errno; virtio_kicks_destroy() releases what was made either way. */
+int virtio_kicks_create(struct virtio_kick *kicks, struct virtio_dev *dev, struct dev_host *host,
+			uint64_t addr, uint64_t stride, uint32_t len) __attribute__((warn_unused_result));
+void virtio_kicks_destroy(struct virtio_kick *kicks);
+
+/* A notification that reached kiln as an MMIO exit: hand it to the event loop the same way.
+ * Returns false for a queue that does not exist. */
+bool virtio_kick(struct virtio_kick *kicks, unsigned q);
+
 /* The virtio-mmio transport (§4.2, version 2) for @dev in slot @slot (< KILN_VIRTIO_MMIO_SLOTS):
  * registers on host->mmio, one ioeventfd per queue, an irqfd on the slot's GSI.
  * Returns 0 with *out set, or -errno (-ENOSPC for a slot out of range, -EBUSY when taken). */
 struct virtio_mmio;
-struct dev_host;
-struct acpi_config;
 int virtio_mmio_create(struct dev_host *host, struct virtio_dev *dev, unsigned slot,
 		       struct virtio_mmio **out) __attribute__((warn_unused_result));
 void virtio_mmio_destroy(struct virtio_mmio *m);
@@ -223,5 +242,14 @@ struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, const struct disk
 
 /* virtio-rng (§5.4): fills every buffer from getrandom(). NULL when out of memory. */
 struct virtio_dev *virtio_rng_new(const struct guest_mem *mem);
+
+/* The virtio-pci transport, modern (§4.1): a PCI function with vendor capabilities for the
+ * common, notify, ISR, device and PCI-config windows in BAR 0, MSI-X (a vector per queue plus
+ * configuration changes) and INTx when MSI-X is off. Returns 0 with *out set or -errno. */
+struct virtio_pci;
+struct pci_bus;
+int virtio_pci_create(struct dev_host *host, struct pci_bus *bus, struct virtio_dev *dev,
+		      struct virtio_pci **out) __attribute__((warn_unused_result));
+void virtio_pci_destroy(struct virtio_pci *vp);
 
 #endif

@@ -19,9 +19,9 @@
 #define VM_DEFAULT_CMDLINE "console=ttyS0"
 #define VM_DEFAULT_CPUS 1
 #define VM_DEFAULT_MEM_MIB 512
-#define VM_MAX_VIRTIO KILN_VIRTIO_MMIO_SLOTS /* disks + rng */
+#define VM_MAX_VIRTIO KILN_VIRTIO_MMIO_SLOTS /* disks + rng; also the PCI slots with INTx */
 
-enum vm_transport { VM_TRANSPORT_MMIO };
+enum vm_transport { VM_TRANSPORT_PCI, VM_TRANSPORT_MMIO };
 
 struct vm_config {
 	const char *kernel_path;

@@ -10,7 +10,7 @@
 
 const char cli_run_usage[] =
 	"usage: kiln run --kernel PATH [--initrd PATH] [--cmdline STRING] [--cpus N] [--memory SIZE]\n"
-	"                [--disk PATH[,readonly=on][,id=NAME]]... [--rng] [--transport mmio]\n"
+	"                [--disk PATH[,readonly=on][,id=NAME]]... [--rng] [--transport pci|mmio]\n"
 	"\n"
 	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) with the serial console on\n"
 	"standard input/output. On a terminal the console is raw; press Ctrl-A then x to quit.\n"
@@ -24,7 +24,7 @@ const char cli_run_usage[] =
 	"                    a raw disk image as virtio-blk (/dev/vda, vdb, ... in order); id is\n"
 	"                    the serial the guest sees (at most 20 characters)\n"
 	"  --rng             a virtio-rng entropy device fed from the host's getrandom()\n"
-	"  --transport mmio  how virtio devices attach (default mmio; described in ACPI)\n"
+	"  --transport T     how virtio devices attach: pci (default; MSI-X) or mmio (ACPI LNRO0005)\n"
 	"  --log-level L     error, warn (default), info (adds the boot-timer line) or debug\n"
 	"  -h, --help        this text;  --version  kiln's version\n"
 	"\n"
@@ -96,7 +96,7 @@ static int parse_disk(char *text, struct disk_config *d, char *err, size_t errle
 static int check_devices(const struct vm_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->nr_disks + cfg->rng > VM_MAX_VIRTIO) {
-		snprintf(err, errlen, "--disk/--rng: %u devices, more than the %d virtio-mmio slots",
+		snprintf(err, errlen, "--disk/--rng: %u devices, more than the %d virtio slots",
 			 cfg->nr_disks + cfg->rng, VM_MAX_VIRTIO);
 		return -EINVAL;
 	}
@@ -174,11 +174,14 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 			break;
 		case OPT_RNG: cfg->rng = true; break;
 		case OPT_TRANSPORT:
-			if (strcmp(optarg, "mmio")) {
-				snprintf(err, errlen, "--transport: \"%s\" is not supported (mmio only)", optarg);
+			if (!strcmp(optarg, "pci")) {
+				cfg->transport = VM_TRANSPORT_PCI;
+			} else if (!strcmp(optarg, "mmio")) {
+				cfg->transport = VM_TRANSPORT_MMIO;
+			} else {
+				snprintf(err, errlen, "--transport: \"%s\" is not pci or mmio", optarg);
 				return -EINVAL;
 			}
-			cfg->transport = VM_TRANSPORT_MMIO;
 			break;
 		case 'h': return CLI_HELP;
 		case OPT_VERSION: return CLI_VERSION;

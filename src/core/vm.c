@@ -205,10 +205,10 @@ static int create_devices(struct vm *vm, struct acpi_config *acpi, struct vm_err
 	return 0;
 }
 
-/* Attach @dev (taken over, freed on failure) on the next virtio-mmio slot, describe it in
- * the DSDT and add it to @cmdline (KILN_CMDLINE_MAX bytes). */
-static int attach_virtio(struct vm *vm, struct virtio_dev *dev, const char *what,
-			 struct acpi_config *acpi, char *cmdline, struct vm_error *e)
+/* Attach @dev (taken over, freed on failure) with the configured transport: a PCI slot, or the
+ * next virtio-mmio slot, described in the DSDT and added to @cmdline (KILN_CMDLINE_MAX bytes). */
+static int attach_virtio(struct vm *vm, const struct vm_config *cfg, struct virtio_dev *dev,
+			 const char *what, struct acpi_config *acpi, char *cmdline, struct vm_error *e)
 {
 	struct vm_virtio *v = &vm->virtio[vm->nr_virtio];
 	size_t used = strlen(cmdline);
@@ -218,15 +218,21 @@ static int attach_virtio(struct vm *vm, struct virtio_dev *dev, const char *what
 		virtio_dev_free(dev);
 		return fail(e, VM_ERR_USAGE, "%s: more than %d virtio devices", what, VM_MAX_VIRTIO);
 	}
-	ret = virtio_mmio_create(&vm->host, dev, vm->nr_virtio, &v->mmio);
+	if (cfg->transport == VM_TRANSPORT_PCI)
+		ret = virtio_pci_create(&vm->host, vm->pci, dev, &v->pci);
+	else
+		ret = virtio_mmio_create(&vm->host, dev, vm->nr_virtio, &v->mmio);
 	if (ret) {
 		virtio_dev_free(dev);
-		return fail(e, VM_ERR_RUNTIME, "%s: virtio-mmio: %s", what, strerror(-ret));
+		return fail(e, VM_ERR_RUNTIME, "%s: %s: %s", what,
+			    cfg->transport == VM_TRANSPORT_PCI ? "virtio-pci" : "virtio-mmio", strerror(-ret));
 	}
 	v->dev = dev;
 	vm->nr_virtio++;
-	virtio_mmio_describe(v->mmio, acpi);
-	virtio_mmio_cmdline(v->mmio, cmdline + used, KILN_CMDLINE_MAX - used);
+	if (v->mmio) {
+		virtio_mmio_describe(v->mmio, acpi);
+		virtio_mmio_cmdline(v->mmio, cmdline + used, KILN_CMDLINE_MAX - used);
+	}
 	return 0;
 }
 
@@ -243,15 +249,17 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 
 		if (!dev)
 			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
-		ret = attach_virtio(vm, dev, "--disk", acpi, cmdline, e);
+		ret = attach_virtio(vm, cfg, dev, "--disk", acpi, cmdline, e);
 	}
 	if (!ret && cfg->rng) {
 		struct virtio_dev *dev = virtio_rng_new(&vm->mem);
 
 		if (!dev)
 			return fail(e, VM_ERR_RUNTIME, "--rng: out of memory");
-		ret = attach_virtio(vm, dev, "--rng", acpi, cmdline, e);
+		ret = attach_virtio(vm, cfg, dev, "--rng", acpi, cmdline, e);
 	}
+	if (!ret)
+		pci_bus_describe(vm->pci, acpi); /* after the devices: _PRT lists them */
 	return ret;
 }
 
@@ -295,10 +303,13 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, const struct a
 }
 
 /* GSI routing as on a PC: ISA IRQ n to PIC pin n and IOAPIC pin n, except the PIT's IRQ 0,
- * which reaches IOAPIC pin 2 (the MADT's IRQ0->GSI2 override); GSI 16..23 IOAPIC only. */
+ * which reaches IOAPIC pin 2 (the MADT's IRQ0->GSI2 override); GSI 16..23 IOAPIC only; then the
+ * MSI routes PCI functions programmed. KVM_SET_GSI_ROUTING replaces the whole table, so every
+ * change rewrites it. Called with msi_lock held (or before any vCPU runs). */
 static int setup_gsi_routing(struct vm *vm)
 {
-	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + (16 + KILN_IOAPIC_PINS) * sizeof(r->entries[0]));
+	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + (16 + KILN_IOAPIC_PINS + vm->nr_msi) *
+					   sizeof(r->entries[0]));
 	unsigned n = 0;
 	int ret;
 
@@ -319,9 +330,41 @@ static int setup_gsi_routing(struct vm *vm)
 			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
 			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi == 0 ? 2 : gsi } };
 	}
+	for (unsigned i = 0; i < vm->nr_msi; i++)
+		if (vm->msi[i].type == KVM_IRQ_ROUTING_MSI)
+			r->entries[n++] = vm->msi[i];
 	r->nr = n;
 	ret = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r) < 0 ? -errno : 0;
 	free(r);
+	return ret;
+}
+
+static int host_alloc_msi_gsi(struct dev_host *host)
+{
+	struct vm *vm = host_vm(host);
+	int gsi = -ENOSPC;
+
+	pthread_mutex_lock(&vm->msi_lock);
+	if (vm->nr_msi < KILN_MSI_GSI_MAX)
+		gsi = KILN_MSI_GSI_BASE + (int)vm->nr_msi++;
+	pthread_mutex_unlock(&vm->msi_lock);
+	return gsi;
+}
+
+static int host_set_msi_route(struct dev_host *host, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	struct vm *vm = host_vm(host);
+	int ret = -EINVAL;
+
+	pthread_mutex_lock(&vm->msi_lock);
+	if (gsi >= KILN_MSI_GSI_BASE && gsi - KILN_MSI_GSI_BASE < vm->nr_msi) {
+		vm->msi[gsi - KILN_MSI_GSI_BASE] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_MSI,
+			.u.msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
+				   .data = data } };
+		ret = setup_gsi_routing(vm);
+	}
+	pthread_mutex_unlock(&vm->msi_lock);
 	return ret;
 }
 
@@ -416,6 +459,12 @@ int vm_create(const struct vm_config *cfg, struct vm **out, enum vm_error_kind *
 	if (!vm)
 		return fail(&e, VM_ERR_RUNTIME, "out of memory");
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->epoll_fd = -1;
+	pthread_mutex_init(&vm->msi_lock, NULL);
+	vm->msi = calloc(KILN_MSI_GSI_MAX, sizeof(*vm->msi));
+	if (!vm->msi) {
+		free(vm);
+		return fail(&e, VM_ERR_RUNTIME, "out of memory");
+	}
 	vm->nr_cpus = cfg->nr_cpus;
 	clock_gettime(CLOCK_MONOTONIC, &vm->host.start);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &vm->host.start_cpu);
@@ -424,6 +473,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out, enum vm_error_kind *
 	vm->host = (struct dev_host){ .pio = &vm->pio, .mmio = &vm->mmio, .set_irq = host_set_irq,
 				      .request_stop = host_request_stop, .watch_fd = host_watch_fd,
 				      .ioeventfd = host_ioeventfd, .irqfd = host_irqfd,
+				      .alloc_msi_gsi = host_alloc_msi_gsi,
+				      .set_msi_route = host_set_msi_route,
 				      .mem = &vm->mem, .console_out_fd = STDOUT_FILENO,
 				      .start = vm->host.start, .start_cpu = vm->host.start_cpu };
 	ret = check_limits(cfg, &e);
@@ -442,6 +493,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out, enum vm_error_kind *
 		ret = create_kvm_vm(vm, &e);
 	if (!ret)
 		ret = create_devices(vm, &acpi, &e);
+	if (!ret && (ret = pci_bus_create(&vm->host, &vm->pci)))
+		ret = fail(&e, VM_ERR_RUNTIME, "PCI bus: %s", strerror(-ret));
 	if (!ret) {
 		cmdline = calloc(1, KILN_CMDLINE_MAX);
 		if (!cmdline)
@@ -590,8 +643,10 @@ void vm_destroy(struct vm *vm)
 	}
 	for (unsigned i = vm->nr_virtio; i-- > 0;) {
 		virtio_mmio_destroy(vm->virtio[i].mmio);
+		virtio_pci_destroy(vm->virtio[i].pci);
 		virtio_dev_free(vm->virtio[i].dev);
 	}
+	pci_bus_destroy(vm->pci);
 	for (unsigned i = vm->nr_devices; i-- > 0;)
 		if (vm->device[i].type->destroy)
 			vm->device[i].type->destroy(vm->device[i].state);
@@ -606,5 +661,7 @@ void vm_destroy(struct vm *vm)
 		close(vm->kvm_fd);
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);
+	pthread_mutex_destroy(&vm->msi_lock);
+	free(vm->msi);
 	free(vm);
 }

@@ -10,6 +10,7 @@
 #include "kiln/bus.h"
 #include "kiln/devices.h"
 #include "kiln/guest_mem.h"
+#include "kiln/pci.h"
 #include "kiln/vm.h"
 
 #define VM_MAX_DEVICES 16
@@ -39,7 +40,8 @@ struct vm_device {
 /* A virtio device and the transport that attaches it. */
 struct vm_virtio {
 	struct virtio_dev *dev;
-	struct virtio_mmio *mmio;
+	struct virtio_mmio *mmio; /* one of the two transports */
+	struct virtio_pci *pci;
 };
 
 struct vm {
@@ -49,6 +51,10 @@ struct vm {
 	struct dev_host host;
 	unsigned nr_devices;
 	struct vm_device device[VM_MAX_DEVICES];
+	struct pci_bus *pci;
+	pthread_mutex_t msi_lock;       /* the MSI routes below and KVM_SET_GSI_ROUTING */
+	unsigned nr_msi;                /* GSIs KILN_MSI_GSI_BASE .. + nr_msi are allocated */
+	struct kvm_irq_routing_entry *msi; /* [KILN_MSI_GSI_MAX]; type 0 until routed */
 	unsigned nr_virtio;
 	struct vm_virtio virtio[VM_MAX_VIRTIO];
 	struct boot_info boot;

@@ -10,7 +10,7 @@ void device_describe(struct acpi_config *acpi, const struct acpi_device_desc *de
 }
 
 const struct device_type *const pc_device_types[] = {
-	&uart_8250_type, &i8042_type, &cmos_rtc_type, &pci_config_type,
+	&uart_8250_type, &i8042_type, &cmos_rtc_type,
 	&acpi_pm_type, &boot_timer_type, &pvpanic_type, &post_port_type,
 	NULL,
 };

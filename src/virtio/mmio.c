@@ -22,12 +22,6 @@
 #define MMIO_VERSION 2u
 #define MMIO_VENDOR 0x4e4c494bu /* "KILN" */
 
-struct mmio_kick {
-	struct virtio_mmio *m;
-	unsigned q;
-	int fd;
-};
-
 struct virtio_mmio {
 	struct virtio_dev *dev;
 	struct dev_host *host;
@@ -36,7 +30,7 @@ struct virtio_mmio {
 	unsigned gsi;
 	int irq_fd;
 	uint32_t device_features_sel, driver_features_sel, queue_sel;
-	struct mmio_kick kick[VIRTIO_MAX_QUEUES];
+	struct virtio_kick kick[VIRTIO_MAX_QUEUES];
 	struct log_once bad_access;
 };
 
@@ -47,15 +41,6 @@ static void mmio_notify(struct virtio_dev *dev, unsigned q)
 
 	if (write(m->irq_fd, &one, sizeof(one)) < 0 && log_once_first(&m->bad_access))
 		log_warn("virtio-mmio slot %u: irqfd write failed", m->slot);
-}
-
-static void kick_ready(void *opaque)
-{
-	struct mmio_kick *k = opaque;
-	uint64_t n;
-
-	if (read(k->fd, &n, sizeof(n)) == sizeof(n))
-		virtio_dev_queue_notify(k->m->dev, k->q);
 }
 
 static struct virtq *selected(struct virtio_mmio *m)
@@ -97,8 +82,6 @@ static void reg_write(struct virtio_mmio *m, uint64_t off, uint32_t v)
 {
 	struct virtio_dev *dev = m->dev;
 	struct virtq *q = selected(m);
-	uint64_t one = 1;
-
 	switch (off) {
 	case VIRTIO_MMIO_DEVICE_FEATURES_SEL: m->device_features_sel = v; break;
 	case VIRTIO_MMIO_DRIVER_FEATURES: virtio_dev_set_driver_features(dev, m->driver_features_sel, v); break;
@@ -115,13 +98,9 @@ static void reg_write(struct virtio_mmio *m, uint64_t off, uint32_t v)
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
 		/* Only reached when the ioeventfd did not match (a queue that does not exist) or
 		 * could not be installed: hand it to the event loop the same way. */
-		if (v < dev->ops->nr_queues && m->kick[v].fd >= 0) {
-			if (write(m->kick[v].fd, &one, sizeof(one)) < 0)
-				log_warn("virtio-mmio slot %u: kick eventfd: write failed", m->slot);
-		} else if (log_once_first(&m->bad_access)) {
+		if (!virtio_kick(m->kick, v) && log_once_first(&m->bad_access))
 			log_warn("virtio-mmio slot %u: notification for queue %u, which does not exist",
 				 m->slot, v);
-		}
 		break;
 	case VIRTIO_MMIO_INTERRUPT_ACK: dev->isr &= ~v; break;
 	case VIRTIO_MMIO_STATUS: virtio_dev_set_status(dev, (uint8_t)v); break;
@@ -178,9 +157,7 @@ void virtio_mmio_destroy(struct virtio_mmio *m)
 {
 	if (!m)
 		return;
-	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
-		if (m->kick[i].fd >= 0)
-			close(m->kick[i].fd);
+	virtio_kicks_destroy(m->kick);
 	if (m->irq_fd >= 0)
 		close(m->irq_fd);
 	free(m);
@@ -203,19 +180,11 @@ int virtio_mmio_create(struct dev_host *host, struct virtio_dev *dev, unsigned s
 	m->base = KILN_VIRTIO_MMIO_BASE + slot * KILN_VIRTIO_MMIO_SIZE;
 	m->gsi = KILN_VIRTIO_MMIO_GSI + slot;
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
-		m->kick[i] = (struct mmio_kick){ .m = m, .q = i, .fd = -1 };
+		m->kick[i].fd = -1;
 	m->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ret = m->irq_fd < 0 ? -errno : host->irqfd(host, m->gsi, m->irq_fd);
-	for (unsigned i = 0; !ret && i < dev->ops->nr_queues; i++) {
-		m->kick[i].fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (m->kick[i].fd < 0)
-			ret = -errno;
-		if (!ret)
-			ret = host->watch_fd(host, m->kick[i].fd, kick_ready, &m->kick[i]);
-		if (!ret)
-			ret = host->ioeventfd(host, true, m->base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, i,
-					      m->kick[i].fd);
-	}
+	if (!ret)
+		ret = virtio_kicks_create(m->kick, dev, host, m->base + VIRTIO_MMIO_QUEUE_NOTIFY, 0, 4);
 	if (!ret)
 		ret = bus_register(host->mmio, m->base, KILN_VIRTIO_MMIO_SIZE, &mmio_ops, m, "virtio-mmio");
 	if (ret) {

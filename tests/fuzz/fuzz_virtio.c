@@ -18,6 +18,7 @@
 
 #include "kiln/log.h"
 #include "kiln/virtio.h"
+#include "common/virtio_driver.h"
 
 #define RAM (64u << 10)
 #define DESC_GPA 0x1000u
@@ -71,16 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!dev)
 		abort();
 	dev->transport.notify = no_interrupt;
-	virtio_dev_set_status(dev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	virtio_dev_set_driver_features(dev, 0, (uint32_t)features);
-	virtio_dev_set_driver_features(dev, 1, (uint32_t)(features >> 32));
-	virtio_dev_set_status(dev, dev->status | VIRTIO_CONFIG_S_FEATURES_OK);
-	dev->q[0].size = qsize;
-	dev->q[0].desc_gpa = DESC_GPA;
-	dev->q[0].avail_gpa = AVAIL_GPA;
-	dev->q[0].used_gpa = USED_GPA;
-	virtio_dev_set_queue_ready(dev, 0, true);
-	virtio_dev_set_status(dev, dev->status | VIRTIO_CONFIG_S_DRIVER_OK);
+	test_driver_init(dev, features, qsize, DESC_GPA, AVAIL_GPA, USED_GPA);
 	before = ((struct vring_used *)(ram + USED_GPA))->idx;
 	virtio_dev_queue_notify(dev, 0);
 	virtio_dev_queue_notify(dev, 3); /* a queue that does not exist */

@@ -1,4 +1,5 @@
-"""virtio-blk and virtio-rng on the virtio-mmio transport, used by the real Debian kernel: an ext4
+"""virtio-blk and virtio-rng on both transports (virtio-pci with MSI-X or INTx, virtio-mmio
+found through ACPI), used by the real Debian kernel: an ext4
 image made on the host with mke2fs -d is mounted in the guest, a file written and synced there is
 found on the host with debugfs, e2fsck finds the filesystem clean, a read-only disk refuses
 writes and stays byte-for-byte the same, and the guest's hwrng is kiln's virtio-rng."""
@@ -26,13 +27,26 @@ def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_ext4_disk_readonly_disk_and_rng(kvm, kiln, bzimage, initrd, images):
+TRANSPORTS = [
+    # (id, kiln arguments, guest command line, driver the guest binds, MSI-X in use)
+    ("pci-msix", [], "", "virtio-pci", True),
+    ("pci-intx", ["--transport", "pci"], "pci=nomsi", "virtio-pci", False),
+    ("mmio", ["--transport", "mmio"], "", "virtio-mmio", False),
+]
+
+
+@pytest.mark.parametrize("args,cmdline,driver,msix", [t[1:] for t in TRANSPORTS],
+                         ids=[t[0] for t in TRANSPORTS])
+def test_ext4_disk_readonly_disk_and_rng(kvm, kiln, bzimage, initrd, images, args, cmdline,
+                                         driver, msix):
     ext4, ro = images
     ro_before = sha256(ro)
     g = boot(kiln, bzimage, initrd, "disks", "--disk", f"{ext4},id=rootdisk",
-             "--disk", f"{ro},readonly=on", "--rng")
+             "--disk", f"{ro},readonly=on", "--rng", *args, cmdline=cmdline)
     assert g.returncode == 0, g
     f = g.facts
+    assert f["virtio_transport"] == driver, g
+    assert (int(f["msix_vectors"]) > 0) == msix, g
     assert f["vda_sectors"] == str(64 << 11) and f["vda_ro"] == "0" and f["vda_serial"] == "rootdisk", g
     assert f["vdb_sectors"] == str(2048) and f["vdb_ro"] == "1" and f["vdb_serial"] == "kiln-disk1", g
     assert f["hello"] == "hello from the host", g

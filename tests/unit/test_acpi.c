@@ -256,20 +256,43 @@ static void test_bad_config(void **state)
 	assert_int_equal(acpi_add_device(&cfg, &cfg.device[0]), -ENOSPC);
 }
 
+/* The whole text file @dir/@name (NUL-terminated, at most 1 MiB); the caller frees it. */
+static char *read_text(const char *dir, const char *name)
+{
+	char path[256], *text = calloc(1, 1 << 20);
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(text);
+	n = fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	assert_true(n > 0);
+	return text;
+}
+
 /* Many devices push the \_SB scope past 63 and 4095 bytes: multi-byte PkgLengths. */
 static void test_iasl_disassembles_every_table(void **state)
 {
 	struct acpi_config cfg;
 	uint64_t rsdp;
 	char dir[] = "/tmp/kiln-acpi-XXXXXX", cmd[512], path[256];
-	const char *sigs[] = { "FACP", "APIC", "DSDT", "FACS" };
+	const char *sigs[] = { "FACP", "APIC", "DSDT", "FACS", "MCFG" };
+	static const struct acpi_device_desc vmmio = {
+		.name = "VR00", .hid = "LNRO0005", .nr_res = 2,
+		.res = { { ACPI_RES_MEM32, 0xd0000000u, 0x1000 }, { ACPI_RES_GSI, 16, 0 } } };
 	FILE *f;
 	char *dsl;
-	long n;
 
 	if (access("/usr/bin/iasl", X_OK))
 		fail_msg("iasl not found: scripts/deps.sh installs acpica-tools");
 	pc_config(&cfg, 8);
+	assert_int_equal(acpi_add_device(&cfg, &vmmio), 0);
+	cfg.pci = (struct acpi_pci){ .present = true, .ecam_base = 0xe0000000u, .mem_base = 0xc1000000u,
+				     .mem_limit = 0xcfffffffu, .nr_prt = 2,
+				     .prt = { { 1, 16 }, { 2, 17 } } };
 	while (cfg.nr_devices < ACPI_MAX_DEVICES) {
 		struct acpi_device_desc d = cfg.device[0];
 
@@ -279,7 +302,7 @@ static void test_iasl_disassembles_every_table(void **state)
 	}
 	assert_int_equal(acpi_build(&mem, BASE, KILN_ACPI_END - BASE, &cfg, &rsdp), 0);
 	assert_non_null(mkdtemp(dir));
-	for (unsigned i = 0; i < 4; i++) {
+	for (unsigned i = 0; i < 5; i++) {
 		const uint8_t *t = table(sigs[i]);
 
 		snprintf(path, sizeof(path), "%s/%s.dat", dir, sigs[i]);
@@ -290,19 +313,23 @@ static void test_iasl_disassembles_every_table(void **state)
 		snprintf(cmd, sizeof(cmd), "cd %s && iasl -d %s.dat > %s.log 2>&1", dir, sigs[i], sigs[i]);
 		assert_int_equal(system(cmd), 0);
 	}
-	snprintf(path, sizeof(path), "%s/DSDT.dsl", dir);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	dsl = calloc(1, 1 << 20);
-	n = (long)fread(dsl, 1, (1 << 20) - 1, f);
-	fclose(f);
-	assert_true(n > 0);
+	dsl = read_text(dir, "DSDT.dsl");
 	assert_non_null(strstr(dsl, "_S5_"));
 	assert_non_null(strstr(dsl, "PNP0501"));
 	assert_non_null(strstr(dsl, "QEMU0001"));
 	assert_non_null(strstr(dsl, "Device (CM15)"));
 	assert_non_null(strstr(dsl, "IO (Decode16,"));
 	assert_non_null(strstr(dsl, "Memory32Fixed (ReadWrite,"));
+	assert_non_null(strstr(dsl, "LNRO0005"));
+	assert_non_null(strstr(dsl, "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )"));
+	assert_non_null(strstr(dsl, "PNP0A03"));
+	assert_non_null(strstr(dsl, "WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,"));
+	assert_non_null(strstr(dsl, "DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,"));
+	assert_non_null(strstr(dsl, "Name (_PRT, Package (0x02)"));
+	assert_non_null(strstr(dsl, "0x0002FFFF"));
+	free(dsl);
+	dsl = read_text(dir, "MCFG.dsl");
+	assert_non_null(strstr(dsl, "Base Address : 00000000E0000000"));
 	free(dsl);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);

@@ -89,15 +89,6 @@ static uint8_t inb(uint16_t port)
 
 static void outb(uint16_t port, uint8_t v) { bus_dispatch(&F.pio, port, &v, 1, true); }
 
-static uint32_t inl(uint16_t port)
-{
-	uint32_t v;
-
-	bus_dispatch(&F.pio, port, (uint8_t *)&v, 4, false);
-	return v;
-}
-
-static void outl(uint16_t port, uint32_t v) { bus_dispatch(&F.pio, port, (uint8_t *)&v, 4, true); }
 
 #define COM1 KILN_PORT_COM1
 
@@ -239,21 +230,6 @@ static void test_rtc(void **state)
 	assert_int_equal(bcd(inb(KILN_PORT_RTC + 1)), (tm.tm_year + 1900 - 1) % 100);
 }
 
-static void test_pci_config_no_device(void **state)
-{
-	uint8_t b[2];
-
-	outl(KILN_PORT_PCI_CONFIG, 0x80000000);
-	assert_int_equal(inl(KILN_PORT_PCI_CONFIG), 0x80000000);
-	assert_int_equal(inl(KILN_PORT_PCI_CONFIG + 4), 0xffffffff);
-	outl(KILN_PORT_PCI_CONFIG + 4, 0x12345678);
-	assert_int_equal(inl(KILN_PORT_PCI_CONFIG + 4), 0xffffffff);
-	outb(KILN_PORT_PCI_CONFIG + 3, 0x01); /* not CONFIG_ADDRESS */
-	assert_int_equal(inl(KILN_PORT_PCI_CONFIG), 0x80000000);
-	bus_dispatch(&F.pio, KILN_PORT_PCI_CONFIG + 6, b, 2, false);
-	assert_int_equal(b[0], 0xff);
-}
-
 static void test_acpi_pm_poweroff(void **state)
 {
 	uint16_t cnt;
@@ -350,7 +326,6 @@ int main(void)
 		cmocka_unit_test(test_uart_interrupts),
 		cmocka_unit_test(test_i8042),
 		cmocka_unit_test(test_rtc),
-		cmocka_unit_test(test_pci_config_no_device),
 		cmocka_unit_test(test_acpi_pm_poweroff),
 		cmocka_unit_test(test_pvpanic),
 		cmocka_unit_test(test_describe),

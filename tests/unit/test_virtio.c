@@ -18,6 +18,7 @@
 #include <linux/virtio_ring.h>
 
 #include "kiln/virtio.h"
+#include "common/virtio_driver.h"
 
 #define FAKE_RAM (1u << 20)
 #define QSIZE 8u
@@ -74,19 +75,7 @@ static int teardown(void **state)
 static uint8_t driver_init(struct virtio_dev *dev, uint64_t features, uint16_t qsize)
 {
 	dev->transport.notify = fake_notify;
-	virtio_dev_set_status(dev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	virtio_dev_set_driver_features(dev, 0, (uint32_t)features);
-	virtio_dev_set_driver_features(dev, 1, (uint32_t)(features >> 32));
-	virtio_dev_set_status(dev, dev->status | VIRTIO_CONFIG_S_FEATURES_OK);
-	if (!(dev->status & VIRTIO_CONFIG_S_FEATURES_OK))
-		return dev->status;
-	dev->q[0].size = qsize;
-	dev->q[0].desc_gpa = DESC_GPA;
-	dev->q[0].avail_gpa = AVAIL_GPA;
-	dev->q[0].used_gpa = USED_GPA;
-	virtio_dev_set_queue_ready(dev, 0, true);
-	virtio_dev_set_status(dev, dev->status | VIRTIO_CONFIG_S_DRIVER_OK);
-	return dev->status;
+	return test_driver_init(dev, features, qsize, DESC_GPA, AVAIL_GPA, USED_GPA);
 }
 
 /* A bare queue over the fake RAM, enabled with @features. */

@@ -275,6 +275,78 @@ static void aml_device(struct aml *a, const struct acpi_device_desc *d)
 	aml_close(a, pkg);
 }
 
+/* Word (§6.4.3.5.3) or DWord (§6.4.3.5.2) address space descriptor of a window the root bridge
+ * produces: @type 0 memory, 1 I/O, 2 bus numbers; fixed minimum and maximum. */
+static void addr_space(struct aml *a, bool dword, uint8_t type, uint8_t type_flags, uint32_t min,
+		       uint32_t max)
+{
+	uint8_t d[26] = { dword ? 0x87 : 0x88, dword ? 23 : 13, 0, type, 0x0c, type_flags };
+
+	if (dword) {
+		put32(d, 10, min);
+		put32(d, 14, max);
+		put32(d, 22, max - min + 1);
+	} else {
+		put16(d, 8, (uint16_t)min);
+		put16(d, 10, (uint16_t)max);
+		put16(d, 14, (uint16_t)(max - min + 1));
+	}
+	aml_bytes(a, d, dword ? 26 : 16);
+}
+
+/* \_SB.PCI0: bus 0, the configuration ports, I/O around them, the BAR window, and _PRT. */
+static void aml_pci_root(struct aml *a, const struct acpi_pci *pci)
+{
+	static const uint8_t device_op[] = { 0x5b, 0x82 }, name_op = 0x08, buffer_op = 0x11,
+		package_op = 0x12;
+	static const uint8_t cf8[8] = { 0x47, 1, 0xf8, 0x0c, 0xf8, 0x0c, 1, 8 };
+	size_t dev = aml_open(a, device_op, 2), buf, pkg;
+
+	aml_nameseg(a, "PCI0");
+	aml_byte(a, name_op);
+	aml_nameseg(a, "_HID");
+	aml_integer(a, aml_eisaid("PNP0A03"));
+	aml_byte(a, name_op);
+	aml_nameseg(a, "_UID");
+	aml_integer(a, 0);
+	aml_byte(a, name_op);
+	aml_nameseg(a, "_SEG");
+	aml_integer(a, 0);
+	aml_byte(a, name_op);
+	aml_nameseg(a, "_BBN");
+	aml_integer(a, 0);
+
+	aml_byte(a, name_op);
+	aml_nameseg(a, "_CRS");
+	buf = aml_open(a, &buffer_op, 1);
+	aml_integer(a, 16 + 8 + 16 + 16 + 26 + 2);
+	addr_space(a, false, 2, 0, 0, 0);                     /* bus 0 */
+	aml_bytes(a, cf8, sizeof(cf8));                       /* 0xCF8-0xCFF */
+	addr_space(a, false, 1, 3, 0x0000, 0x0cf7);
+	addr_space(a, false, 1, 3, 0x0d00, 0xffff);
+	addr_space(a, true, 0, 1, pci->mem_base, pci->mem_limit); /* read/write, non-cacheable */
+	aml_byte(a, 0x79);
+	aml_byte(a, 0x00);
+	aml_close(a, buf);
+
+	aml_byte(a, name_op);
+	aml_nameseg(a, "_PRT");
+	pkg = aml_open(a, &package_op, 1);
+	aml_byte(a, (uint8_t)pci->nr_prt);
+	for (unsigned i = 0; i < pci->nr_prt; i++) {
+		size_t entry = aml_open(a, &package_op, 1);
+
+		aml_byte(a, 4);
+		aml_integer(a, ((uint32_t)pci->prt[i].slot << 16) | 0xffff); /* any function */
+		aml_integer(a, 0);                                          /* INTA# */
+		aml_integer(a, 0);                                          /* no link device: a GSI */
+		aml_integer(a, pci->prt[i].gsi);
+		aml_close(a, entry);
+	}
+	aml_close(a, pkg);
+	aml_close(a, dev);
+}
+
 /* DSDT body: \_S5 sleep package and one Device per description under \_SB. */
 static void build_dsdt_body(struct aml *a, const struct acpi_config *acpi)
 {
@@ -294,6 +366,8 @@ static void build_dsdt_body(struct aml *a, const struct acpi_config *acpi)
 	pkg = aml_open(a, &scope_op, 1);
 	aml_byte(a, '\\');
 	aml_nameseg(a, "_SB_");
+	if (acpi->pci.present)
+		aml_pci_root(a, &acpi->pci);
 	for (unsigned i = 0; i < acpi->nr_devices; i++)
 		aml_device(a, &acpi->device[i]);
 	aml_close(a, pkg);
@@ -301,15 +375,29 @@ static void build_dsdt_body(struct aml *a, const struct acpi_config *acpi)
 
 static size_t align_up(size_t v, size_t a) { return (v + a - 1) & ~(a - 1); }
 
+#define MCFG_LEN (HDR_LEN + 8 + 16)
+
+/* MCFG (PCI Firmware 3.2 §4.1.2): one ECAM window, segment 0, bus 0 only. */
+static void build_mcfg(uint8_t *t, uint64_t ecam)
+{
+	header(t, "MCFG", MCFG_LEN, 1);
+	put64(t, HDR_LEN + 8, ecam);
+	put16(t, HDR_LEN + 16, 0);
+	put8(t, HDR_LEN + 18, 0);
+	put8(t, HDR_LEN + 19, 0);
+	finish(t, MCFG_LEN);
+}
+
 int acpi_build(const struct guest_mem *mem, uint64_t base, uint64_t max_len,
 	       const struct acpi_config *acpi, uint64_t *rsdp_gpa)
 {
-	size_t xsdt, fadt, facs, madt, dsdt, end, dsdt_len;
+	size_t xsdt, fadt, facs, madt, mcfg, dsdt, end, dsdt_len, nr_tables;
 	struct aml body;
 	uint8_t *t;
 	int ret = 0;
 
-	if (acpi->nr_cpus == 0 || acpi->nr_cpus > 255 || acpi->nr_devices > ACPI_MAX_DEVICES)
+	if (acpi->nr_cpus == 0 || acpi->nr_cpus > 255 || acpi->nr_devices > ACPI_MAX_DEVICES ||
+	    acpi->pci.nr_prt > 32)
 		return -EINVAL;
 	for (unsigned i = 0; i < acpi->nr_devices; i++)
 		if (!valid_device(&acpi->device[i]))
@@ -322,10 +410,12 @@ int acpi_build(const struct guest_mem *mem, uint64_t base, uint64_t max_len,
 	}
 	dsdt_len = HDR_LEN + body.len;
 	xsdt = align_up(RSDP_LEN, 16);
-	fadt = align_up(xsdt + HDR_LEN + 2 * 8, 16);
+	nr_tables = acpi->pci.present ? 3 : 2;
+	fadt = align_up(xsdt + HDR_LEN + nr_tables * 8, 16);
 	facs = align_up(fadt + FADT_LEN, 64);
 	madt = align_up(facs + FACS_LEN, 16);
-	dsdt = align_up(madt + madt_len(acpi->nr_cpus), 16);
+	mcfg = align_up(madt + madt_len(acpi->nr_cpus), 16);
+	dsdt = align_up(mcfg + (acpi->pci.present ? MCFG_LEN : 0), 16);
 	end = dsdt + dsdt_len;
 	if (end > max_len) {
 		aml_free(&body);
@@ -345,10 +435,14 @@ int acpi_build(const struct guest_mem *mem, uint64_t base, uint64_t max_len,
 	t[8] = (uint8_t)(0 - acpi_checksum(t, 20));
 	t[32] = (uint8_t)(0 - acpi_checksum(t, RSDP_LEN));
 
-	header(t + xsdt, "XSDT", HDR_LEN + 2 * 8, 1);
+	header(t + xsdt, "XSDT", (uint32_t)(HDR_LEN + nr_tables * 8), 1);
 	put64(t + xsdt, HDR_LEN, base + fadt);
 	put64(t + xsdt, HDR_LEN + 8, base + madt);
-	finish(t + xsdt, HDR_LEN + 2 * 8);
+	if (acpi->pci.present) {
+		put64(t + xsdt, HDR_LEN + 16, base + mcfg);
+		build_mcfg(t + mcfg, acpi->pci.ecam_base);
+	}
+	finish(t + xsdt, HDR_LEN + nr_tables * 8);
 	build_fadt(t + fadt, base + facs, base + dsdt);
 	build_facs(t + facs);
 	build_madt(t + madt, acpi->nr_cpus);

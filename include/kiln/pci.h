@@ -1,0 +1,132 @@
+/* pci — PCI bus 0 of kiln's PC: configuration space through ports 0xCF8/0xCFC (PCI Local Bus 3.0
+ * §3.2.2.3.2, mechanism #1) and through ECAM (PCI Express Base 4.0 §7.2.2, described by the ACPI
+ * MCFG table), a host bridge at 00:00.0, one 32-bit memory BAR per device placed by kiln in the
+ * PCI window of the MMIO hole, INTx on a GSI per slot, and MSI-X tables (PCI 3.0 §6.8.2).
+ *
+ * Owns: the configuration space of every function (type 0 headers, capability lists, which bits
+ * the guest may write) and BAR placement. BARs are assigned once, as firmware would, and never
+ * move: a guest that sizes a BAR (writes all-ones, reads the mask) gets the mask and then the
+ * original address back; any other new address is logged once and ignored.
+ */
+#ifndef KILN_PCI_H
+#define KILN_PCI_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kiln/bus.h"
+#include "kiln/log.h"
+
+#define PCI_SLOTS 32
+#define PCI_CFG_SIZE 256
+#define PCI_MSIX_MAX_VECTORS 16
+
+/* Class codes (base class, subclass, programming interface; PCI Code and ID Assignment 1.11). */
+#define PCI_CLASS_CODE_HOST_BRIDGE 0x060000u
+#define PCI_CLASS_CODE_STORAGE_OTHER 0x018000u
+#define PCI_CLASS_CODE_ETHERNET 0x020000u
+#define PCI_CLASS_CODE_UNCLASSIFIED 0xff0000u
+
+struct dev_host;
+struct acpi_config;
+struct pci_dev;
+
+/* MSI-X state of a function (PCI 3.0 §6.8.2): the table and PBA live in its BAR. */
+struct pci_msix {
+	uint16_t nr_vectors;
+	uint32_t table_off, pba_off;      /* byte offsets into the BAR */
+	uint8_t table[PCI_MSIX_MAX_VECTORS * 16];
+	uint64_t pending;                 /* PBA bits */
+	unsigned gsi[PCI_MSIX_MAX_VECTORS];
+	int irqfd[PCI_MSIX_MAX_VECTORS];
+	uint8_t cap;                      /* config-space offset of the capability */
+};
+
+struct pci_dev_ops {
+	/* Access of @len bytes (1, 2, 4 or 8) at @off into BAR 0 (MSI-X table and PBA excluded:
+	 * the bus serves them). Called with the function's lock held. */
+	void (*bar_read)(struct pci_dev *dev, uint64_t off, uint8_t *data, uint32_t len);
+	void (*bar_write)(struct pci_dev *dev, uint64_t off, const uint8_t *data, uint32_t len);
+	/* After the guest wrote configuration bytes [off, off + len) (may be NULL). Lock held. */
+	void (*cfg_written)(struct pci_dev *dev, uint32_t off, uint32_t len);
+	/* Before the guest reads configuration bytes [off, off + len) (may be NULL). Lock held. */
+	void (*cfg_reading)(struct pci_dev *dev, uint32_t off, uint32_t len);
+};
+
+struct pci_dev {
+	const struct pci_dev_ops *ops;
+	void *opaque;
+	pthread_mutex_t *lock;            /* the owner's lock, taken around every callback */
+	struct dev_host *host;
+	unsigned slot;
+	unsigned intx_gsi;
+	bool intx_level;
+	uint8_t cfg[PCI_CFG_SIZE];
+	uint8_t wmask[PCI_CFG_SIZE];      /* bits the guest may change */
+	uint32_t bar_size;                /* BAR 0, bytes, a power of two >= 4 KiB */
+	uint32_t bar_addr;
+	uint8_t next_cap;                 /* where the next capability goes */
+	bool has_msix;
+	struct pci_msix msix;
+	struct log_once bad_bar;
+};
+
+struct pci_bus;
+
+/* Create bus 0 with its host bridge: claims ports 0xCF8-0xCFF and the ECAM window on @host.
+ * Returns 0 with *out set or -errno. */
+int pci_bus_create(struct dev_host *host, struct pci_bus **out) __attribute__((warn_unused_result));
+void pci_bus_destroy(struct pci_bus *bus);
+
+/* Describe the root bridge (PNP0A03 with its bus, I/O and memory windows and a _PRT entry per
+ * device) and the ECAM reservation in the DSDT, and ask for an MCFG table. */
+void pci_bus_describe(const struct pci_bus *bus, struct acpi_config *acpi);
+
+/* Initialise @dev's type 0 header: IDs, class (24 bits), subsystem IDs, interrupt pin A.
+ * Capabilities are added with pci_add_cap() before pci_bus_add(). */
+void pci_dev_init(struct pci_dev *dev, const struct pci_dev_ops *ops, void *opaque,
+		  pthread_mutex_t *lock, uint16_t vendor, uint16_t device, uint32_t class_code,
+		  uint16_t subsys_vendor, uint16_t subsys_id, uint8_t revision, uint32_t bar_size);
+
+/* Append a capability of @len bytes (ID in @data[0]; @data[1], the next pointer, is filled in)
+ * and return its configuration-space offset, or 0 when it does not fit. @wmask (may be NULL)
+ * gives the bits the guest may write. */
+uint8_t pci_add_cap(struct pci_dev *dev, const uint8_t *data, uint8_t len, const uint8_t *wmask);
+
+/* Add an MSI-X capability with @nr_vectors (<= PCI_MSIX_MAX_VECTORS) whose table and PBA sit
+ * at @table_off and @pba_off in BAR 0. Returns 0 or -errno. Before pci_bus_add(). */
+int pci_msix_init(struct pci_dev *dev, uint16_t nr_vectors, uint32_t table_off, uint32_t pba_off)
+	__attribute__((warn_unused_result));
+
+/* Put @dev in the next free slot: assign its BAR, route INTx, register the BAR on the MMIO bus
+ * and the MSI-X irqfds with KVM. Returns 0 or -errno (-ENOSPC when the bus or window is full). */
+int pci_bus_add(struct pci_bus *bus, struct pci_dev *dev) __attribute__((warn_unused_result));
+
+/* Release what pci_bus_add() and pci_msix_init() acquired for @dev (its irqfds). */
+void pci_dev_release(struct pci_dev *dev);
+
+/* Interrupt vector @vector: through MSI-X when the guest enabled it (a masked vector becomes
+ * pending); returns false when MSI-X is off so the caller can use INTx. Lock held. */
+bool pci_msix_notify(struct pci_dev *dev, unsigned vector);
+
+/* Drive INTx (pin A) to @level. Lock held. */
+void pci_set_intx(struct pci_dev *dev, bool level);
+
+/* Read/write little-endian configuration fields. */
+static inline uint32_t pci_cfg_get(const struct pci_dev *d, unsigned off, unsigned len)
+{
+	uint32_t v = 0;
+
+	for (unsigned i = 0; i < len; i++)
+		v |= (uint32_t)d->cfg[off + i] << (8 * i);
+	return v;
+}
+
+static inline void pci_cfg_set(struct pci_dev *d, unsigned off, unsigned len, uint32_t v)
+{
+	for (unsigned i = 0; i < len; i++)
+		d->cfg[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+#endif

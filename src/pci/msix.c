@@ -1,0 +1,168 @@
+/* msix — MSI-X (PCI Local Bus 3.0 §6.8.2): the capability, the vector table and the pending-bit
+ * array in BAR 0, each vector an irqfd on its own GSI whose MSI route follows the table entry
+ * the guest writes. Masked vectors (per vector or the function mask) collect pending bits and
+ * fire when unmasked. See include/kiln/pci.h. */
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <linux/pci_regs.h>
+
+#include "kiln/devices.h"
+#include "kiln/log.h"
+#include "pci_internal.h"
+
+#define ENTRY 16u
+#define CTRL_MASKED 1u
+
+int pci_msix_init(struct pci_dev *dev, uint16_t nr_vectors, uint32_t table_off, uint32_t pba_off)
+{
+	uint8_t cap[12] = { PCI_CAP_ID_MSIX }, wmask[12] = { 0 };
+	struct pci_msix *m = &dev->msix;
+
+	if (nr_vectors == 0 || nr_vectors > PCI_MSIX_MAX_VECTORS || (table_off & 7) || (pba_off & 7) ||
+	    table_off + nr_vectors * ENTRY > dev->bar_size || pba_off + 8 > dev->bar_size)
+		return -EINVAL;
+	le_put(cap + PCI_MSIX_FLAGS, 2, nr_vectors - 1u);
+	le_put(cap + PCI_MSIX_TABLE, 4, table_off); /* BIR 0 */
+	le_put(cap + PCI_MSIX_PBA, 4, pba_off);
+	le_put(wmask + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+	m->cap = pci_add_cap(dev, cap, sizeof(cap), wmask);
+	if (!m->cap)
+		return -ENOSPC;
+	m->nr_vectors = nr_vectors;
+	m->table_off = table_off;
+	m->pba_off = pba_off;
+	for (unsigned v = 0; v < nr_vectors; v++) {
+		le_put(m->table + v * ENTRY + PCI_MSIX_ENTRY_VECTOR_CTRL, 4, CTRL_MASKED);
+		m->irqfd[v] = -1;
+	}
+	dev->has_msix = true;
+	return 0;
+}
+
+int pci_msix_connect(struct pci_dev *dev)
+{
+	struct pci_msix *m = &dev->msix;
+	struct dev_host *h = dev->host;
+
+	for (unsigned v = 0; v < m->nr_vectors; v++) {
+		int gsi = h->alloc_msi_gsi(h), ret;
+
+		if (gsi < 0)
+			return gsi;
+		m->gsi[v] = (unsigned)gsi;
+		m->irqfd[v] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (m->irqfd[v] < 0)
+			return -errno;
+		ret = h->irqfd(h, m->gsi[v], m->irqfd[v]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static uint16_t flags(const struct pci_dev *dev) { return (uint16_t)pci_cfg_get(dev, dev->msix.cap + PCI_MSIX_FLAGS, 2); }
+
+static bool vector_masked(const struct pci_dev *dev, unsigned v)
+{
+	uint32_t ctrl;
+
+	memcpy(&ctrl, dev->msix.table + v * ENTRY + PCI_MSIX_ENTRY_VECTOR_CTRL, 4);
+	return (flags(dev) & PCI_MSIX_FLAGS_MASKALL) || (ctrl & CTRL_MASKED);
+}
+
+static void fire(struct pci_dev *dev, unsigned v)
+{
+	uint64_t one = 1;
+
+	if (write(dev->msix.irqfd[v], &one, sizeof(one)) < 0 && log_once_first(&dev->bad_bar))
+		log_warn("PCI %02x.0: MSI-X vector %u: irqfd write failed", dev->slot, v);
+}
+
+/* Deliver what became unmasked. */
+static void flush_pending(struct pci_dev *dev)
+{
+	struct pci_msix *m = &dev->msix;
+
+	if (!(flags(dev) & PCI_MSIX_FLAGS_ENABLE))
+		return;
+	for (unsigned v = 0; v < m->nr_vectors; v++) {
+		if ((m->pending & (1ull << v)) && !vector_masked(dev, v)) {
+			m->pending &= ~(1ull << v);
+			fire(dev, v);
+		}
+	}
+}
+
+bool pci_msix_notify(struct pci_dev *dev, unsigned v)
+{
+	struct pci_msix *m = &dev->msix;
+
+	if (!dev->has_msix || !(flags(dev) & PCI_MSIX_FLAGS_ENABLE))
+		return false;
+	if (v >= m->nr_vectors)
+		return true; /* no vector assigned: the driver asked for no interrupt */
+	if (vector_masked(dev, v))
+		m->pending |= 1ull << v;
+	else
+		fire(dev, v);
+	return true;
+}
+
+void pci_msix_cfg_written(struct pci_dev *dev, uint32_t off, uint32_t len)
+{
+	uint32_t f = dev->msix.cap + PCI_MSIX_FLAGS;
+
+	if (off < f + 2 && off + len > f)
+		flush_pending(dev);
+}
+
+bool pci_msix_bar_access(struct pci_dev *dev, uint64_t off, uint8_t *data, uint32_t len, bool write)
+{
+	struct pci_msix *m = &dev->msix;
+	uint64_t table_end = m->table_off + (uint64_t)m->nr_vectors * ENTRY;
+
+	if (!write)
+		memset(data, 0, len);
+
+	if (off >= m->table_off && off < table_end) {
+		uint64_t rel = off - m->table_off;
+		unsigned v = (unsigned)(rel / ENTRY);
+		uint8_t *entry = m->table + v * ENTRY;
+		uint32_t lo, hi, msg;
+
+		if (rel % ENTRY + len > ENTRY)
+			len = (uint32_t)(ENTRY - rel % ENTRY); /* never past the entry */
+		if (!write) {
+			memcpy(data, m->table + rel, len);
+			return true;
+		}
+		memcpy(m->table + rel, data, len);
+		memcpy(&lo, entry + PCI_MSIX_ENTRY_LOWER_ADDR, 4);
+		memcpy(&hi, entry + PCI_MSIX_ENTRY_UPPER_ADDR, 4);
+		memcpy(&msg, entry + PCI_MSIX_ENTRY_DATA, 4);
+		if (rel % ENTRY < PCI_MSIX_ENTRY_VECTOR_CTRL &&
+		    dev->host->set_msi_route(dev->host, m->gsi[v], (uint64_t)hi << 32 | lo, msg) &&
+		    log_once_first(&dev->bad_bar))
+			log_warn("PCI %02x.0: MSI-X vector %u: cannot route it", dev->slot, v);
+		flush_pending(dev);
+		return true;
+	}
+	if (off >= m->pba_off && off < m->pba_off + 8) {
+		uint64_t rel = off - m->pba_off;
+
+		if (!write)
+			memcpy(data, (uint8_t *)&m->pending + rel, rel + len > 8 ? 8 - rel : len);
+		return true;
+	}
+	return false;
+}
+
+void pci_dev_release(struct pci_dev *dev)
+{
+	for (unsigned v = 0; dev->has_msix && v < dev->msix.nr_vectors; v++)
+		if (dev->msix.irqfd[v] >= 0)
+			close(dev->msix.irqfd[v]);
+	dev->has_msix = false;
+}
