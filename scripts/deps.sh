@@ -2,7 +2,7 @@
 # Install everything kiln's build, tests, benchmarks and the KVM box need, from Debian's archive.
 # Fast no-op when all packages are present.
 set -euo pipefail
-pkgs=(build-essential meson ninja-build pkg-config libcmocka-dev python3 python3-pytest
+pkgs=(build-essential meson ninja-build pkg-config libcmocka-dev liburing-dev python3 python3-pytest
       qemu-system-x86 busybox-static acpica-tools cpio lz4 xz-utils zstd gzip kmod strace
       util-linux binutils e2fsprogs clang libclang-rt-14-dev)
 missing=()

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "kiln/block.h"
 #include "kiln/guest_mem.h"
 #include "kiln/log.h"
 
@@ -165,8 +166,11 @@ bool virtq_arm_notify(struct virtq *q);
  * -EFAULT when a ring is not entirely in guest RAM or misaligned. */
 int virtq_enable(const struct guest_mem *mem, struct virtq *q, uint64_t features);
 
+/* What serve() returns for a chain it will complete later (virtq_push from a completion). */
+#define VIRTQ_DEFERRED UINT32_MAX
+
 /* Serve queue @q: pop every available chain, hand it to @serve (which returns the bytes it
- * wrote into the chain), return it, interrupt the driver if it asked, and repeat until the ring
+ * wrote into the chain, or VIRTQ_DEFERRED), return it, interrupt the driver if it asked, and repeat until the ring
  * stays empty after re-arming notifications. A malformed chain marks the device
  * DEVICE_NEEDS_RESET. Lock held. */
 void virtio_dev_process(struct virtio_dev *dev, unsigned q,
@@ -231,13 +235,15 @@ struct disk_config {
 	const char *path;
 	const char *id;        /* serial reported by GET_ID; NULL: "kiln-diskN" */
 	bool readonly;
+	enum block_engine engine; /* io_uring (default) or sync */
 };
 
 /* virtio-blk (§5.2) over the raw image @cfg->path: IN, OUT, FLUSH (fdatasync), GET_ID,
- * DISCARD and WRITE_ZEROES; read-only images answer writes with VIRTIO_BLK_S_IOERR.
+ * DISCARD and WRITE_ZEROES; read-only images answer writes with VIRTIO_BLK_S_IOERR. Guest
+ * memory is host->mem; io_uring completions are watched on host's event loop.
  * Returns the device, or NULL with a one-line reason in @err (*usage true when the user's
  * input is wrong: missing file, directory, size not a multiple of 512). */
-struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, const struct disk_config *cfg,
+struct virtio_dev *virtio_blk_new(struct dev_host *host, const struct disk_config *cfg,
 				  unsigned index, bool *usage, char *err, size_t errlen);
 
 /* virtio-rng (§5.4): fills every buffer from getrandom(). NULL when out of memory. */

@@ -10,7 +10,7 @@
 
 const char cli_run_usage[] =
 	"usage: kiln run --kernel PATH [--initrd PATH] [--cmdline STRING] [--cpus N] [--memory SIZE]\n"
-	"                [--disk PATH[,readonly=on][,id=NAME]]... [--rng] [--transport pci|mmio]\n"
+	"                [--disk PATH[,readonly=on][,id=NAME][,engine=E]]... [--rng] [--transport pci|mmio]\n"
 	"\n"
 	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) with the serial console on\n"
 	"standard input/output. On a terminal the console is raw; press Ctrl-A then x to quit.\n"
@@ -20,9 +20,10 @@ const char cli_run_usage[] =
 	"  --cmdline STRING  kernel command line (default \"" VM_DEFAULT_CMDLINE "\")\n"
 	"  --cpus N          number of vCPUs (default 1)\n"
 	"  --memory SIZE     guest RAM: 512M, 2G or a plain number of MiB (default 512M)\n"
-	"  --disk PATH[,readonly=on][,id=NAME]\n"
+	"  --disk PATH[,readonly=on][,id=NAME][,engine=io_uring|sync]\n"
 	"                    a raw disk image as virtio-blk (/dev/vda, vdb, ... in order); id is\n"
-	"                    the serial the guest sees (at most 20 characters)\n"
+	"                    the serial the guest sees (at most 20 characters); I/O through\n"
+	"                    io_uring (default) or synchronous calls on kiln's event loop\n"
 	"  --rng             a virtio-rng entropy device fed from the host's getrandom()\n"
 	"  --transport T     how virtio devices attach: pci (default; MSI-X) or mmio (ACPI LNRO0005)\n"
 	"  --log-level L     error, warn (default), info (adds the boot-timer line) or debug\n"
@@ -80,12 +81,14 @@ static int parse_disk(char *text, struct disk_config *d, char *err, size_t errle
 	while ((opt = strtok_r(NULL, ",", &save))) {
 		if (!strcmp(opt, "readonly=on") || !strcmp(opt, "readonly=off")) {
 			d->readonly = !strcmp(opt, "readonly=on");
+		} else if (!strcmp(opt, "engine=io_uring") || !strcmp(opt, "engine=sync")) {
+			d->engine = !strcmp(opt, "engine=sync") ? BLOCK_ENGINE_SYNC : BLOCK_ENGINE_IO_URING;
 		} else if (!strncmp(opt, "id=", 3) && strlen(opt + 3) >= 1 && strlen(opt + 3) <= 20 &&
 			   strspn(opt + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") == strlen(opt + 3)) {
 			d->id = opt + 3;
 		} else {
-			snprintf(err, errlen, "--disk %s: \"%s\" is not readonly=on|off or id=NAME "
-				 "(1-20 of A-Z a-z 0-9 _ - .)", d->path, opt);
+			snprintf(err, errlen, "--disk %s: \"%s\" is not readonly=on|off, "
+				 "engine=io_uring|sync or id=NAME (1-20 of A-Z a-z 0-9 _ - .)", d->path, opt);
 			return -EINVAL;
 		}
 	}

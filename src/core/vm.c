@@ -245,7 +245,7 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 	int ret = 0;
 
 	for (unsigned i = 0; !ret && i < cfg->nr_disks; i++) {
-		struct virtio_dev *dev = virtio_blk_new(&vm->mem, &cfg->disk[i], i, &usage, err, sizeof(err));
+		struct virtio_dev *dev = virtio_blk_new(&vm->host, &cfg->disk[i], i, &usage, err, sizeof(err));
 
 		if (!dev)
 			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);

@@ -1,9 +1,12 @@
 /* blk — virtio-blk (virtio 1.2 §5.2) over a raw image file, see include/kiln/virtio.h.
  *
- * Requests are served on kiln's event loop with preadv/pwritev/fdatasync/fallocate on the image
- * (the portable backend). Every request is checked before the file is touched: header and
- * status byte present, data a whole number of 512-byte sectors, the sector range inside the
- * image; anything else completes with VIRTIO_BLK_S_IOERR or VIRTIO_BLK_S_UNSUPP.
+ * Reads, writes and flushes go to the image through a block backend (include/kiln/block.h):
+ * io_uring, completing out of order on kiln's event loop, or synchronous I/O. GET_ID, DISCARD
+ * and WRITE_ZEROES are served at once. Every request is checked before the file is touched:
+ * header and status byte present, data a whole number of 512-byte sectors, the sector range
+ * inside the image; anything else completes with VIRTIO_BLK_S_IOERR or VIRTIO_BLK_S_UNSUPP.
+ * A request is tracked by its head descriptor until it completes; a driver that offers a head
+ * still in flight breaks the ring (DEVICE_NEEDS_RESET).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +23,8 @@
 #include <linux/virtio_ids.h>
 #include <sys/ioctl.h>
 
+#include "kiln/block.h"
+#include "kiln/devices.h"
 #include "kiln/virtio.h"
 
 #define SECTOR 512u
@@ -29,10 +34,27 @@
 #define BLK_MAX_DISCARD_SECTORS (1u << 22)    /* 2 GiB per segment */
 #define HDR_LEN sizeof(struct virtio_blk_outhdr)
 
+#define BLK_SCRATCH_IOVS 2048u /* iovecs of one submission batch */
+
+/* A request handed to the backend, indexed by its head descriptor. */
+struct blk_req {
+	bool busy;
+	uint8_t *status;        /* the status byte in guest memory */
+	uint64_t len;           /* data bytes expected (0 for a flush) */
+	uint32_t written;       /* bytes written into the chain on success */
+};
+
 struct blk {
 	struct virtio_dev dev;
 	int fd;
 	bool readonly;
+	bool resetting;         /* completions during a reset touch no guest memory */
+	struct block_backend io;
+	struct blk_req req[BLK_QUEUE_SIZE];
+	/* iovecs of the requests queued since the last submission: the kernel copies them when
+	 * they are submitted (IORING_FEAT_SUBMIT_STABLE), so one batch's worth is enough. */
+	struct iovec scratch[BLK_SCRATCH_IOVS];
+	unsigned scratch_used;
 	uint64_t sectors;
 	char serial[VIRTIO_BLK_ID_BYTES];
 	struct virtio_blk_config config;
@@ -51,47 +73,72 @@ static bool in_range(const struct blk *b, uint64_t sector, uint64_t sectors)
 	return sector <= b->sectors && sectors <= b->sectors - sector;
 }
 
-/* Whole-request transfer at byte @pos; short transfers continue, 0 bytes is an error. */
-static int transfer(struct blk *b, bool write, struct iovec *iov, int n, uint64_t pos)
+/* A backend completion: status byte, used element. Lock held. */
+static void blk_done(void *opaque, uint32_t head, int64_t result)
 {
-	while (n > 0) {
-		ssize_t done = write ? pwritev(b->fd, iov, n, (off_t)pos) : preadv(b->fd, iov, n, (off_t)pos);
+	struct blk *b = opaque;
+	struct blk_req *r = &b->req[head];
+	bool ok = result >= 0 && (uint64_t)result == r->len;
 
-		if (done < 0 && errno == EINTR)
-			continue;
-		if (done <= 0)
-			return -EIO;
-		pos += (uint64_t)done;
-		while (n > 0 && (size_t)done >= iov->iov_len) {
-			done -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + done;
-			iov->iov_len -= (size_t)done;
-		}
-	}
-	return 0;
+	r->busy = false;
+	if (b->resetting)
+		return;
+	*r->status = ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+	virtq_push(&b->dev.q[0], (uint16_t)head, (ok ? r->written : 0) + 1);
 }
 
-static uint8_t rw(struct blk *b, const struct virtq_chain *c, const struct virtio_blk_outhdr *h,
-		  bool write, uint32_t *written)
+/* io_uring completions arrived (event loop). */
+static void blk_io_ready(void *opaque)
 {
-	uint64_t len = write ? c->out_len - HDR_LEN : c->in_len - 1;
-	struct iovec iov[VIRTQ_CHAIN_MAX];
-	int n;
+	struct blk *b = opaque;
 
+	pthread_mutex_lock(&b->dev.lock);
+	block_reap(&b->io);
+	if (virtio_dev_live(&b->dev))
+		virtio_dev_notify_if_needed(&b->dev, 0);
+	pthread_mutex_unlock(&b->dev.lock);
+}
+
+/* Hand the queued requests to the kernel; their iovecs are free again. */
+static void submit(struct blk *b)
+{
+	block_submit_queued(&b->io);
+	b->scratch_used = 0;
+}
+
+/* IN, OUT and FLUSH go to the backend; returns VIRTQ_DEFERRED, or a status when the request
+ * fails its checks. */
+static int start_io(struct blk *b, const struct virtq_chain *c, const struct virtio_blk_outhdr *h,
+		    uint8_t *status)
+{
+	bool write = h->type == VIRTIO_BLK_T_OUT, flush = h->type == VIRTIO_BLK_T_FLUSH;
+	uint64_t len = flush ? 0 : write ? c->out_len - HDR_LEN : c->in_len - 1;
+	struct blk_req *r = &b->req[c->head];
+	struct iovec *iov;
+	int n = 0;
+
+	if (flush && b->readonly)
+		return VIRTIO_BLK_S_OK; /* nothing was written: nothing to make durable */
 	if (write && b->readonly)
 		return VIRTIO_BLK_S_IOERR;
-	if (len % SECTOR || !in_range(b, h->sector, len / SECTOR))
+	if (!flush && (len % SECTOR || !in_range(b, h->sector, len / SECTOR)))
 		return VIRTIO_BLK_S_IOERR;
-	n = virtq_chain_iov(c, !write, write ? HDR_LEN : 0, len, iov);
-	if (n < 0 || transfer(b, write, iov, n, h->sector * SECTOR))
-		return VIRTIO_BLK_S_IOERR;
-	if (!write)
-		*written = (uint32_t)len;
-	return VIRTIO_BLK_S_OK;
+	if (b->scratch_used + VIRTQ_CHAIN_MAX > BLK_SCRATCH_IOVS)
+		submit(b);
+	iov = b->scratch + b->scratch_used;
+	if (!flush) {
+		n = virtq_chain_iov(c, !write, write ? HDR_LEN : 0, len, iov);
+		if (n < 0 || n > (int)BLK_SEG_MAX)
+			return VIRTIO_BLK_S_IOERR;
+		b->scratch_used += (unsigned)n;
+	}
+	r->busy = true;
+	r->status = status;
+	r->len = len;
+	r->written = write ? 0 : (uint32_t)len;
+	block_start(&b->io, flush ? BLOCK_FLUSH : write ? BLOCK_WRITE : BLOCK_READ, iov, n,
+		    h->sector * SECTOR, c->head);
+	return -1;
 }
 
 /* DISCARD and WRITE_ZEROES (§5.2.6): segments of struct virtio_blk_discard_write_zeroes. */
@@ -131,19 +178,27 @@ static uint32_t blk_serve(struct virtio_dev *dev, const struct virtq_chain *c)
 {
 	struct blk *b = to_blk(dev);
 	struct virtio_blk_outhdr h;
+	struct iovec st;
 	uint32_t written = 0;
-	uint8_t status;
+	int status;
 
-	if (c->in_len == 0 || virtq_chain_read(c, 0, &h, HDR_LEN) != HDR_LEN) {
+	if (c->in_len == 0 || virtq_chain_read(c, 0, &h, HDR_LEN) != HDR_LEN ||
+	    virtq_chain_iov(c, true, c->in_len - 1, 1, &st) != 1) {
 		if (log_once_first(&b->bad_request))
 			log_warn("virtio-blk: request without a header or status byte");
 		return 0;
 	}
+	if (b->req[c->head].busy) {
+		virtio_dev_needs_reset(dev, "the driver offered a request that is still in flight");
+		return VIRTQ_DEFERRED;
+	}
 	switch (h.type) {
-	case VIRTIO_BLK_T_IN: status = rw(b, c, &h, false, &written); break;
-	case VIRTIO_BLK_T_OUT: status = rw(b, c, &h, true, &written); break;
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
 	case VIRTIO_BLK_T_FLUSH:
-		status = b->readonly || !fdatasync(b->fd) ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+		status = start_io(b, c, &h, st.iov_base);
+		if (status < 0)
+			return VIRTQ_DEFERRED;
 		break;
 	case VIRTIO_BLK_T_GET_ID:
 		written = (uint32_t)virtq_chain_write(c, 0, b->serial,
@@ -154,19 +209,32 @@ static uint32_t blk_serve(struct virtio_dev *dev, const struct virtq_chain *c)
 	case VIRTIO_BLK_T_WRITE_ZEROES: status = discard_or_zero(b, c, true); break;
 	default: status = VIRTIO_BLK_S_UNSUPP; break;
 	}
-	virtq_chain_write(c, c->in_len - 1, &status, 1);
+	*(uint8_t *)st.iov_base = (uint8_t)status;
 	return written + 1;
 }
 
 static void blk_queue_notify(struct virtio_dev *dev, unsigned q)
 {
 	virtio_dev_process(dev, q, blk_serve);
+	submit(to_blk(dev));
+}
+
+/* Reset (§2.4): wait for what is in flight and forget it without touching guest memory. */
+static void blk_reset(struct virtio_dev *dev)
+{
+	struct blk *b = to_blk(dev);
+
+	b->resetting = true;
+	block_drain(&b->io);
+	b->resetting = false;
 }
 
 static void blk_free(struct virtio_dev *dev)
 {
 	struct blk *b = to_blk(dev);
 
+	b->resetting = true;
+	block_backend_destroy(&b->io);
 	virtio_dev_destroy(&b->dev);
 	if (b->fd >= 0)
 		close(b->fd);
@@ -182,6 +250,7 @@ static const struct virtio_dev_ops blk_ops = {
 		    (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES),
 	.read_config = blk_read_config,
 	.queue_notify = blk_queue_notify,
+	.reset = blk_reset,
 	.free = blk_free,
 };
 
@@ -218,10 +287,11 @@ static int open_image(struct blk *b, const struct disk_config *cfg, bool *usage,
 	return 0;
 }
 
-struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, const struct disk_config *cfg,
+struct virtio_dev *virtio_blk_new(struct dev_host *host, const struct disk_config *cfg,
 				  unsigned index, bool *usage, char *err, size_t errlen)
 {
 	struct blk *b = calloc(1, sizeof(*b));
+	int ret;
 
 	*usage = false;
 	if (!b) {
@@ -249,10 +319,19 @@ struct virtio_dev *virtio_blk_new(const struct guest_mem *mem, const struct disk
 		.max_write_zeroes_seg = BLK_MAX_DISCARD_SEG,
 		.write_zeroes_may_unmap = 1,
 	};
-	if (virtio_dev_init(&b->dev, &blk_ops, b, mem)) {
+	if (virtio_dev_init(&b->dev, &blk_ops, b, host->mem)) {
 		close(b->fd);
 		free(b);
 		snprintf(err, errlen, "--disk %s: cannot set up the device", cfg->path);
+		return NULL;
+	}
+	ret = block_backend_init(&b->io, b->fd, BLK_QUEUE_SIZE, cfg->engine, host, blk_io_ready,
+				 blk_done, b);
+	if (ret) {
+		snprintf(err, errlen, "--disk %s: io_uring: %s", cfg->path, strerror(-ret));
+		virtio_dev_destroy(&b->dev);
+		close(b->fd);
+		free(b);
 		return NULL;
 	}
 	if (b->readonly)

@@ -178,8 +178,14 @@ void virtio_dev_process(struct virtio_dev *dev, unsigned q,
 	int ret;
 
 	do {
-		while ((ret = virtq_pop(dev->mem, &dev->q[q], &c)) > 0)
-			virtq_push(&dev->q[q], c.head, serve(dev, &c));
+		while ((ret = virtq_pop(dev->mem, &dev->q[q], &c)) > 0) {
+			uint32_t len = serve(dev, &c);
+
+			if (len != VIRTQ_DEFERRED)
+				virtq_push(&dev->q[q], c.head, len);
+			if (!virtio_dev_live(dev))
+				return; /* serve() found the ring broken */
+		}
 		virtio_dev_notify_if_needed(dev, q);
 		if (ret < 0) {
 			virtio_dev_needs_reset(dev, "malformed descriptor chain or available ring");

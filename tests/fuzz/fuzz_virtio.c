@@ -17,6 +17,7 @@
 #include <linux/virtio_ring.h>
 
 #include "kiln/log.h"
+#include "kiln/devices.h"
 #include "kiln/virtio.h"
 #include "common/virtio_driver.h"
 
@@ -51,7 +52,8 @@ static void init_once(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct disk_config cfg = { .path = image };
+	struct disk_config cfg = { .path = image, .engine = BLOCK_ENGINE_SYNC };
+	struct dev_host host = { .mem = &mem };
 	struct virtio_dev *dev;
 	uint64_t features = (1ull << VIRTIO_F_VERSION_1);
 	uint16_t qsize = 16, before;
@@ -68,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cfg.readonly = data[2] & 1;
 	}
 	memcpy(ram + DESC_GPA, data, size < RAM - DESC_GPA ? size : RAM - DESC_GPA);
-	dev = virtio_blk_new(&mem, &cfg, 0, &usage, err, sizeof(err));
+	dev = virtio_blk_new(&host, &cfg, 0, &usage, err, sizeof(err));
 	if (!dev)
 		abort();
 	dev->transport.notify = no_interrupt;

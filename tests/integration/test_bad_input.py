@@ -46,6 +46,7 @@ CASES = [
     ("disk-bad-option", ["--kernel", "{bz}", "--disk", "{img},readonly=maybe"], ["--disk", "readonly=maybe"]),
     ("disk-duplicate-id", ["--kernel", "{bz}", "--disk", "{img},id=a", "--disk", "{img},id=a"], ["--disk", "\"a\""]),
     ("disk-too-many", ["--kernel", "{bz}"] + ["--disk", "{img},readonly=on"] * 8 + ["--rng"], ["--disk", "9 devices"]),
+    ("disk-bad-engine", ["--kernel", "{bz}", "--disk", "{img},engine=aio"], ["--disk", "engine=aio"]),
     ("transport-unknown", ["--kernel", "{bz}", "--transport", "usb"], ["--transport", "usb"]),
     ("cmdline-too-long", ["--kernel", "{bz}", "--cmdline", "x" * 70000], ["--cmdline"]),
 ]

@@ -28,21 +28,21 @@ def sha256(path):
 
 
 TRANSPORTS = [
-    # (id, kiln arguments, guest command line, driver the guest binds, MSI-X in use)
-    ("pci-msix", [], "", "virtio-pci", True),
-    ("pci-intx", ["--transport", "pci"], "pci=nomsi", "virtio-pci", False),
-    ("mmio", ["--transport", "mmio"], "", "virtio-mmio", False),
+    # (id, kiln arguments, disk engine, guest command line, driver the guest binds, MSI-X used)
+    ("pci-msix-io_uring", [], "io_uring", "", "virtio-pci", True),
+    ("pci-intx-sync", ["--transport", "pci"], "sync", "pci=nomsi", "virtio-pci", False),
+    ("mmio-io_uring", ["--transport", "mmio"], "io_uring", "", "virtio-mmio", False),
 ]
 
 
-@pytest.mark.parametrize("args,cmdline,driver,msix", [t[1:] for t in TRANSPORTS],
+@pytest.mark.parametrize("args,engine,cmdline,driver,msix", [t[1:] for t in TRANSPORTS],
                          ids=[t[0] for t in TRANSPORTS])
-def test_ext4_disk_readonly_disk_and_rng(kvm, kiln, bzimage, initrd, images, args, cmdline,
-                                         driver, msix):
+def test_ext4_disk_readonly_disk_and_rng(kvm, kiln, bzimage, initrd, images, args, engine,
+                                         cmdline, driver, msix):
     ext4, ro = images
     ro_before = sha256(ro)
-    g = boot(kiln, bzimage, initrd, "disks", "--disk", f"{ext4},id=rootdisk",
-             "--disk", f"{ro},readonly=on", "--rng", *args, cmdline=cmdline)
+    g = boot(kiln, bzimage, initrd, "disks", "--disk", f"{ext4},id=rootdisk,engine={engine}",
+             "--disk", f"{ro},readonly=on,engine={engine}", "--rng", *args, cmdline=cmdline)
     assert g.returncode == 0, g
     f = g.facts
     assert f["virtio_transport"] == driver, g
