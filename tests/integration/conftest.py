@@ -48,6 +48,15 @@ def initrd():
     return _require(CACHE / "initramfs/test.cpio.gz")
 
 
+@pytest.fixture(scope="session")
+def debian():
+    """The Debian 12 system scripts/mkrootfs built: rootfs.img, vmlinuz, initrd.img."""
+    d = CACHE / "rootfs"
+    for name in ("rootfs.img", "vmlinuz", "initrd.img"):
+        _require(d / name)
+    return d
+
+
 class Guest:
     """A finished `kiln run`: exit status, console output, stderr, and KILN-FACT values."""
 
