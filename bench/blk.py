@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Block benchmark: fio inside the Debian guest (scripts/mkrootfs) on a second virtio-blk disk,
+under kiln and under QEMU (-M q35, virtio-blk-pci, aio=io_uring) on the same image file, and fio
+on the host on that file, in one run; then Debian's boot to the login prompt under both VMMs.
+
+  randread   4 KiB random reads, iodepth 32: IOPS
+  seqread    1 MiB sequential reads, iodepth 8: MiB/s
+  seqwrite   1 MiB sequential writes, iodepth 8: MiB/s
+  boot       exec to "login:" on the serial console, seconds (systemd, multi-user target)
+
+The images live in a tmpfs (inside scripts/kvm-box that is the only local filesystem), which has
+no O_DIRECT: QEMU runs with cache=writeback instead of cache=none and host fio is buffered; the
+guests use O_DIRECT on their virtual disks either way. Times in the box are emulator times; only
+the ratios carry over. Run with `scripts/bench blk`.
+"""
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DEBIAN = ROOT / ".cache/rootfs"
+JOBS = [("randread", "randread", "4k", 32), ("seqread", "read", "1M", 8), ("seqwrite", "write", "1M", 8)]
+DATA_MIB = 512
+
+
+def fio_metric(name, result):
+    job = result["jobs"][0]
+    if name == "randread":
+        return job["read"]["iops"]
+    side = "write" if name == "seqwrite" else "read"
+    return job[side]["bw"] / 1024.0  # KiB/s -> MiB/s
+
+
+def vmm_command(vmm, root, data, cmdline):
+    kernel, initrd = DEBIAN / "vmlinuz", DEBIAN / "initrd.img"
+    if vmm == "kiln":
+        return [str(ROOT / "build/kiln"), "run", "--kernel", str(kernel), "--initrd", str(initrd),
+                "--disk", str(root), *(["--disk", str(data)] if data else []), "--rng",
+                "--cpus", "2", "--memory", "1G", "--cmdline", cmdline]
+    cmd = ["qemu-system-x86_64", "-accel", "kvm", "-M", "q35", "-cpu", "host", "-smp", "2",
+           "-m", "1G", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+           "-kernel", str(kernel), "-initrd", str(initrd), "-append", cmdline,
+           "-drive", f"file={root},if=none,id=root,format=raw,aio=io_uring,cache=writeback",
+           "-device", "virtio-blk-pci,drive=root", "-device", "virtio-rng-pci"]
+    if data:
+        cmd += ["-drive", f"file={data},if=none,id=data,format=raw,aio=io_uring,cache=writeback",
+                "-device", "virtio-blk-pci,drive=data"]
+    return cmd
+
+
+def run_until(cmd, marker, timeout):
+    """Run @cmd, return (seconds until @marker on stdout, all output); the VMM is killed after."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    seen, when = b"", None
+    os.set_blocking(proc.stdout.fileno(), False)
+    try:
+        while time.monotonic() - start < timeout:
+            chunk = proc.stdout.read()
+            if chunk:
+                seen += chunk
+                if when is None and marker.encode() in seen:
+                    when = time.monotonic() - start
+                    break
+            elif proc.poll() is not None:
+                break
+            else:
+                time.sleep(0.02)
+    finally:
+        if when is not None and marker != "KILN-FIO-END":
+            proc.kill()
+        try:
+            rest, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest, _ = proc.communicate()
+        seen += rest or b""
+    if when is None:
+        sys.exit(f"blk bench: {cmd[0]} never printed {marker!r}; output tail:\n"
+                 f"{seen.decode(errors='replace')[-2000:]}")
+    return when, seen.decode(errors="replace")
+
+
+def guest_fio(vmm, root, data):
+    cmdline = "console=ttyS0 root=/dev/vda ro quiet init=/usr/local/sbin/kiln-fio"
+    _, out = run_until(vmm_command(vmm, root, data, cmdline), "KILN-FIO-END", 600)
+    results = {}
+    for line in out.splitlines():
+        if line.startswith("KILN-FIO ") and line.split(" ", 2)[1] in dict((j[0], 1) for j in JOBS):
+            name, text = line.split(" ", 2)[1:]
+            results[name] = fio_metric(name, json.loads(text[text.index("{"):]))
+    return results
+
+
+def host_fio(data):
+    results = {}
+    for name, rw, bs, depth in JOBS:
+        out = subprocess.run(["fio", f"--name={name}", f"--filename={data}", "--direct=0",
+                              "--ioengine=io_uring", f"--rw={rw}", f"--bs={bs}",
+                              f"--iodepth={depth}", "--runtime=8", "--time_based",
+                              "--output-format=json"], capture_output=True, text=True, check=True)
+        results[name] = fio_metric(name, json.loads(out.stdout[out.stdout.index("{"):]))
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=1, help="repetitions of each measurement")
+    ap.add_argument("--tmp", default=None, help="directory for the images (default: a tmpfs dir)")
+    args = ap.parse_args()
+    if not (DEBIAN / "rootfs.img").exists():
+        sys.exit("blk bench: .cache/rootfs is missing; run scripts/mkrootfs")
+    tmp = pathlib.Path(tempfile.mkdtemp(dir=args.tmp))
+    try:
+        root, data = tmp / "rootfs.img", tmp / "data.img"
+        subprocess.run(["cp", "--sparse=always", str(DEBIAN / "rootfs.img"), str(root)], check=True)
+        with open(data, "wb") as f:  # written, not sparse: reads hit real pages
+            block = b"\x5a" * (1 << 20)
+            for _ in range(DATA_MIB):
+                f.write(block)
+        rows = {}
+        for who in ("host", "kiln", "qemu"):
+            samples = [host_fio(data) if who == "host" else guest_fio(who, root, data)
+                       for _ in range(args.runs)]
+            rows[who] = {n: statistics.median(s[n] for s in samples) for n, *_ in JOBS}
+        boot = {vmm: statistics.median(run_until(vmm_command(vmm, root, None, "console=ttyS0 root=/dev/vda ro"),
+                                                 "login:", 900)[0] for _ in range(args.runs))
+                for vmm in ("kiln", "qemu")}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{'metric':<26}{'host':>10}{'kiln':>10}{'qemu':>10}{'kiln/host':>11}{'kiln/qemu':>11}")
+    units = {"randread": "IOPS", "seqread": "MiB/s", "seqwrite": "MiB/s"}
+    for name, *_ in JOBS:
+        h, k, q = rows["host"][name], rows["kiln"][name], rows["qemu"][name]
+        print(f"{name + ' (' + units[name] + ')':<26}{h:>10.0f}{k:>10.0f}{q:>10.0f}{k / h:>11.2f}{k / q:>11.2f}")
+    print(f"{'Debian boot to login (s)':<26}{'':>10}{boot['kiln']:>10.1f}{boot['qemu']:>10.1f}"
+          f"{'':>11}{boot['kiln'] / boot['qemu']:>11.2f}")
+
+
+if __name__ == "__main__":
+    main()
