@@ -4,6 +4,7 @@
 #   facts     print "KILN-FACT key=value" lines about what the guest sees, then power off
 #   poweroff  power off          reboot  reboot          panic  crash the kernel (sysrq c)
 #   hang      wait forever (for signal tests)
+#   hostile   drive the virtio-mmio rng in slot 0 as a hostile driver (devmem), report status
 #   disks     report virtio disks and rng; on /dev/vda (ext4): read hello.txt, write
 #             written.bin (8 MiB, synced), fstrim; try to write /dev/vdb when it exists
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -63,6 +64,47 @@ disks)
 		fi
 		fact vdb_sha256 "$(sha256sum /dev/vdb | cut -d' ' -f1)"
 	fi
+	echo KILN-FACTS-END
+	poweroff -f ;;
+hostile)
+	# A hostile driver for the virtio-rng device in virtio-mmio slot 0, written with devmem:
+	# rings in the low 1 MiB that Linux keeps for itself (and /dev/mem may reach). Each case
+	# must leave kiln running; the device says DEVICE_NEEDS_RESET (0x40) where the spec wants.
+	echo LNRO0005:00 > /sys/bus/platform/drivers/virtio-mmio/unbind
+	base=$((0xd0000000)) desc=$((0x80000)) avail=$((0x81000)) used=$((0x82000))
+	w() { devmem $((base + $1)) 32 "$2"; }
+	r() { devmem $((base + $1)) 32; }
+	start() { # queue 0 with size $1, then DRIVER_OK
+		w 0x70 0; w 0x70 3; w 0x24 1; w 0x20 1; w 0x24 0; w 0x20 0; w 0x70 11
+		w 0x30 0; w 0x38 "$1"
+		w 0x80 $desc; w 0x84 0; w 0x90 $avail; w 0x94 0; w 0xa0 $used; w 0xa4 0
+		w 0x44 1; w 0x70 15
+	}
+	status() { echo $(( $(r 0x70) & 0x40 )); }
+	d() { # descriptor $1: addr $2, len $3, flags $4, next $5
+		devmem $((desc + 16 * $1)) 64 "$2"; devmem $((desc + 16 * $1 + 8)) 32 "$3"
+		devmem $((desc + 16 * $1 + 12)) 16 "$4"; devmem $((desc + 16 * $1 + 14)) 16 "$5"
+	}
+	offer() { # head $1 at avail index $2
+		devmem $((avail + 4 + 2 * ($2 % 8))) 16 "$1"; devmem $((avail + 2)) 16 $(($2 + 1))
+	}
+	fact magic "$(r 0)"
+	w 0x70 0; w 0x70 3; w 0x24 1; w 0x20 0; w 0x70 11          # no VERSION_1
+	fact no_version_1_features_ok $(( $(r 0x70) & 8 ))
+	start 3; fact bad_size "$(status)"                          # not a power of two
+	start 8; fact good_start "$(status)"
+	d 0 $((0x90000)) 16 3 1; d 1 $((0x90000)) 16 3 0; offer 0 0; w 0x50 0
+	sleep 1; fact loop "$(status)"                              # a chain that loops
+	start 8; d 0 $((0xfffff000)) 4096 2 0; offer 0 0; w 0x50 0
+	sleep 1; fact outside_ram "$(status)"                       # a buffer in the MMIO hole
+	start 8; devmem $((avail + 2)) 16 100; w 0x50 0
+	sleep 1; fact avail_jump "$(status)"                        # more buffers than the ring
+	start 8; w 0x50 7; w 0x50 0x12345; sleep 1
+	fact bad_queue_notify "$(status)"                           # queues that do not exist
+	w 0x70 0
+	echo LNRO0005:00 > /sys/bus/platform/drivers/virtio-mmio/bind
+	sleep 1
+	fact rng_after_reset "$(head -c 64 /dev/hwrng | wc -c)"     # the device works again
 	echo KILN-FACTS-END
 	poweroff -f ;;
 poweroff) poweroff -f ;;

@@ -5,6 +5,8 @@ login writes a file and powers off; the file is in the image and e2fsck finds it
 import subprocess
 import time
 
+import pytest
+
 from conftest import wait_for
 
 
@@ -13,12 +15,13 @@ def send(proc, text):
     proc.stdin.flush()
 
 
-def test_debian_boots_to_a_login_prompt(kvm, kiln, debian, tmp_path):
+@pytest.mark.parametrize("transport", ["pci", "mmio"])
+def test_debian_boots_to_a_login_prompt(kvm, kiln, debian, tmp_path, transport):
     disk = tmp_path / "rootfs.img"
     subprocess.run(["cp", "--sparse=always", str(debian / "rootfs.img"), str(disk)], check=True)
     proc = subprocess.Popen([str(kiln), "run", "--kernel", str(debian / "vmlinuz"),
                              "--initrd", str(debian / "initrd.img"), "--disk", f"{disk},id=root",
-                             "--rng", "--cpus", "2", "--memory", "1G",
+                             "--rng", "--cpus", "2", "--memory", "1G", "--transport", transport,
                              "--cmdline", "console=ttyS0 root=/dev/vda rw"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

@@ -68,3 +68,20 @@ def test_no_devices_without_options(kvm, kiln, bzimage, initrd):
     assert g.returncode == 0, g
     assert not any(k.startswith("vd") for k in g.facts) and g.facts["rng"] == "none", g
     assert "virtio_mmio.device" not in g.out, g
+
+
+def test_hostile_driver(kvm, kiln, bzimage, initrd):
+    """A guest that programs the device itself: bad queue sizes, looping chains, buffers outside
+    RAM, a lying available index, notifications for queues that do not exist. kiln keeps
+    running, the device asks for a reset where the spec says so, and works again after one."""
+    g = boot(kiln, bzimage, initrd, "hostile", "--rng", "--transport", "mmio")
+    assert g.returncode == 0, g
+    f = g.facts
+    assert f["magic"] == "0x74726976", g
+    assert f["no_version_1_features_ok"] == "0", g
+    assert f["bad_size"] == "64" and f["good_start"] == "0", g
+    assert f["loop"] == "64" and f["outside_ram"] == "64" and f["avail_jump"] == "64", g
+    assert f["bad_queue_notify"] == "0", g
+    assert f["rng_after_reset"] == "64", g
+    # Each kind of misbehaviour is logged, once.
+    assert g.err.count("needs a reset") == 1, g
