@@ -327,6 +327,8 @@ static void test_iasl_disassembles_every_table(void **state)
 	assert_non_null(strstr(dsl, "DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,"));
 	assert_non_null(strstr(dsl, "Name (_PRT, Package (0x02)"));
 	assert_non_null(strstr(dsl, "0x0002FFFF"));
+	assert_non_null(strstr(dsl, "Device (SL02)"));
+	assert_non_null(strstr(dsl, "Name (_ADR, 0x00020000)"));
 	free(dsl);
 	dsl = read_text(dir, "MCFG.dsl");
 	assert_non_null(strstr(dsl, "Base Address : 00000000E0000000"));

@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -294,7 +295,8 @@ static void addr_space(struct aml *a, bool dword, uint8_t type, uint8_t type_fla
 	aml_bytes(a, d, dword ? 26 : 16);
 }
 
-/* \_SB.PCI0: bus 0, the configuration ports, I/O around them, the BAR window, and _PRT. */
+/* \_SB.PCI0: bus 0, the configuration ports, I/O around them, the BAR window, _PRT, and a
+ * Device with _ADR for each populated slot. */
 static void aml_pci_root(struct aml *a, const struct acpi_pci *pci)
 {
 	static const uint8_t device_op[] = { 0x5b, 0x82 }, name_op = 0x08, buffer_op = 0x11,
@@ -344,6 +346,18 @@ static void aml_pci_root(struct aml *a, const struct acpi_pci *pci)
 		aml_close(a, entry);
 	}
 	aml_close(a, pkg);
+	/* One Device per populated slot, named SLnn, with _ADR = slot << 16 (function 0). */
+	for (unsigned i = 0; i < pci->nr_prt; i++) {
+		size_t slot = aml_open(a, device_op, 2);
+		char seg[5];
+
+		snprintf(seg, sizeof(seg), "SL%02u", pci->prt[i].slot % 100u);
+		aml_nameseg(a, seg);
+		aml_byte(a, name_op);
+		aml_nameseg(a, "_ADR");
+		aml_integer(a, (uint32_t)pci->prt[i].slot << 16);
+		aml_close(a, slot);
+	}
 	aml_close(a, dev);
 }
 
