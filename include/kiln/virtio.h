@@ -57,6 +57,7 @@ struct virtq_chain {
 };
 
 struct virtio_dev;
+struct vring_used_elem;
 
 /* What a device type provides. Callbacks run with the device lock held. */
 struct virtio_dev_ops {
@@ -72,6 +73,8 @@ struct virtio_dev_ops {
 	void (*write_config)(struct virtio_dev *dev, uint32_t off, const uint8_t *data, uint32_t len);
 	/* The driver notified queue @q (on kiln's event loop thread). */
 	void (*queue_notify)(struct virtio_dev *dev, unsigned q);
+	/* The driver set DRIVER_OK: the negotiated features are final (may be NULL). */
+	void (*activate)(struct virtio_dev *dev);
 	/* The driver reset the device; forget in-flight work (may be NULL). */
 	void (*reset)(struct virtio_dev *dev);
 	/* Release the device type's state, the struct virtio_dev included. */
@@ -153,6 +156,10 @@ int virtq_pop(const struct guest_mem *mem, struct virtq *q, struct virtq_chain *
 /* Return chain @head to the driver with @len bytes written into its device-writable buffers
  * (§2.7.8). */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
+
+/* Return @n chains at once (e[i].id heads, e[i].len bytes written): the driver sees all of
+ * them or none, as a frame spread over several buffers needs (§5.1.6.4). */
+void virtq_push_many(struct virtq *q, const struct vring_used_elem *e, unsigned n);
 
 /* After pushes: whether the driver asked to be notified (§2.7.10: used_event with EVENT_IDX,
  * else VIRTQ_AVAIL_F_NO_INTERRUPT). Updates the bookkeeping when it returns true. */
@@ -248,6 +255,13 @@ struct virtio_dev *virtio_blk_new(struct dev_host *host, const struct disk_confi
 
 /* virtio-rng (§5.4): fills every buffer from getrandom(). NULL when out of memory. */
 struct virtio_dev *virtio_rng_new(const struct guest_mem *mem);
+
+/* virtio-net (§5.1) with the backend @cfg asks for (tap or user-mode; include/kiln/net.h),
+ * MAC @cfg->mac or 52:54:00:12:34:56 + @index. Returns the device, or NULL with a one-line
+ * reason in @err (*usage true when the user's input is wrong, e.g. no such tap). */
+struct net_config;
+struct virtio_dev *virtio_net_new(struct dev_host *host, const struct net_config *cfg,
+				  unsigned index, bool *usage, char *err, size_t errlen);
 
 /* The virtio-pci transport, modern (§4.1): a PCI function with vendor capabilities for the
  * common, notify, ISR, device and PCI-config windows in BAR 0, MSI-X (a vector per queue plus

@@ -14,12 +14,13 @@
 
 #include "kiln/devices.h"
 #include "kiln/layout.h"
+#include "kiln/net.h"
 #include "kiln/virtio.h"
 
 #define VM_DEFAULT_CMDLINE "console=ttyS0"
 #define VM_DEFAULT_CPUS 1
 #define VM_DEFAULT_MEM_MIB 512
-#define VM_MAX_VIRTIO KILN_VIRTIO_MMIO_SLOTS /* disks + rng; also the PCI slots with INTx */
+#define VM_MAX_VIRTIO KILN_VIRTIO_MMIO_SLOTS /* disks + NICs + rng; also the PCI slots with INTx */
 
 enum vm_transport { VM_TRANSPORT_PCI, VM_TRANSPORT_MMIO };
 
@@ -32,6 +33,8 @@ struct vm_config {
 	enum vm_transport transport; /* how virtio devices attach */
 	unsigned nr_disks;
 	struct disk_config disk[VM_MAX_VIRTIO];
+	unsigned nr_nets;
+	struct net_config net[VM_MAX_VIRTIO];
 	bool rng;                    /* add a virtio-rng device */
 };
 

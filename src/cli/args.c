@@ -11,6 +11,7 @@
 const char cli_run_usage[] =
 	"usage: kiln run --kernel PATH [--initrd PATH] [--cmdline STRING] [--cpus N] [--memory SIZE]\n"
 	"                [--disk PATH[,readonly=on][,id=NAME][,engine=E]]... [--rng] [--transport pci|mmio]\n"
+	"                [--net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...]...\n"
 	"\n"
 	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) with the serial console on\n"
 	"standard input/output. On a terminal the console is raw; press Ctrl-A then x to quit.\n"
@@ -24,6 +25,14 @@ const char cli_run_usage[] =
 	"                    a raw disk image as virtio-blk (/dev/vda, vdb, ... in order); id is\n"
 	"                    the serial the guest sees (at most 20 characters); I/O through\n"
 	"                    io_uring (default) or synchronous calls on kiln's event loop\n"
+	"  --net tap=NAME[,mac=MAC]\n"
+	"                    a virtio-net NIC on an existing tap interface (ip tuntap add NAME\n"
+	"                    mode tap), checksum and TSO offloads passed through\n"
+	"  --net user[,mac=MAC][,hostfwd=tcp|udp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]...\n"
+	"                    a NIC on user-mode networking (libslirp, no root needed): DHCP gives\n"
+	"                    10.0.2.15, 10.0.2.2 is the host's loopback, 10.0.2.3 its DNS; hostfwd\n"
+	"                    forwards a host port (on 127.0.0.1 unless HOSTADDR) to the guest\n"
+	"                    (10.0.2.15 unless GUESTADDR). MAC default 52:54:00:12:34:56 + index\n"
 	"  --rng             a virtio-rng entropy device fed from the host's getrandom()\n"
 	"  --transport T     how virtio devices attach: pci (default; MSI-X) or mmio (ACPI LNRO0005)\n"
 	"  --log-level L     error, warn (default), info (adds the boot-timer line) or debug\n"
@@ -95,14 +104,63 @@ static int parse_disk(char *text, struct disk_config *d, char *err, size_t errle
 	return 0;
 }
 
-/* Checks across options: device count and unique disk ids. */
-static int check_devices(const struct vm_config *cfg, char *err, size_t errlen)
+/* "tap=NAME[,mac=MAC]" or "user[,mac=MAC][,hostfwd=RULE]..." into @n (pointing into @text,
+ * which is modified). */
+static int parse_net(char *text, struct net_config *n, char *err, size_t errlen)
 {
-	if (cfg->nr_disks + cfg->rng > VM_MAX_VIRTIO) {
-		snprintf(err, errlen, "--disk/--rng: %u devices, more than the %d virtio slots",
-			 cfg->nr_disks + cfg->rng, VM_MAX_VIRTIO);
+	char *opt, *save = NULL, *kind = strtok_r(text, ",", &save);
+
+	*n = (struct net_config){ .kind = NET_USER };
+	if (kind && !strncmp(kind, "tap=", 4) && kind[4]) {
+		n->kind = NET_TAP;
+		n->tap = kind + 4;
+	} else if (!kind || strcmp(kind, "user")) {
+		snprintf(err, errlen, "--net: \"%s\" is not tap=NAME or user", kind ? kind : "");
 		return -EINVAL;
 	}
+	while ((opt = strtok_r(NULL, ",", &save))) {
+		if (!strncmp(opt, "mac=", 4)) {
+			if (net_parse_mac(opt + 4, n->mac)) {
+				snprintf(err, errlen, "--net %s: \"%s\" is not a unicast MAC address "
+					 "like 52:54:00:12:34:56", kind, opt + 4);
+				return -EINVAL;
+			}
+			n->mac_set = true;
+		} else if (!strncmp(opt, "hostfwd=", 8) && n->kind == NET_USER) {
+			if (n->nr_hostfwd == NET_MAX_HOSTFWD) {
+				snprintf(err, errlen, "--net user: more than %d hostfwd rules", NET_MAX_HOSTFWD);
+				return -EINVAL;
+			}
+			if (net_parse_hostfwd(opt + 8, &n->hostfwd[n->nr_hostfwd])) {
+				snprintf(err, errlen, "--net user: \"%s\" is not hostfwd=tcp|udp:"
+					 "[HOSTADDR]:PORT-[GUESTADDR]:PORT", opt);
+				return -EINVAL;
+			}
+			n->nr_hostfwd++;
+		} else {
+			snprintf(err, errlen, "--net %s: \"%s\" is not %s", kind, opt,
+				 n->kind == NET_TAP ? "mac=MAC" : "mac=MAC or hostfwd=RULE");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Checks across options: device count, unique disk ids and MAC addresses. */
+static int check_devices(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->nr_disks + cfg->nr_nets + cfg->rng > VM_MAX_VIRTIO) {
+		snprintf(err, errlen, "--disk/--net/--rng: %u devices, more than the %d virtio slots",
+			 cfg->nr_disks + cfg->nr_nets + cfg->rng, VM_MAX_VIRTIO);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < cfg->nr_nets; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (cfg->net[i].mac_set && cfg->net[j].mac_set &&
+			    !memcmp(cfg->net[i].mac, cfg->net[j].mac, 6)) {
+				snprintf(err, errlen, "--net: NICs %u and %u have the same MAC address", j, i);
+				return -EINVAL;
+			}
 	for (unsigned i = 0; i < cfg->nr_disks; i++)
 		for (unsigned j = 0; j < i; j++)
 			if (cfg->disk[i].id && cfg->disk[j].id && !strcmp(cfg->disk[i].id, cfg->disk[j].id)) {
@@ -117,7 +175,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		  size_t errlen)
 {
 	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
-	       OPT_LOG_LEVEL, OPT_DISK, OPT_RNG, OPT_TRANSPORT };
+	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -126,6 +184,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		{ "memory", required_argument, NULL, OPT_MEMORY },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "disk", required_argument, NULL, OPT_DISK },
+		{ "net", required_argument, NULL, OPT_NET },
 		{ "rng", no_argument, NULL, OPT_RNG },
 		{ "transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "help", no_argument, NULL, 'h' },
@@ -174,6 +233,15 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 			if (parse_disk(optarg, &cfg->disk[cfg->nr_disks], err, errlen))
 				return -EINVAL;
 			cfg->nr_disks++;
+			break;
+		case OPT_NET:
+			if (cfg->nr_nets == VM_MAX_VIRTIO) {
+				snprintf(err, errlen, "--net %s: more than %d NICs", optarg, VM_MAX_VIRTIO);
+				return -EINVAL;
+			}
+			if (parse_net(optarg, &cfg->net[cfg->nr_nets], err, errlen))
+				return -EINVAL;
+			cfg->nr_nets++;
 			break;
 		case OPT_RNG: cfg->rng = true; break;
 		case OPT_TRANSPORT:

@@ -94,25 +94,6 @@ static void host_set_irq(struct dev_host *host, unsigned gsi, bool level)
 		log_warn("KVM_IRQ_LINE gsi %u level %d: %s", gsi, level, strerror(errno));
 }
 
-static int add_watch(struct vm *vm, int fd, void (*cb)(void *opaque), void *opaque)
-{
-	struct vm_watch *w = &vm->watch[vm->nr_watches];
-
-	if (vm->nr_watches == VM_MAX_WATCHES)
-		return -ENOSPC;
-	*w = (struct vm_watch){ .fd = fd, .cb = cb, .opaque = opaque };
-	if (epoll_ctl(vm->epoll_fd, EPOLL_CTL_ADD, fd,
-		      &(struct epoll_event){ .events = EPOLLIN, .data.ptr = w }))
-		return -errno;
-	vm->nr_watches++;
-	return 0;
-}
-
-static int host_watch_fd(struct dev_host *host, int fd, void (*cb)(void *opaque), void *opaque)
-{
-	return add_watch(host_vm(host), fd, cb, opaque);
-}
-
 static int host_ioeventfd(struct dev_host *host, bool mmio, uint64_t addr, uint32_t len,
 			  uint64_t value, int fd)
 {
@@ -236,7 +217,7 @@ static int attach_virtio(struct vm *vm, const struct vm_config *cfg, struct virt
 	return 0;
 }
 
-/* The virtio devices the configuration asks for: disks first (vda, vdb, ...), then rng. */
+/* The virtio devices the configuration asks for: disks first (vda, vdb, ...), NICs, rng. */
 static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi_config *acpi,
 			 char *cmdline, struct vm_error *e)
 {
@@ -250,6 +231,13 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 		if (!dev)
 			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
 		ret = attach_virtio(vm, cfg, dev, "--disk", acpi, cmdline, e);
+	}
+	for (unsigned i = 0; !ret && i < cfg->nr_nets; i++) {
+		struct virtio_dev *dev = virtio_net_new(&vm->host, &cfg->net[i], i, &usage, err, sizeof(err));
+
+		if (!dev)
+			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
+		ret = attach_virtio(vm, cfg, dev, "--net", acpi, cmdline, e);
 	}
 	if (!ret && cfg->rng) {
 		struct virtio_dev *dev = virtio_rng_new(&vm->mem);
@@ -471,12 +459,13 @@ int vm_create(const struct vm_config *cfg, struct vm **out, enum vm_error_kind *
 	bus_init(&vm->pio, "port");
 	bus_init(&vm->mmio, "mmio");
 	vm->host = (struct dev_host){ .pio = &vm->pio, .mmio = &vm->mmio, .set_irq = host_set_irq,
-				      .request_stop = host_request_stop, .watch_fd = host_watch_fd,
+				      .request_stop = host_request_stop,
 				      .ioeventfd = host_ioeventfd, .irqfd = host_irqfd,
 				      .alloc_msi_gsi = host_alloc_msi_gsi,
 				      .set_msi_route = host_set_msi_route,
 				      .mem = &vm->mem, .console_out_fd = STDOUT_FILENO,
 				      .start = vm->host.start, .start_cpu = vm->host.start_cpu };
+	vm_loop_init(vm);
 	ret = check_limits(cfg, &e);
 	if (!ret && guest_mem_alloc(&vm->mem, cfg->mem_bytes))
 		ret = fail(&e, VM_ERR_RUNTIME, "--memory: cannot reserve %" PRIu64 " MiB",
@@ -484,7 +473,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, enum vm_error_kind *
 	if (!ret) {
 		vm->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 		vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (vm->epoll_fd < 0 || vm->stop_efd < 0 || add_watch(vm, vm->stop_efd, NULL, NULL))
+		if (vm->epoll_fd < 0 || vm->stop_efd < 0 || vm_add_watch(vm, vm->stop_efd, NULL, NULL))
 			ret = fail(&e, VM_ERR_RUNTIME, "event loop: %s", strerror(errno));
 	}
 	if (!ret)
@@ -569,7 +558,7 @@ static void main_loop(struct vm *vm, int sig_fd)
 		}
 		/* While typed bytes wait for room in the UART FIFO, poll for it every 10 ms. */
 		pending = con.head < con.tail || (con.in_fd >= 0 && !con.pollable);
-		n = epoll_wait(ep, ev, 16, pending ? 10 : -1);
+		n = vm_loop_wait(vm, ev, 16, pending ? 10 : -1);
 		for (int i = 0; i < n; i++) {
 			struct vm_watch *w = ev[i].data.ptr;
 

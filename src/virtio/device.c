@@ -111,6 +111,9 @@ void virtio_dev_set_status(struct virtio_dev *dev, uint8_t status)
 	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && !(status & VIRTIO_CONFIG_S_FEATURES_OK))
 		status &= (uint8_t)~VIRTIO_CONFIG_S_DRIVER_OK;
 	dev->status = status;
+	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	    dev->ops->activate)
+		dev->ops->activate(dev);
 }
 
 void virtio_dev_set_driver_features(struct virtio_dev *dev, unsigned sel, uint32_t value)

@@ -136,15 +136,19 @@ int virtq_pop(const struct guest_mem *mem, struct virtq *q, struct virtq_chain *
 	}
 }
 
-void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
+void virtq_push_many(struct virtq *q, const struct vring_used_elem *e, unsigned n)
 {
-	struct vring_used_elem e = { .id = head, .len = len };
-
 	if (!q->used)
 		return;
-	memcpy(&q->used->ring[q->used_idx & (q->size - 1)], &e, sizeof(e));
-	q->used_idx++;
+	for (unsigned i = 0; i < n; i++)
+		memcpy(&q->used->ring[(uint16_t)(q->used_idx + i) & (q->size - 1)], &e[i], sizeof(e[i]));
+	q->used_idx = (uint16_t)(q->used_idx + n);
 	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+}
+
+void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
+{
+	virtq_push_many(q, &(struct vring_used_elem){ .id = head, .len = len }, 1);
 }
 
 bool virtq_should_notify(struct virtq *q)

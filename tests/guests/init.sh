@@ -12,6 +12,19 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 while read -r m; do insmod "/lib/modules/$m" || echo "init: insmod $m failed"; done < /etc/modules-load
+# udhcpc's hook (udhcpc -s /etc/udhcpc.sh): configure the lease it got.
+cat > /etc/udhcpc.sh <<'EOF'
+#!/bin/sh
+case $1 in
+bound|renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/${mask:-24}" dev "$interface"
+	[ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
+	: > /etc/resolv.conf
+	for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done ;;
+esac
+EOF
+chmod +x /etc/udhcpc.sh
 # Firecracker's boot-timer register: tells the VMM that /init has started.
 devmem 0xc0000000 8 123 2>/dev/null
 echo KILN-INIT-READY

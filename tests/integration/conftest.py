@@ -105,3 +105,82 @@ def wait_for(proc, marker, timeout=240):
         else:
             time.sleep(0.05)
     return seen.decode(errors="replace")
+
+
+class Shell:
+    """A `kiln run` whose serial console is the test initramfs's interactive shell: a test
+    types commands and reads their output and exit status, as a user at the console would.
+    @argv is the whole command (it may start with e.g. `ip netns exec NS`)."""
+
+    def __init__(self, argv, timeout=240):
+        import tempfile
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr)
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.out = b""
+        self.n = 0
+        self._wait_for(b"KILN-INIT-READY", timeout)
+        self._wait_for(b"kiln# ", timeout)
+
+    def _wait_for(self, marker, timeout, start=0):
+        deadline = time.monotonic() + timeout
+        while True:
+            at = self.out.find(marker, start)
+            if at >= 0:
+                return at
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"{marker!r} not seen within {timeout} s; console tail:\n"
+                                     f"{self.out[-3000:].decode(errors='replace')}\n"
+                                     f"--- stderr ---\n{self.err()[-2000:]}")
+            chunk = self.proc.stdout.read()
+            if chunk:
+                self.out += chunk
+            else:
+                time.sleep(0.02)
+
+    def err(self):
+        """kiln's stderr so far (all of it once closed)."""
+        if self.stderr.closed:
+            return self._err
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
+
+    def run(self, cmd, timeout=120):
+        """Run @cmd in the guest's shell; returns (exit status, output)."""
+        self.n += 1
+        start = len(self.out)
+        # The echoed command line shows "$?", the answer a number: only the answer matches.
+        self.proc.stdin.write(f"{cmd}; echo KILN-RC-{self.n}=$?\n".encode())
+        self.proc.stdin.flush()
+        marker = f"KILN-RC-{self.n}=".encode()
+        at = start
+        while True:
+            at = self._wait_for(marker, timeout, at)
+            tail = self.out[at + len(marker):at + len(marker) + 4]
+            if tail[:1].isdigit():
+                break
+            at += 1
+        self._wait_for(b"\n", timeout, at)
+        rc = int(self.out[at + len(marker):].split(b"\r")[0].split(b"\n")[0])
+        text = self.out[start:at].decode(errors="replace")
+        text = text.split("\n", 1)[1] if "\n" in text else ""  # drop the echoed command
+        return rc, text
+
+    def check(self, cmd, timeout=120):
+        rc, text = self.run(cmd, timeout)
+        assert rc == 0, f"guest: `{cmd}` exited {rc}:\n{text[-2000:]}\n--- stderr ---\n{self.err()[-2000:]}"
+        return text
+
+    def poweroff(self, timeout=120):
+        """Power the guest off; returns kiln's exit status."""
+        self.proc.stdin.write(b"poweroff\n")
+        self.proc.stdin.flush()
+        return self.proc.wait(timeout=timeout)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._err = self.err()
+        self.stderr.close()

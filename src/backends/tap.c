@@ -1,0 +1,170 @@
+/* tap — the tap backend of virtio-net, see include/kiln/net.h.
+ *
+ * The tap is opened with IFF_VNET_HDR and a 12-byte header (TUNSETVNETHDRSZ), so the guest's
+ * checksum and segmentation offloads pass through the host kernel unchanged: a 64 KiB TSO
+ * frame is one writev() here, and the kernel segments it (or a bridge forwards it whole).
+ * Received frames are read into one bounce buffer and offered to the device; when the guest
+ * has no buffers the frame is kept and the descriptor is paused until it posts some.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+
+#include "kiln/devices.h"
+#include "kiln/log.h"
+#include "kiln/net.h"
+
+#define TAP_BUDGET 64u /* frames read per wake-up, so one busy NIC does not starve the loop */
+
+struct tap {
+	struct net_backend be;
+	struct dev_host *host;
+	int fd;
+	bool paused;
+	size_t pending;    /* bytes of a frame in buf that the guest had no room for */
+	struct log_once read_error;
+	char name[IFNAMSIZ];
+	uint8_t buf[NET_HDR_LEN + NET_MAX_FRAME];
+};
+
+static struct tap *to_tap(struct net_backend *be) { return (struct tap *)be; }
+
+static void tap_readable(void *opaque)
+{
+	struct tap *t = opaque;
+
+	for (unsigned i = 0; i < TAP_BUDGET; i++) {
+		if (!t->pending) {
+			ssize_t n = read(t->fd, t->buf, sizeof(t->buf));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				if (errno != EAGAIN && log_once_first(&t->read_error))
+					log_warn("--net tap=%s: read: %s", t->name, strerror(errno));
+				return;
+			}
+			if ((size_t)n <= NET_HDR_LEN)
+				continue;
+			t->pending = (size_t)n;
+		}
+		if (!t->be.rx.deliver(t->be.rx.opaque, &(struct iovec){ t->buf, t->pending }, 1)) {
+			t->paused = t->host->pause_fd(t->host, t->fd, true) == 0;
+			return;
+		}
+		t->pending = 0;
+	}
+}
+
+static int tap_send(struct net_backend *be, const struct iovec *iov, int n)
+{
+	ssize_t ret;
+
+	do
+		ret = writev(to_tap(be)->fd, iov, n);
+	while (ret < 0 && errno == EINTR);
+	return ret < 0 ? -errno : 0;
+}
+
+static void tap_rx_resume(struct net_backend *be)
+{
+	struct tap *t = to_tap(be);
+
+	if (t->paused && t->host->pause_fd(t->host, t->fd, false) == 0)
+		t->paused = false;
+}
+
+static int tap_set_offloads(struct net_backend *be, uint64_t features)
+{
+	unsigned flags = 0;
+
+	if (features & (1ull << VIRTIO_NET_F_GUEST_CSUM)) {
+		flags |= TUN_F_CSUM;
+		if (features & (1ull << VIRTIO_NET_F_GUEST_TSO4))
+			flags |= TUN_F_TSO4;
+		if (features & (1ull << VIRTIO_NET_F_GUEST_TSO6))
+			flags |= TUN_F_TSO6;
+		if (features & (1ull << VIRTIO_NET_F_GUEST_ECN))
+			flags |= TUN_F_TSO_ECN;
+	}
+	return ioctl(to_tap(be)->fd, TUNSETOFFLOAD, flags) < 0 ? -errno : 0;
+}
+
+static void tap_free(struct net_backend *be)
+{
+	struct tap *t = to_tap(be);
+
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t);
+}
+
+static const struct net_backend_ops tap_ops = {
+	.send = tap_send,
+	.rx_resume = tap_rx_resume,
+	.set_offloads = tap_set_offloads,
+	.free = tap_free,
+};
+
+struct net_backend *net_tap_open(struct dev_host *host, const char *name, bool *usage, char *err,
+				 size_t errlen)
+{
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	int hdr_len = NET_HDR_LEN, ret;
+	struct tap *t;
+
+	*usage = true;
+	if (!name[0] || strlen(name) >= IFNAMSIZ) {
+		snprintf(err, errlen, "--net tap=%s: an interface name has 1 to %d characters", name,
+			 IFNAMSIZ - 1);
+		return NULL;
+	}
+	if (!if_nametoindex(name)) {
+		snprintf(err, errlen, "--net tap=%s: no such network interface (create it first: "
+			 "ip tuntap add %s mode tap)", name, name);
+		return NULL;
+	}
+	*usage = false;
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		snprintf(err, errlen, "--net tap=%s: out of memory", name);
+		return NULL;
+	}
+	t->be = (struct net_backend){ .ops = &tap_ops, .vnet_hdr = true };
+	t->host = host;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	memcpy(ifr.ifr_name, t->name, sizeof(ifr.ifr_name));
+	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (t->fd < 0) {
+		snprintf(err, errlen, "--net tap=%s: /dev/net/tun: %s", name, strerror(errno));
+		goto fail;
+	}
+	if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
+		ret = errno;
+		*usage = ret == EINVAL || ret == EBUSY;
+		snprintf(err, errlen, "--net tap=%s: %s", name,
+			 ret == EINVAL ? "not a tap device (or a multiqueue one)" :
+			 ret == EBUSY ? "already in use by another process" : strerror(ret));
+		goto fail;
+	}
+	if (ioctl(t->fd, TUNSETVNETHDRSZ, &hdr_len) < 0 || ioctl(t->fd, TUNSETOFFLOAD, 0) < 0) {
+		snprintf(err, errlen, "--net tap=%s: virtio-net header: %s", name, strerror(errno));
+		goto fail;
+	}
+	ret = host->watch_fd(host, t->fd, tap_readable, t);
+	if (ret) {
+		snprintf(err, errlen, "--net tap=%s: event loop: %s", name, strerror(-ret));
+		goto fail;
+	}
+	return &t->be;
+fail:
+	tap_free(&t->be);
+	return NULL;
+}

@@ -1,0 +1,289 @@
+/* net — virtio-net (virtio 1.2 §5.1), see include/kiln/virtio.h.
+ *
+ * Queue 0 receives, queue 1 transmits; there is no control queue. Every frame carries the
+ * 12-byte virtio-net header (§5.1.6). With a tap backend the header passes through to the host
+ * kernel, so checksum offload and TSO/ECN in both directions come for free; with user-mode
+ * networking (no header on the host side) those features are not offered and the header is
+ * made here. Received frames spread over several buffers with VIRTIO_NET_F_MRG_RXBUF
+ * (§5.1.6.4): chains are popped until the frame fits, and returned together so the driver never
+ * sees part of a frame; without enough buffers the chains go back to the ring and the backend
+ * waits for the driver's next notification. Transmit and receive both run on kiln's event
+ * loop. Frames the guest sends that are too short or too long, and frames the host refuses,
+ * are dropped and counted.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/if_ether.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_net.h>
+#include <linux/virtio_ring.h>
+
+#include "kiln/devices.h"
+#include "kiln/net.h"
+#include "kiln/virtio.h"
+
+#define NET_QUEUE_SIZE 256
+_Static_assert(NET_HDR_LEN == sizeof(struct virtio_net_hdr_mrg_rxbuf), "virtio-net header size");
+#define RXQ 0
+#define TXQ 1
+#define BIT(f) (1ull << (f))
+#define NET_OFFLOADS (BIT(VIRTIO_NET_F_CSUM) | BIT(VIRTIO_NET_F_GUEST_CSUM) |                  \
+		      BIT(VIRTIO_NET_F_GUEST_TSO4) | BIT(VIRTIO_NET_F_GUEST_TSO6) |             \
+		      BIT(VIRTIO_NET_F_GUEST_ECN) | BIT(VIRTIO_NET_F_HOST_TSO4) |               \
+		      BIT(VIRTIO_NET_F_HOST_TSO6) | BIT(VIRTIO_NET_F_HOST_ECN))
+
+struct net {
+	struct virtio_dev dev;
+	struct net_backend *be;
+	unsigned index;
+	struct virtio_net_config config;
+	struct log_once bad_frame;
+	struct virtq_chain chain;      /* receive scratch, off the stack */
+	struct vring_used_elem used[NET_QUEUE_SIZE];
+};
+
+static struct net *to_net(struct virtio_dev *dev) { return dev->opaque; }
+
+static void net_read_config(struct virtio_dev *dev, uint32_t off, uint8_t *data, uint32_t len)
+{
+	memcpy(data, (const uint8_t *)&to_net(dev)->config + off, len);
+}
+
+/* Write @len bytes of the frame as the guest sees it — @pre zero bytes (the header kiln makes
+ * for a backend without one), then @iov — starting @off bytes in, into @c's buffers. */
+static void copy_frame(const struct virtq_chain *c, const struct iovec *iov, int n, size_t pre,
+		       size_t off, size_t len)
+{
+	static const uint8_t zero[NET_HDR_LEN];
+	size_t dst = 0;
+
+	if (off < pre) {
+		size_t k = pre - off < len ? pre - off : len;
+
+		virtq_chain_write(c, 0, zero + off, k);
+		dst = k;
+		len -= k;
+		off = pre;
+	}
+	off -= pre;
+	for (int i = 0; i < n && len; i++) {
+		size_t k;
+
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		k = iov[i].iov_len - off < len ? iov[i].iov_len - off : len;
+		virtq_chain_write(c, dst, (const uint8_t *)iov[i].iov_base + off, k);
+		dst += k;
+		len -= k;
+		off = 0;
+	}
+}
+
+/* Place one frame of @total bytes (header included) in the receive queue. Returns false when
+ * the queue has too few buffers (nothing consumed), true when the frame was delivered or
+ * dropped. Lock held. */
+static bool rx_frame(struct net *nt, const struct iovec *iov, int n, size_t pre, size_t total)
+{
+	struct virtq *q = &nt->dev.q[RXQ];
+	bool mrg = nt->dev.driver_features & BIT(VIRTIO_NET_F_MRG_RXBUF);
+	struct iovec num_buffers[2];
+	unsigned nr_used = 0;
+	size_t done = 0;
+
+	while (done < total) {
+		int ret = virtq_pop(nt->dev.mem, q, &nt->chain);
+		size_t step;
+
+		if (ret < 0) {
+			virtio_dev_needs_reset(&nt->dev, "malformed receive descriptor chain");
+			return true;
+		}
+		if (ret == 0) {
+			q->last_avail -= (uint16_t)nr_used; /* give every chain back */
+			if (virtq_arm_notify(q)) {
+				nr_used = 0;
+				done = 0;
+				continue; /* buffers arrived meanwhile */
+			}
+			return false;
+		}
+		if (nr_used == NET_QUEUE_SIZE) { /* buffers too small to ever hold this frame */
+			q->last_avail -= (uint16_t)(nr_used + 1);
+			goto drop;
+		}
+		if (nr_used == 0 && virtq_chain_iov(&nt->chain, true, 10, 2, num_buffers) < 0) {
+			virtio_dev_needs_reset(&nt->dev, "receive buffer smaller than the virtio-net header");
+			return true;
+		}
+		step = nt->chain.in_len < total - done ? nt->chain.in_len : total - done;
+		if (!mrg && step < total) {
+			q->last_avail--;
+			goto drop;
+		}
+		copy_frame(&nt->chain, iov, n, pre, done, step);
+		nt->used[nr_used++] = (struct vring_used_elem){ .id = nt->chain.head, .len = (uint32_t)step };
+		done += step;
+	}
+	/* num_buffers, little-endian, in the first buffer's header (§5.1.6.4). */
+	for (unsigned i = 0, shift = 0; i < 2 && shift < 16; i++)
+		for (size_t k = 0; k < num_buffers[i].iov_len && shift < 16; k++, shift += 8)
+			((uint8_t *)num_buffers[i].iov_base)[k] = (uint8_t)(nr_used >> shift);
+	virtq_push_many(q, nt->used, nr_used);
+	nt->be->stats.rx_packets++;
+	nt->be->stats.rx_bytes += total - NET_HDR_LEN;
+	virtio_dev_notify_if_needed(&nt->dev, RXQ);
+	return true;
+drop:
+	if (log_once_first(&nt->bad_frame))
+		log_warn("net%u: a %zu-byte frame does not fit the guest's receive buffers; dropped",
+			 nt->index, total);
+	nt->be->stats.rx_dropped++;
+	return true;
+}
+
+/* struct net_rx: a frame from the backend (event loop, no lock held). */
+static bool net_deliver(void *opaque, const struct iovec *iov, int n)
+{
+	struct net *nt = opaque;
+	size_t pre = nt->be->vnet_hdr ? 0 : NET_HDR_LEN, total = pre;
+	bool taken = true;
+
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	pthread_mutex_lock(&nt->dev.lock);
+	if (virtio_dev_live(&nt->dev) && nt->dev.q[RXQ].ready && total >= NET_HDR_LEN + ETH_HLEN)
+		taken = rx_frame(nt, iov, n, pre, total);
+	else
+		nt->be->stats.rx_dropped++;
+	pthread_mutex_unlock(&nt->dev.lock);
+	return taken;
+}
+
+static uint32_t net_tx_serve(struct virtio_dev *dev, const struct virtq_chain *c)
+{
+	struct net *nt = to_net(dev);
+	struct iovec iov[VIRTQ_CHAIN_MAX];
+	uint64_t skip = nt->be->vnet_hdr ? 0 : NET_HDR_LEN;
+	int n, ret;
+
+	if (c->out_len < NET_HDR_LEN + ETH_HLEN || c->out_len > NET_HDR_LEN + NET_MAX_FRAME) {
+		if (log_once_first(&nt->bad_frame))
+			log_warn("net%u: the guest sent a %llu-byte frame (header included); dropped",
+				 nt->index, (unsigned long long)c->out_len);
+		nt->be->stats.tx_dropped++;
+		return 0;
+	}
+	n = virtq_chain_iov(c, false, skip, c->out_len - skip, iov);
+	ret = nt->be->ops->send(nt->be, iov, n);
+	if (ret) {
+		if (log_once_first(&nt->bad_frame))
+			log_warn("net%u: the host refused a frame from the guest: %s", nt->index,
+				 strerror(-ret));
+		nt->be->stats.tx_dropped++;
+		return 0;
+	}
+	nt->be->stats.tx_packets++;
+	nt->be->stats.tx_bytes += c->out_len - NET_HDR_LEN;
+	return 0;
+}
+
+static void net_queue_notify(struct virtio_dev *dev, unsigned q)
+{
+	struct net *nt = to_net(dev);
+
+	if (q == TXQ)
+		virtio_dev_process(dev, TXQ, net_tx_serve);
+	else
+		nt->be->ops->rx_resume(nt->be);
+}
+
+static void net_activate(struct virtio_dev *dev)
+{
+	struct net *nt = to_net(dev);
+	int ret = nt->be->ops->set_offloads(nt->be, dev->driver_features);
+
+	if (ret)
+		log_warn("net%u: the host refused the guest's offloads: %s", nt->index, strerror(-ret));
+}
+
+static void net_reset(struct virtio_dev *dev)
+{
+	struct net *nt = to_net(dev);
+
+	nt->be->ops->set_offloads(nt->be, 0);
+}
+
+static void net_free(struct virtio_dev *dev)
+{
+	struct net *nt = to_net(dev);
+	const struct net_counters *s = &nt->be->stats;
+
+	log_info("net%u: rx %llu packets %llu bytes %llu dropped, tx %llu packets %llu bytes "
+		 "%llu dropped", nt->index, (unsigned long long)s->rx_packets,
+		 (unsigned long long)s->rx_bytes, (unsigned long long)s->rx_dropped,
+		 (unsigned long long)s->tx_packets, (unsigned long long)s->tx_bytes,
+		 (unsigned long long)s->tx_dropped);
+	nt->be->ops->free(nt->be);
+	virtio_dev_destroy(dev);
+	free(nt);
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.device_id = VIRTIO_ID_NET,
+	.nr_queues = 2,
+	.queue_size = NET_QUEUE_SIZE,
+	.config_len = offsetof(struct virtio_net_config, mtu),
+	.features = BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS) | BIT(VIRTIO_NET_F_MRG_RXBUF) |
+		    NET_OFFLOADS,
+	.read_config = net_read_config,
+	.queue_notify = net_queue_notify,
+	.activate = net_activate,
+	.reset = net_reset,
+	.free = net_free,
+};
+
+struct virtio_dev *virtio_net_new(struct dev_host *host, const struct net_config *cfg,
+				  unsigned index, bool *usage, char *err, size_t errlen)
+{
+	struct net *nt = calloc(1, sizeof(*nt));
+	struct net_backend *be;
+
+	*usage = false;
+	if (!nt) {
+		snprintf(err, errlen, "--net: out of memory");
+		return NULL;
+	}
+	be = cfg->kind == NET_TAP ? net_tap_open(host, cfg->tap, usage, err, errlen)
+				  : net_user_open(host, cfg, usage, err, errlen);
+	if (!be) {
+		free(nt);
+		return NULL;
+	}
+	if (virtio_dev_init(&nt->dev, &net_ops, nt, host->mem)) {
+		be->ops->free(be);
+		free(nt);
+		snprintf(err, errlen, "--net: cannot set up the device");
+		return NULL;
+	}
+	nt->be = be;
+	nt->index = index;
+	be->rx = (struct net_rx){ .deliver = net_deliver, .opaque = nt };
+	if (!be->vnet_hdr)
+		nt->dev.device_features &= ~NET_OFFLOADS;
+	if (cfg->mac_set) {
+		memcpy(nt->config.mac, cfg->mac, 6);
+	} else {
+		static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+		memcpy(nt->config.mac, base, 6);
+		nt->config.mac[5] = (uint8_t)(base[5] + index);
+	}
+	nt->config.status = VIRTIO_NET_S_LINK_UP;
+	nt->config.max_virtqueue_pairs = 1;
+	return &nt->dev;
+}
