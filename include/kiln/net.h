@@ -99,6 +99,10 @@ struct net_backend *net_tap_open(struct dev_host *host, const char *name, bool *
 struct net_backend *net_user_open(struct dev_host *host, const struct net_config *cfg, bool *usage,
 				  char *err, size_t errlen);
 
+/* The backend @cfg asks for: net_tap_open() or net_user_open(). */
+struct net_backend *net_backend_open(struct dev_host *host, const struct net_config *cfg,
+				     bool *usage, char *err, size_t errlen);
+
 /* Parse a MAC address "52:54:00:12:34:56" into @mac; a multicast address is refused.
  * Returns 0 or -EINVAL. */
 int net_parse_mac(const char *text, uint8_t mac[6]) __attribute__((warn_unused_result));

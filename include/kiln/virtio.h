@@ -256,12 +256,12 @@ struct virtio_dev *virtio_blk_new(struct dev_host *host, const struct disk_confi
 /* virtio-rng (§5.4): fills every buffer from getrandom(). NULL when out of memory. */
 struct virtio_dev *virtio_rng_new(const struct guest_mem *mem);
 
-/* virtio-net (§5.1) with the backend @cfg asks for (tap or user-mode; include/kiln/net.h),
- * MAC @cfg->mac or 52:54:00:12:34:56 + @index. Returns the device, or NULL with a one-line
- * reason in @err (*usage true when the user's input is wrong, e.g. no such tap). */
-struct net_config;
-struct virtio_dev *virtio_net_new(struct dev_host *host, const struct net_config *cfg,
-				  unsigned index, bool *usage, char *err, size_t errlen);
+/* virtio-net (§5.1) over backend @be (taken over: freed with the device, or at once on
+ * failure), MAC @mac or, when NULL, 52:54:00:12:34:56 + @index; @index also names the NIC in
+ * messages ("net0"). Returns the device, or NULL when out of memory. */
+struct net_backend;
+struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct net_backend *be,
+				  const uint8_t mac[6], unsigned index);
 
 /* The virtio-pci transport, modern (§4.1): a PCI function with vendor capabilities for the
  * common, notify, ISR, device and PCI-config windows in BAR 0, MSI-X (a vector per queue plus

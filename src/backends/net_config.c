@@ -1,5 +1,5 @@
-/* net_config — MAC addresses and port-forward rules as users write them, see
- * include/kiln/net.h. Shared by every front end that configures a NIC. */
+/* net_config — a NIC's configuration: MAC addresses and port-forward rules as users write
+ * them (shared by every front end), and the backend it names. See include/kiln/net.h. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -7,6 +7,13 @@
 #include <string.h>
 
 #include "kiln/net.h"
+
+struct net_backend *net_backend_open(struct dev_host *host, const struct net_config *cfg,
+				     bool *usage, char *err, size_t errlen)
+{
+	return cfg->kind == NET_TAP ? net_tap_open(host, cfg->tap, usage, err, errlen)
+				    : net_user_open(host, cfg, usage, err, errlen);
+}
 
 int net_parse_mac(const char *text, uint8_t mac[6])
 {

@@ -233,10 +233,15 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 		ret = attach_virtio(vm, cfg, dev, "--disk", acpi, cmdline, e);
 	}
 	for (unsigned i = 0; !ret && i < cfg->nr_nets; i++) {
-		struct virtio_dev *dev = virtio_net_new(&vm->host, &cfg->net[i], i, &usage, err, sizeof(err));
+		const struct net_config *n = &cfg->net[i];
+		struct net_backend *be = net_backend_open(&vm->host, n, &usage, err, sizeof(err));
+		struct virtio_dev *dev;
 
-		if (!dev)
+		if (!be)
 			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
+		dev = virtio_net_new(&vm->mem, be, n->mac_set ? n->mac : NULL, i);
+		if (!dev)
+			return fail(e, VM_ERR_RUNTIME, "--net: out of memory");
 		ret = attach_virtio(vm, cfg, dev, "--net", acpi, cmdline, e);
 	}
 	if (!ret && cfg->rng) {

@@ -21,7 +21,6 @@
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
 
-#include "kiln/devices.h"
 #include "kiln/net.h"
 #include "kiln/virtio.h"
 
@@ -104,12 +103,11 @@ static bool rx_frame(struct net *nt, const struct iovec *iov, int n, size_t pre,
 			return true;
 		}
 		if (ret == 0) {
-			q->last_avail -= (uint16_t)nr_used; /* give every chain back */
-			if (virtq_arm_notify(q)) {
-				nr_used = 0;
-				done = 0;
-				continue; /* buffers arrived meanwhile */
-			}
+			/* Ask for a kick when the driver adds buffers beyond these, then give every
+			 * chain back, unless some arrived meanwhile. */
+			if (virtq_arm_notify(q))
+				continue;
+			q->last_avail -= (uint16_t)nr_used;
 			return false;
 		}
 		if (nr_used == NET_QUEUE_SIZE) { /* buffers too small to ever hold this frame */
@@ -247,27 +245,15 @@ static const struct virtio_dev_ops net_ops = {
 	.free = net_free,
 };
 
-struct virtio_dev *virtio_net_new(struct dev_host *host, const struct net_config *cfg,
-				  unsigned index, bool *usage, char *err, size_t errlen)
+struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct net_backend *be,
+				  const uint8_t mac[6], unsigned index)
 {
+	static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 	struct net *nt = calloc(1, sizeof(*nt));
-	struct net_backend *be;
 
-	*usage = false;
-	if (!nt) {
-		snprintf(err, errlen, "--net: out of memory");
-		return NULL;
-	}
-	be = cfg->kind == NET_TAP ? net_tap_open(host, cfg->tap, usage, err, errlen)
-				  : net_user_open(host, cfg, usage, err, errlen);
-	if (!be) {
-		free(nt);
-		return NULL;
-	}
-	if (virtio_dev_init(&nt->dev, &net_ops, nt, host->mem)) {
+	if (!nt || virtio_dev_init(&nt->dev, &net_ops, nt, mem)) {
 		be->ops->free(be);
 		free(nt);
-		snprintf(err, errlen, "--net: cannot set up the device");
 		return NULL;
 	}
 	nt->be = be;
@@ -275,14 +261,9 @@ struct virtio_dev *virtio_net_new(struct dev_host *host, const struct net_config
 	be->rx = (struct net_rx){ .deliver = net_deliver, .opaque = nt };
 	if (!be->vnet_hdr)
 		nt->dev.device_features &= ~NET_OFFLOADS;
-	if (cfg->mac_set) {
-		memcpy(nt->config.mac, cfg->mac, 6);
-	} else {
-		static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
-
-		memcpy(nt->config.mac, base, 6);
+	memcpy(nt->config.mac, mac ? mac : base, 6);
+	if (!mac)
 		nt->config.mac[5] = (uint8_t)(base[5] + index);
-	}
 	nt->config.status = VIRTIO_NET_S_LINK_UP;
 	nt->config.max_virtqueue_pairs = 1;
 	return &nt->dev;

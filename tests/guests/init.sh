@@ -5,6 +5,7 @@
 #   poweroff  power off          reboot  reboot          panic  crash the kernel (sysrq c)
 #   hang      wait forever (for signal tests)
 #   hostile   drive the virtio-mmio rng in slot 0 as a hostile driver (devmem), report status
+#   hostile-net  the same for virtio-net in slot 0 (kiln.ip=, kiln.peer=), then ping the peer
 #   disks     report virtio disks and rng; on /dev/vda (ext4): read hello.txt, write
 #             written.bin (8 MiB, synced), fstrim; try to write /dev/vdb when it exists
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -118,6 +119,51 @@ hostile)
 	echo LNRO0005:00 > /sys/bus/platform/drivers/virtio-mmio/bind
 	sleep 1
 	fact rng_after_reset "$(head -c 64 /dev/hwrng | wc -c)"     # the device works again
+	echo KILN-FACTS-END
+	poweroff -f ;;
+hostile-net)
+	# A hostile driver for the virtio-net device in virtio-mmio slot 0 (on a tap; kiln.ip= and
+	# kiln.peer= on the command line): a frame shorter than its headers, one longer than any
+	# frame, one whose virtio-net header the host refuses, then a valid one, then a looping
+	# chain. kiln drops and counts the bad frames, returns every buffer, breaks the ring only
+	# for the loop, and the device works again after a reset.
+	for arg in $(cat /proc/cmdline); do
+		case $arg in kiln.ip=*) ip=${arg#kiln.ip=} ;; kiln.peer=*) peer=${arg#kiln.peer=} ;; esac
+	done
+	echo LNRO0005:00 > /sys/bus/platform/drivers/virtio-mmio/unbind
+	base=$((0xd0000000)) desc=$((0x80000)) avail=$((0x81000)) used=$((0x82000))
+	w() { devmem $((base + $1)) 32 "$2"; }
+	r() { devmem $((base + $1)) 32; }
+	d() { devmem $((desc + 16 * $1)) 64 "$2"; devmem $((desc + 16 * $1 + 8)) 32 "$3"
+	      devmem $((desc + 16 * $1 + 12)) 16 "$4"; devmem $((desc + 16 * $1 + 14)) 16 "$5"; }
+	send() { # head $1 at avail index $2, then kick the transmit queue
+		devmem $((avail + 4 + 2 * ($2 % 8))) 16 "$1"; devmem $((avail + 2)) 16 $(($2 + 1))
+		w 0x50 1; sleep 1; }
+	queue() { # queue $1 of size 8 with its rings at $2, $2 + 4K, $2 + 8K
+		w 0x30 "$1"; w 0x38 8; w 0x80 "$2"; w 0x84 0; w 0x90 $(($2 + 0x1000)); w 0x94 0
+		w 0xa0 $(($2 + 0x2000)); w 0xa4 0; w 0x44 1; }
+	w 0x70 0; w 0x70 3; w 0x24 1; w 0x20 1; w 0x24 0; w 0x20 0; w 0x70 11   # VERSION_1 only
+	queue 0 $((0x83000)); queue 1 $desc; w 0x70 15
+	hdr=$((0x86000)) bad=$((0x87000))
+	for off in 0 4 8 12 16 20 24 28 32 36 40 44 48 52 56 60 64 68; do devmem $((hdr + off)) 32 0; done
+	devmem $((hdr + 12)) 32 0xffffffff; devmem $((hdr + 16)) 16 0xffff      # broadcast
+	devmem $((hdr + 18)) 32 0x00545202; devmem $((hdr + 22)) 16 0x0101      # from 02:52:54:00:01:01
+	devmem $((hdr + 24)) 16 0xb588                                          # local ethertype
+	for off in 0 4 8; do devmem $((bad + off)) 32 0; done
+	devmem $((bad + 1)) 8 0x55                                              # no such gso_type
+	d 0 $hdr 20 0 0; send 0 0                                               # too short
+	d 1 $((0x88000)) 65536 1 2; d 2 $((0x98000)) 8192 0 0; send 1 1        # too long
+	d 3 $bad 12 1 4; d 4 $((hdr + 12)) 60 0 0; send 3 2                     # bad header
+	d 5 $hdr 72 0 0; send 5 3                                               # a good frame
+	fact used_idx $(( $(devmem $((used + 2)) 16) ))
+	fact needs_reset $(( $(r 0x70) & 0x40 ))
+	d 6 $hdr 72 1 7; d 7 $hdr 72 1 6; send 6 4                              # a looping chain
+	fact loop_needs_reset $(( $(r 0x70) & 0x40 ))
+	w 0x70 0
+	echo LNRO0005:00 > /sys/bus/platform/drivers/virtio-mmio/bind
+	sleep 1
+	ip addr add "$ip" dev eth0 && ip link set eth0 up
+	ping -c 2 -W 5 "$peer" > /dev/null && fact ping_after_reset ok
 	echo KILN-FACTS-END
 	poweroff -f ;;
 poweroff) poweroff -f ;;

@@ -76,9 +76,9 @@ class Guest:
                 f"{self.out[-3000:]}\n--- stderr ---\n{self.err[-2000:]})")
 
 
-def run_kiln(kiln, *args, timeout=240, stdin=subprocess.DEVNULL):
-    """Run kiln to completion and return a Guest."""
-    proc = subprocess.run([str(kiln), *map(str, args)], stdin=stdin, capture_output=True,
+def run_kiln(kiln, *args, timeout=240, stdin=subprocess.DEVNULL, prefix=()):
+    """Run kiln to completion (under @prefix, e.g. `ip netns exec NS`) and return a Guest."""
+    proc = subprocess.run([*prefix, str(kiln), *map(str, args)], stdin=stdin, capture_output=True,
                           timeout=timeout)
     return Guest(proc.returncode, proc.stdout.decode(errors="replace"),
                  proc.stderr.decode(errors="replace"))

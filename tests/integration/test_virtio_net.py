@@ -139,6 +139,22 @@ def test_user_mode_dhcp_dns_http_and_hostfwd(kvm, kiln, bzimage, initrd, transpo
     assert c["rx_bytes"] > 3 << 20 and c["tx_packets"] > 0 and c["tx_dropped"] == 0, c
 
 
+def test_hostile_driver(kvm, kiln, bzimage, initrd, netns):
+    """A driver in the guest that sends runts, giants, bad headers and a looping chain."""
+    g = run_kiln(kiln, "run", "--kernel", bzimage, "--initrd", initrd, "--transport", "mmio",
+                 "--net", "tap=ktap0", "--log-level", "info", "--cmdline",
+                 "console=ttyS0 kiln.test=hostile-net kiln.ip=10.9.0.2/24 kiln.peer=10.9.0.1",
+                 prefix=["ip", "netns", "exec", netns])
+    assert g.returncode == 0, g
+    assert g.facts.get("used_idx") == "4", g          # every buffer came back
+    assert g.facts.get("needs_reset") == "0", g       # bad frames are the guest's loss only
+    assert g.facts.get("loop_needs_reset") == "64", g
+    assert g.facts.get("ping_after_reset") == "ok", g
+    c = counters(g.err)
+    assert c["tx_dropped"] >= 3, c
+    assert "net0: the guest sent a 20-byte frame (header included); dropped" in g.err, g
+
+
 @pytest.mark.parametrize("args,message", [
     (["--net", "tap=kiln-notap"], "--net tap=kiln-notap: no such network interface"),
     (["--net", "tap=lo"], "--net tap=lo: not a tap device"),

@@ -1,4 +1,5 @@
 /* Unit tests for `kiln run` argument and SIZE parsing. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -111,12 +112,57 @@ static void test_errors_name_option_and_value(void **state)
 	assert_non_null(strstr(err, "--kernel"));
 }
 
+/* --net: the two backends, MAC addresses and port forwards (text is modified: arrays). */
+static void test_net(void **state)
+{
+	char tap[] = "tap=tap0,mac=52:54:00:AB:cd:01", user[] = "user,hostfwd=tcp:127.0.0.1:2222-:22,"
+		"hostfwd=udp::5353-10.0.2.16:53";
+	char bad_mac[] = "user,mac=52:54:00:ab:cd", multicast[] = "user,mac=01:00:5e:00:00:01",
+	     bad_fwd[] = "user,hostfwd=tcp::0-:22", tap_fwd[] = "tap=t,hostfwd=tcp::22-:22",
+	     bridge[] = "bridge=br0", m1[] = "tap=a,mac=02:00:00:00:00:01", m2[] = "user,mac=02:00:00:00:00:01";
+	struct vm_config cfg;
+	struct in_addr a;
+	char err[256];
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), 7, "--kernel", "/k", "--net", tap, "--net", user), CLI_RUN);
+	assert_int_equal(cfg.nr_nets, 2);
+	assert_int_equal(cfg.net[0].kind, NET_TAP);
+	assert_string_equal(cfg.net[0].tap, "tap0");
+	assert_true(cfg.net[0].mac_set);
+	assert_memory_equal(cfg.net[0].mac, ((uint8_t[]){ 0x52, 0x54, 0, 0xab, 0xcd, 1 }), 6);
+	assert_int_equal(cfg.net[1].kind, NET_USER);
+	assert_false(cfg.net[1].mac_set);
+	assert_int_equal(cfg.net[1].nr_hostfwd, 2);
+	assert_false(cfg.net[1].hostfwd[0].udp);
+	assert_int_equal(cfg.net[1].hostfwd[0].host_port, 2222);
+	assert_int_equal(cfg.net[1].hostfwd[0].guest_port, 22);
+	inet_pton(AF_INET, "10.0.2.15", &a);
+	assert_int_equal(cfg.net[1].hostfwd[0].guest_addr.s_addr, a.s_addr);
+	assert_true(cfg.net[1].hostfwd[1].udp);
+	inet_pton(AF_INET, "127.0.0.1", &a); /* loopback unless the user says otherwise */
+	assert_int_equal(cfg.net[1].hostfwd[1].host_addr.s_addr, a.s_addr);
+	inet_pton(AF_INET, "10.0.2.16", &a);
+	assert_int_equal(cfg.net[1].hostfwd[1].guest_addr.s_addr, a.s_addr);
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--net", bad_mac), -EINVAL);
+	assert_non_null(strstr(err, "\"52:54:00:ab:cd\" is not a unicast MAC address"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--net", multicast), -EINVAL);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--net", bad_fwd), -EINVAL);
+	assert_non_null(strstr(err, "hostfwd=tcp::0-:22"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--net", tap_fwd), -EINVAL);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--net", bridge), -EINVAL);
+	assert_non_null(strstr(err, "\"bridge=br0\" is not tap=NAME or user"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 7, "--kernel", "/k", "--net", m1, "--net", m2), -EINVAL);
+	assert_non_null(strstr(err, "same MAC address"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_defaults_and_values),
 		cmocka_unit_test(test_errors_name_option_and_value),
+		cmocka_unit_test(test_net),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
