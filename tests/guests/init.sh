@@ -6,6 +6,7 @@
 #   hang      wait forever (for signal tests)
 #   hostile   drive the virtio-mmio rng in slot 0 as a hostile driver (devmem), report status
 #   hostile-net  the same for virtio-net in slot 0 (kiln.ip=, kiln.peer=), then ping the peer
+#   serve-net eth0 at kiln.ip= (or DHCP) and an iperf3 server (the bench initramfs has iperf3)
 #   disks     report virtio disks and rng; on /dev/vda (ext4): read hello.txt, write
 #             written.bin (8 MiB, synced), fstrim; try to write /dev/vdb when it exists
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -166,6 +167,14 @@ hostile-net)
 	ping -c 2 -W 5 "$peer" > /dev/null && fact ping_after_reset ok
 	echo KILN-FACTS-END
 	poweroff -f ;;
+serve-net)
+	# For bench/net.py: eth0 at kiln.ip= (DHCP when none), an iperf3 server, then wait.
+	ip=""
+	for arg in $(cat /proc/cmdline); do case $arg in kiln.ip=*) ip=${arg#kiln.ip=} ;; esac; done
+	ip link set eth0 up
+	if [ -n "$ip" ]; then ip addr add "$ip" dev eth0; else udhcpc -i eth0 -s /etc/udhcpc.sh -q -n; fi
+	iperf3 -s -D && echo KILN-NET-READY
+	while :; do sleep 3600; done ;;
 poweroff) poweroff -f ;;
 reboot) reboot -f ;;
 panic)

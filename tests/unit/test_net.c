@@ -19,6 +19,7 @@
 #include "kiln/devices.h"
 #include "kiln/net.h"
 #include "kiln/virtio.h"
+#include "common/virtio_driver.h"
 
 #define FAKE_RAM (1u << 20)
 #define QSIZE 8u
@@ -122,18 +123,9 @@ static struct virtio_dev *net_up(struct net_backend *be, uint64_t features)
 
 	assert_non_null(dev);
 	dev->transport.notify = fake_notify;
-	virtio_dev_set_status(dev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	virtio_dev_set_driver_features(dev, 0, (uint32_t)features);
-	virtio_dev_set_driver_features(dev, 1, (uint32_t)(features >> 32));
-	virtio_dev_set_status(dev, dev->status | VIRTIO_CONFIG_S_FEATURES_OK);
-	assert_true(dev->status & VIRTIO_CONFIG_S_FEATURES_OK);
-	for (unsigned q = 0; q < 2; q++) {
-		dev->q[q].size = QSIZE;
-		dev->q[q].desc_gpa = RING_GPA(q, 0);
-		dev->q[q].avail_gpa = RING_GPA(q, 1);
-		dev->q[q].used_gpa = RING_GPA(q, 2);
-		virtio_dev_set_queue_ready(dev, q, true);
-	}
+	assert_true(test_driver_features(dev, features));
+	for (unsigned q = 0; q < 2; q++)
+		test_driver_queue(dev, q, QSIZE, RING_GPA(q, 0), RING_GPA(q, 1), RING_GPA(q, 2));
 	virtio_dev_set_status(dev, dev->status | VIRTIO_CONFIG_S_DRIVER_OK);
 	assert_int_equal(dev->status & VIRTIO_CONFIG_S_NEEDS_RESET, 0);
 	return dev;
