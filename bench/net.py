@@ -20,9 +20,11 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -56,21 +58,19 @@ def vmm_command(vmm, mode):
     return in_ns(*cmd) if mode == "tap" else [str(c) for c in cmd]
 
 
-def start(vmm, mode):
-    proc = subprocess.Popen(vmm_command(vmm, mode), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+def start(vmm, mode, log):
+    """Start @vmm with its console in the file @log; return once the guest's iperf3 serves."""
+    out = open(log, "wb")
+    proc = subprocess.Popen(vmm_command(vmm, mode), stdin=subprocess.DEVNULL, stdout=out,
                             stderr=subprocess.STDOUT)
-    os.set_blocking(proc.stdout.fileno(), False)
-    seen, deadline = b"", time.monotonic() + 300
-    while b"KILN-NET-READY" not in seen:
-        chunk = proc.stdout.read()
-        if chunk:
-            seen += chunk
-        elif proc.poll() is not None or time.monotonic() > deadline:
+    out.close()
+    deadline = time.monotonic() + 300
+    while b"KILN-NET-READY" not in log.read_bytes():
+        if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            sys.exit(f"net bench: {vmm} ({mode}) never got ready; output tail:\n"
-                     f"{seen.decode(errors='replace')[-3000:]}")
-        else:
-            time.sleep(0.05)
+            sys.exit(f"net bench: {vmm} ({mode}) never got ready; console tail:\n"
+                     f"{log.read_bytes().decode(errors='replace')[-3000:]}")
+        time.sleep(0.1)
     return proc
 
 
@@ -89,8 +89,8 @@ def ping():
     return float(re.search(r"min/avg/max = [\d.]+/([\d.]+)/", out).group(1))
 
 
-def measure(vmm, mode, seconds):
-    proc = start(vmm, mode)
+def measure(vmm, mode, seconds, log):
+    proc = start(vmm, mode, log)
     try:
         res = {"host->guest": iperf(mode, False, seconds), "guest->host": iperf(mode, True, seconds)}
         if mode == "tap":
@@ -109,6 +109,7 @@ def main():
     args = ap.parse_args()
     subprocess.run(["ip", "netns", "del", NS], capture_output=True)
     sh("ip", "netns", "add", NS)
+    tmp = tempfile.mkdtemp(prefix="kiln-bench-net-")
     try:
         sh("ip", "-n", NS, "link", "set", "lo", "up")
         sh("ip", "-n", NS, "tuntap", "add", "dev", TAP, "mode", "tap")
@@ -117,13 +118,15 @@ def main():
         rows = {}
         for mode in [args.only] if args.only else ["tap", "user"]:
             for vmm in ("kiln", "qemu"):
-                runs = [measure(vmm, mode, args.seconds) for _ in range(args.runs)]
+                runs = [measure(vmm, mode, args.seconds, pathlib.Path(tmp) / f"{vmm}-{mode}.log")
+                        for _ in range(args.runs)]
                 for metric in runs[0]:
                     rows.setdefault((mode, metric), {})[vmm] = statistics.median(r[metric] for r in runs)
                 print(f"{mode} {vmm}: " + ", ".join(f"{m} {v[vmm]:.2f}" for (md, m), v in rows.items()
                                                      if md == mode), flush=True)
     finally:
         subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"{'metric':<30}{'kiln':>10}{'qemu':>10}{'kiln/qemu':>11}")
     for (mode, metric), v in rows.items():
         unit = "ms" if metric == "ping" else "Mbit/s"

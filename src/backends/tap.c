@@ -28,8 +28,8 @@ struct tap {
 	struct dev_host *host;
 	int fd;
 	bool paused;
+	bool broken;       /* reading failed for good */
 	size_t pending;    /* bytes of a frame in buf that the guest had no room for */
-	struct log_once read_error;
 	char name[IFNAMSIZ];
 	uint8_t buf[NET_HDR_LEN + NET_MAX_FRAME];
 };
@@ -46,9 +46,15 @@ static void tap_readable(void *opaque)
 
 			if (n < 0 && errno == EINTR)
 				continue;
+			if (n < 0 && errno == EAGAIN)
+				return;
 			if (n < 0) {
-				if (errno != EAGAIN && log_once_first(&t->read_error))
-					log_warn("--net tap=%s: read: %s", t->name, strerror(errno));
+				/* e.g. the interface was deleted: the descriptor stays "ready" with an
+				 * error forever, so stop watching it rather than spin. */
+				log_warn("--net tap=%s: read: %s; the guest receives nothing more",
+					 t->name, strerror(errno));
+				t->broken = true;
+				t->host->pause_fd(t->host, t->fd, true);
 				return;
 			}
 			if ((size_t)n <= NET_HDR_LEN)
@@ -77,7 +83,7 @@ static void tap_rx_resume(struct net_backend *be)
 {
 	struct tap *t = to_tap(be);
 
-	if (t->paused && t->host->pause_fd(t->host, t->fd, false) == 0)
+	if (t->paused && !t->broken && t->host->pause_fd(t->host, t->fd, false) == 0)
 		t->paused = false;
 }
 

@@ -32,11 +32,13 @@ static int host_pause_fd(struct dev_host *host, int fd, bool paused)
 {
 	struct vm *vm = host_vm(host);
 
+	/* Out of the epoll set, not just EPOLLIN off: errors and hang-ups are always reported. */
 	for (unsigned i = 0; i < vm->nr_watches; i++) {
-		struct epoll_event ev = { .events = paused ? 0 : EPOLLIN, .data.ptr = &vm->watch[i] };
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &vm->watch[i] };
 
 		if (vm->watch[i].fd == fd)
-			return epoll_ctl(vm->epoll_fd, EPOLL_CTL_MOD, fd, &ev) ? -errno : 0;
+			return epoll_ctl(vm->epoll_fd, paused ? EPOLL_CTL_DEL : EPOLL_CTL_ADD, fd, &ev)
+				       ? -errno : 0;
 	}
 	return -ENOENT;
 }
