@@ -94,12 +94,17 @@ def test_tap_ping_and_100mib_each_way(kvm, kiln, bzimage, initrd, netns):
             recv.kill()
         assert int(got_size) == MIB << 20
         assert got_digest in out
+
+        # The tap disappears under a running guest: kiln says so once and carries on.
+        subprocess.run(["ip", "-n", netns, "link", "del", "ktap0"], check=True)
+        rc, _ = sh.run("ping -c 1 -W 2 10.9.0.1", timeout=60)
+        assert rc != 0
         assert sh.poweroff() == 0
     finally:
         sh.close()
+    assert sh.err().count("--net tap=ktap0: read:") == 1, sh.err()
     c = counters(sh.err())
     assert c["rx_bytes"] > MIB << 20 and c["tx_bytes"] > MIB << 20, c
-    assert c["tx_dropped"] == 0, c
 
 
 @pytest.mark.parametrize("transport", ["pci", "mmio"])
@@ -117,9 +122,13 @@ def test_user_mode_dhcp_dns_http_and_hostfwd(kvm, kiln, bzimage, initrd, transpo
     fwd = nethelp.free_port()
     argv = ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"',
             resolv, *kiln_argv(kiln, bzimage, initrd, "--transport", transport,
-                               "--net", f"user,hostfwd=tcp:127.0.0.1:{fwd}-:8080")]
+                               "--net", f"user,hostfwd=tcp:127.0.0.1:{fwd}-:8080,mac=52:54:00:00:00:01",
+                               "--net", "user,mac=52:54:00:00:00:02")]
     sh = Shell(argv)
     try:
+        macs = sh.check("cat /sys/class/net/eth*/address")
+        assert "52:54:00:00:00:01" in macs and "52:54:00:00:00:02" in macs, macs
+        sh.check("[ \"$(cat /sys/class/net/eth0/address)\" = 52:54:00:00:00:01 ]")
         sh.check("ip link set eth0 up && udhcpc -i eth0 -s /etc/udhcpc.sh -q -n -t 10 -T 2", timeout=120)
         assert "inet 10.0.2.15/24" in sh.check("ip -4 addr show eth0")
         assert "nameserver 10.0.2.3" in sh.check("cat /etc/resolv.conf")
