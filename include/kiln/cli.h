@@ -37,7 +37,23 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		  size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* Checks across a whole configuration, shared by every front end: the number of virtio
+ * devices, unique disk ids and MAC addresses. Returns 0 or -EINVAL with a message in @err. */
+int cli_check_config(const struct vm_config *cfg, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Create the VM @cfg describes and run it to the end; errors are printed prefixed by @who.
+ * Returns the process exit status (enum kiln_exit). */
+int cli_run_vm(const struct vm_config *cfg, const char *who);
+
 /* Usage text for `kiln run --help`, exit codes included. */
 extern const char cli_run_usage[];
+
+/* The Firecracker-compatible front end: `kiln --no-api --config-file PATH [--id ID]
+ * [--boot-timer] [--level L] [--log-path PATH]`, Firecracker's process flags and its JSON
+ * configuration file (the "FullVmConfiguration": boot-source, machine-config, drives,
+ * network-interfaces, entropy, logger). Flags and fields kiln does not implement yet are
+ * refused by name. Runs the VM and returns the process exit status. */
+int cli_firecracker(int argc, char **argv);
 
 #endif

@@ -10,12 +10,14 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level { LOG_OFF = -1, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Messages above @level are dropped. Default LOG_WARN. */
 void log_set_level(enum log_level level);
 /* True while messages at @level are printed. */
 bool log_enabled(enum log_level level);
+/* Write messages to @fd (taken over) instead of stderr, e.g. Firecracker's --log-path. */
+void log_set_fd(int fd);
 /* Terminate lines with "\r\n" (raw terminal) instead of "\n". */
 void log_set_crlf(bool crlf);
 /* Print one line at @level; the format carries no trailing newline. */

@@ -146,8 +146,7 @@ static int parse_net(char *text, struct net_config *n, char *err, size_t errlen)
 	return 0;
 }
 
-/* Checks across options: device count, unique disk ids and MAC addresses. */
-static int check_devices(const struct vm_config *cfg, char *err, size_t errlen)
+int cli_check_config(const struct vm_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->nr_disks + cfg->nr_nets + cfg->rng > VM_MAX_VIRTIO) {
 		snprintf(err, errlen, "--disk/--net/--rng: %u devices, more than the %d virtio slots",
@@ -272,7 +271,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		snprintf(err, errlen, "--kernel is required");
 		return -EINVAL;
 	}
-	if (check_devices(cfg, err, errlen))
+	if (cli_check_config(cfg, err, errlen))
 		return -EINVAL;
 	return CLI_RUN;
 }

@@ -3,9 +3,14 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 static atomic_int log_level = LOG_WARN;
 static atomic_bool log_crlf;
+static atomic_int log_fd = STDERR_FILENO;
+
+void log_set_fd(int fd) { atomic_store(&log_fd, fd); }
 
 void log_set_level(enum log_level level) { atomic_store(&log_level, level); }
 
@@ -21,10 +26,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (!log_enabled(level))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(line, sizeof(line) - 2, fmt, ap);
 	va_end(ap);
-	/* One fprintf per line so lines from several threads do not interleave. */
-	fprintf(stderr, "kiln: %s%s", line, atomic_load(&log_crlf) ? "\r\n" : "\n");
+	strcat(line, atomic_load(&log_crlf) ? "\r\n" : "\n");
+	/* One write per line so lines from several threads do not interleave. */
+	dprintf(atomic_load(&log_fd), "kiln: %s", line);
 }
 
 bool log_once_first(struct log_once *once) { return !atomic_exchange(&once->done, true); }

@@ -37,6 +37,21 @@ for arg in $(cat /proc/cmdline); do
 done
 
 fact() { echo "KILN-FACT $1=$2"; }
+# A hostile driver's tools for the virtio-mmio device in slot 0, written with devmem: its
+# registers, and a descriptor table, available and used ring in the low 1 MiB that Linux keeps
+# for itself (and /dev/mem may reach).
+base=$((0xd0000000)) desc=$((0x80000)) avail=$((0x81000)) used=$((0x82000))
+w() { devmem $((base + $1)) 32 "$2"; }
+r() { devmem $((base + $1)) 32; }
+status() { echo $(( $(r 0x70) & 0x40 )); }  # DEVICE_NEEDS_RESET
+d() { # descriptor $1: addr $2, len $3, flags $4, next $5
+	devmem $((desc + 16 * $1)) 64 "$2"; devmem $((desc + 16 * $1 + 8)) 32 "$3"
+	devmem $((desc + 16 * $1 + 12)) 16 "$4"; devmem $((desc + 16 * $1 + 14)) 16 "$5"
+}
+offer() { # head $1 at avail index $2 (ring of 8)
+	devmem $((avail + 4 + 2 * ($2 % 8))) 16 "$1"; devmem $((avail + 2)) 16 $(($2 + 1))
+}
+version_1() { w 0x70 0; w 0x70 3; w 0x24 1; w 0x20 1; w 0x24 0; w 0x20 0; w 0x70 11; }
 case $test in
 facts)
 	fact nproc "$(nproc)"
@@ -82,26 +97,14 @@ disks)
 	echo KILN-FACTS-END
 	poweroff -f ;;
 hostile)
-	# A hostile driver for the virtio-rng device in virtio-mmio slot 0, written with devmem:
-	# rings in the low 1 MiB that Linux keeps for itself (and /dev/mem may reach). Each case
-	# must leave kiln running; the device says DEVICE_NEEDS_RESET (0x40) where the spec wants.
+	# A hostile driver for the virtio-rng device in virtio-mmio slot 0. Each case must leave
+	# kiln running; the device says DEVICE_NEEDS_RESET (0x40) where the spec wants.
 	echo LNRO0005:00 > /sys/bus/platform/drivers/virtio-mmio/unbind
-	base=$((0xd0000000)) desc=$((0x80000)) avail=$((0x81000)) used=$((0x82000))
-	w() { devmem $((base + $1)) 32 "$2"; }
-	r() { devmem $((base + $1)) 32; }
 	start() { # queue 0 with size $1, then DRIVER_OK
-		w 0x70 0; w 0x70 3; w 0x24 1; w 0x20 1; w 0x24 0; w 0x20 0; w 0x70 11
+		version_1
 		w 0x30 0; w 0x38 "$1"
 		w 0x80 $desc; w 0x84 0; w 0x90 $avail; w 0x94 0; w 0xa0 $used; w 0xa4 0
 		w 0x44 1; w 0x70 15
-	}
-	status() { echo $(( $(r 0x70) & 0x40 )); }
-	d() { # descriptor $1: addr $2, len $3, flags $4, next $5
-		devmem $((desc + 16 * $1)) 64 "$2"; devmem $((desc + 16 * $1 + 8)) 32 "$3"
-		devmem $((desc + 16 * $1 + 12)) 16 "$4"; devmem $((desc + 16 * $1 + 14)) 16 "$5"
-	}
-	offer() { # head $1 at avail index $2
-		devmem $((avail + 4 + 2 * ($2 % 8))) 16 "$1"; devmem $((avail + 2)) 16 $(($2 + 1))
 	}
 	fact magic "$(r 0)"
 	w 0x70 0; w 0x70 3; w 0x24 1; w 0x20 0; w 0x70 11          # no VERSION_1
@@ -132,18 +135,11 @@ hostile-net)
 		case $arg in kiln.ip=*) ip=${arg#kiln.ip=} ;; kiln.peer=*) peer=${arg#kiln.peer=} ;; esac
 	done
 	echo LNRO0005:00 > /sys/bus/platform/drivers/virtio-mmio/unbind
-	base=$((0xd0000000)) desc=$((0x80000)) avail=$((0x81000)) used=$((0x82000))
-	w() { devmem $((base + $1)) 32 "$2"; }
-	r() { devmem $((base + $1)) 32; }
-	d() { devmem $((desc + 16 * $1)) 64 "$2"; devmem $((desc + 16 * $1 + 8)) 32 "$3"
-	      devmem $((desc + 16 * $1 + 12)) 16 "$4"; devmem $((desc + 16 * $1 + 14)) 16 "$5"; }
-	send() { # head $1 at avail index $2, then kick the transmit queue
-		devmem $((avail + 4 + 2 * ($2 % 8))) 16 "$1"; devmem $((avail + 2)) 16 $(($2 + 1))
-		w 0x50 1; sleep 1; }
+	send() { offer "$1" "$2"; w 0x50 1; sleep 1; }  # and kick the transmit queue
 	queue() { # queue $1 of size 8 with its rings at $2, $2 + 4K, $2 + 8K
 		w 0x30 "$1"; w 0x38 8; w 0x80 "$2"; w 0x84 0; w 0x90 $(($2 + 0x1000)); w 0x94 0
 		w 0xa0 $(($2 + 0x2000)); w 0xa4 0; w 0x44 1; }
-	w 0x70 0; w 0x70 3; w 0x24 1; w 0x20 1; w 0x24 0; w 0x20 0; w 0x70 11   # VERSION_1 only
+	version_1                                                # and no device features
 	queue 0 $((0x83000)); queue 1 $desc; w 0x70 15
 	hdr=$((0x86000)) bad=$((0x87000))
 	for off in 0 4 8 12 16 20 24 28 32 36 40 44 48 52 56 60 64 68; do devmem $((hdr + off)) 32 0; done
@@ -157,9 +153,9 @@ hostile-net)
 	d 3 $bad 12 1 4; d 4 $((hdr + 12)) 60 0 0; send 3 2                     # bad header
 	d 5 $hdr 72 0 0; send 5 3                                               # a good frame
 	fact used_idx $(( $(devmem $((used + 2)) 16) ))
-	fact needs_reset $(( $(r 0x70) & 0x40 ))
+	fact needs_reset "$(status)"
 	d 6 $hdr 72 1 7; d 7 $hdr 72 1 6; send 6 4                              # a looping chain
-	fact loop_needs_reset $(( $(r 0x70) & 0x40 ))
+	fact loop_needs_reset "$(status)"
 	w 0x70 0
 	echo LNRO0005:00 > /sys/bus/platform/drivers/virtio-mmio/bind
 	sleep 1

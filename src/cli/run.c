@@ -1,0 +1,34 @@
+/* run — create and run the VM a front end configured; map its fate to the exit status. */
+#include <stdio.h>
+
+#include "kiln/cli.h"
+
+static int exit_code(enum vm_stop_reason reason, int signo)
+{
+	switch (reason) {
+	case VM_STOP_POWEROFF: return KILN_EXIT_POWEROFF;
+	case VM_STOP_RESET: return KILN_EXIT_RESET;
+	case VM_STOP_PANIC: return KILN_EXIT_PANIC;
+	case VM_STOP_TRIPLE_FAULT:
+	case VM_STOP_INTERNAL_ERROR: return KILN_EXIT_CRASH;
+	case VM_STOP_SIGNAL: return KILN_EXIT_SIGNAL_BASE + signo;
+	case VM_STOP_NONE: break;
+	}
+	return KILN_EXIT_RUNTIME;
+}
+
+int cli_run_vm(const struct vm_config *cfg, const char *who)
+{
+	enum vm_error_kind kind;
+	struct vm *vm;
+	char err[512];
+	int ret;
+
+	if (vm_create(cfg, &vm, &kind, err, sizeof(err))) {
+		fprintf(stderr, "%s: %s\n", who, err);
+		return (int)kind;
+	}
+	ret = exit_code(vm_run(vm), vm_stop_signal(vm));
+	vm_destroy(vm);
+	return ret;
+}

@@ -1,0 +1,126 @@
+"""Firecracker's process flags and JSON configuration file (`kiln --no-api --config-file`):
+a VM described the way Firecracker users describe it boots with its drives, entropy device and
+machine configuration, logs to --log-path; bad files and flags are refused with one line that
+names the key or flag, exit 2, before anything starts. (The Debian root-device flow is in
+test_debian.py.)"""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import Guest
+
+BASE_BOOT = {"kernel_image_path": None, "boot_args": None, "initrd_path": None}
+
+
+def run(kiln, *args, timeout=240):
+    proc = subprocess.run([str(kiln), *map(str, args)], stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=timeout)
+    return Guest(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+
+
+def write_config(path, config):
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def test_config_file_boots_with_drives_entropy_and_machine_config(kvm, kiln, bzimage, initrd, tmp_path):
+    data = tmp_path / "data.img"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(data), "32M"], check=True)
+    log = tmp_path / "kiln.log"
+    log.write_text("")  # Firecracker's log path must exist (a file or a named pipe)
+    config = write_config(tmp_path / "vm.json", {
+        "boot-source": {"kernel_image_path": str(bzimage), "initrd_path": str(initrd),
+                        "boot_args": "console=ttyS0 kiln.test=disks"},
+        "drives": [{"drive_id": "data_1", "path_on_host": str(data), "is_root_device": False,
+                    "is_read_only": False, "partuuid": None, "cache_type": "Unsafe",
+                    "io_engine": "Async", "rate_limiter": None}],
+        "machine-config": {"vcpu_count": 2, "mem_size_mib": 256, "smt": False,
+                           "track_dirty_pages": False},
+        "entropy": {},
+        "network-interfaces": [], "balloon": None, "vsock": None, "logger": None,
+        "metrics": None, "mmds-config": None,
+    })
+    g = run(kiln, "--no-api", "--id", "fc-test-1", "--boot-timer", "--log-path", log,
+            "--config-file", config)
+    assert g.returncode == 0, g
+    assert g.facts["vda_serial"] == "data_1", g           # the drive id is the disk's serial
+    assert g.facts["virtio_transport"] == "virtio-mmio", g  # as in Firecracker
+    assert g.facts["rng"].startswith("virtio_rng"), g
+    text = log.read_text()
+    assert "guest boot time" in text and "microVM fc-test-1" in text, text
+
+
+BAD_CONFIGS = [
+    ({"boot-source": {"kernel_image_path": "K"}, "bogus": 1}, "unknown field \"bogus\""),
+    ({}, "\"boot-source\" is required"),
+    ({"boot-source": {"boot_args": "x"}}, "kernel_image_path"),
+    ({"boot-source": {"kernel_image_path": "K"}, "machine-config": {"vcpu_count": 0, "mem_size_mib": 128}},
+     "\"vcpu_count\": 0 is not in [1, 32]"),
+    ({"boot-source": {"kernel_image_path": "K"}, "machine-config": {"vcpu_count": 1}}, "mem_size_mib"),
+    ({"boot-source": {"kernel_image_path": "K"}, "machine-config": {"vcpu_count": "2", "mem_size_mib": 128}},
+     "vcpu_count"),
+    ({"boot-source": {"kernel_image_path": "K"}, "drives": [
+        {"drive_id": "a", "path_on_host": "/x", "is_root_device": True},
+        {"drive_id": "b", "path_on_host": "/y", "is_root_device": True}]}, "\"a\" and \"b\" are both root devices"),
+    ({"boot-source": {"kernel_image_path": "K"}, "drives": [
+        {"drive_id": "bad id", "path_on_host": "/x", "is_root_device": False}]}, "\"drive_id\": \"bad id\""),
+    ({"boot-source": {"kernel_image_path": "K"}, "drives": [
+        {"drive_id": "a", "path_on_host": "/x", "is_root_device": False, "io_engine": "Fast"}]},
+     "\"io_engine\": \"Fast\" is not Sync or Async"),
+    ({"boot-source": {"kernel_image_path": "K"}, "drives": [
+        {"drive_id": "a", "path_on_host": "/x", "is_root_device": False,
+         "rate_limiter": {"bandwidth": {"size": 1, "refill_time": 1}}}]}, "\"rate_limiter\": not implemented"),
+    ({"boot-source": {"kernel_image_path": "K"}, "network-interfaces": [
+        {"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "zz:00:00:00:00:00"}]}, "\"guest_mac\""),
+    ({"boot-source": {"kernel_image_path": "K"}, "vsock": {"guest_cid": 3, "uds_path": "/v"}},
+     "\"vsock\": not implemented by kiln yet"),
+    ({"boot-source": {"kernel_image_path": "K"}, "metrics": {"metrics_path": "/m"}},
+     "\"metrics\": not implemented by kiln yet"),
+    ({"boot-source": {"kernel_image_path": "K"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 128,
+                                                                  "track_dirty_pages": True}},
+     "\"track_dirty_pages\": true is not implemented"),
+]
+
+
+@pytest.mark.parametrize("config,message", BAD_CONFIGS, ids=[str(i) for i in range(len(BAD_CONFIGS))])
+def test_bad_config_files(kiln, tmp_path, config, message):
+    path = write_config(tmp_path / "vm.json", config)
+    g = run(kiln, "--no-api", "--config-file", path, timeout=60)
+    assert g.returncode == 2, g
+    assert message in g.err and g.err.startswith(f"kiln: --config-file {path}: "), g
+    assert len(g.err.strip().splitlines()) == 1, g
+
+
+def test_malformed_and_duplicate_json(kiln, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"boot-source": {"kernel_image_path": "K"')
+    g = run(kiln, "--no-api", "--config-file", bad, timeout=60)
+    assert g.returncode == 2 and "line " in g.err, g
+    bad.write_text('{"boot-source": {"kernel_image_path": "K"}, "boot-source": {}}')
+    g = run(kiln, "--no-api", "--config-file", bad, timeout=60)
+    assert g.returncode == 2 and "duplicate object key" in g.err, g
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--api-sock", "/tmp/fc.sock"], "--api-sock: a Firecracker flag kiln does not implement yet"),
+    (["--config-file", "/x.json"], "the API server is not implemented yet"),
+    (["--no-api"], "--no-api needs --config-file PATH"),
+    (["--no-api", "--config-file", "/x.json", "--level", "Loud"], "--level: \"Loud\" is not Error"),
+    (["--no-api", "--config-file", "/x.json", "--id", "no spaces"], "--id: \"no spaces\""),
+    (["--no-api", "--config-file", "/x.json", "--seccomp-filter", "f"], "--seccomp-filter: a Firecracker flag"),
+    (["--no-api", "--bogus"], "unknown flag \"--bogus\""),
+    (["--no-api", "--config-file"], "--config-file: missing value"),
+])
+def test_bad_flags(kiln, args, message):
+    g = run(kiln, *args, timeout=60)
+    assert g.returncode == 2, g
+    assert message in g.err and len(g.err.strip().splitlines()) == 1, g
+
+
+def test_version_and_help(kiln):
+    g = run(kiln, "--version", timeout=60)
+    assert g.returncode == 0 and g.out.startswith("kiln "), g
+    g = run(kiln, "--no-api", "--help", timeout=60)
+    assert g.returncode == 0 and "--config-file PATH" in g.out, g
