@@ -24,7 +24,7 @@ def firecracker_config(debian, disk, path):
                         "initrd_path": str(debian / "initrd.img"), "boot_args": "console=ttyS0"},
         "drives": [{"drive_id": "rootfs", "path_on_host": str(disk), "is_root_device": True,
                     "is_read_only": False}],
-        "machine-config": {"vcpu_count": 2, "mem_size_mib": 1024},
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": 1024},
         "entropy": {},
     }))
     return path
@@ -36,7 +36,7 @@ def test_debian_boots_to_a_login_prompt(kvm, kiln, debian, tmp_path, how):
     subprocess.run(["cp", "--sparse=always", str(debian / "rootfs.img"), str(disk)], check=True)
     if how == "pci":
         argv = [str(kiln), "run", "--kernel", str(debian / "vmlinuz"), "--initrd",
-                str(debian / "initrd.img"), "--disk", f"{disk},id=root", "--rng", "--cpus", "2",
+                str(debian / "initrd.img"), "--disk", f"{disk},id=root", "--rng", "--cpus", "1",
                 "--memory", "1G", "--transport", "pci", "--cmdline", "console=ttyS0 root=/dev/vda rw"]
     else:
         argv = [str(kiln), "--no-api", "--config-file",
