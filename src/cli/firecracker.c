@@ -477,7 +477,7 @@ static int parse_config(struct fc_run *r, char *err, size_t errlen)
 int cli_firecracker(int argc, char **argv)
 {
 	struct fc_run r = { 0 };
-	char err[900];
+	char err[900], why[600];
 	int ret, fd;
 
 	ret = parse_flags(argc, argv, &r, err, sizeof(err));
@@ -485,11 +485,8 @@ int cli_firecracker(int argc, char **argv)
 		fputs(ret == CLI_HELP ? fc_usage : "kiln " KILN_VERSION "\n", stdout);
 		return 0;
 	}
-	if (ret == CLI_RUN && parse_config(&r, err + 300, sizeof(err) - 300)) {
-		snprintf(err, 300, "--config-file %.250s: ", r.config_file);
-		memmove(err + strlen(err), err + 300, strlen(err + 300) + 1);
-		ret = -EINVAL;
-	}
+	if (ret == CLI_RUN && parse_config(&r, why, sizeof(why)))
+		ret = usage_error(err, sizeof(err), "--config-file %.250s: %s", r.config_file, why);
 	if (ret == 0 && r.log_path) {
 		/* As Firecracker: an existing file or named pipe, not created here. */
 		fd = open(r.log_path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
