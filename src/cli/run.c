@@ -20,6 +20,7 @@ static int exit_code(enum vm_stop_reason reason, int signo)
 int cli_run_vm(const struct vm_config *cfg, const char *who)
 {
 	enum vm_error_kind kind;
+	enum vm_stop_reason reason;
 	struct vm *vm;
 	char err[512];
 	int ret;
@@ -28,7 +29,8 @@ int cli_run_vm(const struct vm_config *cfg, const char *who)
 		fprintf(stderr, "%s: %s\n", who, err);
 		return (int)kind;
 	}
-	ret = exit_code(vm_run(vm), vm_stop_signal(vm));
+	reason = vm_run(vm);
+	ret = exit_code(reason, vm_stop_signal(vm)); /* the signal is known once vm_run() returns */
 	vm_destroy(vm);
 	return ret;
 }
