@@ -315,20 +315,30 @@ static int parse_drive(json_t *o, unsigned i, struct disk_config *d, bool *root,
 	return 0;
 }
 
+/* A list of devices under @key: absent or null (0 entries), else an array of at most
+ * VM_MAX_VIRTIO. Returns the number of entries, or -EINVAL with a message. */
+static int device_list(const json_t *a, const char *key, char *err, size_t errlen)
+{
+	if (!a || json_is_null(a))
+		return 0;
+	if (!json_is_array(a))
+		return usage_error(err, errlen, "\"%s\": expected an array", key);
+	if (json_array_size(a) > VM_MAX_VIRTIO)
+		return usage_error(err, errlen, "\"%s\": %zu entries, more than %d", key,
+				   json_array_size(a), VM_MAX_VIRTIO);
+	return (int)json_array_size(a);
+}
+
 /* The drives, the root device first; its root= parameter is appended to the command line. */
 static int parse_drives(json_t *a, struct fc_run *r, char *err, size_t errlen)
 {
 	const char *root_id = NULL, *partuuid = NULL;
 	size_t i;
 	json_t *o;
+	int count = device_list(a, "drives", err, errlen);
 
-	if (!a || json_is_null(a))
-		return 0;
-	if (!json_is_array(a))
-		return usage_error(err, errlen, "\"drives\": expected an array");
-	if (json_array_size(a) > VM_MAX_VIRTIO)
-		return usage_error(err, errlen, "\"drives\": %zu drives, more than %d",
-				   json_array_size(a), VM_MAX_VIRTIO);
+	if (count <= 0)
+		return count; /* nothing to add, or -EINVAL */
 	json_array_foreach(a, i, o) {
 		struct disk_config d;
 		const char *uuid;
@@ -367,13 +377,10 @@ static int parse_nics(json_t *a, struct fc_run *r, char *err, size_t errlen)
 {
 	size_t i;
 	json_t *o;
+	int count = device_list(a, "network-interfaces", err, errlen);
 
-	if (!a || json_is_null(a))
-		return 0;
-	if (!json_is_array(a))
-		return usage_error(err, errlen, "\"network-interfaces\": expected an array");
-	if (json_array_size(a) > VM_MAX_VIRTIO)
-		return usage_error(err, errlen, "\"network-interfaces\": more than %d", VM_MAX_VIRTIO);
+	if (count <= 0)
+		return count; /* nothing to add, or -EINVAL */
 	json_array_foreach(a, i, o) {
 		struct net_config *n = &r->cfg.net[r->cfg.nr_nets];
 		json_t *mtu = NULL, *rx = NULL, *tx = NULL;
