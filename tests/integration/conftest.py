@@ -123,14 +123,12 @@ class Shell:
         self._wait_for(b"KILN-INIT-READY", timeout)
         self._wait_for(b"kiln# ", timeout)
 
-    def _wait_for(self, marker, timeout, start=0):
+    def _read_until(self, done, timeout, what):
+        """Read console output until done() is true; fail naming @what after @timeout s."""
         deadline = time.monotonic() + timeout
-        while True:
-            at = self.out.find(marker, start)
-            if at >= 0:
-                return at
+        while not done():
             if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise AssertionError(f"{marker!r} not seen within {timeout} s; console tail:\n"
+                raise AssertionError(f"{what} not seen within {timeout} s; console tail:\n"
                                      f"{self.out[-3000:].decode(errors='replace')}\n"
                                      f"--- stderr ---\n{self.err()[-2000:]}")
             chunk = self.proc.stdout.read()
@@ -138,6 +136,10 @@ class Shell:
                 self.out += chunk
             else:
                 time.sleep(0.02)
+
+    def _wait_for(self, marker, timeout, start=0):
+        self._read_until(lambda: self.out.find(marker, start) >= 0, timeout, repr(marker))
+        return self.out.find(marker, start)
 
     def err(self):
         """kiln's stderr so far (all of it once closed)."""
@@ -157,8 +159,9 @@ class Shell:
         at = start
         while True:
             at = self._wait_for(marker, timeout, at)
-            tail = self.out[at + len(marker):at + len(marker) + 4]
-            if tail[:1].isdigit():
+            # The byte after the marker may not have arrived yet: wait for it before deciding.
+            self._read_until(lambda: len(self.out) > at + len(marker), timeout, "the exit status")
+            if self.out[at + len(marker):at + len(marker) + 1].isdigit():
                 break
             at += 1
         self._wait_for(b"\n", timeout, at)
