@@ -14,22 +14,12 @@
 #include <time.h>
 
 #include "kiln/bus.h"
+#include "kiln/loop.h"
 
 struct acpi_config;
 struct guest_mem;
 
 /* Why the VM stops; the command line maps each to an exit code. */
-/* Something served on the event loop that is not one file descriptor: a set of descriptors
- * that changes every iteration, or timers (libslirp). */
-struct dev_poller {
-	/* Before the loop sleeps: fill up to @max entries of @fds and return how many; lower
-	 * *@timeout_ms (milliseconds, -1 for none) when work is due sooner. */
-	unsigned (*prepare)(void *opaque, struct pollfd *fds, unsigned max, int *timeout_ms);
-	/* After it wakes: the entries prepare() filled, with revents set. */
-	void (*dispatch)(void *opaque, const struct pollfd *fds, unsigned n);
-	void *opaque;
-};
-
 enum vm_stop_reason {
 	VM_STOP_NONE = 0,
 	VM_STOP_POWEROFF,       /* ACPI S5 */
@@ -54,7 +44,7 @@ struct dev_host {
 	 * has no room for what it would read. Event loop thread. Returns 0 or -errno. */
 	int (*pause_fd)(struct dev_host *host, int fd, bool paused);
 	/* Serve @p on the event loop from now on (it is copied). Returns 0 or -errno. */
-	int (*add_poller)(struct dev_host *host, const struct dev_poller *p);
+	int (*add_poller)(struct dev_host *host, const struct loop_poller *p);
 	/* KVM_IOEVENTFD: a guest write of @len bytes (1, 2, 4 or 8) equal to @value at MMIO
 	 * (@mmio) or port address @addr signals eventfd @fd without leaving the guest.
 	 * Returns 0 or -errno. */

@@ -14,6 +14,7 @@
 
 #include "kiln/devices.h"
 #include "kiln/layout.h"
+#include "kiln/loop.h"
 #include "kiln/net.h"
 #include "kiln/virtio.h"
 
@@ -47,14 +48,16 @@ enum vm_error_kind {
 };
 
 /* Build the VM described by @cfg: read kernel and initrd, check limits against KVM and the host,
- * lay out memory, devices, ACPI tables and boot state, create vCPUs. Nothing runs yet.
- * Returns 0 with *out set, or -errno with a one-line message naming the option and value in
- * @err and *kind saying whether the cause is the user's input or the host. */
-int vm_create(const struct vm_config *cfg, struct vm **out, enum vm_error_kind *kind, char *err,
-	      size_t errlen) __attribute__((warn_unused_result));
+ * lay out memory, devices, ACPI tables and boot state, create vCPUs. Nothing runs yet. The
+ * devices' descriptors go on @loop (the caller's; it must outlive the VM), whose thread is the
+ * one that calls vm_run(). Returns 0 with *out set, or -errno with a one-line message naming
+ * the option and value in @err and *kind saying whether the cause is the user's input or the
+ * host. */
+int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
+	      enum vm_error_kind *kind, char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* Run the guest on one thread per vCPU while the calling thread serves the console and signals.
- * Returns why the guest stopped. */
+/* Run the guest on one thread per vCPU while the calling thread serves the console, signals
+ * and the loop. Returns why the guest stopped. */
 enum vm_stop_reason vm_run(struct vm *vm);
 
 /* The signal number that stopped the VM when vm_run() returned VM_STOP_SIGNAL, else 0. */

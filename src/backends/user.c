@@ -1,7 +1,7 @@
 /* user — user-mode networking for virtio-net through libslirp, see include/kiln/net.h.
  *
  * slirp is a TCP/IP stack in kiln's process: the guest's frames go in through slirp_input(),
- * its host sockets and timers are served by a dev_poller on kiln's event loop, and the frames
+ * its host sockets and timers are served by a loop_poller on kiln's event loop, and the frames
  * it answers with are queued here and offered to the guest from the loop, never from inside
  * send() (the device lock is held there). No root and no host set-up are needed: the guest
  * gets 10.0.2.15 by DHCP, 10.0.2.2 is the host's loopback, 10.0.2.3 forwards DNS to the host's
@@ -291,7 +291,7 @@ struct net_backend *net_user_open(struct dev_host *host, const struct net_config
 			goto fail;
 		}
 	}
-	ret = host->add_poller(host, &(struct dev_poller){ .prepare = user_prepare,
+	ret = host->add_poller(host, &(struct loop_poller){ .prepare = user_prepare,
 							   .dispatch = user_dispatch, .opaque = u });
 	if (ret) {
 		snprintf(err, errlen, "--net user: event loop: %s", strerror(-ret));

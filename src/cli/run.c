@@ -1,5 +1,6 @@
 /* run — create and run the VM a front end configured; map its fate to the exit status. */
 #include <stdio.h>
+#include <string.h>
 
 #include "kiln/cli.h"
 
@@ -21,16 +22,24 @@ int cli_run_vm(const struct vm_config *cfg, const char *who)
 {
 	enum vm_error_kind kind;
 	enum vm_stop_reason reason;
+	struct loop *loop;
 	struct vm *vm;
 	char err[512];
 	int ret;
 
-	if (vm_create(cfg, &vm, &kind, err, sizeof(err))) {
+	ret = loop_new(&loop);
+	if (ret) {
+		fprintf(stderr, "%s: event loop: %s\n", who, strerror(-ret));
+		return KILN_EXIT_RUNTIME;
+	}
+	if (vm_create(cfg, loop, &vm, &kind, err, sizeof(err))) {
 		fprintf(stderr, "%s: %s\n", who, err);
+		loop_free(loop);
 		return (int)kind;
 	}
 	reason = vm_run(vm);
 	ret = exit_code(reason, vm_stop_signal(vm)); /* the signal is known once vm_run() returns */
 	vm_destroy(vm);
+	loop_free(loop);
 	return ret;
 }

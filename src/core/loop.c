@@ -1,85 +1,181 @@
-/* loop — kiln's event loop: the file descriptors and pollers devices register through
- * struct dev_host, and the wait that serves both (see vm_internal.h). */
+/* loop — see include/kiln/loop.h. */
+#include "kiln/loop.h"
+
 #include <errno.h>
-#include <poll.h>
-#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
-#include "vm_internal.h"
+#define LOOP_MAX_WATCHES 96
+#define LOOP_MAX_POLLERS 8
+#define LOOP_MAX_POLLFDS 1024 /* descriptors all pollers may ask for together */
+#define LOOP_MAX_EVENTS 16
 
-static struct vm *host_vm(struct dev_host *host) { return (struct vm *)((char *)host - offsetof(struct vm, host)); }
+/* A watched descriptor; fd -1 marks a free slot. epoll's data.ptr points at the slot, so slots
+ * never move. */
+struct loop_watch {
+	int fd;
+	const void *owner;
+	void (*cb)(void *opaque);
+	void *opaque;
+};
 
-int vm_add_watch(struct vm *vm, int fd, void (*cb)(void *opaque), void *opaque)
+struct loop_poller_slot {
+	const void *owner;
+	struct loop_poller p;
+};
+
+struct loop {
+	int epoll_fd;
+	struct loop_watch watch[LOOP_MAX_WATCHES];
+	unsigned nr_pollers;
+	struct loop_poller_slot poller[LOOP_MAX_POLLERS];
+	struct pollfd fds[LOOP_MAX_POLLFDS];
+};
+
+int loop_new(struct loop **out)
 {
-	struct vm_watch *w = &vm->watch[vm->nr_watches];
+	struct loop *loop = calloc(1, sizeof(*loop));
 
-	if (vm->nr_watches == VM_MAX_WATCHES)
+	if (!loop)
+		return -ENOMEM;
+	loop->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (loop->epoll_fd < 0) {
+		int ret = -errno;
+
+		free(loop);
+		return ret;
+	}
+	for (unsigned i = 0; i < LOOP_MAX_WATCHES; i++)
+		loop->watch[i].fd = -1;
+	*out = loop;
+	return 0;
+}
+
+void loop_free(struct loop *loop)
+{
+	if (!loop)
+		return;
+	close(loop->epoll_fd);
+	free(loop);
+}
+
+static struct loop_watch *find_watch(struct loop *loop, int fd)
+{
+	for (unsigned i = 0; i < LOOP_MAX_WATCHES; i++)
+		if (loop->watch[i].fd == fd)
+			return &loop->watch[i];
+	return NULL;
+}
+
+int loop_watch(struct loop *loop, const void *owner, int fd, void (*cb)(void *opaque),
+	       void *opaque)
+{
+	struct loop_watch *w = find_watch(loop, -1);
+
+	if (!w)
 		return -ENOSPC;
-	*w = (struct vm_watch){ .fd = fd, .cb = cb, .opaque = opaque };
-	if (epoll_ctl(vm->epoll_fd, EPOLL_CTL_ADD, fd,
+	if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, fd,
 		      &(struct epoll_event){ .events = EPOLLIN, .data.ptr = w }))
 		return -errno;
-	vm->nr_watches++;
+	*w = (struct loop_watch){ .fd = fd, .owner = owner, .cb = cb, .opaque = opaque };
 	return 0;
 }
 
-static int host_watch_fd(struct dev_host *host, int fd, void (*cb)(void *opaque), void *opaque)
+int loop_pause(struct loop *loop, int fd, bool paused)
 {
-	return vm_add_watch(host_vm(host), fd, cb, opaque);
-}
+	struct loop_watch *w = fd >= 0 ? find_watch(loop, fd) : NULL;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = w };
 
-static int host_pause_fd(struct dev_host *host, int fd, bool paused)
-{
-	struct vm *vm = host_vm(host);
-
+	if (!w)
+		return -ENOENT;
 	/* Out of the epoll set, not just EPOLLIN off: errors and hang-ups are always reported. */
-	for (unsigned i = 0; i < vm->nr_watches; i++) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &vm->watch[i] };
-
-		if (vm->watch[i].fd == fd)
-			return epoll_ctl(vm->epoll_fd, paused ? EPOLL_CTL_DEL : EPOLL_CTL_ADD, fd, &ev)
-				       ? -errno : 0;
-	}
-	return -ENOENT;
+	return epoll_ctl(loop->epoll_fd, paused ? EPOLL_CTL_DEL : EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
-static int host_add_poller(struct dev_host *host, const struct dev_poller *p)
+int loop_add_poller(struct loop *loop, const void *owner, const struct loop_poller *p)
 {
-	struct vm *vm = host_vm(host);
-
-	if (vm->nr_pollers == VM_MAX_POLLERS)
+	if (loop->nr_pollers == LOOP_MAX_POLLERS)
 		return -ENOSPC;
-	vm->poller[vm->nr_pollers++] = *p;
+	loop->poller[loop->nr_pollers++] = (struct loop_poller_slot){ .owner = owner, .p = *p };
 	return 0;
 }
 
-void vm_loop_init(struct vm *vm)
+void loop_forget(struct loop *loop, const void *owner)
 {
-	vm->host.watch_fd = host_watch_fd;
-	vm->host.pause_fd = host_pause_fd;
-	vm->host.add_poller = host_add_poller;
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < LOOP_MAX_WATCHES; i++) {
+		struct loop_watch *w = &loop->watch[i];
+
+		if (w->fd >= 0 && w->owner == owner) {
+			epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL, w->fd, NULL); /* ENOENT if paused */
+			w->fd = -1;
+		}
+	}
+	for (unsigned i = 0; i < loop->nr_pollers; i++)
+		if (loop->poller[i].owner != owner)
+			loop->poller[kept++] = loop->poller[i];
+	loop->nr_pollers = kept;
 }
 
-int vm_loop_wait(struct vm *vm, struct epoll_event *ev, int max, int timeout_ms)
+static bool still_registered(const struct loop *loop, const struct loop_poller_slot *slot)
 {
-	struct pollfd fds[VM_MAX_POLLFDS];
-	unsigned first[VM_MAX_POLLERS + 1], n = 1;
-	int ready;
+	for (unsigned i = 0; i < loop->nr_pollers; i++)
+		if (loop->poller[i].owner == slot->owner && loop->poller[i].p.opaque == slot->p.opaque)
+			return true;
+	return false;
+}
 
-	if (!vm->nr_pollers)
-		return epoll_wait(vm->epoll_fd, ev, max, timeout_ms);
-	/* The epoll set is one more descriptor for poll(), beside what the pollers want. */
-	fds[0] = (struct pollfd){ .fd = vm->epoll_fd, .events = POLLIN };
-	for (unsigned i = 0; i < vm->nr_pollers; i++) {
+/* The pollers' turn: poll() over the epoll descriptor and everything they asked for. Returns
+ * whether the epoll set has events, or -errno. */
+static int poll_with_pollers(struct loop *loop, int timeout_ms)
+{
+	unsigned first[LOOP_MAX_POLLERS + 1], n = 1, count = loop->nr_pollers;
+	struct loop_poller_slot slot[LOOP_MAX_POLLERS];
+
+	/* A dispatch may add or forget pollers: serve the ones that prepared and are still here. */
+	for (unsigned i = 0; i < count; i++)
+		slot[i] = loop->poller[i];
+	loop->fds[0] = (struct pollfd){ .fd = loop->epoll_fd, .events = POLLIN };
+	for (unsigned i = 0; i < count; i++) {
 		first[i] = n;
-		n += vm->poller[i].prepare(vm->poller[i].opaque, fds + n, VM_MAX_POLLFDS - n,
-					   &timeout_ms);
+		n += slot[i].p.prepare(slot[i].p.opaque, loop->fds + n, LOOP_MAX_POLLFDS - n,
+				       &timeout_ms);
 	}
-	first[vm->nr_pollers] = n;
-	ready = poll(fds, n, timeout_ms);
-	if (ready < 0)
-		return -1;
-	for (unsigned i = 0; i < vm->nr_pollers; i++)
-		vm->poller[i].dispatch(vm->poller[i].opaque, fds + first[i], first[i + 1] - first[i]);
-	return fds[0].revents ? epoll_wait(vm->epoll_fd, ev, max, 0) : 0;
+	first[count] = n;
+	if (poll(loop->fds, n, timeout_ms) < 0)
+		return -errno;
+	for (unsigned i = 0; i < count; i++)
+		if (still_registered(loop, &slot[i]))
+			slot[i].p.dispatch(slot[i].p.opaque, loop->fds + first[i], first[i + 1] - first[i]);
+	return loop->fds[0].revents != 0;
+}
+
+int loop_wait(struct loop *loop, int timeout_ms)
+{
+	struct epoll_event ev[LOOP_MAX_EVENTS];
+	int n, ran = 0;
+
+	if (loop->nr_pollers) {
+		int ready = poll_with_pollers(loop, timeout_ms);
+
+		if (ready <= 0)
+			return ready;
+		timeout_ms = 0;
+	}
+	n = epoll_wait(loop->epoll_fd, ev, LOOP_MAX_EVENTS, timeout_ms);
+	if (n < 0)
+		return -errno;
+	for (int i = 0; i < n; i++) {
+		struct loop_watch *w = ev[i].data.ptr;
+
+		/* An earlier callback may have forgotten this watch. */
+		if (w->fd >= 0) {
+			w->cb(w->opaque);
+			ran++;
+		}
+	}
+	return ran;
 }

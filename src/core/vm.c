@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -124,6 +123,36 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 static void host_request_stop(struct dev_host *host, enum vm_stop_reason reason)
 {
 	vm_request_stop(host_vm(host), reason);
+}
+
+/* The devices' descriptors and pollers go on the front end's loop, tagged with the VM. */
+static int host_watch_fd(struct dev_host *host, int fd, void (*cb)(void *opaque), void *opaque)
+{
+	struct vm *vm = host_vm(host);
+
+	return loop_watch(vm->loop, vm, fd, cb, opaque);
+}
+
+static int host_pause_fd(struct dev_host *host, int fd, bool paused)
+{
+	return loop_pause(host_vm(host)->loop, fd, paused);
+}
+
+static int host_add_poller(struct dev_host *host, const struct loop_poller *p)
+{
+	struct vm *vm = host_vm(host);
+
+	return loop_add_poller(vm->loop, vm, p);
+}
+
+/* A stop request only has to wake the loop; vm_run() reads the reason. */
+static void stop_requested(void *opaque)
+{
+	struct vm *vm = opaque;
+	uint64_t n;
+
+	if (read(vm->stop_efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_err("stop eventfd: %s", strerror(errno));
 }
 
 /* Open /dev/kvm and check what @cfg asks of it. */
@@ -440,8 +469,8 @@ out_errno:
 	return fail(e, VM_ERR_RUNTIME, "%s: %s", step, strerror(ret));
 }
 
-int vm_create(const struct vm_config *cfg, struct vm **out, enum vm_error_kind *kind, char *err,
-	      size_t errlen)
+int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
+	      enum vm_error_kind *kind, char *err, size_t errlen)
 {
 	struct vm_error e = { .kind = kind, .msg = err, .len = errlen };
 	struct acpi_config acpi = { .nr_cpus = cfg->nr_cpus };
@@ -451,7 +480,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out, enum vm_error_kind *
 
 	if (!vm)
 		return fail(&e, VM_ERR_RUNTIME, "out of memory");
-	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->epoll_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
+	vm->loop = loop;
 	pthread_mutex_init(&vm->msi_lock, NULL);
 	vm->msi = calloc(KILN_MSI_GSI_MAX, sizeof(*vm->msi));
 	if (!vm->msi) {
@@ -464,22 +494,23 @@ int vm_create(const struct vm_config *cfg, struct vm **out, enum vm_error_kind *
 	bus_init(&vm->pio, "port");
 	bus_init(&vm->mmio, "mmio");
 	vm->host = (struct dev_host){ .pio = &vm->pio, .mmio = &vm->mmio, .set_irq = host_set_irq,
-				      .request_stop = host_request_stop,
+				      .request_stop = host_request_stop, .watch_fd = host_watch_fd,
+				      .pause_fd = host_pause_fd, .add_poller = host_add_poller,
 				      .ioeventfd = host_ioeventfd, .irqfd = host_irqfd,
 				      .alloc_msi_gsi = host_alloc_msi_gsi,
 				      .set_msi_route = host_set_msi_route,
 				      .mem = &vm->mem, .console_out_fd = STDOUT_FILENO,
 				      .start = vm->host.start, .start_cpu = vm->host.start_cpu };
-	vm_loop_init(vm);
 	ret = check_limits(cfg, &e);
 	if (!ret && guest_mem_alloc(&vm->mem, cfg->mem_bytes))
 		ret = fail(&e, VM_ERR_RUNTIME, "--memory: cannot reserve %" PRIu64 " MiB",
 			   cfg->mem_bytes >> 20);
 	if (!ret) {
-		vm->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 		vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (vm->epoll_fd < 0 || vm->stop_efd < 0 || vm_add_watch(vm, vm->stop_efd, NULL, NULL))
-			ret = fail(&e, VM_ERR_RUNTIME, "event loop: %s", strerror(errno));
+		if (vm->stop_efd < 0)
+			ret = fail(&e, VM_ERR_RUNTIME, "eventfd: %s", strerror(errno));
+		else if ((ret = loop_watch(loop, vm, vm->stop_efd, stop_requested, vm)))
+			ret = fail(&e, VM_ERR_RUNTIME, "event loop: %s", strerror(-ret));
 	}
 	if (!ret)
 		ret = check_kvm(vm, cfg, &e);
@@ -531,63 +562,77 @@ static void quit_from_console(struct vm *vm)
 	vm_request_stop(vm, VM_STOP_SIGNAL);
 }
 
-/* Serve the console, signals, device file descriptors and stop requests until the guest
- * stops. */
+/* What the main loop serves besides the devices: the console's input and the signals. */
+struct main_loop {
+	struct vm *vm;
+	struct console con;
+	int sig_fd;
+	bool input_watched, input_paused;
+};
+
+static void console_readable(void *opaque)
+{
+	struct main_loop *m = opaque;
+
+	if (console_read(&m->con))
+		quit_from_console(m->vm);
+}
+
+static void signal_readable(void *opaque)
+{
+	struct main_loop *m = opaque;
+	struct signalfd_siginfo si;
+
+	if (read(m->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		m->vm->stop_signal = (int)si.ssi_signo;
+		vm_request_stop(m->vm, VM_STOP_SIGNAL);
+	}
+}
+
+/* Watch the console's input only while the UART has room for it. */
+static void follow_input(struct main_loop *m, bool want)
+{
+	struct loop *loop = m->vm->loop;
+
+	if (m->con.in_fd < 0 || !m->con.pollable) {
+		if (m->input_watched) /* end of input */
+			loop_forget(loop, &m->con);
+		m->input_watched = false;
+		return;
+	}
+	if (!m->input_watched) {
+		if (want && loop_watch(loop, &m->con, m->con.in_fd, console_readable, m))
+			m->con.in_fd = -1; /* e.g. /dev/null: no input */
+		m->input_watched = want && m->con.in_fd >= 0;
+		m->input_paused = false;
+	} else if (want == m->input_paused && loop_pause(loop, m->con.in_fd, !want) == 0) {
+		m->input_paused = !want;
+	}
+}
+
+/* Serve the console, signals and the loop (devices, and whatever else the front end put on
+ * it) until the guest stops. */
 static void main_loop(struct vm *vm, int sig_fd)
 {
-	struct vm_watch sig_watch = { .fd = sig_fd }, in_watch = { .fd = STDIN_FILENO };
-	struct console con;
-	int ep = vm->epoll_fd;
-	bool watching_input = false;
+	struct main_loop m = { .vm = vm, .sig_fd = sig_fd };
 
-	console_open(&con, STDIN_FILENO, console_to_uart, find_device(vm, &uart_8250_type));
-	epoll_ctl(ep, EPOLL_CTL_ADD, sig_fd, &(struct epoll_event){ .events = EPOLLIN, .data.ptr = &sig_watch });
+	console_open(&m.con, STDIN_FILENO, console_to_uart, find_device(vm, &uart_8250_type));
+	if (loop_watch(vm->loop, &m, sig_fd, signal_readable, &m))
+		log_err("cannot watch for signals");
 	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
-		struct epoll_event ev[16];
-		bool pending = console_flush(&con);
-		bool want_input = con.in_fd >= 0 && !pending;
-		int n;
+		bool pending = console_flush(&m.con);
+		bool want_input = m.con.in_fd >= 0 && !pending;
 
 		/* Regular files cannot be polled: they are always readable until end of file. */
-		if (want_input && !con.pollable && console_read(&con))
+		if (want_input && !m.con.pollable && console_read(&m.con))
 			quit_from_console(vm);
-		if (want_input && con.pollable && !watching_input) {
-			struct epoll_event in = { .events = EPOLLIN, .data.ptr = &in_watch };
-
-			if (epoll_ctl(ep, EPOLL_CTL_ADD, con.in_fd, &in))
-				con.in_fd = -1; /* e.g. /dev/null: no input */
-			watching_input = con.in_fd >= 0;
-		} else if (!want_input && watching_input) {
-			epoll_ctl(ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
-			watching_input = false;
-		}
+		follow_input(&m, want_input);
 		/* While typed bytes wait for room in the UART FIFO, poll for it every 10 ms. */
-		pending = con.head < con.tail || (con.in_fd >= 0 && !con.pollable);
-		n = vm_loop_wait(vm, ev, 16, pending ? 10 : -1);
-		for (int i = 0; i < n; i++) {
-			struct vm_watch *w = ev[i].data.ptr;
-
-			if (w->cb) {
-				w->cb(w->opaque);
-			} else if (w == &sig_watch) {
-				struct signalfd_siginfo si;
-
-				if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
-					vm->stop_signal = (int)si.ssi_signo;
-					vm_request_stop(vm, VM_STOP_SIGNAL);
-				}
-			} else if (w == &in_watch && console_read(&con)) {
-				quit_from_console(vm);
-			}
-		}
-		if (watching_input && con.in_fd < 0) {
-			epoll_ctl(ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
-			watching_input = false;
-		}
+		pending = m.con.head < m.con.tail || (m.con.in_fd >= 0 && !m.con.pollable);
+		loop_wait(vm->loop, pending ? 10 : -1);
 	}
-	if (watching_input)
-		epoll_ctl(ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
-	epoll_ctl(ep, EPOLL_CTL_DEL, sig_fd, NULL);
+	loop_forget(vm->loop, &m.con);
+	loop_forget(vm->loop, &m);
 	console_restore();
 }
 
@@ -629,6 +674,7 @@ int vm_stop_signal(const struct vm *vm) { return vm->stop_signal; }
 
 void vm_destroy(struct vm *vm)
 {
+	loop_forget(vm->loop, vm); /* while the devices' descriptors are still open */
 	if (vm->vcpu) {
 		for (unsigned i = 0; i < vm->nr_cpus; i++)
 			if (vm->vcpu[i].vm)
@@ -647,8 +693,6 @@ void vm_destroy(struct vm *vm)
 	guest_mem_free(&vm->mem);
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
-	if (vm->epoll_fd >= 0)
-		close(vm->epoll_fd);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

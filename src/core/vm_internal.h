@@ -14,16 +14,6 @@
 #include "kiln/vm.h"
 
 #define VM_MAX_DEVICES 16
-#define VM_MAX_WATCHES 64
-#define VM_MAX_POLLERS 8
-#define VM_MAX_POLLFDS 1024    /* descriptors all pollers may ask for together */
-
-/* A file descriptor served by the main event loop; cb NULL for the loop's own descriptors. */
-struct vm_watch {
-	int fd;
-	void (*cb)(void *opaque);
-	void *opaque;
-};
 
 struct vcpu {
 	struct vm *vm;
@@ -63,26 +53,12 @@ struct vm {
 	unsigned nr_cpus;
 	size_t run_size;
 	struct vcpu *vcpu;
-	int epoll_fd;                   /* the main event loop */
-	unsigned nr_watches;
-	struct vm_watch watch[VM_MAX_WATCHES];
-	unsigned nr_pollers;
-	struct dev_poller poller[VM_MAX_POLLERS];
+	struct loop *loop;              /* the front end's; the VM's registrations carry owner vm */
 	int stop_efd;                   /* eventfd: a stop was requested */
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first request wins */
 	int stop_signal;
 	struct log_once unhandled_exit;
 };
-
-/* The event loop (loop.c): install the watch_fd, pause_fd and add_poller hooks in vm->host. */
-void vm_loop_init(struct vm *vm);
-/* epoll_ctl(EPOLL_CTL_ADD) @fd (EPOLLIN) with @cb; cb NULL for the loop's own descriptors,
- * which vm_run() tells apart by their struct vm_watch. Returns 0 or -errno. */
-int vm_add_watch(struct vm *vm, int fd, void (*cb)(void *opaque), void *opaque);
-/* Wait up to @timeout_ms (-1: forever) for watched descriptors and pollers: serves the pollers,
- * then returns what epoll_wait() would (ready watches in @ev, or -1 with errno). */
-struct epoll_event;
-int vm_loop_wait(struct vm *vm, struct epoll_event *ev, int max, int timeout_ms);
 
 /* Create vCPU @index: KVM_CREATE_VCPU, map its kvm_run, set CPUID and boot state.
  * Returns 0 or -errno. */

@@ -320,9 +320,9 @@ static void test_receive_before_driver_ok(void **state)
 
 /* --- the user-mode backend: a real slirp answers the guest's ARP request ---------------- */
 
-static struct dev_poller poller;
+static struct loop_poller poller;
 
-static int fake_add_poller(struct dev_host *h, const struct dev_poller *p)
+static int fake_add_poller(struct dev_host *h, const struct loop_poller *p)
 {
 	poller = *p;
 	return 0;
