@@ -46,14 +46,17 @@ int cli_check_config(const struct vm_config *cfg, char *err, size_t errlen)
  * Returns the process exit status (enum kiln_exit). */
 int cli_run_vm(const struct vm_config *cfg, const char *who);
 
+/* Run @vm (made on a loop the caller owns) until it stops, then destroy it. Returns the
+ * process exit status (enum kiln_exit). */
+int cli_vm_run_to_end(struct vm *vm);
+
 /* Usage text for `kiln run --help`, exit codes included. */
 extern const char cli_run_usage[];
 
-/* The Firecracker-compatible front end: `kiln --no-api --config-file PATH [--id ID]
- * [--boot-timer] [--level L] [--log-path PATH]`, Firecracker's process flags and its JSON
- * configuration file (the "FullVmConfiguration": boot-source, machine-config, drives,
- * network-interfaces, entropy, logger). Flags and fields kiln does not implement yet are
- * refused by name. Runs the VM and returns the process exit status. */
+/* The Firecracker-compatible front end: Firecracker's process flags (`kiln --api-sock PATH`,
+ * `kiln --no-api --config-file PATH`, --id, --boot-timer, --level, --log-path): its REST API
+ * or its JSON configuration file (src/fc). Flags kiln does not implement yet are refused by
+ * name. Runs the VM and returns the process exit status. */
 int cli_firecracker(int argc, char **argv);
 
 #endif

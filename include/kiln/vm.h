@@ -63,6 +63,17 @@ enum vm_stop_reason vm_run(struct vm *vm);
 /* The signal number that stopped the VM when vm_run() returned VM_STOP_SIGNAL, else 0. */
 int vm_stop_signal(const struct vm *vm);
 
+/* Keep every vCPU out of KVM_RUN until vm_resume() (Firecracker's PATCH /vm "Paused"); devices
+ * and the loop keep running. Event loop thread. Returns 0 once every started vCPU has left
+ * KVM_RUN, or -ETIMEDOUT if one has not within 2 s (the VM still counts as paused). */
+int vm_pause(struct vm *vm);
+
+/* Let the vCPUs run again. Event loop thread. */
+void vm_resume(struct vm *vm);
+
+/* Whether vm_pause() was called without vm_resume() since. */
+bool vm_is_paused(struct vm *vm);
+
 /* Stop and release everything vm_create() made. */
 void vm_destroy(struct vm *vm);
 

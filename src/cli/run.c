@@ -18,10 +18,18 @@ static int exit_code(enum vm_stop_reason reason, int signo)
 	return KILN_EXIT_RUNTIME;
 }
 
+int cli_vm_run_to_end(struct vm *vm)
+{
+	enum vm_stop_reason reason = vm_run(vm);
+	int ret = exit_code(reason, vm_stop_signal(vm)); /* the signal is known once vm_run() is done */
+
+	vm_destroy(vm);
+	return ret;
+}
+
 int cli_run_vm(const struct vm_config *cfg, const char *who)
 {
 	enum vm_error_kind kind;
-	enum vm_stop_reason reason;
 	struct loop *loop;
 	struct vm *vm;
 	char err[512];
@@ -37,9 +45,7 @@ int cli_run_vm(const struct vm_config *cfg, const char *who)
 		loop_free(loop);
 		return (int)kind;
 	}
-	reason = vm_run(vm);
-	ret = exit_code(reason, vm_stop_signal(vm)); /* the signal is known once vm_run() returns */
-	vm_destroy(vm);
+	ret = cli_vm_run_to_end(vm);
 	loop_free(loop);
 	return ret;
 }

@@ -1,8 +1,9 @@
 /* vcpu — one thread per vCPU running KVM_RUN and dispatching exits to the buses.
  *
- * A vCPU thread never blocks on anything but KVM_RUN; device callbacks are short. To stop, the
- * main thread sets kvm_run.immediate_exit and sends SIGUSR1, so KVM_RUN returns EINTR whether
- * the signal lands before or during the call (KVM API, "immediate_exit").
+ * A vCPU thread never blocks on anything but KVM_RUN and, while the VM is paused, the pause
+ * condition; device callbacks are short. To stop or pause, the main thread sets
+ * kvm_run.immediate_exit and sends SIGUSR1, so KVM_RUN returns EINTR whether the signal lands
+ * before or during the call (KVM API, "immediate_exit").
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -130,6 +131,24 @@ static enum vm_stop_reason handle_exit(struct vcpu *vcpu)
 	return VM_STOP_INTERNAL_ERROR;
 }
 
+/* While the VM is paused, wait outside KVM_RUN; counted in nr_parked so vm_pause() knows. */
+static void park(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	if (vm->paused) {
+		vm->nr_parked++;
+		pthread_cond_broadcast(&vm->pause_cond);
+		while (vm->paused && atomic_load(&vm->stop_reason) == VM_STOP_NONE)
+			pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+		vm->nr_parked--;
+		/* The kick that parked us must not end the next KVM_RUN at once. */
+		vcpu->run->immediate_exit = 0;
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -146,6 +165,7 @@ static void *vcpu_thread(void *arg)
 		if (first)
 			log_first_run(vcpu);
 		first = false;
+		park(vcpu);
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -178,12 +198,19 @@ int vcpu_start(struct vcpu *vcpu)
 	return ret;
 }
 
-void vcpu_stop(struct vcpu *vcpu)
+void vcpu_kick(struct vcpu *vcpu)
 {
 	if (!vcpu->started)
 		return;
 	vcpu->run->immediate_exit = 1;
 	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_stop(struct vcpu *vcpu)
+{
+	if (!vcpu->started)
+		return;
+	vcpu_kick(vcpu);
 	pthread_join(vcpu->thread, NULL);
 	vcpu->started = false;
 }

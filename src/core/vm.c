@@ -31,6 +31,7 @@
 #define KILN_MAX_CPUS 255                 /* xAPIC IDs in the MADT */
 #define CPUID_MAX_ENTRIES 256
 #define FILE_MAX_BYTES (1ULL << 32)
+#define VM_PAUSE_TIMEOUT_S 2               /* for every vCPU to leave KVM_RUN */
 
 struct vm_error {
 	enum vm_error_kind *kind;
@@ -115,9 +116,14 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 	int none = VM_STOP_NONE;
 	uint64_t one = 1;
 
-	if (atomic_compare_exchange_strong(&vm->stop_reason, &none, (int)reason))
-		if (write(vm->stop_efd, &one, sizeof(one)) < 0)
-			log_err("cannot wake the main loop: %s", strerror(errno));
+	if (!atomic_compare_exchange_strong(&vm->stop_reason, &none, (int)reason))
+		return;
+	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+		log_err("cannot wake the main loop: %s", strerror(errno));
+	/* Parked vCPUs wake up to end. */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 }
 
 static void host_request_stop(struct dev_host *host, enum vm_stop_reason reason)
@@ -483,6 +489,8 @@ int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
 	vm->loop = loop;
 	pthread_mutex_init(&vm->msi_lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->msi = calloc(KILN_MSI_GSI_MAX, sizeof(*vm->msi));
 	if (!vm->msi) {
 		free(vm);
@@ -672,6 +680,47 @@ enum vm_stop_reason vm_run(struct vm *vm)
 
 int vm_stop_signal(const struct vm *vm) { return vm->stop_signal; }
 
+int vm_pause(struct vm *vm)
+{
+	struct timespec deadline;
+	unsigned started = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->paused = true;
+	pthread_mutex_unlock(&vm->pause_lock);
+	for (unsigned i = 0; i < vm->nr_cpus; i++) {
+		started += vm->vcpu[i].started;
+		vcpu_kick(&vm->vcpu[i]);
+	}
+	/* A kicked vCPU leaves KVM_RUN at once and finishes at most one exit's device work. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += VM_PAUSE_TIMEOUT_S;
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->nr_parked < started && atomic_load(&vm->stop_reason) == VM_STOP_NONE && !ret)
+		ret = -pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &deadline);
+	pthread_mutex_unlock(&vm->pause_lock);
+	return ret;
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->paused = false;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	bool paused;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	paused = vm->paused;
+	pthread_mutex_unlock(&vm->pause_lock);
+	return paused;
+}
+
 void vm_destroy(struct vm *vm)
 {
 	loop_forget(vm->loop, vm); /* while the devices' descriptors are still open */
@@ -700,6 +749,8 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);
 	pthread_mutex_destroy(&vm->msi_lock);
+	pthread_mutex_destroy(&vm->pause_lock);
+	pthread_cond_destroy(&vm->pause_cond);
 	free(vm->msi);
 	free(vm);
 }

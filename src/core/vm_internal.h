@@ -54,6 +54,10 @@ struct vm {
 	size_t run_size;
 	struct vcpu *vcpu;
 	struct loop *loop;              /* the front end's; the VM's registrations carry owner vm */
+	pthread_mutex_t pause_lock;     /* paused, nr_parked */
+	pthread_cond_t pause_cond;      /* parked vCPUs wait for resume; vm_pause() for them */
+	bool paused;                    /* vCPUs are to stay out of KVM_RUN */
+	unsigned nr_parked;
 	int stop_efd;                   /* eventfd: a stop was requested */
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first request wins */
 	int stop_signal;
@@ -67,6 +71,10 @@ int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm
 
 /* Start the thread that runs @vcpu until the VM stops. Returns 0 or -errno. */
 int vcpu_start(struct vcpu *vcpu) __attribute__((warn_unused_result));
+
+/* Make a running vCPU leave KVM_RUN now (it then parks or ends, as vm->paused and
+ * vm->stop_reason say). Any thread. */
+void vcpu_kick(struct vcpu *vcpu);
 
 /* Make a running vCPU leave KVM_RUN and its thread end; then join it. */
 void vcpu_stop(struct vcpu *vcpu);

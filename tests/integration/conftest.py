@@ -112,7 +112,7 @@ class Shell:
     types commands and reads their output and exit status, as a user at the console would.
     @argv is the whole command (it may start with e.g. `ip netns exec NS`)."""
 
-    def __init__(self, argv, timeout=240):
+    def __init__(self, argv, timeout=240, ready=True):
         import tempfile
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.PIPE,
@@ -120,6 +120,11 @@ class Shell:
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.out = b""
         self.n = 0
+        if ready:
+            self.wait_ready(timeout)
+
+    def wait_ready(self, timeout=240):
+        """Wait for the guest's shell prompt (for a VM that boots later, e.g. on InstanceStart)."""
         self._wait_for(b"KILN-INIT-READY", timeout)
         self._wait_for(b"kiln# ", timeout)
 
@@ -187,3 +192,24 @@ class Shell:
         self.proc.wait()
         self._err = self.err()
         self.stderr.close()
+
+
+@pytest.fixture
+def netns():
+    """A network namespace with a tap ktap0 at 10.9.0.1/24, removed afterwards."""
+    ns = f"kiln-test-{os.getpid()}"
+    def ip(*args):
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+    ip("netns", "add", ns)
+    try:
+        ip("-n", ns, "link", "set", "lo", "up")
+        ip("-n", ns, "tuntap", "add", "dev", "ktap0", "mode", "tap")
+        ip("-n", ns, "addr", "add", "10.9.0.1/24", "dev", "ktap0")
+        ip("-n", ns, "link", "set", "ktap0", "up")
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def in_ns(ns, *argv):
+    return ["ip", "netns", "exec", ns, *map(str, argv)]

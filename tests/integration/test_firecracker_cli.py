@@ -104,8 +104,9 @@ def test_malformed_and_duplicate_json(kiln, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--api-sock", "/tmp/fc.sock"], "--api-sock: a Firecracker flag kiln does not implement yet"),
-    (["--config-file", "/x.json"], "the API server is not implemented yet"),
+    (["--no-api", "--api-sock", "/tmp/fc.sock"], "--no-api and --api-sock exclude each other"),
+    (["--api-sock", "/tmp/fc.sock", "--config-file", "/x.json"], "--config-file /x.json: "),
+    (["--metrics-path", "/m"], "--metrics-path: a Firecracker flag kiln does not implement yet"),
     (["--no-api"], "--no-api needs --config-file PATH"),
     (["--no-api", "--config-file", "/x.json", "--level", "Loud"], "--level: \"Loud\" is not Error"),
     (["--no-api", "--config-file", "/x.json", "--id", "no spaces"], "--id: \"no spaces\""),

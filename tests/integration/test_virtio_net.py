@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Shell, run_kiln
+from conftest import Shell, in_ns, run_kiln
 import nethelp
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -32,27 +32,6 @@ def counters(stderr, nic=0):
     assert m, stderr
     keys = ("rx_packets", "rx_bytes", "rx_dropped", "tx_packets", "tx_bytes", "tx_dropped")
     return dict(zip(keys, map(int, m.groups())))
-
-
-@pytest.fixture
-def netns():
-    """A network namespace with a tap ktap0 at 10.9.0.1/24, removed afterwards."""
-    ns = f"kiln-test-{os.getpid()}"
-    def ip(*args):
-        subprocess.run(["ip", *args], check=True, capture_output=True)
-    ip("netns", "add", ns)
-    try:
-        ip("-n", ns, "link", "set", "lo", "up")
-        ip("-n", ns, "tuntap", "add", "dev", "ktap0", "mode", "tap")
-        ip("-n", ns, "addr", "add", "10.9.0.1/24", "dev", "ktap0")
-        ip("-n", ns, "link", "set", "ktap0", "up")
-        yield ns
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-def in_ns(ns, *argv):
-    return ["ip", "netns", "exec", ns, *map(str, argv)]
 
 
 def test_tap_ping_and_100mib_each_way(kvm, kiln, bzimage, initrd, netns):

@@ -1,0 +1,92 @@
+/* fc — Firecracker compatibility: its JSON configuration model and its REST API server.
+ *
+ * Owns: the mapping from Firecracker's FullVmConfiguration (swagger/firecracker.yaml: the keys
+ * "boot-source", "machine-config", "drives", "network-interfaces", "entropy", "logger",
+ * "metrics") to a struct vm_config, with Firecracker's defaults and rules; the API server on a
+ * Unix socket (libmicrohttpd, served from kiln's event loop) and the pre-boot / post-boot rules
+ * of its endpoints. The command line (src/cli/firecracker.c) drives both.
+ */
+#ifndef KILN_FC_H
+#define KILN_FC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "kiln/log.h"
+#include "kiln/loop.h"
+#include "kiln/vm.h"
+
+#define FC_DEFAULT_MEM_MIB 128
+#define FC_MAX_VCPUS 32
+
+/* A configuration parsed from a FullVmConfiguration document. The strings in cfg point into
+ * the document, which must outlive it. */
+struct fc_config {
+	struct vm_config cfg;
+	char *cmdline;             /* owned: boot_args with root= appended, or NULL */
+	bool level_set;
+	enum log_level level;      /* "logger": "level", when level_set */
+	const char *log_path;      /* "logger": "log_path", or NULL */
+};
+
+/* Parse document @root into @out. Without @need_boot_source a missing "boot-source" is fine
+ * (the API checks a configuration before InstanceStart as it grows). Unknown keys, wrong
+ * types, values out of range and keys kiln does not implement yet are refused. Returns 0, or
+ * -EINVAL with a message naming the key and the value in @err; release @out with
+ * fc_config_release() either way. */
+int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *out, char *err,
+		    size_t errlen) __attribute__((warn_unused_result));
+
+void fc_config_release(struct fc_config *c);
+
+/* Firecracker's log level names (Error, Warning, Info, Debug, Trace, Off; any case). Returns 0
+ * or -EINVAL. */
+int fc_parse_level(const char *text, enum log_level *level);
+
+/* Whether @id is 1..@max characters of A-Z a-z 0-9 and the characters in @extra. */
+bool fc_valid_id(const char *id, size_t max, const char *extra);
+
+/* One key of a JSON object for fc_unpack(): its type ('s' string, 'b' boolean, 'I' integer,
+ * 'o' any value) and where the value goes (const char **, int *, json_int_t *, json_t **). */
+struct fc_field {
+	const char *key;
+	char type;
+	bool required;
+	void *out;
+};
+
+/* Unpack object @o into @fields: every key known, required ones present, each of its type
+ * (null counts as absent for optional fields). Errors name the key, prefixed by @where.
+ * Returns 0 or -EINVAL. */
+int fc_unpack(json_t *o, const char *where, const struct fc_field *fields, unsigned n, char *err,
+	      size_t errlen);
+
+#define FC_FIELDS(...) ((const struct fc_field[]){ __VA_ARGS__ }), \
+	sizeof((const struct fc_field[]){ __VA_ARGS__ }) / sizeof(struct fc_field)
+
+/* Write "@fmt ..." into @err; returns -EINVAL. */
+int fc_error(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+struct fc_api;
+
+/* Start Firecracker's API server on a new Unix socket at @path (which must not exist), served
+ * on @loop. @id is the instance id GET / reports; @doc the configuration so far (from
+ * --config-file, or an empty object; the server takes the reference). Returns 0 with *out set,
+ * or -errno with a message in @err. */
+int fc_api_start(const char *path, const char *id, json_t *doc, struct loop *loop,
+		 struct fc_api **out, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* InstanceStart: build the VM from the configuration so far (it runs once the caller calls
+ * vm_run()). Returns 0, or -EINVAL (the configuration is wrong) or -EIO (the host failed) with
+ * Firecracker's "Start microvm error: ..." message in @err. */
+int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* The VM InstanceStart created, or NULL while none. */
+struct vm *fc_api_vm(struct fc_api *api);
+
+/* Stop the server, remove its socket, release the configuration; the VM is the caller's. */
+void fc_api_stop(struct fc_api *api);
+
+#endif

@@ -1,0 +1,527 @@
+/* api — Firecracker's REST API: routing, the pre-boot / post-boot rules and the endpoints,
+ * see include/kiln/fc.h. The reference is Firecracker's swagger/firecracker.yaml and its API
+ * server (parsed_request.rs): the same paths, JSON fields, status codes and fault messages.
+ *
+ * The configuration the API builds is one FullVmConfiguration document, the format of
+ * --config-file. A PUT or PATCH applies to a copy, the copy goes through the same parser as
+ * the file (fc_config_parse), and only a copy that passes replaces the document: a refused
+ * request changes nothing. InstanceStart builds the VM from the document.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fc_internal.h"
+#include "kiln/fc.h"
+#include "kiln/log.h"
+
+#define ERR_POST_BOOT "The requested operation is not supported after starting the microVM."
+#define ERR_PRE_BOOT "The requested operation is not supported before starting the microVM."
+#define ERR_DESERIALIZE "An error occurred when deserializing the json body of a request: "
+
+struct fc_api {
+	struct http_server *http;
+	struct loop *loop;
+	char *id;
+	json_t *doc;             /* the configuration so far; the VM's strings point into it */
+	struct fc_config cfg;    /* parsed from doc at InstanceStart */
+	struct vm *vm;           /* NULL until InstanceStart */
+};
+
+/* When a route may run: Firecracker's "not allowed pre-boot / post-boot" lists. */
+enum when { ANY, PRE_BOOT, POST_BOOT };
+
+struct request {
+	struct fc_api *api;
+	const char *id;          /* the path's second segment, for routes that take one */
+	json_t *body;            /* NULL for GET */
+	struct http_reply *reply;
+};
+
+static void ok(struct request *rq) { *rq->reply = (struct http_reply){ 204, NULL }; }
+
+static void ok_json(struct request *rq, json_t *body)
+{
+	*rq->reply = (struct http_reply){ body ? 200 : 500,
+					   body ? body : http_fault("out of memory") };
+}
+
+static void bad(struct request *rq, const char *msg)
+{
+	*rq->reply = (struct http_reply){ 400, http_fault("%s", msg) };
+}
+
+/* A check a request makes beyond the parser's, on the configuration it would make: e.g. that
+ * the files it names open. Returns 0 or -errno with a message in @err. */
+typedef int (*config_check)(const struct request *rq, const struct fc_config *c, char *err,
+			    size_t errlen);
+
+/* Replace the document by @candidate if it parses and passes @check (may be NULL); else 400
+ * with the message after @prefix. Takes the reference to @candidate. */
+static void commit(struct request *rq, json_t *candidate, const char *prefix, config_check check)
+{
+	struct fc_config c;
+	char err[600];
+
+	if (!candidate) {
+		bad(rq, "out of memory");
+		return;
+	}
+	if (fc_config_parse(candidate, false, &c, err, sizeof(err)) ||
+	    (check && check(rq, &c, err, sizeof(err)))) {
+		*rq->reply = (struct http_reply){ 400, http_fault("%s%s", prefix, err) };
+		json_decref(candidate);
+	} else {
+		json_decref(rq->api->doc);
+		rq->api->doc = candidate;
+		ok(rq);
+	}
+	fc_config_release(&c);
+}
+
+/* Whether @path opens with @flags; else -errno and a message naming @what. */
+static int check_open(const char *what, const char *path, int flags, char *err, size_t errlen)
+{
+	int fd = path ? open(path, flags | O_CLOEXEC) : -1;
+
+	if (!path)
+		return 0;
+	if (fd < 0) {
+		int ret = -errno;
+
+		snprintf(err, errlen, "the %s %s cannot be opened: %s", what, path, strerror(errno));
+		return ret;
+	}
+	close(fd);
+	return 0;
+}
+
+/* A copy of the document with @key set to @value (reference taken). */
+static json_t *with(struct fc_api *api, const char *key, json_t *value)
+{
+	json_t *copy = json_deep_copy(api->doc);
+
+	if (!copy || json_object_set_new(copy, key, value)) {
+		json_decref(copy);
+		return NULL;
+	}
+	return copy;
+}
+
+/* The machine configuration with Firecracker's defaults filled in. */
+static json_t *machine_config(struct fc_api *api)
+{
+	json_t *mc = json_pack("{s:i, s:i, s:b, s:b, s:s}", "vcpu_count", 1, "mem_size_mib",
+			       FC_DEFAULT_MEM_MIB, "smt", 0, "track_dirty_pages", 0, "huge_pages",
+			       "None");
+	json_t *set = json_object_get(api->doc, "machine-config");
+
+	if (mc && json_is_object(set))
+		json_object_update(mc, set);
+	return mc;
+}
+
+static void get_info(struct request *rq)
+{
+	struct fc_api *api = rq->api;
+	const char *state = !api->vm ? "Not started" : vm_is_paused(api->vm) ? "Paused" : "Running";
+
+	ok_json(rq, json_pack("{s:s, s:s, s:s, s:s}", "id", api->id, "state", state, "vmm_version",
+			      KILN_VERSION, "app_name", "kiln"));
+}
+
+static void get_version(struct request *rq)
+{
+	ok_json(rq, json_pack("{s:s}", "firecracker_version", KILN_VERSION));
+}
+
+static void get_machine_config(struct request *rq) { ok_json(rq, machine_config(rq->api)); }
+
+static void get_vm_config(struct request *rq)
+{
+	static const char *const keys[] = { "balloon", "drives", "boot-source", "cpu-config",
+					    "logger", "machine-config", "metrics", "mmds-config",
+					    "network-interfaces", "vsock", "entropy" };
+	json_t *out = json_object();
+
+	for (unsigned i = 0; out && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(rq->api->doc, keys[i]);
+
+		if (!strcmp(keys[i], "machine-config"))
+			v = machine_config(rq->api);
+		else if (!strcmp(keys[i], "logger") || !strcmp(keys[i], "metrics"))
+			v = json_null(); /* as Firecracker: not part of the VM's description */
+		else if (!v)
+			v = !strcmp(keys[i], "drives") || !strcmp(keys[i], "network-interfaces")
+				    ? json_array() : json_null();
+		else
+			json_incref(v);
+		json_object_set_new(out, keys[i], v);
+	}
+	ok_json(rq, out);
+}
+
+static void put_machine_config(struct request *rq)
+{
+	commit(rq, with(rq->api, "machine-config", json_incref(rq->body)), "Machine config error: ",
+	       NULL);
+}
+
+static void patch_machine_config(struct request *rq)
+{
+	json_t *mc;
+
+	if (!json_object_size(rq->body)) {
+		bad(rq, "Empty PATCH request.");
+		return;
+	}
+	mc = machine_config(rq->api);
+	if (mc)
+		json_object_update(mc, rq->body);
+	commit(rq, mc ? with(rq->api, "machine-config", mc) : NULL, "Machine config error: ", NULL);
+}
+
+static int boot_files_open(const struct request *rq, const struct fc_config *c, char *err,
+			   size_t errlen)
+{
+	return check_open("kernel file", c->cfg.kernel_path, O_RDONLY, err, errlen) ?:
+	       check_open("initrd file", c->cfg.initrd_path, O_RDONLY, err, errlen);
+}
+
+static void put_boot_source(struct request *rq)
+{
+	commit(rq, with(rq->api, "boot-source", json_incref(rq->body)), "Boot source error: ",
+	       boot_files_open);
+}
+
+static void put_entropy(struct request *rq)
+{
+	commit(rq, with(rq->api, "entropy", json_incref(rq->body)), "Entropy device error: ", NULL);
+}
+
+/* A copy of the document with @body in list @key, replacing the entry whose @id_key is the
+ * path's id, or appended. */
+static json_t *with_entry(struct request *rq, const char *key, const char *id_key)
+{
+	json_t *copy = json_deep_copy(rq->api->doc), *list, *entry;
+	size_t i;
+
+	if (!copy)
+		return NULL;
+	list = json_object_get(copy, key);
+	if (!json_is_array(list)) {
+		list = json_array();
+		if (json_object_set_new(copy, key, list)) {
+			json_decref(copy);
+			return NULL;
+		}
+	}
+	json_array_foreach(list, i, entry) {
+		const char *id = json_string_value(json_object_get(entry, id_key));
+
+		if (id && !strcmp(id, rq->id))
+			return json_array_set(list, i, rq->body) ? (json_decref(copy), NULL) : copy;
+	}
+	return json_array_append(list, rq->body) ? (json_decref(copy), NULL) : copy;
+}
+
+/* The body's @id_key, when it is a string that differs from the path's id. */
+static const char *other_id(const struct request *rq, const char *id_key)
+{
+	const char *id = json_string_value(json_object_get(rq->body, id_key));
+
+	return id && strcmp(id, rq->id) ? id : NULL;
+}
+
+static int drive_file_opens(const struct request *rq, const struct fc_config *c, char *err,
+			    size_t errlen)
+{
+	for (unsigned i = 0; i < c->cfg.nr_disks; i++)
+		if (!strcmp(c->cfg.disk[i].id, rq->id))
+			return check_open("backing file", c->cfg.disk[i].path,
+					  c->cfg.disk[i].readonly ? O_RDONLY : O_RDWR, err, errlen);
+	return 0;
+}
+
+static void put_drive(struct request *rq)
+{
+	if (other_id(rq, "drive_id"))
+		bad(rq, "The id from the path does not match the id from the body!");
+	else
+		commit(rq, with_entry(rq, "drives", "drive_id"), "Drive config error: ",
+		       drive_file_opens);
+}
+
+static void put_nic(struct request *rq)
+{
+	const char *other = other_id(rq, "iface_id");
+
+	if (other)
+		*rq->reply = (struct http_reply){ 400, http_fault("The id from the path [%s] does not "
+								  "match the id from the body [%s]!",
+								  rq->id, other) };
+	else
+		commit(rq, with_entry(rq, "network-interfaces", "iface_id"),
+		       "Network config error: ", NULL);
+}
+
+/* Firecracker's logger: applied at once, not part of the VM's description. */
+static void put_logger(struct request *rq)
+{
+	json_t *candidate = json_pack("{s:O}", "logger", rq->body);
+	struct fc_config c;
+	char err[600];
+	int fd = -1;
+
+	if (!candidate) {
+		bad(rq, "out of memory");
+		return;
+	}
+	if (fc_config_parse(candidate, false, &c, err, sizeof(err))) {
+		*rq->reply = (struct http_reply){ 400, http_fault("Logger error: %s", err) };
+	} else if (c.log_path &&
+		   (fd = open(c.log_path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		*rq->reply = (struct http_reply){ 400, http_fault("Logger error: Failed to open "
+								  "target file %s: %s", c.log_path,
+								  strerror(errno)) };
+	} else {
+		if (fd >= 0)
+			log_set_fd(fd);
+		if (c.level_set)
+			log_set_level(c.level);
+		ok(rq);
+	}
+	fc_config_release(&c);
+	json_decref(candidate);
+}
+
+int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
+{
+	enum vm_error_kind kind = VM_ERR_USAGE;
+	char why[600];
+
+	if (!json_is_object(json_object_get(api->doc, "boot-source"))) {
+		snprintf(err, errlen, "Start microvm error: Cannot start microvm without kernel "
+			 "configuration.");
+		return -EINVAL;
+	}
+	fc_config_release(&api->cfg);
+	if (fc_config_parse(api->doc, true, &api->cfg, why, sizeof(why)) ||
+	    vm_create(&api->cfg.cfg, api->loop, &api->vm, &kind, why, sizeof(why))) {
+		snprintf(err, errlen, "Start microvm error: %s", why);
+		api->vm = NULL;
+		return kind == VM_ERR_USAGE ? -EINVAL : -EIO;
+	}
+	log_info("microVM %s: InstanceStart", api->id);
+	return 0;
+}
+
+static void instance_start(struct request *rq)
+{
+	char err[700];
+
+	if (fc_api_instance_start(rq->api, err, sizeof(err)))
+		bad(rq, err);
+	else
+		ok(rq);
+}
+
+static void put_actions(struct request *rq)
+{
+	const char *type;
+	char err[300];
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "action_type", 's', true, &type }), err,
+		      sizeof(err))) {
+		*rq->reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "%s", err) };
+	} else if (!strcmp(type, "InstanceStart")) {
+		if (rq->api->vm)
+			bad(rq, ERR_POST_BOOT);
+		else
+			instance_start(rq);
+	} else if (!strcmp(type, "FlushMetrics") || !strcmp(type, "SendCtrlAltDel")) {
+		if (!rq->api->vm)
+			bad(rq, ERR_PRE_BOOT);
+		else
+			*rq->reply = (struct http_reply){ 400, http_fault("%s is not implemented by kiln "
+									  "yet.", type) };
+	} else {
+		*rq->reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "unknown variant "
+								  "`%s`, expected one of "
+								  "`FlushMetrics`, `InstanceStart`, "
+								  "`SendCtrlAltDel`", type) };
+	}
+}
+
+static void patch_vm(struct request *rq)
+{
+	const char *state;
+	char err[300];
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "state", 's', true, &state }), err, sizeof(err))) {
+		*rq->reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "%s", err) };
+	} else if (strcmp(state, "Paused") && strcmp(state, "Resumed")) {
+		*rq->reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "unknown variant "
+								  "`%s`, expected `Paused` or "
+								  "`Resumed`", state) };
+	} else if (!rq->api->vm) {
+		bad(rq, ERR_PRE_BOOT);
+	} else if (!strcmp(state, "Resumed")) {
+		vm_resume(rq->api->vm);
+		ok(rq);
+	} else if (vm_pause(rq->api->vm)) {
+		bad(rq, "Internal VMM error: a vCPU did not pause within 2 s");
+	} else {
+		ok(rq);
+	}
+}
+
+/* Known to Firecracker, not (yet) to kiln: refused by name. */
+static void not_implemented(struct request *rq)
+{
+	bad(rq, "This request is not implemented by kiln yet.");
+}
+
+static void post_boot_not_implemented(struct request *rq)
+{
+	bad(rq, rq->api->vm ? "Updating a device after boot is not implemented by kiln yet."
+			    : ERR_PRE_BOOT);
+}
+
+/* Firecracker's routes: the first path segment, and the second when the route needs one ("*":
+ * a resource id). Segments a route does not use are ignored, as Firecracker ignores them. */
+static const struct route {
+	const char *method, *tok0, *tok1;
+	enum when when;
+	void (*fn)(struct request *rq);
+} routes[] = {
+	{ "GET", "", NULL, ANY, get_info },
+	{ "GET", "version", NULL, ANY, get_version },
+	{ "GET", "vm", "config", ANY, get_vm_config },
+	{ "GET", "machine-config", NULL, ANY, get_machine_config },
+	{ "PUT", "machine-config", NULL, PRE_BOOT, put_machine_config },
+	{ "PATCH", "machine-config", NULL, PRE_BOOT, patch_machine_config },
+	{ "PUT", "boot-source", NULL, PRE_BOOT, put_boot_source },
+	{ "PUT", "drives", "*", PRE_BOOT, put_drive },
+	{ "PATCH", "drives", "*", POST_BOOT, post_boot_not_implemented },
+	{ "PUT", "network-interfaces", "*", PRE_BOOT, put_nic },
+	{ "PATCH", "network-interfaces", "*", POST_BOOT, post_boot_not_implemented },
+	{ "PUT", "entropy", NULL, PRE_BOOT, put_entropy },
+	{ "PUT", "logger", NULL, PRE_BOOT, put_logger },
+	{ "PUT", "actions", NULL, ANY, put_actions },
+	{ "PATCH", "vm", NULL, ANY, patch_vm }, /* checks the state after the body */
+	{ "PUT", "metrics", NULL, PRE_BOOT, not_implemented },
+	{ "GET", "mmds", NULL, ANY, not_implemented },
+	{ "PUT", "mmds", NULL, ANY, not_implemented },
+	{ "PATCH", "mmds", NULL, ANY, not_implemented },
+	{ "PUT", "vsock", NULL, PRE_BOOT, not_implemented },
+	{ "PUT", "balloon", NULL, PRE_BOOT, not_implemented },
+	{ "PATCH", "balloon", NULL, POST_BOOT, not_implemented },
+	{ "GET", "balloon", NULL, ANY, not_implemented },
+	{ "PUT", "cpu-config", NULL, PRE_BOOT, not_implemented },
+	{ "PUT", "snapshot", NULL, ANY, not_implemented },
+};
+
+static const struct route *find_route(const char *method, const char *tok0, const char *tok1)
+{
+	for (unsigned i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct route *r = &routes[i];
+
+		if (!strcmp(r->method, method) && !strcmp(r->tok0, tok0) &&
+		    (!r->tok1 || !strcmp(r->tok1, "*") || (tok1 && !strcmp(r->tok1, tok1))))
+			return r;
+	}
+	return NULL;
+}
+
+static void handle(void *opaque, const char *method, const char *path, const char *body,
+		   size_t len, struct http_reply *reply)
+{
+	struct request rq = { .api = opaque, .reply = reply };
+	bool get = !strcmp(method, "GET");
+	const struct route *r = NULL;
+	char segs[256], *tok0, *tok1 = NULL;
+	json_error_t e;
+
+	log_debug("api: %s %s (%zu bytes)", method, path, len);
+	if (strlen(path) < sizeof(segs)) {
+		snprintf(segs, sizeof(segs), "%s", path + strspn(path, "/"));
+		tok0 = segs;
+		if ((tok1 = strchr(tok0, '/'))) {
+			*tok1++ = 0;
+			tok1[strcspn(tok1, "/")] = 0;
+		}
+		r = find_route(method, tok0, tok1);
+	} else {
+		snprintf(segs, 65, "%.64s", path); /* named, shortened, in the message below */
+		tok0 = segs;
+	}
+	if (strcmp(method, "GET") && strcmp(method, "PUT") && strcmp(method, "PATCH")) {
+		*reply = (struct http_reply){ 400, http_fault("Invalid request method and/or path: "
+							      "%.16s %s.", method, tok0) };
+	} else if (get && len) {
+		bad(&rq, "GET request cannot have a body.");
+	} else if (!get && !len) {
+		*reply = (struct http_reply){ 400, http_fault("Empty %s request.", method) };
+	} else if (!r) {
+		*reply = (struct http_reply){ 400, http_fault("Invalid request method and/or path: "
+							      "%s %s.", method, tok0) };
+	} else if (r->tok1 && !strcmp(r->tok1, "*") && (!tok1 || !*tok1)) {
+		bad(&rq, "The ID cannot be empty.");
+	} else if (r->tok1 && !strcmp(r->tok1, "*") && !fc_valid_id(tok1, 64, "_")) {
+		bad(&rq, "API Resource IDs can only contain alphanumeric characters and underscores.");
+	} else if (!get && !(rq.body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e))) {
+		*reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "%s at line %d column "
+							      "%d.", e.text, e.line, e.column) };
+	} else if (!get && !json_is_object(rq.body) && strcmp(r->tok0, "mmds")) {
+		bad(&rq, ERR_DESERIALIZE "expected a JSON object.");
+	} else if (r->when == PRE_BOOT && rq.api->vm) {
+		bad(&rq, ERR_POST_BOOT);
+	} else if (r->when == POST_BOOT && !rq.api->vm) {
+		bad(&rq, ERR_PRE_BOOT);
+	} else {
+		rq.id = tok1;
+		r->fn(&rq);
+	}
+	json_decref(rq.body);
+	if (reply->status >= 400)
+		log_info("api: %s %s: %u %s", method, path, reply->status,
+			 json_string_value(json_object_get(reply->body, "fault_message")));
+}
+
+int fc_api_start(const char *path, const char *id, json_t *doc, struct loop *loop,
+		 struct fc_api **out, char *err, size_t errlen)
+{
+	struct fc_api *api = calloc(1, sizeof(*api));
+	int ret;
+
+	if (!api || !(api->id = strdup(id))) {
+		free(api);
+		json_decref(doc);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	api->doc = doc;
+	api->loop = loop;
+	ret = http_start(path, loop, handle, api, &api->http, err, errlen);
+	if (ret) {
+		fc_api_stop(api);
+		return ret;
+	}
+	*out = api;
+	return 0;
+}
+
+struct vm *fc_api_vm(struct fc_api *api) { return api->vm; }
+
+void fc_api_stop(struct fc_api *api)
+{
+	http_stop(api->http);
+	fc_config_release(&api->cfg);
+	json_decref(api->doc);
+	free(api->id);
+	free(api);
+}

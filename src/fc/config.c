@@ -1,0 +1,382 @@
+/* config — Firecracker's FullVmConfiguration as a struct vm_config, see include/kiln/fc.h.
+ *
+ * The same keys, value types and defaults as Firecracker's swagger/firecracker.yaml: 1 vCPU
+ * and 128 MiB without "machine-config", Firecracker's default kernel command line without
+ * "boot_args", drives in order with the root device first (/dev/vda) and "root=/dev/vda" or
+ * "root=PARTUUID=..." with "rw"/"ro" appended to the command line. Devices attach over
+ * virtio-mmio as in Firecracker, whose guests boot with pci=off. Unknown keys are refused, as
+ * Firecracker refuses them; keys kiln does not implement yet (rate limiters, vsock, balloon,
+ * MMDS, ...) are refused by name unless null.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "kiln/cli.h"
+#include "kiln/fc.h"
+#include "kiln/net.h"
+
+#define FC_DEFAULT_CMDLINE "reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux " \
+			   "i8042.nomux i8042.nopnp i8042.dumbkbd"
+
+int fc_error(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int fc_parse_level(const char *text, enum log_level *level)
+{
+	static const struct { const char *name; enum log_level level; } names[] = {
+		{ "error", LOG_ERROR }, { "warning", LOG_WARN }, { "warn", LOG_WARN },
+		{ "info", LOG_INFO }, { "debug", LOG_DEBUG }, { "trace", LOG_DEBUG }, { "off", LOG_OFF },
+	};
+
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcasecmp(text, names[i].name)) {
+			*level = names[i].level;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* 1..@max characters of A-Z a-z 0-9 and @extra. */
+bool fc_valid_id(const char *id, size_t max, const char *extra)
+{
+	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	size_t n = strlen(id);
+
+	for (size_t i = 0; i < n; i++)
+		if (!strchr(alnum, id[i]) && !strchr(extra, id[i]))
+			return false;
+	return n >= 1 && n <= max;
+}
+
+int fc_unpack(json_t *o, const char *where, const struct fc_field *fields, unsigned n, char *err,
+	      size_t errlen)
+{
+	static const char *const names[] = { ['s'] = "a string", ['b'] = "true or false",
+					     ['I'] = "an integer" };
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return fc_error(err, errlen, "%sexpected an object", where);
+	json_object_foreach(o, key, v) {
+		unsigned i = 0;
+
+		while (i < n && strcmp(fields[i].key, key))
+			i++;
+		if (i == n)
+			return fc_error(err, errlen, "%sunknown field \"%s\"", where, key);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		const struct fc_field *f = &fields[i];
+
+		v = json_object_get(o, f->key);
+		if (!v || (json_is_null(v) && f->type != 'o')) {
+			if (f->required)
+				return fc_error(err, errlen, "%s\"%s\" is required", where, f->key);
+			continue;
+		}
+		if ((f->type == 's' && !json_is_string(v)) || (f->type == 'b' && !json_is_boolean(v)) ||
+		    (f->type == 'I' && !json_is_integer(v)))
+			return fc_error(err, errlen, "%s\"%s\": expected %s", where, f->key,
+					names[(unsigned char)f->type]);
+		switch (f->type) {
+		case 's': *(const char **)f->out = json_string_value(v); break;
+		case 'b': *(int *)f->out = json_is_true(v); break;
+		case 'I': *(json_int_t *)f->out = json_integer_value(v); break;
+		default: *(json_t **)f->out = v; break;
+		}
+	}
+	return 0;
+}
+
+/* A key kiln knows but does not implement yet: fine when absent or null. */
+static int unimplemented(const json_t *v, const char *where, const char *key, char *err,
+			 size_t errlen)
+{
+	if (!v || json_is_null(v))
+		return 0;
+	return fc_error(err, errlen, "%s\"%s\": not implemented by kiln yet (leave it out or null)",
+			where, key);
+}
+
+static int parse_boot_source(json_t *o, struct fc_config *r, char *err, size_t errlen)
+{
+	const char *where = "\"boot-source\": ";
+
+	if (!o || json_is_null(o))
+		return 0; /* fc_config_parse() decides whether that is fine */
+	if (fc_unpack(o, where, FC_FIELDS({ "kernel_image_path", 's', true, &r->cfg.kernel_path },
+					  { "boot_args", 's', false, &r->cfg.cmdline },
+					  { "initrd_path", 's', false, &r->cfg.initrd_path }), err, errlen))
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_machine(json_t *o, struct fc_config *r, char *err, size_t errlen)
+{
+	json_int_t vcpus, mib;
+	int smt = 0, dirty = 0;
+	const char *tmpl = NULL, *huge = NULL;
+	const char *where = "\"machine-config\": ";
+
+	if (!o || json_is_null(o))
+		return 0;
+	if (fc_unpack(o, where, FC_FIELDS({ "vcpu_count", 'I', true, &vcpus },
+					  { "mem_size_mib", 'I', true, &mib }, { "smt", 'b', false, &smt },
+					  { "track_dirty_pages", 'b', false, &dirty },
+					  { "cpu_template", 's', false, &tmpl },
+					  { "huge_pages", 's', false, &huge }), err, errlen))
+		return -EINVAL;
+	if (vcpus < 1 || vcpus > FC_MAX_VCPUS)
+		return fc_error(err, errlen, "%s\"vcpu_count\": %lld is not in [1, %d]", where,
+				(long long)vcpus, FC_MAX_VCPUS);
+	if (mib < 1 || mib > (1ll << 30))
+		return fc_error(err, errlen, "%s\"mem_size_mib\": %lld is not a size in MiB", where,
+				(long long)mib);
+	if (smt)
+		return fc_error(err, errlen, "%s\"smt\": true is not implemented by kiln yet", where);
+	if (dirty)
+		return fc_error(err, errlen, "%s\"track_dirty_pages\": true is not implemented by "
+				"kiln yet", where);
+	if (tmpl && strcmp(tmpl, "None"))
+		return fc_error(err, errlen, "%s\"cpu_template\": \"%s\" is not implemented by kiln "
+				"yet (None is)", where, tmpl);
+	if (huge && strcmp(huge, "None"))
+		return fc_error(err, errlen, "%s\"huge_pages\": \"%s\" is not implemented by kiln "
+				"yet (None is)", where, huge);
+	r->cfg.nr_cpus = (unsigned)vcpus;
+	r->cfg.mem_bytes = (uint64_t)mib << 20;
+	return 0;
+}
+
+/* One drive into @d; *root set for the root device, *partuuid to its PARTUUID or NULL. */
+static int parse_drive(json_t *o, unsigned i, struct disk_config *d, bool *root,
+		       const char **partuuid, char *err, size_t errlen)
+{
+	json_t *limiter = NULL, *sock = NULL;
+	const char *cache = NULL, *engine = NULL, *id, *path = NULL;
+	int is_root, ro = 0;
+	char where[48];
+
+	*root = false;
+	*partuuid = NULL;
+	snprintf(where, sizeof(where), "\"drives\"[%u]: ", i);
+	if (fc_unpack(o, where, FC_FIELDS({ "drive_id", 's', true, &id },
+					  { "is_root_device", 'b', true, &is_root },
+					  { "path_on_host", 's', false, &path },
+					  { "is_read_only", 'b', false, &ro }, { "cache_type", 's', false, &cache },
+					  { "io_engine", 's', false, &engine },
+					  { "partuuid", 's', false, partuuid },
+					  { "rate_limiter", 'o', false, &limiter },
+					  { "socket", 'o', false, &sock }), err, errlen))
+		return -EINVAL;
+	if (!fc_valid_id(id, 64, "_"))
+		return fc_error(err, errlen, "%s\"drive_id\": \"%s\" is not 1-64 of A-Z a-z 0-9 _",
+				where, id);
+	if (unimplemented(limiter, where, "rate_limiter", err, errlen) ||
+	    unimplemented(sock, where, "socket", err, errlen))
+		return -EINVAL;
+	*d = (struct disk_config){ .id = id, .readonly = ro, .path = path };
+	if (!d->path)
+		return fc_error(err, errlen, "%s\"path_on_host\" is required", where);
+	if (cache && strcmp(cache, "Unsafe") && strcmp(cache, "Writeback"))
+		return fc_error(err, errlen, "%s\"cache_type\": \"%s\" is not Unsafe or Writeback",
+				where, cache);
+	if (engine && strcmp(engine, "Sync") && strcmp(engine, "Async"))
+		return fc_error(err, errlen, "%s\"io_engine\": \"%s\" is not Sync or Async", where,
+				engine);
+	d->engine = engine && !strcmp(engine, "Async") ? BLOCK_ENGINE_IO_URING : BLOCK_ENGINE_SYNC;
+	*root = is_root;
+	if (!is_root)
+		*partuuid = NULL;
+	return 0;
+}
+
+/* A list of devices under @key: absent or null (0 entries), else an array of at most
+ * VM_MAX_VIRTIO. Returns the number of entries, or -EINVAL with a message. */
+static int device_list(const json_t *a, const char *key, char *err, size_t errlen)
+{
+	if (!a || json_is_null(a))
+		return 0;
+	if (!json_is_array(a))
+		return fc_error(err, errlen, "\"%s\": expected an array", key);
+	if (json_array_size(a) > VM_MAX_VIRTIO)
+		return fc_error(err, errlen, "\"%s\": %zu entries, more than %d", key,
+				json_array_size(a), VM_MAX_VIRTIO);
+	return (int)json_array_size(a);
+}
+
+/* The drives, the root device first; its root= parameter is appended to the command line. */
+static int parse_drives(json_t *a, struct fc_config *r, char *err, size_t errlen)
+{
+	const char *root_id = NULL, *partuuid = NULL;
+	size_t i;
+	json_t *o;
+	int count = device_list(a, "drives", err, errlen);
+
+	if (count <= 0)
+		return count; /* nothing to add, or -EINVAL */
+	json_array_foreach(a, i, o) {
+		struct disk_config d;
+		const char *uuid;
+		bool root;
+
+		if (parse_drive(o, (unsigned)i, &d, &root, &uuid, err, errlen))
+			return -EINVAL;
+		if (root && root_id)
+			return fc_error(err, errlen, "\"drives\": \"%s\" and \"%s\" are both root "
+					"devices", root_id, d.id);
+		if (root) {
+			root_id = d.id;
+			partuuid = uuid;
+			memmove(&r->cfg.disk[1], &r->cfg.disk[0], r->cfg.nr_disks * sizeof(d));
+			r->cfg.disk[0] = d;
+		} else {
+			r->cfg.disk[r->cfg.nr_disks] = d;
+		}
+		r->cfg.nr_disks++;
+	}
+	if (root_id) {
+		size_t n = strlen(r->cfg.cmdline) + 64 + (partuuid ? strlen(partuuid) : 0);
+
+		r->cmdline = malloc(n);
+		if (!r->cmdline)
+			return fc_error(err, errlen, "out of memory");
+		snprintf(r->cmdline, n, "%s root=%s%s %s", r->cfg.cmdline,
+			 partuuid ? "PARTUUID=" : "/dev/vda", partuuid ? partuuid : "",
+			 r->cfg.disk[0].readonly ? "ro" : "rw");
+		r->cfg.cmdline = r->cmdline;
+	}
+	return 0;
+}
+
+static int parse_nics(json_t *a, struct fc_config *r, char *err, size_t errlen)
+{
+	size_t i;
+	json_t *o;
+	int count = device_list(a, "network-interfaces", err, errlen);
+
+	if (count <= 0)
+		return count; /* nothing to add, or -EINVAL */
+	json_array_foreach(a, i, o) {
+		struct net_config *n = &r->cfg.net[r->cfg.nr_nets];
+		json_t *mtu = NULL, *rx = NULL, *tx = NULL;
+		const char *id, *text = NULL;
+		char where[48];
+
+		snprintf(where, sizeof(where), "\"network-interfaces\"[%zu]: ", i);
+		*n = (struct net_config){ .kind = NET_TAP };
+		if (fc_unpack(o, where, FC_FIELDS({ "iface_id", 's', true, &id },
+						  { "host_dev_name", 's', true, &n->tap },
+						  { "guest_mac", 's', false, &text }, { "mtu", 'o', false, &mtu },
+						  { "rx_rate_limiter", 'o', false, &rx },
+						  { "tx_rate_limiter", 'o', false, &tx }), err, errlen))
+			return -EINVAL;
+		if (!fc_valid_id(id, 64, "_"))
+			return fc_error(err, errlen, "%s\"iface_id\": \"%s\" is not 1-64 of A-Z a-z "
+					"0-9 _", where, id);
+		if (unimplemented(mtu, where, "mtu", err, errlen) ||
+		    unimplemented(rx, where, "rx_rate_limiter", err, errlen) ||
+		    unimplemented(tx, where, "tx_rate_limiter", err, errlen))
+			return -EINVAL;
+		if (text && net_parse_mac(text, n->mac))
+			return fc_error(err, errlen, "%s\"guest_mac\": \"%s\" is not a unicast MAC "
+					"address like 06:00:AC:10:00:02", where, text);
+		n->mac_set = text != NULL;
+		r->cfg.nr_nets++;
+	}
+	return 0;
+}
+
+static int parse_logger(json_t *o, struct fc_config *r, char *err, size_t errlen)
+{
+	const char *level = NULL, *path = NULL, *module = NULL;
+	int show_level = 0, show_origin = 0;
+	const char *where = "\"logger\": ";
+
+	if (!o || json_is_null(o))
+		return 0;
+	if (fc_unpack(o, where, FC_FIELDS({ "level", 's', false, &level },
+					  { "log_path", 's', false, &path },
+					  { "show_level", 'b', false, &show_level },
+					  { "show_log_origin", 'b', false, &show_origin },
+					  { "module", 's', false, &module }), err, errlen))
+		return -EINVAL;
+	r->level_set = level != NULL;
+	if (level && fc_parse_level(level, &r->level))
+		return fc_error(err, errlen, "%s\"level\": \"%s\" is not Error, Warning, Info, Debug, "
+				"Trace or Off", where, level);
+	if (show_level || show_origin || module)
+		return fc_error(err, errlen, "%s\"show_level\", \"show_log_origin\" and \"module\" "
+				"are not implemented by kiln yet", where);
+	if (path)
+		r->log_path = path;
+	return 0;
+}
+
+int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, char *err,
+		    size_t errlen)
+{
+	json_t *boot = NULL, *mc = NULL, *drives = NULL, *nics = NULL, *entropy = NULL,
+	       *logger = NULL, *metrics = NULL, *vsock = NULL, *balloon = NULL, *mmds = NULL,
+	       *cpu = NULL, *hotplug = NULL, *pmem = NULL, *limiter = NULL;
+
+	*r = (struct fc_config){ .cfg = { .nr_cpus = 1,
+					  .mem_bytes = (uint64_t)FC_DEFAULT_MEM_MIB << 20,
+					  .transport = VM_TRANSPORT_MMIO,
+					  .cmdline = FC_DEFAULT_CMDLINE } };
+	if (fc_unpack(root, "", FC_FIELDS({ "boot-source", 'o', false, &boot },
+					  { "machine-config", 'o', false, &mc },
+					  { "drives", 'o', false, &drives },
+					  { "network-interfaces", 'o', false, &nics },
+					  { "entropy", 'o', false, &entropy },
+					  { "logger", 'o', false, &logger },
+					  { "metrics", 'o', false, &metrics },
+					  { "vsock", 'o', false, &vsock },
+					  { "balloon", 'o', false, &balloon },
+					  { "mmds-config", 'o', false, &mmds },
+					  { "cpu-config", 'o', false, &cpu },
+					  { "memory-hotplug", 'o', false, &hotplug },
+					  { "pmem", 'o', false, &pmem }), err, errlen))
+		return -EINVAL;
+	if (pmem && json_is_array(pmem) && !json_array_size(pmem))
+		pmem = NULL;
+	if (entropy && !json_is_null(entropy) &&
+	    fc_unpack(entropy, "\"entropy\": ", FC_FIELDS({ "rate_limiter", 'o', false, &limiter }),
+		      err, errlen))
+		return -EINVAL;
+	if (need_boot_source && (!boot || json_is_null(boot)))
+		return fc_error(err, errlen, "\"boot-source\" is required");
+	if (parse_boot_source(boot, r, err, errlen) || parse_machine(mc, r, err, errlen) ||
+	    parse_drives(drives, r, err, errlen) || parse_nics(nics, r, err, errlen) ||
+	    parse_logger(logger, r, err, errlen) ||
+	    unimplemented(metrics, "", "metrics", err, errlen) ||
+	    unimplemented(limiter, "\"entropy\": ", "rate_limiter", err, errlen) ||
+	    unimplemented(vsock, "", "vsock", err, errlen) ||
+	    unimplemented(balloon, "", "balloon", err, errlen) ||
+	    unimplemented(mmds, "", "mmds-config", err, errlen) ||
+	    unimplemented(cpu, "", "cpu-config", err, errlen) ||
+	    unimplemented(hotplug, "", "memory-hotplug", err, errlen) ||
+	    unimplemented(pmem, "", "pmem", err, errlen))
+		return -EINVAL;
+	r->cfg.rng = entropy && !json_is_null(entropy);
+	return cli_check_config(&r->cfg, err, errlen);
+}
+
+void fc_config_release(struct fc_config *c)
+{
+	free(c->cmdline);
+	c->cmdline = NULL;
+}

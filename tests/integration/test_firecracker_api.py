@@ -1,0 +1,262 @@
+"""Firecracker's REST API (`kiln --api-sock PATH`): Firecracker's getting-started flow with curl
+against a real guest, pause and resume, the pre-boot / post-boot rules, a table of bad requests
+(nothing changes), a configuration file with the API, and a flood of clients."""
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import Shell, in_ns
+from fcapi import call, wait_for_socket
+
+BOOT_ARGS = "console=ttyS0 reboot=k panic=1 pci=off kiln.test="
+POST_BOOT = "The requested operation is not supported after starting the microVM."
+PRE_BOOT = "The requested operation is not supported before starting the microVM."
+
+
+def curl(sock, method, path, data):
+    """As Firecracker's getting-started guide does it: curl -X PUT --unix-socket ... --data."""
+    proc = subprocess.run(["curl", "-sS", "-X", method, "--unix-socket", str(sock), "--data",
+                           json.dumps(data), "-w", "%{http_code}", f"http://localhost{path}"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def ext4(path, size="64M"):
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(path), size], check=True)
+    return path
+
+
+def test_getting_started_with_curl_then_pause_and_resume(kvm, kiln, bzimage, initrd, netns, tmp_path):
+    sock = tmp_path / "firecracker.socket"
+    log = tmp_path / "firecracker.log"
+    log.write_text("")
+    rootfs = ext4(tmp_path / "rootfs.ext4")
+    sh = Shell(in_ns(netns, kiln, "--api-sock", sock, "--id", "getting_started"), ready=False)
+    try:
+        wait_for_socket(sock, sh.proc)
+        assert call(sock, "GET", "/") == (200, {"id": "getting_started", "state": "Not started",
+                                                "vmm_version": call(sock, "GET", "/version")[1]["firecracker_version"],
+                                                "app_name": "kiln"})
+        assert curl(sock, "PUT", "/logger", {"log_path": str(log), "level": "Info"}) == "204"
+        assert curl(sock, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 256}) == "204"
+        assert curl(sock, "PUT", "/boot-source", {"kernel_image_path": str(bzimage), "initrd_path": str(initrd),
+                                                  "boot_args": BOOT_ARGS}) == "204"
+        assert curl(sock, "PUT", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": str(rootfs),
+                                                    "is_root_device": True, "is_read_only": False}) == "204"
+        assert curl(sock, "PUT", "/network-interfaces/net1", {"iface_id": "net1", "guest_mac": "06:00:AC:10:00:02",
+                                                              "host_dev_name": "ktap0"}) == "204"
+        # Post-boot requests before boot change nothing.
+        assert call(sock, "PATCH", "/vm", {"state": "Paused"}) == (400, {"fault_message": PRE_BOOT})
+        assert curl(sock, "PUT", "/actions", {"action_type": "InstanceStart"}) == "204"
+        sh.wait_ready()
+
+        status, info = call(sock, "GET", "/")
+        assert status == 200 and info["state"] == "Running", info
+        assert "06:00:ac:10:00:02" in sh.check("cat /sys/class/net/eth0/address")
+        assert sh.check("cat /sys/block/vda/serial").strip() == "rootfs"
+        assert "root=/dev/vda rw" in sh.check("cat /proc/cmdline")
+        sh.check("ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up && ping -c 2 -W 5 10.9.0.1", timeout=60)
+
+        # Paused: the vCPUs stay out of the guest, so a typed command has no answer until resumed.
+        assert call(sock, "PATCH", "/vm", {"state": "Paused"}) == (204, None)
+        assert call(sock, "GET", "/")[1]["state"] == "Paused"
+        seen = len(sh.out)
+        sh.proc.stdin.write(b"echo RESUMED-$((6 * 7))\n")
+        sh.proc.stdin.flush()
+        time.sleep(3)
+        sh._read_until(lambda: True, 1, "")
+        assert b"RESUMED-42" not in sh.out[seen:], sh.out[seen:]
+        assert call(sock, "PATCH", "/vm", {"state": "Resumed"}) == (204, None)
+        sh._wait_for(b"RESUMED-42", 60, seen)
+        assert call(sock, "GET", "/")[1]["state"] == "Running"
+
+        # Pre-boot requests after boot: refused, nothing changed.
+        config = call(sock, "GET", "/vm/config")
+        for method, path, body in [("PUT", "/machine-config", {"vcpu_count": 2, "mem_size_mib": 512}),
+                                   ("PATCH", "/machine-config", {"vcpu_count": 2}),
+                                   ("PUT", "/boot-source", {"kernel_image_path": str(bzimage)}),
+                                   ("PUT", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": str(rootfs),
+                                                              "is_root_device": True}),
+                                   ("PUT", "/network-interfaces/net2", {"iface_id": "net2", "host_dev_name": "t"}),
+                                   ("PUT", "/logger", {"level": "Debug"}),
+                                   ("PUT", "/entropy", {}),
+                                   ("PUT", "/actions", {"action_type": "InstanceStart"})]:
+            assert call(sock, method, path, body) == (400, {"fault_message": POST_BOOT}), (method, path)
+        assert call(sock, "GET", "/vm/config") == config
+        assert config[1]["machine-config"]["mem_size_mib"] == 256
+        assert config[1]["drives"][0]["drive_id"] == "rootfs"
+
+        assert sh.poweroff() == 0
+        assert not sock.exists()  # kiln removes its socket
+        assert "InstanceStart" in log.read_text()
+    finally:
+        sh.close()
+
+
+def test_config_file_with_api(kvm, kiln, bzimage, initrd, tmp_path):
+    """--config-file with --api-sock: the VM boots at once and the API serves it."""
+    sock = tmp_path / "api.sock"
+    config = tmp_path / "vm.json"
+    config.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(bzimage), "initrd_path": str(initrd), "boot_args": BOOT_ARGS},
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": 192}}))
+    sh = Shell([kiln, "--api-sock", sock, "--config-file", config])
+    try:
+        wait_for_socket(sock, sh.proc)
+        assert call(sock, "GET", "/")[1]["state"] == "Running"
+        status, cfg = call(sock, "GET", "/vm/config")
+        assert status == 200 and cfg["machine-config"]["mem_size_mib"] == 192, cfg
+        assert cfg["boot-source"]["kernel_image_path"] == str(bzimage), cfg
+        assert "MemTotal" in sh.check("head -1 /proc/meminfo")
+        assert sh.poweroff() == 0
+    finally:
+        sh.close()
+
+
+# Requests refused before boot: (method, path, body, expected fault_message substring). Each
+# is sent against a configured, not yet started VM whose configuration must not change.
+BAD_REQUESTS = [
+    ("GET", "/nothing", None, "Invalid request method and/or path: GET nothing."),
+    ("PUT", "/vm", {}, "Invalid request method and/or path: PUT vm."),
+    ("DELETE", "/drives/rootfs", None, "Invalid request method and/or path: DELETE drives."),
+    ("POST", "/actions", {"action_type": "InstanceStart"}, "Invalid request method and/or path: POST actions."),
+    ("PUT", "/machine-config", None, "Empty PUT request."),
+    ("PATCH", "/machine-config", None, "Empty PATCH request."),
+    ("PATCH", "/machine-config", {}, "Empty PATCH request."),
+    ("GET", "/", "{}", "GET request cannot have a body."),
+    ("PUT", "/machine-config", '{"vcpu_count": 2,', "An error occurred when deserializing the json body"),
+    ("PUT", "/machine-config", '{"vcpu_count": 2, "vcpu_count": 3, "mem_size_mib": 64}', "duplicate"),
+    ("PUT", "/machine-config", "[1, 2]", "expected a JSON object"),
+    ("PUT", "/machine-config", {"vcpu_count": 2}, "\"mem_size_mib\" is required"),
+    ("PUT", "/machine-config", {"vcpu_count": 99, "mem_size_mib": 64}, "\"vcpu_count\": 99 is not in [1, 32]"),
+    ("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64, "turbo": True}, "unknown field \"turbo\""),
+    ("PATCH", "/machine-config", {"mem_size_mib": "lots"}, "\"mem_size_mib\": expected an integer"),
+    ("PUT", "/boot-source", {"kernel_image_path": "/no/such/kernel"}, "Boot source error: the kernel file /no/such/kernel cannot be opened"),
+    ("PUT", "/boot-source", {"boot_args": "x"}, "\"kernel_image_path\" is required"),
+    ("PUT", "/drives/", {}, "The ID cannot be empty."),
+    ("PUT", "/drives/bad-id", {"drive_id": "bad-id"}, "API Resource IDs can only contain alphanumeric characters and underscores."),
+    ("PUT", "/drives/data", {"drive_id": "other", "path_on_host": "/x", "is_root_device": False},
+     "The id from the path does not match the id from the body!"),
+    ("PUT", "/drives/data", {"drive_id": "data", "path_on_host": "/no/such/disk", "is_root_device": False},
+     "Drive config error: the backing file /no/such/disk cannot be opened"),
+    ("PUT", "/drives/root2", {"drive_id": "root2", "path_on_host": "@DISK@", "is_root_device": True},
+     "\"rootfs\" and \"root2\" are both root devices"),
+    ("PUT", "/drives/data", {"drive_id": "data", "path_on_host": "@DISK@", "is_root_device": False,
+                             "rate_limiter": {"bandwidth": {"size": 1, "refill_time": 1}}}, "\"rate_limiter\": not implemented"),
+    ("PUT", "/network-interfaces/eth0", {"iface_id": "eth1", "host_dev_name": "tap0"},
+     "The id from the path [eth0] does not match the id from the body [eth1]!"),
+    ("PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "01:00:00:00:00:01"},
+     "\"guest_mac\": \"01:00:00:00:00:01\" is not a unicast MAC"),
+    ("PUT", "/logger", {"level": "Chatty"}, "\"level\": \"Chatty\" is not Error"),
+    ("PUT", "/logger", {"log_path": "/no/such/dir/log"}, "Logger error: Failed to open target file"),
+    ("PUT", "/actions", {"action_type": "Reboot"}, "unknown variant `Reboot`"),
+    ("PUT", "/actions", {"action_type": "InstanceStart", "payload": 1}, "unknown field \"payload\""),
+    ("PUT", "/actions", {"action_type": "FlushMetrics"}, PRE_BOOT),
+    ("PUT", "/actions", {"action_type": "SendCtrlAltDel"}, PRE_BOOT),
+    ("PATCH", "/vm", {"state": "Paused"}, PRE_BOOT),
+    ("PATCH", "/vm", {"state": "Frozen"}, "unknown variant `Frozen`, expected `Paused` or `Resumed`"),
+    ("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": "/x"}, PRE_BOOT),
+    ("PUT", "/metrics", {"metrics_path": "/m"}, "not implemented by kiln yet"),
+    ("PUT", "/vsock", {"guest_cid": 3, "uds_path": "/v"}, "not implemented by kiln yet"),
+    ("PUT", "/mmds", {"latest": {}}, "not implemented by kiln yet"),
+]
+
+
+def test_bad_requests_change_nothing(kiln, bzimage, tmp_path):
+    """No KVM needed: every request here is refused before boot."""
+    sock = tmp_path / "api.sock"
+    disk = ext4(tmp_path / "disk.ext4", "8M")
+    proc = subprocess.Popen([str(kiln), "--api-sock", str(sock)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_socket(sock, proc)
+        assert call(sock, "PUT", "/boot-source", {"kernel_image_path": str(bzimage)}) == (204, None)
+        assert call(sock, "PUT", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": str(disk),
+                                                    "is_root_device": True}) == (204, None)
+        before = call(sock, "GET", "/vm/config")
+        for method, path, body, message in BAD_REQUESTS:
+            if isinstance(body, dict):
+                body = json.loads(json.dumps(body).replace("@DISK@", str(disk)))
+            status, reply = call(sock, method, path, body)
+            assert status == 400 and message in reply["fault_message"], (method, path, body, reply)
+        assert call(sock, "GET", "/vm/config") == before
+        assert call(sock, "GET", "/")[1]["state"] == "Not started"
+        # The same socket path twice: the second kiln refuses it.
+        second = subprocess.run([str(kiln), "--api-sock", str(sock)], capture_output=True, text=True,
+                                timeout=30)
+        assert second.returncode == 1 and f"--api-sock {sock}: Address already in use" in second.stderr, second
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 128 + 15
+    assert not sock.exists()
+
+
+def raw(sock, data, read=True):
+    """Send raw bytes on a new connection; return what comes back (until close or 5 s)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(str(sock))
+        s.sendall(data)
+        if not read:
+            return b""
+        out = b""
+        try:
+            while b"\r\n\r\n" not in out or not out.split(b"\r\n\r\n", 1)[1].endswith(b"}"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except socket.timeout:
+            pass
+        return out
+
+
+def test_client_flood_and_broken_clients(kiln, tmp_path):
+    sock = tmp_path / "api.sock"
+    proc = subprocess.Popen([str(kiln), "--api-sock", str(sock)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_socket(sock, proc)
+        # Clients that disconnect mid-request: in the headers, in the body.
+        for _ in range(20):
+            raw(sock, b"PUT /machine-config HTTP/1.1\r\nHost: x\r\nContent-Le", read=False)
+            raw(sock, b"PUT /machine-config HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"vcpu", read=False)
+        # An oversized body is refused; a truncated one (Content-Length too small) is malformed JSON.
+        big = json.dumps({"kernel_image_path": "x" * 60000}).encode()
+        reply = raw(sock, b"PUT /boot-source HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+        assert reply.startswith(b"HTTP/1.1 400") and b"larger than the limit" in reply, reply[:300]
+        reply = raw(sock, b"PUT /boot-source HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n{\"ker")
+        assert reply.startswith(b"HTTP/1.1 400") and b"deserializing" in reply, reply[:300]
+        reply = raw(sock, b"NONSENSE\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 400") or reply == b"", reply[:300]
+
+        # 256 clients at once, 8 requests each.
+        results, errors = [], []
+
+        def client():
+            try:
+                for _ in range(8):
+                    results.append(call(sock, "GET", "/machine-config", timeout=60)[0])
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=client) for _ in range(256)]
+        start = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors, errors[:5]
+        assert results == [200] * 256 * 8
+        assert time.monotonic() - start < 120
+        assert proc.poll() is None
+        assert call(sock, "GET", "/")[0] == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
