@@ -78,7 +78,7 @@ extern const struct device_type *const pc_device_types[];
 
 /* Device types, one per file under src/devices/legacy/. */
 extern const struct device_type uart_8250_type;   /* COM1 at 0x3f8, IRQ 4 */
-extern const struct device_type i8042_type;       /* keyboard controller: reset line */
+extern const struct device_type i8042_type;       /* keyboard controller: reset line, CAD */
 extern const struct device_type cmos_rtc_type;    /* MC146818 RTC + CMOS at 0x70 */
 extern const struct device_type acpi_pm_type;     /* PM1a event/control: S5 poweroff */
 extern const struct device_type boot_timer_type;  /* MMIO 0xC0000000: Firecracker boot timer */
@@ -93,5 +93,10 @@ void device_describe(struct acpi_config *acpi, const struct acpi_device_desc *de
 /* Serial console input: queue @len bytes from the host terminal into the 8250's receiver.
  * Bytes beyond the receive FIFO are dropped (the caller retries later). Returns bytes taken. */
 unsigned uart_8250_receive(void *uart_state, const uint8_t *buf, unsigned len);
+
+/* Type Ctrl+Alt+Del on the i8042's keyboard (scan code set 2, IRQ 1 while the guest enabled
+ * it), as Firecracker's SendCtrlAltDel does. Any thread. Returns 0, or -ENOSPC when earlier
+ * keys are still unread. */
+int i8042_send_ctrl_alt_del(void *i8042_state);
 
 #endif

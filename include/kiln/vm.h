@@ -63,6 +63,11 @@ enum vm_stop_reason vm_run(struct vm *vm);
 /* The signal number that stopped the VM when vm_run() returned VM_STOP_SIGNAL, else 0. */
 int vm_stop_signal(const struct vm *vm);
 
+/* Type Ctrl+Alt+Del on the guest's PS/2 keyboard (Firecracker's SendCtrlAltDel; a Linux guest
+ * sees it when its i8042 driver is bound, e.g. with i8042.nopnp). Any thread. Returns 0, or
+ * -ENOSPC when the guest has not read the previous keys. */
+int vm_send_ctrl_alt_del(struct vm *vm);
+
 /* Keep every vCPU out of KVM_RUN until vm_resume() (Firecracker's PATCH /vm "Paused"); devices
  * and the loop keep running. Event loop thread. Returns 0 once every started vCPU has left
  * KVM_RUN, or -ETIMEDOUT if one has not within 2 s (the VM still counts as paused). */

@@ -680,6 +680,13 @@ enum vm_stop_reason vm_run(struct vm *vm)
 
 int vm_stop_signal(const struct vm *vm) { return vm->stop_signal; }
 
+int vm_send_ctrl_alt_del(struct vm *vm)
+{
+	void *kbd = find_device(vm, &i8042_type);
+
+	return kbd ? i8042_send_ctrl_alt_del(kbd) : -ENODEV;
+}
+
 int vm_pause(struct vm *vm)
 {
 	struct timespec deadline;

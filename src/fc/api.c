@@ -342,12 +342,16 @@ static void put_actions(struct request *rq)
 			bad(rq, ERR_POST_BOOT);
 		else
 			instance_start(rq);
-	} else if (!strcmp(type, "FlushMetrics") || !strcmp(type, "SendCtrlAltDel")) {
+	} else if (!strcmp(type, "SendCtrlAltDel")) {
 		if (!rq->api->vm)
 			bad(rq, ERR_PRE_BOOT);
+		else if (vm_send_ctrl_alt_del(rq->api->vm))
+			bad(rq, "Internal VMM error: the guest has not read the previous keys.");
 		else
-			*rq->reply = (struct http_reply){ 400, http_fault("%s is not implemented by kiln "
-									  "yet.", type) };
+			ok(rq);
+	} else if (!strcmp(type, "FlushMetrics")) {
+		bad(rq, rq->api->vm ? "FlushMetrics: metrics are not implemented by kiln yet."
+				    : ERR_PRE_BOOT);
 	} else {
 		*rq->reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "unknown variant "
 								  "`%s`, expected one of "

@@ -8,7 +8,8 @@
 #include "kiln/loop.h"
 
 #define FC_HTTP_MAX_BODY 51200    /* Firecracker's default --http-api-max-payload-size */
-#define FC_HTTP_MAX_CLIENTS 64    /* connections at once; more wait in the listen backlog */
+#define FC_HTTP_MAX_CLIENTS 256   /* connections served at once; more wait in the backlog */
+#define FC_HTTP_BACKLOG 1024      /* connections waiting to be accepted (capped by somaxconn) */
 
 /* The answer to one request: a status and a JSON body (NULL for none, as with 204); the HTTP
  * layer takes the reference. */

@@ -169,7 +169,7 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 	}
 	strcpy(addr.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(fd, 128)) {
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(fd, FC_HTTP_BACKLOG)) {
 		int ret = -errno;
 
 		snprintf(err, errlen, "--api-sock %s: %s", path, strerror(errno));

@@ -201,6 +201,36 @@ static void test_i8042(void **state)
 	F.stop = VM_STOP_NONE;
 }
 
+/* SendCtrlAltDel: four set-2 bytes, each with an IRQ 1 edge once the guest enabled it, one at
+ * a time through the output buffer; a full keyboard FIFO refuses more. */
+static void test_i8042_ctrl_alt_del(void **state)
+{
+	static const uint8_t want[] = { 0x14, 0x11, 0xe0, 0x71 };
+	void *kbd = state_of(&i8042_type);
+	int changes;
+
+	outb(KILN_PORT_I8042_CMD, 0x60);
+	outb(KILN_PORT_I8042_DATA, 0x44); /* KBDINT off */
+	F.irq_changes = 0;
+	assert_int_equal(i8042_send_ctrl_alt_del(kbd), 0);
+	assert_int_equal(F.irq_changes, 0); /* interrupts not enabled yet */
+	outb(KILN_PORT_I8042_CMD, 0x60);
+	outb(KILN_PORT_I8042_DATA, 0x45); /* KBDINT on: the waiting byte interrupts */
+	assert_int_equal(F.irq_changes, 2);
+	for (unsigned i = 0; i < sizeof(want); i++) {
+		changes = F.irq_changes;
+		assert_int_equal(inb(KILN_PORT_I8042_CMD) & 1, 1);
+		assert_int_equal(inb(KILN_PORT_I8042_DATA), want[i]);
+		/* Reading a byte brings the next, with an edge (raised and lowered). */
+		assert_int_equal(F.irq_changes, changes + (i + 1 < sizeof(want) ? 2 : 0));
+	}
+	assert_int_equal(inb(KILN_PORT_I8042_CMD) & 1, 0);
+	assert_int_equal(F.irq_level[1], 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(i8042_send_ctrl_alt_del(kbd), 0);
+	assert_int_equal(i8042_send_ctrl_alt_del(kbd), -ENOSPC); /* 1 in the buffer + 15 queued */
+}
+
 static int bcd(uint8_t v) { return (v >> 4) * 10 + (v & 0xf); }
 
 static void test_rtc(void **state)
@@ -325,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_uart_autoconfig_sees_16550a),
 		cmocka_unit_test(test_uart_interrupts),
 		cmocka_unit_test(test_i8042),
+		cmocka_unit_test(test_i8042_ctrl_alt_del),
 		cmocka_unit_test(test_rtc),
 		cmocka_unit_test(test_acpi_pm_poweroff),
 		cmocka_unit_test(test_pvpanic),

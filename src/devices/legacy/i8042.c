@@ -1,16 +1,25 @@
-/* i8042 — the PS/2 keyboard controller at ports 0x60/0x64, as far as a guest without a
- * keyboard needs it: the controller commands firmware and Linux use, and the reset line
- * (command 0xFE, or an output-port write with bit 0 clear), which stops the VM with
- * VM_STOP_RESET. No keyboard or mouse is attached; the DSDT does not list the controller, so
- * Linux's i8042 driver does not bind, while its reboot path still reaches port 0x64. */
+/* i8042 — the PS/2 keyboard controller at ports 0x60/0x64: the controller commands firmware
+ * and Linux use, the reset line (command 0xFE, or an output-port write with bit 0 clear),
+ * which stops the VM with VM_STOP_RESET, and a keyboard that only ever types Ctrl+Alt+Del
+ * (Firecracker's SendCtrlAltDel), in scan code set 2 on IRQ 1.
+ *
+ * The DSDT does not list the controller and the FADT does not announce it, so Linux's i8042
+ * driver binds only when told to probe (i8042.nopnp, part of Firecracker's default command
+ * line, with i8042.dumbkbd so that atkbd sends the keyboard no commands); its reboot path
+ * reaches port 0x64 either way. No mouse is attached. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "byte_regs.h"
 #include "kiln/devices.h"
 #include "kiln/layout.h"
+#include "kiln/log.h"
 
-#define STS_OBF 0x01
+#define KBD_FIFO 16
+#define KBD_IRQ 1
+
+#define STS_OBF 0x01          /* status: output buffer full */
 #define STS_SYS 0x04
 #define STS_CMD 0x08
 #define CMD_READ_CONFIG 0x20
@@ -23,6 +32,7 @@
 #define CMD_ENABLE_KBD 0xae
 #define CMD_WRITE_OUTPUT 0xd1
 #define CMD_PULSE_FIRST 0xf0   /* 0xF0..0xFF pulse output lines whose bit is clear; bit 0 = reset */
+#define CFG_KBD_INT 0x01      /* command byte: IRQ 1 when a keyboard byte arrives */
 #define CFG_KBD_DISABLED 0x10
 #define CFG_AUX_DISABLED 0x20
 
@@ -33,12 +43,56 @@ struct i8042 {
 	uint8_t status;
 	uint8_t out;      /* output buffer, valid while STS_OBF */
 	uint8_t pending;  /* command waiting for its data byte on port 0x60, or 0 */
+	bool out_kbd;     /* the output buffer holds a keyboard byte (not a controller reply) */
+	uint8_t kbd[KBD_FIFO]; /* keyboard bytes not yet in the output buffer */
+	unsigned kbd_head, kbd_count;
 };
 
 static void push(struct i8042 *k, uint8_t v)
 {
 	k->out = v;
+	k->out_kbd = false;
 	k->status |= STS_OBF;
+}
+
+/* An IRQ 1 edge, if the guest enabled keyboard interrupts. */
+static void kbd_interrupt(struct i8042 *k)
+{
+	if (k->config & CFG_KBD_INT) {
+		k->host->set_irq(k->host, KBD_IRQ, true);
+		k->host->set_irq(k->host, KBD_IRQ, false);
+	}
+}
+
+/* Move the next keyboard byte into a free output buffer and interrupt. */
+static void deliver(struct i8042 *k)
+{
+	if ((k->status & STS_OBF) || !k->kbd_count || (k->config & CFG_KBD_DISABLED))
+		return;
+	push(k, k->kbd[k->kbd_head]);
+	k->out_kbd = true;
+	k->kbd_head = (k->kbd_head + 1) % KBD_FIFO;
+	k->kbd_count--;
+	kbd_interrupt(k);
+}
+
+int i8042_send_ctrl_alt_del(void *state)
+{
+	/* Set 2 make codes: left Ctrl, left Alt, Delete (extended). */
+	static const uint8_t keys[] = { 0x14, 0x11, 0xe0, 0x71 };
+	struct i8042 *k = state;
+	int ret = 0;
+
+	pthread_mutex_lock(&k->dev.lock);
+	if (k->kbd_count + sizeof(keys) > KBD_FIFO) {
+		ret = -ENOSPC; /* the guest is not reading its keyboard */
+	} else {
+		for (unsigned i = 0; i < sizeof(keys); i++)
+			k->kbd[(k->kbd_head + k->kbd_count++) % KBD_FIFO] = keys[i];
+		deliver(k);
+	}
+	pthread_mutex_unlock(&k->dev.lock);
+	return ret;
 }
 
 static void command(struct i8042 *k, uint8_t cmd)
@@ -50,7 +104,10 @@ static void command(struct i8042 *k, uint8_t cmd)
 	case CMD_SELF_TEST: push(k, 0x55); break;
 	case CMD_KBD_TEST: push(k, 0x00); break;
 	case CMD_DISABLE_KBD: k->config |= CFG_KBD_DISABLED; break;
-	case CMD_ENABLE_KBD: k->config &= ~CFG_KBD_DISABLED; break;
+	case CMD_ENABLE_KBD:
+		k->config &= ~CFG_KBD_DISABLED;
+		deliver(k);
+		break;
 	case CMD_DISABLE_AUX: k->config |= CFG_AUX_DISABLED; break;
 	case CMD_ENABLE_AUX: k->config &= ~CFG_AUX_DISABLED; break;
 	default:
@@ -63,7 +120,15 @@ static void command(struct i8042 *k, uint8_t cmd)
 static void data(struct i8042 *k, uint8_t v)
 {
 	switch (k->pending) {
-	case CMD_WRITE_CONFIG: k->config = v; break;
+	case CMD_WRITE_CONFIG: {
+		bool enabled = (v & CFG_KBD_INT) && !(k->config & CFG_KBD_INT);
+
+		k->config = v;
+		if (enabled && (k->status & STS_OBF) && k->out_kbd)
+			kbd_interrupt(k); /* a key already waits in the buffer */
+		deliver(k);
+		break;
+	}
 	case CMD_WRITE_OUTPUT:
 		if (!(v & 1))
 			k->host->request_stop(k->host, VM_STOP_RESET);
@@ -81,8 +146,11 @@ static uint8_t i8042_read_byte(struct byte_dev *dev, uint64_t off)
 	if (off == 4)
 		return k->status;
 	if (off == 0) {
+		uint8_t v = k->out;
+
 		k->status &= ~STS_OBF;
-		return k->out;
+		deliver(k);
+		return v;
 	}
 	return 0xff;
 }
