@@ -1,16 +1,18 @@
-/* fc — Firecracker compatibility: its JSON configuration model and its REST API server.
+/* fc — Firecracker compatibility: its JSON configuration model, its REST API server and its
+ * metrics.
  *
  * Owns: the mapping from Firecracker's FullVmConfiguration (swagger/firecracker.yaml: the keys
  * "boot-source", "machine-config", "drives", "network-interfaces", "entropy", "logger",
  * "metrics") to a struct vm_config, with Firecracker's defaults and rules; the API server on a
  * Unix socket (libmicrohttpd, served from kiln's event loop) and the pre-boot / post-boot rules
- * of its endpoints. The command line (src/cli/firecracker.c) drives both.
+ * of its endpoints; the metrics file. The command line (src/cli/firecracker.c) drives both.
  */
 #ifndef KILN_FC_H
 #define KILN_FC_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 #include <jansson.h>
 
 #include "kiln/log.h"
@@ -28,6 +30,7 @@ struct fc_config {
 	bool level_set;
 	enum log_level level;      /* "logger": "level", when level_set */
 	const char *log_path;      /* "logger": "log_path", or NULL */
+	const char *metrics_path;  /* "metrics": "metrics_path", or NULL */
 };
 
 /* Parse document @root into @out. Without @need_boot_source a missing "boot-source" is fine
@@ -70,12 +73,21 @@ int fc_error(char *err, size_t errlen, const char *fmt, ...) __attribute__((form
 
 struct fc_api;
 
-/* Start Firecracker's API server on a new Unix socket at @path (which must not exist), served
- * on @loop. @id is the instance id GET / reports; @doc the configuration so far (from
- * --config-file, or an empty object; the server takes the reference). Returns 0 with *out set,
- * or -errno with a message in @err. */
-int fc_api_start(const char *path, const char *id, json_t *doc, struct loop *loop,
-		 struct fc_api **out, char *err, size_t errlen) __attribute__((warn_unused_result));
+struct fc_api_options {
+	const char *sock_path;    /* the API socket (must not exist), or NULL for none (--no-api) */
+	const char *id;           /* the instance id GET / reports */
+	json_t *doc;              /* the configuration so far: --config-file's, or an empty object;
+				     fc_api_start() takes the reference */
+	const char *metrics_path; /* --metrics-path, or NULL */
+	struct loop *loop;        /* where the server and the metrics timer run */
+	struct timespec start, start_cpu; /* when kiln started (CLOCK_MONOTONIC, process CPU) */
+};
+
+/* Start the controller of a Firecracker-style VM: the configuration, the metrics and, with a
+ * socket path, the API server on it. Returns 0 with *out set, or -errno with a message in
+ * @err. */
+int fc_api_start(const struct fc_api_options *o, struct fc_api **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* InstanceStart: build the VM from the configuration so far (it runs once the caller calls
  * vm_run()). Returns 0, or -EINVAL (the configuration is wrong) or -EIO (the host failed) with
@@ -86,7 +98,8 @@ int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 /* The VM InstanceStart created, or NULL while none. */
 struct vm *fc_api_vm(struct fc_api *api);
 
-/* Stop the server, remove its socket, release the configuration; the VM is the caller's. */
+/* Stop the server, remove its socket, close the metrics, release the configuration; the VM is
+ * the caller's (destroy it first). */
 void fc_api_stop(struct fc_api *api);
 
 #endif

@@ -42,6 +42,7 @@ struct net_hostfwd {
 struct net_config {
 	enum net_kind kind;
 	const char *tap;            /* NET_TAP: the interface name */
+	const char *id;             /* the interface's name in metrics (Firecracker's iface_id), or NULL */
 	uint8_t mac[6];
 	bool mac_set;               /* else 52:54:00:12:34:56 + the NIC's index */
 	unsigned nr_hostfwd;        /* NET_USER only */

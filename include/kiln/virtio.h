@@ -253,6 +253,22 @@ struct disk_config {
 struct virtio_dev *virtio_blk_new(struct dev_host *host, const struct disk_config *cfg,
 				  unsigned index, bool *usage, char *err, size_t errlen);
 
+/* What a virtio-blk device did since it was made. */
+struct blk_counters {
+	uint64_t read_count, read_bytes;   /* completed reads */
+	uint64_t write_count, write_bytes; /* completed writes */
+	uint64_t flush_count;
+	uint64_t invalid_reqs;             /* refused by the device: range, read-only, unsupported */
+	uint64_t io_errors;                /* the host's read, write or flush failed */
+};
+
+/* A copy of virtio-blk @dev's counters. Any thread. */
+void virtio_blk_counters(struct virtio_dev *dev, struct blk_counters *out);
+
+/* A copy of virtio-net @dev's counters (see struct net_counters). Event loop thread. */
+struct net_counters;
+void virtio_net_counters(struct virtio_dev *dev, struct net_counters *out);
+
 /* virtio-rng (§5.4): fills every buffer from getrandom(). NULL when out of memory. */
 struct virtio_dev *virtio_rng_new(const struct guest_mem *mem);
 

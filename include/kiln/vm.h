@@ -49,7 +49,8 @@ enum vm_error_kind {
 
 /* Build the VM described by @cfg: read kernel and initrd, check limits against KVM and the host,
  * lay out memory, devices, ACPI tables and boot state, create vCPUs. Nothing runs yet. The
- * devices' descriptors go on @loop (the caller's; it must outlive the VM), whose thread is the
+ * devices' descriptors go on @loop (the caller's; it must outlive the VM, as must @cfg's
+ * strings), whose thread is the
  * one that calls vm_run(). Returns 0 with *out set, or -errno with a one-line message naming
  * the option and value in @err and *kind saying whether the cause is the user's input or the
  * host. */
@@ -62,6 +63,23 @@ enum vm_stop_reason vm_run(struct vm *vm);
 
 /* The signal number that stopped the VM when vm_run() returned VM_STOP_SIGNAL, else 0. */
 int vm_stop_signal(const struct vm *vm);
+
+enum vm_device_kind { VM_DEVICE_BLOCK, VM_DEVICE_NET, VM_DEVICE_RNG };
+
+/* One device's counters, for metrics. */
+struct vm_counters {
+	enum vm_device_kind kind;  /* VM_DEVICE_BLOCK or VM_DEVICE_NET */
+	const char *id;            /* disk_config.id / net_config.id, or NULL */
+	unsigned index;            /* among the devices of its kind, in configuration order */
+	union {
+		struct blk_counters blk;
+		struct net_counters net;
+	};
+};
+
+/* Copy the counters of the VM's block and network devices into @out[0..@max). Event loop
+ * thread. Returns how many were copied. */
+unsigned vm_counters(struct vm *vm, struct vm_counters *out, unsigned max);
 
 /* Type Ctrl+Alt+Del on the guest's PS/2 keyboard (Firecracker's SendCtrlAltDel; a Linux guest
  * sees it when its i8042 driver is bound, e.g. with i8042.nopnp). Any thread. Returns 0, or

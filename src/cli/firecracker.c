@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <jansson.h>
 
@@ -19,7 +20,7 @@
 
 static const char fc_usage[] =
 	"usage: kiln [--api-sock PATH] [--config-file PATH] [--id ID] [--boot-timer]\n"
-	"            [--level LEVEL] [--log-path PATH]\n"
+	"            [--level LEVEL] [--log-path PATH] [--metrics-path PATH]\n"
 	"       kiln --no-api --config-file PATH [...]\n"
 	"\n"
 	"Firecracker's process flags: serve Firecracker's REST API on a Unix socket and boot the\n"
@@ -35,6 +36,7 @@ static const char fc_usage[] =
 	"  --boot-timer        log the guest's boot time (its write of 123 to MMIO 0xC0000000)\n"
 	"  --level LEVEL       Error, Warning (default), Info, Debug, Trace or Off\n"
 	"  --log-path PATH     write log lines to this existing file or named pipe\n"
+	"  --metrics-path PATH write metrics (JSON lines) to this existing file or named pipe\n"
 	"  --version, --help\n"
 	"\n"
 	"Exit status as for `kiln run` (see kiln run --help).\n";
@@ -42,13 +44,14 @@ static const char fc_usage[] =
 /* Firecracker flags kiln does not implement yet: refused by name, never ignored. */
 static const char *const fc_unimplemented[] = {
 	"--seccomp-filter", "--no-seccomp", "--start-time-us", "--start-time-cpu-us",
-	"--parent-cpu-time-us", "--metrics-path", "--mmds-size-limit", "--http-api-max-payload-size",
+	"--parent-cpu-time-us", "--mmds-size-limit", "--http-api-max-payload-size",
 	"--show-level", "--show-log-origin", "--module", "--describe-snapshot", "--snapshot-version",
 	"--enable-pci", NULL,
 };
 
 struct fc_run {
-	const char *api_sock, *config_file, *id, *log_path;
+	const char *api_sock, *config_file, *id, *log_path, *metrics_path;
+	struct timespec start, start_cpu;
 	bool no_api, boot_timer;
 	enum log_level level;
 	json_t *root;           /* the configuration; cfg's strings point into it */
@@ -83,7 +86,8 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 				return fc_error(err, errlen, "%s: a Firecracker flag kiln does not "
 						   "implement yet", name);
 		if (strcmp(name, "--config-file") && strcmp(name, "--id") && strcmp(name, "--level") &&
-		    strcmp(name, "--log-path") && strcmp(name, "--api-sock"))
+		    strcmp(name, "--log-path") && strcmp(name, "--api-sock") &&
+		    strcmp(name, "--metrics-path"))
 			return fc_error(err, errlen, "unknown flag \"%s\" (kiln --help)", flag);
 		value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
 		if (!value)
@@ -92,6 +96,8 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 			r->config_file = value;
 		} else if (!strcmp(name, "--api-sock")) {
 			r->api_sock = value;
+		} else if (!strcmp(name, "--metrics-path")) {
+			r->metrics_path = value;
 		} else if (!strcmp(name, "--id")) {
 			if (!fc_valid_id(value, 64, "-"))
 				return fc_error(err, errlen, "--id: \"%s\" is not 1-64 of A-Z a-z 0-9 -",
@@ -132,6 +138,8 @@ static int parse_config_file(struct fc_run *r, char *err, size_t errlen)
 		r->level = r->cfg.level;
 	if (r->cfg.log_path)
 		r->log_path = r->cfg.log_path;
+	if (r->cfg.metrics_path && !r->metrics_path)
+		r->metrics_path = r->cfg.metrics_path;
 	return 0;
 }
 
@@ -150,8 +158,9 @@ static void signal_readable(void *opaque)
 }
 
 /* Serve the API until InstanceStart has made a VM (or, with a configuration file, make it at
- * once), then run it; SIGINT, SIGTERM and SIGHUP before that end kiln with 128 + the signal. */
-static int serve_api(struct fc_run *r)
+ * once), then run it; SIGINT, SIGTERM and SIGHUP before that end kiln with 128 + the signal.
+ * With --no-api there is no socket: the configuration file's VM starts at once. */
+static int run_firecracker(struct fc_run *r)
 {
 	struct loop *loop = NULL;
 	struct fc_api *api = NULL;
@@ -175,10 +184,17 @@ static int serve_api(struct fc_run *r)
 	}
 	if (!ret && (ret = loop_watch(loop, &sig, sig.fd, signal_readable, &sig)))
 		snprintf(err, sizeof(err), "event loop: %s", strerror(-ret));
-	if (!ret)
-		ret = fc_api_start(r->api_sock, r->id ? r->id : "anonymous-instance",
-				   r->root ? json_incref(r->root) : json_object(), loop, &api, err,
-				   sizeof(err));
+	if (!ret) {
+		struct fc_api_options o = {
+			.sock_path = r->no_api ? NULL : r->api_sock,
+			.id = r->id ? r->id : "anonymous-instance",
+			.doc = r->root ? json_incref(r->root) : json_object(),
+			.metrics_path = r->metrics_path, .loop = loop,
+			.start = r->start, .start_cpu = r->start_cpu,
+		};
+
+		ret = fc_api_start(&o, &api, err, sizeof(err));
+	}
 	if (!ret && r->root)
 		ret = fc_api_instance_start(api, err, sizeof(err));
 	while (!ret && !(vm = fc_api_vm(api)) && !sig.signo) {
@@ -211,6 +227,8 @@ int cli_firecracker(int argc, char **argv)
 	char err[900];
 	int ret, fd;
 
+	clock_gettime(CLOCK_MONOTONIC, &r.start);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &r.start_cpu);
 	ret = parse_flags(argc, argv, &r, err, sizeof(err));
 	if (ret == CLI_HELP || ret == CLI_VERSION) {
 		fputs(ret == CLI_HELP ? fc_usage : "kiln " KILN_VERSION "\n", stdout);
@@ -233,7 +251,7 @@ int cli_firecracker(int argc, char **argv)
 		log_set_level(r.boot_timer && r.level < LOG_INFO ? LOG_INFO : r.level);
 		log_info("microVM %s: starting (kiln %s)", r.id ? r.id : "anonymous-instance",
 			 KILN_VERSION);
-		ret = r.no_api ? cli_run_vm(&r.cfg.cfg, "kiln") : serve_api(&r);
+		ret = run_firecracker(&r);
 	}
 	fc_config_release(&r.cfg);
 	json_decref(r.root);

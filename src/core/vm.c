@@ -224,7 +224,8 @@ static int create_devices(struct vm *vm, struct acpi_config *acpi, struct vm_err
 /* Attach @dev (taken over, freed on failure) with the configured transport: a PCI slot, or the
  * next virtio-mmio slot, described in the DSDT and added to @cmdline (KILN_CMDLINE_MAX bytes). */
 static int attach_virtio(struct vm *vm, const struct vm_config *cfg, struct virtio_dev *dev,
-			 const char *what, struct acpi_config *acpi, char *cmdline, struct vm_error *e)
+			 enum vm_device_kind kind, const char *id, const char *what,
+			 struct acpi_config *acpi, char *cmdline, struct vm_error *e)
 {
 	struct vm_virtio *v = &vm->virtio[vm->nr_virtio];
 	size_t used = strlen(cmdline);
@@ -244,6 +245,8 @@ static int attach_virtio(struct vm *vm, const struct vm_config *cfg, struct virt
 			    cfg->transport == VM_TRANSPORT_PCI ? "virtio-pci" : "virtio-mmio", strerror(-ret));
 	}
 	v->dev = dev;
+	v->kind = kind;
+	v->id = id;
 	vm->nr_virtio++;
 	if (v->mmio) {
 		virtio_mmio_describe(v->mmio, acpi);
@@ -265,7 +268,8 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 
 		if (!dev)
 			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
-		ret = attach_virtio(vm, cfg, dev, "--disk", acpi, cmdline, e);
+		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_BLOCK, cfg->disk[i].id, "--disk", acpi,
+				    cmdline, e);
 	}
 	for (unsigned i = 0; !ret && i < cfg->nr_nets; i++) {
 		const struct net_config *n = &cfg->net[i];
@@ -277,14 +281,14 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 		dev = virtio_net_new(&vm->mem, be, n->mac_set ? n->mac : NULL, i);
 		if (!dev)
 			return fail(e, VM_ERR_RUNTIME, "--net: out of memory");
-		ret = attach_virtio(vm, cfg, dev, "--net", acpi, cmdline, e);
+		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_NET, n->id, "--net", acpi, cmdline, e);
 	}
 	if (!ret && cfg->rng) {
 		struct virtio_dev *dev = virtio_rng_new(&vm->mem);
 
 		if (!dev)
 			return fail(e, VM_ERR_RUNTIME, "--rng: out of memory");
-		ret = attach_virtio(vm, cfg, dev, "--rng", acpi, cmdline, e);
+		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_RNG, NULL, "--rng", acpi, cmdline, e);
 	}
 	if (!ret)
 		pci_bus_describe(vm->pci, acpi); /* after the devices: _PRT lists them */
@@ -679,6 +683,26 @@ enum vm_stop_reason vm_run(struct vm *vm)
 }
 
 int vm_stop_signal(const struct vm *vm) { return vm->stop_signal; }
+
+unsigned vm_counters(struct vm *vm, struct vm_counters *out, unsigned max)
+{
+	unsigned n = 0, index[VM_DEVICE_RNG + 1] = { 0 };
+
+	for (unsigned i = 0; i < vm->nr_virtio && n < max; i++) {
+		struct vm_virtio *v = &vm->virtio[i];
+		struct vm_counters *c = &out[n];
+
+		if (v->kind == VM_DEVICE_RNG)
+			continue;
+		*c = (struct vm_counters){ .kind = v->kind, .id = v->id, .index = index[v->kind]++ };
+		if (v->kind == VM_DEVICE_BLOCK)
+			virtio_blk_counters(v->dev, &c->blk);
+		else
+			virtio_net_counters(v->dev, &c->net);
+		n++;
+	}
+	return n;
+}
 
 int vm_send_ctrl_alt_del(struct vm *vm)
 {

@@ -32,6 +32,8 @@ struct vm_device {
 /* A virtio device and the transport that attaches it. */
 struct vm_virtio {
 	struct virtio_dev *dev;
+	enum vm_device_kind kind;
+	const char *id;           /* the configuration's name for it, or NULL */
 	struct virtio_mmio *mmio; /* one of the two transports */
 	struct virtio_pci *pci;
 };

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fc_internal.h"
@@ -29,6 +30,7 @@ struct fc_api {
 	json_t *doc;             /* the configuration so far; the VM's strings point into it */
 	struct fc_config cfg;    /* parsed from doc at InstanceStart */
 	struct vm *vm;           /* NULL until InstanceStart */
+	struct fc_metrics *metrics;
 };
 
 /* When a route may run: Firecracker's "not allowed pre-boot / post-boot" lists. */
@@ -40,6 +42,11 @@ struct request {
 	json_t *body;            /* NULL for GET */
 	struct http_reply *reply;
 };
+
+static uint64_t elapsed_us(const struct timespec *from, const struct timespec *to)
+{
+	return (uint64_t)((to->tv_sec - from->tv_sec) * 1000000 + (to->tv_nsec - from->tv_nsec) / 1000);
+}
 
 static void ok(struct request *rq) { *rq->reply = (struct http_reply){ 204, NULL }; }
 
@@ -316,6 +323,8 @@ int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 		return kind == VM_ERR_USAGE ? -EINVAL : -EIO;
 	}
 	log_info("microVM %s: InstanceStart", api->id);
+	if (fc_metrics_start(api->metrics, api->vm))
+		log_warn("metrics: cannot start the periodic flush");
 	return 0;
 }
 
@@ -333,6 +342,7 @@ static void put_actions(struct request *rq)
 {
 	const char *type;
 	char err[300];
+	int ret;
 
 	if (fc_unpack(rq->body, "", FC_FIELDS({ "action_type", 's', true, &type }), err,
 		      sizeof(err))) {
@@ -350,8 +360,13 @@ static void put_actions(struct request *rq)
 		else
 			ok(rq);
 	} else if (!strcmp(type, "FlushMetrics")) {
-		bad(rq, rq->api->vm ? "FlushMetrics: metrics are not implemented by kiln yet."
-				    : ERR_PRE_BOOT);
+		if (!rq->api->vm)
+			bad(rq, ERR_PRE_BOOT);
+		else if ((ret = fc_metrics_flush(rq->api->metrics)))
+			*rq->reply = (struct http_reply){ 400, http_fault("Metrics error: %s",
+									  strerror(-ret)) };
+		else
+			ok(rq);
 	} else {
 		*rq->reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "unknown variant "
 								  "`%s`, expected one of "
@@ -383,6 +398,20 @@ static void patch_vm(struct request *rq)
 	}
 }
 
+static void put_metrics(struct request *rq)
+{
+	const char *path;
+	char err[600];
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "metrics_path", 's', true, &path }), err,
+		      sizeof(err)))
+		*rq->reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "%s", err) };
+	else if (fc_metrics_set_path(rq->api->metrics, path, err, sizeof(err)))
+		*rq->reply = (struct http_reply){ 400, http_fault("Metrics error: %s", err) };
+	else
+		ok(rq);
+}
+
 /* Known to Firecracker, not (yet) to kiln: refused by name. */
 static void not_implemented(struct request *rq)
 {
@@ -401,32 +430,33 @@ static const struct route {
 	const char *method, *tok0, *tok1;
 	enum when when;
 	void (*fn)(struct request *rq);
+	const char *metric;     /* the request counter's name in the metrics */
 } routes[] = {
-	{ "GET", "", NULL, ANY, get_info },
-	{ "GET", "version", NULL, ANY, get_version },
-	{ "GET", "vm", "config", ANY, get_vm_config },
-	{ "GET", "machine-config", NULL, ANY, get_machine_config },
-	{ "PUT", "machine-config", NULL, PRE_BOOT, put_machine_config },
-	{ "PATCH", "machine-config", NULL, PRE_BOOT, patch_machine_config },
-	{ "PUT", "boot-source", NULL, PRE_BOOT, put_boot_source },
-	{ "PUT", "drives", "*", PRE_BOOT, put_drive },
-	{ "PATCH", "drives", "*", POST_BOOT, post_boot_not_implemented },
-	{ "PUT", "network-interfaces", "*", PRE_BOOT, put_nic },
-	{ "PATCH", "network-interfaces", "*", POST_BOOT, post_boot_not_implemented },
-	{ "PUT", "entropy", NULL, PRE_BOOT, put_entropy },
-	{ "PUT", "logger", NULL, PRE_BOOT, put_logger },
-	{ "PUT", "actions", NULL, ANY, put_actions },
-	{ "PATCH", "vm", NULL, ANY, patch_vm }, /* checks the state after the body */
-	{ "PUT", "metrics", NULL, PRE_BOOT, not_implemented },
-	{ "GET", "mmds", NULL, ANY, not_implemented },
-	{ "PUT", "mmds", NULL, ANY, not_implemented },
-	{ "PATCH", "mmds", NULL, ANY, not_implemented },
-	{ "PUT", "vsock", NULL, PRE_BOOT, not_implemented },
-	{ "PUT", "balloon", NULL, PRE_BOOT, not_implemented },
-	{ "PATCH", "balloon", NULL, POST_BOOT, not_implemented },
-	{ "GET", "balloon", NULL, ANY, not_implemented },
-	{ "PUT", "cpu-config", NULL, PRE_BOOT, not_implemented },
-	{ "PUT", "snapshot", NULL, ANY, not_implemented },
+	{ "GET", "", NULL, ANY, get_info, "instance_info" },
+	{ "GET", "version", NULL, ANY, get_version, "vmm_version" },
+	{ "GET", "vm", "config", ANY, get_vm_config, "vm_config" },
+	{ "GET", "machine-config", NULL, ANY, get_machine_config, "machine_cfg" },
+	{ "PUT", "machine-config", NULL, PRE_BOOT, put_machine_config, "machine_cfg" },
+	{ "PATCH", "machine-config", NULL, PRE_BOOT, patch_machine_config, "machine_cfg" },
+	{ "PUT", "boot-source", NULL, PRE_BOOT, put_boot_source, "boot_source" },
+	{ "PUT", "drives", "*", PRE_BOOT, put_drive, "drive" },
+	{ "PATCH", "drives", "*", POST_BOOT, post_boot_not_implemented, "drive" },
+	{ "PUT", "network-interfaces", "*", PRE_BOOT, put_nic, "network" },
+	{ "PATCH", "network-interfaces", "*", POST_BOOT, post_boot_not_implemented, "network" },
+	{ "PUT", "entropy", NULL, PRE_BOOT, put_entropy, "entropy" },
+	{ "PUT", "logger", NULL, PRE_BOOT, put_logger, "logger" },
+	{ "PUT", "metrics", NULL, PRE_BOOT, put_metrics, "metrics" },
+	{ "PUT", "actions", NULL, ANY, put_actions, "actions" },
+	{ "PATCH", "vm", NULL, ANY, patch_vm, "vm" }, /* checks the state after the body */
+	{ "GET", "mmds", NULL, ANY, not_implemented, "mmds" },
+	{ "PUT", "mmds", NULL, ANY, not_implemented, "mmds" },
+	{ "PATCH", "mmds", NULL, ANY, not_implemented, "mmds" },
+	{ "PUT", "vsock", NULL, PRE_BOOT, not_implemented, "vsock" },
+	{ "PUT", "balloon", NULL, PRE_BOOT, not_implemented, "balloon" },
+	{ "PATCH", "balloon", NULL, POST_BOOT, not_implemented, "balloon" },
+	{ "GET", "balloon", NULL, ANY, not_implemented, "balloon" },
+	{ "PUT", "cpu-config", NULL, PRE_BOOT, not_implemented, "cpu_cfg" },
+	{ "PUT", "snapshot", NULL, ANY, not_implemented, "snapshot" },
 };
 
 static const struct route *find_route(const char *method, const char *tok0, const char *tok1)
@@ -491,30 +521,42 @@ static void handle(void *opaque, const char *method, const char *path, const cha
 		r->fn(&rq);
 	}
 	json_decref(rq.body);
+	if (r)
+		fc_metrics_count_request(rq.api->metrics, r->method, r->metric, reply->status >= 400);
 	if (reply->status >= 400)
 		log_info("api: %s %s: %u %s", method, path, reply->status,
 			 json_string_value(json_object_get(reply->body, "fault_message")));
 }
 
-int fc_api_start(const char *path, const char *id, json_t *doc, struct loop *loop,
-		 struct fc_api **out, char *err, size_t errlen)
+int fc_api_start(const struct fc_api_options *o, struct fc_api **out, char *err, size_t errlen)
 {
 	struct fc_api *api = calloc(1, sizeof(*api));
-	int ret;
+	struct timespec now, cpu;
+	int ret = 0;
 
-	if (!api || !(api->id = strdup(id))) {
+	if (!api || !(api->id = strdup(o->id)) || !(api->metrics = fc_metrics_new(o->loop))) {
+		if (api)
+			free(api->id);
 		free(api);
-		json_decref(doc);
+		json_decref(o->doc);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	api->doc = doc;
-	api->loop = loop;
-	ret = http_start(path, loop, handle, api, &api->http, err, errlen);
+	api->doc = o->doc;
+	api->loop = o->loop;
+	if (o->metrics_path && (ret = fc_metrics_set_path(api->metrics, o->metrics_path, err, errlen)))
+		snprintf(err, errlen, "metrics path %s: %s", o->metrics_path, strerror(-ret));
+	if (!ret && o->sock_path)
+		ret = http_start(o->sock_path, o->loop, handle, api, &api->http, err, errlen);
 	if (ret) {
 		fc_api_stop(api);
 		return ret;
 	}
+	/* Firecracker's api_server.process_startup_time: from kiln's start to serving. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	fc_metrics_set_startup(api->metrics, elapsed_us(&o->start, &now),
+			       elapsed_us(&o->start_cpu, &cpu));
 	*out = api;
 	return 0;
 }
@@ -524,6 +566,7 @@ struct vm *fc_api_vm(struct fc_api *api) { return api->vm; }
 void fc_api_stop(struct fc_api *api)
 {
 	http_stop(api->http);
+	fc_metrics_free(api->metrics);
 	fc_config_release(&api->cfg);
 	json_decref(api->doc);
 	free(api->id);

@@ -273,20 +273,20 @@ static int parse_nics(json_t *a, struct fc_config *r, char *err, size_t errlen)
 	json_array_foreach(a, i, o) {
 		struct net_config *n = &r->cfg.net[r->cfg.nr_nets];
 		json_t *mtu = NULL, *rx = NULL, *tx = NULL;
-		const char *id, *text = NULL;
+		const char *text = NULL;
 		char where[48];
 
 		snprintf(where, sizeof(where), "\"network-interfaces\"[%zu]: ", i);
 		*n = (struct net_config){ .kind = NET_TAP };
-		if (fc_unpack(o, where, FC_FIELDS({ "iface_id", 's', true, &id },
+		if (fc_unpack(o, where, FC_FIELDS({ "iface_id", 's', true, &n->id },
 						  { "host_dev_name", 's', true, &n->tap },
 						  { "guest_mac", 's', false, &text }, { "mtu", 'o', false, &mtu },
 						  { "rx_rate_limiter", 'o', false, &rx },
 						  { "tx_rate_limiter", 'o', false, &tx }), err, errlen))
 			return -EINVAL;
-		if (!fc_valid_id(id, 64, "_"))
+		if (!fc_valid_id(n->id, 64, "_"))
 			return fc_error(err, errlen, "%s\"iface_id\": \"%s\" is not 1-64 of A-Z a-z "
-					"0-9 _", where, id);
+					"0-9 _", where, n->id);
 		if (unimplemented(mtu, where, "mtu", err, errlen) ||
 		    unimplemented(rx, where, "rx_rate_limiter", err, errlen) ||
 		    unimplemented(tx, where, "tx_rate_limiter", err, errlen))
@@ -326,6 +326,14 @@ static int parse_logger(json_t *o, struct fc_config *r, char *err, size_t errlen
 	return 0;
 }
 
+static int parse_metrics(json_t *o, struct fc_config *r, char *err, size_t errlen)
+{
+	if (!o || json_is_null(o))
+		return 0;
+	return fc_unpack(o, "\"metrics\": ", FC_FIELDS({ "metrics_path", 's', true, &r->metrics_path }),
+			 err, errlen);
+}
+
 int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, char *err,
 		    size_t errlen)
 {
@@ -361,8 +369,7 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 		return fc_error(err, errlen, "\"boot-source\" is required");
 	if (parse_boot_source(boot, r, err, errlen) || parse_machine(mc, r, err, errlen) ||
 	    parse_drives(drives, r, err, errlen) || parse_nics(nics, r, err, errlen) ||
-	    parse_logger(logger, r, err, errlen) ||
-	    unimplemented(metrics, "", "metrics", err, errlen) ||
+	    parse_logger(logger, r, err, errlen) || parse_metrics(metrics, r, err, errlen) ||
 	    unimplemented(limiter, "\"entropy\": ", "rate_limiter", err, errlen) ||
 	    unimplemented(vsock, "", "vsock", err, errlen) ||
 	    unimplemented(balloon, "", "balloon", err, errlen) ||

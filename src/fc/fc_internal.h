@@ -1,8 +1,11 @@
-/* fc_internal — the HTTP layer under the API server, shared by the files of src/fc only. */
+/* fc_internal — the HTTP layer under the API server and the metrics, shared by the files of
+ * src/fc only. */
 #ifndef KILN_FC_INTERNAL_H
 #define KILN_FC_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #include "kiln/loop.h"
@@ -18,8 +21,8 @@ struct http_reply {
 	json_t *body;
 };
 
-/* Called on the loop thread once a request is complete: @method as sent, @path as sent, @body of @len bytes (NUL-terminated; @len 0
- * when there was none). */
+/* Called on the loop thread once a request is complete: @method and @path as sent, @body of
+ * @len bytes (NUL-terminated; @len 0 when there was none). */
 typedef void (*http_handler)(void *opaque, const char *method, const char *path,
 			     const char *body, size_t len, struct http_reply *reply);
 
@@ -38,3 +41,36 @@ void http_stop(struct http_server *s);
 json_t *http_fault(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif
+
+struct vm;
+
+/* Firecracker's metrics (docs/metrics.md): JSON lines with the counters of every block and
+ * network device and of the API, each line the change since the previous one; written when the
+ * VM starts, every 60 s, and on FlushMetrics. */
+struct fc_metrics;
+
+/* Metrics with no file yet, served on @loop. NULL when out of memory. */
+struct fc_metrics *fc_metrics_new(struct loop *loop);
+
+/* Write to @path (an existing file or named pipe, as Firecracker). Once only. Returns 0,
+ * -EEXIST (already set: Firecracker's "Reinitialization of metrics not allowed.") or -errno
+ * with a message in @err. */
+int fc_metrics_set_path(struct fc_metrics *m, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* The VM is running: write a line now and then every 60 s (when a path is set). Returns 0 or
+ * -errno. */
+int fc_metrics_start(struct fc_metrics *m, struct vm *vm) __attribute__((warn_unused_result));
+
+/* Count one API request: @method "GET"/"PUT"/"PATCH", @name Firecracker's counter name
+ * (e.g. "machine_cfg"), @failed when it was answered with an error. */
+void fc_metrics_count_request(struct fc_metrics *m, const char *method, const char *name,
+			      bool failed);
+
+/* Write one line now. Returns 0 (also when no path is set) or -errno. */
+int fc_metrics_flush(struct fc_metrics *m);
+
+/* The process's start-up cost, reported under "api_server" (microseconds). */
+void fc_metrics_set_startup(struct fc_metrics *m, uint64_t wall_us, uint64_t cpu_us);
+
+void fc_metrics_free(struct fc_metrics *m);

@@ -39,6 +39,7 @@
 /* A request handed to the backend, indexed by its head descriptor. */
 struct blk_req {
 	bool busy;
+	uint32_t type;          /* VIRTIO_BLK_T_IN, _OUT or _FLUSH */
 	uint8_t *status;        /* the status byte in guest memory */
 	uint64_t len;           /* data bytes expected (0 for a flush) */
 	uint32_t written;       /* bytes written into the chain on success */
@@ -59,6 +60,7 @@ struct blk {
 	char serial[VIRTIO_BLK_ID_BYTES];
 	struct virtio_blk_config config;
 	struct log_once bad_request;
+	struct blk_counters stats; /* under dev.lock */
 };
 
 static struct blk *to_blk(struct virtio_dev *dev) { return dev->opaque; }
@@ -81,6 +83,14 @@ static void blk_done(void *opaque, uint32_t head, int64_t result)
 	bool ok = result >= 0 && (uint64_t)result == r->len;
 
 	r->busy = false;
+	if (!ok)
+		b->stats.io_errors++;
+	else if (r->type == VIRTIO_BLK_T_FLUSH)
+		b->stats.flush_count++;
+	else if (r->type == VIRTIO_BLK_T_OUT)
+		b->stats.write_count++, b->stats.write_bytes += r->len;
+	else
+		b->stats.read_count++, b->stats.read_bytes += r->len;
 	if (b->resetting)
 		return;
 	*r->status = ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
@@ -133,6 +143,7 @@ static int start_io(struct blk *b, const struct virtq_chain *c, const struct vir
 		b->scratch_used += (unsigned)n;
 	}
 	r->busy = true;
+	r->type = h->type;
 	r->status = status;
 	r->len = len;
 	r->written = write ? 0 : (uint32_t)len;
@@ -209,8 +220,19 @@ static uint32_t blk_serve(struct virtio_dev *dev, const struct virtq_chain *c)
 	case VIRTIO_BLK_T_WRITE_ZEROES: status = discard_or_zero(b, c, true); break;
 	default: status = VIRTIO_BLK_S_UNSUPP; break;
 	}
+	if (status != VIRTIO_BLK_S_OK)
+		b->stats.invalid_reqs++;
 	*(uint8_t *)st.iov_base = (uint8_t)status;
 	return written + 1;
+}
+
+void virtio_blk_counters(struct virtio_dev *dev, struct blk_counters *out)
+{
+	struct blk *b = to_blk(dev);
+
+	pthread_mutex_lock(&b->dev.lock);
+	*out = b->stats;
+	pthread_mutex_unlock(&b->dev.lock);
 }
 
 static void blk_queue_notify(struct virtio_dev *dev, unsigned q)

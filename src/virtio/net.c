@@ -216,6 +216,11 @@ static void net_reset(struct virtio_dev *dev)
 	nt->be->ops->set_offloads(nt->be, 0);
 }
 
+void virtio_net_counters(struct virtio_dev *dev, struct net_counters *out)
+{
+	*out = to_net(dev)->be->stats;
+}
+
 static void net_free(struct virtio_dev *dev)
 {
 	struct net *nt = to_net(dev);

@@ -1,6 +1,7 @@
 """Firecracker's REST API (`kiln --api-sock PATH`): Firecracker's getting-started flow with curl
-against a real guest, pause, resume and Ctrl+Alt+Del, the pre-boot / post-boot rules, a table of bad requests
-(nothing changes), a configuration file with the API, and a flood of clients."""
+against a real guest, pause, resume and Ctrl+Alt+Del, the pre-boot / post-boot rules, a table
+of bad requests (nothing changes), a configuration file with the API and metrics, and a flood
+of clients."""
 import json
 import os
 import socket
@@ -103,13 +104,19 @@ def test_getting_started_with_curl_pause_resume_ctrl_alt_del(kvm, kiln, bzimage,
         sh.close()
 
 
-def test_config_file_with_api(kvm, kiln, bzimage, initrd, tmp_path):
-    """--config-file with --api-sock: the VM boots at once and the API serves it."""
+def test_config_file_with_api_and_metrics(kvm, kiln, bzimage, initrd, tmp_path):
+    """--config-file with --api-sock: the VM boots at once and the API serves it; metrics from
+    the file's "metrics" go out at boot and on FlushMetrics, with the drive's counters."""
     sock = tmp_path / "api.sock"
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text("")  # as Firecracker: an existing file or named pipe
+    data = ext4(tmp_path / "data.ext4", "16M")
     config = tmp_path / "vm.json"
     config.write_text(json.dumps({
         "boot-source": {"kernel_image_path": str(bzimage), "initrd_path": str(initrd), "boot_args": BOOT_ARGS},
-        "machine-config": {"vcpu_count": 1, "mem_size_mib": 192}}))
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": 192},
+        "drives": [{"drive_id": "data", "path_on_host": str(data), "is_root_device": False}],
+        "metrics": {"metrics_path": str(metrics)}}))
     sh = Shell([kiln, "--api-sock", sock, "--config-file", config])
     try:
         wait_for_socket(sock, sh.proc)
@@ -117,7 +124,27 @@ def test_config_file_with_api(kvm, kiln, bzimage, initrd, tmp_path):
         status, cfg = call(sock, "GET", "/vm/config")
         assert status == 200 and cfg["machine-config"]["mem_size_mib"] == 192, cfg
         assert cfg["boot-source"]["kernel_image_path"] == str(bzimage), cfg
-        assert "MemTotal" in sh.check("head -1 /proc/meminfo")
+        lines = metrics.read_text().splitlines()
+        assert len(lines) == 1, lines  # written when the VM started
+        sh.check("dd if=/dev/vda of=/dev/null bs=1M count=4 iflag=direct")
+        sh.check("dd if=/dev/zero of=/dev/vda bs=64k count=2 oflag=direct")
+        assert call(sock, "PUT", "/metrics", {"metrics_path": str(metrics)}) == (
+            400, {"fault_message": POST_BOOT})
+        assert call(sock, "PUT", "/actions", {"action_type": "FlushMetrics"}) == (204, None)
+        lines = metrics.read_text().splitlines()
+        assert len(lines) == 2, lines
+        line = json.loads(lines[1])
+        assert line["block_data"]["read_bytes"] >= 4 << 20, line
+        assert line["block_data"]["write_bytes"] == 2 * 65536 and line["block_data"]["write_count"] >= 1, line
+        assert line["block"]["read_bytes"] == line["block_data"]["read_bytes"], line
+        assert line["get_api_requests"]["instance_info_count"] == 1, line
+        assert line["get_api_requests"]["vm_config_count"] == 1, line
+        assert line["put_api_requests"]["metrics_fails"] == 1, line
+        assert line["utc_timestamp_ms"] > 1.7e12, line
+        # The next line counts only what happened since: nothing.
+        assert call(sock, "PUT", "/actions", {"action_type": "FlushMetrics"}) == (204, None)
+        line = json.loads(metrics.read_text().splitlines()[2])
+        assert line["block_data"]["read_bytes"] == 0 and line["put_api_requests"]["actions_count"] == 1, line
         assert sh.poweroff() == 0
     finally:
         sh.close()
@@ -165,7 +192,8 @@ BAD_REQUESTS = [
     ("PATCH", "/vm", {"state": "Paused"}, PRE_BOOT),
     ("PATCH", "/vm", {"state": "Frozen"}, "unknown variant `Frozen`, expected `Paused` or `Resumed`"),
     ("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": "/x"}, PRE_BOOT),
-    ("PUT", "/metrics", {"metrics_path": "/m"}, "not implemented by kiln yet"),
+    ("PUT", "/metrics", {"metrics_path": "/no/such/metrics"}, "Metrics error: Failed to open target file"),
+    ("PUT", "/actions", {"action_type": "FlushMetrics"}, PRE_BOOT),
     ("PUT", "/vsock", {"guest_cid": 3, "uds_path": "/v"}, "not implemented by kiln yet"),
     ("PUT", "/mmds", {"latest": {}}, "not implemented by kiln yet"),
 ]

@@ -1,0 +1,269 @@
+/* metrics — Firecracker's metrics file, see fc_internal.h.
+ *
+ * One compact JSON object per line (docs/metrics.md): "utc_timestamp_ms", "api_server",
+ * "block_<drive_id>" and "net_<iface_id>" for each device followed by the sums "block" and
+ * "net", and "get_api_requests", "put_api_requests", "patch_api_requests". Counters are the
+ * change since the previous line, as Firecracker's SharedIncMetric. Field names follow
+ * Firecracker's where the meaning is the same (read_count, rx_bytes_count, ...); kiln's drop
+ * counters keep their own names (rx_dropped_count, tx_dropped_count).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fc_internal.h"
+#include "kiln/log.h"
+#include "kiln/vm.h"
+
+#define METRICS_PERIOD_S 60
+#define METRICS_MAX_DEVICES VM_MAX_VIRTIO
+#define METRICS_MAX_REQUESTS 32 /* distinct method + name pairs */
+
+struct request_count {
+	const char *method, *name;
+	uint64_t count, fails;
+};
+
+struct fc_metrics {
+	struct loop *loop;
+	int fd;                  /* the metrics file, or -1 */
+	int timer_fd;
+	struct vm *vm;
+	uint64_t startup_us, startup_cpu_us;
+	unsigned nr_prev;
+	struct vm_counters prev[METRICS_MAX_DEVICES]; /* the totals at the previous line */
+	unsigned nr_requests;
+	struct request_count requests[METRICS_MAX_REQUESTS];
+	struct log_once write_failed;
+};
+
+struct fc_metrics *fc_metrics_new(struct loop *loop)
+{
+	struct fc_metrics *m = calloc(1, sizeof(*m));
+
+	if (m) {
+		m->loop = loop;
+		m->fd = m->timer_fd = -1;
+	}
+	return m;
+}
+
+int fc_metrics_set_path(struct fc_metrics *m, const char *path, char *err, size_t errlen)
+{
+	if (m->fd >= 0) {
+		snprintf(err, errlen, "Reinitialization of metrics not allowed.");
+		return -EEXIST;
+	}
+	m->fd = open(path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+	if (m->fd < 0) {
+		int ret = -errno;
+
+		snprintf(err, errlen, "Failed to open target file %s: %s", path, strerror(errno));
+		return ret;
+	}
+	return 0;
+}
+
+void fc_metrics_set_startup(struct fc_metrics *m, uint64_t wall_us, uint64_t cpu_us)
+{
+	m->startup_us = wall_us;
+	m->startup_cpu_us = cpu_us;
+}
+
+void fc_metrics_count_request(struct fc_metrics *m, const char *method, const char *name,
+			      bool failed)
+{
+	struct request_count *r = NULL;
+
+	for (unsigned i = 0; i < m->nr_requests && !r; i++)
+		if (!strcmp(m->requests[i].method, method) && !strcmp(m->requests[i].name, name))
+			r = &m->requests[i];
+	if (!r && m->nr_requests < METRICS_MAX_REQUESTS)
+		r = &m->requests[m->nr_requests++];
+	if (!r)
+		return;
+	r->method = method;
+	r->name = name;
+	r->count++;
+	r->fails += failed;
+}
+
+/* Field name, and where the value is in struct blk_counters / struct net_counters. */
+struct field {
+	const char *name;
+	size_t offset;
+};
+
+static const struct field blk_fields[] = {
+	{ "read_count", offsetof(struct blk_counters, read_count) },
+	{ "read_bytes", offsetof(struct blk_counters, read_bytes) },
+	{ "write_count", offsetof(struct blk_counters, write_count) },
+	{ "write_bytes", offsetof(struct blk_counters, write_bytes) },
+	{ "flush_count", offsetof(struct blk_counters, flush_count) },
+	{ "invalid_reqs_count", offsetof(struct blk_counters, invalid_reqs) },
+	{ "execute_fails", offsetof(struct blk_counters, io_errors) },
+};
+
+static const struct field net_fields[] = {
+	{ "rx_packets_count", offsetof(struct net_counters, rx_packets) },
+	{ "rx_bytes_count", offsetof(struct net_counters, rx_bytes) },
+	{ "rx_dropped_count", offsetof(struct net_counters, rx_dropped) },
+	{ "tx_packets_count", offsetof(struct net_counters, tx_packets) },
+	{ "tx_bytes_count", offsetof(struct net_counters, tx_bytes) },
+	{ "tx_dropped_count", offsetof(struct net_counters, tx_dropped) },
+};
+
+static uint64_t value(const void *counters, const struct field *f)
+{
+	return *(const uint64_t *)((const char *)counters + f->offset);
+}
+
+/* "<kind>_<id>" objects with each device's change since @prev, and "<kind>" with their sum. */
+static void add_devices(json_t *line, const char *kind, enum vm_device_kind k,
+			const struct field *fields, unsigned nr_fields, const struct vm_counters *now,
+			const struct vm_counters *prev, unsigned n)
+{
+	uint64_t sum[8] = { 0 };
+	json_t *total = json_object();
+
+	for (unsigned i = 0; i < n; i++) {
+		const void *c = k == VM_DEVICE_BLOCK ? (const void *)&now[i].blk : &now[i].net;
+		const void *p = k == VM_DEVICE_BLOCK ? (const void *)&prev[i].blk : &prev[i].net;
+		json_t *dev = json_object();
+		char key[96];
+
+		if (now[i].kind != k)
+			continue;
+		if (now[i].id)
+			snprintf(key, sizeof(key), "%s_%s", kind, now[i].id);
+		else
+			snprintf(key, sizeof(key), "%s_%u", kind, now[i].index);
+		for (unsigned f = 0; f < nr_fields; f++) {
+			uint64_t delta = value(c, &fields[f]) - value(p, &fields[f]);
+
+			json_object_set_new(dev, fields[f].name, json_integer((json_int_t)delta));
+			sum[f] += delta;
+		}
+		json_object_set_new(line, key, dev);
+	}
+	for (unsigned f = 0; f < nr_fields; f++)
+		json_object_set_new(total, fields[f].name, json_integer((json_int_t)sum[f]));
+	json_object_set_new(line, kind, total);
+}
+
+static void add_requests(struct fc_metrics *m, json_t *line)
+{
+	static const char *const methods[][2] = { { "GET", "get_api_requests" },
+						  { "PUT", "put_api_requests" },
+						  { "PATCH", "patch_api_requests" } };
+
+	for (unsigned i = 0; i < 3; i++) {
+		json_t *o = json_object();
+
+		for (unsigned r = 0; r < m->nr_requests; r++) {
+			struct request_count *rc = &m->requests[r];
+			char key[64];
+
+			if (strcmp(rc->method, methods[i][0]))
+				continue;
+			snprintf(key, sizeof(key), "%s_count", rc->name);
+			json_object_set_new(o, key, json_integer((json_int_t)rc->count));
+			snprintf(key, sizeof(key), "%s_fails", rc->name);
+			json_object_set_new(o, key, json_integer((json_int_t)rc->fails));
+			rc->count = rc->fails = 0;
+		}
+		json_object_set_new(line, methods[i][1], o);
+	}
+}
+
+int fc_metrics_flush(struct fc_metrics *m)
+{
+	struct vm_counters now[METRICS_MAX_DEVICES] = { 0 };
+	struct timespec t;
+	unsigned n = 0;
+	json_t *line;
+	char *text;
+	int ret = 0;
+
+	if (m->fd < 0)
+		return 0;
+	if (m->vm)
+		n = vm_counters(m->vm, now, METRICS_MAX_DEVICES);
+	clock_gettime(CLOCK_REALTIME, &t);
+	line = json_object();
+	json_object_set_new(line, "utc_timestamp_ms",
+			    json_integer((json_int_t)t.tv_sec * 1000 + t.tv_nsec / 1000000));
+	json_object_set_new(line, "api_server",
+			    json_pack("{s:I, s:I}", "process_startup_time_us",
+				      (json_int_t)m->startup_us, "process_startup_time_cpu_us",
+				      (json_int_t)m->startup_cpu_us));
+	/* Devices never change after boot: the previous totals line up by position. */
+	add_devices(line, "block", VM_DEVICE_BLOCK, blk_fields, 7, now,
+		    m->nr_prev == n ? m->prev : now, n);
+	add_devices(line, "net", VM_DEVICE_NET, net_fields, 6, now,
+		    m->nr_prev == n ? m->prev : now, n);
+	add_requests(m, line);
+	memcpy(m->prev, now, sizeof(now));
+	m->nr_prev = n;
+	text = json_dumps(line, JSON_COMPACT);
+	json_decref(line);
+	if (!text)
+		return -ENOMEM;
+	{
+		size_t len = strlen(text);
+
+		text[len] = '\n'; /* json_dumps's terminator becomes the line's end */
+		if (write(m->fd, text, len + 1) != (ssize_t)(len + 1)) {
+			ret = -errno ?: -EIO;
+			if (log_once_first(&m->write_failed))
+				log_warn("metrics: cannot write a line: %s", strerror(-ret));
+		}
+	}
+	free(text);
+	return ret;
+}
+
+static void period_elapsed(void *opaque)
+{
+	struct fc_metrics *m = opaque;
+	uint64_t expirations;
+
+	if (read(m->timer_fd, &expirations, sizeof(expirations)) == sizeof(expirations))
+		fc_metrics_flush(m);
+}
+
+int fc_metrics_start(struct fc_metrics *m, struct vm *vm)
+{
+	struct itimerspec every = { .it_interval = { METRICS_PERIOD_S, 0 },
+				    .it_value = { METRICS_PERIOD_S, 0 } };
+	int ret;
+
+	m->vm = vm;
+	m->nr_prev = vm_counters(vm, m->prev, METRICS_MAX_DEVICES); /* all zero at boot */
+	if (m->fd < 0)
+		return 0;
+	m->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->timer_fd < 0 || timerfd_settime(m->timer_fd, 0, &every, NULL))
+		return -errno;
+	ret = loop_watch(m->loop, m, m->timer_fd, period_elapsed, m);
+	return ret ? ret : fc_metrics_flush(m);
+}
+
+void fc_metrics_free(struct fc_metrics *m)
+{
+	if (!m)
+		return;
+	loop_forget(m->loop, m);
+	if (m->timer_fd >= 0)
+		close(m->timer_fd);
+	if (m->fd >= 0)
+		close(m->fd);
+	free(m);
+}
