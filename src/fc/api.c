@@ -8,6 +8,7 @@
  * request changes nothing. InstanceStart builds the VM from the document.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,18 +49,28 @@ static uint64_t elapsed_us(const struct timespec *from, const struct timespec *t
 	return (uint64_t)((to->tv_sec - from->tv_sec) * 1000000 + (to->tv_nsec - from->tv_nsec) / 1000);
 }
 
-static void ok(struct request *rq) { *rq->reply = (struct http_reply){ 204, NULL }; }
+static void ok(struct request *rq) { *rq->reply = (struct http_reply){ .status = 204 }; }
 
 static void ok_json(struct request *rq, json_t *body)
 {
-	*rq->reply = (struct http_reply){ body ? 200 : 500,
-					   body ? body : http_fault("out of memory") };
+	*rq->reply = (struct http_reply){ .status = body ? 200 : 500,
+					   .body = body ? body : http_fault("out of memory") };
 }
 
-static void bad(struct request *rq, const char *msg)
+/* 400 with Firecracker's {"fault_message": ...}. */
+__attribute__((format(printf, 2, 3)))
+static void fault(struct request *rq, const char *fmt, ...)
 {
-	*rq->reply = (struct http_reply){ 400, http_fault("%s", msg) };
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	*rq->reply = (struct http_reply){ .status = 400, .body = http_fault("%s", msg) };
 }
+
+static void bad(struct request *rq, const char *msg) { fault(rq, "%s", msg); }
 
 /* A check a request makes beyond the parser's, on the configuration it would make: e.g. that
  * the files it names open. Returns 0 or -errno with a message in @err. */
@@ -79,7 +90,7 @@ static void commit(struct request *rq, json_t *candidate, const char *prefix, co
 	}
 	if (fc_config_parse(candidate, false, &c, err, sizeof(err)) ||
 	    (check && check(rq, &c, err, sizeof(err)))) {
-		*rq->reply = (struct http_reply){ 400, http_fault("%s%s", prefix, err) };
+		fault(rq, "%s%s", prefix, err);
 		json_decref(candidate);
 	} else {
 		json_decref(rq->api->doc);
@@ -267,9 +278,9 @@ static void put_nic(struct request *rq)
 	const char *other = other_id(rq, "iface_id");
 
 	if (other)
-		*rq->reply = (struct http_reply){ 400, http_fault("The id from the path [%s] does not "
-								  "match the id from the body [%s]!",
-								  rq->id, other) };
+		fault(rq, "The id from the path [%s] does not "
+		      "match the id from the body [%s]!",
+		      rq->id, other);
 	else
 		commit(rq, with_entry(rq, "network-interfaces", "iface_id"),
 		       "Network config error: ", NULL);
@@ -288,12 +299,12 @@ static void put_logger(struct request *rq)
 		return;
 	}
 	if (fc_config_parse(candidate, false, &c, err, sizeof(err))) {
-		*rq->reply = (struct http_reply){ 400, http_fault("Logger error: %s", err) };
+		fault(rq, "Logger error: %s", err);
 	} else if (c.log_path &&
 		   (fd = open(c.log_path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC)) < 0) {
-		*rq->reply = (struct http_reply){ 400, http_fault("Logger error: Failed to open "
-								  "target file %s: %s", c.log_path,
-								  strerror(errno)) };
+		fault(rq, "Logger error: Failed to open "
+		      "target file %s: %s", c.log_path,
+		      strerror(errno));
 	} else {
 		if (fd >= 0)
 			log_set_fd(fd);
@@ -346,7 +357,7 @@ static void put_actions(struct request *rq)
 
 	if (fc_unpack(rq->body, "", FC_FIELDS({ "action_type", 's', true, &type }), err,
 		      sizeof(err))) {
-		*rq->reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "%s", err) };
+		fault(rq, ERR_DESERIALIZE "%s", err);
 	} else if (!strcmp(type, "InstanceStart")) {
 		if (rq->api->vm)
 			bad(rq, ERR_POST_BOOT);
@@ -363,15 +374,15 @@ static void put_actions(struct request *rq)
 		if (!rq->api->vm)
 			bad(rq, ERR_PRE_BOOT);
 		else if ((ret = fc_metrics_flush(rq->api->metrics)))
-			*rq->reply = (struct http_reply){ 400, http_fault("Metrics error: %s",
-									  strerror(-ret)) };
+			fault(rq, "Metrics error: %s",
+			      strerror(-ret));
 		else
 			ok(rq);
 	} else {
-		*rq->reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "unknown variant "
-								  "`%s`, expected one of "
-								  "`FlushMetrics`, `InstanceStart`, "
-								  "`SendCtrlAltDel`", type) };
+		fault(rq, ERR_DESERIALIZE "unknown variant "
+		      "`%s`, expected one of "
+		      "`FlushMetrics`, `InstanceStart`, "
+		      "`SendCtrlAltDel`", type);
 	}
 }
 
@@ -381,11 +392,11 @@ static void patch_vm(struct request *rq)
 	char err[300];
 
 	if (fc_unpack(rq->body, "", FC_FIELDS({ "state", 's', true, &state }), err, sizeof(err))) {
-		*rq->reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "%s", err) };
+		fault(rq, ERR_DESERIALIZE "%s", err);
 	} else if (strcmp(state, "Paused") && strcmp(state, "Resumed")) {
-		*rq->reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "unknown variant "
-								  "`%s`, expected `Paused` or "
-								  "`Resumed`", state) };
+		fault(rq, ERR_DESERIALIZE "unknown variant "
+		      "`%s`, expected `Paused` or "
+		      "`Resumed`", state);
 	} else if (!rq->api->vm) {
 		bad(rq, ERR_PRE_BOOT);
 	} else if (!strcmp(state, "Resumed")) {
@@ -405,9 +416,9 @@ static void put_metrics(struct request *rq)
 
 	if (fc_unpack(rq->body, "", FC_FIELDS({ "metrics_path", 's', true, &path }), err,
 		      sizeof(err)))
-		*rq->reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "%s", err) };
+		fault(rq, ERR_DESERIALIZE "%s", err);
 	else if (fc_metrics_set_path(rq->api->metrics, path, err, sizeof(err)))
-		*rq->reply = (struct http_reply){ 400, http_fault("Metrics error: %s", err) };
+		fault(rq, "Metrics error: %s", err);
 	else
 		ok(rq);
 }
@@ -471,9 +482,10 @@ static const struct route *find_route(const char *method, const char *tok0, cons
 	return NULL;
 }
 
-static void handle(void *opaque, const char *method, const char *path, const char *body,
-		   size_t len, struct http_reply *reply)
+static void handle(void *opaque, const struct http_request *hr, struct http_reply *reply)
 {
+	const char *method = hr->method, *path = hr->path, *body = hr->body;
+	size_t len = hr->len;
 	struct request rq = { .api = opaque, .reply = reply };
 	bool get = !strcmp(method, "GET");
 	const struct route *r = NULL;
@@ -494,22 +506,22 @@ static void handle(void *opaque, const char *method, const char *path, const cha
 		tok0 = segs;
 	}
 	if (strcmp(method, "GET") && strcmp(method, "PUT") && strcmp(method, "PATCH")) {
-		*reply = (struct http_reply){ 400, http_fault("Invalid request method and/or path: "
-							      "%.16s %s.", method, tok0) };
+		fault(&rq, "Invalid request method and/or path: "
+		      "%.16s %s.", method, tok0);
 	} else if (get && len) {
 		bad(&rq, "GET request cannot have a body.");
 	} else if (!get && !len) {
-		*reply = (struct http_reply){ 400, http_fault("Empty %s request.", method) };
+		fault(&rq, "Empty %s request.", method);
 	} else if (!r) {
-		*reply = (struct http_reply){ 400, http_fault("Invalid request method and/or path: "
-							      "%s %s.", method, tok0) };
+		fault(&rq, "Invalid request method and/or path: "
+		      "%s %s.", method, tok0);
 	} else if (r->tok1 && !strcmp(r->tok1, "*") && (!tok1 || !*tok1)) {
 		bad(&rq, "The ID cannot be empty.");
 	} else if (r->tok1 && !strcmp(r->tok1, "*") && !fc_valid_id(tok1, 64, "_")) {
 		bad(&rq, "API Resource IDs can only contain alphanumeric characters and underscores.");
 	} else if (!get && !(rq.body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e))) {
-		*reply = (struct http_reply){ 400, http_fault(ERR_DESERIALIZE "%s at line %d column "
-							      "%d.", e.text, e.line, e.column) };
+		fault(&rq, ERR_DESERIALIZE "%s at line %d column "
+		      "%d.", e.text, e.line, e.column);
 	} else if (!get && !json_is_object(rq.body) && strcmp(r->tok0, "mmds")) {
 		bad(&rq, ERR_DESERIALIZE "expected a JSON object.");
 	} else if (r->when == PRE_BOOT && rq.api->vm) {

@@ -14,25 +14,43 @@
 #define FC_HTTP_MAX_CLIENTS 256   /* connections served at once; more wait in the backlog */
 #define FC_HTTP_BACKLOG 1024      /* connections waiting to be accepted (capped by somaxconn) */
 
-/* The answer to one request: a status and a JSON body (NULL for none, as with 204); the HTTP
- * layer takes the reference. */
+/* The answer to one request: a status and a JSON body, or a text/plain body, or neither (as
+ * with 204); the HTTP layer takes both. */
 struct http_reply {
 	unsigned status;
 	json_t *body;
+	char *text;             /* malloc'd */
 };
 
-/* Called on the loop thread once a request is complete: @method and @path as sent, @body of
- * @len bytes (NUL-terminated; @len 0 when there was none). */
-typedef void (*http_handler)(void *opaque, const char *method, const char *path,
-			     const char *body, size_t len, struct http_reply *reply);
+/* One complete request: method and path as sent, the body (NUL-terminated; len 0 when there
+ * was none). */
+struct http_request {
+	const char *method, *path, *body;
+	size_t len;
+	void *conn;             /* for http_header() */
+};
+
+/* The value of header @name (case-insensitive) of @rq, or NULL. */
+const char *http_header(const struct http_request *rq, const char *name);
+
+/* Called on the loop thread once a request is complete. */
+typedef void (*http_handler)(void *opaque, const struct http_request *rq,
+			     struct http_reply *reply);
 
 struct http_server;
 
-/* Listen on a new Unix socket at @path (it must not exist) and serve requests from @loop with
- * libmicrohttpd. Returns 0 with *out set, or -errno with a message in @err. */
+/* Serve HTTP with libmicrohttpd from @loop: on a new Unix socket at @path (it must not exist),
+ * or, with @path NULL, only on connections given to http_add_connection(). Returns 0 with
+ * *out set, or -errno with a message in @err. */
 int http_start(const char *path, struct loop *loop, http_handler handler, void *opaque,
 	       struct http_server **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+
+/* Serve the connected stream socket @fd (taken over, closed by the server) whose peer is
+ * @addr. Returns 0 or -errno (then @fd is closed). */
+struct sockaddr;
+int http_add_connection(struct http_server *s, int fd, const struct sockaddr *addr,
+			unsigned addrlen);
 
 /* Close every connection and the socket, and remove the socket's path. NULL is fine. */
 void http_stop(struct http_server *s);

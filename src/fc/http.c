@@ -51,12 +51,18 @@ json_t *http_fault(const char *fmt, ...)
 	return json_pack("{s:s}", "fault_message", msg);
 }
 
-static enum MHD_Result respond(struct MHD_Connection *c, const struct http_reply *reply)
+const char *http_header(const struct http_request *rq, const char *name)
 {
-	char *text = reply->body ? json_dumps(reply->body, JSON_COMPACT) : NULL;
+	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result respond(struct MHD_Connection *c, struct http_reply *reply)
+{
+	char *text = reply->body ? json_dumps(reply->body, JSON_COMPACT) : reply->text;
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
+	reply->text = NULL; /* owned by text now */
 	if (reply->body && !text)
 		return MHD_NO;
 	resp = MHD_create_response_from_buffer(text ? strlen(text) : 0, text ? text : (char *)"",
@@ -67,7 +73,8 @@ static enum MHD_Result respond(struct MHD_Connection *c, const struct http_reply
 	}
 	MHD_add_response_header(resp, "Server", "kiln API");
 	if (text)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+					reply->body ? "application/json" : "text/plain");
 	ret = MHD_queue_response(c, reply->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -104,14 +111,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (r->too_big) {
-		reply = (struct http_reply){ 400, http_fault("Request payload is larger than the limit "
-							     "of %d bytes allowed by server.",
-							     FC_HTTP_MAX_BODY) };
+		reply = (struct http_reply){ .status = 400,
+					     .body = http_fault("Request payload is larger than the "
+								"limit of %d bytes allowed by server.",
+								FC_HTTP_MAX_BODY) };
 	} else {
-		s->handler(s->opaque, method, url, r->body ? r->body : "", r->len, &reply);
+		struct http_request rq = { .method = method, .path = url,
+					   .body = r->body ? r->body : "", .len = r->len, .conn = c };
+
+		s->handler(s->opaque, &rq, &reply);
 	}
 	ret = respond(c, &reply);
 	json_decref(reply.body);
+	free(reply.text);
 	return ret;
 }
 
@@ -187,29 +199,30 @@ int http_start(const char *path, struct loop *loop, http_handler handler, void *
 	const union MHD_DaemonInfo *info;
 	int ret;
 
-	if (!s || !(s->path = strdup(path))) {
+	if (!s || (path && !(s->path = strdup(path)))) {
 		free(s);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	*s = (struct http_server){ .listen_fd = -1, .path = s->path, .loop = loop,
 				   .handler = handler, .opaque = opaque };
-	s->listen_fd = listen_unix(path, err, errlen);
-	if (s->listen_fd < 0) {
+	s->listen_fd = path ? listen_unix(path, err, errlen) : -1;
+	if (path && s->listen_fd < 0) {
 		ret = s->listen_fd;
 		free(s->path);
 		free(s);
 		return ret;
 	}
-	s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
-				     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+	s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+				     (path ? 0 : MHD_USE_NO_LISTEN_SOCKET), 0, NULL, NULL,
+				     on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
 				     MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
 				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)FC_HTTP_MAX_CLIENTS,
 				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
 	info = s->daemon ? MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
 	if (!info) {
-		snprintf(err, errlen, "--api-sock %s: libmicrohttpd cannot serve it", path);
+		snprintf(err, errlen, "libmicrohttpd cannot serve %s", path ? path : "connections");
 		http_stop(s);
 		return -EIO;
 	}
@@ -222,6 +235,18 @@ int http_start(const char *path, struct loop *loop, http_handler handler, void *
 		return ret;
 	}
 	*out = s;
+	return 0;
+}
+
+int http_add_connection(struct http_server *s, int fd, const struct sockaddr *addr,
+			unsigned addrlen)
+{
+	if (MHD_add_connection(s->daemon, fd, addr, addrlen) != MHD_YES) {
+		int ret = -errno ?: -EIO;
+
+		close(fd);
+		return ret;
+	}
 	return 0;
 }
 
