@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 #include <jansson.h>
 
@@ -20,6 +21,7 @@
 #include "kiln/vm.h"
 
 #define FC_DEFAULT_MEM_MIB 128
+#define MMDS_DEFAULT_ADDR "169.254.169.254"
 #define FC_MAX_VCPUS 32
 
 /* A configuration parsed from a FullVmConfiguration document. The strings in cfg point into
@@ -31,6 +33,9 @@ struct fc_config {
 	enum log_level level;      /* "logger": "level", when level_set */
 	const char *log_path;      /* "logger": "log_path", or NULL */
 	const char *metrics_path;  /* "metrics": "metrics_path", or NULL */
+	unsigned mmds_nics;        /* "mmds-config": bit i set when cfg.net[i] reaches MMDS */
+	bool mmds_v2, mmds_imds_compat;
+	uint32_t mmds_ip;          /* network order */
 };
 
 /* Parse document @root into @out. Without @need_boot_source a missing "boot-source" is fine

@@ -28,6 +28,16 @@ struct dev_host;
 
 enum net_kind { NET_TAP, NET_USER };
 
+/* Something between a NIC and its backend (Firecracker's MMDS): wrap() gets the opened
+ * backend and returns the one the device uses, which owns @inner; or NULL with a message in
+ * @err (@inner freed). */
+struct net_backend;
+struct net_filter {
+	struct net_backend *(*wrap)(void *opaque, struct dev_host *host, struct net_backend *inner,
+				    char *err, size_t errlen);
+	void *opaque;
+};
+
 /* hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (QEMU's syntax). */
 struct net_hostfwd {
 	bool udp;
@@ -45,6 +55,7 @@ struct net_config {
 	const char *id;             /* the interface's name in metrics (Firecracker's iface_id), or NULL */
 	uint8_t mac[6];
 	bool mac_set;               /* else 52:54:00:12:34:56 + the NIC's index */
+	struct net_filter filter;   /* wrap() NULL: none */
 	unsigned nr_hostfwd;        /* NET_USER only */
 	struct net_hostfwd hostfwd[NET_MAX_HOSTFWD];
 };

@@ -276,6 +276,10 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 		struct net_backend *be = net_backend_open(&vm->host, n, &usage, err, sizeof(err));
 		struct virtio_dev *dev;
 
+		if (be && n->filter.wrap) {
+			usage = false; /* a filter fails for the host's reasons */
+			be = n->filter.wrap(n->filter.opaque, &vm->host, be, err, sizeof(err));
+		}
 		if (!be)
 			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
 		dev = virtio_net_new(&vm->mem, be, n->mac_set ? n->mac : NULL, i);

@@ -32,6 +32,7 @@ struct fc_api {
 	struct fc_config cfg;    /* parsed from doc at InstanceStart */
 	struct vm *vm;           /* NULL until InstanceStart */
 	struct fc_metrics *metrics;
+	struct mmds *mmds;
 };
 
 /* When a route may run: Firecracker's "not allowed pre-boot / post-boot" lists. */
@@ -316,9 +317,18 @@ static void put_logger(struct request *rq)
 	json_decref(candidate);
 }
 
+/* The interfaces "mmds-config" names carry MMDS between the NIC and the tap. */
+static struct net_backend *wrap_mmds(void *opaque, struct dev_host *host,
+				     struct net_backend *inner, char *err, size_t errlen)
+{
+	struct fc_api *api = opaque;
+
+	return mmds_net_wrap(api->mmds, api->cfg.mmds_ip, host, inner, err, errlen);
+}
+
 int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 {
-	enum vm_error_kind kind = VM_ERR_USAGE;
+	enum vm_error_kind kind;
 	char why[600];
 
 	if (!json_is_object(json_object_get(api->doc, "boot-source"))) {
@@ -327,8 +337,15 @@ int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	fc_config_release(&api->cfg);
-	if (fc_config_parse(api->doc, true, &api->cfg, why, sizeof(why)) ||
-	    vm_create(&api->cfg.cfg, api->loop, &api->vm, &kind, why, sizeof(why))) {
+	if (fc_config_parse(api->doc, true, &api->cfg, why, sizeof(why))) {
+		snprintf(err, errlen, "Start microvm error: %s", why);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < api->cfg.cfg.nr_nets; i++)
+		if (api->cfg.mmds_nics & (1u << i))
+			api->cfg.cfg.net[i].filter = (struct net_filter){ wrap_mmds, api };
+	mmds_configure(api->mmds, api->cfg.mmds_v2, api->cfg.mmds_imds_compat);
+	if (vm_create(&api->cfg.cfg, api->loop, &api->vm, &kind, why, sizeof(why))) {
 		snprintf(err, errlen, "Start microvm error: %s", why);
 		api->vm = NULL;
 		return kind == VM_ERR_USAGE ? -EINVAL : -EIO;
@@ -423,6 +440,37 @@ static void put_metrics(struct request *rq)
 		ok(rq);
 }
 
+static void put_mmds_config(struct request *rq)
+{
+	commit(rq, with(rq->api, "mmds-config", json_incref(rq->body)), "MMDS config error: ",
+	       NULL);
+}
+
+static void mmds_result(struct request *rq, int ret)
+{
+	if (ret == -E2BIG)
+		*rq->reply = (struct http_reply){ .status = 413, .body = http_fault(
+			"MMDS limit exceeded error: The MMDS patch request doesn't fit.") };
+	else if (ret == -ENODATA)
+		bad(rq, "MMDS error: The MMDS data store is not initialized.");
+	else if (ret)
+		fault(rq, "MMDS error: %s", strerror(-ret));
+	else
+		ok(rq);
+}
+
+static void put_mmds(struct request *rq)
+{
+	if (rq->id && *rq->id)
+		fault(rq, "Unrecognized PUT request path `%s`.", rq->id);
+	else
+		mmds_result(rq, mmds_put(rq->api->mmds, rq->body));
+}
+
+static void patch_mmds(struct request *rq) { mmds_result(rq, mmds_patch(rq->api->mmds, rq->body)); }
+
+static void get_mmds(struct request *rq) { ok_json(rq, mmds_get(rq->api->mmds)); }
+
 /* Known to Firecracker, not (yet) to kiln: refused by name. */
 static void not_implemented(struct request *rq)
 {
@@ -459,9 +507,10 @@ static const struct route {
 	{ "PUT", "metrics", NULL, PRE_BOOT, put_metrics, "metrics" },
 	{ "PUT", "actions", NULL, ANY, put_actions, "actions" },
 	{ "PATCH", "vm", NULL, ANY, patch_vm, "vm" }, /* checks the state after the body */
-	{ "GET", "mmds", NULL, ANY, not_implemented, "mmds" },
-	{ "PUT", "mmds", NULL, ANY, not_implemented, "mmds" },
-	{ "PATCH", "mmds", NULL, ANY, not_implemented, "mmds" },
+	{ "PUT", "mmds", "config", PRE_BOOT, put_mmds_config, "mmds" },
+	{ "GET", "mmds", NULL, ANY, get_mmds, "mmds" },
+	{ "PUT", "mmds", NULL, ANY, put_mmds, "mmds" },
+	{ "PATCH", "mmds", NULL, ANY, patch_mmds, "mmds" },
 	{ "PUT", "vsock", NULL, PRE_BOOT, not_implemented, "vsock" },
 	{ "PUT", "balloon", NULL, PRE_BOOT, not_implemented, "balloon" },
 	{ "PATCH", "balloon", NULL, POST_BOOT, not_implemented, "balloon" },
@@ -554,6 +603,12 @@ int fc_api_start(const struct fc_api_options *o, struct fc_api **out, char *err,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	api->mmds = mmds_new(o->loop, err, errlen);
+	if (!api->mmds) {
+		api->doc = o->doc;
+		fc_api_stop(api);
+		return -EIO;
+	}
 	api->doc = o->doc;
 	api->loop = o->loop;
 	if (o->metrics_path && (ret = fc_metrics_set_path(api->metrics, o->metrics_path, err, errlen)))
@@ -579,6 +634,7 @@ void fc_api_stop(struct fc_api *api)
 {
 	http_stop(api->http);
 	fc_metrics_free(api->metrics);
+	mmds_free(api->mmds);
 	fc_config_release(&api->cfg);
 	json_decref(api->doc);
 	free(api->id);

@@ -8,6 +8,7 @@
  * Firecracker refuses them; keys kiln does not implement yet (rate limiters, vsock, balloon,
  * MMDS, ...) are refused by name unless null.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -326,6 +327,50 @@ static int parse_logger(json_t *o, struct fc_config *r, char *err, size_t errlen
 	return 0;
 }
 
+/* "mmds-config": which interfaces reach MMDS, at which link-local address, V1 or V2. Needs the
+ * interfaces parsed first. */
+static int parse_mmds_config(json_t *o, struct fc_config *r, char *err, size_t errlen)
+{
+	const char *where = "\"mmds-config\": ", *version = NULL, *ip = MMDS_DEFAULT_ADDR;
+	json_t *nics, *name;
+	int compat = 0;
+	struct in_addr addr;
+	size_t i;
+
+	if (!o || json_is_null(o))
+		return 0;
+	if (fc_unpack(o, where, FC_FIELDS({ "network_interfaces", 'o', true, &nics },
+					  { "version", 's', false, &version },
+					  { "ipv4_address", 's', false, &ip },
+					  { "imds_compat", 'b', false, &compat }), err, errlen))
+		return -EINVAL;
+	if (version && strcmp(version, "V1") && strcmp(version, "V2"))
+		return fc_error(err, errlen, "%s\"version\": \"%s\" is not V1 or V2", where, version);
+	/* 169.254.0.0/16 without its first and last /24, as Firecracker. */
+	if (inet_pton(AF_INET, ip, &addr) != 1 || (ntohl(addr.s_addr) >> 16) != 0xa9fe ||
+	    ((ntohl(addr.s_addr) >> 8) & 0xff) == 0 || ((ntohl(addr.s_addr) >> 8) & 0xff) == 0xff)
+		return fc_error(err, errlen, "The MMDS IPv4 address is not link local.");
+	if (!json_is_array(nics) || !json_array_size(nics))
+		return fc_error(err, errlen, "The list of network interface IDs that allow forwarding "
+				"MMDS requests is empty.");
+	json_array_foreach(nics, i, name) {
+		unsigned k = 0;
+
+		while (k < r->cfg.nr_nets &&
+		       (!json_is_string(name) || strcmp(r->cfg.net[k].id, json_string_value(name))))
+			k++;
+		if (k == r->cfg.nr_nets)
+			return fc_error(err, errlen, "The list of network interface IDs provided contains "
+					"at least one ID that does not correspond to any existing "
+					"network interface.");
+		r->mmds_nics |= 1u << k;
+	}
+	r->mmds_v2 = version && !strcmp(version, "V2");
+	r->mmds_imds_compat = compat;
+	r->mmds_ip = addr.s_addr;
+	return 0;
+}
+
 static int parse_metrics(json_t *o, struct fc_config *r, char *err, size_t errlen)
 {
 	if (!o || json_is_null(o))
@@ -370,10 +415,10 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 	if (parse_boot_source(boot, r, err, errlen) || parse_machine(mc, r, err, errlen) ||
 	    parse_drives(drives, r, err, errlen) || parse_nics(nics, r, err, errlen) ||
 	    parse_logger(logger, r, err, errlen) || parse_metrics(metrics, r, err, errlen) ||
+	    parse_mmds_config(mmds, r, err, errlen) ||
 	    unimplemented(limiter, "\"entropy\": ", "rate_limiter", err, errlen) ||
 	    unimplemented(vsock, "", "vsock", err, errlen) ||
 	    unimplemented(balloon, "", "balloon", err, errlen) ||
-	    unimplemented(mmds, "", "mmds-config", err, errlen) ||
 	    unimplemented(cpu, "", "cpu-config", err, errlen) ||
 	    unimplemented(hotplug, "", "memory-hotplug", err, errlen) ||
 	    unimplemented(pmem, "", "pmem", err, errlen))

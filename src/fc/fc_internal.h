@@ -18,8 +18,10 @@
  * with 204); the HTTP layer takes both. */
 struct http_reply {
 	unsigned status;
-	json_t *body;
-	char *text;             /* malloc'd */
+	json_t *body;           /* sent as application/json */
+	char *text;             /* malloc'd; sent as text/plain, or application/json with json_text */
+	bool json_text;
+	const char *allow;      /* an Allow header (static), or NULL */
 };
 
 /* One complete request: method and path as sent, the body (NUL-terminated; len 0 when there
@@ -92,3 +94,38 @@ int fc_metrics_flush(struct fc_metrics *m);
 void fc_metrics_set_startup(struct fc_metrics *m, uint64_t wall_us, uint64_t cpu_us);
 
 void fc_metrics_free(struct fc_metrics *m);
+
+/* MMDS, Firecracker's microVM metadata service (docs/mmds): a JSON store the API fills and the
+ * guest reads over HTTP at a link-local address through the network interfaces that
+ * "mmds-config" names, with V1 (open) or V2 (session token) semantics. */
+struct mmds;
+
+/* A store with nothing in it yet, its guest-facing HTTP server on @loop. NULL when the server
+ * cannot start (message in @err). */
+struct mmds *mmds_new(struct loop *loop, char *err, size_t errlen);
+void mmds_free(struct mmds *m);
+
+/* PUT /mmds: replace the store with @value. Returns 0, or -E2BIG when it is larger than the
+ * limit (51200 bytes as JSON). */
+int mmds_put(struct mmds *m, json_t *value);
+/* PATCH /mmds: RFC 7396 merge patch. Returns 0, -ENODATA before the first PUT, or -E2BIG
+ * (the store unchanged). */
+int mmds_patch(struct mmds *m, json_t *patch);
+/* GET /mmds: a new reference to the store ({} before the first PUT). */
+json_t *mmds_get(struct mmds *m);
+
+/* Set the guest-facing side from "mmds-config": V2 needs tokens, @imds_compat answers in IMDS
+ * format whatever the Accept header says. */
+void mmds_configure(struct mmds *m, bool v2, bool imds_compat);
+
+/* Serve one guest TCP connection whose stream arrives on @fd (taken over), from
+ * @peer_ip:@peer_port (network order). Returns 0 or -errno. */
+int mmds_add_connection(struct mmds *m, int fd, uint32_t peer_ip, uint16_t peer_port);
+
+/* A struct net_filter's wrap(): put MMDS at address @ip (network order) between a NIC and its
+ * backend @inner (taken over; freed on failure). Returns the filtering backend, or NULL with a
+ * message in @err. */
+struct dev_host;
+struct net_backend;
+struct net_backend *mmds_net_wrap(struct mmds *m, uint32_t ip, struct dev_host *host,
+				  struct net_backend *inner, char *err, size_t errlen);

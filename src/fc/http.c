@@ -74,7 +74,10 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct http_reply *repl
 	MHD_add_response_header(resp, "Server", "kiln API");
 	if (text)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-					reply->body ? "application/json" : "text/plain");
+					reply->body || reply->json_text ? "application/json"
+									: "text/plain");
+	if (reply->allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, reply->allow);
 	ret = MHD_queue_response(c, reply->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -213,10 +216,15 @@ int http_start(const char *path, struct loop *loop, http_handler handler, void *
 		free(s);
 		return ret;
 	}
+	struct MHD_OptionItem listen_opt[] = {
+		{ path ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_END, s->listen_fd, NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+
 	s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
 				     (path ? 0 : MHD_USE_NO_LISTEN_SOCKET), 0, NULL, NULL,
 				     on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-				     MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+				     MHD_OPTION_ARRAY, listen_opt,
 				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)FC_HTTP_MAX_CLIENTS,
 				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);

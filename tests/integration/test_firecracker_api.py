@@ -150,6 +150,94 @@ def test_config_file_with_api_and_metrics(kvm, kiln, bzimage, initrd, tmp_path):
         sh.close()
 
 
+def mmds_request(sh, method, path, *headers):
+    """One HTTP/1.0 request from the guest to MMDS (busybox nc); returns the whole response,
+    line ends as "\\n"."""
+    head = "".join(f"{h}\\r\\n" for h in headers)
+    return sh.check(f"printf '{method} {path} HTTP/1.0\\r\\n{head}\\r\\n' | nc 169.254.169.254 80",
+                    timeout=60).replace("\r", "")
+
+
+META = {"latest": {"meta-data": {"ami-id": "ami-87654321", "reservation-id": "r-79054aef",
+                                 "network": {"mac": "06:00:ac:10:00:02"}}}}
+
+
+def test_mmds_v2_and_v1_from_the_guest(kvm, kiln, bzimage, initrd, netns, tmp_path):
+    """MMDS through the guest's network interface: ARP and TCP to 169.254.169.254 answered by
+    kiln (never the tap), V2 session tokens, IMDS and JSON forms, data changed after boot; then
+    V1 from a configuration file."""
+    sock = tmp_path / "api.sock"
+    sh = Shell(in_ns(netns, kiln, "--api-sock", sock), ready=False)
+    try:
+        wait_for_socket(sock, sh.proc)
+        for method, path, body in [
+                ("PUT", "/boot-source", {"kernel_image_path": str(bzimage), "initrd_path": str(initrd),
+                                         "boot_args": BOOT_ARGS}),
+                ("PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "ktap0",
+                                                     "guest_mac": "06:00:AC:10:00:02"}),
+                ("PUT", "/mmds/config", {"network_interfaces": ["eth0"], "version": "V2"}),
+                ("PUT", "/mmds", META),
+                ("PUT", "/actions", {"action_type": "InstanceStart"})]:
+            assert call(sock, method, path, body) == (204, None), (method, path)
+        sh.wait_ready()
+        sh.check("ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up && "
+                 "ip route add 169.254.169.254 dev eth0")
+        reply = mmds_request(sh, "GET", "/latest/meta-data")
+        assert " 401 " in reply and "No MMDS token provided." in reply, reply
+        reply = mmds_request(sh, "PUT", "/latest/api/token")
+        assert " 400 " in reply and "Token time to live value not found." in reply, reply
+        reply = mmds_request(sh, "PUT", "/latest/api/token", "X-metadata-token-ttl-seconds: 0")
+        assert "between 1 and 21600" in reply, reply
+        token = mmds_request(sh, "PUT", "/latest/api/token", "X-metadata-token-ttl-seconds: 60")
+        assert " 200 " in token, token
+        token = token.strip().splitlines()[-1].strip()
+        assert len(token) == 64, token
+        reply = mmds_request(sh, "GET", "/latest/meta-data", "X-metadata-token: " + "0" * 64)
+        assert " 401 " in reply and "MMDS token not valid." in reply, reply
+        reply = mmds_request(sh, "GET", "/latest/meta-data/", f"X-metadata-token: {token}")
+        assert reply.rstrip().endswith("ami-id\nnetwork/\nreservation-id"), reply
+        reply = mmds_request(sh, "GET", "/latest//meta-data/ami-id", f"X-metadata-token: {token}",
+                             "Accept: application/json")
+        assert reply.rstrip().endswith('"ami-87654321"'), reply
+        reply = mmds_request(sh, "GET", "/latest/nothing", f"X-metadata-token: {token}")
+        assert " 404 " in reply and "Resource not found: /latest/nothing." in reply, reply
+        reply = mmds_request(sh, "DELETE", "/latest", f"X-metadata-token: {token}")
+        assert " 405 " in reply and "Allow: GET, PUT" in reply, reply
+        # Changed after boot: the guest sees the new value at once.
+        assert call(sock, "PATCH", "/mmds", {"latest": {"meta-data": {"ami-id": "ami-new"}}}) == (204, None)
+        reply = mmds_request(sh, "GET", "/latest/meta-data/ami-id", f"X-metadata-token: {token}")
+        assert reply.rstrip().endswith("ami-new"), reply
+        assert call(sock, "GET", "/mmds")[1]["latest"]["meta-data"]["ami-id"] == "ami-new"
+        # The tap never saw a frame for MMDS: ARP for it is answered by kiln's MAC.
+        assert "06:01:23:45:67:01" in sh.check("ip neigh show 169.254.169.254")
+        # The network still works beside it.
+        sh.check("ping -c 1 -W 5 10.9.0.1", timeout=60)
+        assert call(sock, "PUT", "/mmds/config", {"network_interfaces": ["eth0"]}) == (
+            400, {"fault_message": POST_BOOT})
+        assert sh.poweroff() == 0
+    finally:
+        sh.close()
+
+    # V1 from a configuration file: no token needed.
+    config = tmp_path / "vm.json"
+    config.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(bzimage), "initrd_path": str(initrd), "boot_args": BOOT_ARGS},
+        "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "ktap0"}],
+        "mmds-config": {"network_interfaces": ["eth0"], "version": "V1", "ipv4_address": "169.254.170.2"}}))
+    sh = Shell(in_ns(netns, kiln, "--api-sock", sock, "--config-file", config))
+    try:
+        wait_for_socket(sock, sh.proc)
+        assert call(sock, "PUT", "/mmds", META) == (204, None)
+        sh.check("ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up && "
+                 "ip route add 169.254.170.2 dev eth0")
+        reply = sh.check("printf 'GET /latest/meta-data/reservation-id HTTP/1.0\\r\\n\\r\\n' | "
+                         "nc 169.254.170.2 80", timeout=60)
+        assert " 200 " in reply and reply.rstrip().endswith("r-79054aef"), reply
+        assert sh.poweroff() == 0
+    finally:
+        sh.close()
+
+
 # Requests refused before boot: (method, path, body, expected fault_message substring). Each
 # is sent against a configured, not yet started VM whose configuration must not change.
 BAD_REQUESTS = [
@@ -195,7 +283,12 @@ BAD_REQUESTS = [
     ("PUT", "/metrics", {"metrics_path": "/no/such/metrics"}, "Metrics error: Failed to open target file"),
     ("PUT", "/actions", {"action_type": "FlushMetrics"}, PRE_BOOT),
     ("PUT", "/vsock", {"guest_cid": 3, "uds_path": "/v"}, "not implemented by kiln yet"),
-    ("PUT", "/mmds", {"latest": {}}, "not implemented by kiln yet"),
+    ("PATCH", "/mmds", {"latest": {}}, "MMDS error: The MMDS data store is not initialized."),
+    ("PUT", "/mmds/other", {}, "Unrecognized PUT request path `other`."),
+    ("PUT", "/mmds/config", {"network_interfaces": []}, "IDs that allow forwarding MMDS requests is empty."),
+    ("PUT", "/mmds/config", {"network_interfaces": ["eth9"]}, "does not correspond to any existing network interface"),
+    ("PUT", "/mmds/config", {"network_interfaces": ["x"], "ipv4_address": "10.0.0.1"}, "The MMDS IPv4 address is not link local."),
+    ("PUT", "/mmds/config", {"network_interfaces": ["x"], "version": "V3"}, "\"version\": \"V3\" is not V1 or V2"),
 ]
 
 
