@@ -143,6 +143,10 @@ void virtio_dev_queue_notify(struct virtio_dev *dev, unsigned q);
 /* Mark the device broken (DEVICE_NEEDS_RESET, config interrupt), logging @why once. Lock held. */
 void virtio_dev_needs_reset(struct virtio_dev *dev, const char *why);
 
+/* The device's configuration space changed (§2.5.1): a new config_generation, and the
+ * configuration change interrupt once the driver is running. Device lock held. */
+void virtio_dev_config_changed(struct virtio_dev *dev);
+
 /* True when the driver set DRIVER_OK and the device does not need a reset. */
 bool virtio_dev_live(const struct virtio_dev *dev);
 
@@ -261,6 +265,12 @@ struct blk_counters {
 	uint64_t invalid_reqs;             /* refused by the device: range, read-only, unsupported */
 	uint64_t io_errors;                /* the host's read, write or flush failed */
 };
+
+/* Point virtio-blk @dev at the image at @path (opened read-only if the disk is): requests in
+ * flight finish on the old image, later ones go to the new one, and the guest is told the new
+ * capacity (a configuration change). Any thread. Returns 0, or -errno with a message in @err
+ * (the disk unchanged). */
+int virtio_blk_replace(struct virtio_dev *dev, const char *path, char *err, size_t errlen);
 
 /* A copy of virtio-blk @dev's counters. Any thread. */
 void virtio_blk_counters(struct virtio_dev *dev, struct blk_counters *out);

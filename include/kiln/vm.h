@@ -81,6 +81,11 @@ struct vm_counters {
  * thread. Returns how many were copied. */
 unsigned vm_counters(struct vm *vm, struct vm_counters *out, unsigned max);
 
+/* Give the disk whose disk_config.id is @id the image at @path (Firecracker's PATCH /drives):
+ * see virtio_blk_replace(). Returns 0, -ENOENT (no such disk) or -errno, with a message in
+ * @err. */
+int vm_replace_disk(struct vm *vm, const char *id, const char *path, char *err, size_t errlen);
+
 /* Type Ctrl+Alt+Del on the guest's PS/2 keyboard (Firecracker's SendCtrlAltDel; a Linux guest
  * sees it when its i8042 driver is bound, e.g. with i8042.nopnp). Any thread. Returns 0, or
  * -ENOSPC when the guest has not read the previous keys. */

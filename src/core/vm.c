@@ -708,6 +708,16 @@ unsigned vm_counters(struct vm *vm, struct vm_counters *out, unsigned max)
 	return n;
 }
 
+int vm_replace_disk(struct vm *vm, const char *id, const char *path, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < vm->nr_virtio; i++)
+		if (vm->virtio[i].kind == VM_DEVICE_BLOCK && vm->virtio[i].id &&
+		    !strcmp(vm->virtio[i].id, id))
+			return virtio_blk_replace(vm->virtio[i].dev, path, err, errlen);
+	snprintf(err, errlen, "no disk \"%s\"", id);
+	return -ENOENT;
+}
+
 int vm_send_ctrl_alt_del(struct vm *vm)
 {
 	void *kbd = find_device(vm, &i8042_type);

@@ -477,10 +477,70 @@ static void not_implemented(struct request *rq)
 	bad(rq, "This request is not implemented by kiln yet.");
 }
 
-static void post_boot_not_implemented(struct request *rq)
+/* The document's entry of list @key whose @id_key is the path's id, or NULL. */
+static json_t *entry(struct request *rq, const char *key, const char *id_key)
 {
-	bad(rq, rq->api->vm ? "Updating a device after boot is not implemented by kiln yet."
-			    : ERR_PRE_BOOT);
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(rq->api->doc, key), i, e)
+		if (!strcmp(json_string_value(json_object_get(e, id_key)) ?: "", rq->id))
+			return e;
+	return NULL;
+}
+
+/* PATCH /drives/{id} after boot: a new backing file (the guest sees the new capacity). */
+static void patch_drive(struct request *rq)
+{
+	const char *id, *path = NULL;
+	json_t *limiter = NULL, *drive;
+	char err[600];
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "drive_id", 's', true, &id },
+					      { "path_on_host", 's', false, &path },
+					      { "rate_limiter", 'o', false, &limiter }), err, sizeof(err)))
+		fault(rq, ERR_DESERIALIZE "%s", err);
+	else if (strcmp(id, rq->id))
+		bad(rq, "The id from the path does not match the id from the body!");
+	else if (limiter && !json_is_null(limiter))
+		bad(rq, "Drive config error: \"rate_limiter\": not implemented by kiln yet");
+	else if (!(drive = entry(rq, "drives", "drive_id")))
+		fault(rq, "Drive config error: no drive \"%s\"", rq->id);
+	else if (path && vm_replace_disk(rq->api->vm, rq->id, path, err, sizeof(err)))
+		fault(rq, "Drive config error: %s", err);
+	else {
+		if (path) {
+			json_object_set_new(drive, "path_on_host", json_string(path));
+			/* The running configuration's strings point into the document. */
+			for (unsigned i = 0; i < rq->api->cfg.cfg.nr_disks; i++)
+				if (!strcmp(rq->api->cfg.cfg.disk[i].id, rq->id))
+					rq->api->cfg.cfg.disk[i].path =
+						json_string_value(json_object_get(drive, "path_on_host"));
+		}
+		ok(rq);
+	}
+}
+
+/* PATCH /network-interfaces/{id} after boot: only rate limiters, which kiln does not have. */
+static void patch_nic(struct request *rq)
+{
+	json_t *rx = NULL, *tx = NULL;
+	const char *id;
+	char err[600];
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "iface_id", 's', true, &id },
+					      { "rx_rate_limiter", 'o', false, &rx },
+					      { "tx_rate_limiter", 'o', false, &tx }), err, sizeof(err)))
+		fault(rq, ERR_DESERIALIZE "%s", err);
+	else if (strcmp(id, rq->id))
+		fault(rq, "The id from the path [%s] does not match the id from the body [%s]!",
+		      rq->id, id);
+	else if ((rx && !json_is_null(rx)) || (tx && !json_is_null(tx)))
+		bad(rq, "Network config error: rate limiters are not implemented by kiln yet");
+	else if (!entry(rq, "network-interfaces", "iface_id"))
+		fault(rq, "Network config error: no network interface \"%s\"", rq->id);
+	else
+		ok(rq);
 }
 
 /* Firecracker's routes: the first path segment, and the second when the route needs one ("*":
@@ -499,9 +559,9 @@ static const struct route {
 	{ "PATCH", "machine-config", NULL, PRE_BOOT, patch_machine_config, "machine_cfg" },
 	{ "PUT", "boot-source", NULL, PRE_BOOT, put_boot_source, "boot_source" },
 	{ "PUT", "drives", "*", PRE_BOOT, put_drive, "drive" },
-	{ "PATCH", "drives", "*", POST_BOOT, post_boot_not_implemented, "drive" },
+	{ "PATCH", "drives", "*", POST_BOOT, patch_drive, "drive" },
 	{ "PUT", "network-interfaces", "*", PRE_BOOT, put_nic, "network" },
-	{ "PATCH", "network-interfaces", "*", POST_BOOT, post_boot_not_implemented, "network" },
+	{ "PATCH", "network-interfaces", "*", POST_BOOT, patch_nic, "network" },
 	{ "PUT", "entropy", NULL, PRE_BOOT, put_entropy, "entropy" },
 	{ "PUT", "logger", NULL, PRE_BOOT, put_logger, "logger" },
 	{ "PUT", "metrics", NULL, PRE_BOOT, put_metrics, "metrics" },

@@ -277,35 +277,64 @@ static const struct virtio_dev_ops blk_ops = {
 };
 
 /* Open and size the image; returns 0 or -errno with @err set. */
-static int open_image(struct blk *b, const struct disk_config *cfg, bool *usage, char *err,
-		      size_t errlen)
+/* Open the image at @path for the device: *fd and its size in *sectors. On failure a message
+ * names the path, *usage says whether the user's input is at fault, and *fd is -1. */
+static int open_image(const char *path, bool readonly, int *fd, uint64_t *sectors, bool *usage,
+		      char *err, size_t errlen)
 {
 	struct stat st;
 	uint64_t bytes;
+	int ret = -EINVAL;
 
-	b->fd = open(cfg->path, (cfg->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (b->fd < 0) {
+	*usage = false;
+	*fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (*fd < 0) {
 		*usage = errno == ENOENT || errno == ENOTDIR || errno == EISDIR;
-		snprintf(err, errlen, "--disk %s: %s", cfg->path, strerror(errno));
+		snprintf(err, errlen, "--disk %s: %s", path, strerror(errno));
 		return -errno;
 	}
-	if (fstat(b->fd, &st) || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+	if (fstat(*fd, &st) || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
 		*usage = true;
-		snprintf(err, errlen, "--disk %s: not a regular file or block device", cfg->path);
-		return -EINVAL;
+		snprintf(err, errlen, "--disk %s: not a regular file or block device", path);
+		goto fail;
 	}
 	bytes = (uint64_t)st.st_size;
-	if (S_ISBLK(st.st_mode) && ioctl(b->fd, BLKGETSIZE64, &bytes)) {
-		snprintf(err, errlen, "--disk %s: BLKGETSIZE64: %s", cfg->path, strerror(errno));
-		return -errno;
+	if (S_ISBLK(st.st_mode) && ioctl(*fd, BLKGETSIZE64, &bytes)) {
+		ret = -errno;
+		snprintf(err, errlen, "--disk %s: BLKGETSIZE64: %s", path, strerror(errno));
+		goto fail;
 	}
 	if (bytes == 0 || bytes % SECTOR) {
 		*usage = true;
 		snprintf(err, errlen, "--disk %s: size %llu bytes is not a positive multiple of 512",
-			 cfg->path, (unsigned long long)bytes);
-		return -EINVAL;
+			 path, (unsigned long long)bytes);
+		goto fail;
 	}
-	b->sectors = bytes / SECTOR;
+	*sectors = bytes / SECTOR;
+	return 0;
+fail:
+	close(*fd);
+	*fd = -1;
+	return ret;
+}
+
+int virtio_blk_replace(struct virtio_dev *dev, const char *path, char *err, size_t errlen)
+{
+	struct blk *b = to_blk(dev);
+	uint64_t sectors;
+	bool usage;
+	int fd, ret = open_image(path, b->readonly, &fd, &sectors, &usage, err, errlen);
+
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&b->dev.lock);
+	block_drain(&b->io); /* what is in flight finishes on the old image */
+	close(b->fd);
+	b->fd = b->io.fd = fd;
+	b->sectors = sectors;
+	b->config.capacity = sectors;
+	virtio_dev_config_changed(&b->dev);
+	pthread_mutex_unlock(&b->dev.lock);
 	return 0;
 }
 
@@ -321,9 +350,7 @@ struct virtio_dev *virtio_blk_new(struct dev_host *host, const struct disk_confi
 		return NULL;
 	}
 	b->readonly = cfg->readonly;
-	if (open_image(b, cfg, usage, err, errlen)) {
-		if (b->fd >= 0)
-			close(b->fd);
+	if (open_image(cfg->path, cfg->readonly, &b->fd, &b->sectors, usage, err, errlen)) {
 		free(b);
 		return NULL;
 	}

@@ -53,6 +53,21 @@ static void reset(struct virtio_dev *dev)
 	init_queues(dev);
 }
 
+/* The configuration change interrupt (§2.5.1, §2.1.2), once the driver is running. */
+static void config_interrupt(struct virtio_dev *dev)
+{
+	if (dev->status & VIRTIO_CONFIG_S_DRIVER_OK) {
+		dev->isr |= VIRTIO_ISR_CONFIG;
+		dev->transport.notify(dev, VIRTIO_CONFIG_IRQ);
+	}
+}
+
+void virtio_dev_config_changed(struct virtio_dev *dev)
+{
+	dev->config_generation++;
+	config_interrupt(dev);
+}
+
 void virtio_dev_needs_reset(struct virtio_dev *dev, const char *why)
 {
 	if (log_once_first(&dev->bad_ring))
@@ -60,10 +75,7 @@ void virtio_dev_needs_reset(struct virtio_dev *dev, const char *why)
 	if (dev->status & VIRTIO_CONFIG_S_NEEDS_RESET)
 		return;
 	dev->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
-	if (dev->status & VIRTIO_CONFIG_S_DRIVER_OK) {
-		dev->isr |= VIRTIO_ISR_CONFIG;
-		dev->transport.notify(dev, VIRTIO_CONFIG_IRQ);
-	}
+	config_interrupt(dev);
 }
 
 bool virtio_dev_live(const struct virtio_dev *dev)

@@ -104,9 +104,10 @@ def test_getting_started_with_curl_pause_resume_ctrl_alt_del(kvm, kiln, bzimage,
         sh.close()
 
 
-def test_config_file_with_api_and_metrics(kvm, kiln, bzimage, initrd, tmp_path):
+def test_config_file_with_api_metrics_and_drive_swap(kvm, kiln, bzimage, initrd, tmp_path):
     """--config-file with --api-sock: the VM boots at once and the API serves it; metrics from
-    the file's "metrics" go out at boot and on FlushMetrics, with the drive's counters."""
+    the file's "metrics" go out at boot and on FlushMetrics, with the drive's counters; the
+    drive's backing file is swapped after boot."""
     sock = tmp_path / "api.sock"
     metrics = tmp_path / "metrics.json"
     metrics.write_text("")  # as Firecracker: an existing file or named pipe
@@ -145,6 +146,17 @@ def test_config_file_with_api_and_metrics(kvm, kiln, bzimage, initrd, tmp_path):
         assert call(sock, "PUT", "/actions", {"action_type": "FlushMetrics"}) == (204, None)
         line = json.loads(metrics.read_text().splitlines()[2])
         assert line["block_data"]["read_bytes"] == 0 and line["put_api_requests"]["actions_count"] == 1, line
+
+        # PATCH /drives after boot: a new backing file of another size; the guest sees both.
+        swapped = tmp_path / "swapped.img"
+        swapped.write_bytes(b"KILN-SWAPPED" + bytes((32 << 20) - 12))
+        assert call(sock, "PATCH", "/drives/data", {"drive_id": "data", "path_on_host": "/no/such"})[0] == 400
+        assert call(sock, "PATCH", "/drives/data", {"drive_id": "data", "path_on_host": str(swapped)}) == (204, None)
+        sh.check("for i in 1 2 3 4 5 6 7 8 9 10; do [ $(cat /sys/block/vda/size) = 65536 ] && break; "
+                 "sleep 0.5; done; [ $(cat /sys/block/vda/size) = 65536 ]")
+        assert "KILN-SWAPPED" in sh.check("dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 12")
+        assert call(sock, "GET", "/vm/config")[1]["drives"][0]["path_on_host"] == str(swapped)
+        assert call(sock, "PATCH", "/network-interfaces/eth0", {"iface_id": "eth0"})[0] == 400  # no such NIC
         assert sh.poweroff() == 0
     finally:
         sh.close()
@@ -280,6 +292,7 @@ BAD_REQUESTS = [
     ("PATCH", "/vm", {"state": "Paused"}, PRE_BOOT),
     ("PATCH", "/vm", {"state": "Frozen"}, "unknown variant `Frozen`, expected `Paused` or `Resumed`"),
     ("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": "/x"}, PRE_BOOT),
+    ("PATCH", "/network-interfaces/eth0", {"iface_id": "eth0"}, PRE_BOOT),
     ("PUT", "/metrics", {"metrics_path": "/no/such/metrics"}, "Metrics error: Failed to open target file"),
     ("PUT", "/actions", {"action_type": "FlushMetrics"}, PRE_BOOT),
     ("PUT", "/vsock", {"guest_cid": 3, "uds_path": "/v"}, "not implemented by kiln yet"),
