@@ -61,6 +61,7 @@ struct dev_host {
 	int console_out_fd;     /* where the serial console writes */
 	struct timespec start;  /* CLOCK_MONOTONIC when kiln started */
 	struct timespec start_cpu; /* CLOCK_PROCESS_CPUTIME_ID when kiln started */
+	struct timespec vm_start, vm_start_cpu; /* the same when the VM was made */
 };
 
 struct device_type {

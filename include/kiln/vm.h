@@ -37,6 +37,9 @@ struct vm_config {
 	unsigned nr_nets;
 	struct net_config net[VM_MAX_VIRTIO];
 	bool rng;                    /* add a virtio-rng device */
+	/* When kiln started (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID), for the boot timer; zero:
+	 * when vm_create() runs. */
+	struct timespec start, start_cpu;
 };
 
 struct vm;

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "kiln/cli.h"
 #include "kiln/log.h"
@@ -14,11 +15,14 @@ static const char top_usage[] =
 
 static int cmd_run(int argc, char **argv)
 {
+	struct timespec start, start_cpu;
 	struct vm_config cfg;
 	enum log_level level;
 	char err[512];
 	int ret;
 
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &start_cpu);
 	ret = cli_parse_run(argc, argv, &cfg, &level, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "kiln run: %s\n", err);
@@ -33,6 +37,8 @@ static int cmd_run(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(level);
+	cfg.start = start;
+	cfg.start_cpu = start_cpu;
 	return cli_run_vm(&cfg, "kiln run");
 }
 

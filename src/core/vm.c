@@ -489,6 +489,7 @@ int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
 	struct vm_error e = { .kind = kind, .msg = err, .len = errlen };
 	struct acpi_config acpi = { .nr_cpus = cfg->nr_cpus };
 	struct vm *vm = calloc(1, sizeof(*vm));
+	struct timespec made, made_cpu;
 	char *cmdline = NULL;
 	int ret;
 
@@ -505,8 +506,8 @@ int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
 		return fail(&e, VM_ERR_RUNTIME, "out of memory");
 	}
 	vm->nr_cpus = cfg->nr_cpus;
-	clock_gettime(CLOCK_MONOTONIC, &vm->host.start);
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &vm->host.start_cpu);
+	clock_gettime(CLOCK_MONOTONIC, &made);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &made_cpu);
 	bus_init(&vm->pio, "port");
 	bus_init(&vm->mmio, "mmio");
 	vm->host = (struct dev_host){ .pio = &vm->pio, .mmio = &vm->mmio, .set_irq = host_set_irq,
@@ -516,7 +517,9 @@ int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
 				      .alloc_msi_gsi = host_alloc_msi_gsi,
 				      .set_msi_route = host_set_msi_route,
 				      .mem = &vm->mem, .console_out_fd = STDOUT_FILENO,
-				      .start = vm->host.start, .start_cpu = vm->host.start_cpu };
+				      .start = cfg->start.tv_sec ? cfg->start : made,
+				      .start_cpu = cfg->start.tv_sec ? cfg->start_cpu : made_cpu,
+				      .vm_start = made, .vm_start_cpu = made_cpu };
 	ret = check_limits(cfg, &e);
 	if (!ret && guest_mem_alloc(&vm->mem, cfg->mem_bytes))
 		ret = fail(&e, VM_ERR_RUNTIME, "--memory: cannot reserve %" PRIu64 " MiB",

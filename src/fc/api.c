@@ -33,6 +33,7 @@ struct fc_api {
 	struct vm *vm;           /* NULL until InstanceStart */
 	struct fc_metrics *metrics;
 	struct mmds *mmds;
+	struct timespec start, start_cpu; /* when kiln started */
 };
 
 /* When a route may run: Firecracker's "not allowed pre-boot / post-boot" lists. */
@@ -345,6 +346,8 @@ int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 		if (api->cfg.mmds_nics & (1u << i))
 			api->cfg.cfg.net[i].filter = (struct net_filter){ wrap_mmds, api };
 	mmds_configure(api->mmds, api->cfg.mmds_v2, api->cfg.mmds_imds_compat);
+	api->cfg.cfg.start = api->start;
+	api->cfg.cfg.start_cpu = api->start_cpu;
 	if (vm_create(&api->cfg.cfg, api->loop, &api->vm, &kind, why, sizeof(why))) {
 		snprintf(err, errlen, "Start microvm error: %s", why);
 		api->vm = NULL;
@@ -671,6 +674,8 @@ int fc_api_start(const struct fc_api_options *o, struct fc_api **out, char *err,
 	}
 	api->doc = o->doc;
 	api->loop = o->loop;
+	api->start = o->start;
+	api->start_cpu = o->start_cpu;
 	if (o->metrics_path && (ret = fc_metrics_set_path(api->metrics, o->metrics_path, err, errlen)))
 		snprintf(err, errlen, "metrics path %s: %s", o->metrics_path, strerror(-ret));
 	if (!ret && o->sock_path)

@@ -4,6 +4,7 @@ of bad requests (nothing changes), a configuration file with the API and metrics
 of clients."""
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -40,7 +41,8 @@ def test_getting_started_with_curl_pause_resume_ctrl_alt_del(kvm, kiln, bzimage,
     log = tmp_path / "firecracker.log"
     log.write_text("")
     rootfs = ext4(tmp_path / "rootfs.ext4")
-    sh = Shell(in_ns(netns, kiln, "--api-sock", sock, "--id", "getting-started"), ready=False)
+    sh = Shell(in_ns(netns, kiln, "--api-sock", sock, "--id", "getting-started", "--boot-timer"),
+               ready=False)
     try:
         wait_for_socket(sock, sh.proc)
         assert call(sock, "GET", "/") == (200, {"id": "getting-started", "state": "Not started",
@@ -99,7 +101,11 @@ def test_getting_started_with_curl_pause_resume_ctrl_alt_del(kvm, kiln, bzimage,
         assert call(sock, "PUT", "/actions", {"action_type": "SendCtrlAltDel"}) == (204, None)
         assert sh.proc.wait(timeout=120) == 3, sh.err()
         assert not sock.exists()  # kiln removes its socket
-        assert "InstanceStart" in log.read_text()
+        text = log.read_text()
+        assert "InstanceStart" in text, text
+        # --boot-timer: the guest's write of 123, timed from kiln's start and from InstanceStart.
+        assert re.search(r"guest boot time: \d+ us wall, \d+ us cpu since kiln started; \d+ us wall, "
+                         r"\d+ us cpu since the VM was made \(InstanceStart\)", text), text
     finally:
         sh.close()
 

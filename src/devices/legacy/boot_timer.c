@@ -30,9 +30,12 @@ static void boot_timer_write(void *opaque, uint64_t off, const uint8_t *data, ui
 	const struct dev_host *host = opaque;
 
 	if (off == 0 && data[0] == BOOT_TIMER_MAGIC)
-		log_info("guest boot time: %" PRId64 " us wall, %" PRId64 " us cpu since kiln started",
+		log_info("guest boot time: %" PRId64 " us wall, %" PRId64 " us cpu since kiln started; "
+			 "%" PRId64 " us wall, %" PRId64 " us cpu since the VM was made (InstanceStart)",
 			 us_since(CLOCK_MONOTONIC, &host->start),
-			 us_since(CLOCK_PROCESS_CPUTIME_ID, &host->start_cpu));
+			 us_since(CLOCK_PROCESS_CPUTIME_ID, &host->start_cpu),
+			 us_since(CLOCK_MONOTONIC, &host->vm_start),
+			 us_since(CLOCK_PROCESS_CPUTIME_ID, &host->vm_start_cpu));
 }
 
 static const struct bus_ops boot_timer_ops = { .read = boot_timer_read, .write = boot_timer_write };
