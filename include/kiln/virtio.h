@@ -279,6 +279,14 @@ void virtio_blk_counters(struct virtio_dev *dev, struct blk_counters *out);
 struct net_counters;
 void virtio_net_counters(struct virtio_dev *dev, struct net_counters *out);
 
+/* virtio-vsock (§5.10) for guest CID @guest_cid, with Firecracker's host side: a listening Unix
+ * socket at @uds_path (created; it must not exist; removed with the device) where host
+ * programs connect and write "CONNECT <port>\n", and connections from the guest to host port
+ * P go to the Unix socket "<uds_path>_<P>". Served on host's event loop. Returns the device,
+ * or NULL with a one-line reason in @err (*usage true when the path is the user's mistake). */
+struct virtio_dev *virtio_vsock_new(struct dev_host *host, uint64_t guest_cid,
+				   const char *uds_path, bool *usage, char *err, size_t errlen);
+
 /* virtio-rng (§5.4): fills every buffer from getrandom(). NULL when out of memory. */
 struct virtio_dev *virtio_rng_new(const struct guest_mem *mem);
 

@@ -21,7 +21,7 @@
 #define VM_DEFAULT_CMDLINE "console=ttyS0"
 #define VM_DEFAULT_CPUS 1
 #define VM_DEFAULT_MEM_MIB 512
-#define VM_MAX_VIRTIO KILN_VIRTIO_MMIO_SLOTS /* disks + NICs + rng; also the PCI slots with INTx */
+#define VM_MAX_VIRTIO KILN_VIRTIO_MMIO_SLOTS /* disks + NICs + rng + vsock; also the PCI slots with INTx */
 
 enum vm_transport { VM_TRANSPORT_PCI, VM_TRANSPORT_MMIO };
 
@@ -37,6 +37,10 @@ struct vm_config {
 	unsigned nr_nets;
 	struct net_config net[VM_MAX_VIRTIO];
 	bool rng;                    /* add a virtio-rng device */
+	struct {
+		uint64_t cid;        /* the guest's CID (>= 3) */
+		const char *uds_path; /* NULL: no vsock device */
+	} vsock;
 	/* When kiln started (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID), for the boot timer; zero:
 	 * when vm_create() runs. */
 	struct timespec start, start_cpu;
@@ -67,7 +71,7 @@ enum vm_stop_reason vm_run(struct vm *vm);
 /* The signal number that stopped the VM when vm_run() returned VM_STOP_SIGNAL, else 0. */
 int vm_stop_signal(const struct vm *vm);
 
-enum vm_device_kind { VM_DEVICE_BLOCK, VM_DEVICE_NET, VM_DEVICE_RNG };
+enum vm_device_kind { VM_DEVICE_BLOCK, VM_DEVICE_NET, VM_DEVICE_RNG, VM_DEVICE_VSOCK };
 
 /* One device's counters, for metrics. */
 struct vm_counters {

@@ -12,6 +12,7 @@ const char cli_run_usage[] =
 	"usage: kiln run --kernel PATH [--initrd PATH] [--cmdline STRING] [--cpus N] [--memory SIZE]\n"
 	"                [--disk PATH[,readonly=on][,id=NAME][,engine=E]]... [--rng] [--transport pci|mmio]\n"
 	"                [--net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...]...\n"
+	"                [--vsock cid=N,uds=PATH]\n"
 	"\n"
 	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) with the serial console on\n"
 	"standard input/output. On a terminal the console is raw; press Ctrl-A then x to quit.\n"
@@ -34,6 +35,10 @@ const char cli_run_usage[] =
 	"                    forwards a host port (on 127.0.0.1 unless HOSTADDR) to the guest\n"
 	"                    (10.0.2.15 unless GUESTADDR). MAC default 52:54:00:12:34:56 + index\n"
 	"  --rng             a virtio-rng entropy device fed from the host's getrandom()\n"
+	"  --vsock cid=N,uds=PATH\n"
+	"                    a virtio-vsock device, guest CID N (>= 3), with Firecracker's host\n"
+	"                    side: host programs connect to the Unix socket PATH and write\n"
+	"                    \"CONNECT <port>\\n\"; guest connections to host port P go to PATH_P\n"
 	"  --transport T     how virtio devices attach: pci (default; MSI-X) or mmio (ACPI LNRO0005)\n"
 	"  --log-level L     error, warn (default), info (adds the boot-timer line) or debug\n"
 	"  -h, --help        this text;  --version  kiln's version\n"
@@ -146,11 +151,42 @@ static int parse_net(char *text, struct net_config *n, char *err, size_t errlen)
 	return 0;
 }
 
+/* "cid=N,uds=PATH" into @cfg's vsock (pointing into @text, which is modified). */
+static int parse_vsock(char *text, struct vm_config *cfg, char *err, size_t errlen)
+{
+	char *opt, *save = NULL, *end;
+
+	for (opt = strtok_r(text, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(opt, "cid=", 4)) {
+			errno = 0;
+			cfg->vsock.cid = strtoull(opt + 4, &end, 10);
+			if (errno || end == opt + 4 || *end || opt[4] == '-' || cfg->vsock.cid < 3 ||
+			    cfg->vsock.cid > UINT32_MAX - 1) {
+				snprintf(err, errlen, "--vsock: \"%s\" is not a guest CID (3 to %u)",
+					 opt + 4, UINT32_MAX - 1);
+				return -EINVAL;
+			}
+		} else if (!strncmp(opt, "uds=", 4) && opt[4]) {
+			cfg->vsock.uds_path = opt + 4;
+		} else {
+			snprintf(err, errlen, "--vsock: \"%s\" is not cid=N or uds=PATH", opt);
+			return -EINVAL;
+		}
+	}
+	if (!cfg->vsock.cid || !cfg->vsock.uds_path) {
+		snprintf(err, errlen, "--vsock needs cid=N and uds=PATH");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int cli_check_config(const struct vm_config *cfg, char *err, size_t errlen)
 {
-	if (cfg->nr_disks + cfg->nr_nets + cfg->rng > VM_MAX_VIRTIO) {
-		snprintf(err, errlen, "--disk/--net/--rng: %u devices, more than the %d virtio slots",
-			 cfg->nr_disks + cfg->nr_nets + cfg->rng, VM_MAX_VIRTIO);
+	unsigned devices = cfg->nr_disks + cfg->nr_nets + cfg->rng + !!cfg->vsock.uds_path;
+
+	if (devices > VM_MAX_VIRTIO) {
+		snprintf(err, errlen, "--disk/--net/--rng/--vsock: %u devices, more than the %d "
+			 "virtio slots", devices, VM_MAX_VIRTIO);
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < cfg->nr_nets; i++)
@@ -174,7 +210,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		  size_t errlen)
 {
 	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
-	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT };
+	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT, OPT_VSOCK };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -185,6 +221,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		{ "disk", required_argument, NULL, OPT_DISK },
 		{ "net", required_argument, NULL, OPT_NET },
 		{ "rng", no_argument, NULL, OPT_RNG },
+		{ "vsock", required_argument, NULL, OPT_VSOCK },
 		{ "transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -243,6 +280,14 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 			cfg->nr_nets++;
 			break;
 		case OPT_RNG: cfg->rng = true; break;
+		case OPT_VSOCK:
+			if (cfg->vsock.uds_path) {
+				snprintf(err, errlen, "--vsock: only one vsock device");
+				return -EINVAL;
+			}
+			if (parse_vsock(optarg, cfg, err, errlen))
+				return -EINVAL;
+			break;
 		case OPT_TRANSPORT:
 			if (!strcmp(optarg, "pci")) {
 				cfg->transport = VM_TRANSPORT_PCI;

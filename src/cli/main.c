@@ -44,6 +44,9 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* A peer that went away (a console pipe, a vsock or API client, a log FIFO) is an EPIPE
+	 * for the writer to handle, never the end of kiln. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc >= 2 && !strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {

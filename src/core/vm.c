@@ -287,6 +287,14 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 			return fail(e, VM_ERR_RUNTIME, "--net: out of memory");
 		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_NET, n->id, "--net", acpi, cmdline, e);
 	}
+	if (!ret && cfg->vsock.uds_path) {
+		struct virtio_dev *dev = virtio_vsock_new(&vm->host, cfg->vsock.cid, cfg->vsock.uds_path,
+							  &usage, err, sizeof(err));
+
+		if (!dev)
+			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
+		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_VSOCK, NULL, "--vsock", acpi, cmdline, e);
+	}
 	if (!ret && cfg->rng) {
 		struct virtio_dev *dev = virtio_rng_new(&vm->mem);
 
@@ -693,13 +701,13 @@ int vm_stop_signal(const struct vm *vm) { return vm->stop_signal; }
 
 unsigned vm_counters(struct vm *vm, struct vm_counters *out, unsigned max)
 {
-	unsigned n = 0, index[VM_DEVICE_RNG + 1] = { 0 };
+	unsigned n = 0, index[VM_DEVICE_NET + 1] = { 0 };
 
 	for (unsigned i = 0; i < vm->nr_virtio && n < max; i++) {
 		struct vm_virtio *v = &vm->virtio[i];
 		struct vm_counters *c = &out[n];
 
-		if (v->kind == VM_DEVICE_RNG)
+		if (v->kind != VM_DEVICE_BLOCK && v->kind != VM_DEVICE_NET)
 			continue;
 		*c = (struct vm_counters){ .kind = v->kind, .id = v->id, .index = index[v->kind]++ };
 		if (v->kind == VM_DEVICE_BLOCK)

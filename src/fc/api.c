@@ -443,6 +443,11 @@ static void put_metrics(struct request *rq)
 		ok(rq);
 }
 
+static void put_vsock(struct request *rq)
+{
+	commit(rq, with(rq->api, "vsock", json_incref(rq->body)), "Vsock config error: ", NULL);
+}
+
 static void put_mmds_config(struct request *rq)
 {
 	commit(rq, with(rq->api, "mmds-config", json_incref(rq->body)), "MMDS config error: ",
@@ -574,7 +579,7 @@ static const struct route {
 	{ "GET", "mmds", NULL, ANY, get_mmds, "mmds" },
 	{ "PUT", "mmds", NULL, ANY, put_mmds, "mmds" },
 	{ "PATCH", "mmds", NULL, ANY, patch_mmds, "mmds" },
-	{ "PUT", "vsock", NULL, PRE_BOOT, not_implemented, "vsock" },
+	{ "PUT", "vsock", NULL, PRE_BOOT, put_vsock, "vsock" },
 	{ "PUT", "balloon", NULL, PRE_BOOT, not_implemented, "balloon" },
 	{ "PATCH", "balloon", NULL, POST_BOOT, not_implemented, "balloon" },
 	{ "GET", "balloon", NULL, ANY, not_implemented, "balloon" },

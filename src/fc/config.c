@@ -371,6 +371,26 @@ static int parse_mmds_config(json_t *o, struct fc_config *r, char *err, size_t e
 	return 0;
 }
 
+static int parse_vsock(json_t *o, struct fc_config *r, char *err, size_t errlen)
+{
+	const char *where = "\"vsock\": ", *id = NULL;
+	json_int_t cid;
+
+	if (!o || json_is_null(o))
+		return 0;
+	if (fc_unpack(o, where, FC_FIELDS({ "guest_cid", 'I', true, &cid },
+					  { "uds_path", 's', true, &r->cfg.vsock.uds_path },
+					  { "vsock_id", 's', false, &id }), err, errlen))
+		return -EINVAL;
+	if (cid < 3 || cid > (json_int_t)UINT32_MAX - 1)
+		return fc_error(err, errlen, "%s\"guest_cid\": %lld is not in [3, %u]", where,
+				(long long)cid, UINT32_MAX - 1);
+	if (!*r->cfg.vsock.uds_path)
+		return fc_error(err, errlen, "%s\"uds_path\" is empty", where);
+	r->cfg.vsock.cid = (uint64_t)cid;
+	return 0;
+}
+
 static int parse_metrics(json_t *o, struct fc_config *r, char *err, size_t errlen)
 {
 	if (!o || json_is_null(o))
@@ -417,7 +437,7 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 	    parse_logger(logger, r, err, errlen) || parse_metrics(metrics, r, err, errlen) ||
 	    parse_mmds_config(mmds, r, err, errlen) ||
 	    unimplemented(limiter, "\"entropy\": ", "rate_limiter", err, errlen) ||
-	    unimplemented(vsock, "", "vsock", err, errlen) ||
+	    parse_vsock(vsock, r, err, errlen) ||
 	    unimplemented(balloon, "", "balloon", err, errlen) ||
 	    unimplemented(cpu, "", "cpu-config", err, errlen) ||
 	    unimplemented(hotplug, "", "memory-hotplug", err, errlen) ||

@@ -74,8 +74,10 @@ BAD_CONFIGS = [
          "rate_limiter": {"bandwidth": {"size": 1, "refill_time": 1}}}]}, "\"rate_limiter\": not implemented"),
     ({"boot-source": {"kernel_image_path": "K"}, "network-interfaces": [
         {"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "zz:00:00:00:00:00"}]}, "\"guest_mac\""),
-    ({"boot-source": {"kernel_image_path": "K"}, "vsock": {"guest_cid": 3, "uds_path": "/v"}},
-     "\"vsock\": not implemented by kiln yet"),
+    ({"boot-source": {"kernel_image_path": "K"}, "vsock": {"guest_cid": 3}},
+     "\"vsock\": \"uds_path\" is required"),
+    ({"boot-source": {"kernel_image_path": "K"}, "balloon": {"amount_mib": 1, "deflate_on_oom": True}},
+     "\"balloon\": not implemented by kiln yet"),
     ({"boot-source": {"kernel_image_path": "K"}, "metrics": {"path": "/m"}},
      "\"metrics\": unknown field \"path\""),
     ({"boot-source": {"kernel_image_path": "K"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 128,

@@ -1,0 +1,686 @@
+/* vsock — virtio-vsock (virtio 1.2 §5.10) with Firecracker's host side over Unix sockets
+ * (Firecracker docs/vsock.md), see include/kiln/virtio.h.
+ *
+ * Queue 0 carries packets to the guest, queue 1 packets from it, queue 2 events. The host is
+ * CID 2. A host program connects to the Unix socket at uds_path and writes "CONNECT <port>\n";
+ * kiln sends the guest a REQUEST from a fresh host port and, on the guest's RESPONSE, answers
+ * "OK <host port>\n" and relays the stream. A guest connecting to host port P reaches the
+ * program listening on the Unix socket "<uds_path>_<P>". Stream data flows under the spec's
+ * credit rules (§5.10.6.3): each side advertises buf_alloc and fwd_cnt, kiln never sends more
+ * than the guest's free credit, and a guest that sends more than kiln's is reset. Data to the
+ * guest is read from the host socket straight into the guest's buffers.
+ *
+ * Everything runs on kiln's event loop: the transmit queue's kick, and a poller over the
+ * listening socket and every connection's socket. The hostile guest: malformed headers,
+ * packets for other CIDs or types, unknown ops and credit lies are dropped or answered with a
+ * reset, counted, and logged once.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_vsock.h>
+
+#include "kiln/devices.h"
+#include "kiln/virtio.h"
+
+#define VSOCK_QUEUE_SIZE 256
+#define RXQ 0
+#define TXQ 1
+#define EVQ 2
+#define HDR_LEN sizeof(struct virtio_vsock_hdr)
+#define VSOCK_HOST_CID 2
+#define VSOCK_BUF_ALLOC (256u << 10)   /* per connection: guest bytes kiln holds at most */
+#define VSOCK_MAX_PAYLOAD (64u << 10)  /* largest packet kiln sends or takes */
+#define VSOCK_MAX_CONNS 1024
+#define VSOCK_MAX_RESETS 64            /* resets for unknown connections, waiting for buffers */
+#define VSOCK_LINE_MAX 32              /* "CONNECT <port>\n" */
+#define VSOCK_EPHEMERAL_FIRST (1u << 30)
+
+_Static_assert(HDR_LEN == 44, "virtio-vsock header size (§5.10.6)");
+
+enum conn_state {
+	CONN_FREE,
+	CONN_LINE,      /* a host program connected; waiting for its "CONNECT <port>\n" */
+	CONN_REQUEST,   /* REQUEST to send or sent; waiting for the guest's RESPONSE */
+	CONN_OPEN,
+};
+
+struct conn {
+	enum conn_state state;
+	int fd;
+	uint32_t host_port, guest_port;
+	bool request_due, response_due, credit_due, shutdown_due, reset_due;
+	bool host_eof;         /* the host side will send no more */
+	bool guest_no_send;    /* the guest said SHUTDOWN SEND: no more data from it */
+	bool guest_no_recv;    /* the guest said SHUTDOWN RCV: send it no more */
+	uint32_t peer_buf_alloc, peer_fwd_cnt; /* the guest's, from its last header */
+	uint32_t tx_cnt;       /* bytes sent to the guest */
+	uint32_t rx_cnt;       /* bytes received from the guest */
+	uint32_t fwd_cnt;      /* of those, written to the host socket */
+	uint32_t fwd_cnt_told; /* fwd_cnt in the last header sent */
+	uint8_t *pending;      /* guest bytes the host socket did not take yet */
+	size_t pending_len;
+	char line[VSOCK_LINE_MAX];
+	unsigned line_len;
+};
+
+struct reset {
+	uint32_t host_port, guest_port;
+};
+
+struct vsock {
+	struct virtio_dev dev;
+	struct dev_host *host;
+	uint64_t guest_cid;
+	struct virtio_vsock_config config;
+	char *uds_path;
+	int listen_fd;
+	uint32_t next_port;
+	unsigned next_conn;          /* where the round-robin over connections resumes */
+	bool rx_waiting;             /* the guest had no receive buffers: wait for its kick */
+	struct conn conn[VSOCK_MAX_CONNS];
+	unsigned nr_resets;
+	struct reset resets[VSOCK_MAX_RESETS];
+	int poll_conn[VSOCK_MAX_CONNS + 1]; /* which connection each polled descriptor is */
+	struct virtq_chain chain;    /* receive scratch */
+	struct log_once bad_packet, host_trouble;
+};
+
+static struct vsock *to_vs(struct virtio_dev *dev) { return dev->opaque; }
+
+static void vs_read_config(struct virtio_dev *dev, uint32_t off, uint8_t *data, uint32_t len)
+{
+	memcpy(data, (const uint8_t *)&to_vs(dev)->config + off, len);
+}
+
+static void bad_packet(struct vsock *vs, const char *what)
+{
+	if (log_once_first(&vs->bad_packet))
+		log_warn("vsock: %s; dropped (further ones not logged)", what);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->pending);
+	*c = (struct conn){ .state = CONN_FREE, .fd = -1 };
+}
+
+static struct conn *find_conn(struct vsock *vs, uint32_t host_port, uint32_t guest_port)
+{
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct conn *c = &vs->conn[i];
+
+		if (c->state >= CONN_REQUEST && c->host_port == host_port &&
+		    c->guest_port == guest_port)
+			return c;
+	}
+	return NULL;
+}
+
+static struct conn *new_conn(struct vsock *vs, int fd)
+{
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+		if (vs->conn[i].state == CONN_FREE) {
+			vs->conn[i] = (struct conn){ .state = CONN_LINE, .fd = fd };
+			return &vs->conn[i];
+		}
+	}
+	return NULL;
+}
+
+/* Bytes the guest can still take on @c (§5.10.6.3.1). */
+static uint32_t peer_credit(const struct conn *c)
+{
+	uint32_t used = c->tx_cnt - c->peer_fwd_cnt;
+
+	return used >= c->peer_buf_alloc ? 0 : c->peer_buf_alloc - used;
+}
+
+/* A reset for a connection kiln does not have (or no longer has). */
+static void queue_reset(struct vsock *vs, uint32_t host_port, uint32_t guest_port)
+{
+	if (vs->nr_resets < VSOCK_MAX_RESETS)
+		vs->resets[vs->nr_resets++] = (struct reset){ host_port, guest_port };
+}
+
+/* --- to the guest ------------------------------------------------------------------------ */
+
+/* Pop a receive chain with room for a header; NULL when the guest has none (then it is asked
+ * to kick, and rx_waiting is set). */
+static struct virtq_chain *rx_chain(struct vsock *vs)
+{
+	struct virtq *q = &vs->dev.q[RXQ];
+
+	if (vs->rx_waiting || !virtio_dev_live(&vs->dev) || !q->ready)
+		return NULL;
+	for (;;) {
+		int ret = virtq_pop(vs->dev.mem, q, &vs->chain);
+
+		if (ret < 0) {
+			virtio_dev_needs_reset(&vs->dev, "malformed receive descriptor chain");
+			return NULL;
+		}
+		if (ret == 0) {
+			if (virtq_arm_notify(q))
+				continue;
+			vs->rx_waiting = true;
+			return NULL;
+		}
+		if (vs->chain.in_len >= HDR_LEN)
+			return &vs->chain;
+		virtio_dev_needs_reset(&vs->dev, "receive buffer smaller than a vsock header");
+		return NULL;
+	}
+}
+
+/* Send one packet on chain @ch: header for @op from @c's ports (or @r's), @len data bytes
+ * already in place after it. */
+static void rx_send(struct vsock *vs, struct virtq_chain *ch, struct conn *c,
+		    const struct reset *r, uint16_t op, uint32_t flags, uint32_t len)
+{
+	struct virtio_vsock_hdr h = {
+		.src_cid = VSOCK_HOST_CID, .dst_cid = vs->guest_cid,
+		.src_port = c ? c->host_port : r->host_port,
+		.dst_port = c ? c->guest_port : r->guest_port,
+		.len = len, .type = VIRTIO_VSOCK_TYPE_STREAM, .op = op, .flags = flags,
+		.buf_alloc = VSOCK_BUF_ALLOC, .fwd_cnt = c ? c->fwd_cnt : 0,
+	};
+
+	if (c) {
+		c->fwd_cnt_told = c->fwd_cnt;
+		c->tx_cnt += len;
+	}
+	virtq_chain_write(ch, 0, &h, HDR_LEN);
+	virtq_push(&vs->dev.q[RXQ], ch->head, (uint32_t)HDR_LEN + len);
+}
+
+/* Data from @c's host socket into a chain. Returns false when there was nothing to send. */
+static bool rx_data(struct vsock *vs, struct conn *c, struct virtq_chain *ch)
+{
+	struct iovec iov[VIRTQ_CHAIN_MAX];
+	uint64_t room = ch->in_len - HDR_LEN;
+	uint32_t want = peer_credit(c);
+	ssize_t got;
+	int n;
+
+	if (want > room)
+		want = (uint32_t)room;
+	if (want > VSOCK_MAX_PAYLOAD)
+		want = VSOCK_MAX_PAYLOAD;
+	if (!want)
+		return false;
+	n = virtq_chain_iov(ch, true, HDR_LEN, want, iov);
+	got = n > 0 ? readv(c->fd, iov, n) : -1;
+	if (got > 0) {
+		rx_send(vs, ch, c, NULL, VIRTIO_VSOCK_OP_RW, 0, (uint32_t)got);
+		return true;
+	}
+	if (got < 0 && (errno == EAGAIN || errno == EINTR))
+		return false;
+	/* End of the host's stream (or it broke): the guest gets no more data. */
+	c->host_eof = true;
+	c->shutdown_due = true;
+	return false;
+}
+
+/* One packet for @c if it has something to say; returns whether a chain was used. */
+static bool rx_conn(struct vsock *vs, struct conn *c, bool readable)
+{
+	struct virtq_chain *ch;
+	uint16_t op = 0;
+	uint32_t flags = 0;
+
+	if (c->reset_due)
+		op = VIRTIO_VSOCK_OP_RST;
+	else if (c->request_due)
+		op = VIRTIO_VSOCK_OP_REQUEST;
+	else if (c->response_due)
+		op = VIRTIO_VSOCK_OP_RESPONSE;
+	else if (c->shutdown_due)
+		op = VIRTIO_VSOCK_OP_SHUTDOWN, flags = VIRTIO_VSOCK_SHUTDOWN_SEND;
+	else if (c->credit_due)
+		op = VIRTIO_VSOCK_OP_CREDIT_UPDATE;
+	else if (!(readable && c->state == CONN_OPEN && !c->host_eof && !c->guest_no_recv &&
+		   peer_credit(c)))
+		return false;
+	ch = rx_chain(vs);
+	if (!ch)
+		return false;
+	if (!op) {
+		if (rx_data(vs, c, ch))
+			return true;
+		vs->dev.q[RXQ].last_avail--; /* nothing read: the chain goes back */
+		return rx_conn(vs, c, false); /* EOF may have made a SHUTDOWN due */
+	}
+	c->reset_due = c->request_due = c->response_due = false;
+	if (op == VIRTIO_VSOCK_OP_SHUTDOWN)
+		c->shutdown_due = false;
+	c->credit_due = false;
+	rx_send(vs, ch, c, NULL, op, flags, 0);
+	if (op == VIRTIO_VSOCK_OP_RST)
+		conn_close(c);
+	return true;
+}
+
+/* Fill the guest's receive buffers: resets, then every connection in turn (one packet each per
+ * round, so a busy stream does not starve the others), until nothing is left or no buffers
+ * are. @readable[i] says connection i's socket has data. Lock held. */
+static void rx_pump(struct vsock *vs, const bool *readable)
+{
+	bool sent = true;
+
+	while (vs->nr_resets) {
+		struct virtq_chain *ch = rx_chain(vs);
+
+		if (!ch)
+			goto out;
+		rx_send(vs, ch, NULL, &vs->resets[--vs->nr_resets], VIRTIO_VSOCK_OP_RST, 0, 0);
+	}
+	while (sent && !vs->rx_waiting) {
+		sent = false;
+		for (unsigned k = 0; k < VSOCK_MAX_CONNS && !vs->rx_waiting; k++) {
+			unsigned i = (vs->next_conn + k) % VSOCK_MAX_CONNS;
+			struct conn *c = &vs->conn[i];
+
+			if (c->state >= CONN_REQUEST && rx_conn(vs, c, readable && readable[i])) {
+				sent = true;
+				vs->next_conn = i + 1;
+			}
+		}
+	}
+out:
+	virtio_dev_notify_if_needed(&vs->dev, RXQ);
+}
+
+/* --- from the guest ---------------------------------------------------------------------- */
+
+/* Write what the guest sent and the host socket has not taken yet. Returns false when the
+ * socket broke. */
+static bool flush_pending(struct conn *c)
+{
+	while (c->pending_len) {
+		ssize_t n = write(c->fd, c->pending, c->pending_len);
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR;
+		memmove(c->pending, c->pending + n, c->pending_len - (size_t)n);
+		c->pending_len -= (size_t)n;
+		c->fwd_cnt += (uint32_t)n;
+	}
+	if (c->guest_no_send)
+		shutdown(c->fd, SHUT_WR);
+	/* Tell the guest about freed room before it runs dry (it does not ask). */
+	if (c->fwd_cnt - c->fwd_cnt_told >= VSOCK_BUF_ALLOC / 4)
+		c->credit_due = true;
+	return true;
+}
+
+/* An RW packet's @len bytes at @off in chain @ch for @c: to the host socket, or kept. */
+static void tx_data(struct vsock *vs, struct conn *c, const struct virtq_chain *ch, uint32_t len)
+{
+	struct iovec iov[VIRTQ_CHAIN_MAX];
+	ssize_t n = 0;
+	int nr;
+
+	if (c->rx_cnt - c->fwd_cnt + len > VSOCK_BUF_ALLOC) {
+		bad_packet(vs, "the guest sent more than its credit");
+		c->reset_due = true;
+		return;
+	}
+	c->rx_cnt += len;
+	nr = virtq_chain_iov(ch, false, HDR_LEN, len, iov);
+	if (!c->pending_len) {
+		n = writev(c->fd, iov, nr);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			c->reset_due = true; /* the host program went away */
+			return;
+		}
+		n = n < 0 ? 0 : n;
+		c->fwd_cnt += (uint32_t)n;
+	}
+	if ((uint32_t)n < len) {
+		if (!c->pending && !(c->pending = malloc(VSOCK_BUF_ALLOC))) {
+			c->reset_due = true;
+			return;
+		}
+		virtq_chain_read(ch, HDR_LEN + (uint64_t)n, c->pending + c->pending_len, len - (uint32_t)n);
+		c->pending_len += len - (size_t)n;
+	}
+	if (c->fwd_cnt - c->fwd_cnt_told >= VSOCK_BUF_ALLOC / 4)
+		c->credit_due = true;
+}
+
+/* The guest connects to host port @h->dst_port: the program listening at <uds_path>_<port>. */
+static void tx_request(struct vsock *vs, const struct virtio_vsock_hdr *h)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct conn *c;
+	int fd, len;
+
+	len = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s_%u", vs->uds_path, h->dst_port);
+	fd = len < (int)sizeof(addr.sun_path)
+		? socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) || !(c = new_conn(vs, fd))) {
+		if (fd >= 0)
+			close(fd);
+		queue_reset(vs, h->dst_port, h->src_port); /* nobody listens there */
+		return;
+	}
+	c->state = CONN_OPEN;
+	c->host_port = h->dst_port;
+	c->guest_port = h->src_port;
+	c->peer_buf_alloc = h->buf_alloc;
+	c->peer_fwd_cnt = h->fwd_cnt;
+	c->response_due = true;
+}
+
+/* One packet from the guest (§5.10.6.4). */
+static uint32_t vs_tx_serve(struct virtio_dev *dev, const struct virtq_chain *ch)
+{
+	struct vsock *vs = to_vs(dev);
+	struct virtio_vsock_hdr h;
+	struct conn *c;
+
+	if (virtq_chain_read(ch, 0, &h, HDR_LEN) != HDR_LEN) {
+		bad_packet(vs, "a packet without a header");
+		return 0;
+	}
+	if (h.src_cid != vs->guest_cid || h.dst_cid != VSOCK_HOST_CID) {
+		bad_packet(vs, "a packet for another CID, or not from the guest's");
+		return 0;
+	}
+	if (h.len > VSOCK_MAX_PAYLOAD || h.len > ch->out_len - HDR_LEN) {
+		bad_packet(vs, "a packet longer than its buffers");
+		queue_reset(vs, h.dst_port, h.src_port);
+		return 0;
+	}
+	if (h.type != VIRTIO_VSOCK_TYPE_STREAM) {
+		queue_reset(vs, h.dst_port, h.src_port); /* only streams here */
+		return 0;
+	}
+	c = find_conn(vs, h.dst_port, h.src_port);
+	if (h.op == VIRTIO_VSOCK_OP_REQUEST) {
+		if (c)
+			c->reset_due = true; /* the same ports twice */
+		else
+			tx_request(vs, &h);
+		return 0;
+	}
+	if (!c) {
+		if (h.op != VIRTIO_VSOCK_OP_RST)
+			queue_reset(vs, h.dst_port, h.src_port);
+		return 0;
+	}
+	c->peer_buf_alloc = h.buf_alloc;
+	c->peer_fwd_cnt = h.fwd_cnt;
+	switch (h.op) {
+	case VIRTIO_VSOCK_OP_RESPONSE:
+		if (c->state != CONN_REQUEST || c->request_due) {
+			c->reset_due = true;
+			break;
+		}
+		c->state = CONN_OPEN;
+		{
+			char ok[24];
+			int n = snprintf(ok, sizeof(ok), "OK %u\n", c->host_port);
+
+			if (write(c->fd, ok, (size_t)n) != n)
+				c->reset_due = true;
+		}
+		break;
+	case VIRTIO_VSOCK_OP_RW:
+		if (c->state != CONN_OPEN || c->guest_no_send)
+			c->reset_due = true;
+		else
+			tx_data(vs, c, ch, h.len);
+		break;
+	case VIRTIO_VSOCK_OP_SHUTDOWN:
+		c->guest_no_recv |= !!(h.flags & VIRTIO_VSOCK_SHUTDOWN_RCV);
+		c->guest_no_send |= !!(h.flags & VIRTIO_VSOCK_SHUTDOWN_SEND);
+		if (c->guest_no_recv && c->guest_no_send)
+			c->reset_due = true; /* closed both ways: done (§5.10.6.6) */
+		else if (c->guest_no_send && !c->pending_len)
+			shutdown(c->fd, SHUT_WR);
+		break;
+	case VIRTIO_VSOCK_OP_RST:
+		conn_close(c);
+		break;
+	case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
+		break; /* the header said it all */
+	case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
+		c->credit_due = true;
+		break;
+	default:
+		bad_packet(vs, "an unknown op");
+		c->reset_due = true;
+		break;
+	}
+	return 0;
+}
+
+static void vs_queue_notify(struct virtio_dev *dev, unsigned q)
+{
+	struct vsock *vs = to_vs(dev);
+
+	if (q == TXQ)
+		virtio_dev_process(dev, TXQ, vs_tx_serve);
+	else if (q == RXQ)
+		vs->rx_waiting = false;
+	rx_pump(vs, NULL); /* answers, resets, credit updates; new buffers for waiting data */
+}
+
+/* --- the host side ----------------------------------------------------------------------- */
+
+/* A host program connected to uds_path. */
+static void accept_host(struct vsock *vs)
+{
+	int fd = accept4(vs->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (!new_conn(vs, fd)) {
+		if (log_once_first(&vs->host_trouble))
+			log_warn("vsock: %d connections at once; refusing more", VSOCK_MAX_CONNS);
+		close(fd);
+	}
+}
+
+/* "CONNECT <port>\n" from a host program: ask the guest. */
+static void read_line(struct vsock *vs, struct conn *c)
+{
+	ssize_t n = read(c->fd, c->line + c->line_len, sizeof(c->line) - 1 - c->line_len);
+	unsigned long port;
+	char *nl, *end;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(c);
+		return;
+	}
+	c->line_len += (unsigned)n;
+	c->line[c->line_len] = 0;
+	nl = strchr(c->line, '\n');
+	if (!nl) {
+		if (c->line_len == sizeof(c->line) - 1)
+			conn_close(c); /* no line: not our protocol */
+		return;
+	}
+	*nl = 0;
+	errno = 0;
+	port = strncmp(c->line, "CONNECT ", 8) ? 0 : strtoul(c->line + 8, &end, 10);
+	if (!port || errno || *end || port > UINT32_MAX || nl + 1 != c->line + c->line_len) {
+		conn_close(c);
+		return;
+	}
+	do {
+		c->host_port = vs->next_port++;
+		if (vs->next_port == 0)
+			vs->next_port = VSOCK_EPHEMERAL_FIRST;
+	} while (find_conn(vs, c->host_port, (uint32_t)port));
+	c->guest_port = (uint32_t)port;
+	c->state = CONN_REQUEST;
+	c->request_due = true;
+}
+
+static unsigned vs_prepare(void *opaque, struct pollfd *fds, unsigned max, int *timeout_ms)
+{
+	struct vsock *vs = opaque;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&vs->dev.lock);
+	if (n < max) {
+		fds[n] = (struct pollfd){ .fd = vs->listen_fd, .events = POLLIN };
+		vs->poll_conn[n++] = -1;
+	}
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS && n < max; i++) {
+		struct conn *c = &vs->conn[i];
+		short ev = 0;
+
+		if (c->state == CONN_LINE ||
+		    (c->state == CONN_OPEN && !c->host_eof && !c->guest_no_recv && peer_credit(c) &&
+		     !vs->rx_waiting))
+			ev |= POLLIN;
+		if (c->pending_len)
+			ev |= POLLOUT;
+		if (ev) {
+			fds[n] = (struct pollfd){ .fd = c->fd, .events = ev };
+			vs->poll_conn[n++] = (int)i;
+		}
+	}
+	pthread_mutex_unlock(&vs->dev.lock);
+	return n;
+}
+
+static void vs_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
+{
+	struct vsock *vs = opaque;
+	static bool readable[VSOCK_MAX_CONNS];
+
+	pthread_mutex_lock(&vs->dev.lock);
+	memset(readable, 0, sizeof(readable));
+	for (unsigned k = 0; k < n; k++) {
+		struct conn *c;
+
+		if (!fds[k].revents)
+			continue;
+		if (vs->poll_conn[k] < 0) {
+			accept_host(vs);
+			continue;
+		}
+		c = &vs->conn[vs->poll_conn[k]];
+		if (c->fd != fds[k].fd)
+			continue; /* closed and reused meanwhile */
+		if (c->state == CONN_LINE)
+			read_line(vs, c);
+		else if ((fds[k].revents & POLLOUT) && !flush_pending(c))
+			c->reset_due = true;
+		if (c->state == CONN_OPEN && (fds[k].revents & (POLLIN | POLLHUP | POLLERR)))
+			readable[vs->poll_conn[k]] = true;
+	}
+	rx_pump(vs, readable);
+	pthread_mutex_unlock(&vs->dev.lock);
+}
+
+static void vs_reset(struct virtio_dev *dev)
+{
+	struct vsock *vs = to_vs(dev);
+
+	/* The driver is gone: every connection with it ends (the host programs see EOF). */
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
+		if (vs->conn[i].state >= CONN_REQUEST)
+			conn_close(&vs->conn[i]);
+	vs->nr_resets = 0;
+	vs->rx_waiting = false;
+}
+
+static void vs_free(struct virtio_dev *dev)
+{
+	struct vsock *vs = to_vs(dev);
+
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
+		conn_close(&vs->conn[i]);
+	if (vs->listen_fd >= 0) {
+		close(vs->listen_fd);
+		unlink(vs->uds_path);
+	}
+	free(vs->uds_path);
+	virtio_dev_destroy(dev);
+	free(vs);
+}
+
+static const struct virtio_dev_ops vsock_ops = {
+	.device_id = VIRTIO_ID_VSOCK,
+	.nr_queues = 3,
+	.queue_size = VSOCK_QUEUE_SIZE,
+	.config_len = sizeof(struct virtio_vsock_config),
+	.read_config = vs_read_config,
+	.queue_notify = vs_queue_notify,
+	.reset = vs_reset,
+	.free = vs_free,
+};
+
+struct virtio_dev *virtio_vsock_new(struct dev_host *host, uint64_t guest_cid,
+				   const char *uds_path, bool *usage, char *err, size_t errlen)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct vsock *vs;
+	int ret;
+
+	*usage = true;
+	if (strlen(uds_path) + 12 >= sizeof(addr.sun_path)) { /* room for "_<port>" too */
+		snprintf(err, errlen, "--vsock uds=%s: longer than %zu bytes", uds_path,
+			 sizeof(addr.sun_path) - 12);
+		return NULL;
+	}
+	vs = calloc(1, sizeof(*vs));
+	if (!vs || !(vs->uds_path = strdup(uds_path))) {
+		free(vs);
+		*usage = false;
+		snprintf(err, errlen, "--vsock: out of memory");
+		return NULL;
+	}
+	vs->host = host;
+	vs->guest_cid = guest_cid;
+	vs->config.guest_cid = guest_cid;
+	vs->next_port = VSOCK_EPHEMERAL_FIRST;
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
+		vs->conn[i].fd = -1;
+	strcpy(addr.sun_path, uds_path);
+	vs->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (vs->listen_fd < 0 || bind(vs->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) ||
+	    listen(vs->listen_fd, 128)) {
+		*usage = errno == EADDRINUSE || errno == ENOENT || errno == EACCES;
+		snprintf(err, errlen, "--vsock uds=%s: %s", uds_path, strerror(errno));
+		if (vs->listen_fd >= 0)
+			close(vs->listen_fd);
+		free(vs->uds_path);
+		free(vs);
+		return NULL;
+	}
+	*usage = false;
+	ret = virtio_dev_init(&vs->dev, &vsock_ops, vs, host->mem);
+	if (ret) {
+		snprintf(err, errlen, "--vsock: %s", strerror(-ret));
+		close(vs->listen_fd);
+		unlink(vs->uds_path);
+		free(vs->uds_path);
+		free(vs);
+		return NULL;
+	}
+	ret = host->add_poller(host, &(struct loop_poller){ .prepare = vs_prepare,
+							   .dispatch = vs_dispatch, .opaque = vs });
+	if (ret) {
+		snprintf(err, errlen, "--vsock: %s", strerror(-ret));
+		vs_free(&vs->dev);
+		return NULL;
+	}
+	return &vs->dev;
+}
