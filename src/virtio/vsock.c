@@ -316,6 +316,8 @@ static bool flush_pending(struct conn *c)
 	}
 	if (c->guest_no_send)
 		shutdown(c->fd, SHUT_WR);
+	if (c->guest_no_send && c->guest_no_recv)
+		c->reset_due = true; /* closed both ways and all written: done (§5.10.6.6) */
 	/* Tell the guest about freed room before it runs dry (it does not ask). */
 	if (c->fwd_cnt - c->fwd_cnt_told >= VSOCK_BUF_ALLOC / 4)
 		c->credit_due = true;
@@ -444,10 +446,9 @@ static uint32_t vs_tx_serve(struct virtio_dev *dev, const struct virtq_chain *ch
 	case VIRTIO_VSOCK_OP_SHUTDOWN:
 		c->guest_no_recv |= !!(h.flags & VIRTIO_VSOCK_SHUTDOWN_RCV);
 		c->guest_no_send |= !!(h.flags & VIRTIO_VSOCK_SHUTDOWN_SEND);
-		if (c->guest_no_recv && c->guest_no_send)
-			c->reset_due = true; /* closed both ways: done (§5.10.6.6) */
-		else if (c->guest_no_send && !c->pending_len)
-			shutdown(c->fd, SHUT_WR);
+		/* What the guest sent still goes to the host first; then the end. */
+		if (!c->pending_len && !flush_pending(c))
+			c->reset_due = true;
 		break;
 	case VIRTIO_VSOCK_OP_RST:
 		conn_close(c);
