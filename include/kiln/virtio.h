@@ -287,6 +287,45 @@ void virtio_net_counters(struct virtio_dev *dev, struct net_counters *out);
 struct virtio_dev *virtio_vsock_new(struct dev_host *host, uint64_t guest_cid,
 				   const char *uds_path, bool *usage, char *err, size_t errlen);
 
+/* A balloon as the user configured it. */
+struct balloon_config {
+	bool enabled;
+	uint64_t target_bytes;       /* what the guest should give back (whole 4 KiB pages) */
+	bool deflate_on_oom;         /* offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM */
+	bool free_page_reporting;    /* offer VIRTIO_BALLOON_F_REPORTING */
+	unsigned stats_interval_s;   /* 0: no statistics queue */
+};
+
+#define BALLOON_NR_STATS 10          /* VIRTIO_BALLOON_S_NR (§5.5.6.3) */
+
+/* What the balloon knows: the target and the driver's "actual" (4 KiB pages), the driver's
+ * last statistics (value[tag], bit tag of valid set when reported) and kiln's own counts. */
+struct balloon_stats {
+	uint32_t target_pages, actual_pages;
+	unsigned interval_s;
+	uint32_t valid;
+	uint64_t value[BALLOON_NR_STATS];
+	uint64_t updates;            /* statistics buffers received */
+	uint64_t inflated_pages, deflated_pages, reported_bytes;
+	uint64_t bad_pfns;           /* page frames or reports outside guest RAM, refused */
+};
+
+/* virtio-balloon (§5.5): inflate and deflate queues, statistics every @cfg->stats_interval_s
+ * seconds (timer on host's event loop), free page reporting; pages the guest gives back are
+ * returned to the host (MADV_DONTNEED). Returns the device, or NULL with a reason in @err. */
+struct virtio_dev *virtio_balloon_new(struct dev_host *host, const struct balloon_config *cfg,
+				     char *err, size_t errlen);
+
+/* A new target for balloon @dev (a configuration change the driver acts on). Any thread.
+ * Returns 0 or -ERANGE. */
+int virtio_balloon_set_target(struct virtio_dev *dev, uint64_t bytes);
+
+/* A new statistics interval (seconds, > 0); -EINVAL when statistics were off at creation. */
+int virtio_balloon_set_stats_interval(struct virtio_dev *dev, unsigned seconds);
+
+/* A copy of the balloon's state. Any thread. */
+void virtio_balloon_stats(struct virtio_dev *dev, struct balloon_stats *out);
+
 /* virtio-rng (§5.4): fills every buffer from getrandom(). NULL when out of memory. */
 struct virtio_dev *virtio_rng_new(const struct guest_mem *mem);
 

@@ -41,6 +41,7 @@ struct vm_config {
 		uint64_t cid;        /* the guest's CID (>= 3) */
 		const char *uds_path; /* NULL: no vsock device */
 	} vsock;
+	struct balloon_config balloon;
 	/* When kiln started (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID), for the boot timer; zero:
 	 * when vm_create() runs. */
 	struct timespec start, start_cpu;
@@ -71,7 +72,8 @@ enum vm_stop_reason vm_run(struct vm *vm);
 /* The signal number that stopped the VM when vm_run() returned VM_STOP_SIGNAL, else 0. */
 int vm_stop_signal(const struct vm *vm);
 
-enum vm_device_kind { VM_DEVICE_BLOCK, VM_DEVICE_NET, VM_DEVICE_RNG, VM_DEVICE_VSOCK };
+enum vm_device_kind { VM_DEVICE_BLOCK, VM_DEVICE_NET, VM_DEVICE_RNG, VM_DEVICE_VSOCK,
+		      VM_DEVICE_BALLOON };
 
 /* One device's counters, for metrics. */
 struct vm_counters {
@@ -92,6 +94,9 @@ unsigned vm_counters(struct vm *vm, struct vm_counters *out, unsigned max);
  * see virtio_blk_replace(). Returns 0, -ENOENT (no such disk) or -errno, with a message in
  * @err. */
 int vm_replace_disk(struct vm *vm, const char *id, const char *path, char *err, size_t errlen);
+
+/* The balloon device, or NULL when the VM has none (for virtio_balloon_*()). */
+struct virtio_dev *vm_balloon(struct vm *vm);
 
 /* Type Ctrl+Alt+Del on the guest's PS/2 keyboard (Firecracker's SendCtrlAltDel; a Linux guest
  * sees it when its i8042 driver is bound, e.g. with i8042.nopnp). Any thread. Returns 0, or

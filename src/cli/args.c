@@ -13,6 +13,7 @@ const char cli_run_usage[] =
 	"                [--disk PATH[,readonly=on][,id=NAME][,engine=E]]... [--rng] [--transport pci|mmio]\n"
 	"                [--net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...]...\n"
 	"                [--vsock cid=N,uds=PATH]\n"
+	"                [--balloon amount=SIZE[,deflate_on_oom=on][,reporting=on][,stats=S]]\n"
 	"\n"
 	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) with the serial console on\n"
 	"standard input/output. On a terminal the console is raw; press Ctrl-A then x to quit.\n"
@@ -39,6 +40,11 @@ const char cli_run_usage[] =
 	"                    a virtio-vsock device, guest CID N (>= 3), with Firecracker's host\n"
 	"                    side: host programs connect to the Unix socket PATH and write\n"
 	"                    \"CONNECT <port>\\n\"; guest connections to host port P go to PATH_P\n"
+	"  --balloon amount=SIZE[,deflate_on_oom=on][,reporting=on][,stats=SECONDS]\n"
+	"                    a virtio-balloon asking the guest to give back SIZE of its RAM (the\n"
+	"                    host gets the pages back); statistics every SECONDS; deflate_on_oom\n"
+	"                    lets the guest take pages back when it runs out of memory; with\n"
+	"                    reporting the guest also hands back the pages it frees\n"
 	"  --transport T     how virtio devices attach: pci (default; MSI-X) or mmio (ACPI LNRO0005)\n"
 	"  --log-level L     error, warn (default), info (adds the boot-timer line) or debug\n"
 	"  -h, --help        this text;  --version  kiln's version\n"
@@ -151,6 +157,49 @@ static int parse_net(char *text, struct net_config *n, char *err, size_t errlen)
 	return 0;
 }
 
+/* "amount=SIZE[,deflate_on_oom=on][,reporting=on][,stats=SECONDS]" into @cfg's balloon. */
+static int parse_balloon(char *text, struct vm_config *cfg, char *err, size_t errlen)
+{
+	char *opt, *save = NULL, *end;
+	bool amount = false;
+
+	cfg->balloon = (struct balloon_config){ .enabled = true };
+	for (opt = strtok_r(text, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(opt, "amount=", 7)) {
+			if (!strcmp(opt + 7, "0")) {
+				cfg->balloon.target_bytes = 0;
+			} else if (cli_parse_size(opt + 7, &cfg->balloon.target_bytes)) {
+				snprintf(err, errlen, "--balloon: \"%s\" is not a SIZE like 256M", opt + 7);
+				return -EINVAL;
+			}
+			amount = true;
+		} else if (!strcmp(opt, "deflate_on_oom=on") || !strcmp(opt, "deflate_on_oom=off")) {
+			cfg->balloon.deflate_on_oom = !strcmp(opt + 15, "on");
+		} else if (!strcmp(opt, "reporting=on") || !strcmp(opt, "reporting=off")) {
+			cfg->balloon.free_page_reporting = !strcmp(opt + 10, "on");
+		} else if (!strncmp(opt, "stats=", 6)) {
+			errno = 0;
+			unsigned long s = strtoul(opt + 6, &end, 10);
+
+			if (errno || end == opt + 6 || *end || opt[6] == '-' || s > 86400) {
+				snprintf(err, errlen, "--balloon: \"%s\" is not a statistics interval "
+					 "(0 to 86400 seconds)", opt + 6);
+				return -EINVAL;
+			}
+			cfg->balloon.stats_interval_s = (unsigned)s;
+		} else {
+			snprintf(err, errlen, "--balloon: \"%s\" is not amount=SIZE, deflate_on_oom=on|off, "
+				 "reporting=on|off or stats=SECONDS", opt);
+			return -EINVAL;
+		}
+	}
+	if (!amount) {
+		snprintf(err, errlen, "--balloon needs amount=SIZE");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* "cid=N,uds=PATH" into @cfg's vsock (pointing into @text, which is modified). */
 static int parse_vsock(char *text, struct vm_config *cfg, char *err, size_t errlen)
 {
@@ -182,11 +231,17 @@ static int parse_vsock(char *text, struct vm_config *cfg, char *err, size_t errl
 
 int cli_check_config(const struct vm_config *cfg, char *err, size_t errlen)
 {
-	unsigned devices = cfg->nr_disks + cfg->nr_nets + cfg->rng + !!cfg->vsock.uds_path;
+	unsigned devices = cfg->nr_disks + cfg->nr_nets + cfg->rng + !!cfg->vsock.uds_path +
+			   cfg->balloon.enabled;
 
 	if (devices > VM_MAX_VIRTIO) {
-		snprintf(err, errlen, "--disk/--net/--rng/--vsock: %u devices, more than the %d "
-			 "virtio slots", devices, VM_MAX_VIRTIO);
+		snprintf(err, errlen, "--disk/--net/--rng/--vsock/--balloon: %u devices, more than the "
+			 "%d virtio slots", devices, VM_MAX_VIRTIO);
+		return -EINVAL;
+	}
+	if (cfg->balloon.enabled && cfg->balloon.target_bytes > cfg->mem_bytes) {
+		snprintf(err, errlen, "--balloon: %" PRIu64 " MiB is more than the guest's %" PRIu64
+			 " MiB", cfg->balloon.target_bytes >> 20, cfg->mem_bytes >> 20);
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < cfg->nr_nets; i++)
@@ -210,7 +265,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		  size_t errlen)
 {
 	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
-	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT, OPT_VSOCK };
+	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT, OPT_VSOCK, OPT_BALLOON };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -222,6 +277,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		{ "net", required_argument, NULL, OPT_NET },
 		{ "rng", no_argument, NULL, OPT_RNG },
 		{ "vsock", required_argument, NULL, OPT_VSOCK },
+		{ "balloon", required_argument, NULL, OPT_BALLOON },
 		{ "transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -286,6 +342,10 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 				return -EINVAL;
 			}
 			if (parse_vsock(optarg, cfg, err, errlen))
+				return -EINVAL;
+			break;
+		case OPT_BALLOON:
+			if (parse_balloon(optarg, cfg, err, errlen))
 				return -EINVAL;
 			break;
 		case OPT_TRANSPORT:

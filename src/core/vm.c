@@ -295,6 +295,14 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
 		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_VSOCK, NULL, "--vsock", acpi, cmdline, e);
 	}
+	if (!ret && cfg->balloon.enabled) {
+		struct virtio_dev *dev = virtio_balloon_new(&vm->host, &cfg->balloon, err, sizeof(err));
+
+		if (!dev)
+			return fail(e, VM_ERR_RUNTIME, "%s", err);
+		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_BALLOON, NULL, "--balloon", acpi, cmdline,
+				    e);
+	}
 	if (!ret && cfg->rng) {
 		struct virtio_dev *dev = virtio_rng_new(&vm->mem);
 
@@ -727,6 +735,14 @@ int vm_replace_disk(struct vm *vm, const char *id, const char *path, char *err, 
 			return virtio_blk_replace(vm->virtio[i].dev, path, err, errlen);
 	snprintf(err, errlen, "no disk \"%s\"", id);
 	return -ENOENT;
+}
+
+struct virtio_dev *vm_balloon(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nr_virtio; i++)
+		if (vm->virtio[i].kind == VM_DEVICE_BALLOON)
+			return vm->virtio[i].dev;
+	return NULL;
 }
 
 int vm_send_ctrl_alt_del(struct vm *vm)

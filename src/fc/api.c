@@ -448,6 +448,109 @@ static void put_vsock(struct request *rq)
 	commit(rq, with(rq->api, "vsock", json_incref(rq->body)), "Vsock config error: ", NULL);
 }
 
+static void put_balloon(struct request *rq)
+{
+	commit(rq, with(rq->api, "balloon", json_incref(rq->body)), "Balloon config error: ", NULL);
+}
+
+/* The configured balloon (the document's, with its defaults), or NULL with a 400. */
+static json_t *balloon_or_fault(struct request *rq)
+{
+	json_t *b = json_object_get(rq->api->doc, "balloon");
+
+	if (!json_is_object(b)) {
+		bad(rq, "Balloon error: No balloon device configured.");
+		return NULL;
+	}
+	if (!json_object_get(b, "stats_polling_interval_s"))
+		json_object_set_new(b, "stats_polling_interval_s", json_integer(0));
+	return b;
+}
+
+static void get_balloon(struct request *rq)
+{
+	json_t *b = balloon_or_fault(rq);
+
+	if (b)
+		ok_json(rq, json_deep_copy(b));
+}
+
+/* PATCH /balloon after boot: a new target. */
+static void patch_balloon(struct request *rq)
+{
+	json_t *b = balloon_or_fault(rq);
+	json_int_t mib;
+	char err[300];
+
+	if (!b)
+		return;
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "amount_mib", 'I', true, &mib }), err, sizeof(err)))
+		fault(rq, ERR_DESERIALIZE "%s", err);
+	else if (mib < 0 || (uint64_t)mib << 20 > rq->api->cfg.cfg.mem_bytes)
+		fault(rq, "Balloon error: \"amount_mib\": %lld is not in [0, %llu] (the guest's memory)",
+		      (long long)mib, (unsigned long long)(rq->api->cfg.cfg.mem_bytes >> 20));
+	else if (virtio_balloon_set_target(vm_balloon(rq->api->vm), (uint64_t)mib << 20))
+		bad(rq, "Balloon error: the target is too large");
+	else {
+		json_object_set_new(b, "amount_mib", json_integer(mib));
+		ok(rq);
+	}
+}
+
+/* PATCH /balloon/statistics after boot: a new polling interval (statistics on at boot). */
+static void patch_balloon_stats(struct request *rq)
+{
+	json_t *b = balloon_or_fault(rq);
+	json_int_t interval;
+	char err[300];
+
+	if (!b)
+		return;
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "stats_polling_interval_s", 'I', true, &interval }),
+		      err, sizeof(err)))
+		fault(rq, ERR_DESERIALIZE "%s", err);
+	else if (json_integer_value(json_object_get(b, "stats_polling_interval_s")) == 0 ||
+		 interval <= 0 || interval > 86400)
+		bad(rq, "Balloon error: Cannot enable or disable statistics after boot; the interval "
+			"must stay in [1, 86400].");
+	else if (virtio_balloon_set_stats_interval(vm_balloon(rq->api->vm), (unsigned)interval))
+		bad(rq, "Balloon error: cannot change the statistics interval");
+	else {
+		json_object_set_new(b, "stats_polling_interval_s", json_integer(interval));
+		ok(rq);
+	}
+}
+
+/* GET /balloon/statistics: Firecracker's BalloonStats, with what the guest reported. */
+static void get_balloon_stats(struct request *rq)
+{
+	static const char *const names[BALLOON_NR_STATS] = {
+		"swap_in", "swap_out", "major_faults", "minor_faults", "free_memory", "total_memory",
+		"available_memory", "disk_caches", "hugetlb_allocations", "hugetlb_failures",
+	};
+	json_t *b = balloon_or_fault(rq), *out;
+	struct balloon_stats s;
+
+	if (!b)
+		return;
+	if (!json_integer_value(json_object_get(b, "stats_polling_interval_s"))) {
+		bad(rq, "Balloon error: Statistics for the balloon device are not enabled.");
+		return;
+	}
+	if (!rq->api->vm) {
+		bad(rq, ERR_PRE_BOOT);
+		return;
+	}
+	virtio_balloon_stats(vm_balloon(rq->api->vm), &s);
+	out = json_pack("{s:I, s:I, s:I, s:I}", "target_pages", (json_int_t)s.target_pages,
+			"actual_pages", (json_int_t)s.actual_pages, "target_mib",
+			(json_int_t)(s.target_pages >> 8), "actual_mib", (json_int_t)(s.actual_pages >> 8));
+	for (unsigned i = 0; out && i < BALLOON_NR_STATS; i++)
+		if (s.valid & (1u << i))
+			json_object_set_new(out, names[i], json_integer((json_int_t)s.value[i]));
+	ok_json(rq, out);
+}
+
 static void put_mmds_config(struct request *rq)
 {
 	commit(rq, with(rq->api, "mmds-config", json_incref(rq->body)), "MMDS config error: ",
@@ -580,9 +683,11 @@ static const struct route {
 	{ "PUT", "mmds", NULL, ANY, put_mmds, "mmds" },
 	{ "PATCH", "mmds", NULL, ANY, patch_mmds, "mmds" },
 	{ "PUT", "vsock", NULL, PRE_BOOT, put_vsock, "vsock" },
-	{ "PUT", "balloon", NULL, PRE_BOOT, not_implemented, "balloon" },
-	{ "PATCH", "balloon", NULL, POST_BOOT, not_implemented, "balloon" },
-	{ "GET", "balloon", NULL, ANY, not_implemented, "balloon" },
+	{ "GET", "balloon", "statistics", ANY, get_balloon_stats, "balloon" },
+	{ "PATCH", "balloon", "statistics", POST_BOOT, patch_balloon_stats, "balloon" },
+	{ "PUT", "balloon", NULL, PRE_BOOT, put_balloon, "balloon" },
+	{ "PATCH", "balloon", NULL, POST_BOOT, patch_balloon, "balloon" },
+	{ "GET", "balloon", NULL, ANY, get_balloon, "balloon" },
 	{ "PUT", "cpu-config", NULL, PRE_BOOT, not_implemented, "cpu_cfg" },
 	{ "PUT", "snapshot", NULL, ANY, not_implemented, "snapshot" },
 };

@@ -391,6 +391,38 @@ static int parse_vsock(json_t *o, struct fc_config *r, char *err, size_t errlen)
 	return 0;
 }
 
+static int parse_balloon(json_t *o, struct fc_config *r, char *err, size_t errlen)
+{
+	const char *where = "\"balloon\": ";
+	json_int_t mib, interval = 0;
+	int deflate, reporting = 0, hinting = 0;
+
+	if (!o || json_is_null(o))
+		return 0;
+	if (fc_unpack(o, where, FC_FIELDS({ "amount_mib", 'I', true, &mib },
+					  { "deflate_on_oom", 'b', true, &deflate },
+					  { "stats_polling_interval_s", 'I', false, &interval },
+					  { "free_page_reporting", 'b', false, &reporting },
+					  { "free_page_hinting", 'b', false, &hinting }),
+		      err, errlen))
+		return -EINVAL;
+	if (mib < 0 || (uint64_t)mib << 20 > r->cfg.mem_bytes)
+		return fc_error(err, errlen, "%s\"amount_mib\": %lld is not in [0, %llu] (the guest's "
+				"memory)", where, (long long)mib,
+				(unsigned long long)(r->cfg.mem_bytes >> 20));
+	if (hinting)
+		return fc_error(err, errlen, "%s\"free_page_hinting\": true is not implemented by kiln "
+				"yet (free_page_reporting is)", where);
+	if (interval < 0 || interval > 86400)
+		return fc_error(err, errlen, "%s\"stats_polling_interval_s\": %lld is not in [0, 86400]",
+				where, (long long)interval);
+	r->cfg.balloon = (struct balloon_config){ .enabled = true, .target_bytes = (uint64_t)mib << 20,
+						  .deflate_on_oom = deflate,
+						  .free_page_reporting = reporting,
+						  .stats_interval_s = (unsigned)interval };
+	return 0;
+}
+
 static int parse_metrics(json_t *o, struct fc_config *r, char *err, size_t errlen)
 {
 	if (!o || json_is_null(o))
@@ -438,7 +470,7 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 	    parse_mmds_config(mmds, r, err, errlen) ||
 	    unimplemented(limiter, "\"entropy\": ", "rate_limiter", err, errlen) ||
 	    parse_vsock(vsock, r, err, errlen) ||
-	    unimplemented(balloon, "", "balloon", err, errlen) ||
+	    parse_balloon(balloon, r, err, errlen) ||
 	    unimplemented(cpu, "", "cpu-config", err, errlen) ||
 	    unimplemented(hotplug, "", "memory-hotplug", err, errlen) ||
 	    unimplemented(pmem, "", "pmem", err, errlen))

@@ -1,0 +1,319 @@
+/* balloon — virtio-balloon (virtio 1.2 §5.5), see include/kiln/virtio.h.
+ *
+ * The host sets a target (num_pages, 4 KiB pages) and the driver inflates toward it: every
+ * page frame it puts on the inflate queue is given back to the host at once
+ * (madvise(MADV_DONTNEED) on kiln's anonymous mapping of guest RAM, so the process's resident
+ * set shrinks), and a page it takes back on the deflate queue is simply touched again by the
+ * guest (a fresh zero page). With VIRTIO_BALLOON_F_STATS_VQ the driver's statistics buffer is
+ * kept and handed back every polling interval, which makes the driver refill it
+ * (§5.5.6.3); VIRTIO_BALLOON_F_REPORTING (the free pages the guest reports are given back
+ * too) and VIRTIO_BALLOON_F_DEFLATE_ON_OOM are offered when the user asks for them.
+ *
+ * Queues: inflate, deflate, then statistics and reporting when negotiated (a queue that is not
+ * negotiated takes no index, §5.5.2). The hostile guest: page frames outside guest RAM,
+ * malformed statistics and reports are refused, counted and logged once.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+#include <linux/virtio_balloon.h>
+#include <linux/virtio_ids.h>
+
+#include "kiln/devices.h"
+#include "kiln/virtio.h"
+
+#define BALLOON_QUEUE_SIZE 256
+_Static_assert(BALLOON_NR_STATS == VIRTIO_BALLOON_S_NR, "balloon statistics");
+#define PAGE 4096u
+#define BIT(f) (1ull << (f))
+
+enum balloon_queue { Q_INFLATE, Q_DEFLATE, Q_STATS, Q_REPORTING, Q_NONE };
+
+struct balloon {
+	struct virtio_dev dev;
+	struct dev_host *host;
+	struct virtio_balloon_config config;
+	unsigned stats_interval_s;
+	int timer_fd;
+	bool stats_held;          /* the driver's statistics buffer is with us */
+	uint16_t stats_head;
+	struct balloon_stats stats;
+	struct log_once bad_pfn, bad_stats;
+};
+
+static struct balloon *to_b(struct virtio_dev *dev) { return dev->opaque; }
+
+/* What queue @q is, given the negotiated features. */
+static enum balloon_queue role(const struct virtio_dev *dev, unsigned q)
+{
+	bool stats = dev->driver_features & BIT(VIRTIO_BALLOON_F_STATS_VQ);
+	bool reporting = dev->driver_features & BIT(VIRTIO_BALLOON_F_REPORTING);
+
+	if (q < 2)
+		return (enum balloon_queue)q;
+	if (q == 2 && stats)
+		return Q_STATS;
+	if (reporting && q == 2u + stats)
+		return Q_REPORTING;
+	return Q_NONE;
+}
+
+static void b_read_config(struct virtio_dev *dev, uint32_t off, uint8_t *data, uint32_t len)
+{
+	memcpy(data, (const uint8_t *)&to_b(dev)->config + off, len);
+}
+
+/* The driver writes "actual" (§5.5.6). */
+static void b_write_config(struct virtio_dev *dev, uint32_t off, const uint8_t *data, uint32_t len)
+{
+	struct balloon *b = to_b(dev);
+
+	if (off >= offsetof(struct virtio_balloon_config, actual) &&
+	    off + len <= offsetof(struct virtio_balloon_config, actual) + sizeof(b->config.actual))
+		memcpy((uint8_t *)&b->config + off, data, len);
+}
+
+/* Give guest-physical [gpa, gpa + len) back to the host; false when it is not all RAM. */
+static bool discard(struct balloon *b, uint64_t gpa, uint64_t len)
+{
+	void *hva = guest_mem_ptr(b->dev.mem, gpa, len);
+
+	if (!hva)
+		return false;
+	if (madvise(hva, len, MADV_DONTNEED))
+		log_warn("balloon: madvise: %s", strerror(errno));
+	return true;
+}
+
+static void bad_pfn(struct balloon *b, uint32_t pfn)
+{
+	b->stats.bad_pfns++;
+	if (log_once_first(&b->bad_pfn))
+		log_warn("balloon: page frame %#x is not guest RAM; ignored (further ones not logged)",
+			 pfn);
+}
+
+/* Inflate (§5.5.6.1): an array of 32-bit page frame numbers; runs of consecutive frames are
+ * given back in one call. Deflate needs nothing: the guest touches its pages again. */
+static uint32_t b_inflate(struct virtio_dev *dev, const struct virtq_chain *c)
+{
+	struct balloon *b = to_b(dev);
+	uint32_t run_start = 0, run_len = 0;
+
+	for (uint64_t off = 0; off + 4 <= c->out_len; off += 4) {
+		uint32_t pfn;
+
+		virtq_chain_read(c, off, &pfn, 4);
+		if (run_len && pfn == run_start + run_len) {
+			run_len++;
+			continue;
+		}
+		if (run_len && !discard(b, (uint64_t)run_start * PAGE, (uint64_t)run_len * PAGE))
+			bad_pfn(b, run_start);
+		run_start = pfn;
+		run_len = 1;
+	}
+	if (run_len && !discard(b, (uint64_t)run_start * PAGE, (uint64_t)run_len * PAGE))
+		bad_pfn(b, run_start);
+	b->stats.inflated_pages += c->out_len / 4;
+	return 0;
+}
+
+static uint32_t b_deflate(struct virtio_dev *dev, const struct virtq_chain *c)
+{
+	to_b(dev)->stats.deflated_pages += c->out_len / 4;
+	return 0;
+}
+
+/* Free page reporting (§5.5.6.5): each buffer is a range of free guest pages, handed over
+ * device-writable; the device may discard their contents. */
+static uint32_t b_report(struct virtio_dev *dev, const struct virtq_chain *c)
+{
+	struct balloon *b = to_b(dev);
+
+	for (unsigned i = c->nr_out; i < c->nr_out + c->nr_in; i++) {
+		uintptr_t start = (uintptr_t)c->iov[i].iov_base, len = c->iov[i].iov_len;
+
+		/* The chain's buffers are already checked to be guest RAM; whole pages only. */
+		if ((start | len) % PAGE) {
+			b->stats.bad_pfns++;
+			continue;
+		}
+		if (madvise((void *)start, len, MADV_DONTNEED))
+			log_warn("balloon: madvise: %s", strerror(errno));
+		b->stats.reported_bytes += len;
+	}
+	return 0;
+}
+
+/* The driver's statistics (§5.5.6.3): tag/value pairs; kept, and the buffer held until the
+ * next poll. */
+static void take_stats(struct balloon *b)
+{
+	struct virtq *q = &b->dev.q[Q_STATS];
+	struct virtq_chain c;
+	int ret;
+
+	while ((ret = virtq_pop(b->dev.mem, q, &c)) > 0) {
+		if (b->stats_held) { /* the driver offered a second buffer: return the older one */
+			virtq_push(q, b->stats_head, 0);
+			virtio_dev_notify_if_needed(&b->dev, Q_STATS);
+		}
+		for (uint64_t off = 0; off + sizeof(struct virtio_balloon_stat) <= c.out_len;
+		     off += sizeof(struct virtio_balloon_stat)) {
+			struct virtio_balloon_stat s;
+
+			virtq_chain_read(&c, off, &s, sizeof(s));
+			if (s.tag < VIRTIO_BALLOON_S_NR) {
+				b->stats.value[s.tag] = s.val;
+				b->stats.valid |= 1u << s.tag;
+			} else if (log_once_first(&b->bad_stats)) {
+				log_warn("balloon: unknown statistic tag %u; ignored", s.tag);
+			}
+		}
+		b->stats.updates++;
+		b->stats_held = true;
+		b->stats_head = c.head;
+	}
+	if (ret < 0)
+		virtio_dev_needs_reset(&b->dev, "malformed statistics descriptor chain");
+}
+
+static void b_queue_notify(struct virtio_dev *dev, unsigned q)
+{
+	switch (role(dev, q)) {
+	case Q_INFLATE: virtio_dev_process(dev, q, b_inflate); break;
+	case Q_DEFLATE: virtio_dev_process(dev, q, b_deflate); break;
+	case Q_STATS: take_stats(to_b(dev)); break;
+	case Q_REPORTING: virtio_dev_process(dev, q, b_report); break;
+	case Q_NONE: break;
+	}
+}
+
+/* The polling interval elapsed: give the statistics buffer back so the driver refills it. */
+static void stats_due(void *opaque)
+{
+	struct balloon *b = opaque;
+	uint64_t n;
+
+	if (read(b->timer_fd, &n, sizeof(n)) < 0)
+		return;
+	pthread_mutex_lock(&b->dev.lock);
+	if (b->stats_held && virtio_dev_live(&b->dev)) {
+		b->stats_held = false;
+		virtio_dev_complete(&b->dev, Q_STATS, b->stats_head, 0);
+	}
+	pthread_mutex_unlock(&b->dev.lock);
+}
+
+static void b_reset(struct virtio_dev *dev)
+{
+	struct balloon *b = to_b(dev);
+
+	b->stats_held = false;
+	b->config.actual = 0;
+}
+
+static void b_free(struct virtio_dev *dev)
+{
+	struct balloon *b = to_b(dev);
+
+	if (b->timer_fd >= 0)
+		close(b->timer_fd);
+	virtio_dev_destroy(dev);
+	free(b);
+}
+
+static const struct virtio_dev_ops balloon_ops = {
+	.device_id = VIRTIO_ID_BALLOON,
+	.nr_queues = 4,
+	.queue_size = BALLOON_QUEUE_SIZE,
+	.config_len = sizeof(struct virtio_balloon_config),
+	.features = BIT(VIRTIO_BALLOON_F_STATS_VQ),
+	.read_config = b_read_config,
+	.write_config = b_write_config,
+	.queue_notify = b_queue_notify,
+	.reset = b_reset,
+	.free = b_free,
+};
+
+int virtio_balloon_set_target(struct virtio_dev *dev, uint64_t bytes)
+{
+	struct balloon *b = to_b(dev);
+
+	if (bytes / PAGE > UINT32_MAX)
+		return -ERANGE;
+	pthread_mutex_lock(&b->dev.lock);
+	b->config.num_pages = (uint32_t)(bytes / PAGE);
+	virtio_dev_config_changed(&b->dev);
+	pthread_mutex_unlock(&b->dev.lock);
+	return 0;
+}
+
+int virtio_balloon_set_stats_interval(struct virtio_dev *dev, unsigned seconds)
+{
+	struct balloon *b = to_b(dev);
+	struct itimerspec every = { .it_interval = { seconds, 0 }, .it_value = { seconds, 0 } };
+
+	if (b->timer_fd < 0)
+		return -EINVAL; /* statistics were not enabled at boot */
+	pthread_mutex_lock(&b->dev.lock);
+	b->stats_interval_s = seconds;
+	pthread_mutex_unlock(&b->dev.lock);
+	return timerfd_settime(b->timer_fd, 0, &every, NULL) ? -errno : 0;
+}
+
+void virtio_balloon_stats(struct virtio_dev *dev, struct balloon_stats *out)
+{
+	struct balloon *b = to_b(dev);
+
+	pthread_mutex_lock(&b->dev.lock);
+	*out = b->stats;
+	out->target_pages = b->config.num_pages;
+	out->actual_pages = b->config.actual;
+	out->interval_s = b->stats_interval_s;
+	pthread_mutex_unlock(&b->dev.lock);
+}
+
+struct virtio_dev *virtio_balloon_new(struct dev_host *host, const struct balloon_config *cfg,
+				     char *err, size_t errlen)
+{
+	struct balloon *b = calloc(1, sizeof(*b));
+	int ret;
+
+	if (!b) {
+		snprintf(err, errlen, "--balloon: out of memory");
+		return NULL;
+	}
+	b->host = host;
+	b->timer_fd = -1;
+	b->config.num_pages = (uint32_t)(cfg->target_bytes / PAGE);
+	ret = virtio_dev_init(&b->dev, &balloon_ops, b, host->mem);
+	if (ret) {
+		free(b);
+		snprintf(err, errlen, "--balloon: %s", strerror(-ret));
+		return NULL;
+	}
+	if (cfg->deflate_on_oom)
+		b->dev.device_features |= BIT(VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+	if (cfg->free_page_reporting)
+		b->dev.device_features |= BIT(VIRTIO_BALLOON_F_REPORTING);
+	if (cfg->stats_interval_s) {
+		b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		ret = b->timer_fd < 0 ? -errno : host->watch_fd(host, b->timer_fd, stats_due, b);
+		if (!ret)
+			ret = virtio_balloon_set_stats_interval(&b->dev, cfg->stats_interval_s);
+	} else {
+		b->dev.device_features &= ~BIT(VIRTIO_BALLOON_F_STATS_VQ);
+	}
+	if (ret) {
+		snprintf(err, errlen, "--balloon: statistics timer: %s", strerror(-ret));
+		b_free(&b->dev);
+		return NULL;
+	}
+	return &b->dev;
+}
