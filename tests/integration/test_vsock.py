@@ -139,7 +139,7 @@ def test_64_concurrent_streams_and_abrupt_closes(vm, tmp_path):
     s.close()
     sh.check("wait", timeout=120)
     assert "EXIT=0" in sh.check("cat /tmp/cut.rc")
-    assert sh.check("wc -c < /tmp/cut").strip() == "100000"
+    assert "\n100000" in "\n" + sh.check("wc -c < /tmp/cut").replace("\r", "")
 
     # The guest side dies mid-stream: the host reader sees the end.
     lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -185,7 +185,7 @@ def test_vsock_through_the_firecracker_api(kvm, kiln, bzimage, initrd, tmp_path)
         s.sendall(b"hello from the host")
         s.close()
         sh.check("wait", timeout=60)
-        assert sh.check("cat /tmp/hello").strip() == "hello from the host"
+        assert "hello from the host" in sh.check("cat /tmp/hello")
         assert call(sock, "GET", "/vm/config")[1]["vsock"] == {"guest_cid": 52, "uds_path": str(uds)}
         assert sh.poweroff() == 0
         assert not uds.exists()  # kiln removes its socket
