@@ -194,6 +194,15 @@ static void b_queue_notify(struct virtio_dev *dev, unsigned q)
 	}
 }
 
+/* DRIVER_OK: Linux offers its first statistics buffer (and may inflate) before it sets
+ * DRIVER_OK, and those notifications were not served; serve the queues now. */
+static void b_activate(struct virtio_dev *dev)
+{
+	for (unsigned q = 0; q < dev->ops->nr_queues; q++)
+		if (dev->q[q].ready)
+			b_queue_notify(dev, q);
+}
+
 /* The polling interval elapsed: give the statistics buffer back so the driver refills it. */
 static void stats_due(void *opaque)
 {
@@ -237,6 +246,7 @@ static const struct virtio_dev_ops balloon_ops = {
 	.read_config = b_read_config,
 	.write_config = b_write_config,
 	.queue_notify = b_queue_notify,
+	.activate = b_activate,
 	.reset = b_reset,
 	.free = b_free,
 };
