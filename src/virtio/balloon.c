@@ -158,7 +158,14 @@ static void take_stats(struct balloon *b)
 	struct virtq_chain c;
 	int ret;
 
-	while ((ret = virtq_pop(b->dev.mem, q, &c)) > 0) {
+	/* With EVENT_IDX the driver kicks only past avail_event: re-arm it after every pop, or the
+	 * next buffer arrives unannounced (§2.7.10). */
+	for (;;) {
+		ret = virtq_pop(b->dev.mem, q, &c);
+		if (ret == 0 && virtq_arm_notify(q))
+			continue; /* one arrived meanwhile */
+		if (ret <= 0)
+			break;
 		if (b->stats_held) { /* the driver offered a second buffer: return the older one */
 			virtq_push(q, b->stats_head, 0);
 			virtio_dev_notify_if_needed(&b->dev, Q_STATS);

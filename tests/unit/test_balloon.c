@@ -107,7 +107,9 @@ static struct virtio_dev *balloon_up(const struct balloon_config *cfg, uint64_t 
 static void test_statistics_cycle(void **state)
 {
 	struct balloon_config cfg = { .enabled = true, .stats_interval_s = 1 };
-	struct virtio_dev *dev = balloon_up(&cfg, BIT(VIRTIO_BALLOON_F_STATS_VQ), 3, true);
+	struct virtio_dev *dev = balloon_up(&cfg, BIT(VIRTIO_BALLOON_F_STATS_VQ) |
+					    BIT(VIRTIO_RING_F_EVENT_IDX), 3, true);
+	struct vring_used *u = used(2);
 	struct virtio_balloon_stat *s = gpa(BUF_GPA);
 	struct balloon_stats st;
 
@@ -120,6 +122,8 @@ static void test_statistics_cycle(void **state)
 	timer_cb(timer_opaque);
 	assert_int_equal(used(2)->idx, 1);
 	assert_int_equal(notifies[2], 1);
+	/* With EVENT_IDX the device asked to be kicked for the next buffer (avail_event). */
+	assert_int_equal(*(uint16_t *)&u->ring[QSIZE], 1);
 	/* The driver refills it and offers it again. */
 	s[1].val = 250;
 	offer(2, 0, BUF_GPA, 2 * sizeof(*s));
