@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/poller.h"
 #include "fc/fc_internal.h"
 #include "kiln/devices.h"
 #include "kiln/log.h"
@@ -59,12 +60,7 @@ static int fake_add_poller(struct dev_host *h, const struct loop_poller *p) { po
 static void run(struct net_backend *be, struct loop *loop)
 {
 	for (int i = 0; i < 3; i++) {
-		struct pollfd fds[64];
-		int timeout = 0;
-		unsigned n = poller.prepare(poller.opaque, fds, 64, &timeout);
-
-		poll(fds, n, 0);
-		poller.dispatch(poller.opaque, fds, n);
+		test_poller_turn(&poller, 0);
 		be->ops->rx_resume(be);
 		loop_wait(loop, 0);
 	}

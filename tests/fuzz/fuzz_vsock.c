@@ -23,6 +23,7 @@
 #include "kiln/devices.h"
 #include "kiln/log.h"
 #include "kiln/virtio.h"
+#include "common/poller.h"
 #include "common/virtio_driver.h"
 
 #define RAM (64u << 10)
@@ -55,14 +56,8 @@ static int unix_socket(const char *path, bool listening)
 
 static void run_poller(void)
 {
-	for (int i = 0; i < 3; i++) {
-		struct pollfd fds[64];
-		int timeout = 0;
-		unsigned n = poller.prepare(poller.opaque, fds, 64, &timeout);
-
-		poll(fds, n, 0);
-		poller.dispatch(poller.opaque, fds, n);
-	}
+	for (int i = 0; i < 3; i++)
+		test_poller_turn(&poller, 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "common/poller.h"
 #include "fc/fc_internal.h"
 #include "kiln/devices.h"
 #include "kiln/loop.h"
@@ -89,12 +90,7 @@ static int teardown(void **state)
 static void run(void)
 {
 	for (int i = 0; i < 20; i++) {
-		struct pollfd fds[64];
-		int timeout = 0;
-		unsigned n = poller.prepare(poller.opaque, fds, 64, &timeout);
-
-		poll(fds, n, 5);
-		poller.dispatch(poller.opaque, fds, n);
+		test_poller_turn(&poller, 5);
 		loop_wait(loop, 5);
 	}
 }
