@@ -287,6 +287,19 @@ void virtio_net_counters(struct virtio_dev *dev, struct net_counters *out);
 struct virtio_dev *virtio_vsock_new(struct dev_host *host, uint64_t guest_cid,
 				   const char *uds_path, bool *usage, char *err, size_t errlen);
 
+/* A virtio-console's host side as the user configured it. */
+struct console_config {
+	enum { CONSOLE_NONE, CONSOLE_SOCKET, CONSOLE_FILE } kind;
+	const char *path;           /* the Unix socket kiln listens on, or the output file */
+};
+
+/* virtio-console (§5.3), one port (hvc0 in Linux), on a Unix socket kiln creates at
+ * @cfg->path (it must not exist; one client at a time; removed with the device) or appending
+ * the guest's output to the file @cfg->path. Served on host's event loop. Returns the device,
+ * or NULL with a reason in @err (*usage true when the path is the user's mistake). */
+struct virtio_dev *virtio_console_new(struct dev_host *host, const struct console_config *cfg,
+				     bool *usage, char *err, size_t errlen);
+
 /* A balloon as the user configured it. */
 struct balloon_config {
 	bool enabled;

@@ -42,6 +42,7 @@ struct vm_config {
 		const char *uds_path; /* NULL: no vsock device */
 	} vsock;
 	struct balloon_config balloon;
+	struct console_config console; /* a virtio-console; kind CONSOLE_NONE: none */
 	/* When kiln started (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID), for the boot timer; zero:
 	 * when vm_create() runs. */
 	struct timespec start, start_cpu;
@@ -73,7 +74,7 @@ enum vm_stop_reason vm_run(struct vm *vm);
 int vm_stop_signal(const struct vm *vm);
 
 enum vm_device_kind { VM_DEVICE_BLOCK, VM_DEVICE_NET, VM_DEVICE_RNG, VM_DEVICE_VSOCK,
-		      VM_DEVICE_BALLOON };
+		      VM_DEVICE_BALLOON, VM_DEVICE_CONSOLE };
 
 /* One device's counters, for metrics. */
 struct vm_counters {

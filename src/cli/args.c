@@ -14,6 +14,7 @@ const char cli_run_usage[] =
 	"                [--net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...]...\n"
 	"                [--vsock cid=N,uds=PATH]\n"
 	"                [--balloon amount=SIZE[,deflate_on_oom=on][,reporting=on][,stats=S]]\n"
+	"                [--console socket=PATH|file=PATH]\n"
 	"\n"
 	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) with the serial console on\n"
 	"standard input/output. On a terminal the console is raw; press Ctrl-A then x to quit.\n"
@@ -45,6 +46,9 @@ const char cli_run_usage[] =
 	"                    host gets the pages back); statistics every SECONDS; deflate_on_oom\n"
 	"                    lets the guest take pages back when it runs out of memory; with\n"
 	"                    reporting the guest also hands back the pages it frees\n"
+	"  --console socket=PATH|file=PATH\n"
+	"                    a virtio-console (hvc0 in Linux): on a Unix socket kiln listens on\n"
+	"                    (one client at a time), or appending the guest's output to a file\n"
 	"  --transport T     how virtio devices attach: pci (default; MSI-X) or mmio (ACPI LNRO0005)\n"
 	"  --log-level L     error, warn (default), info (adds the boot-timer line) or debug\n"
 	"  -h, --help        this text;  --version  kiln's version\n"
@@ -232,11 +236,11 @@ static int parse_vsock(char *text, struct vm_config *cfg, char *err, size_t errl
 int cli_check_config(const struct vm_config *cfg, char *err, size_t errlen)
 {
 	unsigned devices = cfg->nr_disks + cfg->nr_nets + cfg->rng + !!cfg->vsock.uds_path +
-			   cfg->balloon.enabled;
+			   cfg->balloon.enabled + (cfg->console.kind != CONSOLE_NONE);
 
 	if (devices > VM_MAX_VIRTIO) {
-		snprintf(err, errlen, "--disk/--net/--rng/--vsock/--balloon: %u devices, more than the "
-			 "%d virtio slots", devices, VM_MAX_VIRTIO);
+		snprintf(err, errlen, "--disk/--net/--rng/--vsock/--balloon/--console: %u devices, more "
+			 "than the %d virtio slots", devices, VM_MAX_VIRTIO);
 		return -EINVAL;
 	}
 	if (cfg->balloon.enabled && cfg->balloon.target_bytes > cfg->mem_bytes) {
@@ -265,7 +269,8 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		  size_t errlen)
 {
 	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
-	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT, OPT_VSOCK, OPT_BALLOON };
+	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT, OPT_VSOCK, OPT_BALLOON,
+	       OPT_CONSOLE };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -278,6 +283,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		{ "rng", no_argument, NULL, OPT_RNG },
 		{ "vsock", required_argument, NULL, OPT_VSOCK },
 		{ "balloon", required_argument, NULL, OPT_BALLOON },
+		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -347,6 +353,17 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		case OPT_BALLOON:
 			if (parse_balloon(optarg, cfg, err, errlen))
 				return -EINVAL;
+			break;
+		case OPT_CONSOLE:
+			if (!strncmp(optarg, "socket=", 7) && optarg[7]) {
+				cfg->console = (struct console_config){ CONSOLE_SOCKET, optarg + 7 };
+			} else if (!strncmp(optarg, "file=", 5) && optarg[5]) {
+				cfg->console = (struct console_config){ CONSOLE_FILE, optarg + 5 };
+			} else {
+				snprintf(err, errlen, "--console: \"%s\" is not socket=PATH or file=PATH",
+					 optarg);
+				return -EINVAL;
+			}
 			break;
 		case OPT_TRANSPORT:
 			if (!strcmp(optarg, "pci")) {

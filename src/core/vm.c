@@ -303,6 +303,15 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_BALLOON, NULL, "--balloon", acpi, cmdline,
 				    e);
 	}
+	if (!ret && cfg->console.kind != CONSOLE_NONE) {
+		struct virtio_dev *dev = virtio_console_new(&vm->host, &cfg->console, &usage, err,
+							    sizeof(err));
+
+		if (!dev)
+			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
+		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_CONSOLE, NULL, "--console", acpi, cmdline,
+				    e);
+	}
 	if (!ret && cfg->rng) {
 		struct virtio_dev *dev = virtio_rng_new(&vm->mem);
 

@@ -181,6 +181,8 @@ hang) while :; do sleep 3600; done ;;
 	# Interactive: "poweroff" and "reboot" act at once, as there is no init system to ask.
 	echo 'alias poweroff="poweroff -f"; alias reboot="reboot -f"; PS1="kiln# "' > /etc/profile
 	export ENV=/etc/profile
+	# A second console (virtio-console): a login shell there too.
+	[ -c /dev/hvc0 ] && setsid sh -c 'exec sh -l </dev/hvc0 >/dev/hvc0 2>&1' &
 	exec setsid cttyhack sh -l ;;
 *) echo "init: unknown kiln.test=$test"; poweroff -f ;;
 esac

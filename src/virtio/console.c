@@ -1,0 +1,252 @@
+/* console — virtio-console (virtio 1.2 §5.3) as a second console, hvc0 in a Linux guest, see
+ * include/kiln/virtio.h.
+ *
+ * One port, no multiport and no size feature: queue 0 carries bytes to the guest, queue 1
+ * bytes from it. The host side is a Unix socket kiln listens on (one client at a time; its
+ * bytes go to the guest, the guest's to it) or a file the guest's output is appended to. Bytes
+ * to the guest are read from the client straight into the guest's buffers, only while the
+ * guest has buffers; output with nobody connected, or that the client cannot take at once, is
+ * dropped and counted (a console, like a serial line, does not hold a guest back). Everything
+ * runs on kiln's event loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <linux/virtio_console.h>
+#include <linux/virtio_ids.h>
+
+#include "kiln/devices.h"
+#include "kiln/virtio.h"
+
+#define CONS_QUEUE_SIZE 64
+#define RXQ 0
+#define TXQ 1
+
+struct cons {
+	struct virtio_dev dev;
+	char *path;
+	int listen_fd;            /* socket backend, else -1 */
+	int client_fd;            /* the connected client, or -1 */
+	int out_fd;               /* file backend, else -1 */
+	bool rx_waiting;          /* the guest has no receive buffers: wait for its kick */
+	struct virtq_chain chain;
+	uint64_t dropped;
+	struct log_once drop;
+};
+
+static struct cons *to_cons(struct virtio_dev *dev) { return dev->opaque; }
+
+static void drop_output(struct cons *c, uint64_t bytes)
+{
+	c->dropped += bytes;
+	if (log_once_first(&c->drop))
+		log_info("virtio-console: output with no reader dropped (further drops not logged)");
+}
+
+/* Guest output (§5.3.6.1): to the client or the file. */
+static uint32_t cons_tx(struct virtio_dev *dev, const struct virtq_chain *ch)
+{
+	struct cons *c = to_cons(dev);
+	struct iovec iov[VIRTQ_CHAIN_MAX];
+	int fd = c->out_fd >= 0 ? c->out_fd : c->client_fd;
+	int n = virtq_chain_iov(ch, false, 0, ch->out_len, iov);
+	ssize_t done = fd >= 0 && n > 0 ? writev(fd, iov, n) : -1;
+
+	if (done < 0 && fd == c->client_fd && fd >= 0 && errno != EAGAIN && errno != EINTR) {
+		close(c->client_fd); /* the client went away */
+		c->client_fd = -1;
+	}
+	if ((uint64_t)(done < 0 ? 0 : done) < ch->out_len)
+		drop_output(c, ch->out_len - (uint64_t)(done < 0 ? 0 : done));
+	return 0;
+}
+
+/* Client input into the guest's receive buffers while both have something. */
+static void cons_rx(struct cons *c)
+{
+	struct virtq *q = &c->dev.q[RXQ];
+
+	while (c->client_fd >= 0 && !c->rx_waiting && virtio_dev_live(&c->dev) && q->ready) {
+		struct iovec iov[VIRTQ_CHAIN_MAX];
+		int ret = virtq_pop(c->dev.mem, q, &c->chain), n;
+		ssize_t got;
+
+		if (ret < 0) {
+			virtio_dev_needs_reset(&c->dev, "malformed receive descriptor chain");
+			return;
+		}
+		if (ret == 0) {
+			if (virtq_arm_notify(q))
+				continue;
+			c->rx_waiting = true;
+			break;
+		}
+		n = virtq_chain_iov(&c->chain, true, 0, c->chain.in_len, iov);
+		got = n > 0 ? readv(c->client_fd, iov, n) : -1;
+		if (got > 0) {
+			virtq_push(q, c->chain.head, (uint32_t)got);
+			continue;
+		}
+		q->last_avail--; /* nothing read: the buffer goes back */
+		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+			close(c->client_fd); /* end of the client's input: the next one may connect */
+			c->client_fd = -1;
+		}
+		break;
+	}
+	virtio_dev_notify_if_needed(&c->dev, RXQ);
+}
+
+static void cons_queue_notify(struct virtio_dev *dev, unsigned q)
+{
+	struct cons *c = to_cons(dev);
+
+	if (q == TXQ) {
+		virtio_dev_process(dev, TXQ, cons_tx);
+	} else {
+		c->rx_waiting = false;
+		cons_rx(c);
+	}
+}
+
+static unsigned cons_prepare(void *opaque, struct pollfd *fds, unsigned max, int *timeout_ms)
+{
+	struct cons *c = opaque;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&c->dev.lock);
+	if (c->listen_fd >= 0 && c->client_fd < 0 && n < max)
+		fds[n++] = (struct pollfd){ .fd = c->listen_fd, .events = POLLIN };
+	if (c->client_fd >= 0 && !c->rx_waiting && n < max)
+		fds[n++] = (struct pollfd){ .fd = c->client_fd, .events = POLLIN };
+	pthread_mutex_unlock(&c->dev.lock);
+	return n;
+}
+
+static void cons_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
+{
+	struct cons *c = opaque;
+
+	pthread_mutex_lock(&c->dev.lock);
+	for (unsigned i = 0; i < n; i++) {
+		if (!fds[i].revents)
+			continue;
+		if (fds[i].fd == c->listen_fd && c->client_fd < 0)
+			c->client_fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		else if (fds[i].fd == c->client_fd)
+			cons_rx(c);
+	}
+	pthread_mutex_unlock(&c->dev.lock);
+}
+
+static void cons_reset(struct virtio_dev *dev) { to_cons(dev)->rx_waiting = false; }
+
+static void cons_free(struct virtio_dev *dev)
+{
+	struct cons *c = to_cons(dev);
+
+	if (c->client_fd >= 0)
+		close(c->client_fd);
+	if (c->out_fd >= 0)
+		close(c->out_fd);
+	if (c->listen_fd >= 0) {
+		close(c->listen_fd);
+		unlink(c->path);
+	}
+	free(c->path);
+	virtio_dev_destroy(dev);
+	free(c);
+}
+
+static const struct virtio_dev_ops console_ops = {
+	.device_id = VIRTIO_ID_CONSOLE,
+	.nr_queues = 2,
+	.queue_size = CONS_QUEUE_SIZE,
+	.config_len = 0,
+	.queue_notify = cons_queue_notify,
+	.reset = cons_reset,
+	.free = cons_free,
+};
+
+/* The backend: a listening Unix socket or an output file; -errno with a message. */
+static int open_backend(struct cons *c, const struct console_config *cfg, bool *usage, char *err,
+			size_t errlen)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+
+	*usage = true;
+	if (cfg->kind == CONSOLE_FILE) {
+		c->out_fd = open(cfg->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (c->out_fd < 0) {
+			snprintf(err, errlen, "--console file=%s: %s", cfg->path, strerror(errno));
+			return -errno;
+		}
+		return 0;
+	}
+	if (strlen(cfg->path) >= sizeof(addr.sun_path)) {
+		snprintf(err, errlen, "--console socket=%s: longer than %zu bytes", cfg->path,
+			 sizeof(addr.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	strcpy(addr.sun_path, cfg->path);
+	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) ||
+	    listen(c->listen_fd, 4)) {
+		int ret = -errno;
+
+		*usage = errno == EADDRINUSE || errno == ENOENT || errno == EACCES;
+		snprintf(err, errlen, "--console socket=%s: %s", cfg->path, strerror(errno));
+		if (c->listen_fd >= 0)
+			close(c->listen_fd);
+		c->listen_fd = -1;
+		return ret;
+	}
+	return 0;
+}
+
+struct virtio_dev *virtio_console_new(struct dev_host *host, const struct console_config *cfg,
+				     bool *usage, char *err, size_t errlen)
+{
+	struct cons *c = calloc(1, sizeof(*c));
+	int ret;
+
+	*usage = false;
+	if (!c || !(c->path = strdup(cfg->path))) {
+		free(c);
+		snprintf(err, errlen, "--console: out of memory");
+		return NULL;
+	}
+	c->listen_fd = c->client_fd = c->out_fd = -1;
+	if (open_backend(c, cfg, usage, err, errlen)) {
+		free(c->path);
+		free(c);
+		return NULL;
+	}
+	*usage = false;
+	ret = virtio_dev_init(&c->dev, &console_ops, c, host->mem);
+	if (ret) {
+		snprintf(err, errlen, "--console: %s", strerror(-ret));
+		if (c->out_fd >= 0)
+			close(c->out_fd);
+		if (c->listen_fd >= 0) {
+			close(c->listen_fd);
+			unlink(c->path);
+		}
+		free(c->path);
+		free(c);
+		return NULL;
+	}
+	ret = host->add_poller(host, &(struct loop_poller){ .prepare = cons_prepare,
+							   .dispatch = cons_dispatch, .opaque = c });
+	if (ret) {
+		snprintf(err, errlen, "--console: %s", strerror(-ret));
+		cons_free(&c->dev);
+		return NULL;
+	}
+	return &c->dev;
+}
