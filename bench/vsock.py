@@ -63,6 +63,7 @@ def connect_tcp(port):
 def host_to_guest(sh, connect, listen_cmd, mib):
     """Mbit/s of @mib MiB from the host into a guest sink."""
     sh.check(f"({listen_cmd} > /dev/null) & true")
+    time.sleep(1)  # slirp accepts on the host at once and resets if nobody listens yet
     s = connect()
     block = b"\0" * (1 << 20)
     start = time.monotonic()
