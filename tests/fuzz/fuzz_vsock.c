@@ -78,6 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		host.mem = &mem;
 		snprintf(uds, sizeof(uds), "/tmp/fuzz-vsock-%d.sock", getpid());
 		snprintf(side, sizeof(side), "%s_1025", uds);
+		unlink(uds); /* left by an earlier process with this pid that crashed */
 		unlink(side);
 		side_fd = unix_socket(side, true);
 	}
