@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "kiln/cli.h"
@@ -42,11 +43,24 @@ static int cmd_run(int argc, char **argv)
 	return cli_run_vm(&cfg, "kiln run");
 }
 
+/* Sockets (vsock and API clients, taps, images) are descriptors: allow as many as the hard
+ * limit lets, as servers do; the soft limit is often 1024. */
+static void raise_fd_limit(void)
+{
+	struct rlimit r;
+
+	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	/* A peer that went away (a console pipe, a vsock or API client, a log FIFO) is an EPIPE
 	 * for the writer to handle, never the end of kiln. */
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	if (argc >= 2 && !strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {

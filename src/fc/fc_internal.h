@@ -48,8 +48,8 @@ int http_start(const char *path, struct loop *loop, http_handler handler, void *
 	       struct http_server **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Serve the connected stream socket @fd (taken over, closed by the server) whose peer is
- * @addr. Returns 0 or -errno (then @fd is closed). */
+/* Serve the connected stream socket @fd (taken over: closed by the server, also when it
+ * cannot take it) whose peer is @addr. Returns 0 or -errno. */
 struct sockaddr;
 int http_add_connection(struct http_server *s, int fd, const struct sockaddr *addr,
 			unsigned addrlen);

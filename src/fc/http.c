@@ -249,13 +249,8 @@ int http_start(const char *path, struct loop *loop, http_handler handler, void *
 int http_add_connection(struct http_server *s, int fd, const struct sockaddr *addr,
 			unsigned addrlen)
 {
-	if (MHD_add_connection(s->daemon, fd, addr, addrlen) != MHD_YES) {
-		int ret = -errno ?: -EIO;
-
-		close(fd);
-		return ret;
-	}
-	return 0;
+	/* libmicrohttpd closes @fd itself when it cannot take it. */
+	return MHD_add_connection(s->daemon, fd, addr, addrlen) == MHD_YES ? 0 : (-errno ?: -EIO);
 }
 
 void http_stop(struct http_server *s)

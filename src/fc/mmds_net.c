@@ -233,7 +233,7 @@ static time_t now_s(void)
 static void tcp_open(struct mmds_net *mn, const uint8_t *eth, const uint8_t *ip,
 		     const uint8_t *tcp)
 {
-	struct conn *c = find_conn(mn, 0, 0);
+	struct conn *c = NULL;
 	uint32_t iss;
 
 	for (unsigned i = 0; !c && i < MMDS_MAX_CONNS; i++)

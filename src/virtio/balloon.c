@@ -27,6 +27,8 @@
 #include "kiln/virtio.h"
 
 #define BALLOON_QUEUE_SIZE 256
+#define BALLOON_MAX_PFNS 4096       /* per buffer (Linux sends at most 256) */
+#define BALLOON_MAX_STATS 32        /* tag/value pairs per buffer (Linux sends 10) */
 _Static_assert(BALLOON_NR_STATS == VIRTIO_BALLOON_S_NR, "balloon statistics");
 #define PAGE 4096u
 #define BIT(f) (1ull << (f))
@@ -93,8 +95,8 @@ static void bad_pfn(struct balloon *b, uint32_t pfn)
 {
 	b->stats.bad_pfns++;
 	if (log_once_first(&b->bad_pfn))
-		log_warn("balloon: page frame %#x is not guest RAM; ignored (further ones not logged)",
-			 pfn);
+		log_warn("balloon: page frame %#x is not guest RAM, or a buffer holds more than %u "
+			 "frames; ignored (further ones not logged)", pfn, BALLOON_MAX_PFNS);
 }
 
 /* Inflate (§5.5.6.1): an array of 32-bit page frame numbers; runs of consecutive frames are
@@ -104,6 +106,10 @@ static uint32_t b_inflate(struct virtio_dev *dev, const struct virtq_chain *c)
 	struct balloon *b = to_b(dev);
 	uint32_t run_start = 0, run_len = 0;
 
+	if (c->out_len > BALLOON_MAX_PFNS * 4) {
+		bad_pfn(b, 0); /* a buffer no driver sends: refused whole */
+		return 0;
+	}
 	for (uint64_t off = 0; off + 4 <= c->out_len; off += 4) {
 		uint32_t pfn;
 
@@ -125,7 +131,8 @@ static uint32_t b_inflate(struct virtio_dev *dev, const struct virtq_chain *c)
 
 static uint32_t b_deflate(struct virtio_dev *dev, const struct virtq_chain *c)
 {
-	to_b(dev)->stats.deflated_pages += c->out_len / 4;
+	if (c->out_len <= BALLOON_MAX_PFNS * 4)
+		to_b(dev)->stats.deflated_pages += c->out_len / 4;
 	return 0;
 }
 
@@ -170,7 +177,8 @@ static void take_stats(struct balloon *b)
 			virtq_push(q, b->stats_head, 0);
 			virtio_dev_notify_if_needed(&b->dev, Q_STATS);
 		}
-		for (uint64_t off = 0; off + sizeof(struct virtio_balloon_stat) <= c.out_len;
+		for (uint64_t off = 0; off + sizeof(struct virtio_balloon_stat) <= c.out_len &&
+		     off < BALLOON_MAX_STATS * sizeof(struct virtio_balloon_stat);
 		     off += sizeof(struct virtio_balloon_stat)) {
 			struct virtio_balloon_stat s;
 

@@ -24,6 +24,7 @@
 #include "kiln/virtio.h"
 
 #define CONS_QUEUE_SIZE 64
+#define CONS_MAX_WRITE (64u << 10)  /* output taken per buffer; the rest is dropped */
 #define RXQ 0
 #define TXQ 1
 
@@ -54,15 +55,23 @@ static uint32_t cons_tx(struct virtio_dev *dev, const struct virtq_chain *ch)
 	struct cons *c = to_cons(dev);
 	struct iovec iov[VIRTQ_CHAIN_MAX];
 	int fd = c->out_fd >= 0 ? c->out_fd : c->client_fd;
-	int n = virtq_chain_iov(ch, false, 0, ch->out_len, iov);
-	ssize_t done = fd >= 0 && n > 0 ? writev(fd, iov, n) : -1;
+	uint64_t len = ch->out_len < CONS_MAX_WRITE ? ch->out_len : CONS_MAX_WRITE;
+	ssize_t done = 0;
+	int n;
 
-	if (done < 0 && fd == c->client_fd && fd >= 0 && errno != EAGAIN && errno != EINTR) {
-		close(c->client_fd); /* the client went away */
-		c->client_fd = -1;
+	if (!len)
+		return 0;
+	n = virtq_chain_iov(ch, false, 0, len, iov);
+	if (fd >= 0) {
+		done = writev(fd, iov, n);
+		if (done < 0 && fd == c->client_fd && errno != EAGAIN && errno != EINTR) {
+			close(c->client_fd); /* the client went away */
+			c->client_fd = -1;
+		}
+		done = done < 0 ? 0 : done;
 	}
-	if ((uint64_t)(done < 0 ? 0 : done) < ch->out_len)
-		drop_output(c, ch->out_len - (uint64_t)(done < 0 ? 0 : done));
+	if ((uint64_t)done < ch->out_len)
+		drop_output(c, ch->out_len - (uint64_t)done);
 	return 0;
 }
 
@@ -86,8 +95,12 @@ static void cons_rx(struct cons *c)
 			c->rx_waiting = true;
 			break;
 		}
+		if (!c->chain.in_len) {
+			virtio_dev_needs_reset(&c->dev, "receive buffer without device-writable bytes");
+			return;
+		}
 		n = virtq_chain_iov(&c->chain, true, 0, c->chain.in_len, iov);
-		got = n > 0 ? readv(c->client_fd, iov, n) : -1;
+		got = readv(c->client_fd, iov, n);
 		if (got > 0) {
 			virtq_push(q, c->chain.head, (uint32_t)got);
 			continue;
@@ -122,7 +135,9 @@ static unsigned cons_prepare(void *opaque, struct pollfd *fds, unsigned max, int
 	pthread_mutex_lock(&c->dev.lock);
 	if (c->listen_fd >= 0 && c->client_fd < 0 && n < max)
 		fds[n++] = (struct pollfd){ .fd = c->listen_fd, .events = POLLIN };
-	if (c->client_fd >= 0 && !c->rx_waiting && n < max)
+	/* Read the client only while the guest takes input, or nothing would consume it. */
+	if (c->client_fd >= 0 && !c->rx_waiting && virtio_dev_live(&c->dev) &&
+	    c->dev.q[RXQ].ready && n < max)
 		fds[n++] = (struct pollfd){ .fd = c->client_fd, .events = POLLIN };
 	pthread_mutex_unlock(&c->dev.lock);
 	return n;

@@ -36,7 +36,7 @@
 #define VSOCK_HOST_CID 2
 #define VSOCK_BUF_ALLOC (256u << 10)   /* per connection: guest bytes kiln holds at most */
 #define VSOCK_MAX_PAYLOAD (64u << 10)  /* largest packet kiln sends or takes */
-#define VSOCK_MAX_CONNS 1024
+#define VSOCK_MAX_CONNS 512             /* host sockets at once (RLIMIT_NOFILE is raised) */
 #define VSOCK_MAX_RESETS 64            /* resets for unknown connections, waiting for buffers */
 #define VSOCK_LINE_MAX 32              /* "CONNECT <port>\n" */
 #define VSOCK_EPHEMERAL_FIRST (1u << 30)
@@ -83,6 +83,8 @@ struct vsock {
 	uint32_t next_port;
 	unsigned next_conn;          /* where the round-robin over connections resumes */
 	bool rx_waiting;             /* the guest had no receive buffers: wait for its kick */
+	unsigned accept_paused_at;   /* open connections when accept() ran out of descriptors,
+					or 0: listen again once fewer are open */
 	struct conn conn[VSOCK_MAX_CONNS];
 	unsigned nr_resets;
 	struct reset resets[VSOCK_MAX_RESETS];
@@ -257,6 +259,10 @@ static bool rx_conn(struct vsock *vs, struct conn *c, bool readable)
 		if (rx_data(vs, c, ch))
 			return true;
 		vs->dev.q[RXQ].last_avail--; /* nothing read: the chain goes back */
+		if (ch->in_len == HDR_LEN) {
+			vs->rx_waiting = true; /* no room for data: wait for the driver's next buffers */
+			return false;
+		}
 		return rx_conn(vs, c, false); /* EOF may have made a SHUTDOWN due */
 	}
 	c->reset_due = c->request_due = c->response_due = false;
@@ -484,8 +490,16 @@ static void accept_host(struct vsock *vs)
 {
 	int fd = accept4(vs->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno != EMFILE && errno != ENFILE)
+			return;
+		if (log_once_first(&vs->host_trouble))
+			log_warn("vsock: out of file descriptors; host connections wait");
+		vs->accept_paused_at = VSOCK_MAX_CONNS;
+		for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
+			vs->accept_paused_at -= vs->conn[i].state == CONN_FREE;
 		return;
+	}
 	if (!new_conn(vs, fd)) {
 		if (log_once_first(&vs->host_trouble))
 			log_warn("vsock: %d connections at once; refusing more", VSOCK_MAX_CONNS);
@@ -534,21 +548,36 @@ static void read_line(struct vsock *vs, struct conn *c)
 static unsigned vs_prepare(void *opaque, struct pollfd *fds, unsigned max, int *timeout_ms)
 {
 	struct vsock *vs = opaque;
+	bool guest_takes;
 	unsigned n = 0;
 
+	max /= 2; /* leave room for the pollers after this one */
 	pthread_mutex_lock(&vs->dev.lock);
-	if (n < max) {
+	/* Read the host sockets only while the guest can take what is read. */
+	guest_takes = !vs->rx_waiting && virtio_dev_live(&vs->dev) && vs->dev.q[RXQ].ready;
+	if (vs->accept_paused_at) {
+		unsigned open = 0;
+
+		for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
+			open += vs->conn[i].state != CONN_FREE;
+		if (open < vs->accept_paused_at)
+			vs->accept_paused_at = 0;
+	}
+	if (n < max && !vs->accept_paused_at) {
 		fds[n] = (struct pollfd){ .fd = vs->listen_fd, .events = POLLIN };
 		vs->poll_conn[n++] = -1;
 	}
-	for (unsigned i = 0; i < VSOCK_MAX_CONNS && n < max; i++) {
+	for (unsigned k = 0; k < VSOCK_MAX_CONNS && n < max; k++) {
+		unsigned i = (vs->next_conn + k) % VSOCK_MAX_CONNS;
 		struct conn *c = &vs->conn[i];
 		short ev = 0;
 
 		if (c->state == CONN_LINE ||
 		    (c->state == CONN_OPEN && !c->host_eof && !c->guest_no_recv && peer_credit(c) &&
-		     !vs->rx_waiting))
+		     guest_takes))
 			ev |= POLLIN;
+		if (c->state == CONN_REQUEST)
+			ev |= POLLRDHUP; /* the host program gives up before the guest answers */
 		if (c->pending_len)
 			ev |= POLLOUT;
 		if (ev) {
@@ -581,6 +610,8 @@ static void vs_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
 			continue; /* closed and reused meanwhile */
 		if (c->state == CONN_LINE)
 			read_line(vs, c);
+		else if (c->state == CONN_REQUEST)
+			c->reset_due = true; /* hung up: the guest gets a reset instead */
 		else if ((fds[k].revents & POLLOUT) && !flush_pending(c))
 			c->reset_due = true;
 		if (c->state == CONN_OPEN && (fds[k].revents & (POLLIN | POLLHUP | POLLERR)))
