@@ -161,10 +161,9 @@ static void cons_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
 
 static void cons_reset(struct virtio_dev *dev) { to_cons(dev)->rx_waiting = false; }
 
-static void cons_free(struct virtio_dev *dev)
+/* Close the host side and release @c's own memory (not the virtio_dev part). */
+static void close_backend(struct cons *c)
 {
-	struct cons *c = to_cons(dev);
-
 	if (c->client_fd >= 0)
 		close(c->client_fd);
 	if (c->out_fd >= 0)
@@ -174,8 +173,13 @@ static void cons_free(struct virtio_dev *dev)
 		unlink(c->path);
 	}
 	free(c->path);
-	virtio_dev_destroy(dev);
 	free(c);
+}
+
+static void cons_free(struct virtio_dev *dev)
+{
+	virtio_dev_destroy(dev);
+	close_backend(to_cons(dev));
 }
 
 static const struct virtio_dev_ops console_ops = {
@@ -238,22 +242,14 @@ struct virtio_dev *virtio_console_new(struct dev_host *host, const struct consol
 	}
 	c->listen_fd = c->client_fd = c->out_fd = -1;
 	if (open_backend(c, cfg, usage, err, errlen)) {
-		free(c->path);
-		free(c);
+		close_backend(c);
 		return NULL;
 	}
 	*usage = false;
 	ret = virtio_dev_init(&c->dev, &console_ops, c, host->mem);
 	if (ret) {
 		snprintf(err, errlen, "--console: %s", strerror(-ret));
-		if (c->out_fd >= 0)
-			close(c->out_fd);
-		if (c->listen_fd >= 0) {
-			close(c->listen_fd);
-			unlink(c->path);
-		}
-		free(c->path);
-		free(c);
+		close_backend(c);
 		return NULL;
 	}
 	ret = host->add_poller(host, &(struct loop_poller){ .prepare = cons_prepare,

@@ -633,10 +633,9 @@ static void vs_reset(struct virtio_dev *dev)
 	vs->rx_waiting = false;
 }
 
-static void vs_free(struct virtio_dev *dev)
+/* Close every host socket, remove the listening one's path, release @vs's own memory. */
+static void close_host(struct vsock *vs)
 {
-	struct vsock *vs = to_vs(dev);
-
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
 		conn_close(&vs->conn[i]);
 	if (vs->listen_fd >= 0) {
@@ -644,8 +643,13 @@ static void vs_free(struct virtio_dev *dev)
 		unlink(vs->uds_path);
 	}
 	free(vs->uds_path);
-	virtio_dev_destroy(dev);
 	free(vs);
+}
+
+static void vs_free(struct virtio_dev *dev)
+{
+	virtio_dev_destroy(dev);
+	close_host(to_vs(dev));
 }
 
 static const struct virtio_dev_ops vsock_ops = {
@@ -692,19 +696,16 @@ struct virtio_dev *virtio_vsock_new(struct dev_host *host, uint64_t guest_cid,
 		*usage = errno == EADDRINUSE || errno == ENOENT || errno == EACCES;
 		snprintf(err, errlen, "--vsock uds=%s: %s", uds_path, strerror(errno));
 		if (vs->listen_fd >= 0)
-			close(vs->listen_fd);
-		free(vs->uds_path);
-		free(vs);
+			close(vs->listen_fd); /* not bound: the path is not ours to remove */
+		vs->listen_fd = -1;
+		close_host(vs);
 		return NULL;
 	}
 	*usage = false;
 	ret = virtio_dev_init(&vs->dev, &vsock_ops, vs, host->mem);
 	if (ret) {
 		snprintf(err, errlen, "--vsock: %s", strerror(-ret));
-		close(vs->listen_fd);
-		unlink(vs->uds_path);
-		free(vs->uds_path);
-		free(vs);
+		close_host(vs);
 		return NULL;
 	}
 	ret = host->add_poller(host, &(struct loop_poller){ .prepare = vs_prepare,
