@@ -17,7 +17,6 @@ Run with `scripts/bench net [--seconds N] [--runs N]`.
 """
 import argparse
 import json
-import os
 import pathlib
 import re
 import shutil

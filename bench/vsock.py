@@ -12,7 +12,6 @@ hardware KVM). Times measured in the box are emulator times; only ratios carry o
 """
 import argparse
 import json
-import os
 import pathlib
 import socket
 import statistics
@@ -24,31 +23,12 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests/integration"))
 from conftest import Shell  # noqa: E402
-from fcapi import call, wait_for_socket  # noqa: E402
+from fcapi import call, vsock_connect, wait_for_socket  # noqa: E402
 
 KILN = ROOT / "build/kiln"
 KERNEL = ROOT / ".cache/kernel/cloud/vmlinuz"
 INITRD = ROOT / ".cache/initramfs/test.cpio.gz"
 FWD_SINK, FWD_ECHO = 15000, 15001
-
-
-def connect_vsock(uds, port):
-    for _ in range(300):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(str(uds))
-            s.sendall(f"CONNECT {port}\n".encode())
-            line = b""
-            while not line.endswith(b"\n"):
-                c = s.recv(1)
-                if not c:
-                    raise ConnectionError
-                line += c
-            return s
-        except (ConnectionError, FileNotFoundError):
-            s.close()
-            time.sleep(0.1)
-    raise RuntimeError("vsock: no listener in the guest")
 
 
 def connect_tcp(port):
@@ -176,14 +156,14 @@ def main():
         tcp_port = tcp_sink.getsockname()[1]
         runs = {k: [] for k in ("vsock h2g", "net h2g", "vsock g2h", "net g2h", "vsock rtt", "net rtt")}
         for _ in range(args.runs):
-            runs["vsock h2g"].append(host_to_guest(sh, lambda: connect_vsock(uds, 5000),
+            runs["vsock h2g"].append(host_to_guest(sh, lambda: vsock_connect(uds, 5000),
                                                    "vsockcat listen 5000 < /dev/null", args.mib))
             runs["net h2g"].append(host_to_guest(sh, lambda: connect_tcp(FWD_SINK),
                                                  "nc -l -p 5000 < /dev/null", args.mib))
             runs["vsock g2h"].append(guest_to_host(sh, vsock_sink, "vsockcat connect 2 5001 > /dev/null",
                                                    args.mib))
             runs["net g2h"].append(guest_to_host(sh, tcp_sink, f"nc 10.0.2.2 {tcp_port}", args.mib))
-            runs["vsock rtt"].append(rtt_ms(connect_vsock(uds, 6000), 200))
+            runs["vsock rtt"].append(rtt_ms(vsock_connect(uds, 6000), 200))
             runs["net rtt"].append(rtt_ms(connect_tcp(FWD_ECHO), 200))
         rows = {k: statistics.median(v) for k, v in runs.items()}
         sh.poweroff()

@@ -1,5 +1,5 @@
-"""A client for Firecracker's API on a Unix socket (Python's http.client), for the tests and
-the benchmark."""
+"""Clients of Firecracker's host-side protocols, for the tests and the benchmarks: its REST API
+on a Unix socket (Python's http.client) and its vsock Unix socket ("CONNECT <port>")."""
 import http.client
 import json
 import os
@@ -45,3 +45,28 @@ def wait_for_socket(sock_path, proc, timeout=60):
                 pass
         time.sleep(0.01)
     raise AssertionError(f"API socket {sock_path} not accepting (kiln exit {proc.poll()})")
+
+
+def vsock_connect(uds, port, timeout=60):
+    """Firecracker's host-initiated vsock connection: CONNECT <port>, then "OK <host port>".
+    Retries while the guest has no listener yet (kiln then resets the connection)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
+        try:
+            s.connect(str(uds))
+            s.sendall(f"CONNECT {port}\n".encode())
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = s.recv(1)
+                if not chunk:
+                    raise ConnectionResetError("closed before OK")
+                line += chunk
+            assert line.startswith(b"OK ") and int(line[3:]) > 0, line
+            return s
+        except (ConnectionError, FileNotFoundError):
+            s.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -3,14 +3,11 @@ against a real guest, pause, resume and Ctrl+Alt+Del, the pre-boot / post-boot r
 of bad requests (nothing changes), a configuration file with the API and metrics, and a flood
 of clients."""
 import json
-import os
 import re
 import socket
 import subprocess
 import threading
 import time
-
-import pytest
 
 from conftest import Shell, in_ns
 from fcapi import call, wait_for_socket

@@ -4,7 +4,6 @@ machine configuration, logs to --log-path; bad files and flags are refused with 
 names the key or flag, exit 2, before anything starts. (The Debian root-device flow is in
 test_debian.py.)"""
 import json
-import os
 import subprocess
 
 import pytest

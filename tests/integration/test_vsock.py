@@ -3,16 +3,14 @@ writes "CONNECT <port>", a guest program connecting to host port P reaches "<uds
 each way with checksums, 64 concurrent streams, abrupt closes on both sides, the same device
 from the Firecracker API, and bad --vsock values."""
 import hashlib
-import json
 import os
 import socket
 import threading
-import time
 
 import pytest
 
 from conftest import Shell, run_kiln
-from fcapi import call, wait_for_socket
+from fcapi import call, vsock_connect, wait_for_socket
 
 MIB = 100
 
@@ -20,30 +18,6 @@ MIB = 100
 def kiln_argv(kiln, bzimage, initrd, uds, *extra):
     return [kiln, "run", "--kernel", bzimage, "--initrd", initrd, "--memory", "768M",
             "--log-level", "info", "--vsock", f"cid=3,uds={uds}", *extra]
-
-
-def host_connect(uds, port, timeout=60):
-    """Firecracker's host-initiated connection: CONNECT <port>, then "OK <host port>"."""
-    deadline = time.monotonic() + timeout
-    while True:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(60)
-        try:
-            s.connect(str(uds))
-            s.sendall(f"CONNECT {port}\n".encode())
-            line = b""
-            while not line.endswith(b"\n"):
-                chunk = s.recv(1)
-                if not chunk:
-                    raise ConnectionResetError("closed before OK")
-                line += chunk
-            assert line.startswith(b"OK ") and int(line[3:]) > 0, line
-            return s
-        except (ConnectionError, FileNotFoundError):
-            s.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)  # the guest's listener is not up yet: kiln resets the connection
 
 
 def recv_all(s):
@@ -68,7 +42,7 @@ def test_100mib_each_way_with_checksums(vm, tmp_path):
     sh, uds = vm
     # Host -> guest: the guest listens, the host connects through kiln's socket.
     sh.check("(vsockcat listen 5000 < /dev/null | sha256sum > /tmp/rx.sum) & true")
-    s = host_connect(uds, 5000)
+    s = vsock_connect(uds, 5000)
     h = hashlib.sha256()
     for _ in range(MIB):
         block = os.urandom(1 << 20)
@@ -110,7 +84,7 @@ def test_64_concurrent_streams_and_abrupt_closes(vm, tmp_path):
 
     def client(i):
         try:
-            s = host_connect(uds, 6000)
+            s = vsock_connect(uds, 6000)
             data = os.urandom(256 << 10) + bytes([i])
             threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR))).start()
             got = b""
@@ -134,7 +108,7 @@ def test_64_concurrent_streams_and_abrupt_closes(vm, tmp_path):
 
     # The host side hangs up mid-stream: the guest's reader sees the end, kiln goes on.
     sh.check("(vsockcat listen 5002 < /dev/null > /tmp/cut; echo EXIT=$? > /tmp/cut.rc) & true")
-    s = host_connect(uds, 5002)
+    s = vsock_connect(uds, 5002)
     s.sendall(b"x" * 100000)
     s.close()
     sh.check("wait", timeout=120)
@@ -162,7 +136,7 @@ def test_64_concurrent_streams_and_abrupt_closes(vm, tmp_path):
     rc, text = sh.run("vsockcat connect 2 5999 < /dev/null")
     assert rc == 1 and "connect" in text, text
     # After all that, a fresh connection still works.
-    s = host_connect(uds, 6000)
+    s = vsock_connect(uds, 6000)
     s.sendall(b"again")
     s.shutdown(socket.SHUT_WR)
     assert recv_all(s)[1] == 5
@@ -181,7 +155,7 @@ def test_vsock_through_the_firecracker_api(kvm, kiln, bzimage, initrd, tmp_path)
             assert call(sock, "PUT", path, body) == (204, None), path
         sh.wait_ready()
         sh.check("(vsockcat listen 7000 < /dev/null > /tmp/hello) & true")
-        s = host_connect(uds, 7000)
+        s = vsock_connect(uds, 7000)
         s.sendall(b"hello from the host")
         s.close()
         sh.check("wait", timeout=60)
