@@ -56,7 +56,9 @@ extern const char cli_run_usage[];
 /* The Firecracker-compatible front end: Firecracker's process flags (`kiln --api-sock PATH`,
  * `kiln --no-api --config-file PATH`, --id, --boot-timer, --level, --log-path): its REST API
  * or its JSON configuration file (src/fc). Flags kiln does not implement yet are refused by
- * name. Runs the VM and returns the process exit status. */
-int cli_firecracker(int argc, char **argv);
+ * name. With @restore, `kiln restore`: the VM of a snapshot (--snapshot, --mem-file or --uffd)
+ * instead of a configuration, the API only with --api-sock. Runs the VM and returns the
+ * process exit status. */
+int cli_firecracker(int argc, char **argv, bool restore);
 
 #endif

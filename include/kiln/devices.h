@@ -72,6 +72,13 @@ struct device_type {
 	void (*destroy)(void *state);
 	/* Add this device's ACPI description to @acpi (may be NULL when it has none). */
 	void (*describe)(void *state, struct acpi_config *acpi);
+	/* Snapshot (may be NULL with state_size 0: nothing the guest can observe): copy the
+	 * guest-visible state into @buf (state_size bytes, a fixed little-endian layout), and
+	 * give it back to a device create() just made, refusing out-of-range values with -EINVAL
+	 * and a message in @err. The VM is paused. */
+	size_t state_size;
+	void (*save)(void *state, void *buf);
+	int (*load)(void *state, const void *buf, char *err, size_t errlen);
 };
 
 /* The PC's legacy devices, in creation order, NULL-terminated. */

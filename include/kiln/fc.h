@@ -100,6 +100,22 @@ int fc_api_start(const struct fc_api_options *o, struct fc_api **out, char *err,
 int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* PUT /snapshot/load (Firecracker's LoadSnapshotParams). */
+struct fc_snapshot_load {
+	const char *snapshot_path;
+	struct vm_mem_backend mem;  /* "mem_backend" (or the older "mem_file_path": File) */
+	bool track_dirty_pages;     /* "track_dirty_pages" ("enable_diff_snapshots") */
+	bool resume_vm;
+};
+
+/* Build the VM of a snapshot (made by PUT /snapshot/create) before anything was configured:
+ * its configuration comes from the snapshot, its state and memory as vm_restore() says; with
+ * resume_vm it runs at once, else it waits paused for PATCH /vm. Returns 0, or -EINVAL (the
+ * request, the snapshot or the memory is wrong; nothing was made) or -EIO, with Firecracker's
+ * "Load snapshot error: ..." message in @err. */
+int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, char *err,
+			 size_t errlen) __attribute__((warn_unused_result));
+
 /* The VM InstanceStart created, or NULL while none. */
 struct vm *fc_api_vm(struct fc_api *api);
 

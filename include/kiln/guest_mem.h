@@ -26,12 +26,22 @@ struct guest_mem {
 	uint64_t size;       /* total RAM, bytes */
 	void *mapping;       /* one host mapping holding every region (NULL for caller-built maps) */
 	uint64_t mapping_len;
+	/* Diff snapshots: a bit per 4 KiB page of the mapping that kiln itself wrote (KVM logs the
+	 * guest's writes), or NULL when nothing is tracked. Set by the VM, freed by it. */
+	uint64_t *dirty;
 };
 
 /* Reserve @bytes of guest RAM as one anonymous MAP_NORESERVE mapping and split it around the
  * MMIO hole [KILN_MMIO_HOLE_START, 4 GiB). Pages are only populated when touched.
  * Returns 0 or -errno (-EINVAL for 0 bytes or not a multiple of 4 KiB, -ENOMEM). */
 int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes) __attribute__((warn_unused_result));
+
+/* Guest RAM of @bytes mapped privately from file @fd (a snapshot's memory file, at least
+ * @bytes long; the caller keeps the fd): pages are read from the file when first touched and
+ * copied on the first write, so the file never changes and a restore reads nothing up front.
+ * Returns 0 or -errno. */
+int guest_mem_map_file(struct guest_mem *mem, uint64_t bytes, int fd)
+	__attribute__((warn_unused_result));
 
 /* Unmap what guest_mem_alloc() mapped. Safe on a zeroed struct. */
 void guest_mem_free(struct guest_mem *mem);
@@ -43,6 +53,11 @@ void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 /* Copy @len bytes to guest-physical @gpa. Returns 0, or -EFAULT when the range is not RAM. */
 int guest_mem_write(const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len)
 	__attribute__((warn_unused_result));
+
+/* Record that kiln wrote host range [@hva, @hva + @len) inside the mapping (virtqueue
+ * buffers, used rings, discarded pages), for the next diff snapshot. Any thread; a no-op
+ * while nothing is tracked or for ranges outside the mapping. */
+void guest_mem_mark_dirty(const struct guest_mem *mem, const void *hva, uint64_t len);
 
 /* Highest guest-physical address + 1 of RAM below the MMIO hole, bytes. */
 uint64_t guest_mem_low_end(const struct guest_mem *mem);

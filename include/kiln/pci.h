@@ -74,6 +74,24 @@ struct pci_dev {
 
 struct pci_bus;
 
+/* A function's guest-visible state for a snapshot (fixed little-endian layout). */
+struct pci_dev_state {
+	uint8_t cfg[PCI_CFG_SIZE];
+	uint8_t msix_table[PCI_MSIX_MAX_VECTORS * 16];
+	uint64_t msix_pending;
+	uint8_t intx_level;
+	uint8_t pad[7];
+};
+
+/* Copy @dev's configuration space, MSI-X table and pending bits into @out. Lock held. */
+void pci_dev_save(const struct pci_dev *dev, struct pci_dev_state *out);
+
+/* Give them back to a function made the same way: read-only configuration bytes (identity,
+ * capabilities, BAR) must match, or -EINVAL with a message in @err. The MSI routes the table
+ * implies are restored by the VM with its GSI routing. Lock held. */
+int pci_dev_load(struct pci_dev *dev, const struct pci_dev_state *in, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* Create bus 0 with its host bridge: claims ports 0xCF8-0xCFF and the ECAM window on @host.
  * Returns 0 with *out set or -errno. */
 int pci_bus_create(struct dev_host *host, struct pci_bus **out) __attribute__((warn_unused_result));

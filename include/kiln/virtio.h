@@ -43,6 +43,7 @@ struct virtq {
 	uint16_t used_idx;       /* next used-ring index to publish */
 	uint16_t signalled_used; /* used_idx when the driver was last notified */
 	bool signalled_valid;
+	const struct guest_mem *mem; /* where the rings are (set by virtq_enable) */
 	bool event_idx;          /* VIRTIO_F_RING_EVENT_IDX negotiated */
 	bool indirect;           /* VIRTIO_F_RING_INDIRECT_DESC negotiated */
 };
@@ -79,6 +80,16 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *dev);
 	/* Release the device type's state, the struct virtio_dev included. */
 	void (*free)(struct virtio_dev *dev);
+	/* Snapshot (all may be NULL / 0). quiesce: finish the requests in flight so the rings
+	 * hold everything (the vCPUs are paused). state_size/save/load: the device type's own
+	 * guest-visible state beyond the rings, in a fixed little-endian layout; load refuses
+	 * out-of-range values with -EINVAL and a message in @err. restored: the whole VM is
+	 * back and the driver is running; tell it what the host side lost (vsock). */
+	void (*quiesce)(struct virtio_dev *dev);
+	size_t state_size;
+	void (*save)(struct virtio_dev *dev, void *buf);
+	int (*load)(struct virtio_dev *dev, const void *buf, char *err, size_t errlen);
+	void (*restored)(struct virtio_dev *dev);
 };
 
 /* The transport's side: how to interrupt the driver. */
@@ -187,6 +198,25 @@ int virtq_enable(const struct guest_mem *mem, struct virtq *q, uint64_t features
 void virtio_dev_process(struct virtio_dev *dev, unsigned q,
 			uint32_t (*serve)(struct virtio_dev *dev, const struct virtq_chain *c));
 
+/* Snapshot of the transport-independent state (features, status, ISR, configuration
+ * generation, every queue's size, ring addresses and ring positions) and the device type's
+ * own state, as section "virtio" / @instance. Finishes the requests in flight first. Lock
+ * taken. */
+struct snap_writer;
+struct snap_reader;
+void virtio_dev_save(struct virtio_dev *dev, struct snap_writer *w, uint32_t instance);
+
+/* Give a device just created with the same configuration the state virtio_dev_save() wrote.
+ * Ring addresses are checked against guest memory as when the driver enables a queue.
+ * Returns 0 or -EINVAL with a message naming the device in @err. */
+int virtio_dev_load(struct virtio_dev *dev, const struct snap_reader *r, uint32_t instance,
+		    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* After the whole VM was restored and before its vCPUs run: a running driver's device is
+ * activated again (backends, timers), told what its host side lost (ops->restored), and every
+ * ready queue is served once for buffers that were waiting. */
+void virtio_dev_restored(struct virtio_dev *dev);
+
 /* Release @dev through its type's free(). NULL is ignored. */
 void virtio_dev_free(struct virtio_dev *dev);
 
@@ -229,6 +259,12 @@ struct virtio_mmio;
 int virtio_mmio_create(struct dev_host *host, struct virtio_dev *dev, unsigned slot,
 		       struct virtio_mmio **out) __attribute__((warn_unused_result));
 void virtio_mmio_destroy(struct virtio_mmio *m);
+/* Snapshot of the transport's registers and its device (section "vmmio" / @instance, and
+ * virtio_dev_save()); load gives them back to a transport made with the same configuration.
+ * Returns 0 or -EINVAL with a message in @err. */
+void virtio_mmio_save(struct virtio_mmio *m, struct snap_writer *w, uint32_t instance);
+int virtio_mmio_load(struct virtio_mmio *m, const struct snap_reader *r, uint32_t instance,
+		     char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Describe the slot in the DSDT: _HID "LNRO0005", its registers and its GSI. */
 void virtio_mmio_describe(const struct virtio_mmio *m, struct acpi_config *acpi);
 /* Append " virtio_mmio.device=4K@0x...:GSI" (kernels with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES)
@@ -357,5 +393,10 @@ struct pci_bus;
 int virtio_pci_create(struct dev_host *host, struct pci_bus *bus, struct virtio_dev *dev,
 		      struct virtio_pci **out) __attribute__((warn_unused_result));
 void virtio_pci_destroy(struct virtio_pci *vp);
+/* Snapshot of the function (configuration space, MSI-X table), the transport's registers and
+ * its device (section "vpci" / @instance, and virtio_dev_save()); as virtio_mmio_save(). */
+void virtio_pci_save(struct virtio_pci *vp, struct snap_writer *w, uint32_t instance);
+int virtio_pci_load(struct virtio_pci *vp, const struct snap_reader *r, uint32_t instance,
+		    char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -43,6 +43,8 @@ struct vm_config {
 	} vsock;
 	struct balloon_config balloon;
 	struct console_config console; /* a virtio-console; kind CONSOLE_NONE: none */
+	bool track_dirty_pages;      /* log dirtied pages for diff snapshots (Firecracker's
+					track_dirty_pages) */
 	/* When kiln started (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID), for the boot timer; zero:
 	 * when vm_create() runs. */
 	struct timespec start, start_cpu;
@@ -65,6 +67,44 @@ enum vm_error_kind {
  * host. */
 int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
 	      enum vm_error_kind *kind, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Where a restored VM's guest memory comes from (Firecracker's mem_backend). */
+struct vm_mem_backend {
+	enum { VM_MEM_FILE, VM_MEM_UFFD } type;
+	/* File: the memory file, mapped MAP_PRIVATE (pages load on first touch). Uffd: the Unix
+	 * socket of a page-fault handler, which receives a userfaultfd for the guest's memory and
+	 * its layout (Firecracker docs/snapshotting/handling-page-faults-on-snapshot-resume.md). */
+	const char *path;
+};
+
+/* Build the VM of snapshot @snap as vm_create() would from @cfg (the configuration the
+ * snapshot was made with), then give it the guest memory of @mem and every vCPU's, interrupt
+ * controller's, timer's and device's state from @snap. The CPUID the guest was shown must be
+ * available here, the memory file exactly cfg->mem_bytes long. The VM is paused: vm_run()
+ * starts its vCPU threads parked until vm_resume(). Nothing is left behind on failure.
+ * Returns 0 with *out set, or -errno with a message in @err and *kind as for vm_create(). */
+struct snap_reader;
+int vm_restore(const struct vm_config *cfg, const struct snap_reader *snap,
+	       const struct vm_mem_backend *mem, struct loop *loop, struct vm **out,
+	       enum vm_error_kind *kind, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* What vm_snapshot() writes. */
+struct vm_snapshot_params {
+	const char *state_path;      /* the snapshot file (kiln's format, include/kiln/snapshot.h) */
+	const char *mem_path;        /* guest memory, byte for byte, sparse where it is zero */
+	bool diff;                   /* only the pages dirtied since the last snapshot (needs
+					track_dirty_pages); the rest of the file is holes */
+	const void *config;          /* the caller's description of the VM's configuration, */
+	size_t config_len;           /* stored as section "config" for the restoring side */
+};
+
+/* Snapshot the paused VM: vCPUs, irqchip, PIT, kvmclock, GSI routes, every device (requests
+ * in flight finish first) into p->state_path, guest memory into p->mem_path. Event loop
+ * thread. Returns 0, -EBUSY (not paused), -EINVAL (diff without dirty tracking) or -errno,
+ * with a message in @err. */
+int vm_snapshot(struct vm *vm, const struct vm_snapshot_params *p, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* Run the guest on one thread per vCPU while the calling thread serves the console, signals
  * and the loop. Returns why the guest stopped. */

@@ -8,6 +8,7 @@
 #define KILN_X86_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kiln/boot.h"
@@ -34,5 +35,25 @@ int x86_boot_write_tables(const struct guest_mem *mem) __attribute__((warn_unuse
  * 32-bit protected mode with EBX = hvm_start_info for PVH). Returns 0 or -errno from KVM. */
 int x86_vcpu_setup(int vcpu_fd, const struct boot_info *boot, bool bsp)
 	__attribute__((warn_unused_result));
+
+/* Snapshot: write the complete state of vCPU @vcpu_fd (/dev/kvm is @kvm_fd) into @w as the
+ * sections of instance @index (CPUID, registers, XSAVE or FPU, XCRs, MSRs including the TSC
+ * and kvmclock, LAPIC, MP state, pending events, debug registers; KVM API document §4).
+ * The vCPU must be out of KVM_RUN. Returns 0 or -errno with a message in @err. */
+struct snap_writer;
+struct snap_reader;
+int x86_vcpu_save(int kvm_fd, int vcpu_fd, unsigned index, struct snap_writer *w, char *err,
+		  size_t errlen) __attribute__((warn_unused_result));
+
+/* The CPUID vCPU @index was given, from snapshot @r, checked against @host (what this host
+ * would give the same vCPU: KVM_GET_SUPPORTED_CPUID after x86_cpuid_patch()): NULL with a message naming the missing feature bits in @err when
+ * the guest was shown a feature this host cannot offer. Points into @r. */
+const struct kvm_cpuid2 *x86_snapshot_cpuid(const struct snap_reader *r, unsigned index,
+					    const struct kvm_cpuid2 *host, char *err, size_t errlen);
+
+/* Give vCPU @vcpu_fd (CPUID already set from the snapshot) the state x86_vcpu_save() wrote for
+ * @index. Returns 0 or -errno/-EINVAL with a message naming the section in @err. */
+int x86_vcpu_load(int kvm_fd, int vcpu_fd, unsigned index, const struct snap_reader *r,
+		  char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -41,6 +41,25 @@ static const char fc_usage[] =
 	"\n"
 	"Exit status as for `kiln run` (see kiln run --help).\n";
 
+static const char restore_usage[] =
+	"usage: kiln restore --snapshot PATH (--mem-file PATH | --uffd SOCKET) [--paused]\n"
+	"                    [--track-dirty-pages] [--api-sock PATH] [--id ID] [--level LEVEL]\n"
+	"                    [--log-path PATH] [--metrics-path PATH]\n"
+	"\n"
+	"Run the VM of a snapshot made with PUT /snapshot/create, as PUT /snapshot/load would:\n"
+	"the configuration, vCPU and device state come from the snapshot file, guest memory from\n"
+	"the memory file (mapped privately: pages load when first touched) or from the page-fault\n"
+	"handler listening on SOCKET (Firecracker's Uffd backend). The serial console is on\n"
+	"standard input/output; with --api-sock the API serves the restored VM (pause, resume,\n"
+	"further snapshots).\n"
+	"\n"
+	"  --snapshot PATH       the snapshot file\n"
+	"  --mem-file PATH       its guest memory file\n"
+	"  --uffd SOCKET         a page-fault handler's Unix socket instead of --mem-file\n"
+	"  --paused              leave the VM paused (resume it with PATCH /vm)\n"
+	"  --track-dirty-pages   log dirtied pages, for Diff snapshots of the restored VM\n"
+	"  other flags as for kiln's Firecracker mode (kiln --help); --api-sock has no default\n";
+
 /* Firecracker flags kiln does not implement yet: refused by name, never ignored. */
 static const char *const fc_unimplemented[] = {
 	"--seccomp-filter", "--no-seccomp", "--start-time-us", "--start-time-cpu-us",
@@ -51,6 +70,8 @@ static const char *const fc_unimplemented[] = {
 
 struct fc_run {
 	const char *api_sock, *config_file, *id, *log_path, *metrics_path;
+	bool restore;           /* kiln restore: load below instead of a configuration */
+	struct fc_snapshot_load load;
 	struct timespec start, start_cpu;
 	bool no_api, boot_timer;
 	enum log_level level;
@@ -75,10 +96,31 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 			return CLI_HELP;
 		if (!strcmp(name, "--version"))
 			return CLI_VERSION;
-		if (!strcmp(name, "--no-api") || !strcmp(name, "--boot-timer")) {
+		if (!strcmp(name, "--no-api") || !strcmp(name, "--boot-timer") ||
+		    (r->restore && (!strcmp(name, "--paused") || !strcmp(name, "--track-dirty-pages")))) {
 			if (eq)
 				return fc_error(err, errlen, "%s takes no value", name);
-			*(!strcmp(name, "--no-api") ? &r->no_api : &r->boot_timer) = true;
+			if (!strcmp(name, "--paused"))
+				r->load.resume_vm = false;
+			else if (!strcmp(name, "--track-dirty-pages"))
+				r->load.track_dirty_pages = true;
+			else
+				*(!strcmp(name, "--no-api") ? &r->no_api : &r->boot_timer) = true;
+			continue;
+		}
+		if (r->restore && (!strcmp(name, "--snapshot") || !strcmp(name, "--mem-file") ||
+				   !strcmp(name, "--uffd"))) {
+			value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!value)
+				return fc_error(err, errlen, "%s: missing value", name);
+			if (!strcmp(name, "--snapshot")) {
+				r->load.snapshot_path = value;
+			} else {
+				if (r->load.mem.path)
+					return fc_error(err, errlen, "--mem-file and --uffd: give one");
+				r->load.mem.path = value;
+				r->load.mem.type = !strcmp(name, "--uffd") ? VM_MEM_UFFD : VM_MEM_FILE;
+			}
 			continue;
 		}
 		for (const char *const *u = fc_unimplemented; *u; u++)
@@ -110,6 +152,15 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 		} else {
 			r->log_path = value;
 		}
+	}
+	if (r->restore) {
+		if (!r->load.snapshot_path || !r->load.mem.path)
+			return fc_error(err, errlen, "kiln restore needs --snapshot PATH and --mem-file "
+					   "PATH or --uffd SOCKET (kiln restore --help)");
+		if (r->config_file || r->no_api)
+			return fc_error(err, errlen, "kiln restore takes no --config-file or --no-api");
+		r->no_api = !r->api_sock;
+		return CLI_RUN;
 	}
 	if (r->no_api && r->api_sock)
 		return fc_error(err, errlen, "--no-api and --api-sock exclude each other");
@@ -197,6 +248,8 @@ static int run_firecracker(struct fc_run *r)
 	}
 	if (!ret && r->root)
 		ret = fc_api_instance_start(api, err, sizeof(err));
+	if (!ret && r->restore)
+		ret = fc_api_snapshot_load(api, &r->load, err, sizeof(err));
 	while (!ret && !(vm = fc_api_vm(api)) && !sig.signo) {
 		int n = loop_wait(loop, -1);
 
@@ -221,9 +274,9 @@ static int run_firecracker(struct fc_run *r)
 	return ret < 0 ? (ret == -EINVAL ? KILN_EXIT_USAGE : KILN_EXIT_RUNTIME) : ret;
 }
 
-int cli_firecracker(int argc, char **argv)
+int cli_firecracker(int argc, char **argv, bool restore)
 {
-	struct fc_run r = { 0 };
+	struct fc_run r = { .restore = restore, .load.resume_vm = true };
 	char err[900];
 	int ret, fd;
 
@@ -231,7 +284,8 @@ int cli_firecracker(int argc, char **argv)
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &r.start_cpu);
 	ret = parse_flags(argc, argv, &r, err, sizeof(err));
 	if (ret == CLI_HELP || ret == CLI_VERSION) {
-		fputs(ret == CLI_HELP ? fc_usage : "kiln " KILN_VERSION "\n", stdout);
+		fputs(ret == CLI_VERSION ? "kiln " KILN_VERSION "\n" : restore ? restore_usage : fc_usage,
+		      stdout);
 		return 0;
 	}
 	if (ret == CLI_RUN && r.config_file)

@@ -12,7 +12,8 @@
 
 static const char top_usage[] =
 	"usage: kiln run --kernel PATH [options]            (kiln run --help)\n"
-	"       kiln --no-api --config-file PATH [options]  Firecracker's flags (kiln --no-api --help)\n";
+	"       kiln --no-api --config-file PATH [options]  Firecracker's flags (kiln --no-api --help)\n"
+	"       kiln restore --snapshot PATH --mem-file PATH  a snapshot's VM (kiln restore --help)\n";
 
 static int cmd_run(int argc, char **argv)
 {
@@ -67,8 +68,10 @@ int main(int argc, char **argv)
 		fputs(top_usage, stdout);
 		return 0;
 	}
+	if (argc >= 2 && !strcmp(argv[1], "restore"))
+		return cli_firecracker(argc - 1, argv + 1, true);
 	if (argc >= 2 && !strncmp(argv[1], "--", 2))
-		return cli_firecracker(argc, argv);
+		return cli_firecracker(argc, argv, false);
 	fprintf(stderr, "kiln: %s%s", argc >= 2 ? "unknown command; " : "", top_usage);
 	return KILN_EXIT_USAGE;
 }

@@ -7,9 +7,25 @@
 
 #include "kiln/layout.h"
 
-int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes)
+/* Lay the regions of @bytes of RAM out over mapping @map, around the MMIO hole. */
+static void split(struct guest_mem *mem, void *map, uint64_t bytes)
 {
 	uint64_t low = bytes < KILN_MMIO_HOLE_START ? bytes : KILN_MMIO_HOLE_START;
+
+	mem->mapping = map;
+	mem->mapping_len = bytes;
+	mem->size = bytes;
+	mem->region[0] = (struct guest_mem_region){ .gpa = 0, .size = low, .hva = map };
+	mem->nr_regions = 1;
+	if (bytes > low) {
+		mem->region[1] = (struct guest_mem_region){
+			.gpa = KILN_MMIO_HOLE_END, .size = bytes - low, .hva = (uint8_t *)map + low };
+		mem->nr_regions = 2;
+	}
+}
+
+int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes)
+{
 	void *map;
 
 	memset(mem, 0, sizeof(*mem));
@@ -22,16 +38,22 @@ int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes)
 	/* Guest RAM is never a core-dump payload and benefits from transparent huge pages. */
 	madvise(map, bytes, MADV_DONTDUMP);
 	madvise(map, bytes, MADV_HUGEPAGE);
-	mem->mapping = map;
-	mem->mapping_len = bytes;
-	mem->size = bytes;
-	mem->region[0] = (struct guest_mem_region){ .gpa = 0, .size = low, .hva = map };
-	mem->nr_regions = 1;
-	if (bytes > low) {
-		mem->region[1] = (struct guest_mem_region){
-			.gpa = KILN_MMIO_HOLE_END, .size = bytes - low, .hva = (uint8_t *)map + low };
-		mem->nr_regions = 2;
-	}
+	split(mem, map, bytes);
+	return 0;
+}
+
+int guest_mem_map_file(struct guest_mem *mem, uint64_t bytes, int fd)
+{
+	void *map;
+
+	memset(mem, 0, sizeof(*mem));
+	if (bytes == 0 || bytes % 4096)
+		return -EINVAL;
+	map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	madvise(map, bytes, MADV_DONTDUMP);
+	split(mem, map, bytes);
 	return 0;
 }
 
@@ -70,4 +92,15 @@ int guest_mem_write(const struct guest_mem *mem, uint64_t gpa, const void *src, 
 uint64_t guest_mem_low_end(const struct guest_mem *mem)
 {
 	return mem->nr_regions ? mem->region[0].gpa + mem->region[0].size : 0;
+}
+
+void guest_mem_mark_dirty(const struct guest_mem *mem, const void *hva, uint64_t len)
+{
+	uint64_t off = (uint64_t)((const uint8_t *)hva - (const uint8_t *)mem->mapping);
+
+	if (!mem->dirty || len == 0 || (const uint8_t *)hva < (const uint8_t *)mem->mapping ||
+	    off >= mem->mapping_len || len > mem->mapping_len - off)
+		return;
+	for (uint64_t p = off / 4096; p <= (off + len - 1) / 4096; p++)
+		__atomic_fetch_or(&mem->dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
 }

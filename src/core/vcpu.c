@@ -21,7 +21,8 @@
 
 #define VCPU_KICK_SIGNAL SIGUSR1
 
-int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *cpuid)
+int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *cpuid,
+	      bool boot)
 {
 	size_t cpuid_size = sizeof(*cpuid) + cpuid->nent * sizeof(cpuid->entries[0]);
 	struct kvm_cpuid2 *mine;
@@ -44,7 +45,7 @@ int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm
 	x86_cpuid_patch(mine, index, vm->nr_cpus);
 	ret = ioctl(vcpu->fd, KVM_SET_CPUID2, mine) < 0 ? -errno : 0;
 	free(mine);
-	if (ret)
+	if (ret || !boot)
 		return ret;
 	return x86_vcpu_setup(vcpu->fd, &vm->boot, index == 0);
 }

@@ -22,6 +22,7 @@
 #include "kiln/acpi.h"
 #include "kiln/layout.h"
 #include "kiln/log.h"
+#include "kiln/snapshot.h"
 #include "kiln/x86.h"
 #include "vm_internal.h"
 
@@ -33,14 +34,8 @@
 #define FILE_MAX_BYTES (1ULL << 32)
 #define VM_PAUSE_TIMEOUT_S 2               /* for every vCPU to leave KVM_RUN */
 
-struct vm_error {
-	enum vm_error_kind *kind;
-	char *msg;
-	size_t len;
-};
-
 __attribute__((format(printf, 3, 4)))
-static int fail(struct vm_error *e, enum vm_error_kind kind, const char *fmt, ...)
+int vm_fail(struct vm_error *e, enum vm_error_kind kind, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -50,7 +45,6 @@ static int fail(struct vm_error *e, enum vm_error_kind kind, const char *fmt, ..
 	va_end(ap);
 	return -EINVAL;
 }
-
 /* Map a whole regular file named by option @opt read-only (MAP_POPULATE: one pass through the
  * page cache, no heap copy); unmap with munmap(*data, *len) when *len is not 0. */
 static int map_file(const char *opt, const char *path, const uint8_t **data, size_t *len,
@@ -63,11 +57,11 @@ static int map_file(const char *opt, const char *path, const uint8_t **data, siz
 	*data = NULL;
 	*len = 0;
 	if (fd < 0)
-		return fail(e, errno == ENOENT || errno == ENOTDIR ? VM_ERR_USAGE : VM_ERR_RUNTIME,
+		return vm_fail(e, errno == ENOENT || errno == ENOTDIR ? VM_ERR_USAGE : VM_ERR_RUNTIME,
 			    "%s %s: %s", opt, path, strerror(errno));
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > FILE_MAX_BYTES) {
 		close(fd);
-		return fail(e, VM_ERR_USAGE, "%s %s: not a regular file of at most 4 GiB", opt, path);
+		return vm_fail(e, VM_ERR_USAGE, "%s %s: not a regular file of at most 4 GiB", opt, path);
 	}
 	if (st.st_size == 0) {
 		close(fd);
@@ -78,7 +72,7 @@ static int map_file(const char *opt, const char *path, const uint8_t **data, siz
 	err = errno;
 	close(fd);
 	if (map == MAP_FAILED)
-		return fail(e, VM_ERR_RUNTIME, "%s %s: mmap: %s", opt, path, strerror(err));
+		return vm_fail(e, VM_ERR_RUNTIME, "%s %s: mmap: %s", opt, path, strerror(err));
 	*data = map;
 	*len = st.st_size;
 	return 0;
@@ -168,18 +162,18 @@ static int check_kvm(struct vm *vm, const struct vm_config *cfg, struct vm_error
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
-		return fail(e, VM_ERR_RUNTIME,
+		return vm_fail(e, VM_ERR_RUNTIME,
 			    "/dev/kvm: %s: this host has no usable KVM; run kiln inside "
 			    "scripts/kvm-box (see README.md)", strerror(errno));
 	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION_EXPECTED)
-		return fail(e, VM_ERR_RUNTIME, "/dev/kvm: unsupported KVM API version");
+		return vm_fail(e, VM_ERR_RUNTIME, "/dev/kvm: unsupported KVM API version");
 	max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
 	if (max <= 0)
 		max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
 	if (max > KILN_MAX_CPUS)
 		max = KILN_MAX_CPUS;
 	if (cfg->nr_cpus == 0 || cfg->nr_cpus > (unsigned)max)
-		return fail(e, VM_ERR_USAGE, "--cpus: %u is outside 1..%d (KVM_CAP_MAX_VCPUS)",
+		return vm_fail(e, VM_ERR_USAGE, "--cpus: %u is outside 1..%d (KVM_CAP_MAX_VCPUS)",
 			    cfg->nr_cpus, max);
 	return 0;
 }
@@ -190,13 +184,13 @@ static int check_limits(const struct vm_config *cfg, struct vm_error *e)
 	uint64_t host = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 
 	if (cfg->nr_cpus == 0 || cfg->nr_cpus > KILN_MAX_CPUS)
-		return fail(e, VM_ERR_USAGE, "--cpus: %u is outside 1..%d", cfg->nr_cpus, KILN_MAX_CPUS);
+		return vm_fail(e, VM_ERR_USAGE, "--cpus: %u is outside 1..%d", cfg->nr_cpus, KILN_MAX_CPUS);
 
 	if (cfg->mem_bytes < (16ULL << 20))
-		return fail(e, VM_ERR_USAGE, "--memory: %" PRIu64 " MiB is less than the 16 MiB minimum",
+		return vm_fail(e, VM_ERR_USAGE, "--memory: %" PRIu64 " MiB is less than the 16 MiB minimum",
 			    cfg->mem_bytes >> 20);
 	if (cfg->mem_bytes > host)
-		return fail(e, VM_ERR_USAGE,
+		return vm_fail(e, VM_ERR_USAGE,
 			    "--memory: %" PRIu64 " MiB is more than the host's %" PRIu64 " MiB of RAM",
 			    cfg->mem_bytes >> 20, host >> 20);
 	return 0;
@@ -209,10 +203,10 @@ static int create_devices(struct vm *vm, struct acpi_config *acpi, struct vm_err
 		int ret;
 
 		if (vm->nr_devices == VM_MAX_DEVICES)
-			return fail(e, VM_ERR_RUNTIME, "too many devices");
+			return vm_fail(e, VM_ERR_RUNTIME, "too many devices");
 		ret = (*t)->create(&vm->host, &d->state);
 		if (ret)
-			return fail(e, VM_ERR_RUNTIME, "device %s: %s", (*t)->name, strerror(-ret));
+			return vm_fail(e, VM_ERR_RUNTIME, "device %s: %s", (*t)->name, strerror(-ret));
 		d->type = *t;
 		vm->nr_devices++;
 		if ((*t)->describe)
@@ -233,7 +227,7 @@ static int attach_virtio(struct vm *vm, const struct vm_config *cfg, struct virt
 
 	if (vm->nr_virtio == VM_MAX_VIRTIO) {
 		virtio_dev_free(dev);
-		return fail(e, VM_ERR_USAGE, "%s: more than %d virtio devices", what, VM_MAX_VIRTIO);
+		return vm_fail(e, VM_ERR_USAGE, "%s: more than %d virtio devices", what, VM_MAX_VIRTIO);
 	}
 	if (cfg->transport == VM_TRANSPORT_PCI)
 		ret = virtio_pci_create(&vm->host, vm->pci, dev, &v->pci);
@@ -241,7 +235,7 @@ static int attach_virtio(struct vm *vm, const struct vm_config *cfg, struct virt
 		ret = virtio_mmio_create(&vm->host, dev, vm->nr_virtio, &v->mmio);
 	if (ret) {
 		virtio_dev_free(dev);
-		return fail(e, VM_ERR_RUNTIME, "%s: %s: %s", what,
+		return vm_fail(e, VM_ERR_RUNTIME, "%s: %s: %s", what,
 			    cfg->transport == VM_TRANSPORT_PCI ? "virtio-pci" : "virtio-mmio", strerror(-ret));
 	}
 	v->dev = dev;
@@ -267,7 +261,7 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 		struct virtio_dev *dev = virtio_blk_new(&vm->host, &cfg->disk[i], i, &usage, err, sizeof(err));
 
 		if (!dev)
-			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
+			return vm_fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
 		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_BLOCK, cfg->disk[i].id, "--disk", acpi,
 				    cmdline, e);
 	}
@@ -281,10 +275,10 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 			be = n->filter.wrap(n->filter.opaque, &vm->host, be, err, sizeof(err));
 		}
 		if (!be)
-			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
+			return vm_fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
 		dev = virtio_net_new(&vm->mem, be, n->mac_set ? n->mac : NULL, i);
 		if (!dev)
-			return fail(e, VM_ERR_RUNTIME, "--net: out of memory");
+			return vm_fail(e, VM_ERR_RUNTIME, "--net: out of memory");
 		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_NET, n->id, "--net", acpi, cmdline, e);
 	}
 	if (!ret && cfg->vsock.uds_path) {
@@ -292,14 +286,14 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 							  &usage, err, sizeof(err));
 
 		if (!dev)
-			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
+			return vm_fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
 		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_VSOCK, NULL, "--vsock", acpi, cmdline, e);
 	}
 	if (!ret && cfg->balloon.enabled) {
 		struct virtio_dev *dev = virtio_balloon_new(&vm->host, &cfg->balloon, err, sizeof(err));
 
 		if (!dev)
-			return fail(e, VM_ERR_RUNTIME, "%s", err);
+			return vm_fail(e, VM_ERR_RUNTIME, "%s", err);
 		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_BALLOON, NULL, "--balloon", acpi, cmdline,
 				    e);
 	}
@@ -308,7 +302,7 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 							    sizeof(err));
 
 		if (!dev)
-			return fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
+			return vm_fail(e, usage ? VM_ERR_USAGE : VM_ERR_RUNTIME, "%s", err);
 		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_CONSOLE, NULL, "--console", acpi, cmdline,
 				    e);
 	}
@@ -316,7 +310,7 @@ static int create_virtio(struct vm *vm, const struct vm_config *cfg, struct acpi
 		struct virtio_dev *dev = virtio_rng_new(&vm->mem);
 
 		if (!dev)
-			return fail(e, VM_ERR_RUNTIME, "--rng: out of memory");
+			return vm_fail(e, VM_ERR_RUNTIME, "--rng: out of memory");
 		ret = attach_virtio(vm, cfg, dev, VM_DEVICE_RNG, NULL, "--rng", acpi, cmdline, e);
 	}
 	if (!ret)
@@ -337,9 +331,9 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, const struct a
 	ret = acpi_build(&vm->mem, KILN_ACPI_START, KILN_ACPI_END - KILN_ACPI_START, acpi,
 			 &in.rsdp_gpa);
 	if (ret)
-		return fail(e, VM_ERR_RUNTIME, "ACPI tables: %s", strerror(-ret));
+		return vm_fail(e, VM_ERR_RUNTIME, "ACPI tables: %s", strerror(-ret));
 	if (x86_boot_write_tables(&vm->mem))
-		return fail(e, VM_ERR_RUNTIME, "boot page tables do not fit in guest memory");
+		return vm_fail(e, VM_ERR_RUNTIME, "boot page tables do not fit in guest memory");
 	ret = map_file("--kernel", cfg->kernel_path, &kernel, &kernel_len, e);
 	if (!ret && cfg->initrd_path)
 		ret = map_file("--initrd", cfg->initrd_path, &initrd, &initrd_len, e);
@@ -350,11 +344,11 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, const struct a
 		in.initrd_len = initrd_len;
 		ret = boot_load(&vm->mem, &in, &vm->boot, why, sizeof(why));
 		if (ret == -E2BIG)
-			fail(e, VM_ERR_USAGE, "--cmdline: %s", why);
+			vm_fail(e, VM_ERR_USAGE, "--cmdline: %s", why);
 		else if (ret == -ENOSPC && cfg->initrd_path && strstr(why, "initrd"))
-			fail(e, VM_ERR_USAGE, "--initrd %s: %s", cfg->initrd_path, why);
+			vm_fail(e, VM_ERR_USAGE, "--initrd %s: %s", cfg->initrd_path, why);
 		else if (ret)
-			fail(e, VM_ERR_USAGE, "--kernel %s: %s", cfg->kernel_path, why);
+			vm_fail(e, VM_ERR_USAGE, "--kernel %s: %s", cfg->kernel_path, why);
 	}
 	if (kernel_len)
 		munmap((void *)kernel, kernel_len);
@@ -367,7 +361,7 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, const struct a
  * which reaches IOAPIC pin 2 (the MADT's IRQ0->GSI2 override); GSI 16..23 IOAPIC only; then the
  * MSI routes PCI functions programmed. KVM_SET_GSI_ROUTING replaces the whole table, so every
  * change rewrites it. Called with msi_lock held (or before any vCPU runs). */
-static int setup_gsi_routing(struct vm *vm)
+int vm_set_gsi_routing(struct vm *vm)
 {
 	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + (16 + KILN_IOAPIC_PINS + vm->nr_msi) *
 					   sizeof(r->entries[0]));
@@ -423,14 +417,14 @@ static int host_set_msi_route(struct dev_host *host, unsigned gsi, uint64_t addr
 			.gsi = gsi, .type = KVM_IRQ_ROUTING_MSI,
 			.u.msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
 				   .data = data } };
-		ret = setup_gsi_routing(vm);
+		ret = vm_set_gsi_routing(vm);
 	}
 	pthread_mutex_unlock(&vm->msi_lock);
 	return ret;
 }
 
 /* The VM with its interrupt controllers, PIT, GSI routing and memory slots. */
-static int create_kvm_vm(struct vm *vm, struct vm_error *e)
+static int create_kvm_vm(struct vm *vm, const struct vm_config *cfg, struct vm_error *e)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	const char *step;
@@ -438,7 +432,7 @@ static int create_kvm_vm(struct vm *vm, struct vm_error *e)
 
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
-		return fail(e, VM_ERR_RUNTIME, "KVM_CREATE_VM: %s", strerror(errno));
+		return vm_fail(e, VM_ERR_RUNTIME, "KVM_CREATE_VM: %s", strerror(errno));
 	step = "KVM_SET_TSS_ADDR";
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_GPA) < 0)
 		goto out_errno;
@@ -451,14 +445,15 @@ static int create_kvm_vm(struct vm *vm, struct vm_error *e)
 	step = "KVM_CREATE_PIT2";
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		goto out_errno;
-	ret = setup_gsi_routing(vm);
+	ret = vm_set_gsi_routing(vm);
 	if (ret)
-		return fail(e, VM_ERR_RUNTIME, "KVM_SET_GSI_ROUTING: %s", strerror(-ret));
+		return vm_fail(e, VM_ERR_RUNTIME, "KVM_SET_GSI_ROUTING: %s", strerror(-ret));
 	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
 		struct kvm_userspace_memory_region slot = {
 			.slot = i, .guest_phys_addr = vm->mem.region[i].gpa,
 			.memory_size = vm->mem.region[i].size,
-			.userspace_addr = (uintptr_t)vm->mem.region[i].hva };
+			.userspace_addr = (uintptr_t)vm->mem.region[i].hva,
+			.flags = cfg->track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0 };
 
 		step = "KVM_SET_USER_MEMORY_REGION";
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
@@ -466,11 +461,34 @@ static int create_kvm_vm(struct vm *vm, struct vm_error *e)
 	}
 	return 0;
 out_errno:
-	return fail(e, VM_ERR_RUNTIME, "%s: %s", step, strerror(errno));
+	return vm_fail(e, VM_ERR_RUNTIME, "%s: %s", step, strerror(errno));
+}
+
+/* vCPU @index's CPUID from snapshot @snap, once checked against what this host would give
+ * it (@host patched as vcpu_init() patches it). */
+static const struct kvm_cpuid2 *snapshot_cpuid(const struct snap_reader *snap, unsigned index,
+					       unsigned nr_cpus, const struct kvm_cpuid2 *host,
+					       struct vm_error *e)
+{
+	size_t size = sizeof(*host) + host->nent * sizeof(host->entries[0]);
+	struct kvm_cpuid2 *mine = malloc(size);
+	const struct kvm_cpuid2 *saved = NULL;
+
+	if (!mine) {
+		vm_fail(e, VM_ERR_RUNTIME, "out of memory");
+		return NULL;
+	}
+	memcpy(mine, host, size);
+	x86_cpuid_patch(mine, index, nr_cpus);
+	saved = x86_snapshot_cpuid(snap, index, mine, e->msg, e->len);
+	free(mine);
+	if (!saved)
+		*e->kind = VM_ERR_USAGE;
+	return saved;
 }
 
 /* The vCPUs, once the guest is laid out (the boot vCPU starts at the kernel's entry). */
-static int create_vcpus(struct vm *vm, struct vm_error *e)
+static int create_vcpus(struct vm *vm, const struct snap_reader *snap, struct vm_error *e)
 {
 	struct kvm_cpuid2 *cpuid = NULL;
 	const char *step;
@@ -485,7 +503,7 @@ static int create_vcpus(struct vm *vm, struct vm_error *e)
 	cpuid = calloc(1, sizeof(*cpuid) + CPUID_MAX_ENTRIES * sizeof(cpuid->entries[0]));
 	if (!vm->vcpu || !cpuid) {
 		free(cpuid);
-		return fail(e, VM_ERR_RUNTIME, "out of memory for %u vCPUs", vm->nr_cpus);
+		return vm_fail(e, VM_ERR_RUNTIME, "out of memory for %u vCPUs", vm->nr_cpus);
 	}
 	cpuid->nent = CPUID_MAX_ENTRIES;
 	step = "KVM_GET_SUPPORTED_CPUID";
@@ -494,10 +512,16 @@ static int create_vcpus(struct vm *vm, struct vm_error *e)
 	for (unsigned i = 0; i < vm->nr_cpus; i++)
 		vm->vcpu[i].fd = -1;
 	for (unsigned i = 0; i < vm->nr_cpus; i++) {
-		ret = vcpu_init(vm, &vm->vcpu[i], i, cpuid);
+		const struct kvm_cpuid2 *mine = cpuid;
+
+		if (snap && !(mine = snapshot_cpuid(snap, i, vm->nr_cpus, cpuid, e))) {
+			free(cpuid);
+			return -EINVAL;
+		}
+		ret = vcpu_init(vm, &vm->vcpu[i], i, mine, !snap);
 		if (ret) {
 			free(cpuid);
-			return fail(e, VM_ERR_RUNTIME, "vCPU %u: %s", i, strerror(-ret));
+			return vm_fail(e, VM_ERR_RUNTIME, "vCPU %u: %s", i, strerror(-ret));
 		}
 	}
 	free(cpuid);
@@ -505,11 +529,14 @@ static int create_vcpus(struct vm *vm, struct vm_error *e)
 out_errno:
 	ret = errno;
 	free(cpuid);
-	return fail(e, VM_ERR_RUNTIME, "%s: %s", step, strerror(ret));
+	return vm_fail(e, VM_ERR_RUNTIME, "%s: %s", step, strerror(ret));
 }
 
-int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
-	      enum vm_error_kind *kind, char *err, size_t errlen)
+/* vm_create(), or with @snap and @mem vm_restore(): the same machine, whose memory and
+ * state then come from the snapshot instead of the boot files. */
+static int build(const struct vm_config *cfg, const struct snap_reader *snap,
+		 const struct vm_mem_backend *mem, struct loop *loop, struct vm **out,
+		 enum vm_error_kind *kind, char *err, size_t errlen)
 {
 	struct vm_error e = { .kind = kind, .msg = err, .len = errlen };
 	struct acpi_config acpi = { .nr_cpus = cfg->nr_cpus };
@@ -519,8 +546,8 @@ int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
 	int ret;
 
 	if (!vm)
-		return fail(&e, VM_ERR_RUNTIME, "out of memory");
-	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
+		return vm_fail(&e, VM_ERR_RUNTIME, "out of memory");
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->uffd = vm->uffd_sock = -1;
 	vm->loop = loop;
 	pthread_mutex_init(&vm->msi_lock, NULL);
 	pthread_mutex_init(&vm->pause_lock, NULL);
@@ -528,7 +555,7 @@ int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
 	vm->msi = calloc(KILN_MSI_GSI_MAX, sizeof(*vm->msi));
 	if (!vm->msi) {
 		free(vm);
-		return fail(&e, VM_ERR_RUNTIME, "out of memory");
+		return vm_fail(&e, VM_ERR_RUNTIME, "out of memory");
 	}
 	vm->nr_cpus = cfg->nr_cpus;
 	clock_gettime(CLOCK_MONOTONIC, &made);
@@ -546,44 +573,68 @@ int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
 				      .start_cpu = cfg->start.tv_sec ? cfg->start_cpu : made_cpu,
 				      .vm_start = made, .vm_start_cpu = made_cpu };
 	ret = check_limits(cfg, &e);
-	if (!ret && guest_mem_alloc(&vm->mem, cfg->mem_bytes))
-		ret = fail(&e, VM_ERR_RUNTIME, "--memory: cannot reserve %" PRIu64 " MiB",
+	if (!ret && snap)
+		ret = vm_restore_memory(vm, cfg, mem, &e);
+	else if (!ret && guest_mem_alloc(&vm->mem, cfg->mem_bytes))
+		ret = vm_fail(&e, VM_ERR_RUNTIME, "--memory: cannot reserve %" PRIu64 " MiB",
 			   cfg->mem_bytes >> 20);
+	if (!ret && cfg->track_dirty_pages) {
+		vm->track_dirty = true;
+		vm->dirty = calloc((cfg->mem_bytes / 4096 + 63) / 64, sizeof(uint64_t));
+		vm->mem.dirty = vm->dirty;
+		if (!vm->dirty)
+			ret = vm_fail(&e, VM_ERR_RUNTIME, "out of memory for the dirty page bitmap");
+	}
 	if (!ret) {
 		vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (vm->stop_efd < 0)
-			ret = fail(&e, VM_ERR_RUNTIME, "eventfd: %s", strerror(errno));
+			ret = vm_fail(&e, VM_ERR_RUNTIME, "eventfd: %s", strerror(errno));
 		else if ((ret = loop_watch(loop, vm, vm->stop_efd, stop_requested, vm)))
-			ret = fail(&e, VM_ERR_RUNTIME, "event loop: %s", strerror(-ret));
+			ret = vm_fail(&e, VM_ERR_RUNTIME, "event loop: %s", strerror(-ret));
 	}
 	if (!ret)
 		ret = check_kvm(vm, cfg, &e);
 	if (!ret)
-		ret = create_kvm_vm(vm, &e);
+		ret = create_kvm_vm(vm, cfg, &e);
 	if (!ret)
 		ret = create_devices(vm, &acpi, &e);
 	if (!ret && (ret = pci_bus_create(&vm->host, &vm->pci)))
-		ret = fail(&e, VM_ERR_RUNTIME, "PCI bus: %s", strerror(-ret));
+		ret = vm_fail(&e, VM_ERR_RUNTIME, "PCI bus: %s", strerror(-ret));
 	if (!ret) {
 		cmdline = calloc(1, KILN_CMDLINE_MAX);
 		if (!cmdline)
-			ret = fail(&e, VM_ERR_RUNTIME, "out of memory");
+			ret = vm_fail(&e, VM_ERR_RUNTIME, "out of memory");
 		else
 			snprintf(cmdline, KILN_CMDLINE_MAX, "%s", cfg->cmdline);
 	}
 	if (!ret)
 		ret = create_virtio(vm, cfg, &acpi, cmdline, &e);
-	if (!ret)
+	if (!ret && !snap)
 		ret = load_guest(vm, cfg, &acpi, cmdline, &e);
 	free(cmdline);
 	if (!ret)
-		ret = create_vcpus(vm, &e);
+		ret = create_vcpus(vm, snap, &e);
+	if (!ret && snap)
+		ret = vm_restore_state(vm, snap, &e);
 	if (ret) {
 		vm_destroy(vm);
 		return ret;
 	}
 	*out = vm;
 	return 0;
+}
+
+int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
+	      enum vm_error_kind *kind, char *err, size_t errlen)
+{
+	return build(cfg, NULL, NULL, loop, out, kind, err, errlen);
+}
+
+int vm_restore(const struct vm_config *cfg, const struct snap_reader *snap,
+	       const struct vm_mem_backend *mem, struct loop *loop, struct vm **out,
+	       enum vm_error_kind *kind, char *err, size_t errlen)
+{
+	return build(cfg, snap, mem, loop, out, kind, err, errlen);
 }
 
 static unsigned console_to_uart(void *uart, const uint8_t *data, unsigned len)
@@ -821,6 +872,11 @@ void vm_destroy(struct vm *vm)
 		if (vm->device[i].type->destroy)
 			vm->device[i].type->destroy(vm->device[i].state);
 	guest_mem_free(&vm->mem);
+	if (vm->uffd >= 0)
+		close(vm->uffd);
+	if (vm->uffd_sock >= 0)
+		close(vm->uffd_sock);
+	free(vm->dirty);
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
 	if (vm->vm_fd >= 0)

@@ -64,12 +64,44 @@ struct vm {
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first request wins */
 	int stop_signal;
 	struct log_once unhandled_exit;
+	int uffd;                       /* restored with a Uffd memory backend: its userfaultfd */
+	int uffd_sock;                  /* and the connection to its page-fault handler */
+	bool track_dirty;               /* slots log dirty pages: diff snapshots */
+	uint64_t *dirty;                /* pages dirtied since the last snapshot, a bit per page */
 };
 
-/* Create vCPU @index: KVM_CREATE_VCPU, map its kvm_run, set CPUID and boot state.
+/* Where vm_create()'s errors go, and fail()'s helper: sets *e->kind, writes the message,
+ * returns -EINVAL. */
+struct vm_error {
+	enum vm_error_kind *kind;
+	char *msg;
+	size_t len;
+};
+int vm_fail(struct vm_error *e, enum vm_error_kind kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* KVM_SET_GSI_ROUTING from the PC's fixed routes and vm->msi; msi_lock held or no vCPU
+ * running. Returns 0 or -errno. */
+int vm_set_gsi_routing(struct vm *vm);
+
+/* Restore with a Uffd backend (src/core/uffd.c): anonymous guest memory registered with a
+ * new userfaultfd, which goes to the page-fault handler listening at mb->path with the
+ * layout of the memory. */
+int vm_restore_uffd(struct vm *vm, const struct vm_config *cfg, const struct vm_mem_backend *mb,
+		    struct vm_error *e);
+
+/* Restore (src/core/snapshot.c): guest memory from @mb, sized as @cfg says, instead of fresh
+ * RAM; then, once devices and vCPUs exist, every piece of state from @r. */
+struct snap_reader;
+int vm_restore_memory(struct vm *vm, const struct vm_config *cfg, const struct vm_mem_backend *mb,
+		      struct vm_error *e);
+int vm_restore_state(struct vm *vm, const struct snap_reader *r, struct vm_error *e);
+
+/* Create vCPU @index: KVM_CREATE_VCPU, map its kvm_run, set CPUID and, with @boot, the boot
+ * state (a restore sets the snapshot's instead).
  * Returns 0 or -errno. */
-int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *cpuid)
-	__attribute__((warn_unused_result));
+int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *cpuid,
+	      bool boot) __attribute__((warn_unused_result));
 
 /* Start the thread that runs @vcpu until the VM stops. Returns 0 or -errno. */
 int vcpu_start(struct vcpu *vcpu) __attribute__((warn_unused_result));

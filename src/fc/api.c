@@ -19,6 +19,7 @@
 #include "fc_internal.h"
 #include "kiln/fc.h"
 #include "kiln/log.h"
+#include "kiln/snapshot.h"
 
 #define ERR_POST_BOOT "The requested operation is not supported after starting the microVM."
 #define ERR_PRE_BOOT "The requested operation is not supported before starting the microVM."
@@ -327,6 +328,18 @@ static struct net_backend *wrap_mmds(void *opaque, struct dev_host *host,
 	return mmds_net_wrap(api->mmds, api->cfg.mmds_ip, host, inner, err, errlen);
 }
 
+/* What InstanceStart and a snapshot load share once api->cfg is parsed: MMDS on the NICs
+ * that carry it, and kiln's start time for the boot timer. */
+static void prepare_config(struct fc_api *api)
+{
+	for (unsigned i = 0; i < api->cfg.cfg.nr_nets; i++)
+		if (api->cfg.mmds_nics & (1u << i))
+			api->cfg.cfg.net[i].filter = (struct net_filter){ wrap_mmds, api };
+	mmds_configure(api->mmds, api->cfg.mmds_v2, api->cfg.mmds_imds_compat);
+	api->cfg.cfg.start = api->start;
+	api->cfg.cfg.start_cpu = api->start_cpu;
+}
+
 int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 {
 	enum vm_error_kind kind;
@@ -342,18 +355,74 @@ int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 		snprintf(err, errlen, "Start microvm error: %s", why);
 		return -EINVAL;
 	}
-	for (unsigned i = 0; i < api->cfg.cfg.nr_nets; i++)
-		if (api->cfg.mmds_nics & (1u << i))
-			api->cfg.cfg.net[i].filter = (struct net_filter){ wrap_mmds, api };
-	mmds_configure(api->mmds, api->cfg.mmds_v2, api->cfg.mmds_imds_compat);
-	api->cfg.cfg.start = api->start;
-	api->cfg.cfg.start_cpu = api->start_cpu;
+	prepare_config(api);
 	if (vm_create(&api->cfg.cfg, api->loop, &api->vm, &kind, why, sizeof(why))) {
 		snprintf(err, errlen, "Start microvm error: %s", why);
 		api->vm = NULL;
 		return kind == VM_ERR_USAGE ? -EINVAL : -EIO;
 	}
 	log_info("microVM %s: InstanceStart", api->id);
+	if (fc_metrics_start(api->metrics, api->vm))
+		log_warn("metrics: cannot start the periodic flush");
+	return 0;
+}
+
+int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, char *err,
+			 size_t errlen)
+{
+	struct snap_reader snap;
+	struct timespec t0, t1;
+	enum vm_error_kind kind = VM_ERR_USAGE;
+	const char *text;
+	json_t *doc = NULL, *machine;
+	size_t len;
+	char why[700];
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (json_object_size(api->doc)) {
+		snprintf(err, errlen, "Load snapshot error: Loading a microVM snapshot not allowed "
+			 "after configuring boot-specific resources.");
+		return -EINVAL;
+	}
+	ret = snap_reader_open(&snap, p->snapshot_path, why, sizeof(why));
+	if (!ret && !(text = snap_get(&snap, "config", 0, &len))) {
+		snprintf(why, sizeof(why), "snapshot_path %s: no configuration section",
+			 p->snapshot_path);
+		ret = -EINVAL;
+	}
+	if (!ret && !(doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL))) {
+		snprintf(why, sizeof(why), "snapshot_path %s: its configuration is not JSON",
+			 p->snapshot_path);
+		ret = -EINVAL;
+	}
+	machine = json_object_get(doc, "machine-config");
+	if (!ret && p->track_dirty_pages && json_is_object(machine))
+		json_object_set_new(machine, "track_dirty_pages", json_true());
+	fc_config_release(&api->cfg);
+	if (!ret && (ret = fc_config_parse(doc, true, &api->cfg, why, sizeof(why))))
+		ret = -EINVAL;
+	if (!ret) {
+		prepare_config(api);
+		ret = vm_restore(&api->cfg.cfg, &snap, &p->mem, api->loop, &api->vm, &kind, why,
+				 sizeof(why));
+		if (ret)
+			api->vm = NULL;
+	}
+	snap_reader_close(&snap);
+	if (ret) {
+		fc_config_release(&api->cfg);
+		json_decref(doc);
+		snprintf(err, errlen, "Load snapshot error: %s", why);
+		return kind == VM_ERR_USAGE ? -EINVAL : -EIO;
+	}
+	json_decref(api->doc); /* empty; the configuration's strings point into doc now */
+	api->doc = doc;
+	if (p->resume_vm)
+		vm_resume(api->vm);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("microVM %s: snapshot %s loaded in %" PRIu64 " us%s", api->id, p->snapshot_path,
+		 elapsed_us(&t0, &t1), p->resume_vm ? ", resumed" : ", paused");
 	if (fc_metrics_start(api->metrics, api->vm))
 		log_warn("metrics: cannot start the periodic flush");
 	return 0;
@@ -582,6 +651,89 @@ static void patch_mmds(struct request *rq) { mmds_result(rq, mmds_patch(rq->api-
 
 static void get_mmds(struct request *rq) { ok_json(rq, mmds_get(rq->api->mmds)); }
 
+/* PUT /snapshot/create: Full or Diff, of the paused VM. */
+static void snapshot_create(struct request *rq)
+{
+	const char *type = "Full", *path, *mem_path, *version = NULL;
+	struct vm_snapshot_params p;
+	char err[700], *config;
+	int ret;
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "snapshot_type", 's', false, &type },
+					      { "snapshot_path", 's', true, &path },
+					      { "mem_file_path", 's', true, &mem_path },
+					      { "version", 's', false, &version }), err, sizeof(err))) {
+		fault(rq, ERR_DESERIALIZE "%s", err);
+		return;
+	}
+	if (strcmp(type, "Full") && strcmp(type, "Diff")) {
+		fault(rq, ERR_DESERIALIZE "unknown variant `%s`, expected `Full` or `Diff`", type);
+		return;
+	}
+	config = json_dumps(rq->api->doc, JSON_COMPACT);
+	if (!config) {
+		bad(rq, "Create snapshot error: out of memory");
+		return;
+	}
+	p = (struct vm_snapshot_params){ .state_path = path, .mem_path = mem_path,
+					 .diff = !strcmp(type, "Diff"), .config = config,
+					 .config_len = strlen(config) };
+	ret = vm_snapshot(rq->api->vm, &p, err, sizeof(err));
+	free(config);
+	if (ret)
+		fault(rq, "Create snapshot error: %s", err);
+	else
+		ok(rq);
+}
+
+/* PUT /snapshot/load, before anything is configured. */
+static void snapshot_load(struct request *rq)
+{
+	struct fc_snapshot_load p = { .mem.type = VM_MEM_FILE };
+	const char *mem_file = NULL, *type = NULL, *path = NULL;
+	json_t *backend = NULL, *overrides = NULL;
+	int diff = 0, dirty = 0, resume = 0;
+	char err[900];
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "snapshot_path", 's', true, &p.snapshot_path },
+					      { "mem_file_path", 's', false, &mem_file },
+					      { "mem_backend", 'o', false, &backend },
+					      { "enable_diff_snapshots", 'b', false, &diff },
+					      { "track_dirty_pages", 'b', false, &dirty },
+					      { "resume_vm", 'b', false, &resume },
+					      { "network_overrides", 'o', false, &overrides }), err,
+		      sizeof(err)) ||
+	    (backend && !json_is_null(backend) &&
+	     fc_unpack(backend, "mem_backend: ", FC_FIELDS({ "backend_type", 's', true, &type },
+							  { "backend_path", 's', true, &path }),
+		       err, sizeof(err)))) {
+		fault(rq, ERR_DESERIALIZE "%s", err);
+		return;
+	}
+	if (overrides && json_array_size(overrides)) {
+		bad(rq, "Load snapshot error: \"network_overrides\" is not implemented by kiln yet");
+		return;
+	}
+	if (!!mem_file == !!path) {
+		bad(rq, "Load snapshot error: exactly one of \"mem_backend\" and \"mem_file_path\" "
+		    "is needed");
+		return;
+	}
+	if (type && strcmp(type, "File") && strcmp(type, "Uffd")) {
+		fault(rq, ERR_DESERIALIZE "mem_backend: unknown variant `%s`, expected `File` or "
+		      "`Uffd`", type);
+		return;
+	}
+	p.mem.type = type && !strcmp(type, "Uffd") ? VM_MEM_UFFD : VM_MEM_FILE;
+	p.mem.path = mem_file ? mem_file : path;
+	p.track_dirty_pages = diff || dirty;
+	p.resume_vm = resume;
+	if (fc_api_snapshot_load(rq->api, &p, err, sizeof(err)))
+		bad(rq, err);
+	else
+		ok(rq);
+}
+
 /* Known to Firecracker, not (yet) to kiln: refused by name. */
 static void not_implemented(struct request *rq)
 {
@@ -689,7 +841,8 @@ static const struct route {
 	{ "PATCH", "balloon", NULL, POST_BOOT, patch_balloon, "balloon" },
 	{ "GET", "balloon", NULL, ANY, get_balloon, "balloon" },
 	{ "PUT", "cpu-config", NULL, PRE_BOOT, not_implemented, "cpu_cfg" },
-	{ "PUT", "snapshot", NULL, ANY, not_implemented, "snapshot" },
+	{ "PUT", "snapshot", "create", POST_BOOT, snapshot_create, "create_snapshot" },
+	{ "PUT", "snapshot", "load", PRE_BOOT, snapshot_load, "load_snapshot" },
 };
 
 static const struct route *find_route(const char *method, const char *tok0, const char *tok1)

@@ -148,9 +148,6 @@ static int parse_machine(json_t *o, struct fc_config *r, char *err, size_t errle
 				(long long)mib);
 	if (smt)
 		return fc_error(err, errlen, "%s\"smt\": true is not implemented by kiln yet", where);
-	if (dirty)
-		return fc_error(err, errlen, "%s\"track_dirty_pages\": true is not implemented by "
-				"kiln yet", where);
 	if (tmpl && strcmp(tmpl, "None"))
 		return fc_error(err, errlen, "%s\"cpu_template\": \"%s\" is not implemented by kiln "
 				"yet (None is)", where, tmpl);
@@ -159,6 +156,7 @@ static int parse_machine(json_t *o, struct fc_config *r, char *err, size_t errle
 				"yet (None is)", where, huge);
 	r->cfg.nr_cpus = (unsigned)vcpus;
 	r->cfg.mem_bytes = (uint64_t)mib << 20;
+	r->cfg.track_dirty_pages = dirty;
 	return 0;
 }
 

@@ -3,6 +3,7 @@
  * the guest writes. Masked vectors (per vector or the function mask) collect pending bits and
  * fire when unmasked. See include/kiln/pci.h. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -165,4 +166,37 @@ void pci_dev_release(struct pci_dev *dev)
 		if (dev->msix.irqfd[v] >= 0)
 			close(dev->msix.irqfd[v]);
 	dev->has_msix = false;
+}
+
+void pci_dev_save(const struct pci_dev *dev, struct pci_dev_state *out)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out->cfg, dev->cfg, sizeof(out->cfg));
+	memcpy(out->msix_table, dev->msix.table, sizeof(out->msix_table));
+	out->msix_pending = dev->msix.pending;
+	out->intx_level = dev->intx_level;
+}
+
+int pci_dev_load(struct pci_dev *dev, const struct pci_dev_state *in, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < PCI_CFG_SIZE; i++) {
+		if (i == PCI_STATUS || i == PCI_STATUS + 1) /* the function sets its own bits */
+			continue;
+		if ((in->cfg[i] ^ dev->cfg[i]) & ~dev->wmask[i]) {
+			snprintf(err, errlen, "snapshot: PCI %02x.0 is not the function the restored "
+				 "configuration made (config byte 0x%02x)", dev->slot, i);
+			return -EINVAL;
+		}
+	}
+	if (dev->has_msix && (in->msix_pending >> dev->msix.nr_vectors)) {
+		snprintf(err, errlen, "snapshot: PCI %02x.0: MSI-X pending bits out of range", dev->slot);
+		return -EINVAL;
+	}
+	memcpy(dev->cfg, in->cfg, sizeof(dev->cfg));
+	if (dev->has_msix) {
+		memcpy(dev->msix.table, in->msix_table, dev->msix.nr_vectors * ENTRY);
+		dev->msix.pending = in->msix_pending;
+	}
+	dev->intx_level = in->intx_level;
+	return 0;
 }

@@ -88,6 +88,7 @@ static bool discard(struct balloon *b, uint64_t gpa, uint64_t len)
 		return false;
 	if (madvise(hva, len, MADV_DONTNEED))
 		log_warn("balloon: madvise: %s", strerror(errno));
+	guest_mem_mark_dirty(b->dev.mem, hva, len); /* it reads as zero (or the file) now */
 	return true;
 }
 
@@ -242,6 +243,41 @@ static void b_reset(struct virtio_dev *dev)
 	b->config.actual = 0;
 }
 
+/* Snapshot layout: the configuration space (target and the driver's actual) and the
+ * statistics buffer the device holds, if any. */
+struct balloon_wire {
+	struct virtio_balloon_config config;
+	uint16_t stats_head;
+	uint8_t stats_held;
+	uint8_t pad[5];
+};
+
+static void b_save(struct virtio_dev *dev, void *buf)
+{
+	struct balloon *b = to_b(dev);
+	struct balloon_wire w = { .config = b->config, .stats_head = b->stats_head,
+				  .stats_held = b->stats_held };
+
+	memcpy(buf, &w, sizeof(w));
+}
+
+static int b_load(struct virtio_dev *dev, const void *buf, char *err, size_t errlen)
+{
+	struct balloon *b = to_b(dev);
+	struct balloon_wire w;
+
+	memcpy(&w, buf, sizeof(w));
+	if (w.stats_held && w.stats_head >= BALLOON_QUEUE_SIZE) {
+		snprintf(err, errlen, "snapshot: balloon statistics buffer %u out of range",
+			 w.stats_head);
+		return -EINVAL;
+	}
+	b->config = w.config;
+	b->stats_head = w.stats_head;
+	b->stats_held = w.stats_held;
+	return 0;
+}
+
 static void b_free(struct virtio_dev *dev)
 {
 	struct balloon *b = to_b(dev);
@@ -263,6 +299,9 @@ static const struct virtio_dev_ops balloon_ops = {
 	.queue_notify = b_queue_notify,
 	.activate = b_activate,
 	.reset = b_reset,
+	.state_size = sizeof(struct balloon_wire),
+	.save = b_save,
+	.load = b_load,
 	.free = b_free,
 };
 

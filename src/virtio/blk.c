@@ -251,6 +251,17 @@ static void blk_reset(struct virtio_dev *dev)
 	b->resetting = false;
 }
 
+/* Snapshot: every request in flight completes into the used ring first. */
+static void blk_quiesce(struct virtio_dev *dev)
+{
+	struct blk *b = to_blk(dev);
+
+	submit(b);
+	block_drain(&b->io);
+	if (virtio_dev_live(dev))
+		virtio_dev_notify_if_needed(dev, 0);
+}
+
 static void blk_free(struct virtio_dev *dev)
 {
 	struct blk *b = to_blk(dev);
@@ -273,6 +284,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.read_config = blk_read_config,
 	.queue_notify = blk_queue_notify,
 	.reset = blk_reset,
+	.quiesce = blk_quiesce,
 	.free = blk_free,
 };
 

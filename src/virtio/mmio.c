@@ -16,6 +16,7 @@
 #include "kiln/acpi.h"
 #include "kiln/devices.h"
 #include "kiln/layout.h"
+#include "kiln/snapshot.h"
 #include "kiln/virtio.h"
 
 #define MMIO_MAGIC 0x74726976u /* "virt" */
@@ -213,4 +214,34 @@ int virtio_mmio_cmdline(const struct virtio_mmio *m, char *buf, size_t len)
 	return snprintf(buf, len, " virtio_mmio.device=%lluK@0x%llx:%u",
 			(unsigned long long)KILN_VIRTIO_MMIO_SIZE >> 10, (unsigned long long)m->base,
 			m->gsi);
+}
+
+struct mmio_wire {
+	uint32_t device_features_sel, driver_features_sel, queue_sel;
+};
+
+void virtio_mmio_save(struct virtio_mmio *m, struct snap_writer *w, uint32_t instance)
+{
+	struct mmio_wire v;
+
+	pthread_mutex_lock(&m->dev->lock);
+	v = (struct mmio_wire){ m->device_features_sel, m->driver_features_sel, m->queue_sel };
+	pthread_mutex_unlock(&m->dev->lock);
+	snap_put(w, "vmmio", instance, &v, sizeof(v));
+	virtio_dev_save(m->dev, w, instance);
+}
+
+int virtio_mmio_load(struct virtio_mmio *m, const struct snap_reader *r, uint32_t instance,
+		     char *err, size_t errlen)
+{
+	const struct mmio_wire *v = snap_get_exact(r, "vmmio", instance, sizeof(*v), err, errlen);
+
+	if (!v)
+		return -EINVAL;
+	pthread_mutex_lock(&m->dev->lock);
+	m->device_features_sel = v->device_features_sel;
+	m->driver_features_sel = v->driver_features_sel;
+	m->queue_sel = v->queue_sel; /* selected() checks it at every use */
+	pthread_mutex_unlock(&m->dev->lock);
+	return virtio_dev_load(m->dev, r, instance, err, errlen);
 }

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/pci_regs.h>
@@ -18,6 +19,7 @@
 
 #include "kiln/devices.h"
 #include "kiln/pci.h"
+#include "kiln/snapshot.h"
 #include "kiln/virtio.h"
 
 #define BAR_SIZE 0x8000u
@@ -306,4 +308,46 @@ int virtio_pci_create(struct dev_host *host, struct pci_bus *bus, struct virtio_
 	dev->transport = (struct virtio_transport){ .notify = vp_notify, .opaque = vp };
 	*out = vp;
 	return 0;
+}
+
+struct vpci_wire {
+	struct pci_dev_state pci;
+	uint32_t device_feature_select, guest_feature_select;
+	uint16_t queue_select, msix_config;
+	uint8_t pad[4];
+};
+
+void virtio_pci_save(struct virtio_pci *vp, struct snap_writer *w, uint32_t instance)
+{
+	struct vpci_wire v = { 0 };
+
+	pthread_mutex_lock(&vp->dev->lock);
+	pci_dev_save(&vp->pci, &v.pci);
+	v.device_feature_select = vp->device_feature_select;
+	v.guest_feature_select = vp->guest_feature_select;
+	v.queue_select = vp->queue_select;
+	v.msix_config = vp->msix_config;
+	pthread_mutex_unlock(&vp->dev->lock);
+	snap_put(w, "vpci", instance, &v, sizeof(v));
+	virtio_dev_save(vp->dev, w, instance);
+}
+
+int virtio_pci_load(struct virtio_pci *vp, const struct snap_reader *r, uint32_t instance,
+		    char *err, size_t errlen)
+{
+	const struct vpci_wire *v = snap_get_exact(r, "vpci", instance, sizeof(*v), err, errlen);
+	int ret;
+
+	if (!v)
+		return -EINVAL;
+	pthread_mutex_lock(&vp->dev->lock);
+	ret = pci_dev_load(&vp->pci, &v->pci, err, errlen);
+	if (!ret) {
+		vp->device_feature_select = v->device_feature_select;
+		vp->guest_feature_select = v->guest_feature_select;
+		vp->queue_select = v->queue_select; /* selected() checks it at every use */
+		vp->msix_config = v->msix_config;
+	}
+	pthread_mutex_unlock(&vp->dev->lock);
+	return ret ? ret : virtio_dev_load(vp->dev, r, instance, err, errlen);
 }

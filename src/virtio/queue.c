@@ -50,6 +50,7 @@ int virtq_enable(const struct guest_mem *mem, struct virtq *q, uint64_t features
 		q->used = NULL;
 		return -EFAULT;
 	}
+	q->mem = mem;
 	q->event_idx = features & (1ull << VIRTIO_RING_F_EVENT_IDX);
 	q->indirect = features & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
 	q->last_avail = 0;
@@ -75,6 +76,7 @@ static int add_buffer(const struct guest_mem *mem, struct virtq_chain *c, const 
 		return -EINVAL;
 	c->iov[c->nr_out + c->nr_in] = (struct iovec){ .iov_base = p, .iov_len = d->len };
 	if (d->flags & VRING_DESC_F_WRITE) {
+		guest_mem_mark_dirty(mem, p, d->len); /* the device may write it from now on */
 		c->nr_in++;
 		c->in_len += d->len;
 	} else {
@@ -144,6 +146,7 @@ void virtq_push_many(struct virtq *q, const struct vring_used_elem *e, unsigned 
 		memcpy(&q->used->ring[(uint16_t)(q->used_idx + i) & (q->size - 1)], &e[i], sizeof(e[i]));
 	q->used_idx = (uint16_t)(q->used_idx + n);
 	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+	guest_mem_mark_dirty(q->mem, q->used, 6 + 8 * (uint64_t)q->size);
 }
 
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
@@ -173,6 +176,7 @@ bool virtq_arm_notify(struct virtq *q)
 		return false;
 	if (q->event_idx) {
 		__atomic_store_n(avail_event(q), q->last_avail, __ATOMIC_RELAXED);
+		guest_mem_mark_dirty(q->mem, avail_event(q), 2);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	}
 	return avail_idx(q) != q->last_avail;

@@ -633,6 +633,31 @@ static void vs_reset(struct virtio_dev *dev)
 	vs->rx_waiting = false;
 }
 
+/* After a restore the host side is new and every connection the guest had is gone: tell the
+ * driver with a transport reset event (§5.10.6.7), as Firecracker does; it then resets its
+ * sockets. The event queue holds buffers the driver posted for this. */
+static void vs_restored(struct virtio_dev *dev)
+{
+	struct virtq *q = &dev->q[EVQ];
+	struct virtio_vsock_event ev = { .id = VIRTIO_VSOCK_EVENT_TRANSPORT_RESET };
+	struct virtq_chain *ch = &to_vs(dev)->chain;
+	int ret;
+
+	if (!q->ready)
+		return;
+	ret = virtq_pop(dev->mem, q, ch);
+	if (ret < 0 || (ret > 0 && ch->in_len < sizeof(ev))) {
+		virtio_dev_needs_reset(dev, "malformed event queue buffer");
+		return;
+	}
+	if (ret == 0) {
+		log_warn("vsock: the guest posted no event buffer; it was not told of the restore");
+		return;
+	}
+	virtq_chain_write(ch, 0, &ev, sizeof(ev));
+	virtio_dev_complete(dev, EVQ, ch->head, sizeof(ev));
+}
+
 /* Close every host socket, remove the listening one's path, release @vs's own memory. */
 static void close_host(struct vsock *vs)
 {
@@ -660,6 +685,7 @@ static const struct virtio_dev_ops vsock_ops = {
 	.read_config = vs_read_config,
 	.queue_notify = vs_queue_notify,
 	.reset = vs_reset,
+	.restored = vs_restored,
 	.free = vs_free,
 };
 

@@ -3,7 +3,9 @@
  * KILN_PORT_PM1A_CNT. Writing SLP_EN with SLP_TYP = KILN_ACPI_S5_SLP_TYP (the DSDT's \_S5)
  * powers the machine off. SCI_EN always reads as set: there is no legacy mode (no SMI_CMD). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "byte_regs.h"
 #include "kiln/devices.h"
@@ -69,6 +71,26 @@ static int acpi_pm_create(struct dev_host *host, void **state)
 	return 0;
 }
 
+static void acpi_pm_save(void *state, void *buf)
+{
+	struct acpi_pm *pm = state;
+
+	pthread_mutex_lock(&pm->dev.lock);
+	memcpy(buf, pm->reg, PM_REGS);
+	pthread_mutex_unlock(&pm->dev.lock);
+}
+
+static int acpi_pm_load(void *state, const void *buf, char *err, size_t errlen)
+{
+	struct acpi_pm *pm = state;
+
+	pthread_mutex_lock(&pm->dev.lock);
+	memcpy(pm->reg, buf, PM_REGS);
+	pthread_mutex_unlock(&pm->dev.lock);
+	return 0;
+}
+
 const struct device_type acpi_pm_type = {
 	.name = "acpi_pm", .create = acpi_pm_create, .destroy = byte_dev_free,
+	.state_size = PM_REGS, .save = acpi_pm_save, .load = acpi_pm_load,
 };

@@ -5,7 +5,9 @@
  * says; a guest that sets the clock (hwclock -w) moves an offset, never the host clock. The
  * clock is always in 24-hour mode (B bit 1 reads as set). Motorola MC146818A data sheet. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "byte_regs.h"
@@ -150,6 +152,45 @@ static void rtc_describe(void *state, struct acpi_config *acpi)
 	device_describe(acpi, &rtc);
 }
 
+/* Snapshot layout: the index, CMOS RAM and the guest's offset from the host's clock (seconds),
+ * so the guest's wall clock continues from the host's time at restore. */
+struct rtc_wire {
+	uint8_t index;
+	uint8_t cmos[CMOS_SIZE];
+	int64_t offset;
+};
+
+static void rtc_save(void *state, void *buf)
+{
+	struct rtc *r = state;
+	struct rtc_wire w;
+
+	pthread_mutex_lock(&r->dev.lock);
+	w = (struct rtc_wire){ .index = r->index, .offset = r->offset };
+	memcpy(w.cmos, r->cmos, sizeof(w.cmos));
+	pthread_mutex_unlock(&r->dev.lock);
+	memcpy(buf, &w, sizeof(w));
+}
+
+static int rtc_load(void *state, const void *buf, char *err, size_t errlen)
+{
+	struct rtc *r = state;
+	struct rtc_wire w;
+
+	memcpy(&w, buf, sizeof(w));
+	if (w.index >= CMOS_SIZE) {
+		snprintf(err, errlen, "snapshot: CMOS index %u out of range", w.index);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&r->dev.lock);
+	r->index = w.index;
+	memcpy(r->cmos, w.cmos, sizeof(r->cmos));
+	r->offset = (time_t)w.offset;
+	pthread_mutex_unlock(&r->dev.lock);
+	return 0;
+}
+
 const struct device_type cmos_rtc_type = {
 	.name = "cmos_rtc", .create = rtc_create, .destroy = byte_dev_free, .describe = rtc_describe,
+	.state_size = sizeof(struct rtc_wire), .save = rtc_save, .load = rtc_load,
 };

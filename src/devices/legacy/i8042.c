@@ -9,7 +9,9 @@
  * reaches port 0x64 either way. No mouse is attached. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "byte_regs.h"
 #include "kiln/devices.h"
@@ -185,6 +187,51 @@ static int i8042_create(struct dev_host *host, void **state)
 	return 0;
 }
 
+/* Snapshot layout: the controller's registers and the keyboard bytes not yet read, in order. */
+struct i8042_wire {
+	uint8_t config, status, out, pending, out_kbd, kbd_count;
+	uint8_t kbd[KBD_FIFO];
+};
+
+static void i8042_save(void *state, void *buf)
+{
+	struct i8042 *k = state;
+	struct i8042_wire w;
+
+	pthread_mutex_lock(&k->dev.lock);
+	w = (struct i8042_wire){ .config = k->config, .status = k->status, .out = k->out,
+				 .pending = k->pending, .out_kbd = k->out_kbd,
+				 .kbd_count = (uint8_t)k->kbd_count };
+	for (unsigned i = 0; i < k->kbd_count; i++)
+		w.kbd[i] = k->kbd[(k->kbd_head + i) % KBD_FIFO];
+	pthread_mutex_unlock(&k->dev.lock);
+	memcpy(buf, &w, sizeof(w));
+}
+
+static int i8042_load(void *state, const void *buf, char *err, size_t errlen)
+{
+	struct i8042 *k = state;
+	struct i8042_wire w;
+
+	memcpy(&w, buf, sizeof(w));
+	if (w.kbd_count > KBD_FIFO) {
+		snprintf(err, errlen, "snapshot: keyboard controller state out of range");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&k->dev.lock);
+	k->config = w.config;
+	k->status = w.status;
+	k->out = w.out;
+	k->pending = w.pending;
+	k->out_kbd = w.out_kbd;
+	memcpy(k->kbd, w.kbd, sizeof(k->kbd));
+	k->kbd_head = 0;
+	k->kbd_count = w.kbd_count;
+	pthread_mutex_unlock(&k->dev.lock);
+	return 0;
+}
+
 const struct device_type i8042_type = {
 	.name = "i8042", .create = i8042_create, .destroy = byte_dev_free,
+	.state_size = sizeof(struct i8042_wire), .save = i8042_save, .load = i8042_load,
 };

@@ -8,7 +8,9 @@
  * (drivers/tty/serial/8250/8250_port.c, autoconfig) identifies it as a 16550A.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "byte_regs.h"
@@ -219,6 +221,56 @@ static void uart_describe(void *state, struct acpi_config *acpi)
 	device_describe(acpi, &com1);
 }
 
+/* Snapshot layout: the registers, the receive FIFO in order and the interrupt line. */
+struct uart_wire {
+	uint8_t rx[UART_FIFO];
+	uint8_t rx_count, ier, lcr, mcr, scr, dll, dlm, msr_deltas, fifo_on, thri_pending, irq_level;
+};
+
+static void uart_save(void *state, void *buf)
+{
+	struct uart *u = state;
+	struct uart_wire w = { .rx_count = (uint8_t)u->rx_count, .ier = u->ier, .lcr = u->lcr,
+			       .mcr = u->mcr, .scr = u->scr, .dll = u->dll, .dlm = u->dlm,
+			       .msr_deltas = u->msr_deltas, .fifo_on = u->fifo_on,
+			       .thri_pending = u->thri_pending, .irq_level = u->irq_level };
+
+	pthread_mutex_lock(&u->dev.lock);
+	for (unsigned i = 0; i < u->rx_count; i++)
+		w.rx[i] = u->rx[(u->rx_head + i) % UART_FIFO];
+	pthread_mutex_unlock(&u->dev.lock);
+	memcpy(buf, &w, sizeof(w));
+}
+
+static int uart_load(void *state, const void *buf, char *err, size_t errlen)
+{
+	struct uart *u = state;
+	struct uart_wire w;
+
+	memcpy(&w, buf, sizeof(w));
+	if (w.rx_count > UART_FIFO || w.ier > 0x0f || w.msr_deltas > MSR_DELTAS) {
+		snprintf(err, errlen, "snapshot: serial port state out of range");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&u->dev.lock);
+	memcpy(u->rx, w.rx, sizeof(u->rx));
+	u->rx_head = 0;
+	u->rx_count = w.rx_count;
+	u->ier = w.ier;
+	u->lcr = w.lcr;
+	u->mcr = w.mcr;
+	u->scr = w.scr;
+	u->dll = w.dll;
+	u->dlm = w.dlm;
+	u->msr_deltas = w.msr_deltas;
+	u->fifo_on = w.fifo_on;
+	u->thri_pending = w.thri_pending;
+	u->irq_level = w.irq_level; /* the line's level itself is in the restored irqchip */
+	pthread_mutex_unlock(&u->dev.lock);
+	return 0;
+}
+
 const struct device_type uart_8250_type = {
 	.name = "uart_8250", .create = uart_create, .destroy = byte_dev_free, .describe = uart_describe,
+	.state_size = sizeof(struct uart_wire), .save = uart_save, .load = uart_load,
 };

@@ -1,0 +1,66 @@
+/* snapshot — kiln's snapshot file: a versioned, checksummed container of named state sections.
+ *
+ * Owns: the on-disk format and nothing about what the sections mean. A file is
+ *   header   "KILNSNAP", u32 format version, u32 header bytes, char[32] kiln version,
+ *            u64 file bytes
+ *   sections u8 name[12] (NUL-padded), u32 instance, u64 length, then length bytes padded to 8
+ *   trailer  "KEND", u32 CRC-32 (zlib's, ISO 3309) of every byte before the trailer
+ * All integers are little-endian: kiln runs on x86-64 only, whose structs (and KVM's) are
+ * stored as they are in memory. Each owner (a device, a vCPU, the VM) writes its own sections
+ * and reads them back by name and instance; a reader never trusts a length it did not check.
+ * Guest memory is not in this file: it goes to its own file (see vm_snapshot()).
+ */
+#ifndef KILN_SNAPSHOT_H
+#define KILN_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SNAP_FORMAT_VERSION 1u
+#define SNAP_NAME_MAX 12u
+
+/* Sections collected in memory until snap_writer_save(). */
+struct snap_writer {
+	uint8_t *buf;
+	size_t len, cap;
+	bool oom;               /* an allocation failed: saving reports -ENOMEM */
+};
+
+/* Append section @name (at most SNAP_NAME_MAX bytes) / @instance holding @len bytes of @data. */
+void snap_put(struct snap_writer *w, const char *name, uint32_t instance, const void *data,
+	      size_t len);
+
+/* Write header, sections and trailer to @path (created, or truncated; written to a temporary
+ * file beside it and renamed, so a reader never sees half a file). Returns 0 or -errno with a
+ * message naming the file in @err. The writer is left as it was. */
+int snap_writer_save(const struct snap_writer *w, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+void snap_writer_free(struct snap_writer *w);
+
+/* A snapshot file read whole and checked. */
+struct snap_reader {
+	uint8_t *buf;
+	size_t len;
+};
+
+/* Read @path and check magic, format version, kiln version, length, section framing and
+ * checksum. Returns 0, or -EINVAL (not a kiln snapshot, another version, truncated, corrupted)
+ * or -errno, with a message naming the file and what is wrong in @err. */
+int snap_reader_open(struct snap_reader *r, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* The bytes of section @name / @instance and their count in *len, or NULL when the file has no
+ * such section. The pointer lives as long as the reader. */
+const void *snap_get(const struct snap_reader *r, const char *name, uint32_t instance,
+		     size_t *len);
+
+/* snap_get() for a section of exactly @len bytes: NULL (and a message naming the section in
+ * @err) when it is missing or of another size. */
+const void *snap_get_exact(const struct snap_reader *r, const char *name, uint32_t instance,
+			   size_t len, char *err, size_t errlen);
+
+void snap_reader_close(struct snap_reader *r);
+
+#endif

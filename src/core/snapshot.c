@@ -1,0 +1,322 @@
+/* snapshot — vm_snapshot() and the restore half of vm_restore(), see include/kiln/vm.h.
+ *
+ * The state file holds, besides the caller's "config": "vm" (the machine's shape), "irqchip"
+ * 0-2 (PIC master, PIC slave, IOAPIC), "pit2", "clock" (kvmclock), "msi" (the MSI routes the
+ * guest programmed), one section per legacy device (its type's name), the virtio transports
+ * and devices (instance = attach order) and every vCPU's sections (src/arch/x86/state.c).
+ * Guest memory goes to its own file, laid out as kiln maps it (RAM below the MMIO hole, then
+ * the rest), so that a restore maps the file as it is.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kiln/log.h"
+#include "kiln/snapshot.h"
+#include "kiln/x86.h"
+#include "vm_internal.h"
+
+#define PAGE 4096ull
+
+struct vm_wire {
+	uint32_t nr_cpus, nr_virtio, nr_devices, nr_msi;
+	uint64_t mem_bytes;
+};
+
+static const uint32_t irqchips[] = { KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
+				     KVM_IRQCHIP_IOAPIC };
+
+static void save_devices(struct vm *vm, struct snap_writer *w)
+{
+	for (unsigned i = 0; i < vm->nr_devices; i++) {
+		const struct device_type *t = vm->device[i].type;
+		uint8_t buf[512];
+
+		if (!t->save || t->state_size > sizeof(buf))
+			continue;
+		t->save(vm->device[i].state, buf);
+		snap_put(w, t->name, 0, buf, t->state_size);
+	}
+	for (unsigned i = 0; i < vm->nr_virtio; i++) {
+		if (vm->virtio[i].mmio)
+			virtio_mmio_save(vm->virtio[i].mmio, w, i);
+		else
+			virtio_pci_save(vm->virtio[i].pci, w, i);
+	}
+}
+
+/* The VM-wide KVM state: interrupt controllers, PIT, kvmclock, MSI routes. */
+static int save_kvm(struct vm *vm, struct snap_writer *w, char *err, size_t errlen)
+{
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clock = { 0 };
+	const char *step = "KVM_GET_IRQCHIP";
+
+	for (unsigned i = 0; i < 3; i++) {
+		struct kvm_irqchip chip = { .chip_id = irqchips[i] };
+
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
+			goto out_errno;
+		snap_put(w, "irqchip", i, &chip, sizeof(chip));
+	}
+	step = "KVM_GET_PIT2";
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
+		goto out_errno;
+	snap_put(w, "pit2", 0, &pit, sizeof(pit));
+	step = "KVM_GET_CLOCK";
+	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
+		goto out_errno;
+	snap_put(w, "clock", 0, &clock, sizeof(clock));
+	pthread_mutex_lock(&vm->msi_lock);
+	snap_put(w, "msi", 0, vm->msi, vm->nr_msi * sizeof(vm->msi[0]));
+	pthread_mutex_unlock(&vm->msi_lock);
+	return 0;
+out_errno:
+	snprintf(err, errlen, "%s: %s", step, strerror(errno));
+	return -errno;
+}
+
+/* Fold KVM's dirty log of every slot into vm->dirty (KVM clears its own as it reads it). */
+static int collect_dirty(struct vm *vm)
+{
+	uint64_t first = 0;
+
+	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
+		uint64_t pages = vm->mem.region[i].size / PAGE, words = (pages + 63) / 64;
+		uint64_t *bits = calloc(words, sizeof(*bits));
+		struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = bits };
+
+		if (!bits)
+			return -ENOMEM;
+		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+			free(bits);
+			return -errno;
+		}
+		for (uint64_t wd = 0; wd < words; wd++) /* regions start on 64-page boundaries */
+			__atomic_fetch_or(&vm->dirty[first / 64 + wd], bits[wd], __ATOMIC_RELAXED);
+		first += pages;
+		free(bits);
+	}
+	return 0;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	static const uint8_t zero[PAGE];
+
+	return !memcmp(p, zero, PAGE);
+}
+
+static int pwrite_all(int fd, const uint8_t *p, uint64_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, p, len > (1u << 30) ? (1u << 30) : len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Guest memory into @path: every non-zero page (full) or every dirty page (diff), at its
+ * offset in the mapping; the file is exactly the guest's size, holes elsewhere. */
+static int write_memory(struct vm *vm, const char *path, bool diff, uint64_t *written)
+{
+	const uint8_t *base = vm->mem.mapping;
+	uint64_t pages = vm->mem.size / PAGE, run = 0;
+	int ret = 0, fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)vm->mem.size) < 0)
+		ret = -errno;
+	*written = 0;
+	for (uint64_t p = 0; p <= pages && !ret; p++) {
+		bool want = p < pages && (diff ? (vm->dirty[p / 64] >> (p % 64)) & 1
+					       : !page_is_zero(base + p * PAGE));
+
+		if (want) {
+			run++;
+			continue;
+		}
+		if (run)
+			ret = pwrite_all(fd, base + (p - run) * PAGE, run * PAGE, (p - run) * PAGE);
+		*written += run * PAGE;
+		run = 0;
+	}
+	if (close(fd) < 0 && !ret)
+		ret = -errno;
+	return ret;
+}
+
+int vm_snapshot(struct vm *vm, const struct vm_snapshot_params *p, char *err, size_t errlen)
+{
+	struct vm_wire shape = { .nr_cpus = vm->nr_cpus, .nr_virtio = vm->nr_virtio,
+				 .nr_devices = vm->nr_devices, .nr_msi = vm->nr_msi,
+				 .mem_bytes = vm->mem.size };
+	struct snap_writer w = { 0 };
+	struct timespec t0, t1;
+	uint64_t mem_written = 0;
+	int ret = 0;
+
+	if (!vm_is_paused(vm)) {
+		snprintf(err, errlen, "the microVM must be paused before a snapshot is taken");
+		return -EBUSY;
+	}
+	if (p->diff && !vm->track_dirty) {
+		snprintf(err, errlen, "a Diff snapshot needs dirty page tracking "
+			 "(machine-config track_dirty_pages)");
+		return -EINVAL;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	snap_put(&w, "config", 0, p->config, p->config_len);
+	snap_put(&w, "vm", 0, &shape, sizeof(shape));
+	save_devices(vm, &w); /* first: finishing requests in flight may raise interrupts */
+	ret = save_kvm(vm, &w, err, errlen);
+	for (unsigned i = 0; i < vm->nr_cpus && !ret; i++)
+		ret = x86_vcpu_save(vm->kvm_fd, vm->vcpu[i].fd, i, &w, err, errlen);
+	if (!ret && vm->track_dirty && (ret = collect_dirty(vm)))
+		snprintf(err, errlen, "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
+	if (!ret && (ret = write_memory(vm, p->mem_path, p->diff, &mem_written)))
+		snprintf(err, errlen, "mem_file_path %s: %s", p->mem_path, strerror(-ret));
+	if (!ret)
+		ret = snap_writer_save(&w, p->state_path, err, errlen);
+	if (!ret && vm->track_dirty) /* the next diff starts from here */
+		memset(vm->dirty, 0, (vm->mem.size / PAGE + 63) / 64 * sizeof(uint64_t));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (!ret)
+		log_info("snapshot (%s) in %" PRId64 " us: state %zu bytes, memory %" PRIu64 " of %"
+			 PRIu64 " MiB written", p->diff ? "diff" : "full",
+			 ((int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + t1.tv_nsec - t0.tv_nsec) / 1000,
+			 w.len, mem_written >> 20, vm->mem.size >> 20);
+	snap_writer_free(&w);
+	return ret;
+}
+
+/* --- restore ------------------------------------------------------------------------------ */
+
+int vm_restore_memory(struct vm *vm, const struct vm_config *cfg, const struct vm_mem_backend *mb,
+		      struct vm_error *e)
+{
+	struct stat st;
+	int fd, ret;
+
+	if (mb->type == VM_MEM_UFFD)
+		return vm_restore_uffd(vm, cfg, mb, e);
+	fd = open(mb->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vm_fail(e, VM_ERR_USAGE, "mem_backend %s: %s", mb->path, strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != cfg->mem_bytes) {
+		close(fd);
+		return vm_fail(e, VM_ERR_USAGE, "mem_backend %s: not a regular file of %" PRIu64
+			       " bytes, the snapshot's guest memory size", mb->path, cfg->mem_bytes);
+	}
+	ret = guest_mem_map_file(&vm->mem, cfg->mem_bytes, fd);
+	close(fd); /* the mapping keeps the file */
+	if (ret)
+		return vm_fail(e, VM_ERR_RUNTIME, "mem_backend %s: mmap: %s", mb->path, strerror(-ret));
+	return 0;
+}
+
+static int load_kvm(struct vm *vm, const struct snap_reader *r, struct vm_error *e)
+{
+	const struct kvm_pit_state2 *pit;
+	const struct kvm_clock_data *clock;
+	const struct kvm_irq_routing_entry *msi;
+	size_t len;
+	int ret;
+
+	for (unsigned i = 0; i < 3; i++) {
+		const struct kvm_irqchip *chip = snap_get_exact(r, "irqchip", i, sizeof(*chip), e->msg,
+								 e->len);
+
+		if (!chip || chip->chip_id != irqchips[i])
+			return vm_fail(e, VM_ERR_USAGE, "snapshot: interrupt controller %u is missing "
+				       "or malformed", i);
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, chip) < 0)
+			return vm_fail(e, VM_ERR_RUNTIME, "KVM_SET_IRQCHIP %u: %s", i, strerror(errno));
+	}
+	pit = snap_get_exact(r, "pit2", 0, sizeof(*pit), e->msg, e->len);
+	if (!pit)
+		return vm_fail(e, VM_ERR_USAGE, "snapshot: no PIT state");
+	if (ioctl(vm->vm_fd, KVM_SET_PIT2, pit) < 0)
+		return vm_fail(e, VM_ERR_RUNTIME, "KVM_SET_PIT2: %s", strerror(errno));
+	msi = snap_get(r, "msi", 0, &len);
+	if (!msi || len % sizeof(*msi) || len / sizeof(*msi) != vm->nr_msi)
+		return vm_fail(e, VM_ERR_USAGE, "snapshot: the MSI routes do not fit this machine");
+	for (unsigned i = 0; i < vm->nr_msi; i++)
+		if ((msi[i].type != 0 && msi[i].type != KVM_IRQ_ROUTING_MSI) ||
+		    (msi[i].type && msi[i].gsi != KILN_MSI_GSI_BASE + i))
+			return vm_fail(e, VM_ERR_USAGE, "snapshot: MSI route %u is malformed", i);
+	pthread_mutex_lock(&vm->msi_lock);
+	memcpy(vm->msi, msi, len);
+	ret = vm_set_gsi_routing(vm);
+	pthread_mutex_unlock(&vm->msi_lock);
+	if (ret)
+		return vm_fail(e, VM_ERR_RUNTIME, "KVM_SET_GSI_ROUTING: %s", strerror(-ret));
+	clock = snap_get_exact(r, "clock", 0, sizeof(*clock), e->msg, e->len);
+	if (!clock)
+		return vm_fail(e, VM_ERR_USAGE, "snapshot: no kvmclock");
+	/* The guest's clock continues from the moment of the snapshot: it never runs backwards. */
+	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &(struct kvm_clock_data){ .clock = clock->clock }) < 0)
+		return vm_fail(e, VM_ERR_RUNTIME, "KVM_SET_CLOCK: %s", strerror(errno));
+	return 0;
+}
+
+static int load_devices(struct vm *vm, const struct snap_reader *r, struct vm_error *e)
+{
+	for (unsigned i = 0; i < vm->nr_devices; i++) {
+		const struct device_type *t = vm->device[i].type;
+		const void *p;
+
+		if (!t->load)
+			continue;
+		p = snap_get_exact(r, t->name, 0, t->state_size, e->msg, e->len);
+		if (!p || t->load(vm->device[i].state, p, e->msg, e->len))
+			return vm_fail(e, VM_ERR_USAGE, "%s", e->msg);
+	}
+	for (unsigned i = 0; i < vm->nr_virtio; i++) {
+		struct vm_virtio *v = &vm->virtio[i];
+
+		if (v->mmio ? virtio_mmio_load(v->mmio, r, i, e->msg, e->len)
+			    : virtio_pci_load(v->pci, r, i, e->msg, e->len))
+			return vm_fail(e, VM_ERR_USAGE, "%s", e->msg);
+	}
+	return 0;
+}
+
+int vm_restore_state(struct vm *vm, const struct snap_reader *r, struct vm_error *e)
+{
+	const struct vm_wire *shape = snap_get_exact(r, "vm", 0, sizeof(*shape), e->msg, e->len);
+	int ret;
+
+	if (!shape || shape->nr_cpus != vm->nr_cpus || shape->nr_virtio != vm->nr_virtio ||
+	    shape->nr_devices != vm->nr_devices || shape->nr_msi != vm->nr_msi ||
+	    shape->mem_bytes != vm->mem.size)
+		return vm_fail(e, VM_ERR_USAGE, "snapshot: the machine it describes (vCPUs, memory, "
+			       "devices) is not the one its configuration makes");
+	ret = load_kvm(vm, r, e);
+	for (unsigned i = 0; i < vm->nr_cpus && !ret; i++)
+		if ((ret = x86_vcpu_load(vm->kvm_fd, vm->vcpu[i].fd, i, r, e->msg, e->len)))
+			*e->kind = VM_ERR_USAGE;
+	if (!ret)
+		ret = load_devices(vm, r, e);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < vm->nr_virtio; i++)
+		virtio_dev_restored(vm->virtio[i].dev);
+	vm->paused = true; /* vm_run() starts the vCPUs parked */
+	return 0;
+}
