@@ -61,4 +61,8 @@ extern const char cli_run_usage[];
  * process exit status. */
 int cli_firecracker(int argc, char **argv, bool restore);
 
+/* `kiln rebase-snap --base-file BASE --diff-file DIFF`: copy the data extents of a Diff
+ * snapshot's memory file onto its base (src/cli/rebase.c). Returns the exit status. */
+int cli_rebase_snap(int argc, char **argv);
+
 #endif

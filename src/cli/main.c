@@ -13,7 +13,8 @@
 static const char top_usage[] =
 	"usage: kiln run --kernel PATH [options]            (kiln run --help)\n"
 	"       kiln --no-api --config-file PATH [options]  Firecracker's flags (kiln --no-api --help)\n"
-	"       kiln restore --snapshot PATH --mem-file PATH  a snapshot's VM (kiln restore --help)\n";
+	"       kiln restore --snapshot PATH --mem-file PATH  a snapshot's VM (kiln restore --help)\n"
+	"       kiln rebase-snap --base-file BASE --diff-file DIFF  merge a Diff snapshot's memory\n";
 
 static int cmd_run(int argc, char **argv)
 {
@@ -68,6 +69,8 @@ int main(int argc, char **argv)
 		fputs(top_usage, stdout);
 		return 0;
 	}
+	if (argc >= 2 && !strcmp(argv[1], "rebase-snap"))
+		return cli_rebase_snap(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "restore"))
 		return cli_firecracker(argc - 1, argv + 1, true);
 	if (argc >= 2 && !strncmp(argv[1], "--", 2))

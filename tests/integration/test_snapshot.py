@@ -1,0 +1,366 @@
+"""Snapshots (Firecracker's PUT /snapshot/create and /snapshot/load, `kiln restore`,
+`kiln rebase-snap`): a busy guest is snapshotted, killed and restored and carries on (its
+counter, its files in memory and on disk, a TCP session over a tap); ten restores of one
+snapshot run side by side; a Diff chain merged onto its base; the Uffd backend with a
+page-fault handler; and every damaged or mismatched snapshot is refused with a message while
+nothing is left half-restored."""
+import re
+import struct
+import subprocess
+import time
+import zlib
+
+import pytest
+
+from conftest import BUILD, ROOT, Shell, in_ns
+from fcapi import call, wait_for_socket
+
+BOOT_ARGS = "console=ttyS0 reboot=k panic=1 kiln.test="
+COUNTER = "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done) >/dev/null 2>&1 & true"
+
+
+def start_api(kiln, sock, prefix=()):
+    sh = Shell([*prefix, kiln, "--api-sock", sock, "--level", "Info"], ready=False)
+    wait_for_socket(sock, sh.proc)
+    return sh
+
+
+def boot_api(kiln, sock, bzimage, initrd, mem=128, cpus=1, prefix=(), dirty=False, **extra):
+    """A guest booted through the API to the test shell; @extra: path -> body to PUT first."""
+    sh = start_api(kiln, sock, prefix)
+    assert call(sock, "PUT", "/machine-config", {"vcpu_count": cpus, "mem_size_mib": mem,
+                                                 "track_dirty_pages": dirty})[0] == 204
+    assert call(sock, "PUT", "/boot-source", {"kernel_image_path": str(bzimage),
+                                              "initrd_path": str(initrd),
+                                              "boot_args": BOOT_ARGS})[0] == 204
+    for path, body in extra.get("puts", []):
+        assert call(sock, "PUT", path, body) == (204, None), path
+    assert call(sock, "PUT", "/actions", {"action_type": "InstanceStart"}) == (204, None)
+    sh.wait_ready()
+    return sh
+
+
+def snapshot(sock, state, mem, kind="Full"):
+    assert call(sock, "PATCH", "/vm", {"state": "Paused"}) == (204, None)
+    status, body = call(sock, "PUT", "/snapshot/create", {"snapshot_type": kind,
+                                                          "snapshot_path": str(state),
+                                                          "mem_file_path": str(mem)})
+    assert status == 204, body
+
+
+def restore(kiln, state, mem, *extra, prefix=()):
+    """`kiln restore` with the console on stdio: a Shell typing into the restored guest."""
+    return Shell([*prefix, kiln, "restore", "--snapshot", state, "--mem-file", mem, "--level",
+                  "Info", *extra], ready=False)
+
+
+def number(sh, cmd):
+    """The last number @cmd prints (the console may carry the echoed command before it)."""
+    return int(re.findall(r"\b\d+\b", sh.check(cmd, timeout=120))[-1])
+
+
+def sha(sh, path):
+    return re.search(r"\b[0-9a-f]{64}\b", sh.check(f"sha256sum {path}")).group(0)
+
+
+def count(sh):
+    return number(sh, "cat /tmp/count")
+
+
+def assert_counting(sh):
+    first = count(sh)
+    time.sleep(1.5)
+    assert count(sh) > first, sh.err()
+
+
+@pytest.fixture(scope="module")
+def plain(kvm, kiln, bzimage, initrd, tmp_path_factory):
+    """One snapshot of a 128 MiB guest whose counter runs and whose /tmp holds a known file."""
+    d = tmp_path_factory.mktemp("plain")
+    sh = boot_api(kiln, d / "api.sock", bzimage, initrd)
+    try:
+        sh.check(COUNTER)
+        sh.check("dd if=/dev/urandom of=/tmp/data bs=1k count=2048 2>/dev/null")
+        digest = sha(sh, "/tmp/data")
+        time.sleep(1)
+        snapshot(d / "api.sock", d / "state", d / "mem")
+    finally:
+        sh.close()
+    return d / "state", d / "mem", digest
+
+
+def test_restore_carries_on_counter_files_and_tcp(kvm, kiln, bzimage, initrd, netns, tmp_path):
+    """Two vCPUs, a disk and a tap: after kill and restore the counter continues, the files in
+    memory and on disk are intact, the clock has not gone back, and the TCP session to a server
+    on the host (over the tap, whose host end outlives kiln) is the same connection."""
+    rootfs = tmp_path / "rootfs.ext4"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(rootfs), "64M"], check=True)
+    log = tmp_path / "echo.log"
+    server = subprocess.Popen(in_ns(netns, "/usr/bin/python3", "-c", ECHO_SERVER, log),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sock = tmp_path / "api.sock"
+    sh = boot_api(kiln, sock, bzimage, initrd, mem=256, cpus=2, prefix=in_ns(netns), puts=[
+        ("/drives/data", {"drive_id": "data", "path_on_host": str(rootfs),
+                          "is_root_device": False, "is_read_only": False}),
+        ("/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "ktap0"})])
+    try:
+        sh.check(COUNTER)
+        sh.check("ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up")
+        sh.check("(while true; do echo tick; sleep 0.3; done) | nc 10.9.0.1 7000 > /tmp/echo.out 2>&1 & true")
+        sh.check("mkdir -p /mnt && mount /dev/vda /mnt && dd if=/dev/urandom of=/mnt/f bs=1k count=4096 2>/dev/null && sync")
+        disk_sum = sha(sh, "/mnt/f")
+        sh.check("cp /mnt/f /tmp/f")
+        time.sleep(2)
+        echoed = number(sh, "wc -l < /tmp/echo.out")
+        assert echoed > 0, sh.check("cat /tmp/echo.out")
+        before = number(sh, "date +%s")
+        snapshot(sock, tmp_path / "state", tmp_path / "mem")
+    finally:
+        sh.close()
+    assert sh.proc.returncode != 0  # killed, not shut down
+
+    sh = restore(kiln, tmp_path / "state", tmp_path / "mem", prefix=in_ns(netns))
+    try:
+        assert_counting(sh)
+        assert sha(sh, "/tmp/f") == disk_sum
+        assert sha(sh, "/mnt/f") == disk_sum
+        sh.check("echo after > /mnt/after && sync && cat /mnt/after")
+        assert number(sh, "date +%s") >= before
+        deadline = time.monotonic() + 60
+        while number(sh, "wc -l < /tmp/echo.out") <= echoed + 3:
+            assert time.monotonic() < deadline, sh.check("cat /tmp/echo.out; ps")
+            time.sleep(1)
+        assert log.read_text().split() == ["accepted"], "the guest had to reconnect"
+        assert "snapshot" in sh.err() and "loaded" in sh.err()
+    finally:
+        sh.close()
+        server.kill()
+        server.wait()
+
+
+# A TCP echo server that logs each connection it accepts (one line per accept).
+ECHO_SERVER = """
+import socket, sys, threading
+log = open(sys.argv[1], "a", buffering=1)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.9.0.1", 7000)); s.listen()
+def serve(c):
+    while (b := c.recv(4096)):
+        c.sendall(b)
+while True:
+    c, _ = s.accept(); log.write("accepted\\n")
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+
+def test_ten_restores_side_by_side(kiln, plain):
+    state, mem, digest = plain
+    shells = [restore(kiln, state, mem) for _ in range(10)]
+    try:
+        for sh in shells:
+            assert sha(sh, "/tmp/data") == digest
+        marks = [count(sh) for sh in shells]
+        time.sleep(1)
+        assert all(count(sh) > m for sh, m in zip(shells, marks))
+        # Each is its own guest: a write in one is not seen by another.
+        shells[0].check("echo mine > /tmp/only-0")
+        assert shells[1].run("cat /tmp/only-0")[0] != 0
+    finally:
+        for sh in shells:
+            sh.close()
+
+
+def uffd_handler(tmp_path):
+    exe = tmp_path / "uffd_handler"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-o", str(exe),
+                    str(ROOT / "tests/tools/uffd_handler.c")], check=True)
+    return exe
+
+
+def test_uffd_backend(kiln, plain, tmp_path):
+    """PUT /snapshot/load with a Uffd backend: the handler fills every page the guest touches."""
+    state, mem, digest = plain
+    handler_sock = tmp_path / "uffd.sock"
+    handler = subprocess.Popen([str(uffd_handler(tmp_path)), str(handler_sock), str(mem)],
+                               stderr=subprocess.PIPE)
+    sock = tmp_path / "api.sock"
+    sh = start_api(kiln, sock)
+    try:
+        deadline = time.monotonic() + 30
+        while not handler_sock.exists():
+            assert time.monotonic() < deadline and handler.poll() is None
+            time.sleep(0.01)
+        assert call(sock, "PUT", "/snapshot/load", {
+            "snapshot_path": str(state), "resume_vm": True,
+            "mem_backend": {"backend_type": "Uffd", "backend_path": str(handler_sock)}}) == (204, None)
+        assert call(sock, "GET", "/")[1]["state"] == "Running"
+        assert sha(sh, "/tmp/data") == digest
+        assert_counting(sh)
+    finally:
+        sh.close()
+        handler.wait(timeout=30)
+    assert b"faults served" in handler.stderr.read()
+
+
+def test_paused_load_then_resume_and_snapshot_again(kiln, plain, tmp_path):
+    """resume_vm false: nothing runs until PATCH /vm; the restored VM can be snapshotted again
+    and that snapshot restores too."""
+    state, mem, digest = plain
+    sock = tmp_path / "api.sock"
+    sh = start_api(kiln, sock)
+    try:
+        assert call(sock, "PUT", "/snapshot/load", {"snapshot_path": str(state),
+                                                    "mem_backend": {"backend_type": "File",
+                                                                    "backend_path": str(mem)}}) == (204, None)
+        assert call(sock, "GET", "/")[1]["state"] == "Paused"
+        assert call(sock, "PUT", "/snapshot/load", {"snapshot_path": str(state),
+                                                    "mem_file_path": str(mem)})[0] == 400
+        assert call(sock, "PATCH", "/vm", {"state": "Resumed"}) == (204, None)
+        sh.check("echo second > /tmp/second")
+        snapshot(sock, tmp_path / "state2", tmp_path / "mem2")
+    finally:
+        sh.close()
+    sh = restore(kiln, tmp_path / "state2", tmp_path / "mem2")
+    try:
+        assert sh.check("cat /tmp/second").strip().endswith("second")
+        assert sha(sh, "/tmp/data") == digest
+        assert_counting(sh)
+    finally:
+        sh.close()
+
+
+def test_diff_snapshot_chain_merged_with_rebase_snap(kvm, kiln, bzimage, initrd, tmp_path):
+    """track_dirty_pages: a Full snapshot, then two Diffs that hold only what changed; the diffs
+    merged onto the base in order (kiln rebase-snap) restore the guest as of the last one."""
+    sock = tmp_path / "api.sock"
+    sh = boot_api(kiln, sock, bzimage, initrd, dirty=True)
+    try:
+        sh.check(COUNTER)
+        snapshot(sock, tmp_path / "s0", tmp_path / "m0")
+        sums = []
+        for i in (1, 2):
+            assert call(sock, "PATCH", "/vm", {"state": "Resumed"}) == (204, None)
+            sh.check(f"dd if=/dev/urandom of=/tmp/stage{i} bs=1k count=1024 2>/dev/null")
+            sums.append(sha(sh, f"/tmp/stage{i}"))
+            snapshot(sock, tmp_path / f"s{i}", tmp_path / f"m{i}", kind="Diff")
+    finally:
+        sh.close()
+    size = (tmp_path / "m0").stat().st_size
+    for i in (1, 2):
+        m = tmp_path / f"m{i}"
+        assert m.stat().st_size == size
+        # Sparse: far less than the guest's 128 MiB is data, but at least the new file.
+        assert 1 << 20 <= m.stat().st_blocks * 512 < size // 4
+    for i in (1, 2):
+        subprocess.run([str(kiln), "rebase-snap", "--base-file", str(tmp_path / "m0"),
+                        "--diff-file", str(tmp_path / f"m{i}")], check=True)
+    sh = restore(kiln, tmp_path / "s2", tmp_path / "m0")
+    try:
+        for i in (1, 2):
+            assert sha(sh, f"/tmp/stage{i}") == sums[i - 1]
+        assert_counting(sh)
+    finally:
+        sh.close()
+
+
+def rewrite(src, dst, edit):
+    """Copy snapshot @src to @dst with @edit(bytearray) applied and the checksum made valid."""
+    data = bytearray(src.read_bytes())
+    edit(data)
+    data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[:-4])))
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def sections(data):
+    """(name, instance, offset of the data, length) of each section (include/kiln/snapshot.h)."""
+    off, end = 56, len(data) - 8
+    while off < end:
+        name, inst, length = struct.unpack_from("<12sIQ", data, off)
+        yield name.rstrip(b"\0").decode(), inst, off + 24, length
+        off += 24 + (length + 7) // 8 * 8
+
+
+def lack_cpu_feature(data):
+    """Claim every CPUID.7.0:EBX feature bit for vCPU 0: no host has them all."""
+    for name, inst, off, length in sections(data):
+        if name == "cpuid" and inst == 0:
+            nent, = struct.unpack_from("<I", data, off)
+            for e in range(nent):
+                at = off + 8 + e * 40
+                function, index = struct.unpack_from("<II", data, at)
+                if function == 7 and index == 0:
+                    struct.pack_into("<I", data, at + 16, 0xffffffff)
+                    return
+    raise AssertionError("no CPUID leaf 7 in the snapshot")
+
+
+def other_version(data):
+    data[16:48] = b"0.0.1".ljust(32, b"\0")
+
+
+def test_damaged_or_mismatched_snapshots_are_refused(kiln, plain, tmp_path):
+    state, mem, _ = plain
+    raw = state.read_bytes()
+    cases = [
+        ("truncated", lambda p: p.write_bytes(raw[:len(raw) // 2]), mem, "truncated"),
+        ("corrupted", lambda p: p.write_bytes(raw[:100] + bytes([raw[100] ^ 1]) + raw[101:]), mem,
+         "checksum mismatch"),
+        ("version", lambda p: rewrite(state, p, other_version), mem, "made by kiln 0.0.1"),
+        ("not-a-snapshot", lambda p: p.write_bytes(b"hello" * 100), mem, "not a kiln snapshot"),
+        ("cpu", lambda p: rewrite(state, p, lack_cpu_feature), mem, "lacks features"),
+    ]
+    short_mem = tmp_path / "short-mem"
+    short_mem.write_bytes(mem.read_bytes()[:1 << 20])
+    cases.append(("mem-size", lambda p: p.write_bytes(raw), short_mem, "not a regular file of"))
+    for name, make, memfile, message in cases:
+        bad = tmp_path / f"state-{name}"
+        make(bad)
+        proc = subprocess.run([str(kiln), "restore", "--snapshot", str(bad), "--mem-file",
+                               str(memfile)], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, (name, proc.stderr)
+        assert message in proc.stderr, (name, proc.stderr)
+
+    # Through the API: each refusal is a 400 and leaves the process as it was, so a good load
+    # still works afterwards.
+    sock = tmp_path / "api.sock"
+    sh = start_api(kiln, sock)
+    try:
+        for name, _, memfile, message in cases:
+            status, body = call(sock, "PUT", "/snapshot/load", {
+                "snapshot_path": str(tmp_path / f"state-{name}"), "resume_vm": True,
+                "mem_backend": {"backend_type": "File", "backend_path": str(memfile)}})
+            assert status == 400 and message in body["fault_message"], (name, body)
+            assert call(sock, "GET", "/")[1]["state"] == "Not started"
+        for body in ({"snapshot_path": str(state)},
+                     {"snapshot_path": str(state), "mem_backend": {"backend_type": "Disk",
+                                                                   "backend_path": str(mem)}},
+                     {"snapshot_path": str(state), "mem_file_path": str(mem), "bogus": 1}):
+            assert call(sock, "PUT", "/snapshot/load", body)[0] == 400, body
+        assert call(sock, "PUT", "/snapshot/load", {"snapshot_path": str(state), "resume_vm": True,
+                                                    "mem_file_path": str(mem)}) == (204, None)
+        assert_counting(sh)
+    finally:
+        sh.close()
+
+
+def test_snapshot_create_rules(kvm, kiln, bzimage, initrd, tmp_path):
+    """Only a paused VM is snapshotted; Diff needs dirty tracking; a bad path is a 400."""
+    sock = tmp_path / "api.sock"
+    sh = boot_api(kiln, sock, bzimage, initrd)
+    try:
+        body = {"snapshot_path": str(tmp_path / "s"), "mem_file_path": str(tmp_path / "m")}
+        status, reply = call(sock, "PUT", "/snapshot/create", body)
+        assert status == 400 and "paused" in reply["fault_message"]
+        assert call(sock, "PATCH", "/vm", {"state": "Paused"}) == (204, None)
+        status, reply = call(sock, "PUT", "/snapshot/create", {**body, "snapshot_type": "Diff"})
+        assert status == 400 and "track_dirty_pages" in reply["fault_message"]
+        status, reply = call(sock, "PUT", "/snapshot/create",
+                             {**body, "mem_file_path": "/nonexistent/dir/m"})
+        assert status == 400 and "/nonexistent/dir/m" in reply["fault_message"]
+        assert not (tmp_path / "s").exists()
+        assert call(sock, "PUT", "/snapshot/create", body) == (204, None)
+        assert call(sock, "PATCH", "/vm", {"state": "Resumed"}) == (204, None)
+        sh.check("echo still-running")
+    finally:
+        sh.close()
