@@ -60,7 +60,10 @@ const char cli_run_usage[] =
 	"  3    the guest rebooted or reset\n"
 	"  4    the guest kernel panicked (pvpanic)\n"
 	"  5    guest triple fault, or KVM could not run the guest\n"
-	"  128+N  kiln was stopped by signal N (130 SIGINT, 143 SIGTERM)\n";
+	"  128+N  kiln was stopped by signal N (130 SIGINT, 143 SIGTERM)\n"
+	"\n"
+	"SIGTSTP pauses the guest (its vCPUs leave KVM_RUN; kiln keeps serving its devices) and\n"
+	"SIGCONT resumes it.\n";
 
 /* Parse a decimal count in [1, UINT32_MAX]; returns 0 or -EINVAL. */
 static int parse_count(const char *text, unsigned *out)

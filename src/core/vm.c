@@ -678,7 +678,18 @@ static void signal_readable(void *opaque)
 	struct main_loop *m = opaque;
 	struct signalfd_siginfo si;
 
-	if (read(m->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+	if (read(m->sig_fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo == SIGTSTP) {
+		if (vm_pause(m->vm))
+			log_warn("SIGTSTP: a vCPU did not pause within %d s", VM_PAUSE_TIMEOUT_S);
+		else
+			log_info("paused (SIGTSTP); SIGCONT resumes");
+	} else if (si.ssi_signo == SIGCONT) {
+		if (vm_is_paused(m->vm))
+			log_info("resumed (SIGCONT)");
+		vm_resume(m->vm);
+	} else {
 		m->vm->stop_signal = (int)si.ssi_signo;
 		vm_request_stop(m->vm, VM_STOP_SIGNAL);
 	}
@@ -740,6 +751,8 @@ enum vm_stop_reason vm_run(struct vm *vm)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTSTP); /* pause the guest, not kiln */
+	sigaddset(&sigs, SIGCONT); /* resume it */
 	/* Blocked before the vCPU threads exist, so they inherit the mask and only the signalfd
 	 * sees these signals. */
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);

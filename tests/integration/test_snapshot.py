@@ -5,6 +5,7 @@ snapshot run side by side; a Diff chain merged onto its base; the Uffd backend w
 page-fault handler; and every damaged or mismatched snapshot is refused with a message while
 nothing is left half-restored."""
 import re
+import signal
 import struct
 import subprocess
 import time
@@ -362,5 +363,25 @@ def test_snapshot_create_rules(kvm, kiln, bzimage, initrd, tmp_path):
         assert call(sock, "PUT", "/snapshot/create", body) == (204, None)
         assert call(sock, "PATCH", "/vm", {"state": "Resumed"}) == (204, None)
         sh.check("echo still-running")
+    finally:
+        sh.close()
+
+
+def test_kiln_run_pauses_on_sigtstp_and_resumes_on_sigcont(kvm, kiln, bzimage, initrd):
+    sh = Shell([kiln, "run", "--kernel", bzimage, "--initrd", initrd, "--cmdline",
+                "console=ttyS0 kiln.test="])
+    try:
+        sh.check(COUNTER)
+        sh.proc.send_signal(signal.SIGTSTP)
+        time.sleep(1)
+        seen = len(sh.out)
+        sh.proc.stdin.write(b"echo RESUMED-$((6 * 7))\n")
+        sh.proc.stdin.flush()
+        time.sleep(3)
+        sh._read_until(lambda: True, 1, "")
+        assert b"RESUMED-42" not in sh.out[seen:] and sh.proc.poll() is None
+        sh.proc.send_signal(signal.SIGCONT)
+        sh._wait_for(b"RESUMED-42", 60, seen)
+        assert_counting(sh)
     finally:
         sh.close()
