@@ -285,16 +285,19 @@ static int load_devices(struct vm *vm, const struct snap_reader *r, struct vm_er
 			continue;
 		p = snap_get_exact(r, t->name, 0, t->state_size, e->msg, e->len);
 		if (!p || t->load(vm->device[i].state, p, e->msg, e->len))
-			return vm_fail(e, VM_ERR_USAGE, "%s", e->msg);
+			goto refused; /* the message is in e->msg */
 	}
 	for (unsigned i = 0; i < vm->nr_virtio; i++) {
 		struct vm_virtio *v = &vm->virtio[i];
 
 		if (v->mmio ? virtio_mmio_load(v->mmio, r, i, e->msg, e->len)
 			    : virtio_pci_load(v->pci, r, i, e->msg, e->len))
-			return vm_fail(e, VM_ERR_USAGE, "%s", e->msg);
+			goto refused;
 	}
 	return 0;
+refused:
+	*e->kind = VM_ERR_USAGE;
+	return -EINVAL;
 }
 
 int vm_restore_state(struct vm *vm, const struct snap_reader *r, struct vm_error *e)
