@@ -14,7 +14,7 @@
 
 /* Exit codes of `kiln run` (documented in the usage text and README.md). */
 enum kiln_exit {
-	KILN_EXIT_POWEROFF = 0,     /* guest powered off (ACPI S5) */
+	KILN_EXIT_POWEROFF = 0,     /* guest powered off (ACPI S5), or migrated away */
 	KILN_EXIT_RUNTIME = 1,      /* runtime error: I/O, KVM or host failure */
 	KILN_EXIT_USAGE = 2,        /* bad command line or input file */
 	KILN_EXIT_RESET = 3,        /* guest rebooted / reset */

@@ -28,6 +28,7 @@ enum vm_stop_reason {
 	VM_STOP_TRIPLE_FAULT,   /* KVM_EXIT_SHUTDOWN */
 	VM_STOP_INTERNAL_ERROR, /* KVM or kiln could not continue the guest */
 	VM_STOP_SIGNAL,         /* SIGINT/SIGTERM to kiln */
+	VM_STOP_MIGRATED,       /* the guest now runs in another kiln (vm_migrate_start) */
 };
 
 struct dev_host {

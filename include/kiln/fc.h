@@ -103,6 +103,9 @@ int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 /* PUT /snapshot/load (Firecracker's LoadSnapshotParams). */
 struct fc_snapshot_load {
 	const char *snapshot_path;
+	uint8_t *image;             /* instead of the file: an image in memory (a migration's;
+				       taken over), image_len bytes */
+	size_t image_len;
 	struct vm_mem_backend mem;  /* "mem_backend" (or the older "mem_file_path": File) */
 	bool track_dirty_pages;     /* "track_dirty_pages" ("enable_diff_snapshots") */
 	bool resume_vm;

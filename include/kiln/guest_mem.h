@@ -36,11 +36,11 @@ struct guest_mem {
  * Returns 0 or -errno (-EINVAL for 0 bytes or not a multiple of 4 KiB, -ENOMEM). */
 int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes) __attribute__((warn_unused_result));
 
-/* Guest RAM of @bytes mapped privately from file @fd (a snapshot's memory file, at least
- * @bytes long; the caller keeps the fd): pages are read from the file when first touched and
+/* Guest RAM of @bytes mapped from file @fd (at least @bytes long; the caller keeps the fd).
+ * Private (a snapshot's memory file): pages are read from the file when first touched and
  * copied on the first write, so the file never changes and a restore reads nothing up front.
- * Returns 0 or -errno. */
-int guest_mem_map_file(struct guest_mem *mem, uint64_t bytes, int fd)
+ * @shared (a migration's memfd): the file's pages are the guest's. Returns 0 or -errno. */
+int guest_mem_map_file(struct guest_mem *mem, uint64_t bytes, int fd, bool shared)
 	__attribute__((warn_unused_result));
 
 /* Unmap what guest_mem_alloc() mapped. Safe on a zeroed struct. */

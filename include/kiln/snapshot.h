@@ -37,6 +37,11 @@ void snap_put(struct snap_writer *w, const char *name, uint32_t instance, const 
 int snap_writer_save(const struct snap_writer *w, const char *path, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* The bytes snap_writer_save() would write, in a malloc'd buffer (*out, *len) the caller
+ * frees. Returns 0 or -ENOMEM. */
+int snap_writer_image(const struct snap_writer *w, uint8_t **out, size_t *len)
+	__attribute__((warn_unused_result));
+
 void snap_writer_free(struct snap_writer *w);
 
 /* A snapshot file read whole and checked. */
@@ -50,6 +55,11 @@ struct snap_reader {
  * or -errno, with a message naming the file and what is wrong in @err. */
 int snap_reader_open(struct snap_reader *r, const char *path, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+
+/* snap_reader_open() for an image already in memory (@buf, malloc'd, @len bytes; taken over:
+ * freed by snap_reader_close() or at once on failure), named @what in messages. */
+int snap_reader_take(struct snap_reader *r, uint8_t *buf, size_t len, const char *what,
+		     char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* The bytes of section @name / @instance and their count in *len, or NULL when the file has no
  * such section. The pointer lives as long as the reader. */

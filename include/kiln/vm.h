@@ -70,7 +70,8 @@ int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
 
 /* Where a restored VM's guest memory comes from (Firecracker's mem_backend). */
 struct vm_mem_backend {
-	enum { VM_MEM_FILE, VM_MEM_UFFD } type;
+	enum { VM_MEM_FILE, VM_MEM_UFFD, VM_MEM_SHARED_FD } type;
+	int fd;                      /* VM_MEM_SHARED_FD: memory received by vm_migrate_receive() */
 	/* File: the memory file, mapped MAP_PRIVATE (pages load on first touch). Uffd: the Unix
 	 * socket of a page-fault handler, which receives a userfaultfd for the guest's memory and
 	 * its layout (Firecracker docs/snapshotting/handling-page-faults-on-snapshot-resume.md). */
@@ -105,6 +106,49 @@ struct vm_snapshot_params {
  * with a message in @err. */
 int vm_snapshot(struct vm *vm, const struct vm_snapshot_params *p, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+
+/* An outgoing live migration's progress. */
+struct vm_migration_status {
+	enum { VM_MIGRATION_NONE, VM_MIGRATION_ACTIVE, VM_MIGRATION_COMPLETED,
+	       VM_MIGRATION_FAILED } state;
+	unsigned rounds;             /* memory passes, the stop-and-copy one included */
+	uint64_t bytes;              /* guest memory sent */
+	uint64_t last_round_pages;
+	uint64_t total_us, downtime_us; /* once completed: start to end, pause to destination's OK */
+	char error[256];             /* once failed */
+};
+
+/* Migrate the running VM to the kiln listening at @url ("tcp:HOST:PORT", see
+ * vm_migrate_receive()): connects now (an unreachable destination is -EINVAL with a message),
+ * then a thread pre-copies memory in rounds with dirty logging while the guest runs, pauses
+ * it, sends the last pages and the state (@config as the snapshot's "config" section) and, once
+ * the destination runs the guest, stops this VM with VM_STOP_MIGRATED; if the destination
+ * fails, the guest resumes here. Event loop thread. Returns 0 or -errno. */
+int vm_migrate_start(struct vm *vm, const char *url, const void *config, size_t config_len,
+		     char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* A copy of the outgoing migration's progress (VM_MIGRATION_NONE when none was started). */
+void vm_migrate_status(struct vm *vm, struct vm_migration_status *out);
+
+/* What the destination of a migration received. */
+struct vm_incoming {
+	int memfd;                   /* guest memory (restore it as VM_MEM_SHARED_FD) */
+	uint64_t mem_bytes;
+	uint8_t *state;              /* the snapshot image (malloc'd) */
+	size_t state_len;
+	int conn;                    /* the source, waiting for the answer */
+};
+
+/* Listen on @url ("tcp:HOST:PORT"), take one source's migration stream: guest memory into a
+ * memfd and the paused VM's snapshot image. Blocks until the stream ends. Returns 0, or
+ * -errno with a message in @err (nothing kept). */
+int vm_migrate_receive(const char *url, struct vm_incoming *in, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Tell the source whether the guest runs here now (@ok: it ends; else it resumes) and release
+ * what vm_migrate_receive() kept (a restored VM keeps its own mapping of the memfd). Set
+ * in->state to NULL first when the image was handed to snap_reader_take(). */
+void vm_incoming_release(struct vm_incoming *in, bool ok);
 
 /* Run the guest on one thread per vCPU while the calling thread serves the console, signals
  * and the loop. Returns why the guest stopped. */

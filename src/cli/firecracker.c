@@ -43,6 +43,7 @@ static const char fc_usage[] =
 
 static const char restore_usage[] =
 	"usage: kiln restore --snapshot PATH (--mem-file PATH | --uffd SOCKET) [--paused]\n"
+	"       kiln restore --incoming tcp:HOST:PORT [--paused]\n"
 	"                    [--track-dirty-pages] [--api-sock PATH] [--id ID] [--level LEVEL]\n"
 	"                    [--log-path PATH] [--metrics-path PATH]\n"
 	"\n"
@@ -56,6 +57,8 @@ static const char restore_usage[] =
 	"  --snapshot PATH       the snapshot file\n"
 	"  --mem-file PATH       its guest memory file\n"
 	"  --uffd SOCKET         a page-fault handler's Unix socket instead of --mem-file\n"
+	"  --incoming tcp:HOST:PORT  listen there for one live migration (PUT /migrate on the\n"
+	"                        source) and run the migrated VM\n"
 	"  --paused              leave the VM paused (resume it with PATCH /vm)\n"
 	"  --track-dirty-pages   log dirtied pages, for Diff snapshots of the restored VM\n"
 	"  other flags as for kiln's Firecracker mode (kiln --help); --api-sock has no default\n";
@@ -72,6 +75,7 @@ struct fc_run {
 	const char *api_sock, *config_file, *id, *log_path, *metrics_path;
 	bool restore;           /* kiln restore: load below instead of a configuration */
 	struct fc_snapshot_load load;
+	const char *incoming;   /* kiln restore --incoming: from a migration instead */
 	struct timespec start, start_cpu;
 	bool no_api, boot_timer;
 	enum log_level level;
@@ -109,12 +113,14 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 			continue;
 		}
 		if (r->restore && (!strcmp(name, "--snapshot") || !strcmp(name, "--mem-file") ||
-				   !strcmp(name, "--uffd"))) {
+				   !strcmp(name, "--uffd") || !strcmp(name, "--incoming"))) {
 			value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
 			if (!value)
 				return fc_error(err, errlen, "%s: missing value", name);
 			if (!strcmp(name, "--snapshot")) {
 				r->load.snapshot_path = value;
+			} else if (!strcmp(name, "--incoming")) {
+				r->incoming = value;
 			} else {
 				if (r->load.mem.path)
 					return fc_error(err, errlen, "--mem-file and --uffd: give one");
@@ -154,9 +160,12 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 		}
 	}
 	if (r->restore) {
-		if (!r->load.snapshot_path || !r->load.mem.path)
+		if (r->incoming && (r->load.snapshot_path || r->load.mem.path))
+			return fc_error(err, errlen, "--incoming takes no --snapshot, --mem-file or --uffd");
+		if (!r->incoming && (!r->load.snapshot_path || !r->load.mem.path))
 			return fc_error(err, errlen, "kiln restore needs --snapshot PATH and --mem-file "
-					   "PATH or --uffd SOCKET (kiln restore --help)");
+					   "PATH or --uffd SOCKET, or --incoming tcp:HOST:PORT "
+					   "(kiln restore --help)");
 		if (r->config_file || r->no_api)
 			return fc_error(err, errlen, "kiln restore takes no --config-file or --no-api");
 		r->no_api = !r->api_sock;
@@ -208,6 +217,25 @@ static void signal_readable(void *opaque)
 		w->signo = (int)si.ssi_signo;
 }
 
+/* kiln restore --incoming: take a migration's memory and state, restore the VM from them and
+ * tell the source whether it runs here. */
+static int load_incoming(struct fc_api *api, struct fc_run *r, char *err, size_t errlen)
+{
+	struct vm_incoming in;
+	int ret = vm_migrate_receive(r->incoming, &in, err, errlen);
+
+	if (ret)
+		return ret == -EINVAL ? -EINVAL : -EIO;
+	r->load.snapshot_path = r->incoming; /* names the image in messages */
+	r->load.image = in.state;
+	r->load.image_len = in.state_len;
+	r->load.mem = (struct vm_mem_backend){ .type = VM_MEM_SHARED_FD, .fd = in.memfd };
+	in.state = NULL; /* the load takes the image */
+	ret = fc_api_snapshot_load(api, &r->load, err, errlen);
+	vm_incoming_release(&in, ret == 0);
+	return ret;
+}
+
 /* Serve the API until InstanceStart has made a VM (or, with a configuration file, make it at
  * once), then run it; SIGINT, SIGTERM and SIGHUP before that end kiln with 128 + the signal.
  * With --no-api there is no socket: the configuration file's VM starts at once. */
@@ -248,7 +276,9 @@ static int run_firecracker(struct fc_run *r)
 	}
 	if (!ret && r->root)
 		ret = fc_api_instance_start(api, err, sizeof(err));
-	if (!ret && r->restore)
+	if (!ret && r->restore && r->incoming)
+		ret = load_incoming(api, r, err, sizeof(err));
+	else if (!ret && r->restore)
 		ret = fc_api_snapshot_load(api, &r->load, err, sizeof(err));
 	while (!ret && !(vm = fc_api_vm(api)) && !sig.signo) {
 		int n = loop_wait(loop, -1);

@@ -7,7 +7,8 @@
 static int exit_code(enum vm_stop_reason reason, int signo)
 {
 	switch (reason) {
-	case VM_STOP_POWEROFF: return KILN_EXIT_POWEROFF;
+	case VM_STOP_POWEROFF:
+	case VM_STOP_MIGRATED: return KILN_EXIT_POWEROFF;
 	case VM_STOP_RESET: return KILN_EXIT_RESET;
 	case VM_STOP_PANIC: return KILN_EXIT_PANIC;
 	case VM_STOP_TRIPLE_FAULT:

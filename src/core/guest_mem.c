@@ -42,14 +42,15 @@ int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes)
 	return 0;
 }
 
-int guest_mem_map_file(struct guest_mem *mem, uint64_t bytes, int fd)
+int guest_mem_map_file(struct guest_mem *mem, uint64_t bytes, int fd, bool shared)
 {
 	void *map;
 
 	memset(mem, 0, sizeof(*mem));
 	if (bytes == 0 || bytes % 4096)
 		return -EINVAL;
-	map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	map = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		   (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_NORESERVE, fd, 0);
 	if (map == MAP_FAILED)
 		return -errno;
 	madvise(map, bytes, MADV_DONTDUMP);
@@ -98,7 +99,7 @@ void guest_mem_mark_dirty(const struct guest_mem *mem, const void *hva, uint64_t
 {
 	uint64_t off = (uint64_t)((const uint8_t *)hva - (const uint8_t *)mem->mapping);
 
-	if (!mem->dirty || len == 0 || (const uint8_t *)hva < (const uint8_t *)mem->mapping ||
+	if (!mem || !mem->dirty || len == 0 || (const uint8_t *)hva < (const uint8_t *)mem->mapping ||
 	    off >= mem->mapping_len || len > mem->mapping_len - off)
 		return;
 	for (uint64_t p = off / 4096; p <= (off + len - 1) / 4096; p++)

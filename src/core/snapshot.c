@@ -84,7 +84,7 @@ out_errno:
 }
 
 /* Fold KVM's dirty log of every slot into vm->dirty (KVM clears its own as it reads it). */
-static int collect_dirty(struct vm *vm)
+int vm_collect_dirty(struct vm *vm)
 {
 	uint64_t first = 0;
 
@@ -161,11 +161,25 @@ static int write_memory(struct vm *vm, const char *path, bool diff, uint64_t *wr
 	return ret;
 }
 
-int vm_snapshot(struct vm *vm, const struct vm_snapshot_params *p, char *err, size_t errlen)
+int vm_save_state(struct vm *vm, const void *config, size_t config_len, struct snap_writer *w,
+		  char *err, size_t errlen)
 {
 	struct vm_wire shape = { .nr_cpus = vm->nr_cpus, .nr_virtio = vm->nr_virtio,
 				 .nr_devices = vm->nr_devices, .nr_msi = vm->nr_msi,
 				 .mem_bytes = vm->mem.size };
+	int ret;
+
+	snap_put(w, "config", 0, config, config_len);
+	snap_put(w, "vm", 0, &shape, sizeof(shape));
+	save_devices(vm, w); /* first: finishing requests in flight may raise interrupts */
+	ret = save_kvm(vm, w, err, errlen);
+	for (unsigned i = 0; i < vm->nr_cpus && !ret; i++)
+		ret = x86_vcpu_save(vm->kvm_fd, vm->vcpu[i].fd, i, w, err, errlen);
+	return ret;
+}
+
+int vm_snapshot(struct vm *vm, const struct vm_snapshot_params *p, char *err, size_t errlen)
+{
 	struct snap_writer w = { 0 };
 	struct timespec t0, t1;
 	uint64_t mem_written = 0;
@@ -181,13 +195,8 @@ int vm_snapshot(struct vm *vm, const struct vm_snapshot_params *p, char *err, si
 		return -EINVAL;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	snap_put(&w, "config", 0, p->config, p->config_len);
-	snap_put(&w, "vm", 0, &shape, sizeof(shape));
-	save_devices(vm, &w); /* first: finishing requests in flight may raise interrupts */
-	ret = save_kvm(vm, &w, err, errlen);
-	for (unsigned i = 0; i < vm->nr_cpus && !ret; i++)
-		ret = x86_vcpu_save(vm->kvm_fd, vm->vcpu[i].fd, i, &w, err, errlen);
-	if (!ret && vm->track_dirty && (ret = collect_dirty(vm)))
+	ret = vm_save_state(vm, p->config, p->config_len, &w, err, errlen);
+	if (!ret && vm->track_dirty && (ret = vm_collect_dirty(vm)))
 		snprintf(err, errlen, "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
 	if (!ret && (ret = write_memory(vm, p->mem_path, p->diff, &mem_written)))
 		snprintf(err, errlen, "mem_file_path %s: %s", p->mem_path, strerror(-ret));
@@ -215,6 +224,11 @@ int vm_restore_memory(struct vm *vm, const struct vm_config *cfg, const struct v
 
 	if (mb->type == VM_MEM_UFFD)
 		return vm_restore_uffd(vm, cfg, mb, e);
+	if (mb->type == VM_MEM_SHARED_FD) { /* a migration's memory, received into a memfd */
+		ret = fstat(mb->fd, &st) || (uint64_t)st.st_size != cfg->mem_bytes ? -EINVAL :
+		      guest_mem_map_file(&vm->mem, cfg->mem_bytes, mb->fd, true);
+		return ret ? vm_fail(e, VM_ERR_RUNTIME, "migrated memory: %s", strerror(-ret)) : 0;
+	}
 	fd = open(mb->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return vm_fail(e, VM_ERR_USAGE, "mem_backend %s: %s", mb->path, strerror(errno));
@@ -223,7 +237,7 @@ int vm_restore_memory(struct vm *vm, const struct vm_config *cfg, const struct v
 		return vm_fail(e, VM_ERR_USAGE, "mem_backend %s: not a regular file of %" PRIu64
 			       " bytes, the snapshot's guest memory size", mb->path, cfg->mem_bytes);
 	}
-	ret = guest_mem_map_file(&vm->mem, cfg->mem_bytes, fd);
+	ret = guest_mem_map_file(&vm->mem, cfg->mem_bytes, fd, false);
 	close(fd); /* the mapping keeps the file */
 	if (ret)
 		return vm_fail(e, VM_ERR_RUNTIME, "mem_backend %s: mmap: %s", mb->path, strerror(-ret));

@@ -423,6 +423,21 @@ static int host_set_msi_route(struct dev_host *host, unsigned gsi, uint64_t addr
 	return ret;
 }
 
+int vm_set_memory_slots(struct vm *vm, bool log_dirty)
+{
+	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
+		struct kvm_userspace_memory_region slot = {
+			.slot = i, .guest_phys_addr = vm->mem.region[i].gpa,
+			.memory_size = vm->mem.region[i].size,
+			.userspace_addr = (uintptr_t)vm->mem.region[i].hva,
+			.flags = log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0 };
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
 /* The VM with its interrupt controllers, PIT, GSI routing and memory slots. */
 static int create_kvm_vm(struct vm *vm, const struct vm_config *cfg, struct vm_error *e)
 {
@@ -448,17 +463,9 @@ static int create_kvm_vm(struct vm *vm, const struct vm_config *cfg, struct vm_e
 	ret = vm_set_gsi_routing(vm);
 	if (ret)
 		return vm_fail(e, VM_ERR_RUNTIME, "KVM_SET_GSI_ROUTING: %s", strerror(-ret));
-	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
-		struct kvm_userspace_memory_region slot = {
-			.slot = i, .guest_phys_addr = vm->mem.region[i].gpa,
-			.memory_size = vm->mem.region[i].size,
-			.userspace_addr = (uintptr_t)vm->mem.region[i].hva,
-			.flags = cfg->track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0 };
-
-		step = "KVM_SET_USER_MEMORY_REGION";
-		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
-			goto out_errno;
-	}
+	ret = vm_set_memory_slots(vm, cfg->track_dirty_pages);
+	if (ret)
+		return vm_fail(e, VM_ERR_RUNTIME, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-ret));
 	return 0;
 out_errno:
 	return vm_fail(e, VM_ERR_RUNTIME, "%s: %s", step, strerror(errno));
@@ -868,6 +875,7 @@ bool vm_is_paused(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	vm_migration_free(vm); /* its thread uses everything below */
 	loop_forget(vm->loop, vm); /* while the devices' descriptors are still open */
 	if (vm->vcpu) {
 		for (unsigned i = 0; i < vm->nr_cpus; i++)

@@ -68,6 +68,7 @@ struct vm {
 	int uffd_sock;                  /* and the connection to its page-fault handler */
 	bool track_dirty;               /* slots log dirty pages: diff snapshots */
 	uint64_t *dirty;                /* pages dirtied since the last snapshot, a bit per page */
+	struct vm_migration *migration; /* an outgoing migration, or NULL */
 };
 
 /* Where vm_create()'s errors go, and fail()'s helper: sets *e->kind, writes the message,
@@ -80,6 +81,13 @@ struct vm_error {
 int vm_fail(struct vm_error *e, enum vm_error_kind kind, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* (Re)register guest memory's KVM slots, logging dirty pages or not. Returns 0 or -errno. */
+int vm_set_memory_slots(struct vm *vm, bool log_dirty);
+
+/* Stop the outgoing migration's thread (its socket shut down), join it and free it; nothing
+ * when there is none. Event loop thread. */
+void vm_migration_free(struct vm *vm);
+
 /* KVM_SET_GSI_ROUTING from the PC's fixed routes and vm->msi; msi_lock held or no vCPU
  * running. Returns 0 or -errno. */
 int vm_set_gsi_routing(struct vm *vm);
@@ -89,6 +97,15 @@ int vm_set_gsi_routing(struct vm *vm);
  * layout of the memory. */
 int vm_restore_uffd(struct vm *vm, const struct vm_config *cfg, const struct vm_mem_backend *mb,
 		    struct vm_error *e);
+
+/* Every section of a snapshot but guest memory into @w, with @config as section "config";
+ * the VM paused. Returns 0 or -errno with a message in @err. */
+struct snap_writer;
+int vm_save_state(struct vm *vm, const void *config, size_t config_len, struct snap_writer *w,
+		  char *err, size_t errlen);
+
+/* Fold KVM's dirty log of every slot into vm->dirty (needs vm->track_dirty). 0 or -errno. */
+int vm_collect_dirty(struct vm *vm);
 
 /* Restore (src/core/snapshot.c): guest memory from @mb, sized as @cfg says, instead of fresh
  * RAM; then, once devices and vCPUs exist, every piece of state from @r. */

@@ -381,11 +381,14 @@ int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, c
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (json_object_size(api->doc)) {
+		free(p->image);
 		snprintf(err, errlen, "Load snapshot error: Loading a microVM snapshot not allowed "
 			 "after configuring boot-specific resources.");
 		return -EINVAL;
 	}
-	ret = snap_reader_open(&snap, p->snapshot_path, why, sizeof(why));
+	ret = p->image ? snap_reader_take(&snap, p->image, p->image_len, p->snapshot_path, why,
+					  sizeof(why))
+		       : snap_reader_open(&snap, p->snapshot_path, why, sizeof(why));
 	if (!ret && !(text = snap_get(&snap, "config", 0, &len))) {
 		snprintf(why, sizeof(why), "snapshot_path %s: no configuration section",
 			 p->snapshot_path);
@@ -734,6 +737,43 @@ static void snapshot_load(struct request *rq)
 		ok(rq);
 }
 
+/* PUT /migrate {"destination_url": "tcp:HOST:PORT"}: kiln's own (Firecracker has no live
+ * migration): starts it; GET /migrate follows it. The destination is `kiln restore
+ * --incoming tcp:HOST:PORT`. */
+static void put_migrate(struct request *rq)
+{
+	const char *url;
+	char err[600], *config;
+	int ret;
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "destination_url", 's', true, &url }), err,
+		      sizeof(err))) {
+		fault(rq, ERR_DESERIALIZE "%s", err);
+		return;
+	}
+	config = json_dumps(rq->api->doc, JSON_COMPACT);
+	ret = config ? vm_migrate_start(rq->api->vm, url, config, strlen(config), err, sizeof(err))
+		     : -ENOMEM;
+	free(config);
+	if (ret)
+		fault(rq, "Migration error: %s", ret == -ENOMEM && !config ? "out of memory" : err);
+	else
+		ok(rq);
+}
+
+static void get_migrate(struct request *rq)
+{
+	static const char *const states[] = { "none", "active", "completed", "failed" };
+	struct vm_migration_status st;
+
+	vm_migrate_status(rq->api->vm, &st);
+	ok_json(rq, json_pack("{s:s, s:i, s:I, s:I, s:I, s:s?}", "state", states[st.state],
+			      "rounds", (int)st.rounds, "bytes_sent", (json_int_t)st.bytes,
+			      "total_us", (json_int_t)st.total_us,
+			      "downtime_us", (json_int_t)st.downtime_us,
+			      "error", st.state == VM_MIGRATION_FAILED ? st.error : NULL));
+}
+
 /* Known to Firecracker, not (yet) to kiln: refused by name. */
 static void not_implemented(struct request *rq)
 {
@@ -843,6 +883,8 @@ static const struct route {
 	{ "PUT", "cpu-config", NULL, PRE_BOOT, not_implemented, "cpu_cfg" },
 	{ "PUT", "snapshot", "create", POST_BOOT, snapshot_create, "create_snapshot" },
 	{ "PUT", "snapshot", "load", PRE_BOOT, snapshot_load, "load_snapshot" },
+	{ "PUT", "migrate", NULL, POST_BOOT, put_migrate, "migrate" },
+	{ "GET", "migrate", NULL, POST_BOOT, get_migrate, "migrate" },
 };
 
 static const struct route *find_route(const char *method, const char *tok0, const char *tok1)

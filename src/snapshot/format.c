@@ -94,40 +94,55 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int snap_writer_save(const struct snap_writer *w, const char *path, char *err, size_t errlen)
+int snap_writer_image(const struct snap_writer *w, uint8_t **out, size_t *len)
 {
 	struct header h = { .magic = MAGIC, .format = SNAP_FORMAT_VERSION, .header_len = sizeof(h) };
 	struct trailer t = { .magic = TRAILER_MAGIC };
+	uint8_t *buf;
+
+	if (w->oom)
+		return -ENOMEM;
+	snprintf(h.kiln_version, sizeof(h.kiln_version), "%s", KILN_VERSION);
+	h.file_len = sizeof(h) + w->len + sizeof(t);
+	buf = malloc(h.file_len);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, &h, sizeof(h));
+	if (w->len)
+		memcpy(buf + sizeof(h), w->buf, w->len);
+	memcpy(buf + sizeof(h) + w->len, t.magic, sizeof(t.magic));
+	t.crc = (uint32_t)crc32(0, buf, (uInt)(h.file_len - sizeof(t.crc)));
+	memcpy(buf + h.file_len - sizeof(t.crc), &t.crc, sizeof(t.crc));
+	*out = buf;
+	*len = h.file_len;
+	return 0;
+}
+
+int snap_writer_save(const struct snap_writer *w, const char *path, char *err, size_t errlen)
+{
 	char tmp[4096];
-	uLong crc;
+	uint8_t *image;
+	size_t len;
 	int fd, ret;
 
-	if (w->oom) {
+	if (snap_writer_image(w, &image, &len)) {
 		snprintf(err, errlen, "snapshot %s: out of memory", path);
 		return -ENOMEM;
 	}
-	snprintf(h.kiln_version, sizeof(h.kiln_version), "%s", KILN_VERSION);
-	h.file_len = sizeof(h) + w->len + sizeof(t);
-	crc = crc32(0, (const Bytef *)&h, sizeof(h));
-	if (w->len)
-		crc = crc32(crc, w->buf, (uInt)w->len);
-	crc = crc32(crc, (const Bytef *)t.magic, sizeof(t.magic));
-	t.crc = (uint32_t)crc;
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >= sizeof(tmp)) {
+		free(image);
 		snprintf(err, errlen, "snapshot_path %s: too long", path);
 		return -ENAMETOOLONG;
 	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "snapshot_path %s: %s", path, strerror(errno));
+		free(image);
+		snprintf(err, errlen, "snapshot_path %s: %s", path, strerror(-ret));
 		return ret;
 	}
-	ret = write_all(fd, &h, sizeof(h));
-	if (!ret && w->len)
-		ret = write_all(fd, w->buf, w->len);
-	if (!ret)
-		ret = write_all(fd, &t, sizeof(t));
+	ret = write_all(fd, image, len);
+	free(image);
 	if (close(fd) && !ret)
 		ret = -errno;
 	if (!ret && rename(tmp, path))
@@ -178,10 +193,9 @@ static bool framing_ok(const struct snap_reader *r)
 
 int snap_reader_open(struct snap_reader *r, const char *path, char *err, size_t errlen)
 {
-	struct header h;
-	struct trailer t;
 	struct stat st;
-	size_t got = 0;
+	size_t got = 0, len;
+	uint8_t *buf;
 	int fd, e;
 
 	*r = (struct snap_reader){ 0 };
@@ -196,15 +210,15 @@ int snap_reader_open(struct snap_reader *r, const char *path, char *err, size_t 
 		snprintf(err, errlen, "snapshot_path %s: not a regular file of at most 1 GiB", path);
 		return -EINVAL;
 	}
-	r->len = (size_t)st.st_size;
-	r->buf = malloc(r->len ? r->len : 1);
-	if (!r->buf) {
+	len = (size_t)st.st_size;
+	buf = malloc(len ? len : 1);
+	if (!buf) {
 		close(fd);
 		snprintf(err, errlen, "snapshot_path %s: out of memory", path);
 		return -ENOMEM;
 	}
-	while (got < r->len) {
-		ssize_t n = read(fd, r->buf + got, r->len - got);
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -213,29 +227,42 @@ int snap_reader_open(struct snap_reader *r, const char *path, char *err, size_t 
 		got += (size_t)n;
 	}
 	close(fd);
-	if (got != r->len)
-		return bad(r, err, errlen, "snapshot_path %s: read error", path);
+	if (got != len) {
+		free(buf);
+		snprintf(err, errlen, "snapshot_path %s: read error", path);
+		return -EIO;
+	}
+	return snap_reader_take(r, buf, len, path, err, errlen);
+}
+
+int snap_reader_take(struct snap_reader *r, uint8_t *buf, size_t len, const char *what,
+		     char *err, size_t errlen)
+{
+	struct header h;
+	struct trailer t;
+
+	*r = (struct snap_reader){ .buf = buf, .len = len };
 	if (r->len < sizeof(h) + sizeof(t) || memcmp(r->buf, MAGIC, 8))
-		return bad(r, err, errlen, "snapshot_path %s: not a kiln snapshot", path);
+		return bad(r, err, errlen, "snapshot_path %s: not a kiln snapshot", what);
 	memcpy(&h, r->buf, sizeof(h));
 	if (h.format != SNAP_FORMAT_VERSION || h.header_len != sizeof(h))
 		return bad(r, err, errlen, "snapshot_path %s: snapshot format %u, this kiln reads %u",
-			   path, h.format, SNAP_FORMAT_VERSION);
+			   what, h.format, SNAP_FORMAT_VERSION);
 	h.kiln_version[VERSION_LEN - 1] = 0;
 	if (strcmp(h.kiln_version, KILN_VERSION))
 		return bad(r, err, errlen,
 			   "snapshot_path %s: made by kiln %s; this is kiln %s, which restores only its own",
-			   path, h.kiln_version, KILN_VERSION);
+			   what, h.kiln_version, KILN_VERSION);
 	if (h.file_len != r->len)
 		return bad(r, err, errlen, "snapshot_path %s: %zu bytes, the header says %llu "
-			   "(truncated or appended to)", path, r->len, (unsigned long long)h.file_len);
+			   "(truncated or appended to)", what, r->len, (unsigned long long)h.file_len);
 	memcpy(&t, r->buf + r->len - sizeof(t), sizeof(t));
 	if (memcmp(t.magic, TRAILER_MAGIC, 4) ||
 	    t.crc != (uint32_t)crc32(0, r->buf, (uInt)(r->len - sizeof(t.crc))))
 		return bad(r, err, errlen, "snapshot_path %s: checksum mismatch (the file is corrupted)",
-			   path);
+			   what);
 	if (!framing_ok(r))
-		return bad(r, err, errlen, "snapshot_path %s: malformed sections", path);
+		return bad(r, err, errlen, "snapshot_path %s: malformed sections", what);
 	return 0;
 }
 

@@ -76,7 +76,6 @@ static int add_buffer(const struct guest_mem *mem, struct virtq_chain *c, const 
 		return -EINVAL;
 	c->iov[c->nr_out + c->nr_in] = (struct iovec){ .iov_base = p, .iov_len = d->len };
 	if (d->flags & VRING_DESC_F_WRITE) {
-		guest_mem_mark_dirty(mem, p, d->len); /* the device may write it from now on */
 		c->nr_in++;
 		c->in_len += d->len;
 	} else {
@@ -88,25 +87,18 @@ static int add_buffer(const struct guest_mem *mem, struct virtq_chain *c, const 
 	return 0;
 }
 
-int virtq_pop(const struct guest_mem *mem, struct virtq *q, struct virtq_chain *c)
+/* Follow the chain at @head of @q (through an indirect table, §2.7.5.3), checking every step,
+ * and hand each buffer descriptor to @visit. Returns 0, -EINVAL for a malformed chain, or what
+ * @visit returned when it was not 0. */
+static int walk_chain(const struct guest_mem *mem, const struct virtq *q, uint16_t i,
+		      int (*visit)(const struct guest_mem *mem, void *ctx, const struct vring_desc *d),
+		      void *ctx)
 {
 	const uint8_t *table = (const uint8_t *)q->desc;
 	uint32_t table_len = q->size, steps = 0;
 	bool indirect = false;
-	uint16_t idx, i;
+	int ret;
 
-	if (!q->ready || !q->desc)
-		return 0;
-	idx = avail_idx(q);
-	if (idx == q->last_avail)
-		return 0;
-	if ((uint16_t)(idx - q->last_avail) > q->size)
-		return -EINVAL; /* the driver claims more buffers than the ring holds */
-	i = load16(&q->avail->ring[q->last_avail & (q->size - 1)]);
-	if (i >= q->size)
-		return -EINVAL;
-	q->last_avail++;
-	*c = (struct virtq_chain){ .head = i };
 	for (;;) {
 		struct vring_desc d;
 
@@ -128,22 +120,61 @@ int virtq_pop(const struct guest_mem *mem, struct virtq *q, struct virtq_chain *
 			i = 0;
 			continue;
 		}
-		if (add_buffer(mem, c, &d))
-			return -EINVAL;
+		if ((ret = visit(mem, ctx, &d)))
+			return ret;
 		if (!(d.flags & VRING_DESC_F_NEXT))
-			return 1;
+			return 0;
 		i = d.next;
 		if (i >= table_len)
 			return -EINVAL;
 	}
 }
 
+static int visit_add(const struct guest_mem *mem, void *ctx, const struct vring_desc *d)
+{
+	return add_buffer(mem, ctx, d);
+}
+
+int virtq_pop(const struct guest_mem *mem, struct virtq *q, struct virtq_chain *c)
+{
+	uint16_t idx, i;
+
+	if (!q->ready || !q->desc)
+		return 0;
+	idx = avail_idx(q);
+	if (idx == q->last_avail)
+		return 0;
+	if ((uint16_t)(idx - q->last_avail) > q->size)
+		return -EINVAL; /* the driver claims more buffers than the ring holds */
+	i = load16(&q->avail->ring[q->last_avail & (q->size - 1)]);
+	if (i >= q->size)
+		return -EINVAL;
+	q->last_avail++;
+	*c = (struct virtq_chain){ .head = i };
+	return walk_chain(mem, q, i, visit_add, c) ? -EINVAL : 1;
+}
+
+static int visit_mark(const struct guest_mem *mem, void *ctx, const struct vring_desc *d)
+{
+	void *p = (d->flags & VRING_DESC_F_WRITE) && d->len ? guest_mem_ptr(mem, d->addr, d->len) : NULL;
+
+	if (p)
+		guest_mem_mark_dirty(mem, p, d->len);
+	return 0;
+}
+
 void virtq_push_many(struct virtq *q, const struct vring_used_elem *e, unsigned n)
 {
 	if (!q->used)
 		return;
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		memcpy(&q->used->ring[(uint16_t)(q->used_idx + i) & (q->size - 1)], &e[i], sizeof(e[i]));
+		/* Diff snapshots and migration: what the device wrote into the chain is dirty now
+		 * (the chain was checked when it was popped; a driver that changed it since only
+		 * loses its own pages). */
+		if (q->mem && q->mem->dirty && e[i].id < q->size)
+			walk_chain(q->mem, q, (uint16_t)e[i].id, visit_mark, NULL);
+	}
 	q->used_idx = (uint16_t)(q->used_idx + n);
 	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
 	guest_mem_mark_dirty(q->mem, q->used, 6 + 8 * (uint64_t)q->size);

@@ -6,6 +6,7 @@ page-fault handler; and every damaged or mismatched snapshot is refused with a m
 nothing is left half-restored."""
 import re
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -385,3 +386,54 @@ def test_kiln_run_pauses_on_sigtstp_and_resumes_on_sigcont(kvm, kiln, bzimage, i
         assert_counting(sh)
     finally:
         sh.close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_live_migration_while_the_guest_writes_memory(kvm, kiln, bzimage, initrd, tmp_path):
+    """PUT /migrate to `kiln restore --incoming`: pre-copy rounds while the guest rewrites
+    16 MiB over and over, then stop and copy; the source ends (exit 0, downtime logged) and the
+    destination runs the same guest with the same disk."""
+    disk = tmp_path / "disk.ext4"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(disk), "32M"], check=True)
+    sock = tmp_path / "api.sock"
+    src = boot_api(kiln, sock, bzimage, initrd, mem=256, puts=[
+        ("/drives/data", {"drive_id": "data", "path_on_host": str(disk), "is_root_device": False,
+                          "is_read_only": False})])
+    port = free_port()
+    dst = Shell([kiln, "restore", "--incoming", f"tcp:127.0.0.1:{port}", "--level", "Info"],
+                ready=False)
+    try:
+        src.check(COUNTER)
+        src.check("mkdir -p /mnt && mount /dev/vda /mnt && dd if=/dev/urandom of=/mnt/f bs=1k count=2048 2>/dev/null && sync")
+        disk_sum = sha(src, "/mnt/f")
+        src.check("dd if=/dev/urandom of=/tmp/data bs=1k count=4096 2>/dev/null")
+        data_sum = sha(src, "/tmp/data")
+        src.check("(while true; do dd if=/dev/urandom of=/tmp/busy bs=1M count=16 2>/dev/null; done) & true")
+        # Unreachable destination: refused, the guest runs on.
+        status, body = call(sock, "PUT", "/migrate", {"destination_url": f"tcp:127.0.0.1:{free_port()}"})
+        assert status == 400 and "destination_url" in body["fault_message"], body
+        status, body = call(sock, "PUT", "/migrate", {"destination_url": "udp:nowhere"})
+        assert status == 400 and "tcp:HOST:PORT" in body["fault_message"], body
+        assert_counting(src)
+        deadline = time.monotonic() + 60
+        while "waiting for a migration" not in dst.err():
+            assert time.monotonic() < deadline and dst.proc.poll() is None, dst.err()
+            time.sleep(0.05)
+        assert call(sock, "PUT", "/migrate", {"destination_url": f"tcp:127.0.0.1:{port}"}) == (204, None)
+        assert src.proc.wait(timeout=900) == 0, src.err()
+        done = re.search(r"migration completed: (\d+) us in all, downtime (\d+) us, (\d+) rounds",
+                         src.err())
+        assert done and int(done.group(3)) >= 2, src.err()
+        assert_counting(dst)
+        assert sha(dst, "/tmp/data") == data_sum
+        assert sha(dst, "/mnt/f") == disk_sum
+        dst.check("echo moved > /mnt/moved && sync")
+        assert "snapshot" in dst.err() and "loaded" in dst.err()
+    finally:
+        src.close()
+        dst.close()

@@ -1,0 +1,550 @@
+/* migrate — live migration between two kiln processes over TCP, see include/kiln/vm.h.
+ *
+ * The source streams records (struct mig_rec, little-endian) to the destination:
+ *   HELLO  a = guest memory bytes, b = snapshot format version
+ *   PAGES  a = offset into guest memory, b = bytes (whole pages, at most MIG_RUN_BYTES), data
+ *   STATE  b = bytes, then a snapshot image (include/kiln/snapshot.h) of the paused VM
+ * and the destination answers one byte: 'K' once the VM is restored and running there, 'F'
+ * if it could not be. Iterative pre-copy: round 0 sends every non-zero page while the guest
+ * runs, with dirty logging on (KVM's log for the guest's writes, guest_mem_mark_dirty() for
+ * kiln's); each later round sends the pages dirtied during the previous one, until a round is
+ * small (MIG_LAST_ROUND_PAGES) or MIG_MAX_ROUNDS have passed. Then stop and copy: the vCPUs
+ * pause, the last dirty pages and the state go, and the source ends (VM_STOP_MIGRATED) on 'K'
+ * or resumes the guest on anything else. Downtime runs from the pause to the 'K'.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include "kiln/log.h"
+#include "kiln/snapshot.h"
+#include "vm_internal.h"
+
+#define PAGE 4096ull
+#define MIG_RUN_BYTES (1ull << 20)
+#define MIG_MAX_ROUNDS 30
+#define MIG_LAST_ROUND_PAGES 1024      /* 4 MiB: what the stop-and-copy round may carry */
+#define MIG_STATE_MAX (1ull << 30)
+#define MIG_ACK_TIMEOUT_MS 120000
+
+enum { MIG_HELLO = 1, MIG_PAGES = 2, MIG_STATE = 3 };
+
+struct mig_rec {
+	uint32_t type, flags;
+	uint64_t a, b;
+};
+
+struct vm_migration {
+	pthread_t thread;
+	int sock;
+	int final_efd;                   /* the thread asks the loop for the stop-and-copy round */
+	bool final_done;                 /* under lock: the loop did it ... */
+	int final_ret;                   /* ... with this result */
+	char final_err[256];
+	uint64_t paused_at;
+	pthread_cond_t final_cond;
+	char *config;
+	size_t config_len;
+	pthread_mutex_t lock;            /* status */
+	struct vm_migration_status status;
+};
+
+static uint64_t now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
+}
+
+/* "tcp:HOST:PORT" into an address; -EINVAL when it is not that. */
+static int resolve(const char *url, bool listen, struct addrinfo **out)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = listen ? AI_PASSIVE : 0 };
+	char host[256];
+	const char *port;
+
+	if (strncmp(url, "tcp:", 4) || !(port = strrchr(url + 4, ':')) ||
+	    (size_t)(port - url - 4) >= sizeof(host) || !port[1])
+		return -EINVAL;
+	memcpy(host, url + 4, (size_t)(port - url - 4));
+	host[port - url - 4] = 0;
+	return getaddrinfo(host[0] ? host : NULL, port + 1, &hints, out) ? -EINVAL : 0;
+}
+
+static int send_all(int fd, struct iovec *iov, int n)
+{
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+
+	while (msg.msg_iovlen) {
+		ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
+
+		if (sent < 0 && errno == EINTR)
+			continue;
+		if (sent <= 0)
+			return sent < 0 ? -errno : -EIO;
+		while (msg.msg_iovlen && (size_t)sent >= msg.msg_iov->iov_len) {
+			sent -= (ssize_t)msg.msg_iov->iov_len;
+			msg.msg_iov++;
+			msg.msg_iovlen--;
+		}
+		if (msg.msg_iovlen) {
+			msg.msg_iov->iov_base = (uint8_t *)msg.msg_iov->iov_base + sent;
+			msg.msg_iov->iov_len -= (size_t)sent;
+		}
+	}
+	return 0;
+}
+
+static int send_rec(int fd, uint32_t type, uint64_t a, uint64_t b, const void *data)
+{
+	struct mig_rec r = { .type = type, .a = a, .b = b };
+	struct iovec iov[2] = { { &r, sizeof(r) }, { (void *)data, data ? b : 0 } };
+
+	return send_all(fd, iov, data ? 2 : 1);
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	static const uint8_t zero[PAGE];
+
+	return !memcmp(p, zero, PAGE);
+}
+
+/* One pass over guest memory: every non-zero page (@dirty false) or every page dirtied since
+ * the last pass (taking the bits). Contiguous pages go as one record. Returns pages sent or
+ * -errno. */
+static int64_t send_pages(struct vm *vm, int fd, bool dirty)
+{
+	const uint8_t *base = vm->mem.mapping;
+	uint64_t pages = vm->mem.size / PAGE, run = 0, sent = 0, bits = 0;
+	int ret = 0;
+
+	for (uint64_t p = 0; p <= pages && !ret; p++) {
+		bool want = false;
+
+		if (p < pages && dirty) {
+			if (p % 64 == 0)
+				bits = __atomic_exchange_n(&vm->dirty[p / 64], 0, __ATOMIC_SEQ_CST);
+			want = (bits >> (p % 64)) & 1;
+		} else if (p < pages) {
+			want = !page_is_zero(base + p * PAGE);
+		}
+		if (want && run * PAGE < MIG_RUN_BYTES) {
+			run++;
+			continue;
+		}
+		if (run)
+			ret = send_rec(fd, MIG_PAGES, (p - run) * PAGE, run * PAGE, base + (p - run) * PAGE);
+		sent += run;
+		run = want; /* a run that hit the cap starts again at this page */
+	}
+	return ret ? ret : (int64_t)sent;
+}
+
+static uint64_t count_dirty(const struct vm *vm)
+{
+	uint64_t n = 0;
+
+	for (uint64_t w = 0; w < (vm->mem.size / PAGE + 63) / 64; w++)
+		n += (uint64_t)__builtin_popcountll(__atomic_load_n(&vm->dirty[w], __ATOMIC_RELAXED));
+	return n;
+}
+
+/* Dirty logging on, if the VM was not made with it, and both logs cleared. */
+static int start_dirty_log(struct vm *vm)
+{
+	int ret;
+
+	if (!vm->track_dirty) {
+		uint64_t *dirty = calloc((vm->mem.size / PAGE + 63) / 64, sizeof(uint64_t));
+
+		if (!dirty)
+			return -ENOMEM;
+		vm->dirty = dirty;
+		vm->mem.dirty = dirty;
+		if ((ret = vm_set_memory_slots(vm, true)))
+			return ret;
+		vm->track_dirty = true;
+	}
+	ret = vm_collect_dirty(vm);
+	memset(vm->dirty, 0, (vm->mem.size / PAGE + 63) / 64 * sizeof(uint64_t));
+	return ret;
+}
+
+static void set_status(struct vm_migration *m, int state, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void set_status(struct vm_migration *m, int state, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&m->lock);
+	m->status.state = state;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(m->status.error, sizeof(m->status.error), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void account(struct vm_migration *m, int64_t pages)
+{
+	pthread_mutex_lock(&m->lock);
+	m->status.rounds++;
+	m->status.bytes += (uint64_t)pages * PAGE;
+	m->status.last_round_pages = (uint64_t)pages;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Stop and copy, on the event loop thread so that no device runs meanwhile: pause, finish the
+ * devices' requests (save the state), then the pages dirtied since the last round and the
+ * state. The thread then waits for the destination's answer. */
+static void final_round(void *opaque)
+{
+	struct vm *vm = opaque;
+	struct vm_migration *m = vm->migration;
+	struct snap_writer w = { 0 };
+	uint8_t *image = NULL;
+	char err[256] = "";
+	uint64_t n;
+	size_t len;
+	int64_t pages = 0;
+	int ret;
+
+	if (read(m->final_efd, &n, sizeof(n)) < 0)
+		return;
+	ret = vm_pause(vm);
+	if (ret)
+		snprintf(err, sizeof(err), "a vCPU did not pause");
+	m->paused_at = now_us();
+	if (!ret)
+		ret = vm_save_state(vm, m->config, m->config_len, &w, err, sizeof(err));
+	if (!ret && (ret = vm_collect_dirty(vm)))
+		snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
+	if (!ret && (pages = send_pages(vm, m->sock, true)) < 0) {
+		ret = (int)pages;
+		snprintf(err, sizeof(err), "last round: %s", strerror(-ret));
+	}
+	if (!ret && (ret = snap_writer_image(&w, &image, &len)))
+		snprintf(err, sizeof(err), "out of memory");
+	if (!ret && (ret = send_rec(m->sock, MIG_STATE, 0, len, image)))
+		snprintf(err, sizeof(err), "sending the state: %s", strerror(-ret));
+	free(image);
+	snap_writer_free(&w);
+	if (!ret)
+		account(m, pages);
+	pthread_mutex_lock(&m->lock);
+	m->final_done = true;
+	m->final_ret = ret;
+	snprintf(m->final_err, sizeof(m->final_err), "%s", err);
+	pthread_cond_signal(&m->final_cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Ask the loop for the final round, wait for it and for the destination's 'K'. */
+static int stop_and_copy(struct vm_migration *m, char *err, size_t errlen)
+{
+	struct pollfd pfd = { .fd = m->sock, .events = POLLIN };
+	uint64_t one = 1;
+	uint8_t ack = 0;
+
+	if (write(m->final_efd, &one, sizeof(one)) != sizeof(one)) {
+		snprintf(err, errlen, "cannot reach the event loop");
+		return -EIO;
+	}
+	pthread_mutex_lock(&m->lock);
+	while (!m->final_done)
+		pthread_cond_wait(&m->final_cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+	if (m->final_ret) {
+		snprintf(err, errlen, "%s", m->final_err);
+		return m->final_ret;
+	}
+	shutdown(m->sock, SHUT_WR);
+	if (poll(&pfd, 1, MIG_ACK_TIMEOUT_MS) != 1 || recv(m->sock, &ack, 1, 0) != 1 || ack != 'K') {
+		snprintf(err, errlen, "the destination did not take the VM (%s)",
+			 ack == 'F' ? "its restore failed" : "no answer");
+		return -EIO;
+	}
+	return 0;
+}
+
+static void *migrate_thread(void *arg)
+{
+	struct vm *vm = arg;
+	struct vm_migration *m = vm->migration;
+	uint64_t t0 = now_us();
+	char err[512] = "";
+	int64_t pages;
+	int ret;
+
+	ret = send_rec(m->sock, MIG_HELLO, vm->mem.size, SNAP_FORMAT_VERSION, NULL);
+	if (!ret && (ret = start_dirty_log(vm)))
+		snprintf(err, sizeof(err), "dirty logging: %s", strerror(-ret));
+	for (unsigned round = 0; !ret && round < MIG_MAX_ROUNDS; round++) {
+		if (round && ((ret = vm_collect_dirty(vm)) || count_dirty(vm) <= MIG_LAST_ROUND_PAGES))
+			break;
+		pages = send_pages(vm, m->sock, round > 0);
+		if (pages < 0)
+			ret = (int)pages;
+		else
+			account(m, pages);
+	}
+	if (ret && !err[0])
+		snprintf(err, sizeof(err), "pre-copy: %s", strerror(-ret));
+	if (ret) {
+		set_status(m, VM_MIGRATION_FAILED, "%s", err);
+		log_err("migration failed: %s", err);
+		return NULL;
+	}
+	if (stop_and_copy(m, err, sizeof(err))) {
+		vm_resume(vm); /* the guest carries on here */
+		set_status(m, VM_MIGRATION_FAILED, "%s", err);
+		log_err("migration failed, the guest continues here: %s", err);
+		return NULL;
+	}
+	pthread_mutex_lock(&m->lock);
+	m->status.downtime_us = now_us() - m->paused_at;
+	m->status.total_us = now_us() - t0;
+	m->status.state = VM_MIGRATION_COMPLETED;
+	log_info("migration completed: %" PRIu64 " us in all, downtime %" PRIu64 " us, %u rounds, "
+		 "%" PRIu64 " MiB sent", m->status.total_us, m->status.downtime_us, m->status.rounds,
+		 m->status.bytes >> 20);
+	pthread_mutex_unlock(&m->lock);
+	vm_request_stop(vm, VM_STOP_MIGRATED);
+	return NULL;
+}
+
+int vm_migrate_start(struct vm *vm, const char *url, const void *config, size_t config_len,
+		     char *err, size_t errlen)
+{
+	struct vm_migration *m;
+	struct addrinfo *ai;
+	int fd = -1, ret;
+
+	if (vm->migration) {
+		snprintf(err, errlen, "a migration was already started");
+		return -EBUSY;
+	}
+	if (resolve(url, false, &ai)) {
+		snprintf(err, errlen, "destination_url \"%s\" is not tcp:HOST:PORT", url);
+		return -EINVAL;
+	}
+	for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+			ret = errno;
+			close(fd);
+			fd = -1;
+			errno = ret;
+		}
+	}
+	freeaddrinfo(ai);
+	if (fd < 0) {
+		snprintf(err, errlen, "destination_url %s: %s", url, strerror(errno));
+		return -EINVAL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m || !(m->config = malloc(config_len ? config_len : 1))) {
+		free(m);
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(m->config, config, config_len);
+	m->config_len = config_len;
+	m->sock = fd;
+	m->status.state = VM_MIGRATION_ACTIVE;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->final_cond, NULL);
+	m->final_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vm->migration = m;
+	ret = m->final_efd < 0 ? -errno : loop_watch(vm->loop, m, m->final_efd, final_round, vm);
+	if (!ret)
+		ret = -pthread_create(&m->thread, NULL, migrate_thread, vm);
+	if (ret) {
+		vm_migration_free(vm);
+		snprintf(err, errlen, "cannot start the migration thread: %s", strerror(-ret));
+	}
+	return ret;
+}
+
+void vm_migrate_status(struct vm *vm, struct vm_migration_status *out)
+{
+	struct vm_migration *m = vm->migration;
+
+	if (!m) {
+		*out = (struct vm_migration_status){ .state = VM_MIGRATION_NONE };
+		return;
+	}
+	pthread_mutex_lock(&m->lock);
+	*out = m->status;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void vm_migration_free(struct vm *vm)
+{
+	struct vm_migration *m = vm->migration;
+
+	if (!m)
+		return;
+	loop_forget(vm->loop, m);
+	shutdown(m->sock, SHUT_RDWR); /* a thread blocked on the destination returns */
+	pthread_mutex_lock(&m->lock); /* one waiting for a final round the loop will not run */
+	if (!m->final_done) {
+		m->final_done = true;
+		m->final_ret = -ECANCELED;
+	}
+	pthread_cond_signal(&m->final_cond);
+	pthread_mutex_unlock(&m->lock);
+	if (m->thread)
+		pthread_join(m->thread, NULL);
+	if (m->final_efd >= 0)
+		close(m->final_efd);
+	close(m->sock);
+	pthread_cond_destroy(&m->final_cond);
+	vm->migration = NULL;
+	free(m->config);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+/* --- destination -------------------------------------------------------------------------- */
+
+static int recv_all(int fd, void *buf, uint64_t len)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = recv(fd, p, len > (1u << 30) ? (1u << 30) : len, MSG_WAITALL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -ECONNRESET;
+		p += n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+static int accept_one(const char *url, char *err, size_t errlen)
+{
+	struct addrinfo *ai;
+	int lfd, fd, one = 1;
+
+	if (resolve(url, true, &ai)) {
+		snprintf(err, errlen, "--incoming \"%s\" is not tcp:HOST:PORT", url);
+		return -EINVAL;
+	}
+	lfd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(lfd, ai->ai_addr, ai->ai_addrlen) || listen(lfd, 1)) {
+		snprintf(err, errlen, "--incoming %s: %s", url, strerror(errno));
+		freeaddrinfo(ai);
+		if (lfd >= 0)
+			close(lfd);
+		return -EINVAL;
+	}
+	freeaddrinfo(ai);
+	log_info("waiting for a migration on %s", url);
+	do
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		snprintf(err, errlen, "--incoming %s: accept: %s", url, strerror(errno));
+	close(lfd);
+	return fd < 0 ? -EIO : fd;
+}
+
+/* HELLO: guest memory into a new memfd, mapped here to receive pages. */
+static int hello(const struct mig_rec *r, struct vm_incoming *in, uint8_t **map, char *err,
+		 size_t errlen)
+{
+	uint64_t host = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+
+	if (r->type != MIG_HELLO || r->b != SNAP_FORMAT_VERSION || r->a < (16ull << 20) ||
+	    r->a > host || r->a % PAGE) {
+		snprintf(err, errlen, "the source is not a kiln of this snapshot format, or its "
+			 "guest memory (%" PRIu64 " bytes) does not fit here", r->a);
+		return -EINVAL;
+	}
+	in->mem_bytes = r->a;
+	in->memfd = memfd_create("kiln-guest-ram", MFD_CLOEXEC);
+	if (in->memfd < 0 || ftruncate(in->memfd, (off_t)r->a) < 0) {
+		snprintf(err, errlen, "guest memory: %s", strerror(errno));
+		return -EIO;
+	}
+	*map = mmap(NULL, r->a, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, in->memfd, 0);
+	if (*map == MAP_FAILED) {
+		*map = NULL;
+		snprintf(err, errlen, "guest memory: mmap: %s", strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+int vm_migrate_receive(const char *url, struct vm_incoming *in, char *err, size_t errlen)
+{
+	uint8_t *map = NULL;
+	struct mig_rec r;
+	int ret;
+
+	*in = (struct vm_incoming){ .memfd = -1, .conn = -1 };
+	in->conn = accept_one(url, err, errlen);
+	if (in->conn < 0)
+		return in->conn;
+	ret = recv_all(in->conn, &r, sizeof(r));
+	if (!ret)
+		ret = hello(&r, in, &map, err, errlen);
+	while (!ret && !in->state) {
+		if ((ret = recv_all(in->conn, &r, sizeof(r))))
+			break;
+		if (r.type == MIG_PAGES && r.b && !(r.a % PAGE) && !(r.b % PAGE) &&
+		    r.b <= MIG_RUN_BYTES && r.a <= in->mem_bytes && r.b <= in->mem_bytes - r.a) {
+			ret = recv_all(in->conn, map + r.a, r.b);
+		} else if (r.type == MIG_STATE && r.b && r.b <= MIG_STATE_MAX) {
+			in->state = malloc(r.b);
+			in->state_len = r.b;
+			ret = in->state ? recv_all(in->conn, in->state, r.b) : -ENOMEM;
+		} else {
+			snprintf(err, errlen, "malformed migration record (type %u)", r.type);
+			ret = -EINVAL;
+		}
+	}
+	if (map)
+		munmap(map, in->mem_bytes);
+	if (ret && !err[0])
+		snprintf(err, errlen, "migration stream: %s", strerror(-ret));
+	if (ret)
+		vm_incoming_release(in, false);
+	return ret;
+}
+
+void vm_incoming_release(struct vm_incoming *in, bool ok)
+{
+	if (in->conn >= 0) {
+		if (send(in->conn, ok ? "K" : "F", 1, MSG_NOSIGNAL) != 1)
+			log_warn("migration: cannot answer the source: %s", strerror(errno));
+		close(in->conn);
+	}
+	if (in->memfd >= 0)
+		close(in->memfd);
+	free(in->state);
+	*in = (struct vm_incoming){ .memfd = -1, .conn = -1 };
+}
