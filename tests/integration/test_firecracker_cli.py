@@ -81,8 +81,8 @@ BAD_CONFIGS = [
     ({"boot-source": {"kernel_image_path": "K"}, "metrics": {"path": "/m"}},
      "\"metrics\": unknown field \"path\""),
     ({"boot-source": {"kernel_image_path": "K"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 128,
-                                                                  "track_dirty_pages": True}},
-     "\"track_dirty_pages\": true is not implemented"),
+                                                                  "huge_pages": "2M"}},
+     "\"huge_pages\": \"2M\" is not implemented"),
 ]
 
 

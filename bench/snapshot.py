@@ -1,0 +1,450 @@
+#!/usr/bin/env python3
+"""Snapshot benchmark: kiln's Full snapshot and restore against QEMU's migration to a file and
+-incoming from it, same kernel, test initramfs, memory size and 1 vCPU, in one run. For each
+guest size (a guest booted to its shell, then --fill-mib MiB of random data written to its
+tmpfs so the snapshot carries real memory) it reports medians and kiln/QEMU ratios of
+
+  - save: PUT /snapshot/create of the paused VM, request to response; QEMU: `migrate` to
+    "exec:cat > FILE" of the stopped VM until query-migrate says completed (max-bandwidth
+    lifted: QEMU's default 128 MiB/s throttle is a live-migration policy)
+  - sizes: kiln's state file, its memory file (sparse: zero pages are holes; allocated and
+    apparent size), QEMU's migration file
+  - PUT /snapshot/load (resume_vm) into a waiting `kiln --api-sock`, request to response (the
+    vCPUs run when it returns), with the memory File backend and the Uffd backend
+    (tests/tools/uffd_handler.c); kiln's own "loaded in N us" log figure; QEMU's analogue:
+    `-incoming defer`, then `migrate-incoming` request until query-status says running
+  - process start to running: `kiln restore` (its "loaded in" log line on stderr) against
+    `qemu -incoming "exec:cat FILE"` (query-status polled every 2 ms)
+  - to the first console answer: `echo` typed on the serial console once the VM runs, until
+    the guest's answer, from the load request or from process start as above
+
+Run it where /dev/kvm works: `scripts/bench snapshot [--sizes 256,2048] [--reps 3]` (it uses
+scripts/kvm-box on hosts without hardware KVM). Times measured in the box are emulator times;
+only the ratios carry over.
+"""
+import argparse
+import itertools
+import json
+import os
+import pathlib
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests/integration"))
+from conftest import Shell  # noqa: E402
+from fcapi import call, wait_for_socket  # noqa: E402
+
+KILN = ROOT / "build/kiln"
+UFFD_SRC = ROOT / "tests/tools/uffd_handler.c"
+UFFD = ROOT / "build/uffd_handler"
+KERNEL = ROOT / ".cache/kernel/cloud/vmlinuz"
+INITRD = ROOT / ".cache/initramfs/test.cpio.gz"
+CMDLINE = "console=ttyS0 reboot=k panic=1 kiln.test="
+BOOT_TIMEOUT = 600   # an L2 boot in the box takes 15-20 s; leave room for a loaded host
+STEP_TIMEOUT = 600   # one save, load or console answer
+LOADED = re.compile(r"snapshot \S+ loaded in (\d+) us")
+SERIAL = itertools.count(1)  # file names in the temp dir, unique across sizes and reps
+
+
+def in_box():
+    try:
+        return "kiln.box." in open("/proc/cmdline").read()
+    except OSError:
+        return False
+
+
+def ensure_uffd_handler():
+    if not UFFD.exists() or UFFD.stat().st_mtime < UFFD_SRC.stat().st_mtime:
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(UFFD), str(UFFD_SRC)], check=True)
+
+
+def ms_since(t0):
+    return (time.monotonic() - t0) * 1000
+
+
+def api(sock, method, path, body=None, timeout=STEP_TIMEOUT):
+    status, reply = call(sock, method, path, body, timeout=timeout)
+    if status not in (200, 204):
+        raise RuntimeError(f"{method} {path} {json.dumps(body)}: {status} {reply}")
+    return reply
+
+
+def console_answer(sh, timeout=STEP_TIMEOUT):
+    """Type a command on the guest's console and wait for its answer."""
+    out = sh.check("echo kiln-pong", timeout=timeout)
+    if "kiln-pong" not in out:
+        raise RuntimeError(f"unexpected console answer {out!r}")
+
+
+def wait_path(path, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited ({proc.returncode}) before {path} appeared")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.001)
+
+
+def wait_api(sock, sh):
+    try:
+        wait_for_socket(sock, sh.proc)
+    except AssertionError as e:
+        raise RuntimeError(f"{e}; stderr:\n{sh.err()[-2000:]}") from None
+
+
+def wait_log(sh, pattern, timeout=STEP_TIMEOUT):
+    """Poll kiln's stderr (Shell keeps it in a file) for @pattern; returns the match."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = pattern.search(sh.err())
+        if m:
+            return m
+        if sh.proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{pattern.pattern!r} not logged (kiln exit {sh.proc.poll()}); "
+                               f"stderr:\n{sh.err()[-2000:]}")
+        time.sleep(0.002)
+
+
+def file_sizes(path):
+    st = os.stat(path)
+    return st.st_size, st.st_blocks * 512
+
+
+class Qmp:
+    """A QMP client on QEMU's Unix socket: connects as soon as it accepts, skips events."""
+
+    def __init__(self, path, proc, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(str(path))
+                break
+            except OSError:
+                s.close()
+                if proc.poll() is not None:
+                    raise RuntimeError(f"QEMU exited ({proc.returncode}) before QMP accepted")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"QMP {path} did not accept within {timeout} s")
+                time.sleep(0.001)
+        s.settimeout(STEP_TIMEOUT)
+        self.sock = s
+        self.f = s.makefile("rwb")
+        self.f.readline()  # greeting
+        self.execute("qmp_capabilities")
+
+    def execute(self, cmd, **args):
+        req = {"execute": cmd, **({"arguments": args} if args else {})}
+        self.f.write(json.dumps(req).encode() + b"\n")
+        self.f.flush()
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise RuntimeError(f"QMP closed during {cmd}")
+            msg = json.loads(line)
+            if "event" in msg:
+                continue
+            if "error" in msg:
+                raise RuntimeError(f"QMP {cmd} {args}: {msg['error']}")
+            return msg["return"]
+
+    def wait_status(self, want, timeout=STEP_TIMEOUT, poll=0.002):
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.execute("query-status")["status"]
+            if status == want:
+                return
+            if status not in ("inmigrate", "prelaunch", "restore-vm") or time.monotonic() > deadline:
+                raise RuntimeError(f"QEMU status {status!r}, waiting for {want!r}")
+            time.sleep(poll)
+
+    def close(self):
+        try:
+            self.f.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Bench:
+    def __init__(self, tmp, mib, fill_mib):
+        self.tmp, self.mib, self.fill_mib = tmp, mib, fill_mib
+        self.shells, self.procs = [], []
+
+    def path(self, what):
+        return str(self.tmp / f"{what}-{next(SERIAL)}")
+
+    def shell(self, argv):
+        sh = Shell(argv, ready=False)
+        self.shells.append(sh)
+        return sh
+
+    def popen(self, argv, **kw):
+        proc = subprocess.Popen([str(a) for a in argv], **kw)
+        self.procs.append(proc)
+        return proc
+
+    def cleanup(self):
+        for sh in self.shells:
+            sh.close()
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        self.shells, self.procs = [], []
+
+    def fill(self, sh):
+        sh.check(f"mkdir -p /tmp && dd if=/dev/urandom of=/tmp/fill bs=1M count={self.fill_mib} "
+                 f"2>/dev/null && sync", timeout=STEP_TIMEOUT)
+
+    # ---- kiln ----
+
+    def kiln_save(self, snap, mem):
+        """Boot through the API, dirty memory, pause, snapshot: create ms."""
+        sock = self.path("src.sock")
+        sh = self.shell([KILN, "--api-sock", sock, "--level", "Info"])
+        try:
+            wait_api(sock, sh)
+            api(sock, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": self.mib})
+            api(sock, "PUT", "/boot-source", {"kernel_image_path": str(KERNEL),
+                                              "initrd_path": str(INITRD), "boot_args": CMDLINE})
+            api(sock, "PUT", "/actions", {"action_type": "InstanceStart"})
+            sh.wait_ready(BOOT_TIMEOUT)
+            self.fill(sh)
+            api(sock, "PATCH", "/vm", {"state": "Paused"})
+            t0 = time.monotonic()
+            api(sock, "PUT", "/snapshot/create", {"snapshot_type": "Full", "snapshot_path": snap,
+                                                  "mem_file_path": mem})
+            return ms_since(t0)
+        finally:
+            sh.close()
+
+    def kiln_load(self, snap, mem, backend):
+        """PUT /snapshot/load into a waiting kiln: (request -> response ms, request -> console
+        answer ms, kiln's "loaded in" ms, uffd faults served or None)."""
+        sock = self.path("dst.sock")
+        handler = None
+        if backend == "Uffd":
+            uds = self.path("uffd.sock")
+            handler = self.popen([UFFD, uds, mem], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            wait_path(uds, handler)
+            mem_backend = {"backend_type": "Uffd", "backend_path": uds}
+        else:
+            mem_backend = {"backend_type": "File", "backend_path": mem}
+        sh = self.shell([KILN, "--api-sock", sock, "--level", "Info"])
+        try:
+            wait_api(sock, sh)
+            t0 = time.monotonic()
+            api(sock, "PUT", "/snapshot/load", {"snapshot_path": snap, "mem_backend": mem_backend,
+                                                "resume_vm": True})
+            running = ms_since(t0)
+            console_answer(sh)
+            answer = ms_since(t0)
+            loaded = int(wait_log(sh, LOADED, 10).group(1)) / 1000
+        finally:
+            sh.close()
+        faults = None
+        if handler:
+            try:
+                _, err = handler.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                handler.kill()
+                _, err = handler.communicate()
+                raise RuntimeError(f"uffd_handler did not exit after kiln: {err.decode()[-2000:]}")
+            m = re.search(rb"(\d+) faults served", err)
+            faults = int(m.group(1)) if m else None
+            if handler.returncode != 0:
+                raise RuntimeError(f"uffd_handler exited {handler.returncode}: {err.decode()[-2000:]}")
+        return running, answer, loaded, faults
+
+    def kiln_restore_cli(self, snap, mem):
+        """`kiln restore`: (process start -> "loaded" logged ms, -> console answer ms)."""
+        t0 = time.monotonic()
+        sh = self.shell([KILN, "restore", "--snapshot", snap, "--mem-file", mem, "--level", "Info"])
+        try:
+            wait_log(sh, LOADED)
+            running = ms_since(t0)
+            console_answer(sh)
+            return running, ms_since(t0)
+        finally:
+            sh.close()
+
+    # ---- QEMU ----
+
+    def qemu_argv(self, qmp, *extra):
+        return ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-M", "microvm",
+                "-m", f"{self.mib}M", "-smp", "1", "-nodefaults", "-no-user-config",
+                "-display", "none", "-no-reboot", "-serial", "stdio",
+                "-kernel", KERNEL, "-initrd", INITRD, "-append", CMDLINE,
+                "-qmp", f"unix:{qmp},server=on,wait=off", *extra]
+
+    def qemu_save(self, out):
+        """Boot, dirty memory, stop, migrate to @out: migrate -> completed ms. Without the global
+        state section the destination runs on load (as kiln's resume_vm) although the source was
+        stopped; otherwise it would stay paused as the source was."""
+        qsock = self.path("qmp-src.sock")
+        sh = self.shell(self.qemu_argv(qsock, "-global", "migration.store-global-state=off"))
+        qmp = None
+        try:
+            qmp = Qmp(qsock, sh.proc)
+            sh.wait_ready(BOOT_TIMEOUT)
+            self.fill(sh)
+            qmp.execute("stop")
+            qmp.execute("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
+            if qmp.execute("query-migrate-parameters")["max-bandwidth"] != 1 << 40:
+                raise RuntimeError("QEMU kept its migration bandwidth limit")
+            t0 = time.monotonic()
+            qmp.execute("migrate", uri=f"exec:cat > {out}")
+            deadline = time.monotonic() + STEP_TIMEOUT
+            while True:
+                info = qmp.execute("query-migrate")
+                if info.get("status") == "completed":
+                    break
+                if info.get("status") in ("failed", "cancelled") or time.monotonic() > deadline:
+                    raise RuntimeError(f"QEMU migrate: {info}")
+                time.sleep(0.002)
+            return ms_since(t0)
+        finally:
+            if qmp:
+                qmp.close()
+            sh.close()
+
+    def qemu_incoming(self, src):
+        """`-incoming "exec:cat SRC"`: (process start -> running ms, -> console answer ms)."""
+        qsock = self.path("qmp-dst.sock")
+        t0 = time.monotonic()
+        sh = self.shell(self.qemu_argv(qsock, "-incoming", f"exec:cat {src}"))
+        qmp = None
+        try:
+            qmp = Qmp(qsock, sh.proc)
+            qmp.wait_status("running")
+            running = ms_since(t0)
+            console_answer(sh)
+            return running, ms_since(t0)
+        finally:
+            if qmp:
+                qmp.close()
+            sh.close()
+
+    def qemu_incoming_defer(self, src):
+        """`-incoming defer`, then migrate-incoming: (request -> running ms, -> console answer)."""
+        qsock = self.path("qmp-defer.sock")
+        sh = self.shell(self.qemu_argv(qsock, "-incoming", "defer"))
+        qmp = None
+        try:
+            qmp = Qmp(qsock, sh.proc)
+            qmp.wait_status("inmigrate")
+            t0 = time.monotonic()
+            qmp.execute("migrate-incoming", uri=f"exec:cat {src}")
+            qmp.wait_status("running")
+            running = ms_since(t0)
+            console_answer(sh)
+            return running, ms_since(t0)
+        finally:
+            if qmp:
+                qmp.close()
+            sh.close()
+
+    def rep(self):
+        """One of everything; returns {metric: value}."""
+        r = {}
+        snap, mem, mig = self.path("vm.snap"), self.path("vm.mem"), self.path("vm.mig")
+        try:
+            r["kiln save ms"] = self.kiln_save(snap, mem)
+            r["state KiB"] = os.stat(snap).st_size / 1024
+            r["mem apparent MiB"], alloc = file_sizes(mem)
+            r["mem apparent MiB"] /= 1 << 20
+            r["mem allocated MiB"] = alloc / (1 << 20)
+            r["kiln on disk MiB"] = (os.stat(snap).st_blocks * 512 + alloc) / (1 << 20)
+            for backend in ("File", "Uffd"):
+                running, answer, loaded, faults = self.kiln_load(snap, mem, backend)
+                r[f"load {backend} running ms"] = running
+                r[f"load {backend} answer ms"] = answer
+                r[f"load {backend} logged ms"] = loaded
+                if faults is not None:
+                    r["uffd faults"] = faults
+            r["cli running ms"], r["cli answer ms"] = self.kiln_restore_cli(snap, mem)
+            r["qemu save ms"] = self.qemu_save(mig)
+            r["migration MiB"] = os.stat(mig).st_size / (1 << 20)
+            r["qemu defer running ms"], r["qemu defer answer ms"] = self.qemu_incoming_defer(mig)
+            r["qemu incoming running ms"], r["qemu incoming answer ms"] = self.qemu_incoming(mig)
+        finally:
+            self.cleanup()
+            for p in (snap, mem, mig):
+                if os.path.exists(p):
+                    os.unlink(p)
+        return r
+
+
+# (label, kiln metric, QEMU metric or None)
+ROWS = [
+    ("save: snapshot/create | migrate (ms)", "kiln save ms", "qemu save ms"),
+    ("state file (KiB)", "state KiB", None),
+    ("memory file allocated (MiB)", "mem allocated MiB", None),
+    ("memory file apparent (MiB)", "mem apparent MiB", None),
+    ("on disk: state+memory | migration file (MiB)", "kiln on disk MiB", "migration MiB"),
+    ("load request -> running, File (ms)", "load File running ms", "qemu defer running ms"),
+    ("load request -> running, Uffd (ms)", "load Uffd running ms", "qemu defer running ms"),
+    ("kiln log 'loaded in', File (ms)", "load File logged ms", None),
+    ("kiln log 'loaded in', Uffd (ms)", "load Uffd logged ms", None),
+    ("load request -> console answer, File (ms)", "load File answer ms", "qemu defer answer ms"),
+    ("load request -> console answer, Uffd (ms)", "load Uffd answer ms", "qemu defer answer ms"),
+    ("exec -> running: restore | -incoming (ms)", "cli running ms", "qemu incoming running ms"),
+    ("exec -> console answer: restore | -incoming (ms)", "cli answer ms", "qemu incoming answer ms"),
+]
+
+
+def print_table(mib, fill_mib, reps, med):
+    print(f"snapshot benchmark, {mib} MiB guest ({fill_mib} MiB dirtied), 1 vCPU, kernel "
+          f"{KERNEL.name}: {reps} reps each, medians")
+    if in_box():
+        print("figures are emulator times (nested KVM inside scripts/kvm-box): only the ratios "
+              "mean anything")
+    print("QEMU: -M microvm; its load request is migrate-incoming into `-incoming defer`")
+    print(f"{'measure':50}{'kiln':>12}{'QEMU':>12}{'kiln/QEMU':>12}")
+    for label, k, q in ROWS:
+        row = f"{label:50}{med[k]:12.1f}"
+        if q:
+            row += f"{med[q]:12.1f}{med[k] / med[q]:12.3f}"
+        else:
+            row += f"{'-':>12}{'-':>12}"
+        print(row)
+    if "uffd faults" in med:
+        print(f"uffd_handler faults served (to the console answer): {med['uffd faults']:.0f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="256,2048", help="guest sizes in MiB, comma-separated")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--fill-mib", type=int, default=64, help="MiB of random data the guest writes")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    ensure_uffd_handler()
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="kiln-bench-snapshot-"))
+    results = {}
+    try:
+        for mib in sizes:
+            bench = Bench(tmp, mib, args.fill_mib)
+            runs = [bench.rep() for _ in range(args.reps)]
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            results[mib] = med
+            print_table(mib, args.fill_mib, args.reps, med)
+            print(flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps({f"{mib} MiB": med for mib, med in results.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
