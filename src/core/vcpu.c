@@ -144,9 +144,10 @@ static void park(struct vcpu *vcpu)
 		while (vm->paused && atomic_load(&vm->stop_reason) == VM_STOP_NONE)
 			pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
 		vm->nr_parked--;
-		/* The kick that parked us must not end the next KVM_RUN at once. */
-		vcpu->run->immediate_exit = 0;
 	}
+	/* The kick that brought us here must not end the next KVM_RUN at once. Under the lock:
+	 * a pause that comes later kicks (sets it again) only after taking the lock. */
+	vcpu->run->immediate_exit = 0;
 	pthread_mutex_unlock(&vm->pause_lock);
 }
 
@@ -160,16 +161,21 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	park(vcpu); /* a restored VM starts paused */
 	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
 		enum vm_stop_reason reason;
 
 		if (first)
 			log_first_run(vcpu);
 		first = false;
-		park(vcpu);
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			/* Park only here: a kicked KVM_RUN (immediate_exit) first completes the I/O
+			 * or MMIO exit handled last (RIP advanced, IN data in RAX), so the state a
+			 * paused vCPU shows a snapshot is consistent (KVM API, "KVM_RUN"). */
+			if (errno == EINTR || errno == EAGAIN) {
+				park(vcpu);
 				continue;
+			}
 			log_err("vCPU %u: KVM_RUN: %s", vcpu->index, strerror(errno));
 			vm_request_stop(vm, VM_STOP_INTERNAL_ERROR);
 			break;
