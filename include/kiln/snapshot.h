@@ -67,7 +67,7 @@ const void *snap_get(const struct snap_reader *r, const char *name, uint32_t ins
 		     size_t *len);
 
 /* snap_get() for a section of exactly @len bytes: NULL (and a message naming the section in
- * @err) when it is missing or of another size. */
+ * @err, unless @errlen is 0) when it is missing or of another size. */
 const void *snap_get_exact(const struct snap_reader *r, const char *name, uint32_t instance,
 			   size_t len, char *err, size_t errlen);
 

@@ -127,6 +127,9 @@ struct vm_migration_status {
 int vm_migrate_start(struct vm *vm, const char *url, const void *config, size_t config_len,
 		     char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* Whether an outgoing migration is under way (pause, resume and snapshots wait for its end). */
+bool vm_migrating(struct vm *vm);
+
 /* A copy of the outgoing migration's progress (VM_MIGRATION_NONE when none was started). */
 void vm_migrate_status(struct vm *vm, struct vm_migration_status *out);
 

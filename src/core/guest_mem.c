@@ -97,10 +97,12 @@ uint64_t guest_mem_low_end(const struct guest_mem *mem)
 
 void guest_mem_mark_dirty(const struct guest_mem *mem, const void *hva, uint64_t len)
 {
-	uint64_t off = (uint64_t)((const uint8_t *)hva - (const uint8_t *)mem->mapping);
+	uint64_t off;
 
-	if (!mem || !mem->dirty || len == 0 || (const uint8_t *)hva < (const uint8_t *)mem->mapping ||
-	    off >= mem->mapping_len || len > mem->mapping_len - off)
+	if (!mem || !mem->dirty || len == 0 || (const uint8_t *)hva < (const uint8_t *)mem->mapping)
+		return;
+	off = (uint64_t)((const uint8_t *)hva - (const uint8_t *)mem->mapping);
+	if (off >= mem->mapping_len || len > mem->mapping_len - off)
 		return;
 	for (uint64_t p = off / 4096; p <= (off + len - 1) / 4096; p++)
 		__atomic_fetch_or(&mem->dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);

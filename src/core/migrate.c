@@ -24,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -39,6 +40,9 @@
 #define MIG_LAST_ROUND_PAGES 1024      /* 4 MiB: what the stop-and-copy round may carry */
 #define MIG_STATE_MAX (1ull << 30)
 #define MIG_ACK_TIMEOUT_MS 120000
+
+#define MIG_MAGIC 0x4d4e4c4bu /* "KLNM", in every record's flags */
+#define MIG_IO_TIMEOUT_S 60    /* a peer that stops reading or writing for this long fails */
 
 enum { MIG_HELLO = 1, MIG_PAGES = 2, MIG_STATE = 3 };
 
@@ -86,6 +90,16 @@ static int resolve(const char *url, bool listen, struct addrinfo **out)
 	return getaddrinfo(host[0] ? host : NULL, port + 1, &hints, out) ? -EINVAL : 0;
 }
 
+/* A peer that stalls fails the migration instead of blocking kiln (the final round runs on
+ * the event loop). */
+static void set_timeouts(int fd)
+{
+	struct timeval tv = { .tv_sec = MIG_IO_TIMEOUT_S };
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
 static int send_all(int fd, struct iovec *iov, int n)
 {
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
@@ -112,48 +126,21 @@ static int send_all(int fd, struct iovec *iov, int n)
 
 static int send_rec(int fd, uint32_t type, uint64_t a, uint64_t b, const void *data)
 {
-	struct mig_rec r = { .type = type, .a = a, .b = b };
+	struct mig_rec r = { .type = type, .flags = MIG_MAGIC, .a = a, .b = b };
 	struct iovec iov[2] = { { &r, sizeof(r) }, { (void *)data, data ? b : 0 } };
 
 	return send_all(fd, iov, data ? 2 : 1);
 }
 
-static bool page_is_zero(const uint8_t *p)
+static int emit_pages(void *ctx, const uint8_t *p, uint64_t off, uint64_t len)
 {
-	static const uint8_t zero[PAGE];
-
-	return !memcmp(p, zero, PAGE);
+	return send_rec(*(int *)ctx, MIG_PAGES, off, len, p);
 }
 
-/* One pass over guest memory: every non-zero page (@dirty false) or every page dirtied since
- * the last pass (taking the bits). Contiguous pages go as one record. Returns pages sent or
- * -errno. */
+/* One pass: every non-zero page (@dirty false) or every page dirtied since the last pass. */
 static int64_t send_pages(struct vm *vm, int fd, bool dirty)
 {
-	const uint8_t *base = vm->mem.mapping;
-	uint64_t pages = vm->mem.size / PAGE, run = 0, sent = 0, bits = 0;
-	int ret = 0;
-
-	for (uint64_t p = 0; p <= pages && !ret; p++) {
-		bool want = false;
-
-		if (p < pages && dirty) {
-			if (p % 64 == 0)
-				bits = __atomic_exchange_n(&vm->dirty[p / 64], 0, __ATOMIC_SEQ_CST);
-			want = (bits >> (p % 64)) & 1;
-		} else if (p < pages) {
-			want = !page_is_zero(base + p * PAGE);
-		}
-		if (want && run * PAGE < MIG_RUN_BYTES) {
-			run++;
-			continue;
-		}
-		if (run)
-			ret = send_rec(fd, MIG_PAGES, (p - run) * PAGE, run * PAGE, base + (p - run) * PAGE);
-		sent += run;
-		run = want; /* a run that hit the cap starts again at this page */
-	}
-	return ret ? ret : (int64_t)sent;
+	return vm_page_runs(vm, dirty, MIG_RUN_BYTES, emit_pages, &fd);
 }
 
 static uint64_t count_dirty(const struct vm *vm)
@@ -181,6 +168,7 @@ static int start_dirty_log(struct vm *vm)
 			return ret;
 		vm->track_dirty = true;
 	}
+	vm->diff_ready = false; /* the bitmap is the migration's now: a Diff needs a Full first */
 	ret = vm_collect_dirty(vm);
 	memset(vm->dirty, 0, (vm->mem.size / PAGE + 63) / 64 * sizeof(uint64_t));
 	return ret;
@@ -337,10 +325,12 @@ int vm_migrate_start(struct vm *vm, const char *url, const void *config, size_t 
 	struct addrinfo *ai;
 	int fd = -1, ret;
 
-	if (vm->migration) {
-		snprintf(err, errlen, "a migration was already started");
+	if (vm_migrating(vm) || vm_is_paused(vm)) {
+		snprintf(err, errlen, vm_is_paused(vm) ? "the microVM is paused; resume it first" :
+			 "a migration is in progress");
 		return -EBUSY;
 	}
+	vm_migration_free(vm); /* an earlier, failed one */
 	if (resolve(url, false, &ai)) {
 		snprintf(err, errlen, "destination_url \"%s\" is not tcp:HOST:PORT", url);
 		return -EINVAL;
@@ -359,6 +349,7 @@ int vm_migrate_start(struct vm *vm, const char *url, const void *config, size_t 
 		snprintf(err, errlen, "destination_url %s: %s", url, strerror(errno));
 		return -EINVAL;
 	}
+	set_timeouts(fd);
 	m = calloc(1, sizeof(*m));
 	if (!m || !(m->config = malloc(config_len ? config_len : 1))) {
 		free(m);
@@ -382,6 +373,14 @@ int vm_migrate_start(struct vm *vm, const char *url, const void *config, size_t 
 		snprintf(err, errlen, "cannot start the migration thread: %s", strerror(-ret));
 	}
 	return ret;
+}
+
+bool vm_migrating(struct vm *vm)
+{
+	struct vm_migration_status st;
+
+	vm_migrate_status(vm, &st);
+	return st.state == VM_MIGRATION_ACTIVE;
 }
 
 void vm_migrate_status(struct vm *vm, struct vm_migration_status *out)
@@ -468,6 +467,8 @@ static int accept_one(const char *url, char *err, size_t errlen)
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0)
 		snprintf(err, errlen, "--incoming %s: accept: %s", url, strerror(errno));
+	else
+		set_timeouts(fd);
 	close(lfd);
 	return fd < 0 ? -EIO : fd;
 }
@@ -478,7 +479,8 @@ static int hello(const struct mig_rec *r, struct vm_incoming *in, uint8_t **map,
 {
 	uint64_t host = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 
-	if (r->type != MIG_HELLO || r->b != SNAP_FORMAT_VERSION || r->a < (16ull << 20) ||
+	if (r->type != MIG_HELLO || r->flags != MIG_MAGIC || r->b != SNAP_FORMAT_VERSION ||
+	    r->a < (16ull << 20) ||
 	    r->a > host || r->a % PAGE) {
 		snprintf(err, errlen, "the source is not a kiln of this snapshot format, or its "
 			 "guest memory (%" PRIu64 " bytes) does not fit here", r->a);
@@ -515,7 +517,10 @@ int vm_migrate_receive(const char *url, struct vm_incoming *in, char *err, size_
 	while (!ret && !in->state) {
 		if ((ret = recv_all(in->conn, &r, sizeof(r))))
 			break;
-		if (r.type == MIG_PAGES && r.b && !(r.a % PAGE) && !(r.b % PAGE) &&
+		if (r.flags != MIG_MAGIC) {
+			snprintf(err, errlen, "malformed migration record");
+			ret = -EINVAL;
+		} else if (r.type == MIG_PAGES && r.b && !(r.a % PAGE) && !(r.b % PAGE) &&
 		    r.b <= MIG_RUN_BYTES && r.a <= in->mem_bytes && r.b <= in->mem_bytes - r.a) {
 			ret = recv_all(in->conn, map + r.a, r.b);
 		} else if (r.type == MIG_STATE && r.b && r.b <= MIG_STATE_MAX) {

@@ -37,12 +37,17 @@ static void save_devices(struct vm *vm, struct snap_writer *w)
 {
 	for (unsigned i = 0; i < vm->nr_devices; i++) {
 		const struct device_type *t = vm->device[i].type;
-		uint8_t buf[512];
+		void *buf;
 
-		if (!t->save || t->state_size > sizeof(buf))
+		if (!t->save)
 			continue;
+		if (!(buf = calloc(1, t->state_size))) {
+			w->oom = true;
+			return;
+		}
 		t->save(vm->device[i].state, buf);
 		snap_put(w, t->name, 0, buf, t->state_size);
+		free(buf);
 	}
 	for (unsigned i = 0; i < vm->nr_virtio; i++) {
 		if (vm->virtio[i].mmio)
@@ -114,8 +119,39 @@ static bool page_is_zero(const uint8_t *p)
 	return !memcmp(p, zero, PAGE);
 }
 
-static int pwrite_all(int fd, const uint8_t *p, uint64_t len, uint64_t off)
+int64_t vm_page_runs(struct vm *vm, bool dirty, uint64_t max_run,
+		     int (*emit)(void *ctx, const uint8_t *p, uint64_t off, uint64_t len), void *ctx)
 {
+	const uint8_t *base = vm->mem.mapping;
+	uint64_t pages = vm->mem.size / PAGE, run = 0, sent = 0, bits = 0;
+	int ret = 0;
+
+	for (uint64_t p = 0; p <= pages && !ret; p++) {
+		bool want = false;
+
+		if (p < pages && dirty) {
+			if (p % 64 == 0)
+				bits = __atomic_exchange_n(&vm->dirty[p / 64], 0, __ATOMIC_SEQ_CST);
+			want = (bits >> (p % 64)) & 1;
+		} else if (p < pages) {
+			want = !page_is_zero(base + p * PAGE);
+		}
+		if (want && run * PAGE < max_run) {
+			run++;
+			continue;
+		}
+		if (run)
+			ret = emit(ctx, base + (p - run) * PAGE, (p - run) * PAGE, run * PAGE);
+		sent += run;
+		run = want; /* a run that hit the cap starts again at this page */
+	}
+	return ret ? ret : (int64_t)sent;
+}
+
+static int pwrite_all(void *ctx, const uint8_t *p, uint64_t off, uint64_t len)
+{
+	int fd = *(int *)ctx;
+
 	while (len) {
 		ssize_t n = pwrite(fd, p, len > (1u << 30) ? (1u << 30) : len, (off_t)off);
 
@@ -131,33 +167,31 @@ static int pwrite_all(int fd, const uint8_t *p, uint64_t len, uint64_t off)
 }
 
 /* Guest memory into @path: every non-zero page (full) or every dirty page (diff), at its
- * offset in the mapping; the file is exactly the guest's size, holes elsewhere. */
+ * offset in the mapping; the file is exactly the guest's size, holes elsewhere. Written beside
+ * @path and renamed over it: the file may be the one this VM's memory is mapped from. */
 static int write_memory(struct vm *vm, const char *path, bool diff, uint64_t *written)
 {
-	const uint8_t *base = vm->mem.mapping;
-	uint64_t pages = vm->mem.size / PAGE, run = 0;
-	int ret = 0, fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	char tmp[4096];
+	int64_t pages;
+	int fd, ret = 0;
 
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	if (ftruncate(fd, (off_t)vm->mem.size) < 0)
 		ret = -errno;
-	*written = 0;
-	for (uint64_t p = 0; p <= pages && !ret; p++) {
-		bool want = p < pages && (diff ? (vm->dirty[p / 64] >> (p % 64)) & 1
-					       : !page_is_zero(base + p * PAGE));
-
-		if (want) {
-			run++;
-			continue;
-		}
-		if (run)
-			ret = pwrite_all(fd, base + (p - run) * PAGE, run * PAGE, (p - run) * PAGE);
-		*written += run * PAGE;
-		run = 0;
-	}
+	pages = ret ? 0 : vm_page_runs(vm, diff, UINT64_MAX, pwrite_all, &fd);
+	if (pages < 0)
+		ret = (int)pages;
+	*written = (uint64_t)(pages > 0 ? pages : 0) * PAGE;
 	if (close(fd) < 0 && !ret)
 		ret = -errno;
+	if (!ret && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
 	return ret;
 }
 
@@ -185,12 +219,17 @@ int vm_snapshot(struct vm *vm, const struct vm_snapshot_params *p, char *err, si
 	uint64_t mem_written = 0;
 	int ret = 0;
 
-	if (!vm_is_paused(vm)) {
+	if (!vm_all_parked(vm)) {
 		snprintf(err, errlen, "the microVM must be paused before a snapshot is taken");
 		return -EBUSY;
 	}
-	if (p->diff && !vm->track_dirty) {
-		snprintf(err, errlen, "a Diff snapshot needs dirty page tracking "
+	if (vm->migration && vm_migrating(vm)) {
+		snprintf(err, errlen, "a migration is in progress");
+		return -EBUSY;
+	}
+	if (p->diff && !vm->diff_ready) {
+		snprintf(err, errlen, vm->track_dirty ? "a Diff snapshot needs a Full snapshot after "
+			 "the last migration attempt" : "a Diff snapshot needs dirty page tracking "
 			 "(machine-config track_dirty_pages)");
 		return -EINVAL;
 	}
@@ -202,8 +241,12 @@ int vm_snapshot(struct vm *vm, const struct vm_snapshot_params *p, char *err, si
 		snprintf(err, errlen, "mem_file_path %s: %s", p->mem_path, strerror(-ret));
 	if (!ret)
 		ret = snap_writer_save(&w, p->state_path, err, errlen);
-	if (!ret && vm->track_dirty) /* the next diff starts from here */
-		memset(vm->dirty, 0, (vm->mem.size / PAGE + 63) / 64 * sizeof(uint64_t));
+	if (vm->track_dirty) {
+		/* A failed snapshot may have taken dirty bits: only a good Full one is a base. */
+		vm->diff_ready = !ret && (p->diff ? vm->diff_ready : vm->user_track_dirty);
+		if (!ret) /* the next diff starts from here */
+			memset(vm->dirty, 0, (vm->mem.size / PAGE + 63) / 64 * sizeof(uint64_t));
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (!ret)
 		log_info("snapshot (%s) in %" PRId64 " us: state %zu bytes, memory %" PRIu64 " of %"

@@ -586,7 +586,8 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 		ret = vm_fail(&e, VM_ERR_RUNTIME, "--memory: cannot reserve %" PRIu64 " MiB",
 			   cfg->mem_bytes >> 20);
 	if (!ret && cfg->track_dirty_pages) {
-		vm->track_dirty = true;
+		vm->track_dirty = vm->user_track_dirty = true;
+		vm->diff_ready = snap != NULL; /* a restored guest's diffs are against the snapshot */
 		vm->dirty = calloc((cfg->mem_bytes / 4096 + 63) / 64, sizeof(uint64_t));
 		vm->mem.dirty = vm->dirty;
 		if (!vm->dirty)
@@ -687,7 +688,10 @@ static void signal_readable(void *opaque)
 
 	if (read(m->sig_fd, &si, sizeof(si)) != sizeof(si))
 		return;
-	if (si.ssi_signo == SIGTSTP) {
+	if ((si.ssi_signo == SIGTSTP || si.ssi_signo == SIGCONT) && vm_migrating(m->vm)) {
+		log_warn("signal %d: a migration is in progress; it decides where the guest runs",
+			 (int)si.ssi_signo);
+	} else if (si.ssi_signo == SIGTSTP) {
 		if (vm_pause(m->vm))
 			log_warn("SIGTSTP: a vCPU did not pause within %d s", VM_PAUSE_TIMEOUT_S);
 		else
@@ -861,6 +865,19 @@ void vm_resume(struct vm *vm)
 	vm->paused = false;
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+bool vm_all_parked(struct vm *vm)
+{
+	unsigned started = 0;
+	bool all;
+
+	for (unsigned i = 0; i < vm->nr_cpus; i++)
+		started += vm->vcpu[i].started;
+	pthread_mutex_lock(&vm->pause_lock);
+	all = vm->paused && vm->nr_parked == started;
+	pthread_mutex_unlock(&vm->pause_lock);
+	return all;
 }
 
 bool vm_is_paused(struct vm *vm)

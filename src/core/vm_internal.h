@@ -66,7 +66,9 @@ struct vm {
 	struct log_once unhandled_exit;
 	int uffd;                       /* restored with a Uffd memory backend: its userfaultfd */
 	int uffd_sock;                  /* and the connection to its page-fault handler */
-	bool track_dirty;               /* slots log dirty pages: diff snapshots */
+	bool track_dirty;               /* slots log dirty pages (diff snapshots or a migration) */
+	bool user_track_dirty;          /* the configuration asked for it (track_dirty_pages) */
+	bool diff_ready;                /* the bitmap holds everything since the last snapshot */
 	uint64_t *dirty;                /* pages dirtied since the last snapshot, a bit per page */
 	struct vm_migration *migration; /* an outgoing migration, or NULL */
 };
@@ -103,6 +105,15 @@ int vm_restore_uffd(struct vm *vm, const struct vm_config *cfg, const struct vm_
 struct snap_writer;
 int vm_save_state(struct vm *vm, const void *config, size_t config_len, struct snap_writer *w,
 		  char *err, size_t errlen);
+
+/* Walk guest memory in runs of pages: every non-zero page (@dirty false), or every page whose
+ * vm->dirty bit is set (taking the bits). @emit(@ctx, host pointer, offset, bytes) gets each
+ * run, at most @max_run bytes. Returns pages emitted or the first error @emit returned. */
+int64_t vm_page_runs(struct vm *vm, bool dirty, uint64_t max_run,
+		     int (*emit)(void *ctx, const uint8_t *p, uint64_t off, uint64_t len), void *ctx);
+
+/* Whether every started vCPU is parked (vm_pause() succeeded and nothing resumed since). */
+bool vm_all_parked(struct vm *vm);
 
 /* Fold KVM's dirty log of every slot into vm->dirty (needs vm->track_dirty). 0 or -errno. */
 int vm_collect_dirty(struct vm *vm);

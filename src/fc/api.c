@@ -491,6 +491,8 @@ static void patch_vm(struct request *rq)
 		      "`Resumed`", state);
 	} else if (!rq->api->vm) {
 		bad(rq, ERR_PRE_BOOT);
+	} else if (vm_migrating(rq->api->vm)) {
+		bad(rq, "A migration is in progress: it decides where the guest runs.");
 	} else if (!strcmp(state, "Resumed")) {
 		vm_resume(rq->api->vm);
 		ok(rq);

@@ -293,9 +293,9 @@ const void *snap_get_exact(const struct snap_reader *r, const char *name, uint32
 	size_t got;
 	const void *p = snap_get(r, name, instance, &got);
 
-	if (!p)
+	if (!p && errlen)
 		snprintf(err, errlen, "snapshot has no section %.12s.%u", name, instance);
-	else if (got != len)
+	else if (p && got != len && errlen)
 		snprintf(err, errlen, "snapshot section %.12s.%u is %zu bytes, expected %zu", name,
 			 instance, got, len);
 	return p && got == len ? p : NULL;

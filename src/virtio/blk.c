@@ -251,7 +251,8 @@ static void blk_reset(struct virtio_dev *dev)
 	b->resetting = false;
 }
 
-/* Snapshot: every request in flight completes into the used ring first. */
+/* Snapshot: every request in flight completes into the used ring first, and the image is
+ * flushed. */
 static void blk_quiesce(struct virtio_dev *dev)
 {
 	struct blk *b = to_blk(dev);
@@ -260,6 +261,10 @@ static void blk_quiesce(struct virtio_dev *dev)
 	block_drain(&b->io);
 	if (virtio_dev_live(dev))
 		virtio_dev_notify_if_needed(dev, 0);
+	/* What the guest saw complete is on the disk for whoever opens the image next (a
+	 * restore, a migration's destination). */
+	if (!b->readonly && fdatasync(b->fd) < 0)
+		log_warn("virtio-blk: fdatasync before the snapshot: %s", strerror(errno));
 }
 
 static void blk_free(struct virtio_dev *dev)

@@ -2,8 +2,8 @@
  * include/kiln/x86.h.
  *
  * Sections per vCPU (instance = vCPU index): "cpuid", "regs", "sregs", "xsave" (or "fpu" when
- * KVM has no XSAVE), "xcrs" (when KVM has them), "msrs", "lapic", "mp_state", "events",
- * "debugregs". The MSRs are every one in KVM_GET_MSR_INDEX_LIST this vCPU can read, the TSC and
+ * KVM has no XSAVE), "xcrs" (when KVM has them), "tsc_khz", "msrs", "lapic", "mp_state",
+ * "events", "debugregs". The MSRs are every one in KVM_GET_MSR_INDEX_LIST this vCPU can read, the TSC and
  * the kvmclock MSRs among them. Restore order follows the dependencies in the KVM API document:
  * CPUID first (it decides which MSRs and XSAVE components exist), special registers before the
  * MSRs and the LAPIC (APIC base), the LAPIC before the TSC deadline (ignored unless the LAPIC
@@ -161,6 +161,14 @@ int x86_vcpu_save(int kvm_fd, int vcpu_fd, unsigned index, struct snap_writer *w
 		  KVM_GET_XSAVE2 : KVM_GET_XSAVE, xsave) < 0)
 		goto out_errno;
 	snap_put(w, step, index, xsave, xsize ? xsize : sizeof(struct kvm_fpu));
+	step = "tsc_khz";
+	if (has_cap(kvm_fd, KVM_CAP_GET_TSC_KHZ)) {
+		int khz = ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
+
+		if (khz <= 0)
+			goto out_errno;
+		snap_put(w, "tsc_khz", index, &(uint32_t){ (uint32_t)khz }, sizeof(uint32_t));
+	}
 	step = "msrs";
 	msrs = read_msrs(kvm_fd, vcpu_fd);
 	if (!msrs)
@@ -286,6 +294,21 @@ static int set_msrs(int vcpu_fd, unsigned index, const struct kvm_msr_entry *e, 
 	return 0;
 }
 
+/* The guest's TSC ran at the snapshot's rate: keep it (KVM scales it when the host's differs,
+ * with KVM_CAP_TSC_CONTROL); before the MSRs, which set the TSC itself. */
+static void set_tsc_khz(int kvm_fd, int vcpu_fd, unsigned index, const struct snap_reader *r)
+{
+	const uint32_t *khz = snap_get_exact(r, "tsc_khz", index, sizeof(*khz), NULL, 0);
+	int now = has_cap(kvm_fd, KVM_CAP_GET_TSC_KHZ) ? ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0) : -1;
+
+	if (!khz || now == (int)*khz)
+		return;
+	if (!has_cap(kvm_fd, KVM_CAP_TSC_CONTROL) ||
+	    ioctl(vcpu_fd, KVM_SET_TSC_KHZ, (unsigned long)*khz) < 0)
+		log_warn("vCPU %u: the snapshot's TSC ran at %u kHz, this host's at %d kHz and KVM "
+			 "cannot scale it: the guest's TSC clock will drift", index, *khz, now);
+}
+
 int x86_vcpu_load(int kvm_fd, int vcpu_fd, unsigned index, const struct snap_reader *r,
 		  char *err, size_t errlen)
 {
@@ -295,6 +318,7 @@ int x86_vcpu_load(int kvm_fd, int vcpu_fd, unsigned index, const struct snap_rea
 	int ret;
 
 	err[0] = 0;
+	set_tsc_khz(kvm_fd, vcpu_fd, index, r);
 	if ((ret = set_fixed(vcpu_fd, index, "regs", r, true, err, errlen)))
 		return ret;
 	fpu = snap_get_exact(r, xsize ? "xsave" : "fpu", index,

@@ -165,8 +165,10 @@ static void rtc_save(void *state, void *buf)
 	struct rtc *r = state;
 	struct rtc_wire w;
 
+	memset(&w, 0, sizeof(w)); /* the padding too: the file holds no stray bytes */
 	pthread_mutex_lock(&r->dev.lock);
-	w = (struct rtc_wire){ .index = r->index, .offset = r->offset };
+	w.index = r->index;
+	w.offset = r->offset;
 	memcpy(w.cmos, r->cmos, sizeof(w.cmos));
 	pthread_mutex_unlock(&r->dev.lock);
 	memcpy(buf, &w, sizeof(w));
