@@ -29,6 +29,7 @@ struct guest_mem {
 	/* Diff snapshots: a bit per 4 KiB page of the mapping that kiln itself wrote (KVM logs the
 	 * guest's writes), or NULL when nothing is tracked. Set by the VM, freed by it. */
 	uint64_t *dirty;
+	bool shared;         /* mapped MAP_SHARED from a file (a migration's memfd) */
 };
 
 /* Reserve @bytes of guest RAM as one anonymous MAP_NORESERVE mapping and split it around the
@@ -58,6 +59,11 @@ int guest_mem_write(const struct guest_mem *mem, uint64_t gpa, const void *src, 
  * buffers, used rings, discarded pages), for the next diff snapshot. Any thread; a no-op
  * while nothing is tracked or for ranges outside the mapping. */
 void guest_mem_mark_dirty(const struct guest_mem *mem, const void *hva, uint64_t len);
+
+/* Give the host back the memory behind host range [@hva, @hva + @len) of the mapping (whole
+ * pages; the balloon's): anonymous and shared memory read as zeros afterwards, a private file
+ * mapping as the file. Marks the range dirty. Returns 0 or -errno. */
+int guest_mem_discard(const struct guest_mem *mem, void *hva, uint64_t len);
 
 /* Highest guest-physical address + 1 of RAM below the MMIO hole, bytes. */
 uint64_t guest_mem_low_end(const struct guest_mem *mem);

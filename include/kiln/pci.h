@@ -83,6 +83,20 @@ struct pci_dev_state {
 	uint8_t pad[7];
 };
 
+/* The bus's own guest-visible state for a snapshot: the CONFIG_ADDRESS latch (port 0xCF8)
+ * and the host bridge's configuration space. */
+struct pci_bus_state {
+	uint32_t config_address;
+	uint8_t pad[4];
+	struct pci_dev_state bridge;
+};
+
+/* Copy / give back the bus's state (pci_dev_load()'s rules for the bridge). Returns 0 or
+ * -EINVAL with a message in @err. */
+void pci_bus_save(struct pci_bus *bus, struct pci_bus_state *out);
+int pci_bus_load(struct pci_bus *bus, const struct pci_bus_state *in, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* Copy @dev's configuration space, MSI-X table and pending bits into @out. Lock held. */
 void pci_dev_save(const struct pci_dev *dev, struct pci_dev_state *out);
 

@@ -55,6 +55,7 @@ int guest_mem_map_file(struct guest_mem *mem, uint64_t bytes, int fd, bool share
 		return -errno;
 	madvise(map, bytes, MADV_DONTDUMP);
 	split(mem, map, bytes);
+	mem->shared = shared;
 	return 0;
 }
 
@@ -106,4 +107,13 @@ void guest_mem_mark_dirty(const struct guest_mem *mem, const void *hva, uint64_t
 		return;
 	for (uint64_t p = off / 4096; p <= (off + len - 1) / 4096; p++)
 		__atomic_fetch_or(&mem->dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+}
+
+int guest_mem_discard(const struct guest_mem *mem, void *hva, uint64_t len)
+{
+	/* MADV_DONTNEED only drops a shared mapping's page tables; MADV_REMOVE frees the pages. */
+	int ret = madvise(hva, len, mem->shared ? MADV_REMOVE : MADV_DONTNEED) ? -errno : 0;
+
+	guest_mem_mark_dirty(mem, hva, len);
+	return ret;
 }

@@ -2,7 +2,8 @@
  *
  * The state file holds, besides the caller's "config": "vm" (the machine's shape), "irqchip"
  * 0-2 (PIC master, PIC slave, IOAPIC), "pit2", "clock" (kvmclock), "msi" (the MSI routes the
- * guest programmed), one section per legacy device (its type's name), the virtio transports
+ * guest programmed), one section per legacy device (its type's name), "pcibus" (the
+ * configuration latch and the host bridge), the virtio transports
  * and devices (instance = attach order) and every vCPU's sections (src/arch/x86/state.c).
  * Guest memory goes to its own file, laid out as kiln maps it (RAM below the MMIO hole, then
  * the rest), so that a restore maps the file as it is.
@@ -35,6 +36,8 @@ static const uint32_t irqchips[] = { KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLA
 
 static void save_devices(struct vm *vm, struct snap_writer *w)
 {
+	struct pci_bus_state bus;
+
 	for (unsigned i = 0; i < vm->nr_devices; i++) {
 		const struct device_type *t = vm->device[i].type;
 		void *buf;
@@ -49,6 +52,8 @@ static void save_devices(struct vm *vm, struct snap_writer *w)
 		snap_put(w, t->name, 0, buf, t->state_size);
 		free(buf);
 	}
+	pci_bus_save(vm->pci, &bus);
+	snap_put(w, "pcibus", 0, &bus, sizeof(bus));
 	for (unsigned i = 0; i < vm->nr_virtio; i++) {
 		if (vm->virtio[i].mmio)
 			virtio_mmio_save(vm->virtio[i].mmio, w, i);
@@ -334,6 +339,8 @@ static int load_kvm(struct vm *vm, const struct snap_reader *r, struct vm_error 
 
 static int load_devices(struct vm *vm, const struct snap_reader *r, struct vm_error *e)
 {
+	const struct pci_bus_state *bus;
+
 	for (unsigned i = 0; i < vm->nr_devices; i++) {
 		const struct device_type *t = vm->device[i].type;
 		const void *p;
@@ -344,6 +351,9 @@ static int load_devices(struct vm *vm, const struct snap_reader *r, struct vm_er
 		if (!p || t->load(vm->device[i].state, p, e->msg, e->len))
 			goto refused; /* the message is in e->msg */
 	}
+	bus = snap_get_exact(r, "pcibus", 0, sizeof(*bus), e->msg, e->len);
+	if (!bus || pci_bus_load(vm->pci, bus, e->msg, e->len))
+		goto refused;
 	for (unsigned i = 0; i < vm->nr_virtio; i++) {
 		struct vm_virtio *v = &vm->virtio[i];
 

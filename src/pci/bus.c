@@ -288,3 +288,29 @@ void pci_bus_describe(const struct pci_bus *bus, struct acpi_config *acpi)
 										  .gsi = bus->dev[s]->intx_gsi };
 	device_describe(acpi, &ecam);
 }
+
+void pci_bus_save(struct pci_bus *bus, struct pci_bus_state *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&bus->lock);
+	out->config_address = bus->config_address;
+	pthread_mutex_unlock(&bus->lock);
+	pthread_mutex_lock(&bus->bridge_lock);
+	pci_dev_save(&bus->bridge, &out->bridge);
+	pthread_mutex_unlock(&bus->bridge_lock);
+}
+
+int pci_bus_load(struct pci_bus *bus, const struct pci_bus_state *in, char *err, size_t errlen)
+{
+	int ret;
+
+	pthread_mutex_lock(&bus->bridge_lock);
+	ret = pci_dev_load(&bus->bridge, &in->bridge, err, errlen);
+	pthread_mutex_unlock(&bus->bridge_lock);
+	if (!ret) {
+		pthread_mutex_lock(&bus->lock);
+		bus->config_address = in->config_address; /* decoded and checked at every use */
+		pthread_mutex_unlock(&bus->lock);
+	}
+	return ret;
+}

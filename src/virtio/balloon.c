@@ -2,8 +2,7 @@
  *
  * The host sets a target (num_pages, 4 KiB pages) and the driver inflates toward it: every
  * page frame it puts on the inflate queue is given back to the host at once
- * (madvise(MADV_DONTNEED) on kiln's anonymous mapping of guest RAM, so the process's resident
- * set shrinks), and a page it takes back on the deflate queue is simply touched again by the
+ * (guest_mem_discard(): the process's resident set shrinks), and a page it takes back on the deflate queue is simply touched again by the
  * guest (a fresh zero page). With VIRTIO_BALLOON_F_STATS_VQ the driver's statistics buffer is
  * kept and handed back every polling interval, which makes the driver refill it
  * (§5.5.6.3); VIRTIO_BALLOON_F_REPORTING (the free pages the guest reports are given back
@@ -17,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include <linux/virtio_balloon.h>
@@ -83,12 +81,12 @@ static void b_write_config(struct virtio_dev *dev, uint32_t off, const uint8_t *
 static bool discard(struct balloon *b, uint64_t gpa, uint64_t len)
 {
 	void *hva = guest_mem_ptr(b->dev.mem, gpa, len);
+	int ret;
 
 	if (!hva)
 		return false;
-	if (madvise(hva, len, MADV_DONTNEED))
-		log_warn("balloon: madvise: %s", strerror(errno));
-	guest_mem_mark_dirty(b->dev.mem, hva, len); /* it reads as zero (or the file) now */
+	if ((ret = guest_mem_discard(b->dev.mem, hva, len)))
+		log_warn("balloon: discarding pages: %s", strerror(-ret));
 	return true;
 }
 
@@ -145,14 +143,16 @@ static uint32_t b_report(struct virtio_dev *dev, const struct virtq_chain *c)
 
 	for (unsigned i = c->nr_out; i < c->nr_out + c->nr_in; i++) {
 		uintptr_t start = (uintptr_t)c->iov[i].iov_base, len = c->iov[i].iov_len;
+		int ret;
 
 		/* The chain's buffers are already checked to be guest RAM; whole pages only. */
 		if ((start | len) % PAGE) {
 			b->stats.bad_pfns++;
 			continue;
 		}
-		if (madvise((void *)start, len, MADV_DONTNEED))
-			log_warn("balloon: madvise: %s", strerror(errno));
+		ret = guest_mem_discard(dev->mem, (void *)start, len);
+		if (ret)
+			log_warn("balloon: discarding reported pages: %s", strerror(-ret));
 		b->stats.reported_bytes += len;
 	}
 	return 0;
