@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,15 @@
 #include "kiln/net.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* As kiln's main(): a peer that went away (the HTTP server's or a host socket's) is an EPIPE
+ * for the writer, not a SIGPIPE that ends the fuzzer. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
 
 static uint32_t last_seq; /* the next sequence number MMDS will send, as last seen */
 static unsigned sent;

@@ -31,6 +31,15 @@
 #define USED(q) (0x3000u + (q) * 0x1000u)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* As kiln's main(): a peer that went away (the HTTP server's or a host socket's) is an EPIPE
+ * for the writer, not a SIGPIPE that ends the fuzzer. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
 
 static uint8_t *ram;
 static struct guest_mem mem;
