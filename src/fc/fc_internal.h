@@ -60,8 +60,6 @@ void http_stop(struct http_server *s);
 /* {"fault_message": @fmt...}, Firecracker's error body. */
 json_t *http_fault(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#endif
-
 struct vm;
 
 /* Firecracker's metrics (docs/metrics.md): JSON lines with the counters of every block and
@@ -129,3 +127,5 @@ struct dev_host;
 struct net_backend;
 struct net_backend *mmds_net_wrap(struct mmds *m, uint32_t ip, struct dev_host *host,
 				  struct net_backend *inner, char *err, size_t errlen);
+
+#endif
