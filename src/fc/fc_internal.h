@@ -1,13 +1,26 @@
-/* fc_internal — the HTTP layer under the API server and the metrics, shared by the files of
- * src/fc only. */
+/* fc_internal — shared by the files of src/fc only: the HTTP layer under the API server, the
+ * metrics, MMDS, and the API server's pieces, laid out as Firecracker's own API server is:
+ *
+ *   router.c     request parsing and routing (Firecracker's api_server/parsed_request.rs): the
+ *                route table, the pre-boot / post-boot rules, request counting;
+ *   document.c   the configuration document every PUT and PATCH edits, and GET /vm/config;
+ *   resources.c, balloon.c, services.c, snapshot.c
+ *                the endpoints (its api_server/request/<resource>.rs);
+ *   vmm.c        the controller and the VM's actions (its rpc_interface.rs): InstanceStart,
+ *                snapshot load, pause and resume.
+ *
+ * Everything here runs on the thread of the event loop the API server was started on.
+ */
 #ifndef KILN_FC_INTERNAL_H
 #define KILN_FC_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <jansson.h>
 
+#include "kiln/fc.h"
 #include "kiln/loop.h"
 
 #define FC_HTTP_MAX_BODY 51200    /* Firecracker's default --http-api-max-payload-size */
@@ -91,6 +104,7 @@ int fc_metrics_flush(struct fc_metrics *m);
 /* The process's start-up cost, reported under "api_server" (microseconds). */
 void fc_metrics_set_startup(struct fc_metrics *m, uint64_t wall_us, uint64_t cpu_us);
 
+/* Stop the periodic flush and close the file. NULL is fine. */
 void fc_metrics_free(struct fc_metrics *m);
 
 /* MMDS, Firecracker's microVM metadata service (docs/mmds): a JSON store the API fills and the
@@ -101,6 +115,7 @@ struct mmds;
 /* A store with nothing in it yet, its guest-facing HTTP server on @loop. NULL when the server
  * cannot start (message in @err). */
 struct mmds *mmds_new(struct loop *loop, char *err, size_t errlen);
+/* Close the guest's connections and free the store. NULL is fine. */
 void mmds_free(struct mmds *m);
 
 /* PUT /mmds: replace the store with @value. Returns 0, or -E2BIG when it is larger than the
@@ -127,5 +142,145 @@ struct dev_host;
 struct net_backend;
 struct net_backend *mmds_net_wrap(struct mmds *m, uint32_t ip, struct dev_host *host,
 				  struct net_backend *inner, char *err, size_t errlen);
+
+/* The API server (include/kiln/fc.h): one Firecracker-style VM's controller. */
+
+#define FC_ERR_POST_BOOT "The requested operation is not supported after starting the microVM."
+#define FC_ERR_PRE_BOOT "The requested operation is not supported before starting the microVM."
+#define FC_ERR_DESERIALIZE "An error occurred when deserializing the json body of a request: "
+
+/* The controller of one VM: its configuration, its VM once started, what serves it. */
+struct fc_api {
+	struct http_server *http;
+	struct loop *loop;
+	char *id;
+	json_t *doc;             /* the configuration so far; the VM's strings point into it */
+	struct fc_config cfg;    /* parsed from doc at InstanceStart */
+	struct vm *vm;           /* NULL until InstanceStart */
+	struct fc_metrics *metrics;
+	struct mmds *mmds;
+	struct timespec start, start_cpu; /* when kiln started */
+};
+
+/* One request a route's handler answers. */
+struct fc_request {
+	struct fc_api *api;
+	const char *id;          /* the path's second segment, for routes that take one */
+	json_t *body;            /* NULL for GET */
+	struct http_reply *reply;
+};
+
+/* When a route may run: Firecracker's "not allowed pre-boot / post-boot" lists. */
+enum fc_when { FC_ANY, FC_PRE_BOOT, FC_POST_BOOT };
+
+/* One of Firecracker's routes: the first path segment, and the second when the route needs one
+ * ("*": a resource id). */
+struct fc_route {
+	const char *method, *tok0, *tok1;
+	enum fc_when when;
+	void (*fn)(struct fc_request *rq); /* answers in rq->reply */
+	const char *metric;     /* the request counter's name in the metrics */
+};
+
+/* What the router made of a request before its handler runs. */
+struct fc_routed {
+	const struct fc_route *route; /* the route matched, or NULL; set also when it was refused */
+	const char *id;               /* the path's second segment (in segs), or NULL */
+	json_t *body;                 /* the parsed body (the caller's reference), or NULL */
+	char segs[256];               /* the path, split */
+};
+
+/* The route table, in the order routes are tried; *n entries. */
+const struct fc_route *fc_routes(size_t *n);
+
+/* Whether route @r may run with a VM started (@booted) or not: NULL, or the fault message of
+ * Firecracker's pre-boot / post-boot rule. Pure. */
+const char *fc_route_refusal(const struct fc_route *r, bool booted);
+
+/* Route request @method @path with body @body (@len bytes; 0: none) as Firecracker's
+ * parsed_request.rs does, for a VM started (@booted) or not: the method, the path, the resource
+ * id, the body (JSON; an object except for /mmds), then the route's pre-boot / post-boot rule.
+ * Fills @out (release out->body with json_decref() either way); returns 0 when out->route's
+ * handler is to run, else -EINVAL with the fault message (a 400) in @err. Pure: touches no VM
+ * and no global, so tests run it for either boot state. */
+int fc_route_request(const char *method, const char *path, const char *body, size_t len,
+		     bool booted, struct fc_routed *out, char *err, size_t errlen);
+
+/* The API server's http_handler (@opaque: the struct fc_api): route the request, run its
+ * handler, count it in the metrics under the route's name and log a refusal. Loop thread. */
+void fc_api_handle(void *opaque, const struct http_request *hr, struct http_reply *reply);
+
+/* The answers of a handler, into rq->reply: 204 with no body; 200 with @body (reference taken;
+ * NULL, out of memory, makes it a 500); 400 with {"fault_message": @fmt...}. */
+void fc_reply_ok(struct fc_request *rq);
+void fc_reply_json(struct fc_request *rq, json_t *body);
+void fc_reply_fault(struct fc_request *rq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A check a request makes beyond the parser's, on the configuration it would make: e.g. that
+ * the files it names open. Returns 0 or -errno with a message in @err. */
+typedef int (*fc_config_check)(const struct fc_request *rq, const struct fc_config *c, char *err,
+			       size_t errlen);
+
+/* Replace the document by @candidate if it parses (fc_config_parse, no boot source needed) and
+ * passes @check (may be NULL), answering 204; else answer 400 with the message after @prefix
+ * and leave the document as it was. Takes the reference to @candidate (NULL: out of memory). */
+void fc_doc_commit(struct fc_request *rq, json_t *candidate, const char *prefix,
+		   fc_config_check check);
+
+/* A copy of the document with @key set to @value (reference taken), or NULL (out of memory). */
+json_t *fc_doc_with(const struct fc_api *api, const char *key, json_t *value);
+
+/* A copy of the document with the request's body in list @key, replacing the entry whose
+ * @id_key is the path's id, or appended; NULL when out of memory. */
+json_t *fc_doc_with_entry(const struct fc_request *rq, const char *key, const char *id_key);
+
+/* The document's entry of list @key whose @id_key is the path's id (borrowed), or NULL. */
+json_t *fc_doc_entry(const struct fc_request *rq, const char *key, const char *id_key);
+
+/* The machine configuration with Firecracker's defaults filled in (a new reference), or NULL
+ * when out of memory. */
+json_t *fc_doc_machine_config(const struct fc_api *api);
+
+/* The handlers of the route table (router.c), one per endpoint, on the loop thread. Each
+ * answers in rq->reply, errors included: 400 with Firecracker's fault message (413 when MMDS's
+ * store would grow too large, 500 when out of memory); a refused request changes nothing. The
+ * router has checked the path, the id, the body's JSON and the route's boot rule already.
+ * document.c: */
+void fc_get_vm_config(struct fc_request *rq);          /* GET /vm/config */
+/* resources.c: */
+void fc_get_info(struct fc_request *rq);               /* GET / */
+void fc_get_version(struct fc_request *rq);            /* GET /version */
+void fc_get_machine_config(struct fc_request *rq);     /* GET /machine-config */
+void fc_put_machine_config(struct fc_request *rq);     /* PUT /machine-config */
+void fc_patch_machine_config(struct fc_request *rq);   /* PATCH /machine-config */
+void fc_put_boot_source(struct fc_request *rq);        /* PUT /boot-source */
+void fc_put_drive(struct fc_request *rq);              /* PUT /drives/{id} */
+void fc_patch_drive(struct fc_request *rq);            /* PATCH /drives/{id}, after boot */
+void fc_put_nic(struct fc_request *rq);                /* PUT /network-interfaces/{id} */
+void fc_patch_nic(struct fc_request *rq);              /* PATCH /network-interfaces/{id} */
+void fc_put_entropy(struct fc_request *rq);            /* PUT /entropy */
+void fc_put_vsock(struct fc_request *rq);              /* PUT /vsock */
+void fc_not_implemented(struct fc_request *rq);        /* Firecracker's, not kiln's yet */
+/* balloon.c: */
+void fc_put_balloon(struct fc_request *rq);            /* PUT /balloon */
+void fc_patch_balloon(struct fc_request *rq);          /* PATCH /balloon, after boot */
+void fc_get_balloon(struct fc_request *rq);            /* GET /balloon */
+void fc_get_balloon_stats(struct fc_request *rq);      /* GET /balloon/statistics */
+void fc_patch_balloon_stats(struct fc_request *rq);    /* PATCH /balloon/statistics */
+/* services.c: */
+void fc_put_logger(struct fc_request *rq);             /* PUT /logger */
+void fc_put_metrics(struct fc_request *rq);            /* PUT /metrics */
+void fc_put_mmds_config(struct fc_request *rq);        /* PUT /mmds/config */
+void fc_put_mmds(struct fc_request *rq);               /* PUT /mmds */
+void fc_patch_mmds(struct fc_request *rq);             /* PATCH /mmds */
+void fc_get_mmds(struct fc_request *rq);               /* GET /mmds */
+/* snapshot.c: */
+void fc_put_snapshot_create(struct fc_request *rq);    /* PUT /snapshot/create */
+void fc_put_snapshot_load(struct fc_request *rq);      /* PUT /snapshot/load */
+void fc_put_migrate(struct fc_request *rq);            /* PUT /migrate (kiln's own) */
+void fc_get_migrate(struct fc_request *rq);            /* GET /migrate */
+/* vmm.c: */
+void fc_put_actions(struct fc_request *rq);            /* PUT /actions */
+void fc_patch_vm(struct fc_request *rq);               /* PATCH /vm */
 
 #endif

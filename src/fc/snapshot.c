@@ -1,0 +1,134 @@
+/* snapshot — the snapshot endpoints (Firecracker's api_server/request/snapshot.rs) and kiln's
+ * own live migration endpoints, see fc_internal.h: each checks its body, then the VM does the
+ * work (vm_snapshot, fc_api_snapshot_load, vm_migrate_start).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fc_internal.h"
+#include "kiln/fc.h"
+#include "kiln/vm.h"
+
+/* PUT /snapshot/create: Full or Diff, of the paused VM. */
+void fc_put_snapshot_create(struct fc_request *rq)
+{
+	const char *type = "Full", *path, *mem_path, *version = NULL;
+	struct vm_snapshot_params p;
+	char err[700], *config;
+	int ret;
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "snapshot_type", 's', false, &type },
+					      { "snapshot_path", 's', true, &path },
+					      { "mem_file_path", 's', true, &mem_path },
+					      { "version", 's', false, &version }), err, sizeof(err))) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "%s", err);
+		return;
+	}
+	if (strcmp(type, "Full") && strcmp(type, "Diff")) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "unknown variant `%s`, expected `Full` or "
+			       "`Diff`", type);
+		return;
+	}
+	config = json_dumps(rq->api->doc, JSON_COMPACT);
+	if (!config) {
+		fc_reply_fault(rq, "Create snapshot error: out of memory");
+		return;
+	}
+	p = (struct vm_snapshot_params){ .state_path = path, .mem_path = mem_path,
+					 .diff = !strcmp(type, "Diff"), .config = config,
+					 .config_len = strlen(config) };
+	ret = vm_snapshot(rq->api->vm, &p, err, sizeof(err));
+	free(config);
+	if (ret)
+		fc_reply_fault(rq, "Create snapshot error: %s", err);
+	else
+		fc_reply_ok(rq);
+}
+
+/* PUT /snapshot/load, before anything is configured. */
+void fc_put_snapshot_load(struct fc_request *rq)
+{
+	struct fc_snapshot_load p = { .mem.type = VM_MEM_FILE };
+	const char *mem_file = NULL, *type = NULL, *path = NULL;
+	json_t *backend = NULL, *overrides = NULL;
+	int diff = 0, dirty = 0, resume = 0;
+	char err[900];
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "snapshot_path", 's', true, &p.snapshot_path },
+					      { "mem_file_path", 's', false, &mem_file },
+					      { "mem_backend", 'o', false, &backend },
+					      { "enable_diff_snapshots", 'b', false, &diff },
+					      { "track_dirty_pages", 'b', false, &dirty },
+					      { "resume_vm", 'b', false, &resume },
+					      { "network_overrides", 'o', false, &overrides }), err,
+		      sizeof(err)) ||
+	    (backend && !json_is_null(backend) &&
+	     fc_unpack(backend, "mem_backend: ", FC_FIELDS({ "backend_type", 's', true, &type },
+							  { "backend_path", 's', true, &path }),
+		       err, sizeof(err)))) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "%s", err);
+		return;
+	}
+	if (overrides && json_array_size(overrides)) {
+		fc_reply_fault(rq, "Load snapshot error: \"network_overrides\" is not implemented by "
+			       "kiln yet");
+		return;
+	}
+	if (!!mem_file == !!path) {
+		fc_reply_fault(rq, "Load snapshot error: exactly one of \"mem_backend\" and "
+			       "\"mem_file_path\" is needed");
+		return;
+	}
+	if (type && strcmp(type, "File") && strcmp(type, "Uffd")) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "mem_backend: unknown variant `%s`, expected "
+			       "`File` or `Uffd`", type);
+		return;
+	}
+	p.mem.type = type && !strcmp(type, "Uffd") ? VM_MEM_UFFD : VM_MEM_FILE;
+	p.mem.path = mem_file ? mem_file : path;
+	p.track_dirty_pages = diff || dirty;
+	p.resume_vm = resume;
+	if (fc_api_snapshot_load(rq->api, &p, err, sizeof(err)))
+		fc_reply_fault(rq, "%s", err);
+	else
+		fc_reply_ok(rq);
+}
+
+/* PUT /migrate {"destination_url": "tcp:HOST:PORT"}: kiln's own (Firecracker has no live
+ * migration): starts it; GET /migrate follows it. The destination is `kiln restore
+ * --incoming tcp:HOST:PORT`. */
+void fc_put_migrate(struct fc_request *rq)
+{
+	const char *url;
+	char err[600], *config;
+	int ret;
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "destination_url", 's', true, &url }), err,
+		      sizeof(err))) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "%s", err);
+		return;
+	}
+	config = json_dumps(rq->api->doc, JSON_COMPACT);
+	ret = config ? vm_migrate_start(rq->api->vm, url, config, strlen(config), err, sizeof(err))
+		     : -ENOMEM;
+	free(config);
+	if (ret)
+		fc_reply_fault(rq, "Migration error: %s",
+			       ret == -ENOMEM && !config ? "out of memory" : err);
+	else
+		fc_reply_ok(rq);
+}
+
+void fc_get_migrate(struct fc_request *rq)
+{
+	static const char *const states[] = { "none", "active", "completed", "failed" };
+	struct vm_migration_status st;
+
+	vm_migrate_status(rq->api->vm, &st);
+	fc_reply_json(rq, json_pack("{s:s, s:i, s:I, s:I, s:I, s:s?}", "state", states[st.state],
+				    "rounds", (int)st.rounds, "bytes_sent", (json_int_t)st.bytes,
+				    "total_us", (json_int_t)st.total_us,
+				    "downtime_us", (json_int_t)st.downtime_us,
+				    "error", st.state == VM_MIGRATION_FAILED ? st.error : NULL));
+}

@@ -1,0 +1,259 @@
+/* vmm — the controller of a Firecracker-style VM and its actions (Firecracker's
+ * rpc_interface.rs), see include/kiln/fc.h: the API server's start and stop, InstanceStart,
+ * snapshot load, PUT /actions and PATCH /vm (pause, resume).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fc_internal.h"
+#include "kiln/fc.h"
+#include "kiln/log.h"
+#include "kiln/snapshot.h"
+
+static uint64_t elapsed_us(const struct timespec *from, const struct timespec *to)
+{
+	return (uint64_t)((to->tv_sec - from->tv_sec) * 1000000 + (to->tv_nsec - from->tv_nsec) / 1000);
+}
+
+/* The interfaces "mmds-config" names carry MMDS between the NIC and the tap. */
+static struct net_backend *wrap_mmds(void *opaque, struct dev_host *host,
+				     struct net_backend *inner, char *err, size_t errlen)
+{
+	struct fc_api *api = opaque;
+
+	return mmds_net_wrap(api->mmds, api->cfg.mmds_ip, host, inner, err, errlen);
+}
+
+/* What InstanceStart and a snapshot load share once api->cfg is parsed: MMDS on the NICs
+ * that carry it, and kiln's start time for the boot timer. */
+static void prepare_config(struct fc_api *api)
+{
+	for (unsigned i = 0; i < api->cfg.cfg.nr_nets; i++)
+		if (api->cfg.mmds_nics & (1u << i))
+			api->cfg.cfg.net[i].filter = (struct net_filter){ wrap_mmds, api };
+	mmds_configure(api->mmds, api->cfg.mmds_v2, api->cfg.mmds_imds_compat);
+	api->cfg.cfg.start = api->start;
+	api->cfg.cfg.start_cpu = api->start_cpu;
+}
+
+int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
+{
+	enum vm_error_kind kind;
+	char why[600];
+
+	if (!json_is_object(json_object_get(api->doc, "boot-source"))) {
+		snprintf(err, errlen, "Start microvm error: Cannot start microvm without kernel "
+			 "configuration.");
+		return -EINVAL;
+	}
+	fc_config_release(&api->cfg);
+	if (fc_config_parse(api->doc, true, &api->cfg, why, sizeof(why))) {
+		snprintf(err, errlen, "Start microvm error: %s", why);
+		return -EINVAL;
+	}
+	prepare_config(api);
+	if (vm_create(&api->cfg.cfg, api->loop, &api->vm, &kind, why, sizeof(why))) {
+		snprintf(err, errlen, "Start microvm error: %s", why);
+		api->vm = NULL;
+		return kind == VM_ERR_USAGE ? -EINVAL : -EIO;
+	}
+	log_info("microVM %s: InstanceStart", api->id);
+	if (fc_metrics_start(api->metrics, api->vm))
+		log_warn("metrics: cannot start the periodic flush");
+	return 0;
+}
+
+int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, char *err,
+			 size_t errlen)
+{
+	struct snap_reader snap;
+	struct timespec t0, t1;
+	enum vm_error_kind kind = VM_ERR_USAGE;
+	const char *text;
+	json_t *doc = NULL, *machine;
+	size_t len;
+	char why[700];
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (json_object_size(api->doc)) {
+		free(p->image);
+		snprintf(err, errlen, "Load snapshot error: Loading a microVM snapshot not allowed "
+			 "after configuring boot-specific resources.");
+		return -EINVAL;
+	}
+	ret = p->image ? snap_reader_take(&snap, p->image, p->image_len, p->snapshot_path, why,
+					  sizeof(why))
+		       : snap_reader_open(&snap, p->snapshot_path, why, sizeof(why));
+	if (!ret && !(text = snap_get(&snap, "config", 0, &len))) {
+		snprintf(why, sizeof(why), "snapshot_path %s: no configuration section",
+			 p->snapshot_path);
+		ret = -EINVAL;
+	}
+	if (!ret && !(doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL))) {
+		snprintf(why, sizeof(why), "snapshot_path %s: its configuration is not JSON",
+			 p->snapshot_path);
+		ret = -EINVAL;
+	}
+	machine = json_object_get(doc, "machine-config");
+	if (!ret && p->track_dirty_pages && json_is_object(machine))
+		json_object_set_new(machine, "track_dirty_pages", json_true());
+	fc_config_release(&api->cfg);
+	if (!ret && (ret = fc_config_parse(doc, true, &api->cfg, why, sizeof(why))))
+		ret = -EINVAL;
+	if (!ret) {
+		prepare_config(api);
+		ret = vm_restore(&api->cfg.cfg, &snap, &p->mem, api->loop, &api->vm, &kind, why,
+				 sizeof(why));
+		if (ret)
+			api->vm = NULL;
+	}
+	snap_reader_close(&snap);
+	if (ret) {
+		fc_config_release(&api->cfg);
+		json_decref(doc);
+		snprintf(err, errlen, "Load snapshot error: %s", why);
+		return kind == VM_ERR_USAGE ? -EINVAL : -EIO;
+	}
+	json_decref(api->doc); /* empty; the configuration's strings point into doc now */
+	api->doc = doc;
+	if (p->resume_vm)
+		vm_resume(api->vm);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("microVM %s: snapshot %s loaded in %" PRIu64 " us%s", api->id, p->snapshot_path,
+		 elapsed_us(&t0, &t1), p->resume_vm ? ", resumed" : ", paused");
+	if (fc_metrics_start(api->metrics, api->vm))
+		log_warn("metrics: cannot start the periodic flush");
+	return 0;
+}
+
+static void instance_start(struct fc_request *rq)
+{
+	char err[700];
+
+	if (fc_api_instance_start(rq->api, err, sizeof(err)))
+		fc_reply_fault(rq, "%s", err);
+	else
+		fc_reply_ok(rq);
+}
+
+void fc_put_actions(struct fc_request *rq)
+{
+	const char *type;
+	char err[300];
+	int ret;
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "action_type", 's', true, &type }), err,
+		      sizeof(err))) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "%s", err);
+	} else if (!strcmp(type, "InstanceStart")) {
+		if (rq->api->vm)
+			fc_reply_fault(rq, FC_ERR_POST_BOOT);
+		else
+			instance_start(rq);
+	} else if (!strcmp(type, "SendCtrlAltDel")) {
+		if (!rq->api->vm)
+			fc_reply_fault(rq, FC_ERR_PRE_BOOT);
+		else if (vm_send_ctrl_alt_del(rq->api->vm))
+			fc_reply_fault(rq, "Internal VMM error: the guest has not read the previous "
+				       "keys.");
+		else
+			fc_reply_ok(rq);
+	} else if (!strcmp(type, "FlushMetrics")) {
+		if (!rq->api->vm)
+			fc_reply_fault(rq, FC_ERR_PRE_BOOT);
+		else if ((ret = fc_metrics_flush(rq->api->metrics)))
+			fc_reply_fault(rq, "Metrics error: %s",
+				       strerror(-ret));
+		else
+			fc_reply_ok(rq);
+	} else {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "unknown variant "
+			       "`%s`, expected one of "
+			       "`FlushMetrics`, `InstanceStart`, "
+			       "`SendCtrlAltDel`", type);
+	}
+}
+
+void fc_patch_vm(struct fc_request *rq)
+{
+	const char *state;
+	char err[300];
+
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "state", 's', true, &state }), err, sizeof(err))) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "%s", err);
+	} else if (strcmp(state, "Paused") && strcmp(state, "Resumed")) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "unknown variant "
+			       "`%s`, expected `Paused` or "
+			       "`Resumed`", state);
+	} else if (!rq->api->vm) {
+		fc_reply_fault(rq, FC_ERR_PRE_BOOT);
+	} else if (vm_migrating(rq->api->vm)) {
+		fc_reply_fault(rq, "A migration is in progress: it decides where the guest runs.");
+	} else if (!strcmp(state, "Resumed")) {
+		vm_resume(rq->api->vm);
+		fc_reply_ok(rq);
+	} else if (vm_pause(rq->api->vm)) {
+		fc_reply_fault(rq, "Internal VMM error: a vCPU did not pause within 2 s");
+	} else {
+		fc_reply_ok(rq);
+	}
+}
+
+int fc_api_start(const struct fc_api_options *o, struct fc_api **out, char *err, size_t errlen)
+{
+	struct fc_api *api = calloc(1, sizeof(*api));
+	struct timespec now, cpu;
+	int ret = 0;
+
+	if (!api || !(api->id = strdup(o->id)) || !(api->metrics = fc_metrics_new(o->loop))) {
+		if (api)
+			free(api->id);
+		free(api);
+		json_decref(o->doc);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	api->mmds = mmds_new(o->loop, err, errlen);
+	if (!api->mmds) {
+		api->doc = o->doc;
+		fc_api_stop(api);
+		return -EIO;
+	}
+	api->doc = o->doc;
+	api->loop = o->loop;
+	api->start = o->start;
+	api->start_cpu = o->start_cpu;
+	if (o->metrics_path && (ret = fc_metrics_set_path(api->metrics, o->metrics_path, err, errlen)))
+		snprintf(err, errlen, "metrics path %s: %s", o->metrics_path, strerror(-ret));
+	if (!ret && o->sock_path)
+		ret = http_start(o->sock_path, o->loop, fc_api_handle, api, &api->http, err, errlen);
+	if (ret) {
+		fc_api_stop(api);
+		return ret;
+	}
+	/* Firecracker's api_server.process_startup_time: from kiln's start to serving. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	fc_metrics_set_startup(api->metrics, elapsed_us(&o->start, &now),
+			       elapsed_us(&o->start_cpu, &cpu));
+	*out = api;
+	return 0;
+}
+
+struct vm *fc_api_vm(struct fc_api *api) { return api->vm; }
+
+void fc_api_stop(struct fc_api *api)
+{
+	http_stop(api->http);
+	fc_metrics_free(api->metrics);
+	mmds_free(api->mmds);
+	fc_config_release(&api->cfg);
+	json_decref(api->doc);
+	free(api->id);
+	free(api);
+}
