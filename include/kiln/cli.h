@@ -1,7 +1,9 @@
 /* cli — the `kiln run` command line: parsing and validation of user input.
  *
- * Owns: option syntax, SIZE parsing and the usage text. It turns argv into a struct vm_config
- * without touching files or KVM, so every malformed value is reported before anything starts.
+ * Owns: option syntax, SIZE parsing, the usage text and the wording of errors for the command
+ * line. It turns argv into a struct vm_config and the device configurations it points at
+ * without touching files or KVM, so every malformed value is reported before anything starts;
+ * errors from vm_create() are worded as the option that caused them.
  */
 #ifndef KILN_CLI_H
 #define KILN_CLI_H
@@ -10,6 +12,12 @@
 #include <stdint.h>
 
 #include "kiln/log.h"
+#include "kiln/virtio_balloon.h"
+#include "kiln/virtio_blk.h"
+#include "kiln/virtio_console.h"
+#include "kiln/virtio_net.h"
+#include "kiln/virtio_rng.h"
+#include "kiln/virtio_vsock.h"
 #include "kiln/vm.h"
 
 /* Exit codes of `kiln run` (documented in the usage text and README.md). */
@@ -30,21 +38,34 @@ int cli_parse_size(const char *text, uint64_t *bytes) __attribute__((warn_unused
 
 enum cli_action { CLI_RUN, CLI_HELP, CLI_VERSION };
 
-/* Parse `kiln run` options in argv[1..argc) into @cfg and *level (defaults filled in).
- * Returns CLI_RUN/CLI_HELP/CLI_VERSION (>= 0), or -EINVAL with a one-line message naming the
- * option and the value in @err. The strings in @cfg point into argv. */
-int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *level, char *err,
-		  size_t errlen)
+/* What `kiln run` parsed: the VM's configuration and the device configurations its device
+ * list points at. */
+struct cli_run {
+	struct vm_config vm;
+	enum log_level level;
+	const char *option[VM_MAX_DEVICES];   /* the option that added vm.device[i] ("--disk") */
+	struct disk_config disk[VM_MAX_DEVICES];
+	struct net_config net[VM_MAX_DEVICES];
+	struct vsock_config vsock;
+	struct balloon_config balloon;
+	struct console_config console;
+	unsigned nr_disks, nr_nets;
+};
+
+/* Parse `kiln run` options in argv[1..argc) into @r (defaults filled in; the whole
+ * configuration checked with vm_config_check()). Returns CLI_RUN/CLI_HELP/CLI_VERSION (>= 0),
+ * or -EINVAL with a one-line message naming the option and the value in @err. The strings in
+ * @r point into argv. */
+int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Checks across a whole configuration, shared by every front end: the number of virtio
- * devices, unique disk ids and MAC addresses. Returns 0 or -EINVAL with a message in @err. */
-int cli_check_config(const struct vm_config *cfg, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+/* Word @e, an error from vm_create() or vm_config_check() on @r's configuration, as the
+ * command line's: "--disk: disk0: open /x.img: No such file or directory". */
+void cli_word_error(const struct cli_run *r, const struct error *e, char *out, size_t len);
 
-/* Create the VM @cfg describes and run it to the end; errors are printed prefixed by @who.
+/* Create the VM @r describes and run it to the end; errors are printed prefixed by @who.
  * Returns the process exit status (enum kiln_exit). */
-int cli_run_vm(const struct vm_config *cfg, const char *who);
+int cli_run_vm(const struct cli_run *r, const char *who);
 
 /* Run @vm (made on a loop the caller owns) until it stops, then destroy it. Returns the
  * process exit status (enum kiln_exit). */

@@ -1,23 +1,30 @@
-/* devices — the machine's device registry and the narrow interface devices get from the VM.
+/* devices — what a device is to the VM: the device class every device implements, and the
+ * narrow interface (struct dev_host) a device gets from the VM.
  *
- * Owns: struct dev_host (what a device may use: the two buses, interrupt lines, stop requests,
- * the console file descriptor, kiln's start time) and the ordered table of device types that
- * make up the PC. A device never reaches into struct vm or another device; ACPI descriptions
- * come from each device's describe() so the DSDT always matches the devices that exist.
+ * Owns: struct device_class, the same shape for every device, platform or virtio: create from
+ * the class's own configuration, destroy, describe (what ACPI says of it), its id for lookups,
+ * checks against the rest of the configuration, counters, and snapshot state. The ordered
+ * table of classes is src/devices/registry.c; the VM's device manager (src/core/devmgr.c)
+ * creates instances from it. A device never reaches into struct vm, another device or a front
+ * end: its errors name the object and the value, never a command-line option.
  */
 #ifndef KILN_DEVICES_H
 #define KILN_DEVICES_H
 
 #include <poll.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "kiln/bus.h"
+#include "kiln/error.h"
 #include "kiln/loop.h"
 
 struct acpi_config;
 struct guest_mem;
+struct pci_bus;
+struct vm_config;
 
 /* Why the VM stops; the command line maps each to an exit code. */
 enum vm_stop_reason {
@@ -34,6 +41,7 @@ enum vm_stop_reason {
 struct dev_host {
 	struct bus *pio;
 	struct bus *mmio;
+	struct pci_bus *pci;         /* bus 0, for the virtio-pci transport */
 	/* Drive ISA IRQ / GSI @gsi to @level (edge-triggered lines raise on 0->1). */
 	void (*set_irq)(struct dev_host *host, unsigned gsi, bool level);
 	/* Ask the VM to stop; the first reason wins. Callable from any thread. */
@@ -65,34 +73,84 @@ struct dev_host {
 	struct timespec vm_start, vm_start_cpu; /* the same when the VM was made */
 };
 
-struct device_type {
+enum device_kind {
+	DEVICE_PLATFORM, /* a fixed part of the PC on the buses itself (8250, i8042, ...) */
+	DEVICE_VIRTIO,   /* a virtio device: create() returns a struct virtio_dev, which the VM
+			    attaches with the configured transport (virtio-pci or virtio-mmio) */
+};
+
+/* One counter of a device, for metrics: a name (lower_case, stable) and its value since the
+ * device was made. */
+struct device_counter {
 	const char *name;
-	/* Create the device, claim its addresses on host's buses, return its state in @state.
-	 * Returns 0 or -errno. */
-	int (*create)(struct dev_host *host, void **state);
+	uint64_t value;
+};
+
+#define DEVICE_MAX_COUNTERS 8
+
+struct device_class {
+	const char *name;        /* the object in messages and metrics ("disk", "net", "uart") */
+	enum device_kind kind;
+	unsigned max;            /* instances one VM may have (0: as many as there are slots) */
+	/* Create instance @index (0-based among this class's instances) from @config (the class's
+	 * own configuration struct, NULL for platform devices), claim its addresses on @host's
+	 * buses and return its state in *state (a struct virtio_dev * for DEVICE_VIRTIO). Returns
+	 * 0, or -errno with @e set: the message names the object and the value, the kind says
+	 * whether the user's input is at fault. */
+	int (*create)(struct dev_host *host, const void *config, unsigned index, void **state,
+		      struct error *e);
+	/* Release a platform device's state (virtio devices: virtio_dev_free()). */
 	void (*destroy)(void *state);
-	/* Add this device's ACPI description to @acpi (may be NULL when it has none). */
+	/* Add a platform device's ACPI description to @acpi (may be NULL: it has none; virtio
+	 * devices are described by their transport). */
 	void (*describe)(void *state, struct acpi_config *acpi);
-	/* Snapshot (may be NULL with state_size 0: nothing the guest can observe): copy the
-	 * guest-visible state into @buf (state_size bytes, a fixed little-endian layout), and
-	 * give it back to a device create() just made, refusing out-of-range values with -EINVAL
-	 * and a message in @err. The VM is paused. */
+	/* The configuration's name for an instance (a drive_id, an iface_id), or NULL; may be
+	 * NULL when the class has no ids. vm_device_find() looks instances up by it. */
+	const char *(*id)(const void *config);
+	/* Check entry @entry of @vm's device list (one of this class) against the VM and the
+	 * entries before it (duplicate names, a balloon larger than RAM). May be NULL. Returns 0
+	 * or -EINVAL with @e set (ERROR_USAGE). */
+	int (*check)(const struct vm_config *vm, unsigned entry, struct error *e);
+	/* Copy up to @max counters into @out; returns how many. Event loop thread. May be NULL. */
+	unsigned (*counters)(void *state, struct device_counter *out, unsigned max);
+	/* Snapshot of a platform device (state_size 0 and NULL hooks: nothing the guest can
+	 * observe): copy the guest-visible state into @buf (state_size bytes, a fixed
+	 * little-endian layout), and give it back to a device create() just made, refusing
+	 * out-of-range values with -EINVAL and a message in @err. The VM is paused. */
 	size_t state_size;
 	void (*save)(void *state, void *buf);
 	int (*load)(void *state, const void *buf, char *err, size_t errlen);
 };
 
-/* The PC's legacy devices, in creation order, NULL-terminated. */
-extern const struct device_type *const pc_device_types[];
+/* The PC's platform devices, in creation order, NULL-terminated: every VM has them. */
+extern const struct device_class *const pc_platform_classes[];
 
-/* Device types, one per file under src/devices/legacy/. */
-extern const struct device_type uart_8250_type;   /* COM1 at 0x3f8, IRQ 4 */
-extern const struct device_type i8042_type;       /* keyboard controller: reset line, CAD */
-extern const struct device_type cmos_rtc_type;    /* MC146818 RTC + CMOS at 0x70 */
-extern const struct device_type acpi_pm_type;     /* PM1a event/control: S5 poweroff */
-extern const struct device_type boot_timer_type;  /* MMIO 0xC0000000: Firecracker boot timer */
-extern const struct device_type pvpanic_type;     /* port 0x505: guest panic notification */
-extern const struct device_type post_port_type;   /* port 0x80: io_delay sink */
+/* The classes a configuration may name, in the order their instances are created (disks
+ * first, so the first disk is /dev/vda whatever the order of the options), NULL-terminated. */
+extern const struct device_class *const device_classes[];
+
+/* The class called @name in device_classes[], or NULL. */
+const struct device_class *device_class_find(const char *name);
+
+/* How messages name instance @index of @cls made from @config: "net \"eth0\"" when the
+ * configuration gives it an id, else "net0". Writes it into @buf (@len bytes) and returns
+ * @buf. */
+const char *device_label(const struct device_class *cls, const void *config, unsigned index,
+			 char *buf, size_t len);
+
+/* Platform devices, one per file under src/devices/legacy/. */
+extern const struct device_class uart_8250_class;   /* COM1 at 0x3f8, IRQ 4 */
+extern const struct device_class i8042_class;       /* keyboard controller: reset line, CAD */
+extern const struct device_class cmos_rtc_class;    /* MC146818 RTC + CMOS at 0x70 */
+extern const struct device_class acpi_pm_class;     /* PM1a event/control: S5 poweroff */
+extern const struct device_class boot_timer_class;  /* MMIO 0xC0000000: Firecracker boot timer */
+extern const struct device_class pvpanic_class;     /* port 0x505: guest panic notification */
+extern const struct device_class post_port_class;   /* port 0x80: io_delay sink */
+
+/* Register [base, base + len) of @bus for a platform device called @name. Returns 0, or -EIO
+ * with @e set when the range is taken or the bus is full. */
+int device_claim(struct bus *bus, uint64_t base, uint64_t len, const struct bus_ops *ops,
+		 void *opaque, const char *name, struct error *e) __attribute__((warn_unused_result));
 
 /* Add @desc to @acpi for a device's describe(); a full table is logged, not fatal (the device
  * still works, the guest just cannot enumerate it). */
@@ -106,6 +164,6 @@ unsigned uart_8250_receive(void *uart_state, const uint8_t *buf, unsigned len);
 /* Type Ctrl+Alt+Del on the i8042's keyboard (scan code set 2, IRQ 1 while the guest enabled
  * it), as Firecracker's SendCtrlAltDel does. Any thread. Returns 0, or -ENOSPC when earlier
  * keys are still unread. */
-int i8042_send_ctrl_alt_del(void *i8042_state);
+int i8042_send_ctrl_alt_del(void *i8042_state) __attribute__((warn_unused_result));
 
 #endif

@@ -18,22 +18,32 @@
 
 #include "kiln/log.h"
 #include "kiln/loop.h"
+#include "kiln/virtio_balloon.h"
+#include "kiln/virtio_blk.h"
+#include "kiln/virtio_net.h"
+#include "kiln/virtio_vsock.h"
 #include "kiln/vm.h"
 
 #define FC_DEFAULT_MEM_MIB 128
 #define MMDS_DEFAULT_ADDR "169.254.169.254"
 #define FC_MAX_VCPUS 32
 
-/* A configuration parsed from a FullVmConfiguration document. The strings in cfg point into
- * the document, which must outlive it. */
+/* A configuration parsed from a FullVmConfiguration document: the VM's configuration and the
+ * device configurations its device list points at (drives with the root device first, NICs,
+ * vsock, balloon, entropy). The strings point into the document, which must outlive it. */
 struct fc_config {
 	struct vm_config cfg;
+	struct disk_config disk[VM_MAX_VIRTIO];
+	struct net_config net[VM_MAX_VIRTIO];
+	struct vsock_config vsock;
+	struct balloon_config balloon;
+	unsigned nr_disks, nr_nets;
 	char *cmdline;             /* owned: boot_args with root= appended, or NULL */
 	bool level_set;
 	enum log_level level;      /* "logger": "level", when level_set */
 	const char *log_path;      /* "logger": "log_path", or NULL */
 	const char *metrics_path;  /* "metrics": "metrics_path", or NULL */
-	unsigned mmds_nics;        /* "mmds-config": bit i set when cfg.net[i] reaches MMDS */
+	unsigned mmds_nics;        /* "mmds-config": bit i set when net[i] reaches MMDS */
 	bool mmds_v2, mmds_imds_compat;
 	uint32_t mmds_ip;          /* network order */
 };

@@ -28,6 +28,7 @@
 #define KILN_VIRTIO_MMIO_BASE  0xD0000000ULL /* virtio-mmio slot i at BASE + i * SIZE */
 #define KILN_VIRTIO_MMIO_SIZE  0x1000ULL
 #define KILN_VIRTIO_MMIO_SLOTS 8
+#define KILN_VIRTIO_SLOTS      KILN_VIRTIO_MMIO_SLOTS /* virtio devices, on either transport */
 #define KILN_PCI_ECAM_GPA      0xE0000000ULL /* ECAM of bus 0 (MCFG) */
 #define KILN_PCI_ECAM_SIZE     0x100000ULL
 #define KILN_IOAPIC_GPA        0xFEC00000ULL

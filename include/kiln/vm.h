@@ -13,60 +13,21 @@
 #include <stdint.h>
 
 #include "kiln/devices.h"
-#include "kiln/layout.h"
+#include "kiln/error.h"
 #include "kiln/loop.h"
-#include "kiln/net.h"
-#include "kiln/virtio.h"
-
-#define VM_DEFAULT_CMDLINE "console=ttyS0"
-#define VM_DEFAULT_CPUS 1
-#define VM_DEFAULT_MEM_MIB 512
-#define VM_MAX_VIRTIO KILN_VIRTIO_MMIO_SLOTS /* disks + NICs + rng + vsock; also the PCI slots with INTx */
-
-enum vm_transport { VM_TRANSPORT_PCI, VM_TRANSPORT_MMIO };
-
-struct vm_config {
-	const char *kernel_path;
-	const char *initrd_path; /* NULL: none */
-	const char *cmdline;
-	unsigned nr_cpus;
-	uint64_t mem_bytes;
-	enum vm_transport transport; /* how virtio devices attach */
-	unsigned nr_disks;
-	struct disk_config disk[VM_MAX_VIRTIO];
-	unsigned nr_nets;
-	struct net_config net[VM_MAX_VIRTIO];
-	bool rng;                    /* add a virtio-rng device */
-	struct {
-		uint64_t cid;        /* the guest's CID (>= 3) */
-		const char *uds_path; /* NULL: no vsock device */
-	} vsock;
-	struct balloon_config balloon;
-	struct console_config console; /* a virtio-console; kind CONSOLE_NONE: none */
-	bool track_dirty_pages;      /* log dirtied pages for diff snapshots (Firecracker's
-					track_dirty_pages) */
-	/* When kiln started (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID), for the boot timer; zero:
-	 * when vm_create() runs. */
-	struct timespec start, start_cpu;
-};
+#include "kiln/vm_config.h"
 
 struct vm;
-
-/* Errors from vm_create(): which exit code the command line reports. */
-enum vm_error_kind {
-	VM_ERR_USAGE = 2,   /* the user's input is wrong (a value, a file's contents) */
-	VM_ERR_RUNTIME = 1, /* I/O error or the host cannot do it */
-};
 
 /* Build the VM described by @cfg: read kernel and initrd, check limits against KVM and the host,
  * lay out memory, devices, ACPI tables and boot state, create vCPUs. Nothing runs yet. The
  * devices' descriptors go on @loop (the caller's; it must outlive the VM, as must @cfg's
- * strings), whose thread is the
- * one that calls vm_run(). Returns 0 with *out set, or -errno with a one-line message naming
- * the option and value in @err and *kind saying whether the cause is the user's input or the
- * host. */
-int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out,
-	      enum vm_error_kind *kind, char *err, size_t errlen) __attribute__((warn_unused_result));
+ * strings and device configurations), whose thread is the one that calls vm_run(). Returns 0
+ * with *out set, or -errno with @e set: a message naming the object and the value, the kind
+ * (the user's input, or the host), and e->input the configuration input at fault (enum
+ * vm_input) so the front end can word it as its own option. */
+int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out, struct error *e)
+	__attribute__((warn_unused_result));
 
 /* Where a restored VM's guest memory comes from (Firecracker's mem_backend). */
 struct vm_mem_backend {
@@ -83,12 +44,11 @@ struct vm_mem_backend {
  * controller's, timer's and device's state from @snap. The CPUID the guest was shown must be
  * available here, the memory file exactly cfg->mem_bytes long. The VM is paused: vm_run()
  * starts its vCPU threads parked until vm_resume(). Nothing is left behind on failure.
- * Returns 0 with *out set, or -errno with a message in @err and *kind as for vm_create(). */
+ * Returns 0 with *out set, or -errno with @e set as for vm_create(). */
 struct snap_reader;
 int vm_restore(const struct vm_config *cfg, const struct snap_reader *snap,
 	       const struct vm_mem_backend *mem, struct loop *loop, struct vm **out,
-	       enum vm_error_kind *kind, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+	       struct error *e) __attribute__((warn_unused_result));
 
 /* What vm_snapshot() writes. */
 struct vm_snapshot_params {
@@ -160,41 +120,32 @@ enum vm_stop_reason vm_run(struct vm *vm);
 /* The signal number that stopped the VM when vm_run() returned VM_STOP_SIGNAL, else 0. */
 int vm_stop_signal(const struct vm *vm);
 
-enum vm_device_kind { VM_DEVICE_BLOCK, VM_DEVICE_NET, VM_DEVICE_RNG, VM_DEVICE_VSOCK,
-		      VM_DEVICE_BALLOON, VM_DEVICE_CONSOLE };
+/* The device of class @cls whose configuration's id is @id (with @id NULL: the first device of
+ * @cls), as its class's create() returned it (for the class's own functions, e.g.
+ * virtio_blk_replace()), or NULL when the VM has none. Any thread; the VM owns it. */
+void *vm_device_find(struct vm *vm, const struct device_class *cls, const char *id);
 
-/* One device's counters, for metrics. */
-struct vm_counters {
-	enum vm_device_kind kind;  /* VM_DEVICE_BLOCK or VM_DEVICE_NET */
-	const char *id;            /* disk_config.id / net_config.id, or NULL */
-	unsigned index;            /* among the devices of its kind, in configuration order */
-	union {
-		struct blk_counters blk;
-		struct net_counters net;
-	};
+/* One configured device of a VM, for front ends that report on every device (metrics). */
+struct vm_device_info {
+	const struct device_class *cls;
+	const char *id;            /* the configuration's id, or NULL */
+	unsigned index;            /* among the devices of its class, in configuration order */
+	void *state;               /* as vm_device_find() */
 };
 
-/* Copy the counters of the VM's block and network devices into @out[0..@max). Event loop
- * thread. Returns how many were copied. */
-unsigned vm_counters(struct vm *vm, struct vm_counters *out, unsigned max);
-
-/* Give the disk whose disk_config.id is @id the image at @path (Firecracker's PATCH /drives):
- * see virtio_blk_replace(). Returns 0, -ENOENT (no such disk) or -errno, with a message in
- * @err. */
-int vm_replace_disk(struct vm *vm, const char *id, const char *path, char *err, size_t errlen);
-
-/* The balloon device, or NULL when the VM has none (for virtio_balloon_*()). */
-struct virtio_dev *vm_balloon(struct vm *vm);
+/* The VM's configured devices in creation order, up to @max into @out; returns how many the
+ * VM has. Any thread. */
+unsigned vm_devices(struct vm *vm, struct vm_device_info *out, unsigned max);
 
 /* Type Ctrl+Alt+Del on the guest's PS/2 keyboard (Firecracker's SendCtrlAltDel; a Linux guest
  * sees it when its i8042 driver is bound, e.g. with i8042.nopnp). Any thread. Returns 0, or
  * -ENOSPC when the guest has not read the previous keys. */
-int vm_send_ctrl_alt_del(struct vm *vm);
+int vm_send_ctrl_alt_del(struct vm *vm) __attribute__((warn_unused_result));
 
 /* Keep every vCPU out of KVM_RUN until vm_resume() (Firecracker's PATCH /vm "Paused"); devices
  * and the loop keep running. Event loop thread. Returns 0 once every started vCPU has left
  * KVM_RUN, or -ETIMEDOUT if one has not within 2 s (the VM still counts as paused). */
-int vm_pause(struct vm *vm);
+int vm_pause(struct vm *vm) __attribute__((warn_unused_result));
 
 /* Let the vCPUs run again. Event loop thread. */
 void vm_resume(struct vm *vm);

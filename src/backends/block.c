@@ -1,77 +1,79 @@
-/* block — io_uring and synchronous disk-image engines, see include/kiln/block.h. */
+/* block — io_uring and synchronous disk-image engines, see include/kiln/block.h.
+ *
+ * The synchronous engine runs every request on one worker thread per disk, in the order the
+ * device started them (a FLUSH covers the writes before it), and hands completions back to the
+ * event loop through an eventfd, as io_uring does: the loop never waits for the disk.
+ */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <liburing.h>
 
 #include "kiln/block.h"
 #include "kiln/devices.h"
 #include "kiln/log.h"
 
+/* A request of the synchronous engine; iov is its own copy. */
+struct sync_req {
+	enum block_op op;
+	int fd;
+	struct iovec *iov;
+	int n;
+	uint64_t pos;
+	uint32_t tag;
+	int64_t result;
+};
+
+/* A first-in first-out queue of requests, capacity depth. */
+struct sync_fifo {
+	struct sync_req *req;
+	unsigned head, count;
+};
+
+struct block_backend {
+	int fd;                     /* the image, borrowed */
+	enum block_engine engine;   /* what actually runs */
+	unsigned depth;
+	int efd;                    /* completions are signalled here; watched on the loop */
+	void (*done)(void *opaque, uint32_t tag, int64_t result);
+	void *opaque;
+	unsigned inflight;          /* started and not yet delivered through done() */
+	/* io_uring */
+	struct io_uring ring;
+	unsigned queued;            /* SQEs prepared and not yet submitted */
+	/* synchronous engine: the loop thread fills todo, the worker moves requests to finished */
+	pthread_t worker;
+	bool worker_running, stop;
+	pthread_mutex_t lock;
+	pthread_cond_t work, finish;
+	struct sync_fifo todo, finished;
+};
+
 static struct log_once no_uring;
 
-int block_backend_init(struct block_backend *b, int fd, unsigned depth, enum block_engine want,
-		       struct dev_host *host, void (*ready)(void *opaque),
-		       void (*done)(void *opaque, uint32_t tag, int64_t result), void *opaque)
+static void fifo_push(struct sync_fifo *f, unsigned depth, const struct sync_req *r)
 {
-	int ret;
-
-	memset(b, 0, sizeof(*b));
-	b->fd = fd;
-	b->efd = -1;
-	b->done = done;
-	b->opaque = opaque;
-	b->engine = BLOCK_ENGINE_SYNC;
-	if (want == BLOCK_ENGINE_SYNC)
-		return 0;
-	ret = io_uring_queue_init(depth, &b->ring, 0);
-	if (ret == -ENOSYS || ret == -EPERM) {
-		if (log_once_first(&no_uring))
-			log_warn("io_uring is not available here (%s); disks use synchronous I/O",
-				 strerror(-ret));
-		return 0;
-	}
-	if (ret)
-		return ret;
-	if (!(b->ring.features & IORING_FEAT_SUBMIT_STABLE)) { /* before Linux 5.5 */
-		io_uring_queue_exit(&b->ring);
-		if (log_once_first(&no_uring))
-			log_warn("io_uring here lacks IORING_FEAT_SUBMIT_STABLE; disks use synchronous I/O");
-		return 0;
-	}
-	b->engine = BLOCK_ENGINE_IO_URING;
-	b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	ret = b->efd < 0 ? -errno : io_uring_register_eventfd(&b->ring, b->efd);
-	if (!ret)
-		ret = host->watch_fd(host, b->efd, ready, opaque);
-	if (ret)
-		block_backend_destroy(b);
-	return ret;
+	f->req[(f->head + f->count++) % depth] = *r;
 }
 
-void block_backend_destroy(struct block_backend *b)
+static struct sync_req fifo_pop(struct sync_fifo *f, unsigned depth)
 {
-	if (b->engine == BLOCK_ENGINE_IO_URING) {
-		block_drain(b);
-		io_uring_queue_exit(&b->ring);
-	}
-	if (b->efd >= 0)
-		close(b->efd);
-	b->efd = -1;
-	b->engine = BLOCK_ENGINE_SYNC;
+	struct sync_req r = f->req[f->head];
+
+	f->head = (f->head + 1) % depth;
+	f->count--;
+	return r;
 }
 
-/* The whole transfer; short transfers continue, 0 bytes is an error. */
-static int64_t transfer(int fd, bool write, const struct iovec *in, int n, uint64_t pos)
+/* The whole transfer; short transfers continue, 0 bytes is an error. Consumes @v. */
+static int64_t transfer(int fd, bool write, struct iovec *v, int n, uint64_t pos)
 {
-	struct iovec iov[IOV_MAX];
-	struct iovec *v = iov;
 	int64_t total = 0;
 
-	if (n > IOV_MAX)
-		return -EINVAL;
-	memcpy(iov, in, (size_t)n * sizeof(*iov));
 	while (n > 0) {
 		ssize_t got = write ? pwritev(fd, v, n, (off_t)pos) : preadv(fd, v, n, (off_t)pos);
 
@@ -94,16 +96,220 @@ static int64_t transfer(int fd, bool write, const struct iovec *in, int n, uint6
 	return total;
 }
 
+static void *sync_worker(void *opaque)
+{
+	struct block_backend *b = opaque;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&b->lock);
+	for (;;) {
+		struct sync_req r;
+
+		while (!b->stop && !b->todo.count)
+			pthread_cond_wait(&b->work, &b->lock);
+		if (!b->todo.count)
+			break; /* stopping, and nothing left */
+		r = fifo_pop(&b->todo, b->depth);
+		pthread_mutex_unlock(&b->lock);
+		r.result = r.op == BLOCK_FLUSH ? (fdatasync(r.fd) ? -errno : 0)
+					       : transfer(r.fd, r.op == BLOCK_WRITE, r.iov, r.n, r.pos);
+		pthread_mutex_lock(&b->lock);
+		fifo_push(&b->finished, b->depth, &r);
+		pthread_cond_broadcast(&b->finish);
+		if (write(b->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_err("block: completion eventfd: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+static int sync_init(struct block_backend *b)
+{
+	int ret;
+
+	b->todo.req = calloc(b->depth, sizeof(*b->todo.req));
+	b->finished.req = calloc(b->depth, sizeof(*b->finished.req));
+	if (!b->todo.req || !b->finished.req)
+		return -ENOMEM;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->work, NULL);
+	pthread_cond_init(&b->finish, NULL);
+	ret = -pthread_create(&b->worker, NULL, sync_worker, b);
+	b->worker_running = ret == 0;
+	return ret;
+}
+
+/* io_uring if the kernel gives it (and copies submitted iovecs, Linux 5.5), else -ENOSYS. */
+static int uring_init(struct block_backend *b)
+{
+	int ret = io_uring_queue_init(b->depth, &b->ring, 0);
+
+	if (ret == -ENOSYS || ret == -EPERM) {
+		if (log_once_first(&no_uring))
+			log_warn("io_uring is not available here (%s); disks use synchronous I/O",
+				 strerror(-ret));
+		return -ENOSYS;
+	}
+	if (ret)
+		return ret;
+	if (!(b->ring.features & IORING_FEAT_SUBMIT_STABLE)) {
+		io_uring_queue_exit(&b->ring);
+		if (log_once_first(&no_uring))
+			log_warn("io_uring here lacks IORING_FEAT_SUBMIT_STABLE; disks use synchronous I/O");
+		return -ENOSYS;
+	}
+	b->engine = BLOCK_ENGINE_IO_URING;
+	ret = io_uring_register_eventfd(&b->ring, b->efd);
+	return ret;
+}
+
+int block_backend_new(int fd, unsigned depth, enum block_engine want, struct dev_host *host,
+		      void (*ready)(void *opaque),
+		      void (*done)(void *opaque, uint32_t tag, int64_t result), void *opaque,
+		      struct block_backend **out)
+{
+	struct block_backend *b = calloc(1, sizeof(*b));
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	*b = (struct block_backend){ .fd = fd, .engine = BLOCK_ENGINE_SYNC, .depth = depth,
+				     .done = done, .opaque = opaque };
+	b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->efd < 0) {
+		ret = -errno;
+		free(b);
+		return ret;
+	}
+	ret = want == BLOCK_ENGINE_IO_URING ? uring_init(b) : -ENOSYS;
+	if (ret == -ENOSYS)
+		ret = sync_init(b);
+	if (!ret)
+		ret = host->watch_fd(host, b->efd, ready, opaque);
+	if (ret) {
+		block_backend_free(b);
+		return ret;
+	}
+	*out = b;
+	return 0;
+}
+
+static void deliver(struct block_backend *b, uint32_t tag, int64_t result)
+{
+	b->inflight--;
+	b->done(b->opaque, tag, result);
+}
+
+static void uring_complete(struct block_backend *b, struct io_uring_cqe *cqe)
+{
+	uint32_t tag = (uint32_t)io_uring_cqe_get_data64(cqe);
+	int64_t res = cqe->res;
+
+	io_uring_cqe_seen(&b->ring, cqe);
+	deliver(b, tag, res);
+}
+
+void block_reap(struct block_backend *b)
+{
+	struct io_uring_cqe *cqe;
+	uint64_t n;
+
+	if (read(b->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_err("block: completion eventfd: %s", strerror(errno));
+	if (b->engine == BLOCK_ENGINE_IO_URING) {
+		while (io_uring_peek_cqe(&b->ring, &cqe) == 0)
+			uring_complete(b, cqe);
+		return;
+	}
+	pthread_mutex_lock(&b->lock);
+	while (b->finished.count) {
+		struct sync_req r = fifo_pop(&b->finished, b->depth);
+
+		/* done() may start new requests: the backend's lock is not held across it. */
+		pthread_mutex_unlock(&b->lock);
+		free(r.iov);
+		deliver(b, r.tag, r.result);
+		pthread_mutex_lock(&b->lock);
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+void block_drain(struct block_backend *b)
+{
+	struct io_uring_cqe *cqe;
+
+	block_submit_queued(b);
+	if (b->engine == BLOCK_ENGINE_IO_URING) {
+		while (b->inflight > 0) {
+			block_submit_queued(b); /* what a full submission queue held back */
+			if (io_uring_wait_cqe(&b->ring, &cqe))
+				break;
+			uring_complete(b, cqe);
+		}
+		return;
+	}
+	while (b->inflight > 0) {
+		pthread_mutex_lock(&b->lock);
+		while (!b->finished.count)
+			pthread_cond_wait(&b->finish, &b->lock);
+		pthread_mutex_unlock(&b->lock);
+		block_reap(b);
+	}
+}
+
+void block_backend_free(struct block_backend *b)
+{
+	if (!b)
+		return;
+	if (b->engine == BLOCK_ENGINE_IO_URING) {
+		block_drain(b);
+		io_uring_queue_exit(&b->ring);
+	} else if (b->worker_running) {
+		block_drain(b);
+		pthread_mutex_lock(&b->lock);
+		b->stop = true;
+		pthread_cond_signal(&b->work);
+		pthread_mutex_unlock(&b->lock);
+		pthread_join(b->worker, NULL);
+		pthread_mutex_destroy(&b->lock);
+		pthread_cond_destroy(&b->work);
+		pthread_cond_destroy(&b->finish);
+	}
+	free(b->todo.req);
+	free(b->finished.req);
+	close(b->efd);
+	free(b);
+}
+
+enum block_engine block_backend_engine(const struct block_backend *b) { return b->engine; }
+
+void block_set_fd(struct block_backend *b, int fd) { b->fd = fd; }
+
+/* The request could not start: complete it at once with @err. */
+static void refuse(struct block_backend *b, uint32_t tag, int err)
+{
+	b->inflight++;
+	deliver(b, tag, err);
+}
+
 void block_start(struct block_backend *b, enum block_op op, const struct iovec *iov, int n,
 		 uint64_t pos, uint32_t tag)
 {
 	struct io_uring_sqe *sqe;
+	struct sync_req r = { .op = op, .fd = b->fd, .n = n, .pos = pos, .tag = tag };
 
 	if (b->engine == BLOCK_ENGINE_SYNC) {
-		int64_t r = op == BLOCK_FLUSH ? (fdatasync(b->fd) ? -errno : 0) :
-			    transfer(b->fd, op == BLOCK_WRITE, iov, n, pos);
-
-		b->done(b->opaque, tag, r);
+		if (b->inflight == b->depth || (n && !(r.iov = malloc((size_t)n * sizeof(*iov))))) {
+			refuse(b, tag, b->inflight == b->depth ? -EBUSY : -ENOMEM);
+			return;
+		}
+		if (n)
+			memcpy(r.iov, iov, (size_t)n * sizeof(*iov));
+		pthread_mutex_lock(&b->lock);
+		fifo_push(&b->todo, b->depth, &r);
+		pthread_mutex_unlock(&b->lock);
+		b->inflight++;
+		b->queued++;
 		return;
 	}
 	sqe = io_uring_get_sqe(&b->ring);
@@ -112,7 +318,7 @@ void block_start(struct block_backend *b, enum block_op op, const struct iovec *
 		sqe = io_uring_get_sqe(&b->ring);
 	}
 	if (!sqe) {
-		b->done(b->opaque, tag, -EBUSY);
+		refuse(b, tag, -EBUSY);
 		return;
 	}
 	if (op == BLOCK_FLUSH)
@@ -123,55 +329,27 @@ void block_start(struct block_backend *b, enum block_op op, const struct iovec *
 		io_uring_prep_readv(sqe, b->fd, iov, (unsigned)n, pos);
 	io_uring_sqe_set_data64(sqe, tag);
 	b->queued++;
+	b->inflight++;
 }
 
 void block_submit_queued(struct block_backend *b)
 {
 	int ret;
 
-	if (b->engine != BLOCK_ENGINE_IO_URING || b->queued == 0)
+	if (!b->queued)
 		return;
+	if (b->engine == BLOCK_ENGINE_SYNC) {
+		pthread_mutex_lock(&b->lock);
+		pthread_cond_signal(&b->work);
+		pthread_mutex_unlock(&b->lock);
+		b->queued = 0;
+		return;
+	}
 	do
 		ret = io_uring_submit(&b->ring);
 	while (ret == -EINTR);
-	if (ret > 0) {
-		b->inflight += (unsigned)ret;
+	if (ret > 0)
 		b->queued -= (unsigned)ret < b->queued ? (unsigned)ret : b->queued;
-	}
 	if (ret < 0)
 		log_err("io_uring_submit: %s", strerror(-ret));
-}
-
-static void complete(struct block_backend *b, struct io_uring_cqe *cqe)
-{
-	uint32_t tag = (uint32_t)io_uring_cqe_get_data64(cqe);
-	int64_t res = cqe->res;
-
-	io_uring_cqe_seen(&b->ring, cqe);
-	b->inflight--;
-	b->done(b->opaque, tag, res);
-}
-
-void block_reap(struct block_backend *b)
-{
-	struct io_uring_cqe *cqe;
-	uint64_t n;
-
-	if (b->engine != BLOCK_ENGINE_IO_URING)
-		return;
-	if (read(b->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_err("block: completion eventfd: %s", strerror(errno));
-	while (io_uring_peek_cqe(&b->ring, &cqe) == 0)
-		complete(b, cqe);
-}
-
-void block_drain(struct block_backend *b)
-{
-	struct io_uring_cqe *cqe;
-
-	if (b->engine != BLOCK_ENGINE_IO_URING)
-		return;
-	block_submit_queued(b);
-	while (b->inflight > 0 && io_uring_wait_cqe(&b->ring, &cqe) == 0)
-		complete(b, cqe);
 }

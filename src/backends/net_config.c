@@ -1,18 +1,17 @@
 /* net_config — a NIC's configuration: MAC addresses and port-forward rules as users write
- * them (shared by every front end), and the backend it names. See include/kiln/net.h. */
+ * them (shared by every front end), and the backend it names. See include/kiln/virtio_net.h. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kiln/net.h"
+#include "kiln/net_backend.h"
 
 struct net_backend *net_backend_open(struct dev_host *host, const struct net_config *cfg,
-				     bool *usage, char *err, size_t errlen)
+				     struct error *e)
 {
-	return cfg->kind == NET_TAP ? net_tap_open(host, cfg->tap, usage, err, errlen)
-				    : net_user_open(host, cfg, usage, err, errlen);
+	return cfg->kind == NET_TAP ? net_tap_open(host, cfg->tap, e) : net_user_open(host, cfg, e);
 }
 
 int net_parse_mac(const char *text, uint8_t mac[6])

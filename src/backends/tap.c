@@ -19,7 +19,7 @@
 
 #include "kiln/devices.h"
 #include "kiln/log.h"
-#include "kiln/net.h"
+#include "kiln/net_backend.h"
 
 #define TAP_BUDGET 64u /* frames read per wake-up, so one busy NIC does not starve the loop */
 
@@ -51,7 +51,7 @@ static void tap_readable(void *opaque)
 			if (n < 0) {
 				/* e.g. the interface was deleted: the descriptor stays "ready" with an
 				 * error forever, so stop watching it rather than spin. */
-				log_warn("--net tap=%s: read: %s; the guest receives nothing more",
+				log_warn("tap %s: read: %s; the guest receives nothing more",
 					 t->name, strerror(errno));
 				t->broken = true;
 				t->host->pause_fd(t->host, t->fd, true);
@@ -119,28 +119,25 @@ static const struct net_backend_ops tap_ops = {
 	.free = tap_free,
 };
 
-struct net_backend *net_tap_open(struct dev_host *host, const char *name, bool *usage, char *err,
-				 size_t errlen)
+struct net_backend *net_tap_open(struct dev_host *host, const char *name, struct error *e)
 {
 	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
 	int hdr_len = NET_HDR_LEN, ret;
 	struct tap *t;
 
-	*usage = true;
 	if (!name[0] || strlen(name) >= IFNAMSIZ) {
-		snprintf(err, errlen, "--net tap=%s: an interface name has 1 to %d characters", name,
-			 IFNAMSIZ - 1);
+		error_set(e, ERROR_USAGE, "tap \"%s\": an interface name has 1 to %d characters", name,
+			  IFNAMSIZ - 1);
 		return NULL;
 	}
 	if (!if_nametoindex(name)) {
-		snprintf(err, errlen, "--net tap=%s: no such network interface (create it first: "
-			 "ip tuntap add %s mode tap)", name, name);
+		error_set(e, ERROR_USAGE, "tap %s: no such network interface (create it first: "
+			  "ip tuntap add %s mode tap)", name, name);
 		return NULL;
 	}
-	*usage = false;
 	t = calloc(1, sizeof(*t));
 	if (!t) {
-		snprintf(err, errlen, "--net tap=%s: out of memory", name);
+		error_set(e, ERROR_RUNTIME, "tap %s: out of memory", name);
 		return NULL;
 	}
 	t->be = (struct net_backend){ .ops = &tap_ops, .vnet_hdr = true };
@@ -149,24 +146,23 @@ struct net_backend *net_tap_open(struct dev_host *host, const char *name, bool *
 	memcpy(ifr.ifr_name, t->name, sizeof(ifr.ifr_name));
 	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (t->fd < 0) {
-		snprintf(err, errlen, "--net tap=%s: /dev/net/tun: %s", name, strerror(errno));
+		error_set(e, ERROR_RUNTIME, "tap %s: /dev/net/tun: %s", name, strerror(errno));
 		goto fail;
 	}
 	if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
 		ret = errno;
-		*usage = ret == EINVAL || ret == EBUSY;
-		snprintf(err, errlen, "--net tap=%s: %s", name,
-			 ret == EINVAL ? "not a tap device (or a multiqueue one)" :
-			 ret == EBUSY ? "already in use by another process" : strerror(ret));
+		error_set(e, ret == EINVAL || ret == EBUSY ? ERROR_USAGE : ERROR_RUNTIME, "tap %s: %s",
+			  name, ret == EINVAL ? "not a tap device (or a multiqueue one)" :
+			  ret == EBUSY ? "already in use by another process" : strerror(ret));
 		goto fail;
 	}
 	if (ioctl(t->fd, TUNSETVNETHDRSZ, &hdr_len) < 0 || ioctl(t->fd, TUNSETOFFLOAD, 0) < 0) {
-		snprintf(err, errlen, "--net tap=%s: virtio-net header: %s", name, strerror(errno));
+		error_set(e, ERROR_RUNTIME, "tap %s: virtio-net header: %s", name, strerror(errno));
 		goto fail;
 	}
 	ret = host->watch_fd(host, t->fd, tap_readable, t);
 	if (ret) {
-		snprintf(err, errlen, "--net tap=%s: event loop: %s", name, strerror(-ret));
+		error_set(e, ERROR_RUNTIME, "tap %s: event loop: %s", name, strerror(-ret));
 		goto fail;
 	}
 	return &t->be;

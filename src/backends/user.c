@@ -16,7 +16,7 @@
 
 #include "kiln/devices.h"
 #include "kiln/log.h"
-#include "kiln/net.h"
+#include "kiln/net_backend.h"
 
 #define USER_QUEUE 256u  /* frames slirp produced that wait for the guest's buffers */
 #define USER_TIMERS 4u
@@ -71,7 +71,7 @@ static void cb_guest_error(const char *msg, void *opaque)
 	struct user *u = opaque;
 
 	if (log_once_first(&u->guest_error))
-		log_warn("--net user: the guest sent a bad packet: %s", msg);
+		log_warn("user-mode network: the guest sent a bad packet: %s", msg);
 }
 
 static int64_t cb_clock_get_ns(void *opaque)
@@ -93,7 +93,7 @@ static void *cb_timer_new_opaque(SlirpTimerId id, void *cb_opaque, void *opaque)
 			return &u->timer[i];
 		}
 	}
-	log_err("--net user: slirp asked for more than %u timers", USER_TIMERS);
+	log_err("user-mode network: slirp asked for more than %u timers", USER_TIMERS);
 	return NULL;
 }
 
@@ -133,7 +133,7 @@ static int add_poll(int fd, int events, void *opaque)
 
 	if (u->nfds == u->maxfds) {
 		if (log_once_first(&u->too_many_fds))
-			log_warn("--net user: more than %u open sockets; the rest wait", u->maxfds);
+			log_warn("user-mode network: more than %u open sockets; the rest wait", u->maxfds);
 		return -1;
 	}
 	ev |= (events & SLIRP_POLL_IN) ? POLLIN : 0;
@@ -254,16 +254,15 @@ static const struct net_backend_ops user_ops = {
 	.free = user_free,
 };
 
-struct net_backend *net_user_open(struct dev_host *host, const struct net_config *cfg, bool *usage,
-				  char *err, size_t errlen)
+struct net_backend *net_user_open(struct dev_host *host, const struct net_config *cfg,
+				  struct error *e)
 {
 	SlirpConfig sc = { .version = 4, .in_enabled = true, .in6_enabled = true, .vprefix_len = 64 };
 	struct user *u = calloc(1, sizeof(*u));
 	int ret;
 
-	*usage = false;
 	if (!u) {
-		snprintf(err, errlen, "--net user: out of memory");
+		error_set(e, ERROR_RUNTIME, "user-mode network: out of memory");
 		return NULL;
 	}
 	u->be = (struct net_backend){ .ops = &user_ops };
@@ -277,7 +276,7 @@ struct net_backend *net_user_open(struct dev_host *host, const struct net_config
 	inet_pton(AF_INET6, "fec0::3", &sc.vnameserver6);
 	u->slirp = slirp_new(&sc, &user_callbacks, u);
 	if (!u->slirp) {
-		snprintf(err, errlen, "--net user: libslirp could not start");
+		error_set(e, ERROR_RUNTIME, "user-mode network: libslirp could not start");
 		goto fail;
 	}
 	for (unsigned i = 0; i < cfg->nr_hostfwd; i++) {
@@ -286,15 +285,15 @@ struct net_backend *net_user_open(struct dev_host *host, const struct net_config
 		errno = 0;
 		if (slirp_add_hostfwd(u->slirp, f->udp, f->host_addr, f->host_port, f->guest_addr,
 				      f->guest_port) < 0) {
-			snprintf(err, errlen, "--net user: hostfwd=%s: cannot listen on host port %u: %s",
-				 f->text, f->host_port, errno ? strerror(errno) : "in use");
+			error_set(e, ERROR_RUNTIME, "hostfwd=%s: cannot listen on host port %u: %s",
+				  f->text, f->host_port, errno ? strerror(errno) : "in use");
 			goto fail;
 		}
 	}
 	ret = host->add_poller(host, &(struct loop_poller){ .prepare = user_prepare,
 							   .dispatch = user_dispatch, .opaque = u });
 	if (ret) {
-		snprintf(err, errlen, "--net user: event loop: %s", strerror(-ret));
+		error_set(e, ERROR_RUNTIME, "user-mode network: event loop: %s", strerror(-ret));
 		goto fail;
 	}
 	return &u->be;

@@ -27,7 +27,7 @@ const char cli_run_usage[] =
 	"  --disk PATH[,readonly=on][,id=NAME][,engine=io_uring|sync]\n"
 	"                    a raw disk image as virtio-blk (/dev/vda, vdb, ... in order); id is\n"
 	"                    the serial the guest sees (at most 20 characters); I/O through\n"
-	"                    io_uring (default) or synchronous calls on kiln's event loop\n"
+	"                    io_uring (default) or synchronous calls on a worker thread\n"
 	"  --net tap=NAME[,mac=MAC]\n"
 	"                    a virtio-net NIC on an existing tap interface (ip tuntap add NAME\n"
 	"                    mode tap), checksum and TSO offloads passed through\n"
@@ -164,26 +164,26 @@ static int parse_net(char *text, struct net_config *n, char *err, size_t errlen)
 	return 0;
 }
 
-/* "amount=SIZE[,deflate_on_oom=on][,reporting=on][,stats=SECONDS]" into @cfg's balloon. */
-static int parse_balloon(char *text, struct vm_config *cfg, char *err, size_t errlen)
+/* "amount=SIZE[,deflate_on_oom=on][,reporting=on][,stats=SECONDS]" into @b. */
+static int parse_balloon(char *text, struct balloon_config *b, char *err, size_t errlen)
 {
 	char *opt, *save = NULL, *end;
 	bool amount = false;
 
-	cfg->balloon = (struct balloon_config){ .enabled = true };
+	*b = (struct balloon_config){ 0 };
 	for (opt = strtok_r(text, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
 		if (!strncmp(opt, "amount=", 7)) {
 			if (!strcmp(opt + 7, "0")) {
-				cfg->balloon.target_bytes = 0;
-			} else if (cli_parse_size(opt + 7, &cfg->balloon.target_bytes)) {
+				b->target_bytes = 0;
+			} else if (cli_parse_size(opt + 7, &b->target_bytes)) {
 				snprintf(err, errlen, "--balloon: \"%s\" is not a SIZE like 256M", opt + 7);
 				return -EINVAL;
 			}
 			amount = true;
 		} else if (!strcmp(opt, "deflate_on_oom=on") || !strcmp(opt, "deflate_on_oom=off")) {
-			cfg->balloon.deflate_on_oom = !strcmp(opt + 15, "on");
+			b->deflate_on_oom = !strcmp(opt + 15, "on");
 		} else if (!strcmp(opt, "reporting=on") || !strcmp(opt, "reporting=off")) {
-			cfg->balloon.free_page_reporting = !strcmp(opt + 10, "on");
+			b->free_page_reporting = !strcmp(opt + 10, "on");
 		} else if (!strncmp(opt, "stats=", 6)) {
 			errno = 0;
 			unsigned long s = strtoul(opt + 6, &end, 10);
@@ -193,7 +193,7 @@ static int parse_balloon(char *text, struct vm_config *cfg, char *err, size_t er
 					 "(0 to 86400 seconds)", opt + 6);
 				return -EINVAL;
 			}
-			cfg->balloon.stats_interval_s = (unsigned)s;
+			b->stats_interval_s = (unsigned)s;
 		} else {
 			snprintf(err, errlen, "--balloon: \"%s\" is not amount=SIZE, deflate_on_oom=on|off, "
 				 "reporting=on|off or stats=SECONDS", opt);
@@ -207,69 +207,69 @@ static int parse_balloon(char *text, struct vm_config *cfg, char *err, size_t er
 	return 0;
 }
 
-/* "cid=N,uds=PATH" into @cfg's vsock (pointing into @text, which is modified). */
-static int parse_vsock(char *text, struct vm_config *cfg, char *err, size_t errlen)
+/* "cid=N,uds=PATH" into @v (pointing into @text, which is modified). */
+static int parse_vsock(char *text, struct vsock_config *v, char *err, size_t errlen)
 {
 	char *opt, *save = NULL, *end;
 
 	for (opt = strtok_r(text, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
 		if (!strncmp(opt, "cid=", 4)) {
 			errno = 0;
-			cfg->vsock.cid = strtoull(opt + 4, &end, 10);
-			if (errno || end == opt + 4 || *end || opt[4] == '-' || cfg->vsock.cid < 3 ||
-			    cfg->vsock.cid > UINT32_MAX - 1) {
+			v->guest_cid = strtoull(opt + 4, &end, 10);
+			if (errno || end == opt + 4 || *end || opt[4] == '-' || v->guest_cid < 3 ||
+			    v->guest_cid > UINT32_MAX - 1) {
 				snprintf(err, errlen, "--vsock: \"%s\" is not a guest CID (3 to %u)",
 					 opt + 4, UINT32_MAX - 1);
 				return -EINVAL;
 			}
 		} else if (!strncmp(opt, "uds=", 4) && opt[4]) {
-			cfg->vsock.uds_path = opt + 4;
+			v->uds_path = opt + 4;
 		} else {
 			snprintf(err, errlen, "--vsock: \"%s\" is not cid=N or uds=PATH", opt);
 			return -EINVAL;
 		}
 	}
-	if (!cfg->vsock.cid || !cfg->vsock.uds_path) {
+	if (!v->guest_cid || !v->uds_path) {
 		snprintf(err, errlen, "--vsock needs cid=N and uds=PATH");
 		return -EINVAL;
 	}
 	return 0;
 }
 
-int cli_check_config(const struct vm_config *cfg, char *err, size_t errlen)
+/* Add device @config of @cls to @r's VM as option @option's. */
+static int add_device(struct cli_run *r, const char *option, const struct device_class *cls,
+		      const void *config, char *err, size_t errlen)
 {
-	unsigned devices = cfg->nr_disks + cfg->nr_nets + cfg->rng + !!cfg->vsock.uds_path +
-			   cfg->balloon.enabled + (cfg->console.kind != CONSOLE_NONE);
+	struct error e;
 
-	if (devices > VM_MAX_VIRTIO) {
-		snprintf(err, errlen, "--disk/--net/--rng/--vsock/--balloon/--console: %u devices, more "
-			 "than the %d virtio slots", devices, VM_MAX_VIRTIO);
+	if (vm_config_add(&r->vm, cls, config, &e)) {
+		snprintf(err, errlen, "%s: %s", option, e.msg);
 		return -EINVAL;
 	}
-	if (cfg->balloon.enabled && cfg->balloon.target_bytes > cfg->mem_bytes) {
-		snprintf(err, errlen, "--balloon: %" PRIu64 " MiB is more than the guest's %" PRIu64
-			 " MiB", cfg->balloon.target_bytes >> 20, cfg->mem_bytes >> 20);
-		return -EINVAL;
-	}
-	for (unsigned i = 0; i < cfg->nr_nets; i++)
-		for (unsigned j = 0; j < i; j++)
-			if (cfg->net[i].mac_set && cfg->net[j].mac_set &&
-			    !memcmp(cfg->net[i].mac, cfg->net[j].mac, 6)) {
-				snprintf(err, errlen, "--net: NICs %u and %u have the same MAC address", j, i);
-				return -EINVAL;
-			}
-	for (unsigned i = 0; i < cfg->nr_disks; i++)
-		for (unsigned j = 0; j < i; j++)
-			if (cfg->disk[i].id && cfg->disk[j].id && !strcmp(cfg->disk[i].id, cfg->disk[j].id)) {
-				snprintf(err, errlen, "--disk %s: id \"%s\" is already used by --disk %s",
-					 cfg->disk[i].path, cfg->disk[i].id, cfg->disk[j].path);
-				return -EINVAL;
-			}
+	r->option[r->vm.nr_devices - 1] = option;
 	return 0;
 }
 
-int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *level, char *err,
-		  size_t errlen)
+void cli_word_error(const struct cli_run *r, const struct error *e, char *out, size_t len)
+{
+	static const char *const settings[] = {
+		[VM_INPUT_CPUS] = "--cpus", [VM_INPUT_MEMORY] = "--memory",
+		[VM_INPUT_KERNEL] = "--kernel", [VM_INPUT_INITRD] = "--initrd",
+		[VM_INPUT_CMDLINE] = "--cmdline",
+	};
+	const char *option = NULL;
+
+	if (e->input >= VM_INPUT_DEVICE && e->input - VM_INPUT_DEVICE < (int)r->vm.nr_devices)
+		option = r->option[e->input - VM_INPUT_DEVICE];
+	else if (e->input > VM_INPUT_NONE && e->input <= VM_INPUT_CMDLINE)
+		option = settings[e->input];
+	if (option)
+		snprintf(out, len, "%s: %s", option, e->msg);
+	else
+		snprintf(out, len, "%s", e->msg);
+}
+
+int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t errlen)
 {
 	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
 	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT, OPT_VSOCK, OPT_BALLOON,
@@ -292,11 +292,15 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct vm_config *cfg = &r->vm;
+	bool have_vsock = false, have_balloon = false, have_console = false, have_rng = false;
+	struct error e;
 	int c;
 
+	memset(r, 0, sizeof(*r));
 	*cfg = (struct vm_config){ .cmdline = VM_DEFAULT_CMDLINE, .nr_cpus = VM_DEFAULT_CPUS,
 				   .mem_bytes = (uint64_t)VM_DEFAULT_MEM_MIB << 20 };
-	*level = LOG_WARN;
+	r->level = LOG_WARN;
 	optind = 0; /* 0, not 1: glibc then also resets its permutation state */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -320,53 +324,76 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 			}
 			break;
 		case OPT_LOG_LEVEL:
-			if (parse_level(optarg, level)) {
+			if (parse_level(optarg, &r->level)) {
 				snprintf(err, errlen,
 					 "--log-level: \"%s\" is not one of error, warn, info, debug", optarg);
 				return -EINVAL;
 			}
 			break;
 		case OPT_DISK:
-			if (cfg->nr_disks == VM_MAX_VIRTIO) {
-				snprintf(err, errlen, "--disk %s: more than %d disks", optarg, VM_MAX_VIRTIO);
+			if (r->vm.nr_devices == VM_MAX_DEVICES) {
+				snprintf(err, errlen, "--disk %s: more than %d devices", optarg,
+					 VM_MAX_DEVICES);
 				return -EINVAL;
 			}
-			if (parse_disk(optarg, &cfg->disk[cfg->nr_disks], err, errlen))
+			if (parse_disk(optarg, &r->disk[r->nr_disks], err, errlen) ||
+			    add_device(r, "--disk", &virtio_blk_class, &r->disk[r->nr_disks], err, errlen))
 				return -EINVAL;
-			cfg->nr_disks++;
+			r->nr_disks++;
 			break;
 		case OPT_NET:
-			if (cfg->nr_nets == VM_MAX_VIRTIO) {
-				snprintf(err, errlen, "--net %s: more than %d NICs", optarg, VM_MAX_VIRTIO);
+			if (r->vm.nr_devices == VM_MAX_DEVICES) {
+				snprintf(err, errlen, "--net %s: more than %d devices", optarg,
+					 VM_MAX_DEVICES);
 				return -EINVAL;
 			}
-			if (parse_net(optarg, &cfg->net[cfg->nr_nets], err, errlen))
+			if (parse_net(optarg, &r->net[r->nr_nets], err, errlen) ||
+			    add_device(r, "--net", &virtio_net_class, &r->net[r->nr_nets], err, errlen))
 				return -EINVAL;
-			cfg->nr_nets++;
+			r->nr_nets++;
 			break;
-		case OPT_RNG: cfg->rng = true; break;
+		case OPT_RNG:
+			if (!have_rng && add_device(r, "--rng", &virtio_rng_class, NULL, err, errlen))
+				return -EINVAL;
+			have_rng = true;
+			break;
 		case OPT_VSOCK:
-			if (cfg->vsock.uds_path) {
+			if (have_vsock) {
 				snprintf(err, errlen, "--vsock: only one vsock device");
 				return -EINVAL;
 			}
-			if (parse_vsock(optarg, cfg, err, errlen))
+			if (parse_vsock(optarg, &r->vsock, err, errlen) ||
+			    add_device(r, "--vsock", &virtio_vsock_class, &r->vsock, err, errlen))
 				return -EINVAL;
+			have_vsock = true;
 			break;
 		case OPT_BALLOON:
-			if (parse_balloon(optarg, cfg, err, errlen))
+			if (have_balloon) {
+				snprintf(err, errlen, "--balloon: only one balloon");
 				return -EINVAL;
+			}
+			if (parse_balloon(optarg, &r->balloon, err, errlen) ||
+			    add_device(r, "--balloon", &virtio_balloon_class, &r->balloon, err, errlen))
+				return -EINVAL;
+			have_balloon = true;
 			break;
 		case OPT_CONSOLE:
+			if (have_console) {
+				snprintf(err, errlen, "--console: only one virtio console");
+				return -EINVAL;
+			}
 			if (!strncmp(optarg, "socket=", 7) && optarg[7]) {
-				cfg->console = (struct console_config){ CONSOLE_SOCKET, optarg + 7 };
+				r->console = (struct console_config){ CONSOLE_SOCKET, optarg + 7 };
 			} else if (!strncmp(optarg, "file=", 5) && optarg[5]) {
-				cfg->console = (struct console_config){ CONSOLE_FILE, optarg + 5 };
+				r->console = (struct console_config){ CONSOLE_FILE, optarg + 5 };
 			} else {
 				snprintf(err, errlen, "--console: \"%s\" is not socket=PATH or file=PATH",
 					 optarg);
 				return -EINVAL;
 			}
+			if (add_device(r, "--console", &virtio_console_class, &r->console, err, errlen))
+				return -EINVAL;
+			have_console = true;
 			break;
 		case OPT_TRANSPORT:
 			if (!strcmp(optarg, "pci")) {
@@ -396,7 +423,9 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg, enum log_level *
 		snprintf(err, errlen, "--kernel is required");
 		return -EINVAL;
 	}
-	if (cli_check_config(cfg, err, errlen))
+	if (vm_config_check(cfg, &e)) {
+		cli_word_error(r, &e, err, errlen);
 		return -EINVAL;
+	}
 	return CLI_RUN;
 }

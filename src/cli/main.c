@@ -19,14 +19,13 @@ static const char top_usage[] =
 static int cmd_run(int argc, char **argv)
 {
 	struct timespec start, start_cpu;
-	struct vm_config cfg;
-	enum log_level level;
-	char err[512];
+	struct cli_run r;
+	char err[ERROR_MSG_MAX + 64];
 	int ret;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &start_cpu);
-	ret = cli_parse_run(argc, argv, &cfg, &level, err, sizeof(err));
+	ret = cli_parse_run(argc, argv, &r, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "kiln run: %s\n", err);
 		return KILN_EXIT_USAGE;
@@ -39,10 +38,10 @@ static int cmd_run(int argc, char **argv)
 		puts("kiln " KILN_VERSION);
 		return 0;
 	}
-	log_set_level(level);
-	cfg.start = start;
-	cfg.start_cpu = start_cpu;
-	return cli_run_vm(&cfg, "kiln run");
+	log_set_level(r.level);
+	r.vm.start = start;
+	r.vm.start_cpu = start_cpu;
+	return cli_run_vm(&r, "kiln run");
 }
 
 /* Sockets (vsock and API clients, taps, images) are descriptors: allow as many as the hard

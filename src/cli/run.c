@@ -28,12 +28,12 @@ int cli_vm_run_to_end(struct vm *vm)
 	return ret;
 }
 
-int cli_run_vm(const struct vm_config *cfg, const char *who)
+int cli_run_vm(const struct cli_run *r, const char *who)
 {
-	enum vm_error_kind kind;
 	struct loop *loop;
+	struct error e;
 	struct vm *vm;
-	char err[512];
+	char err[ERROR_MSG_MAX + 64];
 	int ret;
 
 	ret = loop_new(&loop);
@@ -41,10 +41,11 @@ int cli_run_vm(const struct vm_config *cfg, const char *who)
 		fprintf(stderr, "%s: event loop: %s\n", who, strerror(-ret));
 		return KILN_EXIT_RUNTIME;
 	}
-	if (vm_create(cfg, loop, &vm, &kind, err, sizeof(err))) {
+	if (vm_create(&r->vm, loop, &vm, &e)) {
+		cli_word_error(r, &e, err, sizeof(err));
 		fprintf(stderr, "%s: %s\n", who, err);
 		loop_free(loop);
-		return (int)kind;
+		return e.kind == ERROR_USAGE ? KILN_EXIT_USAGE : KILN_EXIT_RUNTIME;
 	}
 	ret = cli_vm_run_to_end(vm);
 	loop_free(loop);

@@ -38,28 +38,9 @@ static void save_devices(struct vm *vm, struct snap_writer *w)
 {
 	struct pci_bus_state bus;
 
-	for (unsigned i = 0; i < vm->nr_devices; i++) {
-		const struct device_type *t = vm->device[i].type;
-		void *buf;
-
-		if (!t->save)
-			continue;
-		if (!(buf = calloc(1, t->state_size))) {
-			w->oom = true;
-			return;
-		}
-		t->save(vm->device[i].state, buf);
-		snap_put(w, t->name, 0, buf, t->state_size);
-		free(buf);
-	}
+	devmgr_save(&vm->devices, w);
 	pci_bus_save(vm->pci, &bus);
 	snap_put(w, "pcibus", 0, &bus, sizeof(bus));
-	for (unsigned i = 0; i < vm->nr_virtio; i++) {
-		if (vm->virtio[i].mmio)
-			virtio_mmio_save(vm->virtio[i].mmio, w, i);
-		else
-			virtio_pci_save(vm->virtio[i].pci, w, i);
-	}
 }
 
 /* The VM-wide KVM state: interrupt controllers, PIT, kvmclock, MSI routes. */
@@ -203,8 +184,8 @@ static int write_memory(struct vm *vm, const char *path, bool diff, uint64_t *wr
 int vm_save_state(struct vm *vm, const void *config, size_t config_len, struct snap_writer *w,
 		  char *err, size_t errlen)
 {
-	struct vm_wire shape = { .nr_cpus = vm->nr_cpus, .nr_virtio = vm->nr_virtio,
-				 .nr_devices = vm->nr_devices, .nr_msi = vm->nr_msi,
+	struct vm_wire shape = { .nr_cpus = vm->nr_cpus, .nr_virtio = vm->devices.nr_virtio,
+				 .nr_devices = vm->devices.nr_platform, .nr_msi = vm->nr_msi,
 				 .mem_bytes = vm->mem.size };
 	int ret;
 
@@ -265,7 +246,7 @@ int vm_snapshot(struct vm *vm, const struct vm_snapshot_params *p, char *err, si
 /* --- restore ------------------------------------------------------------------------------ */
 
 int vm_restore_memory(struct vm *vm, const struct vm_config *cfg, const struct vm_mem_backend *mb,
-		      struct vm_error *e)
+		      struct error *e)
 {
 	struct stat st;
 	int fd, ret;
@@ -275,24 +256,24 @@ int vm_restore_memory(struct vm *vm, const struct vm_config *cfg, const struct v
 	if (mb->type == VM_MEM_SHARED_FD) { /* a migration's memory, received into a memfd */
 		ret = fstat(mb->fd, &st) || (uint64_t)st.st_size != cfg->mem_bytes ? -EINVAL :
 		      guest_mem_map_file(&vm->mem, cfg->mem_bytes, mb->fd, true);
-		return ret ? vm_fail(e, VM_ERR_RUNTIME, "migrated memory: %s", strerror(-ret)) : 0;
+		return ret ? error_set(e, ERROR_RUNTIME, "migrated memory: %s", strerror(-ret)) : 0;
 	}
 	fd = open(mb->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return vm_fail(e, VM_ERR_USAGE, "mem_backend %s: %s", mb->path, strerror(errno));
+		return error_set(e, ERROR_USAGE, "mem_backend %s: %s", mb->path, strerror(errno));
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != cfg->mem_bytes) {
 		close(fd);
-		return vm_fail(e, VM_ERR_USAGE, "mem_backend %s: not a regular file of %" PRIu64
+		return error_set(e, ERROR_USAGE, "mem_backend %s: not a regular file of %" PRIu64
 			       " bytes, the snapshot's guest memory size", mb->path, cfg->mem_bytes);
 	}
 	ret = guest_mem_map_file(&vm->mem, cfg->mem_bytes, fd, false);
 	close(fd); /* the mapping keeps the file */
 	if (ret)
-		return vm_fail(e, VM_ERR_RUNTIME, "mem_backend %s: mmap: %s", mb->path, strerror(-ret));
+		return error_set(e, ERROR_RUNTIME, "mem_backend %s: mmap: %s", mb->path, strerror(-ret));
 	return 0;
 }
 
-static int load_kvm(struct vm *vm, const struct snap_reader *r, struct vm_error *e)
+static int load_kvm(struct vm *vm, const struct snap_reader *r, struct error *e)
 {
 	const struct kvm_pit_state2 *pit;
 	const struct kvm_clock_data *clock;
@@ -302,91 +283,73 @@ static int load_kvm(struct vm *vm, const struct snap_reader *r, struct vm_error 
 
 	for (unsigned i = 0; i < 3; i++) {
 		const struct kvm_irqchip *chip = snap_get_exact(r, "irqchip", i, sizeof(*chip), e->msg,
-								 e->len);
+								 sizeof(e->msg));
 
 		if (!chip || chip->chip_id != irqchips[i])
-			return vm_fail(e, VM_ERR_USAGE, "snapshot: interrupt controller %u is missing "
+			return error_set(e, ERROR_USAGE, "snapshot: interrupt controller %u is missing "
 				       "or malformed", i);
 		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, chip) < 0)
-			return vm_fail(e, VM_ERR_RUNTIME, "KVM_SET_IRQCHIP %u: %s", i, strerror(errno));
+			return error_set(e, ERROR_RUNTIME, "KVM_SET_IRQCHIP %u: %s", i, strerror(errno));
 	}
-	pit = snap_get_exact(r, "pit2", 0, sizeof(*pit), e->msg, e->len);
+	pit = snap_get_exact(r, "pit2", 0, sizeof(*pit), e->msg, sizeof(e->msg));
 	if (!pit)
-		return vm_fail(e, VM_ERR_USAGE, "snapshot: no PIT state");
+		return error_set(e, ERROR_USAGE, "snapshot: no PIT state");
 	if (ioctl(vm->vm_fd, KVM_SET_PIT2, pit) < 0)
-		return vm_fail(e, VM_ERR_RUNTIME, "KVM_SET_PIT2: %s", strerror(errno));
+		return error_set(e, ERROR_RUNTIME, "KVM_SET_PIT2: %s", strerror(errno));
 	msi = snap_get(r, "msi", 0, &len);
 	if (!msi || len % sizeof(*msi) || len / sizeof(*msi) != vm->nr_msi)
-		return vm_fail(e, VM_ERR_USAGE, "snapshot: the MSI routes do not fit this machine");
+		return error_set(e, ERROR_USAGE, "snapshot: the MSI routes do not fit this machine");
 	for (unsigned i = 0; i < vm->nr_msi; i++)
 		if ((msi[i].type != 0 && msi[i].type != KVM_IRQ_ROUTING_MSI) ||
 		    (msi[i].type && msi[i].gsi != KILN_MSI_GSI_BASE + i))
-			return vm_fail(e, VM_ERR_USAGE, "snapshot: MSI route %u is malformed", i);
+			return error_set(e, ERROR_USAGE, "snapshot: MSI route %u is malformed", i);
 	pthread_mutex_lock(&vm->msi_lock);
 	memcpy(vm->msi, msi, len);
 	ret = vm_set_gsi_routing(vm);
 	pthread_mutex_unlock(&vm->msi_lock);
 	if (ret)
-		return vm_fail(e, VM_ERR_RUNTIME, "KVM_SET_GSI_ROUTING: %s", strerror(-ret));
-	clock = snap_get_exact(r, "clock", 0, sizeof(*clock), e->msg, e->len);
+		return error_set(e, ERROR_RUNTIME, "KVM_SET_GSI_ROUTING: %s", strerror(-ret));
+	clock = snap_get_exact(r, "clock", 0, sizeof(*clock), e->msg, sizeof(e->msg));
 	if (!clock)
-		return vm_fail(e, VM_ERR_USAGE, "snapshot: no kvmclock");
+		return error_set(e, ERROR_USAGE, "snapshot: no kvmclock");
 	/* The guest's clock continues from the moment of the snapshot: it never runs backwards. */
 	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &(struct kvm_clock_data){ .clock = clock->clock }) < 0)
-		return vm_fail(e, VM_ERR_RUNTIME, "KVM_SET_CLOCK: %s", strerror(errno));
+		return error_set(e, ERROR_RUNTIME, "KVM_SET_CLOCK: %s", strerror(errno));
 	return 0;
 }
 
-static int load_devices(struct vm *vm, const struct snap_reader *r, struct vm_error *e)
+static int load_devices(struct vm *vm, const struct snap_reader *r, struct error *e)
 {
 	const struct pci_bus_state *bus;
 
-	for (unsigned i = 0; i < vm->nr_devices; i++) {
-		const struct device_type *t = vm->device[i].type;
-		const void *p;
-
-		if (!t->load)
-			continue;
-		p = snap_get_exact(r, t->name, 0, t->state_size, e->msg, e->len);
-		if (!p || t->load(vm->device[i].state, p, e->msg, e->len))
-			goto refused; /* the message is in e->msg */
-	}
-	bus = snap_get_exact(r, "pcibus", 0, sizeof(*bus), e->msg, e->len);
-	if (!bus || pci_bus_load(vm->pci, bus, e->msg, e->len))
-		goto refused;
-	for (unsigned i = 0; i < vm->nr_virtio; i++) {
-		struct vm_virtio *v = &vm->virtio[i];
-
-		if (v->mmio ? virtio_mmio_load(v->mmio, r, i, e->msg, e->len)
-			    : virtio_pci_load(v->pci, r, i, e->msg, e->len))
-			goto refused;
-	}
+	e->kind = ERROR_USAGE; /* whatever is refused below, the snapshot is at fault */
+	if (devmgr_load(&vm->devices, r, e->msg, sizeof(e->msg)))
+		return -EINVAL;
+	bus = snap_get_exact(r, "pcibus", 0, sizeof(*bus), e->msg, sizeof(e->msg));
+	if (!bus || pci_bus_load(vm->pci, bus, e->msg, sizeof(e->msg)))
+		return -EINVAL;
 	return 0;
-refused:
-	*e->kind = VM_ERR_USAGE;
-	return -EINVAL;
 }
 
-int vm_restore_state(struct vm *vm, const struct snap_reader *r, struct vm_error *e)
+int vm_restore_state(struct vm *vm, const struct snap_reader *r, struct error *e)
 {
-	const struct vm_wire *shape = snap_get_exact(r, "vm", 0, sizeof(*shape), e->msg, e->len);
+	const struct vm_wire *shape = snap_get_exact(r, "vm", 0, sizeof(*shape), e->msg, sizeof(e->msg));
 	int ret;
 
-	if (!shape || shape->nr_cpus != vm->nr_cpus || shape->nr_virtio != vm->nr_virtio ||
-	    shape->nr_devices != vm->nr_devices || shape->nr_msi != vm->nr_msi ||
+	if (!shape || shape->nr_cpus != vm->nr_cpus || shape->nr_virtio != vm->devices.nr_virtio ||
+	    shape->nr_devices != vm->devices.nr_platform || shape->nr_msi != vm->nr_msi ||
 	    shape->mem_bytes != vm->mem.size)
-		return vm_fail(e, VM_ERR_USAGE, "snapshot: the machine it describes (vCPUs, memory, "
+		return error_set(e, ERROR_USAGE, "snapshot: the machine it describes (vCPUs, memory, "
 			       "devices) is not the one its configuration makes");
 	ret = load_kvm(vm, r, e);
 	for (unsigned i = 0; i < vm->nr_cpus && !ret; i++)
-		if ((ret = x86_vcpu_load(vm->kvm_fd, vm->vcpu[i].fd, i, r, e->msg, e->len)))
-			*e->kind = VM_ERR_USAGE;
+		if ((ret = x86_vcpu_load(vm->kvm_fd, vm->vcpu[i].fd, i, r, e->msg, sizeof(e->msg))))
+			e->kind = ERROR_USAGE;
 	if (!ret)
 		ret = load_devices(vm, r, e);
 	if (ret)
 		return ret;
-	for (unsigned i = 0; i < vm->nr_virtio; i++)
-		virtio_dev_restored(vm->virtio[i].dev);
+	devmgr_restored(&vm->devices);
 	vm->paused = true; /* vm_run() starts the vCPUs parked */
 	return 0;
 }

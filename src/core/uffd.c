@@ -66,7 +66,7 @@ static int send_handshake(int sock, int uffd, const char *json, size_t len)
 }
 
 int vm_restore_uffd(struct vm *vm, const struct vm_config *cfg, const struct vm_mem_backend *mb,
-		    struct vm_error *e)
+		    struct error *e)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE };
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
@@ -75,36 +75,36 @@ int vm_restore_uffd(struct vm *vm, const struct vm_config *cfg, const struct vm_
 	int sock, ret, len;
 
 	if (strlen(mb->path) >= sizeof(addr.sun_path))
-		return vm_fail(e, VM_ERR_USAGE, "mem_backend %s: socket path too long", mb->path);
+		return error_set(e, ERROR_USAGE, "mem_backend %s: socket path too long", mb->path);
 	memcpy(addr.sun_path, mb->path, strlen(mb->path));
 	if (guest_mem_alloc(&vm->mem, cfg->mem_bytes))
-		return vm_fail(e, VM_ERR_RUNTIME, "cannot reserve %" PRIu64 " MiB of guest memory",
+		return error_set(e, ERROR_RUNTIME, "cannot reserve %" PRIu64 " MiB of guest memory",
 			       cfg->mem_bytes >> 20);
 	/* Transparent huge pages would have the handler's 4 KiB copies land in 2 MiB pages. */
 	madvise(vm->mem.mapping, vm->mem.mapping_len, MADV_NOHUGEPAGE);
 	vm->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (vm->uffd < 0)
-		return vm_fail(e, VM_ERR_RUNTIME, "userfaultfd: %s", strerror(errno));
+		return error_set(e, ERROR_RUNTIME, "userfaultfd: %s", strerror(errno));
 	reg.range.start = (uintptr_t)vm->mem.mapping;
 	reg.range.len = vm->mem.mapping_len;
 	if (ioctl(vm->uffd, UFFDIO_API, &api) < 0 || ioctl(vm->uffd, UFFDIO_REGISTER, &reg) < 0)
-		return vm_fail(e, VM_ERR_RUNTIME, "userfaultfd: %s", strerror(errno));
+		return error_set(e, ERROR_RUNTIME, "userfaultfd: %s", strerror(errno));
 	len = layout_json(&vm->mem, json, sizeof(json));
 	if (len < 0)
-		return vm_fail(e, VM_ERR_RUNTIME, "userfaultfd: layout message too long");
+		return error_set(e, ERROR_RUNTIME, "userfaultfd: layout message too long");
 	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (sock < 0)
-		return vm_fail(e, VM_ERR_RUNTIME, "socket: %s", strerror(errno));
+		return error_set(e, ERROR_RUNTIME, "socket: %s", strerror(errno));
 	if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		ret = errno;
 		close(sock);
-		return vm_fail(e, VM_ERR_USAGE, "mem_backend %s: cannot reach the page-fault "
+		return error_set(e, ERROR_USAGE, "mem_backend %s: cannot reach the page-fault "
 			       "handler: %s", mb->path, strerror(ret));
 	}
 	ret = send_handshake(sock, vm->uffd, json, (size_t)len);
 	if (ret) {
 		close(sock);
-		return vm_fail(e, VM_ERR_RUNTIME, "mem_backend %s: sending the userfaultfd: %s",
+		return error_set(e, ERROR_RUNTIME, "mem_backend %s: sending the userfaultfd: %s",
 			       mb->path, strerror(-ret));
 	}
 	vm->uffd_sock = sock; /* held open: the handler takes its end closing as kiln's exit */

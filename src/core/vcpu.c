@@ -20,6 +20,7 @@
 #include "vm_internal.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
+#define CPUID_MAX_ENTRIES 256
 
 int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *cpuid,
 	      bool boot)
@@ -226,8 +227,75 @@ void vcpu_exit(struct vcpu *vcpu)
 {
 	if (vcpu->run)
 		munmap(vcpu->run, vcpu->vm->run_size);
-	if (vcpu->fd > 0)
+	if (vcpu->fd >= 0)
 		close(vcpu->fd);
 	vcpu->run = NULL;
 	vcpu->fd = -1;
+}
+
+/* vCPU @index's CPUID from snapshot @snap, once checked against what this host would give
+ * it (@host patched as vcpu_init() patches it). */
+static const struct kvm_cpuid2 *snapshot_cpuid(const struct snap_reader *snap, unsigned index,
+					       unsigned nr_cpus, const struct kvm_cpuid2 *host,
+					       struct error *e)
+{
+	size_t size = sizeof(*host) + host->nent * sizeof(host->entries[0]);
+	struct kvm_cpuid2 *mine = malloc(size);
+	const struct kvm_cpuid2 *saved = NULL;
+
+	if (!mine) {
+		error_set(e, ERROR_RUNTIME, "out of memory");
+		return NULL;
+	}
+	memcpy(mine, host, size);
+	x86_cpuid_patch(mine, index, nr_cpus);
+	saved = x86_snapshot_cpuid(snap, index, mine, e->msg, sizeof(e->msg));
+	free(mine);
+	if (!saved)
+		e->kind = ERROR_USAGE;
+	return saved;
+}
+
+int vm_create_vcpus(struct vm *vm, const struct snap_reader *snap, struct error *e)
+{
+	struct kvm_cpuid2 *cpuid = NULL;
+	const char *step;
+	int ret;
+
+	step = "KVM_GET_VCPU_MMAP_SIZE";
+	ret = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (ret <= 0)
+		goto out_errno;
+	vm->run_size = ret;
+	vm->vcpu = calloc(vm->nr_cpus, sizeof(*vm->vcpu));
+	cpuid = calloc(1, sizeof(*cpuid) + CPUID_MAX_ENTRIES * sizeof(cpuid->entries[0]));
+	if (!vm->vcpu || !cpuid) {
+		free(cpuid);
+		return error_set(e, ERROR_RUNTIME, "out of memory for %u vCPUs", vm->nr_cpus);
+	}
+	cpuid->nent = CPUID_MAX_ENTRIES;
+	step = "KVM_GET_SUPPORTED_CPUID";
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0)
+		goto out_errno;
+	for (unsigned i = 0; i < vm->nr_cpus; i++)
+		vm->vcpu[i].fd = -1;
+	for (unsigned i = 0; i < vm->nr_cpus; i++) {
+		const struct kvm_cpuid2 *mine = cpuid;
+
+		if (snap && !(mine = snapshot_cpuid(snap, i, vm->nr_cpus, cpuid, e))) {
+			free(cpuid);
+			return -EINVAL;
+		}
+		ret = vcpu_init(vm, &vm->vcpu[i], i, mine, !snap);
+		if (ret) {
+			free(cpuid);
+			return error_set(e, ERROR_RUNTIME, "vCPU %u: %s", i, strerror(-ret));
+		}
+	}
+	free(cpuid);
+	return 0;
+out_errno:
+	ret = errno;
+	free(cpuid);
+	return error_set(e, ERROR_RUNTIME, "%s: %s", step, strerror(ret));
 }

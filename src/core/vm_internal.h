@@ -3,6 +3,7 @@
 #define KILN_VM_INTERNAL_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <linux/kvm.h>
 
@@ -12,8 +13,7 @@
 #include "kiln/guest_mem.h"
 #include "kiln/pci.h"
 #include "kiln/vm.h"
-
-#define VM_MAX_DEVICES 16
+#include "devmgr.h"
 
 struct vcpu {
 	struct vm *vm;
@@ -24,33 +24,16 @@ struct vcpu {
 	bool started;
 };
 
-struct vm_device {
-	const struct device_type *type;
-	void *state;
-};
-
-/* A virtio device and the transport that attaches it. */
-struct vm_virtio {
-	struct virtio_dev *dev;
-	enum vm_device_kind kind;
-	const char *id;           /* the configuration's name for it, or NULL */
-	struct virtio_mmio *mmio; /* one of the two transports */
-	struct virtio_pci *pci;
-};
-
 struct vm {
 	int kvm_fd, vm_fd;
 	struct guest_mem mem;
 	struct bus pio, mmio;
 	struct dev_host host;
-	unsigned nr_devices;
-	struct vm_device device[VM_MAX_DEVICES];
+	struct devmgr devices;
 	struct pci_bus *pci;
 	pthread_mutex_t msi_lock;       /* the MSI routes below and KVM_SET_GSI_ROUTING */
 	unsigned nr_msi;                /* GSIs KILN_MSI_GSI_BASE .. + nr_msi are allocated */
 	struct kvm_irq_routing_entry *msi; /* [KILN_MSI_GSI_MAX]; type 0 until routed */
-	unsigned nr_virtio;
-	struct vm_virtio virtio[VM_MAX_VIRTIO];
 	struct boot_info boot;
 	unsigned nr_cpus;
 	size_t run_size;
@@ -73,15 +56,41 @@ struct vm {
 	struct vm_migration *migration; /* an outgoing migration, or NULL */
 };
 
-/* Where vm_create()'s errors go, and fail()'s helper: sets *e->kind, writes the message,
- * returns -EINVAL. */
-struct vm_error {
-	enum vm_error_kind *kind;
-	char *msg;
-	size_t len;
-};
-int vm_fail(struct vm_error *e, enum vm_error_kind kind, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* Record @e's failure as the fault of configuration input @input (enum vm_input) and return
+ * -EINVAL / -EIO as error_set() does. */
+int vm_fail(struct error *e, int input, enum error_kind kind, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* The VM whose dev_host @host is. */
+static inline struct vm *host_vm(struct dev_host *host)
+{
+	return (struct vm *)((char *)host - offsetof(struct vm, host));
+}
+
+/* Interrupt routing (irq.c): the MSI route table and the dev_host operations on interrupts
+ * (set_irq, ioeventfd, irqfd, alloc_msi_gsi, set_msi_route). init returns 0 or -ENOMEM;
+ * destroy undoes it (after init, whatever it returned). */
+int vm_irq_init(struct vm *vm) __attribute__((warn_unused_result));
+void vm_irq_destroy(struct vm *vm);
+
+/* The stop protocol (run.c): the pause lock and condition, the stop eventfd on the loop and
+ * dev_host's request_stop. init returns 0 or -errno; destroy undoes it (after init, whatever
+ * it returned). */
+int vm_stop_init(struct vm *vm) __attribute__((warn_unused_result));
+void vm_stop_destroy(struct vm *vm);
+
+/* Lay out ACPI tables (@acpi), boot page tables, kernel, initrd and @cmdline in guest memory
+ * (load.c). Returns 0 or -errno with @e set (input: the kernel, initrd or command line at
+ * fault). */
+struct acpi_config;
+int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_config *acpi,
+		  const char *cmdline, struct error *e) __attribute__((warn_unused_result));
+
+/* Create every vCPU (vcpu.c), once the guest is laid out: at the boot entry, or with @snap,
+ * with the snapshot's CPUID once checked against this host's (the rest of its state comes
+ * from vm_restore_state()). Returns 0 or -errno with @e set. */
+int vm_create_vcpus(struct vm *vm, const struct snap_reader *snap, struct error *e)
+	__attribute__((warn_unused_result));
 
 /* (Re)register guest memory's KVM slots, logging dirty pages or not. Returns 0 or -errno. */
 int vm_set_memory_slots(struct vm *vm, bool log_dirty);
@@ -98,7 +107,7 @@ int vm_set_gsi_routing(struct vm *vm);
  * new userfaultfd, which goes to the page-fault handler listening at mb->path with the
  * layout of the memory. */
 int vm_restore_uffd(struct vm *vm, const struct vm_config *cfg, const struct vm_mem_backend *mb,
-		    struct vm_error *e);
+		    struct error *e);
 
 /* Every section of a snapshot but guest memory into @w, with @config as section "config";
  * the VM paused. Returns 0 or -errno with a message in @err. */
@@ -122,8 +131,8 @@ int vm_collect_dirty(struct vm *vm);
  * RAM; then, once devices and vCPUs exist, every piece of state from @r. */
 struct snap_reader;
 int vm_restore_memory(struct vm *vm, const struct vm_config *cfg, const struct vm_mem_backend *mb,
-		      struct vm_error *e);
-int vm_restore_state(struct vm *vm, const struct snap_reader *r, struct vm_error *e);
+		      struct error *e);
+int vm_restore_state(struct vm *vm, const struct snap_reader *r, struct error *e);
 
 /* Create vCPU @index: KVM_CREATE_VCPU, map its kvm_run, set CPUID and, with @boot, the boot
  * state (a restore sets the snapshot's instead).

@@ -53,7 +53,7 @@ void fc_patch_balloon(struct fc_request *rq)
 		fc_reply_fault(rq, "Balloon error: \"amount_mib\": %lld is not in [0, %llu] (the "
 			       "guest's memory)", (long long)mib,
 			       (unsigned long long)(rq->api->cfg.cfg.mem_bytes >> 20));
-	else if (virtio_balloon_set_target(vm_balloon(rq->api->vm), (uint64_t)mib << 20))
+	else if (virtio_balloon_set_target(vm_device_find(rq->api->vm, &virtio_balloon_class, NULL), (uint64_t)mib << 20))
 		fc_reply_fault(rq, "Balloon error: the target is too large");
 	else {
 		json_object_set_new(b, "amount_mib", json_integer(mib));
@@ -77,7 +77,7 @@ void fc_patch_balloon_stats(struct fc_request *rq)
 		 interval <= 0 || interval > 86400)
 		fc_reply_fault(rq, "Balloon error: Cannot enable or disable statistics after boot; "
 			       "the interval must stay in [1, 86400].");
-	else if (virtio_balloon_set_stats_interval(vm_balloon(rq->api->vm), (unsigned)interval))
+	else if (virtio_balloon_set_stats_interval(vm_device_find(rq->api->vm, &virtio_balloon_class, NULL), (unsigned)interval))
 		fc_reply_fault(rq, "Balloon error: cannot change the statistics interval");
 	else {
 		json_object_set_new(b, "stats_polling_interval_s", json_integer(interval));
@@ -106,7 +106,7 @@ void fc_get_balloon_stats(struct fc_request *rq)
 		fc_reply_fault(rq, FC_ERR_PRE_BOOT);
 		return;
 	}
-	virtio_balloon_stats(vm_balloon(rq->api->vm), &s);
+	virtio_balloon_stats(vm_device_find(rq->api->vm, &virtio_balloon_class, NULL), &s);
 	out = json_pack("{s:I, s:I, s:I, s:I}", "target_pages", (json_int_t)s.target_pages,
 			"actual_pages", (json_int_t)s.actual_pages, "target_mib",
 			(json_int_t)(s.target_pages >> 8), "actual_mib", (json_int_t)(s.actual_pages >> 8));

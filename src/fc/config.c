@@ -16,9 +16,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "kiln/cli.h"
 #include "kiln/fc.h"
-#include "kiln/net.h"
+#include "kiln/virtio_rng.h"
 
 #define FC_DEFAULT_CMDLINE "reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux " \
 			   "i8042.nomux i8042.nopnp i8042.dumbkbd"
@@ -100,6 +99,15 @@ int fc_unpack(json_t *o, const char *where, const struct fc_field *fields, unsig
 		}
 	}
 	return 0;
+}
+
+/* Add a device of @cls with configuration @config to the VM's list. */
+static int fc_add(struct fc_config *r, const struct device_class *cls, const void *config,
+		  char *err, size_t errlen)
+{
+	struct error e;
+
+	return vm_config_add(&r->cfg, cls, config, &e) ? fc_error(err, errlen, "%s", e.msg) : 0;
 }
 
 /* A key kiln knows but does not implement yet: fine when absent or null. */
@@ -240,13 +248,16 @@ static int parse_drives(json_t *a, struct fc_config *r, char *err, size_t errlen
 		if (root) {
 			root_id = d.id;
 			partuuid = uuid;
-			memmove(&r->cfg.disk[1], &r->cfg.disk[0], r->cfg.nr_disks * sizeof(d));
-			r->cfg.disk[0] = d;
+			memmove(&r->disk[1], &r->disk[0], r->nr_disks * sizeof(d));
+			r->disk[0] = d;
 		} else {
-			r->cfg.disk[r->cfg.nr_disks] = d;
+			r->disk[r->nr_disks] = d;
 		}
-		r->cfg.nr_disks++;
+		r->nr_disks++;
 	}
+	for (unsigned k = 0; k < r->nr_disks; k++)
+		if (fc_add(r, &virtio_blk_class, &r->disk[k], err, errlen))
+			return -EINVAL;
 	if (root_id) {
 		size_t n = strlen(r->cfg.cmdline) + 64 + (partuuid ? strlen(partuuid) : 0);
 
@@ -255,7 +266,7 @@ static int parse_drives(json_t *a, struct fc_config *r, char *err, size_t errlen
 			return fc_error(err, errlen, "out of memory");
 		snprintf(r->cmdline, n, "%s root=%s%s %s", r->cfg.cmdline,
 			 partuuid ? "PARTUUID=" : "/dev/vda", partuuid ? partuuid : "",
-			 r->cfg.disk[0].readonly ? "ro" : "rw");
+			 r->disk[0].readonly ? "ro" : "rw");
 		r->cfg.cmdline = r->cmdline;
 	}
 	return 0;
@@ -270,7 +281,7 @@ static int parse_nics(json_t *a, struct fc_config *r, char *err, size_t errlen)
 	if (count <= 0)
 		return count; /* nothing to add, or -EINVAL */
 	json_array_foreach(a, i, o) {
-		struct net_config *n = &r->cfg.net[r->cfg.nr_nets];
+		struct net_config *n = &r->net[r->nr_nets];
 		json_t *mtu = NULL, *rx = NULL, *tx = NULL;
 		const char *text = NULL;
 		char where[48];
@@ -294,7 +305,9 @@ static int parse_nics(json_t *a, struct fc_config *r, char *err, size_t errlen)
 			return fc_error(err, errlen, "%s\"guest_mac\": \"%s\" is not a unicast MAC "
 					"address like 06:00:AC:10:00:02", where, text);
 		n->mac_set = text != NULL;
-		r->cfg.nr_nets++;
+		if (fc_add(r, &virtio_net_class, n, err, errlen))
+			return -EINVAL;
+		r->nr_nets++;
 	}
 	return 0;
 }
@@ -354,10 +367,10 @@ static int parse_mmds_config(json_t *o, struct fc_config *r, char *err, size_t e
 	json_array_foreach(nics, i, name) {
 		unsigned k = 0;
 
-		while (k < r->cfg.nr_nets &&
-		       (!json_is_string(name) || strcmp(r->cfg.net[k].id, json_string_value(name))))
+		while (k < r->nr_nets &&
+		       (!json_is_string(name) || strcmp(r->net[k].id, json_string_value(name))))
 			k++;
-		if (k == r->cfg.nr_nets)
+		if (k == r->nr_nets)
 			return fc_error(err, errlen, "The list of network interface IDs provided contains "
 					"at least one ID that does not correspond to any existing "
 					"network interface.");
@@ -377,16 +390,16 @@ static int parse_vsock(json_t *o, struct fc_config *r, char *err, size_t errlen)
 	if (!o || json_is_null(o))
 		return 0;
 	if (fc_unpack(o, where, FC_FIELDS({ "guest_cid", 'I', true, &cid },
-					  { "uds_path", 's', true, &r->cfg.vsock.uds_path },
+					  { "uds_path", 's', true, &r->vsock.uds_path },
 					  { "vsock_id", 's', false, &id }), err, errlen))
 		return -EINVAL;
 	if (cid < 3 || cid > (json_int_t)UINT32_MAX - 1)
 		return fc_error(err, errlen, "%s\"guest_cid\": %lld is not in [3, %u]", where,
 				(long long)cid, UINT32_MAX - 1);
-	if (!*r->cfg.vsock.uds_path)
+	if (!*r->vsock.uds_path)
 		return fc_error(err, errlen, "%s\"uds_path\" is empty", where);
-	r->cfg.vsock.cid = (uint64_t)cid;
-	return 0;
+	r->vsock.guest_cid = (uint64_t)cid;
+	return fc_add(r, &virtio_vsock_class, &r->vsock, err, errlen);
 }
 
 static int parse_balloon(json_t *o, struct fc_config *r, char *err, size_t errlen)
@@ -414,11 +427,11 @@ static int parse_balloon(json_t *o, struct fc_config *r, char *err, size_t errle
 	if (interval < 0 || interval > 86400)
 		return fc_error(err, errlen, "%s\"stats_polling_interval_s\": %lld is not in [0, 86400]",
 				where, (long long)interval);
-	r->cfg.balloon = (struct balloon_config){ .enabled = true, .target_bytes = (uint64_t)mib << 20,
+	r->balloon = (struct balloon_config){ .target_bytes = (uint64_t)mib << 20,
 						  .deflate_on_oom = deflate,
 						  .free_page_reporting = reporting,
 						  .stats_interval_s = (unsigned)interval };
-	return 0;
+	return fc_add(r, &virtio_balloon_class, &r->balloon, err, errlen);
 }
 
 static int parse_metrics(json_t *o, struct fc_config *r, char *err, size_t errlen)
@@ -435,6 +448,7 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 	json_t *boot = NULL, *mc = NULL, *drives = NULL, *nics = NULL, *entropy = NULL,
 	       *logger = NULL, *metrics = NULL, *vsock = NULL, *balloon = NULL, *mmds = NULL,
 	       *cpu = NULL, *hotplug = NULL, *pmem = NULL, *limiter = NULL;
+	struct error e;
 
 	*r = (struct fc_config){ .cfg = { .nr_cpus = 1,
 					  .mem_bytes = (uint64_t)FC_DEFAULT_MEM_MIB << 20,
@@ -473,8 +487,11 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 	    unimplemented(hotplug, "", "memory-hotplug", err, errlen) ||
 	    unimplemented(pmem, "", "pmem", err, errlen))
 		return -EINVAL;
-	r->cfg.rng = entropy && !json_is_null(entropy);
-	return cli_check_config(&r->cfg, err, errlen);
+	if (entropy && !json_is_null(entropy) && fc_add(r, &virtio_rng_class, NULL, err, errlen))
+		return -EINVAL;
+	if (vm_config_check(&r->cfg, &e))
+		return fc_error(err, errlen, "%s", e.msg);
+	return 0;
 }
 
 void fc_config_release(struct fc_config *c)

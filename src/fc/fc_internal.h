@@ -136,12 +136,12 @@ void mmds_configure(struct mmds *m, bool v2, bool imds_compat);
 int mmds_add_connection(struct mmds *m, int fd, uint32_t peer_ip, uint16_t peer_port);
 
 /* A struct net_filter's wrap(): put MMDS at address @ip (network order) between a NIC and its
- * backend @inner (taken over; freed on failure). Returns the filtering backend, or NULL with a
- * message in @err. */
+ * backend @inner (taken over; freed on failure). Returns the filtering backend, or NULL with
+ * @e set. */
 struct dev_host;
 struct net_backend;
 struct net_backend *mmds_net_wrap(struct mmds *m, uint32_t ip, struct dev_host *host,
-				  struct net_backend *inner, char *err, size_t errlen);
+				  struct net_backend *inner, struct error *e);
 
 /* The API server (include/kiln/fc.h): one Firecracker-style VM's controller. */
 

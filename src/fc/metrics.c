@@ -20,11 +20,21 @@
 
 #include "fc_internal.h"
 #include "kiln/log.h"
+#include "kiln/virtio_blk.h"
+#include "kiln/virtio_net.h"
 #include "kiln/vm.h"
 
 #define METRICS_PERIOD_S 60
 #define METRICS_MAX_DEVICES VM_MAX_VIRTIO
 #define METRICS_MAX_REQUESTS 32 /* distinct method + name pairs */
+
+/* A device's counters when a line was written. */
+struct device_totals {
+	const struct device_class *cls;
+	const char *id;
+	unsigned index, n;
+	struct device_counter c[DEVICE_MAX_COUNTERS];
+};
 
 struct request_count {
 	const char *method, *name;
@@ -38,7 +48,7 @@ struct fc_metrics {
 	struct vm *vm;
 	uint64_t startup_us, startup_cpu_us;
 	unsigned nr_prev;
-	struct vm_counters prev[METRICS_MAX_DEVICES]; /* the totals at the previous line */
+	struct device_totals prev[METRICS_MAX_DEVICES]; /* the totals at the previous line */
 	unsigned nr_requests;
 	struct request_count requests[METRICS_MAX_REQUESTS];
 	struct log_once write_failed;
@@ -95,67 +105,75 @@ void fc_metrics_count_request(struct fc_metrics *m, const char *method, const ch
 	r->fails += failed;
 }
 
-/* Field name, and where the value is in struct blk_counters / struct net_counters. */
-struct field {
+/* Firecracker's device groups: a class, the prefix of its objects' keys, and the fields the
+ * group's sum carries (the devices' counters of those names). */
+struct group {
+	const struct device_class *cls;
 	const char *name;
-	size_t offset;
+	const char *fields[DEVICE_MAX_COUNTERS];
 };
 
-static const struct field blk_fields[] = {
-	{ "read_count", offsetof(struct blk_counters, read_count) },
-	{ "read_bytes", offsetof(struct blk_counters, read_bytes) },
-	{ "write_count", offsetof(struct blk_counters, write_count) },
-	{ "write_bytes", offsetof(struct blk_counters, write_bytes) },
-	{ "flush_count", offsetof(struct blk_counters, flush_count) },
-	{ "invalid_reqs_count", offsetof(struct blk_counters, invalid_reqs) },
-	{ "execute_fails", offsetof(struct blk_counters, io_errors) },
+static const struct group groups[] = {
+	{ &virtio_blk_class, "block", { "read_count", "read_bytes", "write_count", "write_bytes",
+					"flush_count", "invalid_reqs_count", "execute_fails" } },
+	{ &virtio_net_class, "net", { "rx_packets_count", "rx_bytes_count", "rx_dropped_count",
+				      "tx_packets_count", "tx_bytes_count", "tx_dropped_count" } },
 };
 
-static const struct field net_fields[] = {
-	{ "rx_packets_count", offsetof(struct net_counters, rx_packets) },
-	{ "rx_bytes_count", offsetof(struct net_counters, rx_bytes) },
-	{ "rx_dropped_count", offsetof(struct net_counters, rx_dropped) },
-	{ "tx_packets_count", offsetof(struct net_counters, tx_packets) },
-	{ "tx_bytes_count", offsetof(struct net_counters, tx_bytes) },
-	{ "tx_dropped_count", offsetof(struct net_counters, tx_dropped) },
-};
-
-static uint64_t value(const void *counters, const struct field *f)
+static uint64_t value(const struct device_totals *d, const char *name)
 {
-	return *(const uint64_t *)((const char *)counters + f->offset);
+	for (unsigned i = 0; i < d->n; i++)
+		if (!strcmp(d->c[i].name, name))
+			return d->c[i].value;
+	return 0;
 }
 
-/* "<kind>_<id>" objects with each device's change since @prev, and "<kind>" with their sum. */
-static void add_devices(json_t *line, const char *kind, enum vm_device_kind k,
-			const struct field *fields, unsigned nr_fields, const struct vm_counters *now,
-			const struct vm_counters *prev, unsigned n)
+/* Every device's counters now. */
+static unsigned collect(struct vm *vm, struct device_totals *out)
 {
-	uint64_t sum[8] = { 0 };
+	struct vm_device_info info[METRICS_MAX_DEVICES];
+	unsigned n = vm_devices(vm, info, METRICS_MAX_DEVICES), k = 0;
+
+	for (unsigned i = 0; i < n && i < METRICS_MAX_DEVICES; i++) {
+		if (!info[i].cls->counters)
+			continue;
+		out[k] = (struct device_totals){ .cls = info[i].cls, .id = info[i].id,
+						 .index = info[i].index };
+		out[k].n = info[i].cls->counters(info[i].state, out[k].c, DEVICE_MAX_COUNTERS);
+		k++;
+	}
+	return k;
+}
+
+/* "<group>_<id>" objects with each device's change since @prev, and "<group>" with their sum. */
+static void add_devices(json_t *line, const struct group *g, const struct device_totals *now,
+			const struct device_totals *prev, unsigned n)
+{
+	uint64_t sum[DEVICE_MAX_COUNTERS] = { 0 };
 	json_t *total = json_object();
 
 	for (unsigned i = 0; i < n; i++) {
-		const void *c = k == VM_DEVICE_BLOCK ? (const void *)&now[i].blk : &now[i].net;
-		const void *p = k == VM_DEVICE_BLOCK ? (const void *)&prev[i].blk : &prev[i].net;
-		json_t *dev = json_object();
+		json_t *dev;
 		char key[96];
 
-		if (now[i].kind != k)
+		if (now[i].cls != g->cls)
 			continue;
+		dev = json_object();
 		if (now[i].id)
-			snprintf(key, sizeof(key), "%s_%s", kind, now[i].id);
+			snprintf(key, sizeof(key), "%s_%s", g->name, now[i].id);
 		else
-			snprintf(key, sizeof(key), "%s_%u", kind, now[i].index);
-		for (unsigned f = 0; f < nr_fields; f++) {
-			uint64_t delta = value(c, &fields[f]) - value(p, &fields[f]);
+			snprintf(key, sizeof(key), "%s_%u", g->name, now[i].index);
+		for (unsigned f = 0; f < DEVICE_MAX_COUNTERS && g->fields[f]; f++) {
+			uint64_t delta = value(&now[i], g->fields[f]) - value(&prev[i], g->fields[f]);
 
-			json_object_set_new(dev, fields[f].name, json_integer((json_int_t)delta));
+			json_object_set_new(dev, g->fields[f], json_integer((json_int_t)delta));
 			sum[f] += delta;
 		}
 		json_object_set_new(line, key, dev);
 	}
-	for (unsigned f = 0; f < nr_fields; f++)
-		json_object_set_new(total, fields[f].name, json_integer((json_int_t)sum[f]));
-	json_object_set_new(line, kind, total);
+	for (unsigned f = 0; f < DEVICE_MAX_COUNTERS && g->fields[f]; f++)
+		json_object_set_new(total, g->fields[f], json_integer((json_int_t)sum[f]));
+	json_object_set_new(line, g->name, total);
 }
 
 static void add_requests(struct fc_metrics *m, json_t *line)
@@ -185,7 +203,7 @@ static void add_requests(struct fc_metrics *m, json_t *line)
 
 int fc_metrics_flush(struct fc_metrics *m)
 {
-	struct vm_counters now[METRICS_MAX_DEVICES] = { 0 };
+	struct device_totals now[METRICS_MAX_DEVICES];
 	struct timespec t;
 	unsigned n = 0;
 	json_t *line;
@@ -195,7 +213,7 @@ int fc_metrics_flush(struct fc_metrics *m)
 	if (m->fd < 0)
 		return 0;
 	if (m->vm)
-		n = vm_counters(m->vm, now, METRICS_MAX_DEVICES);
+		n = collect(m->vm, now);
 	clock_gettime(CLOCK_REALTIME, &t);
 	line = json_object();
 	json_object_set_new(line, "utc_timestamp_ms",
@@ -205,12 +223,10 @@ int fc_metrics_flush(struct fc_metrics *m)
 				      (json_int_t)m->startup_us, "process_startup_time_cpu_us",
 				      (json_int_t)m->startup_cpu_us));
 	/* Devices never change after boot: the previous totals line up by position. */
-	add_devices(line, "block", VM_DEVICE_BLOCK, blk_fields, 7, now,
-		    m->nr_prev == n ? m->prev : now, n);
-	add_devices(line, "net", VM_DEVICE_NET, net_fields, 6, now,
-		    m->nr_prev == n ? m->prev : now, n);
+	for (unsigned g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+		add_devices(line, &groups[g], now, m->nr_prev == n ? m->prev : now, n);
 	add_requests(m, line);
-	memcpy(m->prev, now, sizeof(now));
+	memcpy(m->prev, now, n * sizeof(now[0]));
 	m->nr_prev = n;
 	text = json_dumps(line, JSON_COMPACT);
 	json_decref(line);
@@ -246,7 +262,7 @@ int fc_metrics_start(struct fc_metrics *m, struct vm *vm)
 	int ret;
 
 	m->vm = vm;
-	m->nr_prev = vm_counters(vm, m->prev, METRICS_MAX_DEVICES); /* all zero at boot */
+	m->nr_prev = collect(vm, m->prev); /* all zero at boot */
 	if (m->fd < 0)
 		return 0;
 	m->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);

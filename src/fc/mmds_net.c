@@ -26,7 +26,7 @@
 #include "fc_internal.h"
 #include "kiln/devices.h"
 #include "kiln/log.h"
-#include "kiln/net.h"
+#include "kiln/net_backend.h"
 
 #define ETH_HLEN 14
 #define ETH_P_IPV4 0x0800
@@ -551,13 +551,13 @@ static void mn_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
 }
 
 struct net_backend *mmds_net_wrap(struct mmds *mmds, uint32_t ip, struct dev_host *host,
-				  struct net_backend *inner, char *err, size_t errlen)
+				  struct net_backend *inner, struct error *e)
 {
 	struct mmds_net *mn = calloc(1, sizeof(*mn));
 	int ret;
 
 	if (!mn) {
-		snprintf(err, errlen, "MMDS: out of memory");
+		error_set(e, ERROR_RUNTIME, "MMDS: out of memory");
 		inner->ops->free(inner);
 		return NULL;
 	}
@@ -575,7 +575,7 @@ struct net_backend *mmds_net_wrap(struct mmds *mmds, uint32_t ip, struct dev_hos
 									     .dispatch = mn_dispatch,
 									     .opaque = mn });
 	if (ret) {
-		snprintf(err, errlen, "MMDS: %s", strerror(-ret));
+		error_set(e, ERROR_RUNTIME, "MMDS: %s", strerror(-ret));
 		if (mn->wake_fd >= 0)
 			close(mn->wake_fd);
 		inner->ops->free(inner);

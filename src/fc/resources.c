@@ -106,10 +106,10 @@ static const char *other_id(const struct fc_request *rq, const char *id_key)
 static int drive_file_opens(const struct fc_request *rq, const struct fc_config *c, char *err,
 			    size_t errlen)
 {
-	for (unsigned i = 0; i < c->cfg.nr_disks; i++)
-		if (!strcmp(c->cfg.disk[i].id, rq->id))
-			return check_open("backing file", c->cfg.disk[i].path,
-					  c->cfg.disk[i].readonly ? O_RDONLY : O_RDWR, err, errlen);
+	for (unsigned i = 0; i < c->nr_disks; i++)
+		if (!strcmp(c->disk[i].id, rq->id))
+			return check_open("backing file", c->disk[i].path,
+					  c->disk[i].readonly ? O_RDONLY : O_RDWR, err, errlen);
 	return 0;
 }
 
@@ -140,6 +140,7 @@ void fc_patch_drive(struct fc_request *rq)
 {
 	const char *id, *path = NULL;
 	json_t *limiter = NULL, *drive;
+	struct error e;
 	char err[600];
 
 	if (fc_unpack(rq->body, "", FC_FIELDS({ "drive_id", 's', true, &id },
@@ -152,15 +153,16 @@ void fc_patch_drive(struct fc_request *rq)
 		fc_reply_fault(rq, "Drive config error: \"rate_limiter\": not implemented by kiln yet");
 	else if (!(drive = fc_doc_entry(rq, "drives", "drive_id")))
 		fc_reply_fault(rq, "Drive config error: no drive \"%s\"", rq->id);
-	else if (path && vm_replace_disk(rq->api->vm, rq->id, path, err, sizeof(err)))
-		fc_reply_fault(rq, "Drive config error: %s", err);
+	else if (path && virtio_blk_replace(vm_device_find(rq->api->vm, &virtio_blk_class, rq->id),
+					    path, &e))
+		fc_reply_fault(rq, "Drive config error: %s", e.msg);
 	else {
 		if (path) {
 			json_object_set_new(drive, "path_on_host", json_string(path));
 			/* The running configuration's strings point into the document. */
-			for (unsigned i = 0; i < rq->api->cfg.cfg.nr_disks; i++)
-				if (!strcmp(rq->api->cfg.cfg.disk[i].id, rq->id))
-					rq->api->cfg.cfg.disk[i].path =
+			for (unsigned i = 0; i < rq->api->cfg.nr_disks; i++)
+				if (!strcmp(rq->api->cfg.disk[i].id, rq->id))
+					rq->api->cfg.disk[i].path =
 						json_string_value(json_object_get(drive, "path_on_host"));
 		}
 		fc_reply_ok(rq);

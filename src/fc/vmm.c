@@ -21,20 +21,20 @@ static uint64_t elapsed_us(const struct timespec *from, const struct timespec *t
 
 /* The interfaces "mmds-config" names carry MMDS between the NIC and the tap. */
 static struct net_backend *wrap_mmds(void *opaque, struct dev_host *host,
-				     struct net_backend *inner, char *err, size_t errlen)
+				     struct net_backend *inner, struct error *e)
 {
 	struct fc_api *api = opaque;
 
-	return mmds_net_wrap(api->mmds, api->cfg.mmds_ip, host, inner, err, errlen);
+	return mmds_net_wrap(api->mmds, api->cfg.mmds_ip, host, inner, e);
 }
 
 /* What InstanceStart and a snapshot load share once api->cfg is parsed: MMDS on the NICs
  * that carry it, and kiln's start time for the boot timer. */
 static void prepare_config(struct fc_api *api)
 {
-	for (unsigned i = 0; i < api->cfg.cfg.nr_nets; i++)
+	for (unsigned i = 0; i < api->cfg.nr_nets; i++)
 		if (api->cfg.mmds_nics & (1u << i))
-			api->cfg.cfg.net[i].filter = (struct net_filter){ wrap_mmds, api };
+			api->cfg.net[i].filter = (struct net_filter){ wrap_mmds, api };
 	mmds_configure(api->mmds, api->cfg.mmds_v2, api->cfg.mmds_imds_compat);
 	api->cfg.cfg.start = api->start;
 	api->cfg.cfg.start_cpu = api->start_cpu;
@@ -42,7 +42,7 @@ static void prepare_config(struct fc_api *api)
 
 int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 {
-	enum vm_error_kind kind;
+	struct error e;
 	char why[600];
 
 	if (!json_is_object(json_object_get(api->doc, "boot-source"))) {
@@ -56,10 +56,10 @@ int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	prepare_config(api);
-	if (vm_create(&api->cfg.cfg, api->loop, &api->vm, &kind, why, sizeof(why))) {
-		snprintf(err, errlen, "Start microvm error: %s", why);
+	if (vm_create(&api->cfg.cfg, api->loop, &api->vm, &e)) {
+		snprintf(err, errlen, "Start microvm error: %s", e.msg);
 		api->vm = NULL;
-		return kind == VM_ERR_USAGE ? -EINVAL : -EIO;
+		return error_code(&e);
 	}
 	log_info("microVM %s: InstanceStart", api->id);
 	if (fc_metrics_start(api->metrics, api->vm))
@@ -72,7 +72,7 @@ int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, c
 {
 	struct snap_reader snap;
 	struct timespec t0, t1;
-	enum vm_error_kind kind = VM_ERR_USAGE;
+	struct error e = { .kind = ERROR_USAGE };
 	const char *text;
 	json_t *doc = NULL, *machine;
 	size_t len;
@@ -107,17 +107,18 @@ int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, c
 		ret = -EINVAL;
 	if (!ret) {
 		prepare_config(api);
-		ret = vm_restore(&api->cfg.cfg, &snap, &p->mem, api->loop, &api->vm, &kind, why,
-				 sizeof(why));
-		if (ret)
+		ret = vm_restore(&api->cfg.cfg, &snap, &p->mem, api->loop, &api->vm, &e);
+		if (ret) {
 			api->vm = NULL;
+			snprintf(why, sizeof(why), "%s", e.msg);
+		}
 	}
 	snap_reader_close(&snap);
 	if (ret) {
 		fc_config_release(&api->cfg);
 		json_decref(doc);
 		snprintf(err, errlen, "Load snapshot error: %s", why);
-		return kind == VM_ERR_USAGE ? -EINVAL : -EIO;
+		return error_code(&e);
 	}
 	json_decref(api->doc); /* empty; the configuration's strings point into doc now */
 	api->doc = doc;

@@ -1,4 +1,4 @@
-/* balloon — virtio-balloon (virtio 1.2 §5.5), see include/kiln/virtio.h.
+/* balloon — virtio-balloon (virtio 1.2 §5.5), see include/kiln/virtio_balloon.h.
  *
  * The host sets a target (num_pages, 4 KiB pages) and the driver inflates toward it: every
  * page frame it puts on the inflate queue is given back to the host at once
@@ -22,7 +22,10 @@
 #include <linux/virtio_ids.h>
 
 #include "kiln/devices.h"
+#include "kiln/pci.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_balloon.h"
+#include "kiln/vm_config.h"
 
 #define BALLOON_QUEUE_SIZE 256
 #define BALLOON_MAX_PFNS 4096       /* per buffer (Linux sends at most 256) */
@@ -292,6 +295,7 @@ static const struct virtio_dev_ops balloon_ops = {
 	.device_id = VIRTIO_ID_BALLOON,
 	.nr_queues = 4,
 	.queue_size = BALLOON_QUEUE_SIZE,
+	.pci_class = PCI_CLASS_CODE_UNCLASSIFIED,
 	.config_len = sizeof(struct virtio_balloon_config),
 	.features = BIT(VIRTIO_BALLOON_F_STATS_VQ),
 	.read_config = b_read_config,
@@ -305,9 +309,9 @@ static const struct virtio_dev_ops balloon_ops = {
 	.free = b_free,
 };
 
-int virtio_balloon_set_target(struct virtio_dev *dev, uint64_t bytes)
+int virtio_balloon_set_target(void *state, uint64_t bytes)
 {
-	struct balloon *b = to_b(dev);
+	struct balloon *b = to_b(state);
 
 	if (bytes / PAGE > UINT32_MAX)
 		return -ERANGE;
@@ -318,9 +322,9 @@ int virtio_balloon_set_target(struct virtio_dev *dev, uint64_t bytes)
 	return 0;
 }
 
-int virtio_balloon_set_stats_interval(struct virtio_dev *dev, unsigned seconds)
+int virtio_balloon_set_stats_interval(void *state, unsigned seconds)
 {
-	struct balloon *b = to_b(dev);
+	struct balloon *b = to_b(state);
 	struct itimerspec every = { .it_interval = { seconds, 0 }, .it_value = { seconds, 0 } };
 
 	if (b->timer_fd < 0)
@@ -331,9 +335,9 @@ int virtio_balloon_set_stats_interval(struct virtio_dev *dev, unsigned seconds)
 	return timerfd_settime(b->timer_fd, 0, &every, NULL) ? -errno : 0;
 }
 
-void virtio_balloon_stats(struct virtio_dev *dev, struct balloon_stats *out)
+void virtio_balloon_stats(void *state, struct balloon_stats *out)
 {
-	struct balloon *b = to_b(dev);
+	struct balloon *b = to_b(state);
 
 	pthread_mutex_lock(&b->dev.lock);
 	*out = b->stats;
@@ -343,24 +347,22 @@ void virtio_balloon_stats(struct virtio_dev *dev, struct balloon_stats *out)
 	pthread_mutex_unlock(&b->dev.lock);
 }
 
-struct virtio_dev *virtio_balloon_new(struct dev_host *host, const struct balloon_config *cfg,
-				     char *err, size_t errlen)
+static int b_create(struct dev_host *host, const void *config, unsigned index, void **state,
+		    struct error *e)
 {
+	const struct balloon_config *cfg = config;
 	struct balloon *b = calloc(1, sizeof(*b));
 	int ret;
 
-	if (!b) {
-		snprintf(err, errlen, "--balloon: out of memory");
-		return NULL;
-	}
+	if (!b)
+		return error_set(e, ERROR_RUNTIME, "balloon: out of memory");
 	b->host = host;
 	b->timer_fd = -1;
 	b->config.num_pages = (uint32_t)(cfg->target_bytes / PAGE);
 	ret = virtio_dev_init(&b->dev, &balloon_ops, b, host->mem);
 	if (ret) {
 		free(b);
-		snprintf(err, errlen, "--balloon: %s", strerror(-ret));
-		return NULL;
+		return error_set(e, ERROR_RUNTIME, "balloon: %s", strerror(-ret));
 	}
 	if (cfg->deflate_on_oom)
 		b->dev.device_features |= BIT(VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
@@ -375,9 +377,29 @@ struct virtio_dev *virtio_balloon_new(struct dev_host *host, const struct balloo
 		b->dev.device_features &= ~BIT(VIRTIO_BALLOON_F_STATS_VQ);
 	}
 	if (ret) {
-		snprintf(err, errlen, "--balloon: statistics timer: %s", strerror(-ret));
 		b_free(&b->dev);
-		return NULL;
+		return error_set(e, ERROR_RUNTIME, "balloon: statistics timer: %s", strerror(-ret));
 	}
-	return &b->dev;
+	*state = &b->dev;
+	return 0;
 }
+
+/* The balloon cannot ask for more than the guest has. */
+static int b_check(const struct vm_config *vm, unsigned entry, struct error *e)
+{
+	const struct balloon_config *cfg = vm->device[entry].config;
+
+	if (cfg->target_bytes > vm->mem_bytes)
+		return error_set(e, ERROR_USAGE, "balloon: %llu MiB is more than the guest's %llu MiB",
+				 (unsigned long long)(cfg->target_bytes >> 20),
+				 (unsigned long long)(vm->mem_bytes >> 20));
+	return 0;
+}
+
+const struct device_class virtio_balloon_class = {
+	.name = "balloon",
+	.kind = DEVICE_VIRTIO,
+	.max = 1,
+	.create = b_create,
+	.check = b_check,
+};

@@ -25,7 +25,9 @@
 
 #include "kiln/block.h"
 #include "kiln/devices.h"
+#include "kiln/pci.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_blk.h"
 
 #define SECTOR 512u
 #define BLK_QUEUE_SIZE 256
@@ -35,6 +37,15 @@
 #define HDR_LEN sizeof(struct virtio_blk_outhdr)
 
 #define BLK_SCRATCH_IOVS 2048u /* iovecs of one submission batch */
+
+/* What a virtio-blk device did since it was made (its counters). */
+struct blk_counters {
+	uint64_t read_count, read_bytes;   /* completed reads */
+	uint64_t write_count, write_bytes; /* completed writes */
+	uint64_t flush_count;
+	uint64_t invalid_reqs;             /* refused by the device: range, read-only, unsupported */
+	uint64_t io_errors;                /* the host's read, write or flush failed */
+};
 
 /* A request handed to the backend, indexed by its head descriptor. */
 struct blk_req {
@@ -50,7 +61,8 @@ struct blk {
 	int fd;
 	bool readonly;
 	bool resetting;         /* completions during a reset touch no guest memory */
-	struct block_backend io;
+	char name[80];          /* "disk0" or "disk \"rootfs\"", for messages */
+	struct block_backend *io;
 	struct blk_req req[BLK_QUEUE_SIZE];
 	/* iovecs of the requests queued since the last submission: the kernel copies them when
 	 * they are submitted (IORING_FEAT_SUBMIT_STABLE), so one batch's worth is enough. */
@@ -103,7 +115,7 @@ static void blk_io_ready(void *opaque)
 	struct blk *b = opaque;
 
 	pthread_mutex_lock(&b->dev.lock);
-	block_reap(&b->io);
+	block_reap(b->io);
 	if (virtio_dev_live(&b->dev))
 		virtio_dev_notify_if_needed(&b->dev, 0);
 	pthread_mutex_unlock(&b->dev.lock);
@@ -112,7 +124,7 @@ static void blk_io_ready(void *opaque)
 /* Hand the queued requests to the kernel; their iovecs are free again. */
 static void submit(struct blk *b)
 {
-	block_submit_queued(&b->io);
+	block_submit_queued(b->io);
 	b->scratch_used = 0;
 }
 
@@ -147,7 +159,7 @@ static int start_io(struct blk *b, const struct virtq_chain *c, const struct vir
 	r->status = status;
 	r->len = len;
 	r->written = write ? 0 : (uint32_t)len;
-	block_start(&b->io, flush ? BLOCK_FLUSH : write ? BLOCK_WRITE : BLOCK_READ, iov, n,
+	block_start(b->io, flush ? BLOCK_FLUSH : write ? BLOCK_WRITE : BLOCK_READ, iov, n,
 		    h->sector * SECTOR, c->head);
 	return -1;
 }
@@ -196,7 +208,7 @@ static uint32_t blk_serve(struct virtio_dev *dev, const struct virtq_chain *c)
 	if (c->in_len == 0 || virtq_chain_read(c, 0, &h, HDR_LEN) != HDR_LEN ||
 	    virtq_chain_iov(c, true, c->in_len - 1, 1, &st) != 1) {
 		if (log_once_first(&b->bad_request))
-			log_warn("virtio-blk: request without a header or status byte");
+			log_warn("%s: request without a header or status byte", b->name);
 		return 0;
 	}
 	if (b->req[c->head].busy) {
@@ -226,13 +238,24 @@ static uint32_t blk_serve(struct virtio_dev *dev, const struct virtq_chain *c)
 	return written + 1;
 }
 
-void virtio_blk_counters(struct virtio_dev *dev, struct blk_counters *out)
+static unsigned blk_counters(void *state, struct device_counter *out, unsigned max)
 {
-	struct blk *b = to_blk(dev);
+	struct blk *b = to_blk(state);
+	struct blk_counters c;
+	unsigned n = 0;
 
 	pthread_mutex_lock(&b->dev.lock);
-	*out = b->stats;
+	c = b->stats;
 	pthread_mutex_unlock(&b->dev.lock);
+	const struct device_counter all[] = {
+		{ "read_count", c.read_count }, { "read_bytes", c.read_bytes },
+		{ "write_count", c.write_count }, { "write_bytes", c.write_bytes },
+		{ "flush_count", c.flush_count }, { "invalid_reqs_count", c.invalid_reqs },
+		{ "execute_fails", c.io_errors },
+	};
+	for (; n < max && n < sizeof(all) / sizeof(all[0]); n++)
+		out[n] = all[n];
+	return n;
 }
 
 static void blk_queue_notify(struct virtio_dev *dev, unsigned q)
@@ -247,7 +270,7 @@ static void blk_reset(struct virtio_dev *dev)
 	struct blk *b = to_blk(dev);
 
 	b->resetting = true;
-	block_drain(&b->io);
+	block_drain(b->io);
 	b->resetting = false;
 }
 
@@ -258,13 +281,13 @@ static void blk_quiesce(struct virtio_dev *dev)
 	struct blk *b = to_blk(dev);
 
 	submit(b);
-	block_drain(&b->io);
+	block_drain(b->io);
 	if (virtio_dev_live(dev))
 		virtio_dev_notify_if_needed(dev, 0);
 	/* What the guest saw complete is on the disk for whoever opens the image next (a
 	 * restore, a migration's destination). */
 	if (!b->readonly && fdatasync(b->fd) < 0)
-		log_warn("virtio-blk: fdatasync before the snapshot: %s", strerror(errno));
+		log_warn("%s: fdatasync before the snapshot: %s", b->name, strerror(errno));
 }
 
 static void blk_free(struct virtio_dev *dev)
@@ -272,7 +295,7 @@ static void blk_free(struct virtio_dev *dev)
 	struct blk *b = to_blk(dev);
 
 	b->resetting = true;
-	block_backend_destroy(&b->io);
+	block_backend_free(b->io);
 	virtio_dev_destroy(&b->dev);
 	if (b->fd >= 0)
 		close(b->fd);
@@ -283,6 +306,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.device_id = VIRTIO_ID_BLOCK,
 	.nr_queues = 1,
 	.queue_size = BLK_QUEUE_SIZE,
+	.pci_class = PCI_CLASS_CODE_STORAGE_OTHER,
 	.config_len = offsetof(struct virtio_blk_config, unused1) + sizeof(((struct virtio_blk_config *)0)->unused1),
 	.features = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_FLUSH) |
 		    (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES),
@@ -293,38 +317,34 @@ static const struct virtio_dev_ops blk_ops = {
 	.free = blk_free,
 };
 
-/* Open and size the image; returns 0 or -errno with @err set. */
-/* Open the image at @path for the device: *fd and its size in *sectors. On failure a message
- * names the path, *usage says whether the user's input is at fault, and *fd is -1. */
-static int open_image(const char *path, bool readonly, int *fd, uint64_t *sectors, bool *usage,
-		      char *err, size_t errlen)
+/* Open the image at @path for disk @name: *fd and its size in *sectors. On failure @e names
+ * the disk and the path, and *fd is -1. */
+static int open_image(const char *name, const char *path, bool readonly, int *fd,
+		      uint64_t *sectors, struct error *e)
 {
 	struct stat st;
 	uint64_t bytes;
-	int ret = -EINVAL;
+	int err;
 
-	*usage = false;
 	*fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (*fd < 0) {
-		*usage = errno == ENOENT || errno == ENOTDIR || errno == EISDIR;
-		snprintf(err, errlen, "--disk %s: %s", path, strerror(errno));
-		return -errno;
+		err = errno;
+		return error_set(e, err == ENOENT || err == ENOTDIR || err == EISDIR || err == EACCES ||
+				    err == EROFS ? ERROR_USAGE : ERROR_RUNTIME,
+				 "%s: open %s: %s", name, path, strerror(err));
 	}
 	if (fstat(*fd, &st) || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
-		*usage = true;
-		snprintf(err, errlen, "--disk %s: not a regular file or block device", path);
+		error_set(e, ERROR_USAGE, "%s: %s is not a regular file or block device", name, path);
 		goto fail;
 	}
 	bytes = (uint64_t)st.st_size;
 	if (S_ISBLK(st.st_mode) && ioctl(*fd, BLKGETSIZE64, &bytes)) {
-		ret = -errno;
-		snprintf(err, errlen, "--disk %s: BLKGETSIZE64: %s", path, strerror(errno));
+		error_set(e, ERROR_RUNTIME, "%s: %s: BLKGETSIZE64: %s", name, path, strerror(errno));
 		goto fail;
 	}
 	if (bytes == 0 || bytes % SECTOR) {
-		*usage = true;
-		snprintf(err, errlen, "--disk %s: size %llu bytes is not a positive multiple of 512",
-			 path, (unsigned long long)bytes);
+		error_set(e, ERROR_USAGE, "%s: %s: size %llu bytes is not a positive multiple of 512",
+			  name, path, (unsigned long long)bytes);
 		goto fail;
 	}
 	*sectors = bytes / SECTOR;
@@ -332,22 +352,22 @@ static int open_image(const char *path, bool readonly, int *fd, uint64_t *sector
 fail:
 	close(*fd);
 	*fd = -1;
-	return ret;
+	return error_code(e);
 }
 
-int virtio_blk_replace(struct virtio_dev *dev, const char *path, char *err, size_t errlen)
+int virtio_blk_replace(void *state, const char *path, struct error *e)
 {
-	struct blk *b = to_blk(dev);
+	struct blk *b = to_blk(state);
 	uint64_t sectors;
-	bool usage;
-	int fd, ret = open_image(path, b->readonly, &fd, &sectors, &usage, err, errlen);
+	int fd, ret = open_image(b->name, path, b->readonly, &fd, &sectors, e);
 
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&b->dev.lock);
-	block_drain(&b->io); /* what is in flight finishes on the old image */
+	block_drain(b->io); /* what is in flight finishes on the old image */
 	close(b->fd);
-	b->fd = b->io.fd = fd;
+	b->fd = fd;
+	block_set_fd(b->io, fd);
 	b->sectors = sectors;
 	b->config.capacity = sectors;
 	virtio_dev_config_changed(&b->dev);
@@ -355,21 +375,20 @@ int virtio_blk_replace(struct virtio_dev *dev, const char *path, char *err, size
 	return 0;
 }
 
-struct virtio_dev *virtio_blk_new(struct dev_host *host, const struct disk_config *cfg,
-				  unsigned index, bool *usage, char *err, size_t errlen)
+static int blk_create(struct dev_host *host, const void *config, unsigned index, void **state,
+		      struct error *e)
 {
+	const struct disk_config *cfg = config;
 	struct blk *b = calloc(1, sizeof(*b));
 	int ret;
 
-	*usage = false;
-	if (!b) {
-		snprintf(err, errlen, "--disk %s: out of memory", cfg->path);
-		return NULL;
-	}
+	if (!b)
+		return error_set(e, ERROR_RUNTIME, "disk%u: out of memory", index);
+	device_label(&virtio_blk_class, cfg, index, b->name, sizeof(b->name));
 	b->readonly = cfg->readonly;
-	if (open_image(cfg->path, cfg->readonly, &b->fd, &b->sectors, usage, err, errlen)) {
+	if (open_image(b->name, cfg->path, cfg->readonly, &b->fd, &b->sectors, e)) {
 		free(b);
-		return NULL;
+		return error_code(e);
 	}
 	if (cfg->id)
 		memcpy(b->serial, cfg->id, strnlen(cfg->id, sizeof(b->serial))); /* no NUL at 20 (§5.2.6) */
@@ -385,22 +404,37 @@ struct virtio_dev *virtio_blk_new(struct dev_host *host, const struct disk_confi
 		.max_write_zeroes_seg = BLK_MAX_DISCARD_SEG,
 		.write_zeroes_may_unmap = 1,
 	};
-	if (virtio_dev_init(&b->dev, &blk_ops, b, host->mem)) {
+	ret = virtio_dev_init(&b->dev, &blk_ops, b, host->mem);
+	if (ret) {
+		error_set(e, ERROR_RUNTIME, "%s: %s", b->name, strerror(-ret));
 		close(b->fd);
 		free(b);
-		snprintf(err, errlen, "--disk %s: cannot set up the device", cfg->path);
-		return NULL;
+		return error_code(e);
 	}
-	ret = block_backend_init(&b->io, b->fd, BLK_QUEUE_SIZE, cfg->engine, host, blk_io_ready,
-				 blk_done, b);
+	ret = block_backend_new(b->fd, BLK_QUEUE_SIZE, cfg->engine, host, blk_io_ready, blk_done, b,
+				&b->io);
 	if (ret) {
-		snprintf(err, errlen, "--disk %s: io_uring: %s", cfg->path, strerror(-ret));
+		error_set(e, ERROR_RUNTIME, "%s: I/O engine: %s", b->name, strerror(-ret));
 		virtio_dev_destroy(&b->dev);
 		close(b->fd);
 		free(b);
-		return NULL;
+		return error_code(e);
 	}
 	if (b->readonly)
 		b->dev.device_features |= 1ull << VIRTIO_BLK_F_RO;
-	return &b->dev;
+	*state = &b->dev;
+	return 0;
 }
+
+static const char *blk_id(const void *config)
+{
+	return ((const struct disk_config *)config)->id;
+}
+
+const struct device_class virtio_blk_class = {
+	.name = "disk",
+	.kind = DEVICE_VIRTIO,
+	.create = blk_create,
+	.id = blk_id,
+	.counters = blk_counters,
+};

@@ -7,7 +7,7 @@
  * to the guest are read from the client straight into the guest's buffers, only while the
  * guest has buffers; output with nobody connected, or that the client cannot take at once, is
  * dropped and counted (a console, like a serial line, does not hold a guest back). Everything
- * runs on kiln's event loop.
+ * runs on kiln's event loop. See include/kiln/virtio_console.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +21,9 @@
 #include <linux/virtio_ids.h>
 
 #include "kiln/devices.h"
+#include "kiln/pci.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_console.h"
 
 #define CONS_QUEUE_SIZE 64
 #define CONS_MAX_WRITE (64u << 10)  /* output taken per buffer; the rest is dropped */
@@ -186,78 +188,79 @@ static const struct virtio_dev_ops console_ops = {
 	.device_id = VIRTIO_ID_CONSOLE,
 	.nr_queues = 2,
 	.queue_size = CONS_QUEUE_SIZE,
+	.pci_class = PCI_CLASS_CODE_UNCLASSIFIED,
 	.config_len = 0,
 	.queue_notify = cons_queue_notify,
 	.reset = cons_reset,
 	.free = cons_free,
 };
 
-/* The backend: a listening Unix socket or an output file; -errno with a message. */
-static int open_backend(struct cons *c, const struct console_config *cfg, bool *usage, char *err,
-			size_t errlen)
+/* The backend: a listening Unix socket or an output file; -errno with @e set. */
+static int open_backend(struct cons *c, const struct console_config *cfg, struct error *e)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int err;
 
-	*usage = true;
 	if (cfg->kind == CONSOLE_FILE) {
 		c->out_fd = open(cfg->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (c->out_fd < 0) {
-			snprintf(err, errlen, "--console file=%s: %s", cfg->path, strerror(errno));
-			return -errno;
-		}
+		if (c->out_fd < 0)
+			return error_set(e, ERROR_USAGE, "console: open %s: %s", cfg->path,
+					 strerror(errno));
 		return 0;
 	}
-	if (strlen(cfg->path) >= sizeof(addr.sun_path)) {
-		snprintf(err, errlen, "--console socket=%s: longer than %zu bytes", cfg->path,
-			 sizeof(addr.sun_path) - 1);
-		return -ENAMETOOLONG;
-	}
+	if (strlen(cfg->path) >= sizeof(addr.sun_path))
+		return error_set(e, ERROR_USAGE, "console: socket path %s is longer than %zu bytes",
+				 cfg->path, sizeof(addr.sun_path) - 1);
 	strcpy(addr.sun_path, cfg->path);
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) ||
 	    listen(c->listen_fd, 4)) {
-		int ret = -errno;
-
-		*usage = errno == EADDRINUSE || errno == ENOENT || errno == EACCES;
-		snprintf(err, errlen, "--console socket=%s: %s", cfg->path, strerror(errno));
+		err = errno;
+		error_set(e, err == EADDRINUSE || err == ENOENT || err == EACCES ? ERROR_USAGE
+										 : ERROR_RUNTIME,
+			  "console: bind %s: %s", cfg->path, strerror(err));
 		if (c->listen_fd >= 0)
 			close(c->listen_fd);
 		c->listen_fd = -1;
-		return ret;
+		return error_code(e);
 	}
 	return 0;
 }
 
-struct virtio_dev *virtio_console_new(struct dev_host *host, const struct console_config *cfg,
-				     bool *usage, char *err, size_t errlen)
+static int cons_create(struct dev_host *host, const void *config, unsigned index, void **state,
+		       struct error *e)
 {
+	const struct console_config *cfg = config;
 	struct cons *c = calloc(1, sizeof(*c));
 	int ret;
 
-	*usage = false;
 	if (!c || !(c->path = strdup(cfg->path))) {
 		free(c);
-		snprintf(err, errlen, "--console: out of memory");
-		return NULL;
+		return error_set(e, ERROR_RUNTIME, "console: out of memory");
 	}
 	c->listen_fd = c->client_fd = c->out_fd = -1;
-	if (open_backend(c, cfg, usage, err, errlen)) {
+	if (open_backend(c, cfg, e)) {
 		close_backend(c);
-		return NULL;
+		return error_code(e);
 	}
-	*usage = false;
 	ret = virtio_dev_init(&c->dev, &console_ops, c, host->mem);
 	if (ret) {
-		snprintf(err, errlen, "--console: %s", strerror(-ret));
 		close_backend(c);
-		return NULL;
+		return error_set(e, ERROR_RUNTIME, "console: %s", strerror(-ret));
 	}
 	ret = host->add_poller(host, &(struct loop_poller){ .prepare = cons_prepare,
 							   .dispatch = cons_dispatch, .opaque = c });
 	if (ret) {
-		snprintf(err, errlen, "--console: %s", strerror(-ret));
 		cons_free(&c->dev);
-		return NULL;
+		return error_set(e, ERROR_RUNTIME, "console: event loop: %s", strerror(-ret));
 	}
-	return &c->dev;
+	*state = &c->dev;
+	return 0;
 }
+
+const struct device_class virtio_console_class = {
+	.name = "console",
+	.kind = DEVICE_VIRTIO,
+	.max = 1,
+	.create = cons_create,
+};

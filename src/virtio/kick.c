@@ -1,12 +1,13 @@
 /* kick — the driver-to-device notifications every transport shares (virtio 1.2 §2.9): one
  * eventfd per queue, signalled by KVM (KVM_IOEVENTFD) when the guest writes the queue's index to
- * its notify address, and served on kiln's event loop. See include/kiln/virtio.h. */
+ * its notify address, and served on kiln's event loop. See include/kiln/virtio_transport.h. */
 #include <errno.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "kiln/devices.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_transport.h"
 
 static void kick_ready(void *opaque)
 {

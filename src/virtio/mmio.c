@@ -1,4 +1,5 @@
-/* mmio — the virtio-mmio transport, version 2 (virtio 1.2 §4.2), see include/kiln/virtio.h.
+/* mmio — the virtio-mmio transport, version 2 (virtio 1.2 §4.2), see
+ * include/kiln/virtio_transport.h.
  *
  * Slot i sits at KILN_VIRTIO_MMIO_BASE + i * KILN_VIRTIO_MMIO_SIZE and interrupts on GSI
  * KILN_VIRTIO_MMIO_GSI + i. QueueNotify writes reach kiln's event loop through one ioeventfd per
@@ -18,6 +19,7 @@
 #include "kiln/layout.h"
 #include "kiln/snapshot.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_transport.h"
 
 #define MMIO_MAGIC 0x74726976u /* "virt" */
 #define MMIO_VERSION 2u
@@ -154,18 +156,17 @@ static void mmio_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t
 
 static const struct bus_ops mmio_ops = { .read = mmio_read, .write = mmio_write };
 
-void virtio_mmio_destroy(struct virtio_mmio *m)
+static void mmio_destroy(void *t)
 {
-	if (!m)
-		return;
+	struct virtio_mmio *m = t;
+
 	virtio_kicks_destroy(m->kick);
 	if (m->irq_fd >= 0)
 		close(m->irq_fd);
 	free(m);
 }
 
-int virtio_mmio_create(struct dev_host *host, struct virtio_dev *dev, unsigned slot,
-		       struct virtio_mmio **out)
+static int mmio_create(struct dev_host *host, struct virtio_dev *dev, unsigned slot, void **out)
 {
 	struct virtio_mmio *m;
 	int ret;
@@ -189,16 +190,17 @@ int virtio_mmio_create(struct dev_host *host, struct virtio_dev *dev, unsigned s
 	if (!ret)
 		ret = bus_register(host->mmio, m->base, KILN_VIRTIO_MMIO_SIZE, &mmio_ops, m, "virtio-mmio");
 	if (ret) {
-		virtio_mmio_destroy(m);
+		mmio_destroy(m);
 		return ret;
 	}
-	dev->transport = (struct virtio_transport){ .notify = mmio_notify, .opaque = m };
+	dev->transport = (struct virtio_notifier){ .notify = mmio_notify, .opaque = m };
 	*out = m;
 	return 0;
 }
 
-void virtio_mmio_describe(const struct virtio_mmio *m, struct acpi_config *acpi)
+static void mmio_describe(void *t, struct acpi_config *acpi)
 {
+	const struct virtio_mmio *m = t;
 	struct acpi_device_desc d = {
 		.hid = "LNRO0005", .uid = m->slot, .nr_res = 2,
 		.res = { { ACPI_RES_MEM32, (uint32_t)m->base, (uint32_t)KILN_VIRTIO_MMIO_SIZE },
@@ -209,8 +211,12 @@ void virtio_mmio_describe(const struct virtio_mmio *m, struct acpi_config *acpi)
 	device_describe(acpi, &d);
 }
 
-int virtio_mmio_cmdline(const struct virtio_mmio *m, char *buf, size_t len)
+/* " virtio_mmio.device=4K@0x...:GSI", which kernels with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES
+ * read; Debian's find the slot through the DSDT as well. */
+static int mmio_cmdline(void *t, char *buf, size_t len)
 {
+	const struct virtio_mmio *m = t;
+
 	return snprintf(buf, len, " virtio_mmio.device=%lluK@0x%llx:%u",
 			(unsigned long long)KILN_VIRTIO_MMIO_SIZE >> 10, (unsigned long long)m->base,
 			m->gsi);
@@ -220,8 +226,9 @@ struct mmio_wire {
 	uint32_t device_features_sel, driver_features_sel, queue_sel;
 };
 
-void virtio_mmio_save(struct virtio_mmio *m, struct snap_writer *w, uint32_t instance)
+static void mmio_save(void *t, struct snap_writer *w, uint32_t instance)
 {
+	struct virtio_mmio *m = t;
 	struct mmio_wire v;
 
 	pthread_mutex_lock(&m->dev->lock);
@@ -231,9 +238,10 @@ void virtio_mmio_save(struct virtio_mmio *m, struct snap_writer *w, uint32_t ins
 	virtio_dev_save(m->dev, w, instance);
 }
 
-int virtio_mmio_load(struct virtio_mmio *m, const struct snap_reader *r, uint32_t instance,
-		     char *err, size_t errlen)
+static int mmio_load(void *t, const struct snap_reader *r, uint32_t instance, char *err,
+		     size_t errlen)
 {
+	struct virtio_mmio *m = t;
 	const struct mmio_wire *v = snap_get_exact(r, "vmmio", instance, sizeof(*v), err, errlen);
 
 	if (!v)
@@ -245,3 +253,13 @@ int virtio_mmio_load(struct virtio_mmio *m, const struct snap_reader *r, uint32_
 	pthread_mutex_unlock(&m->dev->lock);
 	return virtio_dev_load(m->dev, r, instance, err, errlen);
 }
+
+const struct virtio_transport_ops virtio_mmio_ops = {
+	.name = "virtio-mmio",
+	.create = mmio_create,
+	.destroy = mmio_destroy,
+	.describe = mmio_describe,
+	.cmdline = mmio_cmdline,
+	.save = mmio_save,
+	.load = mmio_load,
+};

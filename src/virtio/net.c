@@ -21,8 +21,11 @@
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
 
-#include "kiln/net.h"
+#include "kiln/net_backend.h"
+#include "kiln/pci.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_net.h"
+#include "kiln/vm_config.h"
 
 #define NET_QUEUE_SIZE 256
 _Static_assert(NET_HDR_LEN == sizeof(struct virtio_net_hdr_mrg_rxbuf), "virtio-net header size");
@@ -38,6 +41,7 @@ struct net {
 	struct virtio_dev dev;
 	struct net_backend *be;
 	unsigned index;
+	char name[80];                 /* "net0" or "net \"eth0\"", for messages */
 	struct virtio_net_config config;
 	struct log_once bad_frame;
 	struct virtq_chain chain;      /* receive scratch, off the stack */
@@ -138,8 +142,8 @@ static bool rx_frame(struct net *nt, const struct iovec *iov, int n, size_t pre,
 	return true;
 drop:
 	if (log_once_first(&nt->bad_frame))
-		log_warn("net%u: a %zu-byte frame does not fit the guest's receive buffers; dropped",
-			 nt->index, total);
+		log_warn("%s: a %zu-byte frame does not fit the guest's receive buffers; dropped",
+			 nt->name, total);
 	nt->be->stats.rx_dropped++;
 	return true;
 }
@@ -171,8 +175,8 @@ static uint32_t net_tx_serve(struct virtio_dev *dev, const struct virtq_chain *c
 
 	if (c->out_len < NET_HDR_LEN + ETH_HLEN || c->out_len > NET_HDR_LEN + NET_MAX_FRAME) {
 		if (log_once_first(&nt->bad_frame))
-			log_warn("net%u: the guest sent a %llu-byte frame (header included); dropped",
-				 nt->index, (unsigned long long)c->out_len);
+			log_warn("%s: the guest sent a %llu-byte frame (header included); dropped",
+				 nt->name, (unsigned long long)c->out_len);
 		nt->be->stats.tx_dropped++;
 		return 0;
 	}
@@ -180,7 +184,7 @@ static uint32_t net_tx_serve(struct virtio_dev *dev, const struct virtq_chain *c
 	ret = nt->be->ops->send(nt->be, iov, n);
 	if (ret) {
 		if (log_once_first(&nt->bad_frame))
-			log_warn("net%u: the host refused a frame from the guest: %s", nt->index,
+			log_warn("%s: the host refused a frame from the guest: %s", nt->name,
 				 strerror(-ret));
 		nt->be->stats.tx_dropped++;
 		return 0;
@@ -206,7 +210,7 @@ static void net_activate(struct virtio_dev *dev)
 	int ret = nt->be->ops->set_offloads(nt->be, dev->driver_features);
 
 	if (ret)
-		log_warn("net%u: the host refused the guest's offloads: %s", nt->index, strerror(-ret));
+		log_warn("%s: the host refused the guest's offloads: %s", nt->name, strerror(-ret));
 }
 
 static void net_reset(struct virtio_dev *dev)
@@ -216,9 +220,19 @@ static void net_reset(struct virtio_dev *dev)
 	nt->be->ops->set_offloads(nt->be, 0);
 }
 
-void virtio_net_counters(struct virtio_dev *dev, struct net_counters *out)
+static unsigned net_counters(void *state, struct device_counter *out, unsigned max)
 {
-	*out = to_net(dev)->be->stats;
+	const struct net_counters *s = &to_net(state)->be->stats;
+	const struct device_counter all[] = {
+		{ "rx_packets_count", s->rx_packets }, { "rx_bytes_count", s->rx_bytes },
+		{ "rx_dropped_count", s->rx_dropped }, { "tx_packets_count", s->tx_packets },
+		{ "tx_bytes_count", s->tx_bytes }, { "tx_dropped_count", s->tx_dropped },
+	};
+	unsigned n = 0;
+
+	for (; n < max && n < sizeof(all) / sizeof(all[0]); n++)
+		out[n] = all[n];
+	return n;
 }
 
 static void net_free(struct virtio_dev *dev)
@@ -226,8 +240,8 @@ static void net_free(struct virtio_dev *dev)
 	struct net *nt = to_net(dev);
 	const struct net_counters *s = &nt->be->stats;
 
-	log_info("net%u: rx %llu packets %llu bytes %llu dropped, tx %llu packets %llu bytes "
-		 "%llu dropped", nt->index, (unsigned long long)s->rx_packets,
+	log_info("%s: rx %llu packets %llu bytes %llu dropped, tx %llu packets %llu bytes "
+		 "%llu dropped", nt->name, (unsigned long long)s->rx_packets,
 		 (unsigned long long)s->rx_bytes, (unsigned long long)s->rx_dropped,
 		 (unsigned long long)s->tx_packets, (unsigned long long)s->tx_bytes,
 		 (unsigned long long)s->tx_dropped);
@@ -240,6 +254,7 @@ static const struct virtio_dev_ops net_ops = {
 	.device_id = VIRTIO_ID_NET,
 	.nr_queues = 2,
 	.queue_size = NET_QUEUE_SIZE,
+	.pci_class = PCI_CLASS_CODE_ETHERNET,
 	.config_len = offsetof(struct virtio_net_config, mtu),
 	.features = BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS) | BIT(VIRTIO_NET_F_MRG_RXBUF) |
 		    NET_OFFLOADS,
@@ -263,6 +278,7 @@ struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct net_backen
 	}
 	nt->be = be;
 	nt->index = index;
+	snprintf(nt->name, sizeof(nt->name), "net%u", index);
 	be->rx = (struct net_rx){ .deliver = net_deliver, .opaque = nt };
 	if (!be->vnet_hdr)
 		nt->dev.device_features &= ~NET_OFFLOADS;
@@ -273,3 +289,60 @@ struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct net_backen
 	nt->config.max_virtqueue_pairs = 1;
 	return &nt->dev;
 }
+
+static int net_create(struct dev_host *host, const void *config, unsigned index, void **state,
+		      struct error *e)
+{
+	const struct net_config *cfg = config;
+	struct net_backend *be = net_backend_open(host, cfg, e);
+	struct virtio_dev *dev;
+	char name[80];
+
+	device_label(&virtio_net_class, cfg, index, name, sizeof(name));
+	if (be && cfg->filter.wrap)
+		be = cfg->filter.wrap(cfg->filter.opaque, host, be, e);
+	if (!be) {
+		error_prefix(e, "%s", name);
+		return error_code(e);
+	}
+	dev = virtio_net_new(host->mem, be, cfg->mac_set ? cfg->mac : NULL, index);
+	if (!dev)
+		return error_set(e, ERROR_RUNTIME, "%s: out of memory", name);
+	snprintf(to_net(dev)->name, sizeof(to_net(dev)->name), "%s", name);
+	*state = dev;
+	return 0;
+}
+
+static const char *net_id(const void *config) { return ((const struct net_config *)config)->id; }
+
+/* Two NICs with the same MAC address would confuse every switch and the guest. */
+static int net_check(const struct vm_config *vm, unsigned entry, struct error *e)
+{
+	const struct net_config *n = vm->device[entry].config;
+	char a[80], b[80];
+
+	for (unsigned i = 0; i < entry; i++) {
+		const struct net_config *o = vm->device[i].config;
+
+		if (vm->device[i].cls != &virtio_net_class || !n->mac_set || !o->mac_set ||
+		    memcmp(n->mac, o->mac, 6))
+			continue;
+		return error_set(e, ERROR_USAGE, "%s and %s have the same MAC address "
+				 "%02x:%02x:%02x:%02x:%02x:%02x",
+				 device_label(&virtio_net_class, o, vm_config_class_index(vm, i), a,
+					      sizeof(a)),
+				 device_label(&virtio_net_class, n, vm_config_class_index(vm, entry), b,
+					      sizeof(b)),
+				 n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+	}
+	return 0;
+}
+
+const struct device_class virtio_net_class = {
+	.name = "net",
+	.kind = DEVICE_VIRTIO,
+	.create = net_create,
+	.id = net_id,
+	.check = net_check,
+	.counters = net_counters,
+};

@@ -1,5 +1,5 @@
 /* pci — the virtio-pci transport, modern interface only (virtio 1.2 §4.1), see
- * include/kiln/virtio.h.
+ * include/kiln/virtio_transport.h.
  *
  * BAR 0 holds every window the capabilities point at:
  *   0x0000 common configuration (§4.1.4.3)     0x3000 notifications, 4 bytes per queue (§4.1.4.4)
@@ -21,6 +21,7 @@
 #include "kiln/pci.h"
 #include "kiln/snapshot.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_transport.h"
 
 #define BAR_SIZE 0x8000u
 #define COMMON_OFF 0x0000u
@@ -251,26 +252,16 @@ static uint8_t add_window_cap(struct virtio_pci *vp, uint8_t type, uint32_t offs
 	return pci_add_cap(&vp->pci, cap, (uint8_t)(16 + extra_len), NULL);
 }
 
-static uint32_t class_of(uint32_t device_id)
+static void vp_destroy(void *t)
 {
-	switch (device_id) {
-	case VIRTIO_ID_BLOCK: return PCI_CLASS_CODE_STORAGE_OTHER;
-	case VIRTIO_ID_NET: return PCI_CLASS_CODE_ETHERNET;
-	default: return PCI_CLASS_CODE_UNCLASSIFIED;
-	}
-}
+	struct virtio_pci *vp = t;
 
-void virtio_pci_destroy(struct virtio_pci *vp)
-{
-	if (!vp)
-		return;
 	virtio_kicks_destroy(vp->kick);
 	pci_dev_release(&vp->pci);
 	free(vp);
 }
 
-int virtio_pci_create(struct dev_host *host, struct pci_bus *bus, struct virtio_dev *dev,
-		      struct virtio_pci **out)
+static int vp_create(struct dev_host *host, struct virtio_dev *dev, unsigned index, void **out)
 {
 	static const uint8_t cfg_wmask[20] = { [VIRTIO_PCI_CAP_BAR] = 0xff,
 		[VIRTIO_PCI_CAP_OFFSET] = 0xff, 0xff, 0xff, 0xff, [VIRTIO_PCI_CAP_LENGTH] = 0xff, 0xff,
@@ -287,7 +278,7 @@ int virtio_pci_create(struct dev_host *host, struct pci_bus *bus, struct virtio_
 	vp->dev = dev;
 	vp->msix_config = VIRTIO_MSI_NO_VECTOR;
 	pci_dev_init(&vp->pci, &vp_ops, vp, &dev->lock, VIRTIO_PCI_VENDOR,
-		     (uint16_t)(VIRTIO_PCI_DEVICE_BASE + dev->ops->device_id), class_of(dev->ops->device_id),
+		     (uint16_t)(VIRTIO_PCI_DEVICE_BASE + dev->ops->device_id), dev->ops->pci_class,
 		     VIRTIO_PCI_VENDOR, VIRTIO_PCI_SUBSYS_ID, 1, BAR_SIZE);
 	ret = -ENOSPC;
 	if (add_window_cap(vp, VIRTIO_PCI_CAP_COMMON_CFG, COMMON_OFF, sizeof(struct virtio_pci_common_cfg), 0, 0) &&
@@ -298,14 +289,14 @@ int virtio_pci_create(struct dev_host *host, struct pci_bus *bus, struct virtio_
 	    (vp->cfg_cap = pci_add_cap(&vp->pci, cfg_cap, sizeof(cfg_cap), cfg_wmask)))
 		ret = pci_msix_init(&vp->pci, (uint16_t)nr_vectors, MSIX_TABLE_OFF, MSIX_PBA_OFF);
 	if (!ret)
-		ret = pci_bus_add(bus, &vp->pci);
+		ret = pci_bus_add(host->pci, &vp->pci);
 	if (!ret)
 		ret = virtio_kicks_create(vp->kick, dev, host, vp->pci.bar_addr + NOTIFY_OFF, NOTIFY_MULT, 2);
 	if (ret) {
-		virtio_pci_destroy(vp);
+		vp_destroy(vp);
 		return ret;
 	}
-	dev->transport = (struct virtio_transport){ .notify = vp_notify, .opaque = vp };
+	dev->transport = (struct virtio_notifier){ .notify = vp_notify, .opaque = vp };
 	*out = vp;
 	return 0;
 }
@@ -317,8 +308,9 @@ struct vpci_wire {
 	uint8_t pad[4];
 };
 
-void virtio_pci_save(struct virtio_pci *vp, struct snap_writer *w, uint32_t instance)
+static void vp_save(void *t, struct snap_writer *w, uint32_t instance)
 {
+	struct virtio_pci *vp = t;
 	struct vpci_wire v = { 0 };
 
 	pthread_mutex_lock(&vp->dev->lock);
@@ -332,9 +324,10 @@ void virtio_pci_save(struct virtio_pci *vp, struct snap_writer *w, uint32_t inst
 	virtio_dev_save(vp->dev, w, instance);
 }
 
-int virtio_pci_load(struct virtio_pci *vp, const struct snap_reader *r, uint32_t instance,
-		    char *err, size_t errlen)
+static int vp_load(void *t, const struct snap_reader *r, uint32_t instance, char *err,
+		   size_t errlen)
 {
+	struct virtio_pci *vp = t;
 	const struct vpci_wire *v = snap_get_exact(r, "vpci", instance, sizeof(*v), err, errlen);
 	int ret;
 
@@ -351,3 +344,11 @@ int virtio_pci_load(struct virtio_pci *vp, const struct snap_reader *r, uint32_t
 	pthread_mutex_unlock(&vp->dev->lock);
 	return ret ? ret : virtio_dev_load(vp->dev, r, instance, err, errlen);
 }
+
+const struct virtio_transport_ops virtio_pci_ops = {
+	.name = "virtio-pci",
+	.create = vp_create,
+	.destroy = vp_destroy,
+	.save = vp_save,
+	.load = vp_load,
+};

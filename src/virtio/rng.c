@@ -1,4 +1,4 @@
-/* rng — virtio-rng / entropy device (virtio 1.2 §5.4), see include/kiln/virtio.h: every
+/* rng — virtio-rng / entropy device (virtio 1.2 §5.4), see include/kiln/virtio_rng.h: every
  * device-writable buffer the driver offers is filled from getrandom(), so the guest never waits
  * for entropy. A chain gets at most RNG_MAX_CHAIN bytes per request. */
 #include <errno.h>
@@ -6,7 +6,10 @@
 #include <sys/random.h>
 #include <linux/virtio_ids.h>
 
+#include "kiln/devices.h"
+#include "kiln/pci.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_rng.h"
 
 #define RNG_QUEUE_SIZE 64
 #define RNG_MAX_CHAIN 65536u
@@ -52,17 +55,27 @@ static const struct virtio_dev_ops rng_ops = {
 	.device_id = VIRTIO_ID_RNG,
 	.nr_queues = 1,
 	.queue_size = RNG_QUEUE_SIZE,
+	.pci_class = PCI_CLASS_CODE_UNCLASSIFIED,
 	.queue_notify = rng_queue_notify,
 	.free = rng_free,
 };
 
-struct virtio_dev *virtio_rng_new(const struct guest_mem *mem)
+static int rng_create(struct dev_host *host, const void *config, unsigned index, void **state,
+		      struct error *e)
 {
 	struct rng *r = calloc(1, sizeof(*r));
 
-	if (!r || virtio_dev_init(&r->dev, &rng_ops, r, mem)) {
+	if (!r || virtio_dev_init(&r->dev, &rng_ops, r, host->mem)) {
 		free(r);
-		return NULL;
+		return error_set(e, ERROR_RUNTIME, "rng: out of memory");
 	}
-	return &r->dev;
+	*state = &r->dev;
+	return 0;
 }
+
+const struct device_class virtio_rng_class = {
+	.name = "rng",
+	.kind = DEVICE_VIRTIO,
+	.max = 1,
+	.create = rng_create,
+};

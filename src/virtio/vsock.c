@@ -1,5 +1,5 @@
 /* vsock — virtio-vsock (virtio 1.2 §5.10) with Firecracker's host side over Unix sockets
- * (Firecracker docs/vsock.md), see include/kiln/virtio.h.
+ * (Firecracker docs/vsock.md), see include/kiln/virtio_vsock.h.
  *
  * Queue 0 carries packets to the guest, queue 1 packets from it, queue 2 events. The host is
  * CID 2. A host program connects to the Unix socket at uds_path and writes "CONNECT <port>\n";
@@ -26,7 +26,9 @@
 #include <linux/virtio_vsock.h>
 
 #include "kiln/devices.h"
+#include "kiln/pci.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_vsock.h"
 
 #define VSOCK_QUEUE_SIZE 256
 #define RXQ 0
@@ -89,6 +91,7 @@ struct vsock {
 	unsigned nr_resets;
 	struct reset resets[VSOCK_MAX_RESETS];
 	int poll_conn[VSOCK_MAX_CONNS + 1]; /* which connection each polled descriptor is */
+	bool readable[VSOCK_MAX_CONNS]; /* this turn's readable connections (vs_dispatch) */
 	struct virtq_chain chain;    /* receive scratch */
 	struct log_once bad_packet, host_trouble;
 };
@@ -592,10 +595,10 @@ static unsigned vs_prepare(void *opaque, struct pollfd *fds, unsigned max, int *
 static void vs_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
 {
 	struct vsock *vs = opaque;
-	static bool readable[VSOCK_MAX_CONNS];
+	bool *readable = vs->readable;
 
 	pthread_mutex_lock(&vs->dev.lock);
-	memset(readable, 0, sizeof(readable));
+	memset(readable, 0, sizeof(vs->readable));
 	for (unsigned k = 0; k < n; k++) {
 		struct conn *c;
 
@@ -681,6 +684,7 @@ static const struct virtio_dev_ops vsock_ops = {
 	.device_id = VIRTIO_ID_VSOCK,
 	.nr_queues = 3,
 	.queue_size = VSOCK_QUEUE_SIZE,
+	.pci_class = PCI_CLASS_CODE_UNCLASSIFIED,
 	.config_len = sizeof(struct virtio_vsock_config),
 	.read_config = vs_read_config,
 	.queue_notify = vs_queue_notify,
@@ -689,57 +693,60 @@ static const struct virtio_dev_ops vsock_ops = {
 	.free = vs_free,
 };
 
-struct virtio_dev *virtio_vsock_new(struct dev_host *host, uint64_t guest_cid,
-				   const char *uds_path, bool *usage, char *err, size_t errlen)
+static int vs_create(struct dev_host *host, const void *config, unsigned index, void **state,
+		     struct error *e)
 {
+	const struct vsock_config *cfg = config;
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct vsock *vs;
-	int ret;
+	int ret, err;
 
-	*usage = true;
-	if (strlen(uds_path) + 12 >= sizeof(addr.sun_path)) { /* room for "_<port>" too */
-		snprintf(err, errlen, "--vsock uds=%s: longer than %zu bytes", uds_path,
-			 sizeof(addr.sun_path) - 12);
-		return NULL;
-	}
+	if (strlen(cfg->uds_path) + 12 >= sizeof(addr.sun_path)) /* room for "_<port>" too */
+		return error_set(e, ERROR_USAGE, "vsock: uds_path %s is longer than %zu bytes",
+				 cfg->uds_path, sizeof(addr.sun_path) - 12);
 	vs = calloc(1, sizeof(*vs));
-	if (!vs || !(vs->uds_path = strdup(uds_path))) {
+	if (!vs || !(vs->uds_path = strdup(cfg->uds_path))) {
 		free(vs);
-		*usage = false;
-		snprintf(err, errlen, "--vsock: out of memory");
-		return NULL;
+		return error_set(e, ERROR_RUNTIME, "vsock: out of memory");
 	}
 	vs->host = host;
-	vs->guest_cid = guest_cid;
-	vs->config.guest_cid = guest_cid;
+	vs->guest_cid = cfg->guest_cid;
+	vs->config.guest_cid = cfg->guest_cid;
 	vs->next_port = VSOCK_EPHEMERAL_FIRST;
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
 		vs->conn[i].fd = -1;
-	strcpy(addr.sun_path, uds_path);
+	strcpy(addr.sun_path, cfg->uds_path);
 	vs->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (vs->listen_fd < 0 || bind(vs->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) ||
 	    listen(vs->listen_fd, 128)) {
-		*usage = errno == EADDRINUSE || errno == ENOENT || errno == EACCES;
-		snprintf(err, errlen, "--vsock uds=%s: %s", uds_path, strerror(errno));
+		err = errno;
+		error_set(e, err == EADDRINUSE || err == ENOENT || err == EACCES ? ERROR_USAGE
+										 : ERROR_RUNTIME,
+			  "vsock: bind %s: %s", cfg->uds_path, strerror(err));
 		if (vs->listen_fd >= 0)
 			close(vs->listen_fd); /* not bound: the path is not ours to remove */
 		vs->listen_fd = -1;
 		close_host(vs);
-		return NULL;
+		return error_code(e);
 	}
-	*usage = false;
 	ret = virtio_dev_init(&vs->dev, &vsock_ops, vs, host->mem);
 	if (ret) {
-		snprintf(err, errlen, "--vsock: %s", strerror(-ret));
 		close_host(vs);
-		return NULL;
+		return error_set(e, ERROR_RUNTIME, "vsock: %s", strerror(-ret));
 	}
 	ret = host->add_poller(host, &(struct loop_poller){ .prepare = vs_prepare,
 							   .dispatch = vs_dispatch, .opaque = vs });
 	if (ret) {
-		snprintf(err, errlen, "--vsock: %s", strerror(-ret));
 		vs_free(&vs->dev);
-		return NULL;
+		return error_set(e, ERROR_RUNTIME, "vsock: event loop: %s", strerror(-ret));
 	}
-	return &vs->dev;
+	*state = &vs->dev;
+	return 0;
 }
+
+const struct device_class virtio_vsock_class = {
+	.name = "vsock",
+	.kind = DEVICE_VIRTIO,
+	.max = 1,
+	.create = vs_create,
+};

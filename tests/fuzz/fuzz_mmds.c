@@ -23,7 +23,7 @@
 #include "kiln/devices.h"
 #include "kiln/log.h"
 #include "kiln/loop.h"
-#include "kiln/net.h"
+#include "kiln/net_backend.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -136,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	mmds_configure(mmds, size && (data[0] & 0x40), false);
 	inet_pton(AF_INET, "169.254.169.254", &ip);
-	be = mmds_net_wrap(mmds, ip, &host, &inner, err, sizeof(err));
+	be = mmds_net_wrap(mmds, ip, &host, &inner, &e);
 	if (!be)
 		abort();
 	be->rx = (struct net_rx){ .deliver = device_deliver };

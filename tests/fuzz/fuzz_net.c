@@ -17,7 +17,7 @@
 #include <linux/virtio_ring.h>
 
 #include "kiln/log.h"
-#include "kiln/net.h"
+#include "kiln/net_backend.h"
 #include "kiln/virtio.h"
 #include "common/virtio_driver.h"
 

@@ -45,7 +45,7 @@ CASES = [
     ("disk-odd-size", ["--kernel", "{bz}", "--disk", "{odd}"], ["--disk", "{odd}", "multiple of 512"]),
     ("disk-bad-option", ["--kernel", "{bz}", "--disk", "{img},readonly=maybe"], ["--disk", "readonly=maybe"]),
     ("disk-duplicate-id", ["--kernel", "{bz}", "--disk", "{img},id=a", "--disk", "{img},id=a"], ["--disk", "\"a\""]),
-    ("disk-too-many", ["--kernel", "{bz}"] + ["--disk", "{img},readonly=on"] * 8 + ["--rng"], ["--disk", "9 devices"]),
+    ("disk-too-many", ["--kernel", "{bz}"] + ["--disk", "{img},readonly=on"] * 8 + ["--rng"], ["--rng", "9 devices, more than the 8 virtio slots"]),
     ("disk-bad-engine", ["--kernel", "{bz}", "--disk", "{img},engine=aio"], ["--disk", "engine=aio"]),
     ("transport-unknown", ["--kernel", "{bz}", "--transport", "usb"], ["--transport", "usb"]),
     ("cmdline-too-long", ["--kernel", "{bz}", "--cmdline", "x" * 70000], ["--cmdline"]),

@@ -106,7 +106,7 @@ def test_free_page_reporting(kvm, kiln, bzimage, initrd, tmp_path):
 
 
 @pytest.mark.parametrize("value,message", [
-    ("amount=1G", "--balloon: 1024 MiB is more than the guest's 512 MiB"),
+    ("amount=1G", "--balloon: balloon: 1024 MiB is more than the guest's 512 MiB"),
     ("amount=lots", "\"lots\" is not a SIZE"),
     ("deflate_on_oom=on", "--balloon needs amount=SIZE"),
     ("amount=1M,stats=-1", "\"-1\" is not a statistics interval"),

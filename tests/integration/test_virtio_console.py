@@ -67,7 +67,7 @@ def test_output_to_a_file(kvm, kiln, bzimage, initrd, tmp_path):
 @pytest.mark.parametrize("value,message", [
     ("tcp=1", "\"tcp=1\" is not socket=PATH or file=PATH"),
     ("socket=", "\"socket=\" is not socket=PATH or file=PATH"),
-    ("file=/no/such/dir/x", "--console file=/no/such/dir/x: No such file or directory"),
+    ("file=/no/such/dir/x", "--console: console: open /no/such/dir/x: No such file or directory"),
 ])
 def test_bad_console_values(kiln, bzimage, value, message):
     g = run_kiln(kiln, "run", "--kernel", bzimage, "--console", value, timeout=60)

@@ -80,7 +80,7 @@ def test_tap_ping_and_100mib_each_way(kvm, kiln, bzimage, initrd, netns):
         assert sh.poweroff() == 0
     finally:
         sh.close()
-    assert sh.err().count("--net tap=ktap0: read:") == 1, sh.err()
+    assert sh.err().count("tap ktap0: read:") == 1, sh.err()
     c = counters(sh.err())
     assert c["rx_bytes"] > MIB << 20 and c["tx_bytes"] > MIB << 20, c
 
@@ -143,8 +143,8 @@ def test_hostile_driver(kvm, kiln, bzimage, initrd, netns):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--net", "tap=kiln-notap"], "--net tap=kiln-notap: no such network interface"),
-    (["--net", "tap=lo"], "--net tap=lo: not a tap device"),
+    (["--net", "tap=kiln-notap"], "--net: net0: tap kiln-notap: no such network interface"),
+    (["--net", "tap=lo"], "--net: net0: tap lo: not a tap device"),
     (["--net", "tap=" + "x" * 16], "an interface name has 1 to 15 characters"),
     (["--net", "user,mac=52:54:00:12:34"], "is not a unicast MAC address"),
     (["--net", "user,mac=01:00:5e:00:00:01"], "is not a unicast MAC address"),

@@ -183,4 +183,4 @@ def test_vsock_socket_path_taken(kvm, kiln, bzimage, tmp_path):
     taken = tmp_path / "taken.sock"
     taken.write_text("")
     g = run_kiln(kiln, "run", "--kernel", bzimage, "--vsock", f"cid=3,uds={taken}", timeout=60)
-    assert g.returncode == 2 and f"--vsock uds={taken}: Address already in use" in g.err, g
+    assert g.returncode == 2 and f"--vsock: vsock: bind {taken}: Address already in use" in g.err, g

@@ -40,45 +40,47 @@ static void test_sizes(void **state)
 }
 
 static enum log_level last_level;
+static struct cli_run run;
 
-static int parse(struct vm_config *cfg, char *err, size_t n, int argc, ...)
+/* Parse argv "run" + the arguments; @cfg shows run.vm, the parsed configuration. */
+static int parse(struct vm_config **cfg, char *err, size_t n, int argc, ...)
 {
 	char *argv[16] = { "run" };
 	va_list ap;
+	int ret;
 
 	va_start(ap, argc);
 	for (int i = 1; i < argc; i++)
 		argv[i] = va_arg(ap, char *);
 	va_end(ap);
-	enum log_level level;
-	int ret = cli_parse_run(argc, argv, cfg, &level, err, n);
-
-	last_level = level;
+	ret = cli_parse_run(argc, argv, &run, err, n);
+	last_level = run.level;
+	*cfg = &run.vm;
 	return ret;
 }
 
 static void test_defaults_and_values(void **state)
 {
-	struct vm_config cfg;
+	struct vm_config *cfg;
 	char err[256];
 
 	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--kernel", "/k"), CLI_RUN);
-	assert_string_equal(cfg.kernel_path, "/k");
-	assert_null(cfg.initrd_path);
-	assert_string_equal(cfg.cmdline, "console=ttyS0");
-	assert_int_equal(cfg.nr_cpus, 1);
-	assert_int_equal(cfg.mem_bytes, 512ULL << 20);
+	assert_string_equal(cfg->kernel_path, "/k");
+	assert_null(cfg->initrd_path);
+	assert_string_equal(cfg->cmdline, "console=ttyS0");
+	assert_int_equal(cfg->nr_cpus, 1);
+	assert_int_equal(cfg->mem_bytes, 512ULL << 20);
 	assert_int_equal(last_level, LOG_WARN);
 
 	assert_int_equal(parse(&cfg, err, sizeof(err), 11, "--kernel", "/k", "--initrd", "/i",
 			       "--cmdline", "console=ttyS0 quiet", "--cpus", "4", "--memory", "2G"),
 			 CLI_RUN);
-	assert_string_equal(cfg.initrd_path, "/i");
-	assert_string_equal(cfg.cmdline, "console=ttyS0 quiet");
-	assert_int_equal(cfg.nr_cpus, 4);
-	assert_int_equal(cfg.mem_bytes, 2ULL << 30);
+	assert_string_equal(cfg->initrd_path, "/i");
+	assert_string_equal(cfg->cmdline, "console=ttyS0 quiet");
+	assert_int_equal(cfg->nr_cpus, 4);
+	assert_int_equal(cfg->mem_bytes, 2ULL << 30);
 	assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--kernel=/k2"), CLI_RUN);
-	assert_string_equal(cfg.kernel_path, "/k2");
+	assert_string_equal(cfg->kernel_path, "/k2");
 	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--log-level", "info"), CLI_RUN);
 	assert_int_equal(last_level, LOG_INFO);
 	assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--help"), CLI_HELP);
@@ -87,7 +89,7 @@ static void test_defaults_and_values(void **state)
 
 static void test_errors_name_option_and_value(void **state)
 {
-	struct vm_config cfg;
+	struct vm_config *cfg;
 	char err[256];
 
 	assert_int_equal(parse(&cfg, err, sizeof(err), 1), -EINVAL);
@@ -120,29 +122,34 @@ static void test_net(void **state)
 	char bad_mac[] = "user,mac=52:54:00:ab:cd", multicast[] = "user,mac=01:00:5e:00:00:01",
 	     bad_fwd[] = "user,hostfwd=tcp::0-:22", tap_fwd[] = "tap=t,hostfwd=tcp::22-:22",
 	     bridge[] = "bridge=br0", m1[] = "tap=a,mac=02:00:00:00:00:01", m2[] = "user,mac=02:00:00:00:00:01";
-	struct vm_config cfg;
+	struct vm_config *cfg;
+	const struct net_config *net;
 	struct in_addr a;
 	char err[256];
 
 	assert_int_equal(parse(&cfg, err, sizeof(err), 7, "--kernel", "/k", "--net", tap, "--net", user), CLI_RUN);
-	assert_int_equal(cfg.nr_nets, 2);
-	assert_int_equal(cfg.net[0].kind, NET_TAP);
-	assert_string_equal(cfg.net[0].tap, "tap0");
-	assert_true(cfg.net[0].mac_set);
-	assert_memory_equal(cfg.net[0].mac, ((uint8_t[]){ 0x52, 0x54, 0, 0xab, 0xcd, 1 }), 6);
-	assert_int_equal(cfg.net[1].kind, NET_USER);
-	assert_false(cfg.net[1].mac_set);
-	assert_int_equal(cfg.net[1].nr_hostfwd, 2);
-	assert_false(cfg.net[1].hostfwd[0].udp);
-	assert_int_equal(cfg.net[1].hostfwd[0].host_port, 2222);
-	assert_int_equal(cfg.net[1].hostfwd[0].guest_port, 22);
+	assert_int_equal(cfg->nr_devices, 2);
+	assert_ptr_equal(cfg->device[0].cls, &virtio_net_class);
+	assert_ptr_equal(cfg->device[1].cls, &virtio_net_class);
+	net = cfg->device[0].config;
+	assert_int_equal(net->kind, NET_TAP);
+	assert_string_equal(net->tap, "tap0");
+	assert_true(net->mac_set);
+	assert_memory_equal(net->mac, ((uint8_t[]){ 0x52, 0x54, 0, 0xab, 0xcd, 1 }), 6);
+	net = cfg->device[1].config;
+	assert_int_equal(net->kind, NET_USER);
+	assert_false(net->mac_set);
+	assert_int_equal(net->nr_hostfwd, 2);
+	assert_false(net->hostfwd[0].udp);
+	assert_int_equal(net->hostfwd[0].host_port, 2222);
+	assert_int_equal(net->hostfwd[0].guest_port, 22);
 	inet_pton(AF_INET, "10.0.2.15", &a);
-	assert_int_equal(cfg.net[1].hostfwd[0].guest_addr.s_addr, a.s_addr);
-	assert_true(cfg.net[1].hostfwd[1].udp);
+	assert_int_equal(net->hostfwd[0].guest_addr.s_addr, a.s_addr);
+	assert_true(net->hostfwd[1].udp);
 	inet_pton(AF_INET, "127.0.0.1", &a); /* loopback unless the user says otherwise */
-	assert_int_equal(cfg.net[1].hostfwd[1].host_addr.s_addr, a.s_addr);
+	assert_int_equal(net->hostfwd[1].host_addr.s_addr, a.s_addr);
 	inet_pton(AF_INET, "10.0.2.16", &a);
-	assert_int_equal(cfg.net[1].hostfwd[1].guest_addr.s_addr, a.s_addr);
+	assert_int_equal(net->hostfwd[1].guest_addr.s_addr, a.s_addr);
 
 	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--net", bad_mac), -EINVAL);
 	assert_non_null(strstr(err, "\"52:54:00:ab:cd\" is not a unicast MAC address"));

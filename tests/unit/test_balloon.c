@@ -17,6 +17,8 @@
 
 #include "kiln/devices.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_balloon.h"
+#include "common/device_class.h"
 #include "common/virtio_driver.h"
 
 #define FAKE_RAM (1u << 20)
@@ -84,8 +86,7 @@ static int teardown(void **state)
 static struct virtio_dev *balloon_up(const struct balloon_config *cfg, uint64_t features,
 				     unsigned nr_queues, bool stats_first)
 {
-	char err[128];
-	struct virtio_dev *dev = virtio_balloon_new(&host, cfg, err, sizeof(err));
+	struct virtio_dev *dev = test_device_new(&virtio_balloon_class, &host, cfg);
 
 	assert_non_null(dev);
 	dev->transport.notify = fake_notify;
@@ -106,7 +107,7 @@ static struct virtio_dev *balloon_up(const struct balloon_config *cfg, uint64_t 
 
 static void test_statistics_cycle(void **state)
 {
-	struct balloon_config cfg = { .enabled = true, .stats_interval_s = 1 };
+	struct balloon_config cfg = { .stats_interval_s = 1 };
 	struct virtio_dev *dev = balloon_up(&cfg, BIT(VIRTIO_BALLOON_F_STATS_VQ) |
 					    BIT(VIRTIO_RING_F_EVENT_IDX), 3, true);
 	struct vring_used *u = used(2);
@@ -145,7 +146,7 @@ static void test_statistics_cycle(void **state)
 
 static void test_inflate_gives_pages_back(void **state)
 {
-	struct balloon_config cfg = { .enabled = true, .target_bytes = 8 << 12 };
+	struct balloon_config cfg = { .target_bytes = 8 << 12 };
 	struct virtio_dev *dev = balloon_up(&cfg, 0, 2, false);
 	uint32_t *pfns = gpa(BUF_GPA);
 	struct balloon_stats st;
@@ -185,7 +186,7 @@ static void test_inflate_gives_pages_back(void **state)
 /* Without the statistics queue, reporting is queue 2 (§5.5.2). */
 static void test_reporting_queue_number(void **state)
 {
-	struct balloon_config cfg = { .enabled = true, .free_page_reporting = true };
+	struct balloon_config cfg = { .free_page_reporting = true };
 	struct virtio_dev *dev = balloon_up(&cfg, BIT(VIRTIO_BALLOON_F_REPORTING), 3, false);
 	struct balloon_stats st;
 

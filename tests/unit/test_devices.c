@@ -22,7 +22,7 @@ struct fake {
 	enum vm_stop_reason stop;
 	int pipe[2];
 	void *state[16];
-	const struct device_type *type[16];
+	const struct device_class *type[16];
 	unsigned n;
 };
 
@@ -50,8 +50,10 @@ static int setup(void **state)
 	F.host = (struct dev_host){ .pio = &F.pio, .mmio = &F.mmio, .set_irq = fake_set_irq,
 				    .request_stop = fake_stop, .console_out_fd = F.pipe[1] };
 	clock_gettime(CLOCK_MONOTONIC, &F.host.start);
-	for (const struct device_type *const *t = pc_device_types; *t; t++) {
-		if ((*t)->create(&F.host, &F.state[F.n]))
+	for (const struct device_class *const *t = pc_platform_classes; *t; t++) {
+		struct error e;
+
+		if ((*t)->create(&F.host, NULL, 0, &F.state[F.n], &e))
 			return -1;
 		F.type[F.n++] = *t;
 	}
@@ -70,7 +72,7 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void *state_of(const struct device_type *t)
+static void *state_of(const struct device_class *t)
 {
 	for (unsigned i = 0; i < F.n; i++)
 		if (F.type[i] == t)
@@ -144,7 +146,7 @@ static void test_uart_autoconfig_sees_16550a(void **state)
 
 static void test_uart_interrupts(void **state)
 {
-	void *uart = state_of(&uart_8250_type);
+	void *uart = state_of(&uart_8250_class);
 	const uint8_t in[3] = { 'a', 'b', 'c' };
 	uint8_t flood[100];
 
@@ -206,7 +208,7 @@ static void test_i8042(void **state)
 static void test_i8042_ctrl_alt_del(void **state)
 {
 	static const uint8_t want[] = { 0x14, 0x11, 0xe0, 0x71 };
-	void *kbd = state_of(&i8042_type);
+	void *kbd = state_of(&i8042_class);
 	int changes;
 
 	outb(KILN_PORT_I8042_CMD, 0x60);

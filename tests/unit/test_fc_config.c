@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "kiln/fc.h"
+#include "kiln/virtio_rng.h"
 
 #define BOOT "'boot-source': {'kernel_image_path': 'K'}"
 #define MC "'machine-config': {'vcpu_count': 1, 'mem_size_mib': 128"
@@ -34,6 +35,16 @@ struct bad_doc {
 };
 
 #define ROW(d, m, ...) { .doc = d, .message = m, __VA_ARGS__ }
+
+/* How many devices of class @cls the configuration lists. */
+static unsigned count(const struct vm_config *cfg, const struct device_class *cls)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < cfg->nr_devices; i++)
+		n += cfg->device[i].cls == cls;
+	return n;
+}
 
 static const struct bad_doc bad_docs[] = {
 	/* the root */
@@ -199,14 +210,16 @@ static const struct bad_doc bad_docs[] = {
 	/* the API's partial documents: no boot source needed, the rest still checked */
 	ROW("{'machine-config': {'vcpu_count': 0, 'mem_size_mib': 128}}",
 	  "\"machine-config\": \"vcpu_count\": 0 is not in [1, 32]", .no_boot_source = true),
-	ROW("{'drives': [" DRIVE("a") ", " DRIVE("a") "]}", "id \"a\" is already used", .substring = true, .no_boot_source = true),
-	/* checks src/cli makes on every configuration (cli_check_config): its wording */
+	/* the checks every front end shares (vm_config_check in src/core/config.c) */
+	ROW("{'drives': [" DRIVE("a") ", " DRIVE("a") "]}", "disk: id \"a\" is already disk0's",
+	  .no_boot_source = true),
 	ROW("{" BOOT ", 'drives': [" DRIVE("a") ", " DRIVE("b") ", " DRIVE("c") ", " DRIVE("d") ", "
 	  DRIVE("e") "], 'network-interfaces': [" NIC("a") ", " NIC("b") ", " NIC("c") "], 'entropy': {}}",
-	  "9 devices, more than the 8 virtio slots", .substring = true),
+	  "rng: 9 devices, more than the 8 virtio slots"),
 	ROW("{" BOOT ", 'network-interfaces': [{'iface_id': 'a', 'host_dev_name': 't0', "
 	  "'guest_mac': '06:00:00:00:00:01'}, {'iface_id': 'b', 'host_dev_name': 't1', "
-	  "'guest_mac': '06:00:00:00:00:01'}]}", "NICs 0 and 1 have the same MAC address", .substring = true),
+	  "'guest_mac': '06:00:00:00:00:01'}]}",
+	  "net \"a\" and net \"b\" have the same MAC address 06:00:00:00:00:01"),
 };
 
 /* @text with ' made ", for the parser; the caller frees it. */
@@ -276,7 +289,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.cfg.transport, VM_TRANSPORT_MMIO);
 	assert_string_equal(c.cfg.cmdline, "reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 "
 			    "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd");
-	assert_false(c.cfg.rng);
+	assert_int_equal(count(&c.cfg, &virtio_rng_class), 0);
 	assert_false(c.cfg.track_dirty_pages);
 	assert_false(c.level_set);
 	assert_null(c.log_path);
@@ -293,7 +306,7 @@ static void test_defaults(void **state)
 			       true, &root, &c, err, sizeof(err)), 0);
 	assert_string_equal(c.cfg.kernel_path, "K");
 	assert_int_equal(c.cfg.nr_cpus, 1);
-	assert_false(c.cfg.rng);
+	assert_int_equal(count(&c.cfg, &virtio_rng_class), 0);
 	fc_config_release(&c);
 	json_decref(root);
 }
@@ -321,7 +334,7 @@ static void test_machine_boot_and_services(void **state)
 	assert_int_equal(c.cfg.nr_cpus, 32);
 	assert_int_equal(c.cfg.mem_bytes, 2048ull << 20);
 	assert_true(c.cfg.track_dirty_pages);
-	assert_true(c.cfg.rng);
+	assert_int_equal(count(&c.cfg, &virtio_rng_class), 1);
 	assert_true(c.level_set);
 	assert_int_equal(c.level, LOG_DEBUG);
 	assert_string_equal(c.log_path, "/l");
@@ -370,13 +383,15 @@ static void test_devices(void **state)
 			 "'console=ttyS0'}, 'drives': %s}", roots[i].drives);
 		assert_int_equal(parse(doc, true, &root, &c, err, sizeof(err)), 0);
 		assert_string_equal(c.cfg.cmdline, roots[i].cmdline);
-		assert_int_equal(c.cfg.nr_disks, 2);
-		assert_string_equal(c.cfg.disk[0].id, "rootfs");
-		assert_string_equal(c.cfg.disk[0].path, "/r");
-		assert_int_equal(c.cfg.disk[0].readonly, i == 0);
-		assert_int_equal(c.cfg.disk[0].engine, i == 0 ? BLOCK_ENGINE_IO_URING : BLOCK_ENGINE_SYNC);
-		assert_string_equal(c.cfg.disk[1].id, "data");
-		assert_string_equal(c.cfg.disk[1].path, "/data");
+		assert_int_equal(c.nr_disks, 2);
+		assert_int_equal(count(&c.cfg, &virtio_blk_class), 2);
+		assert_ptr_equal(c.cfg.device[0].config, &c.disk[0]);
+		assert_string_equal(c.disk[0].id, "rootfs");
+		assert_string_equal(c.disk[0].path, "/r");
+		assert_int_equal(c.disk[0].readonly, i == 0);
+		assert_int_equal(c.disk[0].engine, i == 0 ? BLOCK_ENGINE_IO_URING : BLOCK_ENGINE_SYNC);
+		assert_string_equal(c.disk[1].id, "data");
+		assert_string_equal(c.disk[1].path, "/data");
 		fc_config_release(&c);
 		json_decref(root);
 	}
@@ -396,21 +411,23 @@ static void test_devices(void **state)
 			       "'balloon': {'amount_mib': 128, 'deflate_on_oom': true, "
 			       "'stats_polling_interval_s': 5, 'free_page_reporting': true}}",
 			       true, &root, &c, err, sizeof(err)), 0);
-	assert_int_equal(c.cfg.nr_nets, 3);
-	assert_string_equal(c.cfg.net[0].id, "eth0");
-	assert_string_equal(c.cfg.net[0].tap, "tap_eth0");
-	assert_int_equal(c.cfg.net[0].kind, NET_TAP);
-	assert_false(c.cfg.net[0].mac_set);
-	assert_true(c.cfg.net[1].mac_set);
-	assert_memory_equal(c.cfg.net[1].mac, ((uint8_t[]){ 0x06, 0, 0xac, 0x10, 0, 2 }), 6);
+	assert_int_equal(c.nr_nets, 3);
+	assert_int_equal(count(&c.cfg, &virtio_net_class), 3);
+	assert_int_equal(count(&c.cfg, &virtio_vsock_class), 1);
+	assert_int_equal(count(&c.cfg, &virtio_balloon_class), 1);
+	assert_string_equal(c.net[0].id, "eth0");
+	assert_string_equal(c.net[0].tap, "tap_eth0");
+	assert_int_equal(c.net[0].kind, NET_TAP);
+	assert_false(c.net[0].mac_set);
+	assert_true(c.net[1].mac_set);
+	assert_memory_equal(c.net[1].mac, ((uint8_t[]){ 0x06, 0, 0xac, 0x10, 0, 2 }), 6);
 	assert_int_equal(c.mmds_nics, 0x6); /* eth1 and eth2 */
-	assert_int_equal(c.cfg.vsock.cid, 4294967294u);
-	assert_string_equal(c.cfg.vsock.uds_path, "/v");
-	assert_true(c.cfg.balloon.enabled);
-	assert_int_equal(c.cfg.balloon.target_bytes, 128ull << 20);
-	assert_true(c.cfg.balloon.deflate_on_oom);
-	assert_true(c.cfg.balloon.free_page_reporting);
-	assert_int_equal(c.cfg.balloon.stats_interval_s, 5);
+	assert_int_equal(c.vsock.guest_cid, 4294967294u);
+	assert_string_equal(c.vsock.uds_path, "/v");
+	assert_int_equal(c.balloon.target_bytes, 128ull << 20);
+	assert_true(c.balloon.deflate_on_oom);
+	assert_true(c.balloon.free_page_reporting);
+	assert_int_equal(c.balloon.stats_interval_s, 5);
 	fc_config_release(&c);
 	json_decref(root);
 }

@@ -18,7 +18,7 @@
 #include "fc/fc_internal.h"
 #include "kiln/devices.h"
 #include "kiln/loop.h"
-#include "kiln/net.h"
+#include "kiln/net_backend.h"
 
 #define MAX_FRAMES 64
 
@@ -62,6 +62,7 @@ static struct net_backend *be;
 static int setup(void **state)
 {
 	static struct dev_host host = { .add_poller = fake_add_poller };
+	struct error e;
 	char err[256];
 	uint32_t ip;
 
@@ -71,7 +72,7 @@ static int setup(void **state)
 	if (loop_new(&loop) || !(mmds = mmds_new(loop, err, sizeof(err))))
 		return -1;
 	memcpy(&ip, mmds_ip, 4);
-	be = mmds_net_wrap(mmds, ip, &host, &inner.be, err, sizeof(err));
+	be = mmds_net_wrap(mmds, ip, &host, &inner.be, &e);
 	if (!be)
 		return -1;
 	be->rx = (struct net_rx){ .deliver = device_deliver };

@@ -4,6 +4,7 @@
  * short or too long, receive buffers smaller than the header, buffers too small for a frame
  * without mergeable buffers. */
 #include <poll.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +18,7 @@
 #include <linux/virtio_ring.h>
 
 #include "kiln/devices.h"
-#include "kiln/net.h"
+#include "kiln/net_backend.h"
 #include "kiln/virtio.h"
 #include "common/virtio_driver.h"
 
@@ -332,9 +333,8 @@ static void test_user_mode_answers_arp(void **state)
 {
 	struct dev_host host = { .mem = &mem, .add_poller = fake_add_poller };
 	struct net_config cfg = { .kind = NET_USER };
-	char err[256];
-	bool usage;
-	struct net_backend *be = net_backend_open(&host, &cfg, &usage, err, sizeof(err));
+	struct error e;
+	struct net_backend *be = net_backend_open(&host, &cfg, &e);
 	struct virtio_dev *dev;
 	uint8_t *tx = gpa(BUF_GPA), *rx = gpa(BUF_GPA + 0x1000) + NET_HDR_LEN;
 	static const uint8_t arp[] = {

@@ -17,6 +17,9 @@
 #include "kiln/layout.h"
 #include "kiln/pci.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_rng.h"
+#include "kiln/virtio_transport.h"
+#include "common/device_class.h"
 
 static struct {
 	struct dev_host host;
@@ -150,14 +153,16 @@ static void bar_wr(uint32_t bar, uint32_t off, unsigned len, uint32_t v)
 
 static void test_virtio_pci_function(void **state)
 {
-	struct virtio_dev *rng = virtio_rng_new(&F.mem);
+	struct virtio_dev *rng = test_device_new(&virtio_rng_class, &F.host, NULL);
 	struct virtio_pci *vp;
 	struct pci_bus *bus;
 	unsigned common, notify, isr, cfgcap, msix;
 	uint32_t bar, size, common_off, isr_off, table;
 
 	assert_int_equal(pci_bus_create(&F.host, &bus), 0);
-	assert_int_equal(virtio_pci_create(&F.host, bus, rng, &vp), 0);
+	F.host.pci = bus;
+	assert_non_null(rng);
+	assert_int_equal(virtio_pci_ops.create(&F.host, rng, 0, (void **)&vp), 0);
 	assert_int_equal(cfg_read(1, PCI_VENDOR_ID, 2), 0x1af4);
 	assert_int_equal(cfg_read(1, PCI_DEVICE_ID, 2), 0x1040 + 4);
 	assert_int_equal(cfg_read(1, PCI_REVISION_ID, 1), 1);
@@ -233,7 +238,7 @@ static void test_virtio_pci_function(void **state)
 	/* With MSI-X on, INTx stays low. */
 	assert_int_equal(F.intx[KILN_PCI_INTX_GSI], 0);
 
-	virtio_pci_destroy(vp);
+	virtio_pci_ops.destroy(vp);
 	virtio_dev_free(rng);
 	pci_bus_destroy(bus);
 }
@@ -245,16 +250,17 @@ static void test_bus_fills_up(void **state)
 	struct pci_bus *bus;
 
 	assert_int_equal(pci_bus_create(&F.host, &bus), 0);
+	F.host.pci = bus;
 	for (unsigned i = 0; i < KILN_PCI_INTX_LINES; i++) {
-		dev[i] = virtio_rng_new(&F.mem);
-		assert_int_equal(virtio_pci_create(&F.host, bus, dev[i], &vp[i]), 0);
+		dev[i] = test_device_new(&virtio_rng_class, &F.host, NULL);
+		assert_int_equal(virtio_pci_ops.create(&F.host, dev[i], i, (void **)&vp[i]), 0);
 		assert_int_equal(cfg_read(i + 1, PCI_INTERRUPT_LINE, 1), KILN_PCI_INTX_GSI + i);
 	}
-	dev[KILN_PCI_INTX_LINES] = virtio_rng_new(&F.mem);
-	assert_int_equal(virtio_pci_create(&F.host, bus, dev[KILN_PCI_INTX_LINES], &vp[KILN_PCI_INTX_LINES]),
-			 -ENOSPC);
+	dev[KILN_PCI_INTX_LINES] = test_device_new(&virtio_rng_class, &F.host, NULL);
+	assert_int_equal(virtio_pci_ops.create(&F.host, dev[KILN_PCI_INTX_LINES], KILN_PCI_INTX_LINES,
+					       (void **)&vp[KILN_PCI_INTX_LINES]), -ENOSPC);
 	for (unsigned i = 0; i < KILN_PCI_INTX_LINES; i++) {
-		virtio_pci_destroy(vp[i]);
+		virtio_pci_ops.destroy(vp[i]);
 		virtio_dev_free(dev[i]);
 	}
 	virtio_dev_free(dev[KILN_PCI_INTX_LINES]);

@@ -19,6 +19,9 @@
 
 #include "kiln/devices.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_blk.h"
+#include "kiln/virtio_rng.h"
+#include "common/device_class.h"
 #include "common/virtio_driver.h"
 
 #define FAKE_RAM (1u << 20)
@@ -260,7 +263,7 @@ static void test_no_interrupt_flag(void **state)
 
 static void test_queue_rules(void **state)
 {
-	struct virtio_dev *rng = virtio_rng_new(&mem);
+	struct virtio_dev *rng = test_device_new(&virtio_rng_class, &host, NULL);
 	struct virtq q = { .max_size = QSIZE, .size = 6, .desc_gpa = DESC_GPA,
 			   .avail_gpa = AVAIL_GPA, .used_gpa = USED_GPA };
 
@@ -291,7 +294,7 @@ static void test_queue_rules(void **state)
 
 static void test_rng_fills_buffers(void **state)
 {
-	struct virtio_dev *rng = virtio_rng_new(&mem);
+	struct virtio_dev *rng = test_device_new(&virtio_rng_class, &host, NULL);
 	static const uint8_t zero[256];
 
 	assert_non_null(rng);
@@ -323,8 +326,6 @@ static struct virtio_dev *blk_open(bool readonly, const char *id)
 {
 	struct disk_config cfg = { .path = img_path, .readonly = readonly, .id = id, .engine = engine };
 	uint8_t sector[512];
-	char err[256];
-	bool usage;
 	int fd = mkstemp(img_path);
 
 	assert_true(fd >= 0);
@@ -333,10 +334,10 @@ static struct virtio_dev *blk_open(bool readonly, const char *id)
 		assert_int_equal(write(fd, sector, sizeof(sector)), sizeof(sector));
 	}
 	close(fd);
-	struct virtio_dev *dev = virtio_blk_new(&host, &cfg, 0, &usage, err, sizeof(err));
+	struct virtio_dev *dev = test_device_new(&virtio_blk_class, &host, &cfg);
 	assert_non_null(dev);
-	/* The io_uring engine watches its completions; the sync one needs no event loop. */
-	assert_true((engine == BLOCK_ENGINE_IO_URING) == (io_ready != NULL));
+	/* Both engines complete on the event loop (io_uring in the kernel, sync on a worker). */
+	assert_non_null(io_ready);
 	assert_int_equal(driver_init(dev, FEATURES | (1ull << VIRTIO_BLK_F_FLUSH), QSIZE) &
 			 VIRTIO_CONFIG_S_NEEDS_RESET, 0);
 	return dev;
@@ -372,7 +373,7 @@ static uint8_t blk_request(struct virtio_dev *dev, uint32_t type, uint64_t secto
 	offer(head);
 	before = used()->idx;
 	virtio_dev_queue_notify(dev, 0);
-	/* io_uring completes later, on the event loop: play the loop until the request is back. */
+	/* Requests complete later, on the event loop: play the loop until the request is back. */
 	for (unsigned i = 0; used()->idx == before && io_ready && i < 2000; i++) {
 		usleep(1000);
 		io_ready(io_ready_opaque);
@@ -465,26 +466,30 @@ static void test_blk_write_zeroes(void **state)
 	blk_close(dev);
 }
 
+/* Bad images are the user's error, named by disk and path. */
 static void test_blk_bad_images(void **state)
 {
-	struct disk_config cfg = { .path = "/nonexistent/disk.img" };
-	char err[256], path[] = "/tmp/kiln-test-odd-XXXXXX";
-	bool usage;
+	struct disk_config cfg = { .path = "/nonexistent/disk.img", .id = "rootfs" };
+	char path[] = "/tmp/kiln-test-odd-XXXXXX";
+	struct error e;
+	void *dev;
 	int fd;
 
-	assert_null(virtio_blk_new(&host, &cfg, 0, &usage, err, sizeof(err)));
-	assert_true(usage);
-	assert_non_null(strstr(err, "/nonexistent/disk.img"));
+	assert_int_not_equal(virtio_blk_class.create(&host, &cfg, 0, &dev, &e), 0);
+	assert_int_equal(e.kind, ERROR_USAGE);
+	assert_string_equal(e.msg, "disk \"rootfs\": open /nonexistent/disk.img: No such file or directory");
 	cfg.path = "/tmp";
-	assert_null(virtio_blk_new(&host, &cfg, 0, &usage, err, sizeof(err)));
-	assert_true(usage);
+	cfg.id = NULL;
+	assert_int_not_equal(virtio_blk_class.create(&host, &cfg, 0, &dev, &e), 0);
+	assert_int_equal(e.kind, ERROR_USAGE);
+	assert_non_null(strstr(e.msg, "disk0: "));
 	fd = mkstemp(path);
 	assert_int_equal(write(fd, "x", 1), 1);
 	close(fd);
 	cfg.path = path;
-	assert_null(virtio_blk_new(&host, &cfg, 0, &usage, err, sizeof(err)));
-	assert_true(usage);
-	assert_non_null(strstr(err, "multiple of 512"));
+	assert_int_not_equal(virtio_blk_class.create(&host, &cfg, 0, &dev, &e), 0);
+	assert_int_equal(e.kind, ERROR_USAGE);
+	assert_non_null(strstr(e.msg, "multiple of 512"));
 	unlink(path);
 }
 

@@ -57,14 +57,14 @@ static void acpi_pm_write_byte(struct byte_dev *dev, uint64_t off, uint8_t v)
 		log_warn("guest asked for ACPI sleep type %u; only S5 (poweroff) exists", slp_typ);
 }
 
-static int acpi_pm_create(struct dev_host *host, void **state)
+static int acpi_pm_create(struct dev_host *host, const void *config, unsigned index,
+		          void **state, struct error *e)
 {
-	int ret;
 	struct acpi_pm *pm = byte_dev_new(sizeof(*pm), acpi_pm_read_byte, acpi_pm_write_byte,
-					  host->pio, KILN_PORT_PM1A_EVT, PM_REGS, "acpi pm1a", &ret);
+					  host->pio, KILN_PORT_PM1A_EVT, PM_REGS, "acpi pm1a", e);
 
 	if (!pm)
-		return ret;
+		return error_code(e);
 	pm->host = host;
 	pm->reg[OFF_CNT] = CNT_SCI_EN;
 	*state = pm;
@@ -90,7 +90,8 @@ static int acpi_pm_load(void *state, const void *buf, char *err, size_t errlen)
 	return 0;
 }
 
-const struct device_type acpi_pm_type = {
+const struct device_class acpi_pm_class = {
+	.kind = DEVICE_PLATFORM,
 	.name = "acpi_pm", .create = acpi_pm_create, .destroy = byte_dev_free,
 	.state_size = PM_REGS, .save = acpi_pm_save, .load = acpi_pm_load,
 };

@@ -40,11 +40,13 @@ static void boot_timer_write(void *opaque, uint64_t off, const uint8_t *data, ui
 
 static const struct bus_ops boot_timer_ops = { .read = boot_timer_read, .write = boot_timer_write };
 
-static int boot_timer_create(struct dev_host *host, void **state)
+static int boot_timer_create(struct dev_host *host, const void *config, unsigned index,
+		             void **state, struct error *e)
 {
 	*state = NULL;
-	return bus_register(host->mmio, KILN_BOOT_TIMER_GPA, KILN_BOOT_TIMER_SIZE, &boot_timer_ops,
-			    host, "boot timer");
+	return device_claim(host->mmio, KILN_BOOT_TIMER_GPA, KILN_BOOT_TIMER_SIZE, &boot_timer_ops,
+			    host, "boot timer", e);
 }
 
-const struct device_type boot_timer_type = { .name = "boot_timer", .create = boot_timer_create };
+const struct device_class boot_timer_class = {
+	.kind = DEVICE_PLATFORM, .name = "boot_timer", .create = boot_timer_create };

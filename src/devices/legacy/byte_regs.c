@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void byte_dev_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t len)
 {
@@ -36,19 +37,21 @@ void byte_dev_free(void *state)
 
 void *byte_dev_new(size_t size, uint8_t (*read)(struct byte_dev *, uint64_t),
 		   void (*write)(struct byte_dev *, uint64_t, uint8_t), struct bus *bus,
-		   uint64_t base, uint64_t len, const char *name, int *err)
+		   uint64_t base, uint64_t len, const char *name, struct error *e)
 {
 	struct byte_dev *dev = calloc(1, size);
+	int ret;
 
 	if (!dev) {
-		*err = -ENOMEM;
+		error_set(e, ERROR_RUNTIME, "%s: out of memory", name);
 		return NULL;
 	}
 	pthread_mutex_init(&dev->lock, NULL);
 	dev->read = read;
 	dev->write = write;
-	*err = bus_register(bus, base, len, &byte_dev_ops, dev, name);
-	if (*err) {
+	ret = bus_register(bus, base, len, &byte_dev_ops, dev, name);
+	if (ret) {
+		error_set(e, ERROR_RUNTIME, "%s: %s bus: %s", name, bus->space, strerror(-ret));
 		byte_dev_free(dev);
 		return NULL;
 	}

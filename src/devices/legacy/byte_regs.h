@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "kiln/bus.h"
+#include "kiln/error.h"
 
 struct byte_dev {
 	pthread_mutex_t lock;
@@ -18,13 +19,13 @@ struct byte_dev {
 };
 
 /* Allocate a zeroed device of @size bytes whose first member is a struct byte_dev, wire its
- * byte callbacks and claim [base, base + len) on @bus for it. Returns the device (free it with
- * byte_dev_free), or NULL with *err set to -ENOMEM or bus_register()'s error. */
+ * byte callbacks and claim [base, base + len) on @bus for it under @name. Returns the device
+ * (free it with byte_dev_free), or NULL with @e set (out of memory, or the range is taken). */
 void *byte_dev_new(size_t size, uint8_t (*read)(struct byte_dev *, uint64_t),
 		   void (*write)(struct byte_dev *, uint64_t, uint8_t), struct bus *bus,
-		   uint64_t base, uint64_t len, const char *name, int *err);
+		   uint64_t base, uint64_t len, const char *name, struct error *e);
 
-/* device_type.destroy for a device allocated with malloc whose first member is its byte_dev. */
+/* device_class.destroy for a device allocated with malloc whose first member is its byte_dev. */
 void byte_dev_free(void *state);
 
 #endif

@@ -127,14 +127,14 @@ static void rtc_write_byte(struct byte_dev *dev, uint64_t off, uint8_t v)
 	}
 }
 
-static int rtc_create(struct dev_host *host, void **state)
+static int rtc_create(struct dev_host *host, const void *config, unsigned index,
+		      void **state, struct error *e)
 {
-	int ret;
 	struct rtc *r = byte_dev_new(sizeof(*r), rtc_read_byte, rtc_write_byte, host->pio,
-				     KILN_PORT_RTC, 2, "rtc", &ret);
+				     KILN_PORT_RTC, 2, "rtc", e);
 
 	if (!r)
-		return ret;
+		return error_code(e);
 	r->cmos[REG_A] = A_DIVIDER_32K;
 	r->cmos[REG_B] = B_24H;
 	r->cmos[REG_D] = D_VRT;
@@ -192,7 +192,8 @@ static int rtc_load(void *state, const void *buf, char *err, size_t errlen)
 	return 0;
 }
 
-const struct device_type cmos_rtc_type = {
+const struct device_class cmos_rtc_class = {
+	.kind = DEVICE_PLATFORM,
 	.name = "cmos_rtc", .create = rtc_create, .destroy = byte_dev_free, .describe = rtc_describe,
 	.state_size = sizeof(struct rtc_wire), .save = rtc_save, .load = rtc_load,
 };

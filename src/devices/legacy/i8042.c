@@ -170,16 +170,16 @@ static void i8042_write_byte(struct byte_dev *dev, uint64_t off, uint8_t v)
 	}
 }
 
-static int i8042_create(struct dev_host *host, void **state)
+static int i8042_create(struct dev_host *host, const void *config, unsigned index,
+		        void **state, struct error *e)
 {
-	int ret;
 	/* One range covers 0x60..0x64; 0x61..0x63 (system control, unmodelled) read as 0xff. */
 	struct i8042 *k = byte_dev_new(sizeof(*k), i8042_read_byte, i8042_write_byte, host->pio,
 				       KILN_PORT_I8042_DATA,
-				       KILN_PORT_I8042_CMD - KILN_PORT_I8042_DATA + 1, "i8042", &ret);
+				       KILN_PORT_I8042_CMD - KILN_PORT_I8042_DATA + 1, "i8042", e);
 
 	if (!k)
-		return ret;
+		return error_code(e);
 	k->host = host;
 	k->status = STS_SYS;
 	k->config = CFG_AUX_DISABLED | 0x04; /* system flag, keyboard enabled, no interrupts */
@@ -231,7 +231,8 @@ static int i8042_load(void *state, const void *buf, char *err, size_t errlen)
 	return 0;
 }
 
-const struct device_type i8042_type = {
+const struct device_class i8042_class = {
+	.kind = DEVICE_PLATFORM,
 	.name = "i8042", .create = i8042_create, .destroy = byte_dev_free,
 	.state_size = sizeof(struct i8042_wire), .save = i8042_save, .load = i8042_load,
 };

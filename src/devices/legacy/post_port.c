@@ -5,10 +5,12 @@
 
 static const struct bus_ops post_port_ops = { 0 }; /* reads see 0xff, writes are dropped */
 
-static int post_port_create(struct dev_host *host, void **state)
+static int post_port_create(struct dev_host *host, const void *config, unsigned index,
+		            void **state, struct error *e)
 {
 	*state = NULL;
-	return bus_register(host->pio, KILN_PORT_POST, 1, &post_port_ops, NULL, "post");
+	return device_claim(host->pio, KILN_PORT_POST, 1, &post_port_ops, NULL, "post", e);
 }
 
-const struct device_type post_port_type = { .name = "post_port", .create = post_port_create };
+const struct device_class post_port_class = {
+	.kind = DEVICE_PLATFORM, .name = "post_port", .create = post_port_create };

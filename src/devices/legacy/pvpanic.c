@@ -29,10 +29,11 @@ static void pvpanic_write(void *opaque, uint64_t off, const uint8_t *data, uint3
 
 static const struct bus_ops pvpanic_ops = { .read = pvpanic_read, .write = pvpanic_write };
 
-static int pvpanic_create(struct dev_host *host, void **state)
+static int pvpanic_create(struct dev_host *host, const void *config, unsigned index,
+		          void **state, struct error *e)
 {
 	*state = NULL;
-	return bus_register(host->pio, KILN_PORT_PVPANIC, 1, &pvpanic_ops, host, "pvpanic");
+	return device_claim(host->pio, KILN_PORT_PVPANIC, 1, &pvpanic_ops, host, "pvpanic", e);
 }
 
 static void pvpanic_describe(void *state, struct acpi_config *acpi)
@@ -45,6 +46,7 @@ static void pvpanic_describe(void *state, struct acpi_config *acpi)
 	device_describe(acpi, &pevt);
 }
 
-const struct device_type pvpanic_type = {
+const struct device_class pvpanic_class = {
+	.kind = DEVICE_PLATFORM,
 	.name = "pvpanic", .create = pvpanic_create, .describe = pvpanic_describe,
 };

@@ -196,14 +196,14 @@ unsigned uart_8250_receive(void *uart_state, const uint8_t *buf, unsigned len)
 	return taken;
 }
 
-static int uart_create(struct dev_host *host, void **state)
+static int uart_create(struct dev_host *host, const void *config, unsigned index,
+		       void **state, struct error *e)
 {
-	int ret;
 	struct uart *u = byte_dev_new(sizeof(*u), uart_read_byte, uart_write_byte, host->pio,
-				      KILN_PORT_COM1, UART_REGS, "COM1", &ret);
+				      KILN_PORT_COM1, UART_REGS, "COM1", e);
 
 	if (!u)
-		return ret;
+		return error_code(e);
 	u->host = host;
 	u->lcr = 0x03; /* 8N1 */
 	u->mcr = 0x08; /* OUT2 */
@@ -270,7 +270,8 @@ static int uart_load(void *state, const void *buf, char *err, size_t errlen)
 	return 0;
 }
 
-const struct device_type uart_8250_type = {
+const struct device_class uart_8250_class = {
+	.kind = DEVICE_PLATFORM,
 	.name = "uart_8250", .create = uart_create, .destroy = byte_dev_free, .describe = uart_describe,
 	.state_size = sizeof(struct uart_wire), .save = uart_save, .load = uart_load,
 };

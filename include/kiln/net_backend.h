@@ -1,6 +1,6 @@
-/* net — the host side of a guest NIC: the backends that move Ethernet frames between the
- * virtio-net device and the host (a tap device, or user-mode networking through libslirp), the
- * NIC configuration the command line builds, and the per-NIC counters.
+/* net_backend — the host side of a guest NIC: the backends that move Ethernet frames between the
+ * virtio-net device and the host (a tap device, or user-mode networking through libslirp), and
+ * the per-NIC counters.
  *
  * Owns: the tap file descriptor (IFF_VNET_HDR, TUNSETOFFLOAD) and the slirp instance with its
  * sockets and timers. Both run on kiln's event loop thread only. A backend hands received
@@ -8,57 +8,21 @@
  * through net_backend_ops.send() with its lock held, so a backend never delivers from inside
  * send() (slirp queues what it answers there and delivers on the next loop iteration).
  */
-#ifndef KILN_NET_H
-#define KILN_NET_H
+#ifndef KILN_NET_BACKEND_H
+#define KILN_NET_BACKEND_H
 
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
-struct dev_host;
+#include "kiln/virtio_net.h"
 
-#define NET_MAX_HOSTFWD 8
 /* Largest Ethernet frame kiln moves: a 64 KiB GSO packet plus its Ethernet header. */
 #define NET_MAX_FRAME (65535u + 14u)
 /* The virtio-net header (virtio 1.2 §5.1.6: struct virtio_net_hdr with num_buffers, always
  * present with VIRTIO_F_VERSION_1). */
 #define NET_HDR_LEN 12u
-
-enum net_kind { NET_TAP, NET_USER };
-
-/* Something between a NIC and its backend (Firecracker's MMDS): wrap() gets the opened
- * backend and returns the one the device uses, which owns @inner; or NULL with a message in
- * @err (@inner freed). */
-struct net_backend;
-struct net_filter {
-	struct net_backend *(*wrap)(void *opaque, struct dev_host *host, struct net_backend *inner,
-				    char *err, size_t errlen);
-	void *opaque;
-};
-
-/* hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (QEMU's syntax). */
-struct net_hostfwd {
-	bool udp;
-	struct in_addr host_addr;   /* default 127.0.0.1 */
-	uint16_t host_port;
-	struct in_addr guest_addr;  /* default the first DHCP address, 10.0.2.15 */
-	uint16_t guest_port;
-	const char *text;           /* as the user wrote it, for messages */
-};
-
-/* A NIC as the user configured it (--net tap=NAME|user[,mac=..][,hostfwd=..]). */
-struct net_config {
-	enum net_kind kind;
-	const char *tap;            /* NET_TAP: the interface name */
-	const char *id;             /* the interface's name in metrics (Firecracker's iface_id), or NULL */
-	uint8_t mac[6];
-	bool mac_set;               /* else 52:54:00:12:34:56 + the NIC's index */
-	struct net_filter filter;   /* wrap() NULL: none */
-	unsigned nr_hostfwd;        /* NET_USER only */
-	struct net_hostfwd hostfwd[NET_MAX_HOSTFWD];
-};
 
 /* Per-NIC counters: written on the event loop thread, read by anyone (relaxed loads). */
 struct net_counters {
@@ -99,28 +63,28 @@ struct net_backend {
 };
 
 /* Open tap interface @name (it must exist: `ip tuntap add NAME mode tap`) with IFF_VNET_HDR
- * and watch it on host's event loop. Returns the backend, or NULL with a one-line reason in
- * @err (*usage true when the name is wrong: missing, not a tap, too long). */
-struct net_backend *net_tap_open(struct dev_host *host, const char *name, bool *usage, char *err,
-				 size_t errlen);
+ * and watch it on host's event loop. Returns the backend, or NULL with @e set (ERROR_USAGE
+ * when the name is wrong: missing, not a tap, too long, in use). */
+struct net_backend *net_tap_open(struct dev_host *host, const char *name, struct error *e);
 
 /* User-mode networking (libslirp): network 10.0.2.0/24, gateway and host loopback at
  * 10.0.2.2, DNS forwarder at 10.0.2.3, DHCP from 10.0.2.15, and the port forwards in @cfg.
- * Its sockets and timers run on host's event loop. Returns the backend, or NULL with a reason
- * in @err (*usage false: e.g. a forwarded host port that is taken). */
-struct net_backend *net_user_open(struct dev_host *host, const struct net_config *cfg, bool *usage,
-				  char *err, size_t errlen);
+ * Its sockets and timers run on host's event loop. Returns the backend, or NULL with @e set
+ * (e.g. a forwarded host port that is taken). */
+struct net_backend *net_user_open(struct dev_host *host, const struct net_config *cfg,
+				  struct error *e);
 
 /* The backend @cfg asks for: net_tap_open() or net_user_open(). */
 struct net_backend *net_backend_open(struct dev_host *host, const struct net_config *cfg,
-				     bool *usage, char *err, size_t errlen);
+				     struct error *e);
 
-/* Parse a MAC address "52:54:00:12:34:56" into @mac; a multicast address is refused.
- * Returns 0 or -EINVAL. */
-int net_parse_mac(const char *text, uint8_t mac[6]) __attribute__((warn_unused_result));
-
-/* Parse a hostfwd rule (see struct net_hostfwd) into @fwd; @fwd->text = @text.
- * Returns 0 or -EINVAL. */
-int net_parse_hostfwd(const char *text, struct net_hostfwd *fwd) __attribute__((warn_unused_result));
+/* virtio-net over backend @be (taken over: freed with the device, or at once on failure),
+ * MAC @mac or, when NULL, 52:54:00:12:34:56 + @index; @name names the NIC in messages.
+ * Returns the device, or NULL when out of memory. For tests and fuzzers; VMs make NICs
+ * through virtio_net_class. */
+struct virtio_dev;
+struct guest_mem;
+struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct net_backend *be,
+				  const uint8_t mac[6], unsigned index);
 
 #endif

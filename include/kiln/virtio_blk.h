@@ -1,0 +1,40 @@
+/* virtio_blk — virtio-blk (virtio 1.2 §5.2) over a raw disk image: its configuration, its
+ * device class and what front ends may ask of a running disk.
+ *
+ * Owns: the disk configuration the front ends fill (--disk, Firecracker's drives) and the
+ * operations on a running disk (a new backing file, counters). The data path is
+ * src/virtio/blk.c; the host I/O engines are src/backends/block.c.
+ */
+#ifndef KILN_VIRTIO_BLK_H
+#define KILN_VIRTIO_BLK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kiln/devices.h"
+
+enum block_engine { BLOCK_ENGINE_IO_URING, BLOCK_ENGINE_SYNC };
+
+/* A disk as the user configured it. */
+struct disk_config {
+	const char *path;      /* a raw image (regular file or block device) */
+	const char *id;        /* the disk's name (Firecracker's drive_id) and the serial GET_ID
+				  reports (at most 20 bytes are used); NULL: "kiln-diskN" */
+	bool readonly;         /* writes fail with VIRTIO_BLK_S_IOERR */
+	enum block_engine engine; /* io_uring (falls back to sync where the kernel refuses it) */
+};
+
+/* The class: create() takes a struct disk_config; instances are /dev/vda, vdb, ... in order.
+ * Requests: IN, OUT, FLUSH (fdatasync), GET_ID, DISCARD and WRITE_ZEROES. Counters:
+ * read_count, read_bytes, write_count, write_bytes, flush_count, invalid_reqs_count,
+ * execute_fails (the host's I/O failed). */
+extern const struct device_class virtio_blk_class;
+
+/* Point the running disk @state (an instance of virtio_blk_class) at the image at @path, opened
+ * read-only if the disk is: requests in flight finish on the old image, later ones go to the
+ * new one, and the guest is told the new capacity (a configuration change). Any thread.
+ * Returns 0, or -errno with @e set (the disk unchanged). */
+int virtio_blk_replace(void *state, const char *path, struct error *e)
+	__attribute__((warn_unused_result));
+
+#endif

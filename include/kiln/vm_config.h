@@ -1,0 +1,80 @@
+/* vm_config — what a VM is made of, as every front end describes it: boot files, vCPUs,
+ * memory, and an ordered list of devices, each a device class with that class's own
+ * configuration.
+ *
+ * Owns: struct vm_config and the checks across a whole configuration that every front end
+ * shares (slot counts, instances per class, duplicate names, each class's own check). The
+ * command line (src/cli/args.c) and Firecracker's configuration (src/fc/config.c) both fill
+ * it; neither knows the other.
+ */
+#ifndef KILN_VM_CONFIG_H
+#define KILN_VM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "kiln/error.h"
+#include "kiln/layout.h"
+
+#define VM_DEFAULT_CMDLINE "console=ttyS0"
+#define VM_DEFAULT_CPUS 1
+#define VM_DEFAULT_MEM_MIB 512
+#define VM_MAX_DEVICES 16        /* configured devices */
+#define VM_MAX_VIRTIO KILN_VIRTIO_SLOTS /* virtio devices: one transport slot each */
+
+enum vm_transport { VM_TRANSPORT_PCI, VM_TRANSPORT_MMIO };
+
+/* Which input of a configuration an error is about (struct error.input): a VM setting, or
+ * VM_INPUT_DEVICE + i for device[i]. */
+enum vm_input {
+	VM_INPUT_NONE,
+	VM_INPUT_CPUS,
+	VM_INPUT_MEMORY,
+	VM_INPUT_KERNEL,
+	VM_INPUT_INITRD,
+	VM_INPUT_CMDLINE,
+	VM_INPUT_DEVICE = 100,
+};
+
+struct device_class;
+
+/* One configured device: its class and the class's configuration (struct disk_config for
+ * virtio_blk_class, ...), which the caller owns and which must outlive the VM. */
+struct vm_device_config {
+	const struct device_class *cls;
+	const void *config;
+};
+
+struct vm_config {
+	const char *kernel_path;
+	const char *initrd_path;     /* NULL: none */
+	const char *cmdline;
+	unsigned nr_cpus;
+	uint64_t mem_bytes;
+	enum vm_transport transport; /* how virtio devices attach */
+	unsigned nr_devices;
+	struct vm_device_config device[VM_MAX_DEVICES];
+	bool track_dirty_pages;      /* log dirtied pages for diff snapshots (Firecracker's
+					track_dirty_pages) */
+	/* When kiln started (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID), for the boot timer; zero:
+	 * when vm_create() runs. */
+	struct timespec start, start_cpu;
+};
+
+/* Append a device of class @cls with configuration @config (borrowed) to @cfg. Returns 0, or
+ * -EINVAL with @e set (ERROR_USAGE, input VM_INPUT_DEVICE + its index) when the list is full. */
+int vm_config_add(struct vm_config *cfg, const struct device_class *cls, const void *config,
+		  struct error *e) __attribute__((warn_unused_result));
+
+/* The checks across a whole configuration, shared by every front end: at most VM_MAX_VIRTIO
+ * virtio devices, each class's instance limit, unique names within a class, and each class's
+ * own check (a NIC's MAC, a balloon larger than RAM). Returns 0 or -EINVAL with @e set
+ * (ERROR_USAGE; input VM_INPUT_DEVICE + the index of the entry at fault). */
+int vm_config_check(const struct vm_config *cfg, struct error *e)
+	__attribute__((warn_unused_result));
+
+/* The index of device[@entry] among the devices of its class in @cfg (0 for the first). */
+unsigned vm_config_class_index(const struct vm_config *cfg, unsigned entry);
+
+#endif

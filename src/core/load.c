@@ -1,0 +1,90 @@
+/* load — the guest image of a fresh VM: ACPI tables, boot page tables, kernel, initrd and
+ * command line laid out in guest memory before any vCPU exists. See vm_internal.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kiln/acpi.h"
+#include "kiln/layout.h"
+#include "kiln/x86.h"
+#include "vm_internal.h"
+
+#define FILE_MAX_BYTES (1ULL << 32)
+
+/* Map the whole regular file @path, the VM's @what (configuration input @input), read-only
+ * (MAP_POPULATE: one pass through the page cache, no heap copy); unmap with munmap(*data, *len)
+ * when *len is not 0. */
+static int map_file(int input, const char *what, const char *path, const uint8_t **data,
+		    size_t *len, struct error *e)
+{
+	struct stat st;
+	void *map;
+	int err, fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*data = NULL;
+	*len = 0;
+	if (fd < 0)
+		return vm_fail(e, input, errno == ENOENT || errno == ENOTDIR || errno == EACCES
+						 ? ERROR_USAGE : ERROR_RUNTIME,
+			       "%s %s: %s", what, path, strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > FILE_MAX_BYTES) {
+		close(fd);
+		return vm_fail(e, input, ERROR_USAGE, "%s %s: not a regular file of at most 4 GiB",
+			       what, path);
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		*data = (const uint8_t *)"";
+		return 0;
+	}
+	map = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	err = errno;
+	close(fd);
+	if (map == MAP_FAILED)
+		return vm_fail(e, input, ERROR_RUNTIME, "%s %s: mmap: %s", what, path, strerror(err));
+	*data = map;
+	*len = st.st_size;
+	return 0;
+}
+
+int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_config *acpi,
+		  const char *cmdline, struct error *e)
+{
+	struct boot_input in = { .cmdline = cmdline };
+	const uint8_t *kernel = NULL, *initrd = NULL;
+	size_t kernel_len = 0, initrd_len = 0;
+	char why[256];
+	int ret;
+
+	ret = acpi_build(&vm->mem, KILN_ACPI_START, KILN_ACPI_END - KILN_ACPI_START, acpi,
+			 &in.rsdp_gpa);
+	if (ret)
+		return error_set(e, ERROR_RUNTIME, "ACPI tables: %s", strerror(-ret));
+	if (x86_boot_write_tables(&vm->mem))
+		return error_set(e, ERROR_RUNTIME, "boot page tables do not fit in guest memory");
+	ret = map_file(VM_INPUT_KERNEL, "kernel", cfg->kernel_path, &kernel, &kernel_len, e);
+	if (!ret && cfg->initrd_path)
+		ret = map_file(VM_INPUT_INITRD, "initrd", cfg->initrd_path, &initrd, &initrd_len, e);
+	if (!ret) {
+		in.kernel = kernel;
+		in.kernel_len = kernel_len;
+		in.initrd = initrd;
+		in.initrd_len = initrd_len;
+		ret = boot_load(&vm->mem, &in, &vm->boot, why, sizeof(why));
+		if (ret == -E2BIG)
+			vm_fail(e, VM_INPUT_CMDLINE, ERROR_USAGE, "kernel command line: %s", why);
+		else if (ret == -ENOSPC && cfg->initrd_path && strstr(why, "initrd"))
+			vm_fail(e, VM_INPUT_INITRD, ERROR_USAGE, "initrd %s: %s", cfg->initrd_path, why);
+		else if (ret)
+			vm_fail(e, VM_INPUT_KERNEL, ERROR_USAGE, "kernel %s: %s", cfg->kernel_path, why);
+	}
+	if (kernel_len)
+		munmap((void *)kernel, kernel_len);
+	if (initrd_len)
+		munmap((void *)initrd, initrd_len);
+	return ret;
+}
