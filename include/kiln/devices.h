@@ -46,14 +46,10 @@ struct dev_host {
 	void (*set_irq)(struct dev_host *host, unsigned gsi, bool level);
 	/* Ask the VM to stop; the first reason wins. Callable from any thread. */
 	void (*request_stop)(struct dev_host *host, enum vm_stop_reason reason);
-	/* Call @cb(@opaque) on kiln's event loop thread each time @fd becomes readable; @fd stays
-	 * the caller's. Returns 0 or -errno. */
-	int (*watch_fd)(struct dev_host *host, int fd, void (*cb)(void *opaque), void *opaque);
-	/* Stop (@paused) or restart calling the callback of a watched @fd, e.g. while the guest
-	 * has no room for what it would read. Event loop thread. Returns 0 or -errno. */
-	int (*pause_fd)(struct dev_host *host, int fd, bool paused);
-	/* Serve @p on the event loop from now on (it is copied). Returns 0 or -errno. */
-	int (*add_poller)(struct dev_host *host, const struct loop_poller *p);
+	/* kiln's event loop (include/kiln/loop.h): devices register their descriptors, timers,
+	 * pollers and tasks there with this dev_host as the owner, so that the VM takes them all
+	 * back when it is destroyed. Loop thread only, except loop_task_schedule(). */
+	struct loop *loop;
 	/* KVM_IOEVENTFD: a guest write of @len bytes (1, 2, 4 or 8) equal to @value at MMIO
 	 * (@mmio) or port address @addr signals eventfd @fd without leaving the guest.
 	 * Returns 0 or -errno. */

@@ -11,7 +11,9 @@
  * it and takes them back (loop_forget) when it is destroyed.
  *
  * Threads: single-threaded. Only the thread that calls loop_wait() may use the loop or its
- * timers, including from the callbacks loop_wait() runs. loop_wait() is not reentrant.
+ * timers, including from the callbacks loop_wait() runs. loop_wait() is not reentrant. The one
+ * exception is a task (struct loop_task): any thread may schedule one, and the loop runs it on
+ * its own thread, which is how a vCPU thread hands the loop work that touches registrations.
  *
  * Callbacks may call anything here except loop_wait() and loop_free(): unwatch or forget any
  * registration (their own included), watch new descriptors, arm or cancel any timer. A
@@ -34,6 +36,10 @@
  * that a peer that closed its sending side but still reads never wakes a pure writer): data may
  * still be buffered, read until end of file. */
 #define LOOP_ERR 0x4u
+/* Interest in the peer's hang-up alone (EPOLLRDHUP), reported as LOOP_ERR: for a socket whose
+ * data must wait but whose peer going away must not (a vsock host program waiting for the
+ * guest's answer). */
+#define LOOP_HUP 0x8u
 
 /* A watch's callback: @events is what happened, LOOP_IN | LOOP_OUT | LOOP_ERR bits, never 0,
  * limited to the watch's current interest plus LOOP_ERR. */
@@ -66,6 +72,18 @@ struct loop_timer {
 	uint64_t seq;         /* arming order: equal deadlines fire first armed, first run */
 	unsigned index;       /* in the loop's heap, or a mark for "not armed" or "stranded" */
 	struct loop_timer *stranded_next; /* while the heap could not grow (out of memory) */
+};
+
+/* A task: work any thread asks the loop's thread to do once, soon. Embedded in its user's
+ * structure, set up with loop_task_init(); the fields are private to the loop. Its memory must
+ * stay valid while it is scheduled: cancel it, or forget its owner, before freeing it. */
+struct loop_task {
+	struct loop *loop;
+	const void *owner;
+	void (*fn)(void *opaque);
+	void *opaque;
+	bool scheduled;              /* under the loop's task lock */
+	struct loop_task *next;
 };
 
 struct loop;
@@ -113,8 +131,9 @@ void loop_unwatch(struct loop *loop, int fd);
 int loop_add_poller(struct loop *loop, const void *owner, const struct loop_poller *p)
 	__attribute__((warn_unused_result));
 
-/* Drop every watch, poller and armed timer @owner registered, as loop_unwatch() and
- * loop_timer_cancel() would: none of their callbacks is called afterwards. Callable from any
+/* Drop every watch, poller, armed timer and scheduled task @owner registered, as
+ * loop_unwatch(), loop_timer_cancel() and loop_task_cancel() would: none of their callbacks
+ * is called afterwards. Callable from any
  * callback. Call it while the watched descriptors are still open. */
 void loop_forget(struct loop *loop, const void *owner);
 
@@ -147,13 +166,27 @@ bool loop_timer_armed(const struct loop_timer *t);
  * @t is not armed. From a periodic timer's own callback: the deadline after the current one. */
 uint64_t loop_timer_deadline_ns(const struct loop_timer *t);
 
+/* Set up @t on @loop, not scheduled: when it runs, the loop calls @fn(@opaque) on its thread.
+ * @owner tags it for loop_forget(). Loop thread, before the task is shared. */
+void loop_task_init(struct loop *loop, struct loop_task *t, const void *owner,
+		    void (*fn)(void *opaque), void *opaque);
+
+/* Ask the loop to run @t once, soon (in the next or the current loop_wait()); nothing when it is
+ * already scheduled. Any thread, any lock held: it only takes the loop's task lock and signals
+ * an eventfd. */
+void loop_task_schedule(struct loop_task *t);
+
+/* Unschedule @t (nothing when it is not scheduled). Any thread; a task whose callback is
+ * already running is not waited for. */
+void loop_task_cancel(struct loop_task *t);
+
 /* CLOCK_MONOTONIC now, in nanoseconds: the clock timers run on. */
 uint64_t loop_now_ns(void);
 
 /* Wait up to @timeout_ms milliseconds (-1: no limit; timers due sooner shorten the wait, to the
  * nanosecond) and run, in this order: the pollers' dispatch, the callbacks of ready descriptors
- * (up to a batch of 64; the rest are served by the next call), and the callbacks of due timers in
- * deadline order. Returns the number of watch and timer callbacks run (0 on timeout; poller
+ * (up to a batch of 64; the rest are served by the next call), the tasks scheduled before the
+ * batch, and the callbacks of due timers in deadline order. Returns the number of watch and timer callbacks run (0 on timeout; poller
  * dispatches are not counted), or -errno: -EINTR (a signal: not an error to report), -EDEADLK
  * when called from a callback, -ENOMEM, or poll, epoll_wait and timerfd_settime's errors. */
 int loop_wait(struct loop *loop, int timeout_ms);

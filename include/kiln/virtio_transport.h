@@ -56,6 +56,7 @@ struct virtio_kick {
 	struct virtio_dev *dev;
 	unsigned q;
 	int fd;  /* eventfd, -1 for queues the device does not have */
+	struct loop *loop; /* where fd is watched */
 };
 
 /* An eventfd per queue of @dev (kicks[VIRTIO_MAX_QUEUES]), served on host's event loop, and a

@@ -39,6 +39,8 @@ struct block_backend {
 	enum block_engine engine;   /* what actually runs */
 	unsigned depth;
 	int efd;                    /* completions are signalled here; watched on the loop */
+	struct loop *loop;
+	void (*ready)(void *opaque);
 	void (*done)(void *opaque, uint32_t tag, int64_t result);
 	void *opaque;
 	unsigned inflight;          /* started and not yet delivered through done() */
@@ -163,6 +165,14 @@ static int uring_init(struct block_backend *b)
 	return ret;
 }
 
+/* Completions were signalled: the device's callback takes its lock and reaps them. */
+static void efd_readable(void *opaque, unsigned events)
+{
+	struct block_backend *b = opaque;
+
+	b->ready(b->opaque);
+}
+
 int block_backend_new(int fd, unsigned depth, enum block_engine want, struct dev_host *host,
 		      void (*ready)(void *opaque),
 		      void (*done)(void *opaque, uint32_t tag, int64_t result), void *opaque,
@@ -174,7 +184,8 @@ int block_backend_new(int fd, unsigned depth, enum block_engine want, struct dev
 	if (!b)
 		return -ENOMEM;
 	*b = (struct block_backend){ .fd = fd, .engine = BLOCK_ENGINE_SYNC, .depth = depth,
-				     .done = done, .opaque = opaque };
+				     .loop = host->loop, .ready = ready, .done = done,
+				     .opaque = opaque };
 	b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->efd < 0) {
 		ret = -errno;
@@ -185,7 +196,7 @@ int block_backend_new(int fd, unsigned depth, enum block_engine want, struct dev
 	if (ret == -ENOSYS)
 		ret = sync_init(b);
 	if (!ret)
-		ret = host->watch_fd(host, b->efd, ready, opaque);
+		ret = loop_watch(host->loop, host, b->efd, LOOP_IN, efd_readable, b);
 	if (ret) {
 		block_backend_free(b);
 		return ret;
@@ -277,6 +288,7 @@ void block_backend_free(struct block_backend *b)
 	}
 	free(b->todo.req);
 	free(b->finished.req);
+	loop_unwatch(b->loop, b->efd);
 	close(b->efd);
 	free(b);
 }

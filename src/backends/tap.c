@@ -1,4 +1,4 @@
-/* tap — the tap backend of virtio-net, see include/kiln/net.h.
+/* tap — the tap backend of virtio-net, see include/kiln/net_backend.h.
  *
  * The tap is opened with IFF_VNET_HDR and a 12-byte header (TUNSETVNETHDRSZ), so the guest's
  * checksum and segmentation offloads pass through the host kernel unchanged: a 64 KiB TSO
@@ -36,7 +36,7 @@ struct tap {
 
 static struct tap *to_tap(struct net_backend *be) { return (struct tap *)be; }
 
-static void tap_readable(void *opaque)
+static void tap_readable(void *opaque, unsigned events)
 {
 	struct tap *t = opaque;
 
@@ -54,7 +54,8 @@ static void tap_readable(void *opaque)
 				log_warn("tap %s: read: %s; the guest receives nothing more",
 					 t->name, strerror(errno));
 				t->broken = true;
-				t->host->pause_fd(t->host, t->fd, true);
+				if (loop_set_events(t->host->loop, t->fd, 0))
+					loop_unwatch(t->host->loop, t->fd);
 				return;
 			}
 			if ((size_t)n <= NET_HDR_LEN)
@@ -62,7 +63,7 @@ static void tap_readable(void *opaque)
 			t->pending = (size_t)n;
 		}
 		if (!t->be.rx.deliver(t->be.rx.opaque, &(struct iovec){ t->buf, t->pending }, 1)) {
-			t->paused = t->host->pause_fd(t->host, t->fd, true) == 0;
+			t->paused = loop_set_events(t->host->loop, t->fd, 0) == 0;
 			return;
 		}
 		t->pending = 0;
@@ -83,7 +84,7 @@ static void tap_rx_resume(struct net_backend *be)
 {
 	struct tap *t = to_tap(be);
 
-	if (t->paused && !t->broken && t->host->pause_fd(t->host, t->fd, false) == 0)
+	if (t->paused && !t->broken && loop_set_events(t->host->loop, t->fd, LOOP_IN) == 0)
 		t->paused = false;
 }
 
@@ -107,8 +108,10 @@ static void tap_free(struct net_backend *be)
 {
 	struct tap *t = to_tap(be);
 
-	if (t->fd >= 0)
+	if (t->fd >= 0) {
+		loop_unwatch(t->host->loop, t->fd);
 		close(t->fd);
+	}
 	free(t);
 }
 
@@ -160,7 +163,7 @@ struct net_backend *net_tap_open(struct dev_host *host, const char *name, struct
 		error_set(e, ERROR_RUNTIME, "tap %s: virtio-net header: %s", name, strerror(errno));
 		goto fail;
 	}
-	ret = host->watch_fd(host, t->fd, tap_readable, t);
+	ret = loop_watch(host->loop, host, t->fd, LOOP_IN, tap_readable, t);
 	if (ret) {
 		error_set(e, ERROR_RUNTIME, "tap %s: event loop: %s", name, strerror(-ret));
 		goto fail;

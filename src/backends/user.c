@@ -30,6 +30,7 @@ struct user_timer {
 
 struct user {
 	struct net_backend be;
+	struct loop *loop;              /* serves the slirp poller, owned by this backend */
 	Slirp *slirp;
 	bool blocked;                   /* the guest had no room: wait for rx_resume() */
 	struct iovec queue[USER_QUEUE]; /* a ring of malloc'd frames */
@@ -37,7 +38,7 @@ struct user {
 	struct pollfd *fds;             /* the loop's array while prepare/dispatch run */
 	unsigned nfds, maxfds;
 	struct user_timer timer[USER_TIMERS];
-	struct log_once guest_error, too_many_fds;
+	struct log_once guest_error;
 	uint8_t txbuf[NET_MAX_FRAME];
 };
 
@@ -131,11 +132,8 @@ static int add_poll(int fd, int events, void *opaque)
 	struct user *u = opaque;
 	short ev = 0;
 
-	if (u->nfds == u->maxfds) {
-		if (log_once_first(&u->too_many_fds))
-			log_warn("user-mode network: more than %u open sockets; the rest wait", u->maxfds);
+	if (u->nfds == u->maxfds) /* the loop offers twice as many next turn */
 		return -1;
-	}
 	ev |= (events & SLIRP_POLL_IN) ? POLLIN : 0;
 	ev |= (events & SLIRP_POLL_OUT) ? POLLOUT : 0;
 	ev |= (events & SLIRP_POLL_PRI) ? POLLPRI : 0;
@@ -240,6 +238,8 @@ static void user_free(struct net_backend *be)
 {
 	struct user *u = to_user(be);
 
+	if (u->loop)
+		loop_forget(u->loop, u);
 	if (u->slirp)
 		slirp_cleanup(u->slirp);
 	for (; u->count; u->count--, u->head = (u->head + 1) % USER_QUEUE)
@@ -266,6 +266,7 @@ struct net_backend *net_user_open(struct dev_host *host, const struct net_config
 		return NULL;
 	}
 	u->be = (struct net_backend){ .ops = &user_ops };
+	u->loop = host->loop;
 	inet_pton(AF_INET, "10.0.2.0", &sc.vnetwork);
 	inet_pton(AF_INET, "255.255.255.0", &sc.vnetmask);
 	inet_pton(AF_INET, "10.0.2.2", &sc.vhost);
@@ -290,8 +291,9 @@ struct net_backend *net_user_open(struct dev_host *host, const struct net_config
 			goto fail;
 		}
 	}
-	ret = host->add_poller(host, &(struct loop_poller){ .prepare = user_prepare,
-							   .dispatch = user_dispatch, .opaque = u });
+	ret = loop_add_poller(host->loop, u, &(struct loop_poller){ .prepare = user_prepare,
+								    .dispatch = user_dispatch,
+								    .opaque = u });
 	if (ret) {
 		error_set(e, ERROR_RUNTIME, "user-mode network: event loop: %s", strerror(-ret));
 		goto fail;

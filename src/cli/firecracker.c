@@ -208,7 +208,7 @@ struct signal_watch {
 	int signo; /* the first signal read, or 0 */
 };
 
-static void signal_readable(void *opaque)
+static void signal_readable(void *opaque, unsigned events)
 {
 	struct signal_watch *w = opaque;
 	struct signalfd_siginfo si;
@@ -261,7 +261,7 @@ static int run_firecracker(struct fc_run *r)
 		ret = -errno;
 		snprintf(err, sizeof(err), "signalfd: %s", strerror(errno));
 	}
-	if (!ret && (ret = loop_watch(loop, &sig, sig.fd, signal_readable, &sig)))
+	if (!ret && (ret = loop_watch(loop, &sig, sig.fd, LOOP_IN, signal_readable, &sig)))
 		snprintf(err, sizeof(err), "event loop: %s", strerror(-ret));
 	if (!ret) {
 		struct fc_api_options o = {

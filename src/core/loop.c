@@ -1,11 +1,14 @@
 /* loop — see include/kiln/loop.h. */
 #include "kiln/loop.h"
+#include "kiln/log.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +63,11 @@ struct loop {
 	uint64_t timer_fd_ns;      /* deadline timer_fd is set to; 0: disarmed */
 	bool in_timers;            /* running timer callbacks ... */
 	uint64_t timers_now;       /* ... for the timers due at this time */
+
+	int task_fd;               /* eventfd on the epoll set (data.ptr = &task_fd): tasks due */
+	pthread_mutex_t task_lock; /* the scheduled tasks, first in first out */
+	struct loop_task *task_head, *task_tail;
+	unsigned nr_tasks;
 };
 
 /* @arr (*@cap elements of @size bytes) reallocated to hold at least @need, by doubling; *@cap
@@ -112,6 +120,18 @@ int loop_new(struct loop **out)
 		ret = -errno;
 		goto out_timer;
 	}
+	loop->task_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->task_fd < 0) {
+		ret = -errno;
+		goto out_timer;
+	}
+	if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, loop->task_fd,
+		      &(struct epoll_event){ .events = EPOLLIN, .data.ptr = &loop->task_fd })) {
+		ret = -errno;
+		close(loop->task_fd);
+		goto out_timer;
+	}
+	pthread_mutex_init(&loop->task_lock, NULL);
 	*out = loop;
 	return 0;
 out_timer:
@@ -158,6 +178,10 @@ void loop_free(struct loop *loop)
 	free(loop->poller);
 	free(loop->pfd);
 	free(loop->heap);
+	for (struct loop_task *t = loop->task_head; t; t = t->next)
+		t->scheduled = false;
+	pthread_mutex_destroy(&loop->task_lock);
+	close(loop->task_fd);
 	close(loop->timer_fd);
 	close(loop->epoll_fd);
 	free(loop);
@@ -170,18 +194,22 @@ static struct loop_watch *watch_find(const struct loop *loop, int fd)
 	return fd >= 0 && (size_t)fd < loop->nr_watch_slots ? loop->watch[fd] : NULL;
 }
 
-/* What epoll is asked for with interest @events. EPOLLRDHUP only with LOOP_IN: a peer that
- * shut down its sending side matters to a reader, and must not wake a writer forever. */
+#define LOOP_INTEREST (LOOP_IN | LOOP_OUT | LOOP_HUP)
+
+/* What epoll is asked for with interest @events. EPOLLRDHUP only with LOOP_IN or LOOP_HUP: a
+ * peer that shut down its sending side matters to a reader, and must not wake a writer
+ * forever. */
 static uint32_t epoll_bits(unsigned events)
 {
-	return (events & LOOP_IN ? EPOLLIN | EPOLLRDHUP : 0u) | (events & LOOP_OUT ? EPOLLOUT : 0u);
+	return (events & LOOP_IN ? EPOLLIN : 0u) | (events & LOOP_OUT ? EPOLLOUT : 0u) |
+	       (events & (LOOP_IN | LOOP_HUP) ? EPOLLRDHUP : 0u);
 }
 
 /* What to report of epoll events @e to a watch whose interest is now @events (it may have
  * changed since epoll queued @e). */
 static unsigned loop_bits(uint32_t e, unsigned events)
 {
-	uint32_t err = EPOLLERR | EPOLLHUP | (events & LOOP_IN ? EPOLLRDHUP : 0u);
+	uint32_t err = EPOLLERR | EPOLLHUP | (events & (LOOP_IN | LOOP_HUP) ? EPOLLRDHUP : 0u);
 
 	return (((e & EPOLLIN ? LOOP_IN : 0u) | (e & EPOLLOUT ? LOOP_OUT : 0u)) & events) |
 	       (e & err ? LOOP_ERR : 0u);
@@ -202,7 +230,7 @@ int loop_watch(struct loop *loop, const void *owner, int fd, unsigned events, lo
 
 	if (fd < 0)
 		return -EBADF;
-	if ((events & ~(LOOP_IN | LOOP_OUT)) || !fn)
+	if ((events & ~LOOP_INTEREST) || !fn)
 		return -EINVAL;
 	if (watch_find(loop, fd))
 		return -EEXIST;
@@ -240,7 +268,7 @@ int loop_set_events(struct loop *loop, int fd, unsigned events)
 
 	if (!w)
 		return -ENOENT;
-	if (events & ~(LOOP_IN | LOOP_OUT))
+	if (events & ~LOOP_INTEREST)
 		return -EINVAL;
 	if (events == w->events)
 		return 0;
@@ -595,6 +623,102 @@ static int timers_run(struct loop *loop)
 	return ran;
 }
 
+/* ---- Tasks ---- */
+
+void loop_task_init(struct loop *loop, struct loop_task *t, const void *owner,
+		    void (*fn)(void *opaque), void *opaque)
+{
+	*t = (struct loop_task){ .loop = loop, .owner = owner, .fn = fn, .opaque = opaque };
+}
+
+void loop_task_schedule(struct loop_task *t)
+{
+	struct loop *loop = t->loop;
+	uint64_t one = 1;
+	bool wake;
+
+	pthread_mutex_lock(&loop->task_lock);
+	wake = !t->scheduled;
+	if (wake) {
+		t->scheduled = true;
+		t->next = NULL;
+		if (loop->task_tail)
+			loop->task_tail->next = t;
+		else
+			loop->task_head = t;
+		loop->task_tail = t;
+		loop->nr_tasks++;
+	}
+	pthread_mutex_unlock(&loop->task_lock);
+	/* A full counter (2^64 - 2 wake-ups unread) is still readable: nothing is lost. */
+	if (wake && write(loop->task_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_err("event loop: task eventfd: %s", strerror(errno));
+}
+
+/* Take @t off the list; task lock held, @t scheduled. */
+static void task_unlink(struct loop *loop, struct loop_task *t)
+{
+	struct loop_task **pp = &loop->task_head, *prev = NULL;
+
+	while (*pp != t) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	*pp = t->next;
+	if (loop->task_tail == t)
+		loop->task_tail = prev;
+	loop->nr_tasks--;
+	t->scheduled = false;
+}
+
+void loop_task_cancel(struct loop_task *t)
+{
+	pthread_mutex_lock(&t->loop->task_lock);
+	if (t->scheduled)
+		task_unlink(t->loop, t);
+	pthread_mutex_unlock(&t->loop->task_lock);
+}
+
+static void tasks_forget(struct loop *loop, const void *owner)
+{
+	pthread_mutex_lock(&loop->task_lock);
+	for (struct loop_task *t = loop->task_head, *next; t; t = next) {
+		next = t->next;
+		if (t->owner == owner)
+			task_unlink(loop, t);
+	}
+	pthread_mutex_unlock(&loop->task_lock);
+}
+
+/* Run the tasks scheduled before now, oldest first; one that is scheduled again meanwhile runs
+ * next time. Returns how many ran. */
+static int tasks_run(struct loop *loop)
+{
+	unsigned n;
+	uint64_t v;
+	int ran = 0;
+
+	if (read(loop->task_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return 0;
+	pthread_mutex_lock(&loop->task_lock);
+	n = loop->nr_tasks;
+	pthread_mutex_unlock(&loop->task_lock);
+	while (n--) {
+		struct loop_task *t;
+
+		pthread_mutex_lock(&loop->task_lock);
+		t = loop->task_head;
+		if (t)
+			task_unlink(loop, t);
+		pthread_mutex_unlock(&loop->task_lock);
+		if (!t)
+			break;
+		t->fn(t->opaque); /* last use of @t: the callback may free it */
+		ran++;
+	}
+	return ran;
+}
+
 /* ---- Owners and the wait ---- */
 
 void loop_forget(struct loop *loop, const void *owner)
@@ -611,13 +735,14 @@ void loop_forget(struct loop *loop, const void *owner)
 	if (!loop->running)
 		loop_release(loop);
 	timers_forget(loop, owner);
+	tasks_forget(loop, owner);
 }
 
 int loop_wait(struct loop *loop, int timeout_ms)
 {
 	struct epoll_event ev[LOOP_BATCH];
 	int ret, n = 0, ran = 0;
-	bool ready = true;
+	bool ready = true, tasks = false;
 
 	if (loop->running)
 		return -EDEADLK;
@@ -647,6 +772,10 @@ int loop_wait(struct loop *loop, int timeout_ms)
 			timers_drain(loop);
 			continue;
 		}
+		if (ev[i].data.ptr == &loop->task_fd) {
+			tasks = true;
+			continue;
+		}
 		/* An earlier callback of this batch may have forgotten the watch or changed its
 		 * interest: report only what it still asks for. */
 		got = loop_bits(ev[i].events, w->events);
@@ -655,6 +784,8 @@ int loop_wait(struct loop *loop, int timeout_ms)
 		w->fn(w->opaque, got);
 		ran++;
 	}
+	if (tasks)
+		ran += tasks_run(loop);
 	ret = ran + timers_run(loop);
 out:
 	loop->running = false;

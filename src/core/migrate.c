@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -54,7 +53,7 @@ struct mig_rec {
 struct vm_migration {
 	pthread_t thread;
 	int sock;
-	int final_efd;                   /* the thread asks the loop for the stop-and-copy round */
+	struct loop_task final;          /* the thread asks the loop for the stop-and-copy round */
 	bool final_done;                 /* under lock: the loop did it ... */
 	int final_ret;                   /* ... with this result */
 	char final_err[256];
@@ -209,13 +208,10 @@ static void final_round(void *opaque)
 	struct snap_writer w = { 0 };
 	uint8_t *image = NULL;
 	char err[256] = "";
-	uint64_t n;
 	size_t len;
 	int64_t pages = 0;
 	int ret;
 
-	if (read(m->final_efd, &n, sizeof(n)) < 0)
-		return;
 	ret = vm_pause(vm);
 	if (ret)
 		snprintf(err, sizeof(err), "a vCPU did not pause");
@@ -248,13 +244,9 @@ static void final_round(void *opaque)
 static int stop_and_copy(struct vm_migration *m, char *err, size_t errlen)
 {
 	struct pollfd pfd = { .fd = m->sock, .events = POLLIN };
-	uint64_t one = 1;
 	uint8_t ack = 0;
 
-	if (write(m->final_efd, &one, sizeof(one)) != sizeof(one)) {
-		snprintf(err, errlen, "cannot reach the event loop");
-		return -EIO;
-	}
+	loop_task_schedule(&m->final);
 	pthread_mutex_lock(&m->lock);
 	while (!m->final_done)
 		pthread_cond_wait(&m->final_cond, &m->lock);
@@ -363,11 +355,9 @@ int vm_migrate_start(struct vm *vm, const char *url, const void *config, size_t 
 	m->status.state = VM_MIGRATION_ACTIVE;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->final_cond, NULL);
-	m->final_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	loop_task_init(vm->loop, &m->final, m, final_round, vm);
 	vm->migration = m;
-	ret = m->final_efd < 0 ? -errno : loop_watch(vm->loop, m, m->final_efd, final_round, vm);
-	if (!ret)
-		ret = -pthread_create(&m->thread, NULL, migrate_thread, vm);
+	ret = -pthread_create(&m->thread, NULL, migrate_thread, vm);
 	if (ret) {
 		vm_migration_free(vm);
 		snprintf(err, errlen, "cannot start the migration thread: %s", strerror(-ret));
@@ -402,7 +392,6 @@ void vm_migration_free(struct vm *vm)
 
 	if (!m)
 		return;
-	loop_forget(vm->loop, m);
 	shutdown(m->sock, SHUT_RDWR); /* a thread blocked on the destination returns */
 	pthread_mutex_lock(&m->lock); /* one waiting for a final round the loop will not run */
 	if (!m->final_done) {
@@ -413,8 +402,7 @@ void vm_migration_free(struct vm *vm)
 	pthread_mutex_unlock(&m->lock);
 	if (m->thread)
 		pthread_join(m->thread, NULL);
-	if (m->final_efd >= 0)
-		close(m->final_efd);
+	loop_task_cancel(&m->final); /* after the join: the thread may have scheduled it */
 	close(m->sock);
 	pthread_cond_destroy(&m->final_cond);
 	vm->migration = NULL;

@@ -37,7 +37,7 @@ static void host_request_stop(struct dev_host *host, enum vm_stop_reason reason)
 }
 
 /* A stop request only has to wake the loop; vm_run() reads the reason. */
-static void stop_requested(void *opaque)
+static void stop_requested(void *opaque, unsigned events)
 {
 	struct vm *vm = opaque;
 	uint64_t n;
@@ -56,14 +56,16 @@ int vm_stop_init(struct vm *vm)
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0)
 		return -errno;
-	ret = loop_watch(vm->loop, vm, vm->stop_efd, stop_requested, vm);
+	ret = loop_watch(vm->loop, vm, vm->stop_efd, LOOP_IN, stop_requested, vm);
 	return ret;
 }
 
 void vm_stop_destroy(struct vm *vm)
 {
-	if (vm->stop_efd >= 0)
+	if (vm->stop_efd >= 0) {
+		loop_unwatch(vm->loop, vm->stop_efd);
 		close(vm->stop_efd);
+	}
 	pthread_mutex_destroy(&vm->pause_lock);
 	pthread_cond_destroy(&vm->pause_cond);
 }
@@ -88,7 +90,7 @@ struct main_loop {
 	bool input_watched, input_paused;
 };
 
-static void console_readable(void *opaque)
+static void console_readable(void *opaque, unsigned events)
 {
 	struct main_loop *m = opaque;
 
@@ -96,7 +98,7 @@ static void console_readable(void *opaque)
 		quit_from_console(m->vm);
 }
 
-static void signal_readable(void *opaque)
+static void signal_readable(void *opaque, unsigned events)
 {
 	struct main_loop *m = opaque;
 	struct signalfd_siginfo si;
@@ -133,11 +135,12 @@ static void follow_input(struct main_loop *m, bool want)
 		return;
 	}
 	if (!m->input_watched) {
-		if (want && loop_watch(loop, &m->con, m->con.in_fd, console_readable, m))
+		if (want && loop_watch(loop, &m->con, m->con.in_fd, LOOP_IN, console_readable, m))
 			m->con.in_fd = -1; /* e.g. /dev/null: no input */
 		m->input_watched = want && m->con.in_fd >= 0;
 		m->input_paused = false;
-	} else if (want == m->input_paused && loop_pause(loop, m->con.in_fd, !want) == 0) {
+	} else if (want == m->input_paused &&
+		   loop_set_events(loop, m->con.in_fd, want ? LOOP_IN : 0) == 0) {
 		m->input_paused = !want;
 	}
 }
@@ -150,7 +153,7 @@ static void main_loop(struct vm *vm, int sig_fd)
 	struct vm_device *uart = devmgr_find(&vm->devices, &uart_8250_class, NULL);
 
 	console_open(&m.con, STDIN_FILENO, console_to_uart, uart ? uart->state : NULL);
-	if (loop_watch(vm->loop, &m, sig_fd, signal_readable, &m))
+	if (loop_watch(vm->loop, &m, sig_fd, LOOP_IN, signal_readable, &m))
 		log_err("cannot watch for signals");
 	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
 		bool pending = console_flush(&m.con);

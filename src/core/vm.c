@@ -40,26 +40,6 @@ int vm_fail(struct error *e, int input, enum error_kind kind, const char *fmt, .
 	return error_code(e);
 }
 
-/* The devices' descriptors and pollers go on the front end's loop, tagged with the VM. */
-static int host_watch_fd(struct dev_host *host, int fd, void (*cb)(void *opaque), void *opaque)
-{
-	struct vm *vm = host_vm(host);
-
-	return loop_watch(vm->loop, vm, fd, cb, opaque);
-}
-
-static int host_pause_fd(struct dev_host *host, int fd, bool paused)
-{
-	return loop_pause(host_vm(host)->loop, fd, paused);
-}
-
-static int host_add_poller(struct dev_host *host, const struct loop_poller *p)
-{
-	struct vm *vm = host_vm(host);
-
-	return loop_add_poller(vm->loop, vm, p);
-}
-
 /* Open /dev/kvm and check what @cfg asks of it. */
 static int check_kvm(struct vm *vm, const struct vm_config *cfg, struct error *e)
 {
@@ -211,9 +191,7 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &made_cpu);
 	bus_init(&vm->pio, "port");
 	bus_init(&vm->mmio, "mmio");
-	vm->host = (struct dev_host){ .pio = &vm->pio, .mmio = &vm->mmio,
-				      .watch_fd = host_watch_fd, .pause_fd = host_pause_fd,
-				      .add_poller = host_add_poller,
+	vm->host = (struct dev_host){ .pio = &vm->pio, .mmio = &vm->mmio, .loop = loop,
 				      .mem = &vm->mem, .console_out_fd = STDOUT_FILENO,
 				      .start = cfg->start.tv_sec ? cfg->start : made,
 				      .start_cpu = cfg->start.tv_sec ? cfg->start_cpu : made_cpu,
@@ -285,7 +263,9 @@ unsigned vm_devices(struct vm *vm, struct vm_device_info *out, unsigned max)
 void vm_destroy(struct vm *vm)
 {
 	vm_migration_free(vm); /* its thread uses everything below */
-	loop_forget(vm->loop, vm); /* while the devices' descriptors are still open */
+	/* While the descriptors are still open: the VM's own, and whatever a device left. */
+	loop_forget(vm->loop, vm);
+	loop_forget(vm->loop, &vm->host);
 	if (vm->vcpu) {
 		for (unsigned i = 0; i < vm->nr_cpus; i++)
 			if (vm->vcpu[i].vm)

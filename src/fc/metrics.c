@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,7 +43,7 @@ struct request_count {
 struct fc_metrics {
 	struct loop *loop;
 	int fd;                  /* the metrics file, or -1 */
-	int timer_fd;
+	struct loop_timer timer; /* every METRICS_PERIOD_S once the VM runs */
 	struct vm *vm;
 	uint64_t startup_us, startup_cpu_us;
 	unsigned nr_prev;
@@ -54,13 +53,20 @@ struct fc_metrics {
 	struct log_once write_failed;
 };
 
+/* The period elapsed: a line. */
+static void period_elapsed(void *opaque)
+{
+	fc_metrics_flush(opaque);
+}
+
 struct fc_metrics *fc_metrics_new(struct loop *loop)
 {
 	struct fc_metrics *m = calloc(1, sizeof(*m));
 
 	if (m) {
 		m->loop = loop;
-		m->fd = m->timer_fd = -1;
+		m->fd = -1;
+		loop_timer_init(loop, &m->timer, m, period_elapsed, m);
 	}
 	return m;
 }
@@ -246,39 +252,23 @@ int fc_metrics_flush(struct fc_metrics *m)
 	return ret;
 }
 
-static void period_elapsed(void *opaque)
-{
-	struct fc_metrics *m = opaque;
-	uint64_t expirations;
-
-	if (read(m->timer_fd, &expirations, sizeof(expirations)) == sizeof(expirations))
-		fc_metrics_flush(m);
-}
-
 int fc_metrics_start(struct fc_metrics *m, struct vm *vm)
 {
-	struct itimerspec every = { .it_interval = { METRICS_PERIOD_S, 0 },
-				    .it_value = { METRICS_PERIOD_S, 0 } };
-	int ret;
+	uint64_t period = (uint64_t)METRICS_PERIOD_S * 1000000000u;
 
 	m->vm = vm;
 	m->nr_prev = collect(vm, m->prev); /* all zero at boot */
 	if (m->fd < 0)
 		return 0;
-	m->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (m->timer_fd < 0 || timerfd_settime(m->timer_fd, 0, &every, NULL))
-		return -errno;
-	ret = loop_watch(m->loop, m, m->timer_fd, period_elapsed, m);
-	return ret ? ret : fc_metrics_flush(m);
+	loop_timer_arm(&m->timer, period, period);
+	return fc_metrics_flush(m);
 }
 
 void fc_metrics_free(struct fc_metrics *m)
 {
 	if (!m)
 		return;
-	loop_forget(m->loop, m);
-	if (m->timer_fd >= 0)
-		close(m->timer_fd);
+	loop_timer_cancel(&m->timer);
 	if (m->fd >= 0)
 		close(m->fd);
 	free(m);

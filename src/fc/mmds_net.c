@@ -9,15 +9,16 @@
  * acknowledged as it is taken, the server's answer in MSS-sized segments within the guest's
  * window, FIN both ways, RST for strangers. Frames to the guest are never lost (they wait for
  * receive buffers), so kiln never retransmits; a guest retransmission is acknowledged again.
- * Everything runs on the event loop thread (send() with the device lock held; the poller
- * without it), so no lock of its own is needed.
+ * Everything runs on the event loop thread (send() with the device lock held; the sockets'
+ * callbacks, the flush task and the idle timer without it), so no lock of its own is needed.
+ * Frames for the guest are queued where the device lock is held and handed over by the flush
+ * task, which runs without it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -44,6 +45,7 @@
 #define MMDS_MAX_CONNS 30
 #define MMDS_MAX_QUEUED 256       /* frames waiting for the guest's receive buffers */
 #define MMDS_IDLE_S 120           /* a connection with no traffic for this long is dropped */
+#define MMDS_IDLE_CHECK_NS 10000000000ull /* how often that is checked */
 
 /* The address MMDS answers from: Firecracker's. */
 static const uint8_t mmds_mac[6] = { 0x06, 0x01, 0x23, 0x45, 0x67, 0x01 };
@@ -57,7 +59,9 @@ struct conn {
 	uint16_t peer_port;       /* network order */
 	uint32_t snd_nxt, snd_una, rcv_nxt;
 	uint32_t peer_window;
+	struct mmds_net *mn;
 	int fd;                   /* kiln's end of the socketpair to the HTTP server, or -1 */
+	unsigned events;          /* the interest fd is watched with */
 	bool fin_rcvd;            /* the guest is done sending */
 	bool fin_sent;            /* the server is done: FIN queued */
 	time_t last;              /* CLOCK_MONOTONIC seconds of the last segment */
@@ -78,13 +82,18 @@ struct mmds_net {
 	struct frame queue[MMDS_MAX_QUEUED];
 	unsigned head, count;
 	bool guest_full;          /* the guest had no receive buffers: wait for rx_resume */
-	int wake_fd;              /* eventfd: frames are queued */
+	struct loop *loop;
+	struct loop_task flush;   /* hands queued frames to the guest */
+	struct loop_timer idle;   /* drops connections that went quiet */
 	uint16_t ip_id;
 	uint8_t in[NET_HDR_LEN + NET_MAX_FRAME]; /* the frame being looked at */
 	struct log_once queue_full;
 };
 
 static struct mmds_net *to_mn(struct net_backend *be) { return (struct mmds_net *)be; }
+
+static void conn_event(void *opaque, unsigned events);
+static void sync_interest(struct mmds_net *mn);
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = (uint8_t)v; }
 static void put32(uint8_t *p, uint32_t v) { put16(p, v >> 16); put16(p + 2, (uint16_t)v); }
@@ -110,10 +119,7 @@ static uint16_t fold(uint32_t sum)
 
 static void wake(struct mmds_net *mn)
 {
-	uint64_t one = 1;
-
-	if (write(mn->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_warn("mmds: eventfd: %s", strerror(errno));
+	loop_task_schedule(&mn->flush);
 }
 
 /* A new frame of @len bytes (after the virtio-net header, which is zeroed) on the queue, or
@@ -207,9 +213,13 @@ static void send_reset(struct mmds_net *mn, const uint8_t *eth, const uint8_t *i
 
 static void conn_close(struct conn *c)
 {
-	if (c->fd >= 0)
+	struct mmds_net *mn = c->mn;
+
+	if (c->fd >= 0) {
+		loop_unwatch(mn->loop, c->fd);
 		close(c->fd);
-	*c = (struct conn){ .state = CONN_FREE, .fd = -1 };
+	}
+	*c = (struct conn){ .mn = mn, .state = CONN_FREE, .fd = -1 };
 }
 
 static struct conn *find_conn(struct mmds_net *mn, uint32_t ip, uint16_t port)
@@ -245,7 +255,7 @@ static void tcp_open(struct mmds_net *mn, const uint8_t *eth, const uint8_t *ip,
 	}
 	if (getrandom(&iss, sizeof(iss), GRND_NONBLOCK) != sizeof(iss))
 		iss = (uint32_t)now_s() * 2654435761u;
-	*c = (struct conn){ .state = CONN_SYN_RCVD, .fd = -1, .snd_nxt = iss, .snd_una = iss,
+	*c = (struct conn){ .mn = mn, .state = CONN_SYN_RCVD, .fd = -1, .snd_nxt = iss, .snd_una = iss,
 			    .rcv_nxt = get32(tcp + 4) + 1, .peer_window = get16(tcp + 14),
 			    .last = now_s() };
 	memcpy(c->peer_mac, eth + 6, 6);
@@ -261,11 +271,18 @@ static bool tcp_established(struct mmds_net *mn, struct conn *c)
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv))
 		return false;
+	if (loop_watch(mn->loop, mn, sv[0], 0, conn_event, c)) {
+		close(sv[0]);
+		close(sv[1]);
+		return false;
+	}
 	if (mmds_add_connection(mn->mmds, sv[1], c->peer_ip, c->peer_port)) {
+		loop_unwatch(mn->loop, sv[0]);
 		close(sv[0]);
 		return false;
 	}
 	c->fd = sv[0];
+	c->events = 0;
 	c->state = CONN_OPEN;
 	return true;
 }
@@ -416,8 +433,10 @@ static int mn_send(struct net_backend *be, const struct iovec *iov, int n)
 		memcpy(mn->in + len, iov[i].iov_base, take);
 		len += take;
 	}
-	if (len >= mn->hdr && mmds_input(mn, len - mn->hdr))
+	if (len >= mn->hdr && mmds_input(mn, len - mn->hdr)) {
+		sync_interest(mn);
 		return 0;
+	}
 	return mn->inner->ops->send(mn->inner, iov, n);
 }
 
@@ -449,11 +468,11 @@ static void mn_free(struct net_backend *be)
 {
 	struct mmds_net *mn = to_mn(be);
 
+	loop_forget(mn->loop, mn); /* the sockets' watches, the flush task, the idle timer */
 	for (unsigned i = 0; i < MMDS_MAX_CONNS; i++)
 		conn_close(&mn->conn[i]);
 	for (; mn->count; mn->count--, mn->head = (mn->head + 1) % MMDS_MAX_QUEUED)
 		free(mn->queue[mn->head].data);
-	close(mn->wake_fd);
 	mn->inner->ops->free(mn->inner);
 	free(mn);
 }
@@ -501,44 +520,49 @@ static void conn_output(struct mmds_net *mn, struct conn *c)
 	}
 }
 
-static unsigned mn_prepare(void *opaque, struct pollfd *fds, unsigned max, int *timeout_ms)
+/* Read the server's answer on each connection only while the queue and the guest's window have
+ * room for it. Loop thread. */
+static void sync_interest(struct mmds_net *mn)
 {
-	struct mmds_net *mn = opaque;
-	bool any = false, room = mn->count < MMDS_MAX_QUEUED - 1;
-	unsigned n = 0;
+	bool room = mn->count < MMDS_MAX_QUEUED - 1;
 
-	if (n < max)
-		fds[n++] = (struct pollfd){ .fd = mn->wake_fd, .events = POLLIN };
-	for (unsigned i = 0; i < MMDS_MAX_CONNS && n < max; i++) {
+	for (unsigned i = 0; i < MMDS_MAX_CONNS; i++) {
 		struct conn *c = &mn->conn[i];
+		unsigned ev = room && c->state == CONN_OPEN && !c->fin_sent &&
+			      c->snd_nxt - c->snd_una < c->peer_window ? LOOP_IN : 0;
 
-		any |= c->state != CONN_FREE;
-		/* Read the server's answer only while the queue and the guest's window have room. */
-		if (room && c->state == CONN_OPEN && !c->fin_sent &&
-		    c->snd_nxt - c->snd_una < c->peer_window)
-			fds[n++] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
+		if (c->fd >= 0 && ev != c->events && loop_set_events(mn->loop, c->fd, ev) == 0)
+			c->events = ev;
 	}
-	if (any && (*timeout_ms < 0 || *timeout_ms > 10000))
-		*timeout_ms = 10000; /* to drop idle connections */
-	return n;
 }
 
-static void mn_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
+/* The HTTP server answered on a connection. */
+static void conn_event(void *opaque, unsigned events)
+{
+	struct conn *c = opaque;
+	struct mmds_net *mn = c->mn;
+
+	if (c->state == CONN_OPEN)
+		conn_output(mn, c);
+	flush_queue(mn);
+	sync_interest(mn);
+}
+
+/* Frames wait for the guest: hand them over (without the device lock). */
+static void flush_task(void *opaque)
+{
+	struct mmds_net *mn = opaque;
+
+	flush_queue(mn);
+	sync_interest(mn);
+}
+
+/* Every MMDS_IDLE_CHECK_NS: drop the connections that went quiet. */
+static void idle_check(void *opaque)
 {
 	struct mmds_net *mn = opaque;
 	time_t now = now_s();
-	uint64_t v;
 
-	if (n && fds[0].revents && read(mn->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_warn("mmds: eventfd: %s", strerror(errno));
-	for (unsigned i = 1; i < n; i++) {
-		for (unsigned k = 0; k < MMDS_MAX_CONNS; k++) {
-			struct conn *c = &mn->conn[k];
-
-			if (c->state == CONN_OPEN && c->fd == fds[i].fd && fds[i].revents)
-				conn_output(mn, c);
-		}
-	}
 	for (unsigned k = 0; k < MMDS_MAX_CONNS; k++) {
 		struct conn *c = &mn->conn[k];
 
@@ -548,13 +572,13 @@ static void mn_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
 		}
 	}
 	flush_queue(mn);
+	sync_interest(mn);
 }
 
 struct net_backend *mmds_net_wrap(struct mmds *mmds, uint32_t ip, struct dev_host *host,
 				  struct net_backend *inner, struct error *e)
 {
 	struct mmds_net *mn = calloc(1, sizeof(*mn));
-	int ret;
 
 	if (!mn) {
 		error_set(e, ERROR_RUNTIME, "MMDS: out of memory");
@@ -566,21 +590,12 @@ struct net_backend *mmds_net_wrap(struct mmds *mmds, uint32_t ip, struct dev_hos
 	mn->mmds = mmds;
 	mn->ip = ip;
 	mn->hdr = inner->vnet_hdr ? NET_HDR_LEN : 0;
+	mn->loop = host->loop;
 	for (unsigned i = 0; i < MMDS_MAX_CONNS; i++)
-		mn->conn[i].fd = -1;
+		mn->conn[i] = (struct conn){ .mn = mn, .fd = -1 };
 	inner->rx = (struct net_rx){ .deliver = inner_deliver, .opaque = mn };
-	mn->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	ret = mn->wake_fd < 0 ? -errno
-			      : host->add_poller(host, &(struct loop_poller){ .prepare = mn_prepare,
-									     .dispatch = mn_dispatch,
-									     .opaque = mn });
-	if (ret) {
-		error_set(e, ERROR_RUNTIME, "MMDS: %s", strerror(-ret));
-		if (mn->wake_fd >= 0)
-			close(mn->wake_fd);
-		inner->ops->free(inner);
-		free(mn);
-		return NULL;
-	}
+	loop_task_init(mn->loop, &mn->flush, mn, flush_task, mn);
+	loop_timer_init(mn->loop, &mn->idle, mn, idle_check, mn);
+	loop_timer_arm(&mn->idle, MMDS_IDLE_CHECK_NS, MMDS_IDLE_CHECK_NS);
 	return &mn->base;
 }

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 #include <linux/virtio_balloon.h>
 #include <linux/virtio_ids.h>
@@ -40,8 +39,8 @@ struct balloon {
 	struct virtio_dev dev;
 	struct dev_host *host;
 	struct virtio_balloon_config config;
-	unsigned stats_interval_s;
-	int timer_fd;
+	unsigned stats_interval_s;      /* 0: statistics were off at creation */
+	struct loop_timer timer;        /* every stats_interval_s: hand the buffer back */
 	bool stats_held;          /* the driver's statistics buffer is with us */
 	uint16_t stats_head;
 	struct balloon_stats stats;
@@ -226,10 +225,7 @@ static void b_activate(struct virtio_dev *dev)
 static void stats_due(void *opaque)
 {
 	struct balloon *b = opaque;
-	uint64_t n;
 
-	if (read(b->timer_fd, &n, sizeof(n)) < 0)
-		return;
 	pthread_mutex_lock(&b->dev.lock);
 	if (b->stats_held && virtio_dev_live(&b->dev)) {
 		b->stats_held = false;
@@ -285,8 +281,7 @@ static void b_free(struct virtio_dev *dev)
 {
 	struct balloon *b = to_b(dev);
 
-	if (b->timer_fd >= 0)
-		close(b->timer_fd);
+	loop_timer_cancel(&b->timer);
 	virtio_dev_destroy(dev);
 	free(b);
 }
@@ -325,14 +320,15 @@ int virtio_balloon_set_target(void *state, uint64_t bytes)
 int virtio_balloon_set_stats_interval(void *state, unsigned seconds)
 {
 	struct balloon *b = to_b(state);
-	struct itimerspec every = { .it_interval = { seconds, 0 }, .it_value = { seconds, 0 } };
+	uint64_t ns = (uint64_t)seconds * 1000000000u;
 
-	if (b->timer_fd < 0)
-		return -EINVAL; /* statistics were not enabled at boot */
+	if (!b->stats_interval_s || !seconds)
+		return -EINVAL; /* statistics were not enabled at boot, or would be turned off */
 	pthread_mutex_lock(&b->dev.lock);
 	b->stats_interval_s = seconds;
 	pthread_mutex_unlock(&b->dev.lock);
-	return timerfd_settime(b->timer_fd, 0, &every, NULL) ? -errno : 0;
+	loop_timer_arm(&b->timer, ns, ns);
+	return 0;
 }
 
 void virtio_balloon_stats(void *state, struct balloon_stats *out)
@@ -357,7 +353,7 @@ static int b_create(struct dev_host *host, const void *config, unsigned index, v
 	if (!b)
 		return error_set(e, ERROR_RUNTIME, "balloon: out of memory");
 	b->host = host;
-	b->timer_fd = -1;
+	loop_timer_init(host->loop, &b->timer, b, stats_due, b);
 	b->config.num_pages = (uint32_t)(cfg->target_bytes / PAGE);
 	ret = virtio_dev_init(&b->dev, &balloon_ops, b, host->mem);
 	if (ret) {
@@ -369,16 +365,12 @@ static int b_create(struct dev_host *host, const void *config, unsigned index, v
 	if (cfg->free_page_reporting)
 		b->dev.device_features |= BIT(VIRTIO_BALLOON_F_REPORTING);
 	if (cfg->stats_interval_s) {
-		b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-		ret = b->timer_fd < 0 ? -errno : host->watch_fd(host, b->timer_fd, stats_due, b);
-		if (!ret)
-			ret = virtio_balloon_set_stats_interval(&b->dev, cfg->stats_interval_s);
+		uint64_t ns = (uint64_t)cfg->stats_interval_s * 1000000000u;
+
+		b->stats_interval_s = cfg->stats_interval_s;
+		loop_timer_arm(&b->timer, ns, ns);
 	} else {
 		b->dev.device_features &= ~BIT(VIRTIO_BALLOON_F_STATS_VQ);
-	}
-	if (ret) {
-		b_free(&b->dev);
-		return error_set(e, ERROR_RUNTIME, "balloon: statistics timer: %s", strerror(-ret));
 	}
 	*state = &b->dev;
 	return 0;

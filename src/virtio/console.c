@@ -7,7 +7,8 @@
  * to the guest are read from the client straight into the guest's buffers, only while the
  * guest has buffers; output with nobody connected, or that the client cannot take at once, is
  * dropped and counted (a console, like a serial line, does not hold a guest back). Everything
- * runs on kiln's event loop. See include/kiln/virtio_console.h.
+ * runs on kiln's event loop, the sockets registered with the interest the device's state
+ * calls for (sync_interest()). See include/kiln/virtio_console.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,10 +33,12 @@
 
 struct cons {
 	struct virtio_dev dev;
+	struct loop *loop;
 	char *path;
 	int listen_fd;            /* socket backend, else -1 */
 	int client_fd;            /* the connected client, or -1 */
 	int out_fd;               /* file backend, else -1 */
+	unsigned listen_events, client_events; /* what they are watched for */
 	bool rx_waiting;          /* the guest has no receive buffers: wait for its kick */
 	struct virtq_chain chain;
 	uint64_t dropped;
@@ -43,6 +46,9 @@ struct cons {
 };
 
 static struct cons *to_cons(struct virtio_dev *dev) { return dev->opaque; }
+
+static void drop_client(struct cons *c);
+static void sync_interest(struct cons *c);
 
 static void drop_output(struct cons *c, uint64_t bytes)
 {
@@ -66,10 +72,8 @@ static uint32_t cons_tx(struct virtio_dev *dev, const struct virtq_chain *ch)
 	n = virtq_chain_iov(ch, false, 0, len, iov);
 	if (fd >= 0) {
 		done = writev(fd, iov, n);
-		if (done < 0 && fd == c->client_fd && errno != EAGAIN && errno != EINTR) {
-			close(c->client_fd); /* the client went away */
-			c->client_fd = -1;
-		}
+		if (done < 0 && fd == c->client_fd && errno != EAGAIN && errno != EINTR)
+			drop_client(c); /* the client went away */
 		done = done < 0 ? 0 : done;
 	}
 	if ((uint64_t)done < ch->out_len)
@@ -108,10 +112,8 @@ static void cons_rx(struct cons *c)
 			continue;
 		}
 		q->last_avail--; /* nothing read: the buffer goes back */
-		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
-			close(c->client_fd); /* end of the client's input: the next one may connect */
-			c->client_fd = -1;
-		}
+		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+			drop_client(c); /* end of the client's input: the next one may connect */
 		break;
 	}
 	virtio_dev_notify_if_needed(&c->dev, RXQ);
@@ -127,37 +129,59 @@ static void cons_queue_notify(struct virtio_dev *dev, unsigned q)
 		c->rx_waiting = false;
 		cons_rx(c);
 	}
+	sync_interest(c);
 }
 
-static unsigned cons_prepare(void *opaque, struct pollfd *fds, unsigned max, int *timeout_ms)
+/* Forget the client: its socket, and its watch. */
+static void drop_client(struct cons *c)
+{
+	loop_unwatch(c->loop, c->client_fd);
+	close(c->client_fd);
+	c->client_fd = -1;
+}
+
+/* Watch the sockets for what the state calls for: a new client while there is none; the
+ * client's input only while the guest takes input (else only its hang-up, so that a client
+ * that went away frees the place for the next one). Loop thread, lock held. */
+static void sync_interest(struct cons *c)
+{
+	bool takes = !c->rx_waiting && virtio_dev_live(&c->dev) && c->dev.q[RXQ].ready;
+	unsigned listen = c->client_fd < 0 ? LOOP_IN : 0, client = takes ? LOOP_IN : LOOP_HUP;
+
+	if (c->listen_fd >= 0 && listen != c->listen_events &&
+	    loop_set_events(c->loop, c->listen_fd, listen) == 0)
+		c->listen_events = listen;
+	if (c->client_fd >= 0 && client != c->client_events &&
+	    loop_set_events(c->loop, c->client_fd, client) == 0)
+		c->client_events = client;
+}
+
+static void client_event(void *opaque, unsigned events)
 {
 	struct cons *c = opaque;
-	unsigned n = 0;
 
 	pthread_mutex_lock(&c->dev.lock);
-	if (c->listen_fd >= 0 && c->client_fd < 0 && n < max)
-		fds[n++] = (struct pollfd){ .fd = c->listen_fd, .events = POLLIN };
-	/* Read the client only while the guest takes input, or nothing would consume it. */
-	if (c->client_fd >= 0 && !c->rx_waiting && virtio_dev_live(&c->dev) &&
-	    c->dev.q[RXQ].ready && n < max)
-		fds[n++] = (struct pollfd){ .fd = c->client_fd, .events = POLLIN };
+	if (c->client_events == LOOP_HUP) /* gone while the guest took no input */
+		drop_client(c);
+	else
+		cons_rx(c);
+	sync_interest(c);
 	pthread_mutex_unlock(&c->dev.lock);
-	return n;
 }
 
-static void cons_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
+static void listen_event(void *opaque, unsigned events)
 {
 	struct cons *c = opaque;
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	pthread_mutex_lock(&c->dev.lock);
-	for (unsigned i = 0; i < n; i++) {
-		if (!fds[i].revents)
-			continue;
-		if (fds[i].fd == c->listen_fd && c->client_fd < 0)
-			c->client_fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		else if (fds[i].fd == c->client_fd)
-			cons_rx(c);
+	if (fd >= 0 && c->client_fd < 0 && loop_watch(c->loop, c, fd, 0, client_event, c) == 0) {
+		c->client_fd = fd;
+		c->client_events = 0;
+	} else if (fd >= 0) {
+		close(fd);
 	}
+	sync_interest(c);
 	pthread_mutex_unlock(&c->dev.lock);
 }
 
@@ -166,6 +190,8 @@ static void cons_reset(struct virtio_dev *dev) { to_cons(dev)->rx_waiting = fals
 /* Close the host side and release @c's own memory (not the virtio_dev part). */
 static void close_backend(struct cons *c)
 {
+	if (c->loop)
+		loop_forget(c->loop, c);
 	if (c->client_fd >= 0)
 		close(c->client_fd);
 	if (c->out_fd >= 0)
@@ -239,6 +265,7 @@ static int cons_create(struct dev_host *host, const void *config, unsigned index
 		return error_set(e, ERROR_RUNTIME, "console: out of memory");
 	}
 	c->listen_fd = c->client_fd = c->out_fd = -1;
+	c->loop = host->loop;
 	if (open_backend(c, cfg, e)) {
 		close_backend(c);
 		return error_code(e);
@@ -248,8 +275,8 @@ static int cons_create(struct dev_host *host, const void *config, unsigned index
 		close_backend(c);
 		return error_set(e, ERROR_RUNTIME, "console: %s", strerror(-ret));
 	}
-	ret = host->add_poller(host, &(struct loop_poller){ .prepare = cons_prepare,
-							   .dispatch = cons_dispatch, .opaque = c });
+	ret = c->listen_fd >= 0 ? loop_watch(c->loop, c, c->listen_fd, LOOP_IN, listen_event, c) : 0;
+	c->listen_events = LOOP_IN;
 	if (ret) {
 		cons_free(&c->dev);
 		return error_set(e, ERROR_RUNTIME, "console: event loop: %s", strerror(-ret));

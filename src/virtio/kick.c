@@ -9,7 +9,7 @@
 #include "kiln/virtio.h"
 #include "kiln/virtio_transport.h"
 
-static void kick_ready(void *opaque)
+static void kick_ready(void *opaque, unsigned events)
 {
 	struct virtio_kick *k = opaque;
 	uint64_t n;
@@ -22,14 +22,14 @@ int virtio_kicks_create(struct virtio_kick *kicks, struct virtio_dev *dev, struc
 			uint64_t addr, uint64_t stride, uint32_t len)
 {
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
-		kicks[i] = (struct virtio_kick){ .dev = dev, .q = i, .fd = -1 };
+		kicks[i] = (struct virtio_kick){ .dev = dev, .q = i, .fd = -1, .loop = host->loop };
 	for (unsigned i = 0; i < dev->ops->nr_queues; i++) {
 		int ret;
 
 		kicks[i].fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (kicks[i].fd < 0)
 			return -errno;
-		ret = host->watch_fd(host, kicks[i].fd, kick_ready, &kicks[i]);
+		ret = loop_watch(host->loop, host, kicks[i].fd, LOOP_IN, kick_ready, &kicks[i]);
 		if (!ret)
 			ret = host->ioeventfd(host, true, addr + i * stride, len, i, kicks[i].fd);
 		if (ret)
@@ -40,9 +40,12 @@ int virtio_kicks_create(struct virtio_kick *kicks, struct virtio_dev *dev, struc
 
 void virtio_kicks_destroy(struct virtio_kick *kicks)
 {
-	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
-		if (kicks[i].fd >= 0)
-			close(kicks[i].fd);
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		if (kicks[i].fd < 0)
+			continue;
+		loop_unwatch(kicks[i].loop, kicks[i].fd);
+		close(kicks[i].fd);
+	}
 }
 
 bool virtio_kick(struct virtio_kick *kicks, unsigned q)

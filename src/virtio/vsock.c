@@ -10,8 +10,11 @@
  * than the guest's free credit, and a guest that sends more than kiln's is reset. Data to the
  * guest is read from the host socket straight into the guest's buffers.
  *
- * Everything runs on kiln's event loop: the transmit queue's kick, and a poller over the
- * listening socket and every connection's socket. The hostile guest: malformed headers,
+ * Everything runs on kiln's event loop: the queues' kicks, the listening socket and every
+ * connection's socket, each registered on the loop with the interest its state calls for
+ * (sync_interest() after every event: read a host socket only while the guest can take what
+ * is read). A driver reset arrives on a vCPU thread: the connections it ends are closed by a
+ * loop task. The hostile guest: malformed headers,
  * packets for other CIDs or types, unknown ops and credit lies are dropped or answered with a
  * reset, counted, and logged once.
  */
@@ -47,14 +50,18 @@ _Static_assert(HDR_LEN == 44, "virtio-vsock header size (§5.10.6)");
 
 enum conn_state {
 	CONN_FREE,
+	CONN_CLOSING,   /* ended by a driver reset; the loop closes it */
 	CONN_LINE,      /* a host program connected; waiting for its "CONNECT <port>\n" */
 	CONN_REQUEST,   /* REQUEST to send or sent; waiting for the guest's RESPONSE */
 	CONN_OPEN,
 };
 
 struct conn {
+	struct vsock *vs;
 	enum conn_state state;
 	int fd;
+	unsigned events;       /* the interest it is watched with */
+	bool host_readable;    /* the host socket has data (or EOF) the guest has not had */
 	uint32_t host_port, guest_port;
 	bool request_due, response_due, credit_due, shutdown_due, reset_due;
 	bool host_eof;         /* the host side will send no more */
@@ -90,8 +97,8 @@ struct vsock {
 	struct conn conn[VSOCK_MAX_CONNS];
 	unsigned nr_resets;
 	struct reset resets[VSOCK_MAX_RESETS];
-	int poll_conn[VSOCK_MAX_CONNS + 1]; /* which connection each polled descriptor is */
-	bool readable[VSOCK_MAX_CONNS]; /* this turn's readable connections (vs_dispatch) */
+	bool listening;              /* listen_fd is in the wait set */
+	struct loop_task close_task; /* closes the CONN_CLOSING connections */
 	struct virtq_chain chain;    /* receive scratch */
 	struct log_once bad_packet, host_trouble;
 };
@@ -109,12 +116,17 @@ static void bad_packet(struct vsock *vs, const char *what)
 		log_warn("vsock: %s; dropped (further ones not logged)", what);
 }
 
+/* Forget @c's socket and free its slot. Loop thread. */
 static void conn_close(struct conn *c)
 {
-	if (c->fd >= 0)
+	struct vsock *vs = c->vs;
+
+	if (c->fd >= 0) {
+		loop_unwatch(vs->host->loop, c->fd);
 		close(c->fd);
+	}
 	free(c->pending);
-	*c = (struct conn){ .state = CONN_FREE, .fd = -1 };
+	*c = (struct conn){ .vs = vs, .state = CONN_FREE, .fd = -1 };
 }
 
 static struct conn *find_conn(struct vsock *vs, uint32_t host_port, uint32_t guest_port)
@@ -129,13 +141,22 @@ static struct conn *find_conn(struct vsock *vs, uint32_t host_port, uint32_t gue
 	return NULL;
 }
 
+static void conn_event(void *opaque, unsigned events);
+static void sync_interest(struct vsock *vs);
+
+/* A slot for the host socket @fd, watched on the loop (interest set by sync_interest()), or
+ * NULL when every slot is taken or the loop refuses it. Loop thread. */
 static struct conn *new_conn(struct vsock *vs, int fd)
 {
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
-		if (vs->conn[i].state == CONN_FREE) {
-			vs->conn[i] = (struct conn){ .state = CONN_LINE, .fd = fd };
-			return &vs->conn[i];
-		}
+		struct conn *c = &vs->conn[i];
+
+		if (c->state != CONN_FREE)
+			continue;
+		if (loop_watch(vs->host->loop, vs, fd, 0, conn_event, c))
+			return NULL;
+		*c = (struct conn){ .vs = vs, .state = CONN_LINE, .fd = fd };
+		return c;
 	}
 	return NULL;
 }
@@ -206,7 +227,8 @@ static void rx_send(struct vsock *vs, struct virtq_chain *ch, struct conn *c,
 	virtq_push(&vs->dev.q[RXQ], ch->head, (uint32_t)HDR_LEN + len);
 }
 
-/* Data from @c's host socket into a chain. Returns false when there was nothing to send. */
+/* Data from @c's host socket into a chain. Returns false when there was nothing to send (and
+ * then the socket has nothing to read, or ended). */
 static bool rx_data(struct vsock *vs, struct conn *c, struct virtq_chain *ch)
 {
 	struct iovec iov[VIRTQ_CHAIN_MAX];
@@ -227,7 +249,10 @@ static bool rx_data(struct vsock *vs, struct conn *c, struct virtq_chain *ch)
 		rx_send(vs, ch, c, NULL, VIRTIO_VSOCK_OP_RW, 0, (uint32_t)got);
 		return true;
 	}
-	if (got < 0 && (errno == EAGAIN || errno == EINTR))
+	if (got < 0 && errno == EINTR)
+		return false;
+	c->host_readable = false;
+	if (got < 0 && errno == EAGAIN)
 		return false;
 	/* End of the host's stream (or it broke): the guest gets no more data. */
 	c->host_eof = true;
@@ -236,7 +261,7 @@ static bool rx_data(struct vsock *vs, struct conn *c, struct virtq_chain *ch)
 }
 
 /* One packet for @c if it has something to say; returns whether a chain was used. */
-static bool rx_conn(struct vsock *vs, struct conn *c, bool readable)
+static bool rx_conn(struct vsock *vs, struct conn *c)
 {
 	struct virtq_chain *ch;
 	uint16_t op = 0;
@@ -252,8 +277,8 @@ static bool rx_conn(struct vsock *vs, struct conn *c, bool readable)
 		op = VIRTIO_VSOCK_OP_SHUTDOWN, flags = VIRTIO_VSOCK_SHUTDOWN_SEND;
 	else if (c->credit_due)
 		op = VIRTIO_VSOCK_OP_CREDIT_UPDATE;
-	else if (!(readable && c->state == CONN_OPEN && !c->host_eof && !c->guest_no_recv &&
-		   peer_credit(c)))
+	else if (!(c->host_readable && c->state == CONN_OPEN && !c->host_eof &&
+		   !c->guest_no_recv && peer_credit(c)))
 		return false;
 	ch = rx_chain(vs);
 	if (!ch)
@@ -266,7 +291,7 @@ static bool rx_conn(struct vsock *vs, struct conn *c, bool readable)
 			vs->rx_waiting = true; /* no room for data: wait for the driver's next buffers */
 			return false;
 		}
-		return rx_conn(vs, c, false); /* EOF may have made a SHUTDOWN due */
+		return rx_conn(vs, c); /* EOF may have made a SHUTDOWN due */
 	}
 	c->reset_due = c->request_due = c->response_due = false;
 	if (op == VIRTIO_VSOCK_OP_SHUTDOWN)
@@ -280,8 +305,8 @@ static bool rx_conn(struct vsock *vs, struct conn *c, bool readable)
 
 /* Fill the guest's receive buffers: resets, then every connection in turn (one packet each per
  * round, so a busy stream does not starve the others), until nothing is left or no buffers
- * are. @readable[i] says connection i's socket has data. Lock held. */
-static void rx_pump(struct vsock *vs, const bool *readable)
+ * are. Lock held. */
+static void rx_pump(struct vsock *vs)
 {
 	bool sent = true;
 
@@ -298,7 +323,7 @@ static void rx_pump(struct vsock *vs, const bool *readable)
 			unsigned i = (vs->next_conn + k) % VSOCK_MAX_CONNS;
 			struct conn *c = &vs->conn[i];
 
-			if (c->state >= CONN_REQUEST && rx_conn(vs, c, readable && readable[i])) {
+			if (c->state >= CONN_REQUEST && rx_conn(vs, c)) {
 				sent = true;
 				vs->next_conn = i + 1;
 			}
@@ -483,7 +508,8 @@ static void vs_queue_notify(struct virtio_dev *dev, unsigned q)
 		virtio_dev_process(dev, TXQ, vs_tx_serve);
 	else if (q == RXQ)
 		vs->rx_waiting = false;
-	rx_pump(vs, NULL); /* answers, resets, credit updates; new buffers for waiting data */
+	rx_pump(vs); /* answers, resets, credit updates; new buffers for waiting data */
+	sync_interest(vs);
 }
 
 /* --- the host side ----------------------------------------------------------------------- */
@@ -548,90 +574,113 @@ static void read_line(struct vsock *vs, struct conn *c)
 	c->request_due = true;
 }
 
-static unsigned vs_prepare(void *opaque, struct pollfd *fds, unsigned max, int *timeout_ms)
+/* What @c's socket is watched for, given its state. */
+static unsigned conn_interest(const struct vsock *vs, const struct conn *c, bool guest_takes)
 {
-	struct vsock *vs = opaque;
-	bool guest_takes;
-	unsigned n = 0;
+	unsigned ev = 0;
 
-	max /= 2; /* leave room for the pollers after this one */
-	pthread_mutex_lock(&vs->dev.lock);
-	/* Read the host sockets only while the guest can take what is read. */
-	guest_takes = !vs->rx_waiting && virtio_dev_live(&vs->dev) && vs->dev.q[RXQ].ready;
-	if (vs->accept_paused_at) {
-		unsigned open = 0;
-
-		for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
-			open += vs->conn[i].state != CONN_FREE;
-		if (open < vs->accept_paused_at)
-			vs->accept_paused_at = 0;
-	}
-	if (n < max && !vs->accept_paused_at) {
-		fds[n] = (struct pollfd){ .fd = vs->listen_fd, .events = POLLIN };
-		vs->poll_conn[n++] = -1;
-	}
-	for (unsigned k = 0; k < VSOCK_MAX_CONNS && n < max; k++) {
-		unsigned i = (vs->next_conn + k) % VSOCK_MAX_CONNS;
-		struct conn *c = &vs->conn[i];
-		short ev = 0;
-
-		if (c->state == CONN_LINE ||
-		    (c->state == CONN_OPEN && !c->host_eof && !c->guest_no_recv && peer_credit(c) &&
-		     guest_takes))
-			ev |= POLLIN;
-		if (c->state == CONN_REQUEST)
-			ev |= POLLRDHUP; /* the host program gives up before the guest answers */
+	switch (c->state) {
+	case CONN_LINE: return LOOP_IN;
+	case CONN_REQUEST: return LOOP_HUP; /* the host program gives up before the guest answers */
+	case CONN_OPEN:
+		/* Read only while the guest can take what is read and nothing read waits. */
+		if (!c->host_readable && !c->host_eof && !c->guest_no_recv && peer_credit(c) &&
+		    guest_takes)
+			ev |= LOOP_IN;
 		if (c->pending_len)
-			ev |= POLLOUT;
-		if (ev) {
-			fds[n] = (struct pollfd){ .fd = c->fd, .events = ev };
-			vs->poll_conn[n++] = (int)i;
-		}
+			ev |= LOOP_OUT;
+		return ev;
+	default: return 0;
 	}
-	pthread_mutex_unlock(&vs->dev.lock);
-	return n;
 }
 
-static void vs_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
+/* Give every socket the interest its state calls for, after anything may have changed it.
+ * Loop thread, lock held. */
+static void sync_interest(struct vsock *vs)
 {
-	struct vsock *vs = opaque;
-	bool *readable = vs->readable;
+	bool guest_takes = !vs->rx_waiting && virtio_dev_live(&vs->dev) && vs->dev.q[RXQ].ready;
+	bool listen = !vs->accept_paused_at;
+	unsigned open = 0;
+
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct conn *c = &vs->conn[i];
+		unsigned ev;
+
+		if (c->state == CONN_FREE)
+			continue;
+		open++;
+		ev = conn_interest(vs, c, guest_takes);
+		if (ev != c->events && loop_set_events(vs->host->loop, c->fd, ev) == 0)
+			c->events = ev;
+	}
+	if (!listen && open < vs->accept_paused_at) { /* descriptors were freed */
+		vs->accept_paused_at = 0;
+		listen = true;
+	}
+	if (listen != vs->listening &&
+	    loop_set_events(vs->host->loop, vs->listen_fd, listen ? LOOP_IN : 0) == 0)
+		vs->listening = listen;
+}
+
+/* Something happened on a connection's host socket. */
+static void conn_event(void *opaque, unsigned events)
+{
+	struct conn *c = opaque;
+	struct vsock *vs = c->vs;
 
 	pthread_mutex_lock(&vs->dev.lock);
-	memset(readable, 0, sizeof(vs->readable));
-	for (unsigned k = 0; k < n; k++) {
-		struct conn *c;
-
-		if (!fds[k].revents)
-			continue;
-		if (vs->poll_conn[k] < 0) {
-			accept_host(vs);
-			continue;
-		}
-		c = &vs->conn[vs->poll_conn[k]];
-		if (c->fd != fds[k].fd)
-			continue; /* closed and reused meanwhile */
-		if (c->state == CONN_LINE)
-			read_line(vs, c);
-		else if (c->state == CONN_REQUEST)
-			c->reset_due = true; /* hung up: the guest gets a reset instead */
-		else if ((fds[k].revents & POLLOUT) && !flush_pending(c))
-			c->reset_due = true;
-		if (c->state == CONN_OPEN && (fds[k].revents & (POLLIN | POLLHUP | POLLERR)))
-			readable[vs->poll_conn[k]] = true;
-	}
-	rx_pump(vs, readable);
+	if (c->state == CONN_LINE)
+		read_line(vs, c);
+	else if (c->state == CONN_REQUEST)
+		c->reset_due = true; /* hung up: the guest gets a reset instead */
+	else if (c->state == CONN_OPEN && (events & LOOP_OUT) && !flush_pending(c))
+		c->reset_due = true;
+	if (c->state == CONN_OPEN && (events & (LOOP_IN | LOOP_ERR)))
+		c->host_readable = true;
+	rx_pump(vs);
+	sync_interest(vs);
 	pthread_mutex_unlock(&vs->dev.lock);
 }
 
+/* A host program knocks at uds_path. */
+static void listen_event(void *opaque, unsigned events)
+{
+	struct vsock *vs = opaque;
+
+	pthread_mutex_lock(&vs->dev.lock);
+	accept_host(vs);
+	sync_interest(vs);
+	pthread_mutex_unlock(&vs->dev.lock);
+}
+
+/* The loop's half of a driver reset: close what vs_reset() ended. */
+static void close_ended(void *opaque)
+{
+	struct vsock *vs = opaque;
+
+	pthread_mutex_lock(&vs->dev.lock);
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
+		if (vs->conn[i].state == CONN_CLOSING)
+			conn_close(&vs->conn[i]);
+	sync_interest(vs);
+	pthread_mutex_unlock(&vs->dev.lock);
+}
+
+/* On the vCPU thread that wrote the status: the driver is gone, and every connection with it
+ * ends (the host programs see EOF once the loop closes them). */
 static void vs_reset(struct virtio_dev *dev)
 {
 	struct vsock *vs = to_vs(dev);
+	bool ended = false;
 
-	/* The driver is gone: every connection with it ends (the host programs see EOF). */
-	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
-		if (vs->conn[i].state >= CONN_REQUEST)
-			conn_close(&vs->conn[i]);
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+		if (vs->conn[i].state >= CONN_REQUEST) {
+			vs->conn[i].state = CONN_CLOSING;
+			ended = true;
+		}
+	}
+	if (ended)
+		loop_task_schedule(&vs->close_task);
 	vs->nr_resets = 0;
 	vs->rx_waiting = false;
 }
@@ -664,6 +713,7 @@ static void vs_restored(struct virtio_dev *dev)
 /* Close every host socket, remove the listening one's path, release @vs's own memory. */
 static void close_host(struct vsock *vs)
 {
+	loop_forget(vs->host->loop, vs); /* the sockets' watches and the close task */
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
 		conn_close(&vs->conn[i]);
 	if (vs->listen_fd >= 0) {
@@ -713,8 +763,9 @@ static int vs_create(struct dev_host *host, const void *config, unsigned index, 
 	vs->guest_cid = cfg->guest_cid;
 	vs->config.guest_cid = cfg->guest_cid;
 	vs->next_port = VSOCK_EPHEMERAL_FIRST;
+	loop_task_init(host->loop, &vs->close_task, vs, close_ended, vs);
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
-		vs->conn[i].fd = -1;
+		vs->conn[i] = (struct conn){ .vs = vs, .fd = -1 };
 	strcpy(addr.sun_path, cfg->uds_path);
 	vs->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (vs->listen_fd < 0 || bind(vs->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) ||
@@ -734,8 +785,8 @@ static int vs_create(struct dev_host *host, const void *config, unsigned index, 
 		close_host(vs);
 		return error_set(e, ERROR_RUNTIME, "vsock: %s", strerror(-ret));
 	}
-	ret = host->add_poller(host, &(struct loop_poller){ .prepare = vs_prepare,
-							   .dispatch = vs_dispatch, .opaque = vs });
+	ret = loop_watch(host->loop, vs, vs->listen_fd, LOOP_IN, listen_event, vs);
+	vs->listening = ret == 0;
 	if (ret) {
 		vs_free(&vs->dev);
 		return error_set(e, ERROR_RUNTIME, "vsock: event loop: %s", strerror(-ret));

@@ -18,6 +18,8 @@
 #include "kiln/devices.h"
 #include "kiln/log.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_balloon.h"
+#include "common/device_class.h"
 #include "common/virtio_driver.h"
 
 #define RAM (64u << 10)
@@ -29,20 +31,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static uint8_t *ram;
 static struct guest_mem mem;
 
-static int fake_watch(struct dev_host *h, int fd, void (*cb)(void *), void *opaque) { return 0; }
 static void no_interrupt(struct virtio_dev *dev, unsigned q) { (void)dev; (void)q; }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct dev_host host = { .watch_fd = fake_watch };
-	struct balloon_config cfg = { .enabled = true, .target_bytes = 1 << 20,
+	static struct dev_host host;
+	struct balloon_config cfg = { .target_bytes = 1 << 20,
 				      .deflate_on_oom = true, .free_page_reporting = true,
 				      .stats_interval_s = 1 };
 	uint64_t features = 1ull << VIRTIO_F_VERSION_1;
 	uint16_t qsize = 16;
 	struct balloon_stats stats;
 	struct virtio_dev *dev;
-	char err[128];
 
 	if (!ram) {
 		log_set_level(LOG_OFF);
@@ -50,6 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mem = (struct guest_mem){ .nr_regions = 1, .size = RAM,
 					  .region = { { .gpa = 0, .size = RAM, .hva = ram } } };
 		host.mem = &mem;
+		if (loop_new(&host.loop))
+			abort();
 	}
 	memset(ram, 0, RAM);
 	if (size >= 2) {
@@ -58,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		qsize = (uint16_t)(1u << (data[1] % 5));
 	}
 	memcpy(ram + RING(0, 0), data, size < RAM - RING(0, 0) ? size : RAM - RING(0, 0));
-	dev = virtio_balloon_new(&host, &cfg, err, sizeof(err));
+	dev = test_device_new(&virtio_balloon_class, &host, &cfg);
 	if (!dev)
 		abort();
 	dev->transport.notify = no_interrupt;
@@ -69,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (unsigned q = 0; q < 5; q++)
 		virtio_dev_queue_notify(dev, q);
-	virtio_balloon_set_target(dev, 2 << 20);
+	if (virtio_balloon_set_target(dev, 2 << 20))
+		abort();
 	virtio_balloon_stats(dev, &stats);
 	if (stats.target_pages != 512)
 		abort();

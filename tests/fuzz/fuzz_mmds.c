@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/poller.h"
 #include "fc/fc_internal.h"
 #include "kiln/devices.h"
 #include "kiln/log.h"
@@ -64,13 +63,9 @@ static bool device_deliver(void *opaque, const struct iovec *iov, int n)
 	return (len & 7) != 3; /* now and then the guest has no room: frames must wait */
 }
 
-static struct loop_poller poller;
-static int fake_add_poller(struct dev_host *h, const struct loop_poller *p) { poller = *p; return 0; }
-
 static void run(struct net_backend *be, struct loop *loop)
 {
 	for (int i = 0; i < 3; i++) {
-		test_poller_turn(&poller, 0);
 		be->ops->rx_resume(be);
 		loop_wait(loop, 0);
 	}
@@ -116,18 +111,20 @@ static size_t segment(const uint8_t *r, size_t avail, uint8_t *f)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct dev_host host = { .add_poller = fake_add_poller };
+	static struct dev_host host;
 	static uint8_t f[2048];
 	struct net_backend inner = { .ops = &sink_ops };
 	struct loop *loop;
 	struct mmds *mmds;
 	struct net_backend *be;
+	struct error e;
 	char err[128];
 	uint32_t ip;
 
 	log_set_level(LOG_OFF);
 	if (loop_new(&loop) || !(mmds = mmds_new(loop, err, sizeof(err))))
 		abort();
+	host.loop = loop;
 	{
 		json_t *store = json_pack("{s:{s:s}}", "latest", "a", "b");
 

@@ -19,6 +19,8 @@
 #include "kiln/log.h"
 #include "kiln/devices.h"
 #include "kiln/virtio.h"
+#include "kiln/virtio_blk.h"
+#include "common/device_class.h"
 #include "common/virtio_driver.h"
 
 #define RAM (64u << 10)
@@ -30,6 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t *ram;
 static struct guest_mem mem;
+static struct loop *loop;
 static char image[64];
 
 static void no_interrupt(struct virtio_dev *dev, unsigned q) { (void)dev; (void)q; }
@@ -41,6 +44,8 @@ static void init_once(void)
 	if (ram)
 		return;
 	log_set_level(LOG_ERROR);
+	if (loop_new(&loop))
+		abort();
 	ram = malloc(RAM);
 	mem = (struct guest_mem){ .nr_regions = 1, .size = RAM,
 				  .region = { { .gpa = 0, .size = RAM, .hva = ram } } };
@@ -57,10 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct virtio_dev *dev;
 	uint64_t features = (1ull << VIRTIO_F_VERSION_1);
 	uint16_t qsize = 16, before;
-	char err[256];
-	bool usage;
 
 	init_once();
+	host.loop = loop;
 	memset(ram, 0, RAM);
 	if (size >= 8) {
 		features |= (uint64_t)data[0] << 28; /* bits 28 (INDIRECT_DESC) and 29 (EVENT_IDX) */
@@ -70,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cfg.readonly = data[2] & 1;
 	}
 	memcpy(ram + DESC_GPA, data, size < RAM - DESC_GPA ? size : RAM - DESC_GPA);
-	dev = virtio_blk_new(&host, &cfg, 0, &usage, err, sizeof(err));
+	dev = test_device_new(&virtio_blk_class, &host, &cfg);
 	if (!dev)
 		abort();
 	dev->transport.notify = no_interrupt;
@@ -78,6 +82,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	before = ((struct vring_used *)(ram + USED_GPA))->idx;
 	virtio_dev_queue_notify(dev, 0);
 	virtio_dev_queue_notify(dev, 3); /* a queue that does not exist */
+	/* Requests complete on the worker: finish them all into the used ring, as a snapshot does. */
+	pthread_mutex_lock(&dev->lock);
+	dev->ops->quiesce(dev);
+	pthread_mutex_unlock(&dev->lock);
 	/* The device completes at most what the driver offered. */
 	if ((uint16_t)(((struct vring_used *)(ram + USED_GPA))->idx - before) > qsize &&
 	    virtio_dev_live(dev))

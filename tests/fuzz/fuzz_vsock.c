@@ -5,12 +5,13 @@
  * holds the rings and whatever packets the descriptors point to; its first bytes pick the
  * features and queue size. A host program listens at "<uds>_1025" (so a guest REQUEST to port
  * 1025 connects) and another connects to the device's socket and asks for guest port 5, so
- * both directions' states are reachable. The device serves the transmit queue, its poller
- * runs, the receive queue is served. AddressSanitizer turns any access outside guest RAM or
+ * both directions' states are reachable. The device serves the transmit queue, the loop runs
+ * its sockets' callbacks, the receive queue is served. AddressSanitizer turns any access outside guest RAM or
  * the device's own memory into a crash; the target checks that no used index moves by more
  * than the queue holds. Build and run: scripts/fuzz [SECONDS].
  */
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@
 #include "kiln/devices.h"
 #include "kiln/log.h"
 #include "kiln/virtio.h"
-#include "common/poller.h"
+#include "kiln/virtio_vsock.h"
+#include "common/device_class.h"
 #include "common/virtio_driver.h"
 
 #define RAM (64u << 10)
@@ -43,11 +45,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static uint8_t *ram;
 static struct guest_mem mem;
-static struct loop_poller poller;
+static struct loop *loop;
 static char uds[108], side[108];
 static int side_fd = -1;
 
-static int fake_add_poller(struct dev_host *h, const struct loop_poller *p) { poller = *p; return 0; }
 static void no_interrupt(struct virtio_dev *dev, unsigned q) { (void)dev; (void)q; }
 static uint16_t used_idx(unsigned q) { return ((struct vring_used *)(ram + USED(q)))->idx; }
 
@@ -63,20 +64,19 @@ static int unix_socket(const char *path, bool listening)
 	return fd;
 }
 
-static void run_poller(void)
+static void run_loop(void)
 {
 	for (int i = 0; i < 3; i++)
-		test_poller_turn(&poller, 0);
+		loop_wait(loop, 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct dev_host host = { .add_poller = fake_add_poller };
+	static struct dev_host host;
+	struct vsock_config cfg = { .guest_cid = 3, .uds_path = uds };
 	uint64_t features = 1ull << VIRTIO_F_VERSION_1;
 	uint16_t qsize = 16, before[2];
 	struct virtio_dev *dev;
-	char err[256];
-	bool usage;
 	int client;
 
 	if (!ram) {
@@ -85,6 +85,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mem = (struct guest_mem){ .nr_regions = 1, .size = RAM,
 					  .region = { { .gpa = 0, .size = RAM, .hva = ram } } };
 		host.mem = &mem;
+		if (loop_new(&loop))
+			abort();
+		host.loop = loop;
 		snprintf(uds, sizeof(uds), "/tmp/fuzz-vsock-%d.sock", getpid());
 		snprintf(side, sizeof(side), "%s_1025", uds);
 		unlink(uds); /* left by an earlier process with this pid that crashed */
@@ -97,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		qsize = (uint16_t)(1u << (data[1] % 5));
 	}
 	memcpy(ram + RING(0, 0), data, size < RAM - RING(0, 0) ? size : RAM - RING(0, 0));
-	dev = virtio_vsock_new(&host, 3, uds, &usage, err, sizeof(err));
+	dev = test_device_new(&virtio_vsock_class, &host, &cfg);
 	if (!dev)
 		abort();
 	dev->transport.notify = no_interrupt;
@@ -111,11 +114,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	before[0] = used_idx(0);
 	before[1] = used_idx(1);
-	run_poller();
+	run_loop();
 	virtio_dev_queue_notify(dev, 1);
-	run_poller();
+	run_loop();
 	virtio_dev_queue_notify(dev, 0);
-	run_poller();
+	run_loop();
 	for (unsigned q = 0; q < 2; q++)
 		if ((uint16_t)(used_idx(q) - before[q]) > qsize && virtio_dev_live(dev))
 			abort();

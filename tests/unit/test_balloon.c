@@ -31,17 +31,10 @@
 static uint8_t *ram;
 static struct guest_mem mem;
 static unsigned notifies[4], config_notifies;
-static void (*timer_cb)(void *);
-static void *timer_opaque;
+static struct loop *loop;
 
-static int fake_watch(struct dev_host *h, int fd, void (*cb)(void *), void *opaque)
-{
-	timer_cb = cb;
-	timer_opaque = opaque;
-	return 0;
-}
 
-static struct dev_host host = { .mem = &mem, .watch_fd = fake_watch };
+static struct dev_host host = { .mem = &mem };
 
 static void fake_notify(struct virtio_dev *dev, unsigned q)
 {
@@ -73,12 +66,15 @@ static int setup(void **state)
 				  .region = { { .gpa = 0, .size = FAKE_RAM, .hva = ram } } };
 	memset(notifies, 0, sizeof(notifies));
 	config_notifies = 0;
-	timer_cb = NULL;
+	if (loop_new(&loop))
+		return -1;
+	host.loop = loop;
 	return 0;
 }
 
 static int teardown(void **state)
 {
+	loop_free(loop);
 	free(ram);
 	return 0;
 }
@@ -118,9 +114,8 @@ static void test_statistics_cycle(void **state)
 	assert_int_equal(st.updates, 1); /* the buffer from before DRIVER_OK was taken */
 	assert_int_equal(st.value[VIRTIO_BALLOON_S_MEMTOT], 512 << 20);
 	assert_int_equal(used(2)->idx, 0); /* and kept */
-	/* The interval elapses (the real timerfd fires after a second): the buffer goes back. */
-	usleep(1100 * 1000);
-	timer_cb(timer_opaque);
+	/* The interval elapses (the loop's timer fires after a second): the buffer goes back. */
+	assert_int_equal(loop_wait(loop, 3000), 1);
 	assert_int_equal(used(2)->idx, 1);
 	assert_int_equal(notifies[2], 1);
 	/* With EVENT_IDX the device asked to be kicked for the next buffer (avail_event). */
@@ -134,8 +129,7 @@ static void test_statistics_cycle(void **state)
 	assert_int_equal(st.value[VIRTIO_BALLOON_S_MINFLT], 250);
 	assert_int_equal(st.interval_s, 1);
 	/* An unknown tag is ignored. */
-	usleep(1100 * 1000);
-	timer_cb(timer_opaque);
+	assert_int_equal(loop_wait(loop, 3000), 1);
 	s[0].tag = 77;
 	offer(2, 0, BUF_GPA, 2 * sizeof(*s));
 	virtio_dev_queue_notify(dev, 2);

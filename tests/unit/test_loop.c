@@ -1,5 +1,6 @@
-/* Unit tests for the event loop: read and write interest, interest 0, dropping registrations
- * from callbacks in the middle of a batch, owners, no fixed limits, the timer heap, and pollers.
+/* Unit tests for the event loop: read and write interest, interest 0, hang-up interest, dropping
+ * registrations from callbacks in the middle of a batch, owners, no fixed limits, the timer
+ * heap, pollers, and tasks scheduled from other threads.
  * Timing assertions are one-sided ("not before the deadline") plus generous bounds ("within
  * 2 s"): the machine running them is shared and noisy. */
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -112,7 +114,7 @@ static void test_watch_errors(void **state)
 		int want;
 	} cases[] = {
 		{ "negative fd", -1, LOOP_IN, rec_fd, -EBADF },
-		{ "unknown interest bit", p[0], 0x8, rec_fd, -EINVAL },
+		{ "unknown interest bit", p[0], 0x10, rec_fd, -EINVAL },
 		{ "LOOP_ERR is not an interest", p[0], LOOP_ERR, rec_fd, -EINVAL },
 		{ "no callback", p[0], LOOP_IN, NULL, -EINVAL },
 		{ "closed fd", closed, LOOP_IN, rec_fd, -EBADF },
@@ -130,7 +132,7 @@ static void test_watch_errors(void **state)
 	/* Nothing half-registered: the pipe can be watched once, not twice. */
 	assert_int_equal(loop_watch(loop, &r, p[0], LOOP_IN, rec_fd, &r), 0);
 	assert_int_equal(loop_watch(loop, &r, p[0], LOOP_IN, rec_fd, &r), -EEXIST);
-	assert_int_equal(loop_set_events(loop, p[0], 0x8), -EINVAL);
+	assert_int_equal(loop_set_events(loop, p[0], 0x10), -EINVAL);
 	assert_int_equal(loop_set_events(loop, p[1], LOOP_IN), -ENOENT);
 	assert_int_equal(loop_set_events(loop, -1, LOOP_IN), -ENOENT);
 	loop_unwatch(loop, p[1]); /* not watched: nothing */
@@ -1124,6 +1126,74 @@ static void test_wait_not_reentrant(void **state)
 	pipe_close(p);
 }
 
+/* ---- Hang-up interest and tasks ---- */
+
+/* LOOP_HUP: data on the socket wakes nobody; the peer going away does, as LOOP_ERR. */
+static void test_hup_interest(void **state)
+{
+	struct loop *loop = loop_make();
+	struct rec r = { 0 };
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(loop_watch(loop, &r, sv[0], LOOP_HUP, rec_fd, &r), 0);
+	put_byte(sv[1]);
+	assert_int_equal(loop_wait(loop, 50), 0);
+	assert_int_equal(r.calls, 0);
+	close(sv[1]);
+	assert_int_equal(run_until(loop, &r.calls, 1), 1);
+	assert_int_equal(r.events, LOOP_ERR);
+	loop_unwatch(loop, sv[0]);
+	close(sv[0]);
+	loop_free(loop);
+}
+
+struct task_rec {
+	struct loop_task task;
+	int runs;
+};
+
+static void task_run(void *opaque) { ((struct task_rec *)opaque)->runs++; }
+
+static void *schedule_twice(void *opaque)
+{
+	struct task_rec *t = opaque;
+
+	loop_task_schedule(&t->task);
+	loop_task_schedule(&t->task); /* still scheduled: one run */
+	return NULL;
+}
+
+/* A task scheduled from another thread wakes a loop waiting without a timeout, and runs once on
+ * the loop's thread; cancelled or forgotten, it does not run. */
+static void test_tasks(void **state)
+{
+	struct loop *loop = loop_make();
+	struct task_rec a = { 0 }, b = { 0 };
+	pthread_t thread;
+
+	loop_task_init(loop, &a.task, &a, task_run, &a);
+	loop_task_init(loop, &b.task, &b, task_run, &b);
+	assert_int_equal(pthread_create(&thread, NULL, schedule_twice, &a), 0);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_int_equal(loop_wait(loop, -1), 1);
+	assert_int_equal(a.runs, 1);
+	assert_int_equal(loop_wait(loop, 20), 0);
+	assert_int_equal(a.runs, 1);
+	/* Cancelled, then scheduled again: one run. */
+	loop_task_schedule(&a.task);
+	loop_task_cancel(&a.task);
+	loop_task_schedule(&b.task);
+	assert_int_equal(run_until(loop, &b.runs, 1), 1);
+	assert_int_equal(a.runs, 1);
+	/* Forgetting its owner unschedules it. */
+	loop_task_schedule(&a.task);
+	loop_forget(loop, &a);
+	assert_int_equal(loop_wait(loop, 20), 0);
+	assert_int_equal(a.runs, 1);
+	loop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1148,6 +1218,8 @@ int main(void)
 		cmocka_unit_test(test_poller_growth),
 		cmocka_unit_test(test_forget_owner),
 		cmocka_unit_test(test_wait_not_reentrant),
+		cmocka_unit_test(test_hup_interest),
+		cmocka_unit_test(test_tasks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,7 @@
 
 static struct {
 	struct dev_host host;
+	struct loop *loop;
 	struct bus pio, mmio;
 	struct guest_mem mem;
 	unsigned next_gsi, routes, irqfds, ioeventfds;
@@ -32,7 +33,6 @@ static struct {
 } F;
 
 static void fake_irq(struct dev_host *h, unsigned gsi, bool level) { F.intx[gsi] = level; }
-static int fake_watch(struct dev_host *h, int fd, void (*cb)(void *), void *o) { return 0; }
 static int fake_ioeventfd(struct dev_host *h, bool mmio, uint64_t a, uint32_t l, uint64_t v, int fd)
 {
 	F.ioeventfds++;
@@ -57,8 +57,10 @@ static int setup(void **state)
 	memset(&F, 0, sizeof(F));
 	bus_init(&F.pio, "port");
 	bus_init(&F.mmio, "mmio");
+	if (loop_new(&F.loop))
+		return -1;
 	F.host = (struct dev_host){ .pio = &F.pio, .mmio = &F.mmio, .set_irq = fake_irq,
-				    .watch_fd = fake_watch, .ioeventfd = fake_ioeventfd,
+				    .loop = F.loop, .ioeventfd = fake_ioeventfd,
 				    .irqfd = fake_irqfd, .alloc_msi_gsi = fake_alloc,
 				    .set_msi_route = fake_route, .mem = &F.mem };
 	return 0;
@@ -66,6 +68,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	loop_free(F.loop);
 	bus_destroy(&F.pio);
 	bus_destroy(&F.mmio);
 	return 0;
