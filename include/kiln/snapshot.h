@@ -19,6 +19,8 @@
 
 #define SNAP_FORMAT_VERSION 1u
 #define SNAP_NAME_MAX 12u
+#define SNAP_FILE_MAX (1ull << 30)      /* bytes: device state is kilobytes; guest memory has
+					 * its own file */
 
 /* Sections collected in memory until snap_writer_save(). */
 struct snap_writer {
@@ -43,6 +45,50 @@ int snap_writer_image(const struct snap_writer *w, uint8_t **out, size_t *len)
 	__attribute__((warn_unused_result));
 
 void snap_writer_free(struct snap_writer *w);
+
+/* A growable buffer an owner encodes one section into, little-endian field by field whatever
+ * the host; start from { 0 }. An allocation failure (or passing SNAP_FILE_MAX bytes) sets oom
+ * and drops every later append, so encoders need not check each call. */
+struct snap_enc {
+	uint8_t *buf;
+	size_t len, cap;
+	bool oom;
+};
+
+void snap_enc_u8(struct snap_enc *e, uint8_t v);
+void snap_enc_u16(struct snap_enc *e, uint16_t v);
+void snap_enc_u32(struct snap_enc *e, uint32_t v);
+void snap_enc_u64(struct snap_enc *e, uint64_t v);
+/* Append @n bytes from @p as they are (@p may be NULL when @n is 0): byte strings, or a KVM
+ * UAPI structure kept raw. */
+void snap_enc_bytes(struct snap_enc *e, const void *p, size_t n);
+
+/* Free e's buffer without writing it (an encoder's error path); e is left as { 0 }. */
+void snap_enc_free(struct snap_enc *e);
+
+/* A cursor over a section's bytes, for decoding what snap_enc_*() wrote. A read past the end
+ * yields 0 (or zeroed bytes), consumes nothing and sets bad, and every read after it yields 0
+ * too, so decoders check once, with snap_dec_done(), before using what they read. */
+struct snap_dec {
+	const uint8_t *p;
+	size_t len, off;
+	bool bad;
+};
+
+/* Start decoding the @len bytes at @p, borrowed: they must outlive @d (@p may be NULL when
+ * @len is 0). */
+void snap_dec_init(struct snap_dec *d, const void *p, size_t len);
+
+uint8_t snap_dec_u8(struct snap_dec *d);
+uint16_t snap_dec_u16(struct snap_dec *d);
+uint32_t snap_dec_u32(struct snap_dec *d);
+uint64_t snap_dec_u64(struct snap_dec *d);
+/* Copy the next @n bytes into @out (zeroed instead when fewer than @n are left). */
+void snap_dec_bytes(struct snap_dec *d, void *out, size_t n);
+
+/* True when no read went past the end and every byte was consumed: a section with bytes left
+ * over is of another layout than the decoder's, and as wrong as a short one. */
+bool snap_dec_done(const struct snap_dec *d);
 
 /* A snapshot file read whole and checked. */
 struct snap_reader {

@@ -16,7 +16,6 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format i
 #define MAGIC "KILNSNAP"
 #define TRAILER_MAGIC "KEND"
 #define VERSION_LEN 32
-#define FILE_MAX (1ull << 30) /* device state is kilobytes; guest memory has its own file */
 
 struct header {
 	char magic[8];
@@ -38,6 +37,175 @@ struct trailer {
 };
 
 static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+/* Little-endian stores and loads by shifts, so that the bytes are the same whatever the host. */
+static void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	put_le16(p, (uint16_t)v);
+	put_le16(p + 2, (uint16_t)(v >> 16));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint16_t get_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return get_le16(p) | (uint32_t)get_le16(p + 2) << 16;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	return get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+/* Room for @n more bytes at the end of @e, or NULL (and oom set). */
+static uint8_t *enc_grow(struct snap_enc *e, size_t n)
+{
+	if (e->oom)
+		return NULL;
+	if (e->len > SNAP_FILE_MAX || n > SNAP_FILE_MAX - e->len) {
+		e->oom = true;
+		return NULL;
+	}
+	if (e->cap - e->len < n) {
+		size_t cap = e->cap ? e->cap : 256;
+		uint8_t *buf;
+
+		while (cap - e->len < n) /* no overflow: both are at most SNAP_FILE_MAX */
+			cap *= 2;
+		buf = realloc(e->buf, cap);
+		if (!buf) {
+			e->oom = true;
+			return NULL;
+		}
+		e->buf = buf;
+		e->cap = cap;
+	}
+	e->len += n;
+	return e->buf + e->len - n;
+}
+
+void snap_enc_u8(struct snap_enc *e, uint8_t v)
+{
+	uint8_t *p = enc_grow(e, 1);
+
+	if (p)
+		*p = v;
+}
+
+void snap_enc_u16(struct snap_enc *e, uint16_t v)
+{
+	uint8_t *p = enc_grow(e, 2);
+
+	if (p)
+		put_le16(p, v);
+}
+
+void snap_enc_u32(struct snap_enc *e, uint32_t v)
+{
+	uint8_t *p = enc_grow(e, 4);
+
+	if (p)
+		put_le32(p, v);
+}
+
+void snap_enc_u64(struct snap_enc *e, uint64_t v)
+{
+	uint8_t *p = enc_grow(e, 8);
+
+	if (p)
+		put_le64(p, v);
+}
+
+void snap_enc_bytes(struct snap_enc *e, const void *p, size_t n)
+{
+	uint8_t *q;
+
+	if (!n)
+		return;
+	q = enc_grow(e, n);
+	if (q)
+		memcpy(q, p, n);
+}
+
+void snap_enc_free(struct snap_enc *e)
+{
+	free(e->buf);
+	*e = (struct snap_enc){ 0 };
+}
+
+void snap_dec_init(struct snap_dec *d, const void *p, size_t len)
+{
+	*d = (struct snap_dec){ .p = p, .len = len };
+}
+
+/* The next @n bytes, consumed, or NULL (and bad set) when fewer are left or a read failed. */
+static const uint8_t *dec_take(struct snap_dec *d, size_t n)
+{
+	if (d->bad || d->off > d->len || n > d->len - d->off) {
+		d->bad = true;
+		return NULL;
+	}
+	d->off += n;
+	return d->p + d->off - n;
+}
+
+uint8_t snap_dec_u8(struct snap_dec *d)
+{
+	const uint8_t *p = dec_take(d, 1);
+
+	return p ? *p : 0;
+}
+
+uint16_t snap_dec_u16(struct snap_dec *d)
+{
+	const uint8_t *p = dec_take(d, 2);
+
+	return p ? get_le16(p) : 0;
+}
+
+uint32_t snap_dec_u32(struct snap_dec *d)
+{
+	const uint8_t *p = dec_take(d, 4);
+
+	return p ? get_le32(p) : 0;
+}
+
+uint64_t snap_dec_u64(struct snap_dec *d)
+{
+	const uint8_t *p = dec_take(d, 8);
+
+	return p ? get_le64(p) : 0;
+}
+
+void snap_dec_bytes(struct snap_dec *d, void *out, size_t n)
+{
+	const uint8_t *p;
+
+	if (!n)
+		return;
+	p = dec_take(d, n);
+	if (p)
+		memcpy(out, p, n);
+	else
+		memset(out, 0, n);
+}
+
+bool snap_dec_done(const struct snap_dec *d)
+{
+	return !d->bad && d->off == d->len;
+}
 
 static void *grow(struct snap_writer *w, size_t more)
 {
@@ -205,7 +373,7 @@ int snap_reader_open(struct snap_reader *r, const char *path, char *err, size_t 
 		snprintf(err, errlen, "snapshot_path %s: %s", path, strerror(e));
 		return -e;
 	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > FILE_MAX) {
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > SNAP_FILE_MAX) {
 		close(fd);
 		snprintf(err, errlen, "snapshot_path %s: not a regular file of at most 1 GiB", path);
 		return -EINVAL;

@@ -1,7 +1,7 @@
 /* Unit tests for the snapshot container (include/kiln/snapshot.h): sections written and read
- * back by name and instance; a missing section or one of the wrong size; and every damaged
- * file refused with a message: truncated, one bit flipped, another format or kiln version,
- * not a snapshot at all. */
+ * back by name and instance; a missing section or one of the wrong size; every damaged file
+ * refused with a message: truncated, one bit flipped, another format or kiln version, not a
+ * snapshot at all; and the little-endian encoder and decoder, with their bad/done rules. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,12 +121,105 @@ static void test_missing_file(void **state)
 	assert_non_null(strstr(err, "/nonexistent/snap"));
 }
 
+/* Every width lands little-endian, byte by byte, and decodes back to the same values. */
+static void test_enc_dec_round_trip(void **state)
+{
+	static const uint8_t want[] = {
+		0xa5,
+		0x02, 0x01,
+		0x44, 0x33, 0x22, 0x11,
+		0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
+		'r', 'a', 'w',
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	};
+	struct snap_enc e = { 0 };
+	struct snap_dec d;
+	char raw[3];
+
+	snap_enc_u8(&e, 0xa5);
+	snap_enc_u16(&e, 0x0102);
+	snap_enc_u32(&e, 0x11223344);
+	snap_enc_u64(&e, 0x1122334455667788ull);
+	snap_enc_bytes(&e, "raw", 3);
+	snap_enc_bytes(&e, NULL, 0);
+	snap_enc_u64(&e, UINT64_MAX);
+	assert_false(e.oom);
+	assert_int_equal(e.len, sizeof(want));
+	assert_memory_equal(e.buf, want, sizeof(want));
+
+	snap_dec_init(&d, e.buf, e.len);
+	assert_int_equal(snap_dec_u8(&d), 0xa5);
+	assert_int_equal(snap_dec_u16(&d), 0x0102);
+	assert_int_equal(snap_dec_u32(&d), 0x11223344);
+	assert_true(snap_dec_u64(&d) == 0x1122334455667788ull);
+	assert_false(snap_dec_done(&d)); /* bytes left */
+	snap_dec_bytes(&d, raw, 3);
+	assert_memory_equal(raw, "raw", 3);
+	snap_dec_bytes(&d, NULL, 0);
+	assert_true(snap_dec_u64(&d) == UINT64_MAX);
+	assert_true(snap_dec_done(&d));
+	snap_enc_free(&e);
+	assert_null(e.buf);
+	assert_int_equal(e.len, 0);
+
+	/* Growth well past the first allocation keeps every byte. */
+	for (uint32_t i = 0; i < 10000; i++)
+		snap_enc_u32(&e, i * 2654435761u);
+	assert_false(e.oom);
+	snap_dec_init(&d, e.buf, e.len);
+	for (uint32_t i = 0; i < 10000; i++)
+		assert_int_equal(snap_dec_u32(&d), i * 2654435761u);
+	assert_true(snap_dec_done(&d));
+	snap_enc_free(&e);
+}
+
+/* A read past the end yields 0, consumes nothing, and spoils the cursor for good; leftover
+ * bytes make it not done; an empty section is done at once. */
+static void test_dec_rules(void **state)
+{
+	static const uint8_t five[] = { 1, 2, 3, 4, 5 };
+	struct snap_dec d;
+	uint8_t out[4] = { 9, 9, 9, 9 };
+
+	snap_dec_init(&d, NULL, 0);
+	assert_true(snap_dec_done(&d));
+	assert_int_equal(snap_dec_u8(&d), 0);
+	assert_true(d.bad);
+	assert_false(snap_dec_done(&d));
+
+	snap_dec_init(&d, five, sizeof(five));
+	assert_int_equal(snap_dec_u32(&d), 0x04030201);
+	assert_false(snap_dec_done(&d)); /* one byte left over */
+	assert_int_equal(snap_dec_u16(&d), 0); /* two wanted, one there */
+	assert_true(d.bad);
+	assert_int_equal(d.off, 4);
+	assert_int_equal(snap_dec_u8(&d), 0); /* the byte is there, but the cursor is spoilt */
+	assert_false(snap_dec_done(&d));
+
+	snap_dec_init(&d, five, sizeof(five));
+	assert_int_equal(snap_dec_u8(&d), 1);
+	snap_dec_bytes(&d, out, 4);
+	assert_memory_equal(out, five + 1, 4);
+	assert_true(snap_dec_done(&d));
+	memset(out, 9, sizeof(out));
+	snap_dec_bytes(&d, out, 1);
+	assert_int_equal(out[0], 0); /* zeroed, not left as it was */
+	assert_false(snap_dec_done(&d));
+
+	snap_dec_init(&d, five, sizeof(five));
+	assert_true(snap_dec_u64(&d) == 0);
+	assert_true(d.bad);
+	assert_int_equal(d.off, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_damaged_files_refused),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_enc_dec_round_trip),
+		cmocka_unit_test(test_dec_rules),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
