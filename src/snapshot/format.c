@@ -1,4 +1,4 @@
-/* format — the snapshot container, see include/kiln/snapshot.h. */
+/* format — the snapshot container and its section encoders, see include/kiln/snapshot.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -11,29 +11,35 @@
 
 #include "kiln/snapshot.h"
 
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
-
 #define MAGIC "KILNSNAP"
 #define TRAILER_MAGIC "KEND"
-#define VERSION_LEN 32
 
-struct header {
-	char magic[8];
-	uint32_t format;
-	uint32_t header_len;
-	char kiln_version[VERSION_LEN];
-	uint64_t file_len;
-};
+/* Byte offsets and sizes of the layout in snapshot.h. */
+#define HEADER_BYTES 56         /* every format so far */
+#define HDR_FORMAT 8
+#define HDR_HEADER_BYTES 12
+#define HDR_KILN_VERSION 16
+#define HDR_FILE_BYTES 48
+#define SECTION_V1_BYTES 24     /* name, instance, length */
+#define SECTION_V2_BYTES 32     /* name, instance, version, reserved, length */
+#define SEC_INSTANCE 12
+#define SEC_V1_LENGTH 16
+#define SEC_V2_VERSION 16
+#define SEC_V2_RESERVED 20
+#define SEC_V2_LENGTH 24
+#define TRAILER_BYTES 8
 
+_Static_assert(HEADER_BYTES % 8 == 0 && SECTION_V1_BYTES % 8 == 0 && SECTION_V2_BYTES % 8 == 0,
+	       "section data starts 8-byte aligned");
+_Static_assert(SNAP_KILN_VERSION_MAX == HDR_FILE_BYTES - HDR_KILN_VERSION, "header layout");
+
+/* A section header, decoded. */
 struct section {
 	char name[SNAP_NAME_MAX];
 	uint32_t instance;
+	uint32_t version;       /* 1 in a format-1 file */
+	uint32_t reserved;
 	uint64_t len;
-};
-
-struct trailer {
-	char magic[4];
-	uint32_t crc;
 };
 
 static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
@@ -207,15 +213,44 @@ bool snap_dec_done(const struct snap_dec *d)
 	return !d->bad && d->off == d->len;
 }
 
-static void *grow(struct snap_writer *w, size_t more)
+static size_t section_header_bytes(uint32_t format)
+{
+	return format == 1 ? SECTION_V1_BYTES : SECTION_V2_BYTES;
+}
+
+/* Decode the section header at @p of a file of @format; the caller checked that it lies
+ * inside the buffer. */
+static void parse_section(const uint8_t *p, uint32_t format, struct section *s)
+{
+	memcpy(s->name, p, SNAP_NAME_MAX);
+	s->instance = get_le32(p + SEC_INSTANCE);
+	if (format == 1) {
+		s->version = 1;
+		s->reserved = 0;
+		s->len = get_le64(p + SEC_V1_LENGTH);
+	} else {
+		s->version = get_le32(p + SEC_V2_VERSION);
+		s->reserved = get_le32(p + SEC_V2_RESERVED);
+		s->len = get_le64(p + SEC_V2_LENGTH);
+	}
+}
+
+/* Room for @more bytes at the end of the sections, or NULL (and oom set). The whole file,
+ * header and trailer included, stays within what a reader takes. */
+static uint8_t *grow(struct snap_writer *w, size_t more)
 {
 	if (w->oom)
 		return NULL;
+	if (w->len > SNAP_FILE_MAX - HEADER_BYTES - TRAILER_BYTES ||
+	    more > SNAP_FILE_MAX - HEADER_BYTES - TRAILER_BYTES - w->len) {
+		w->oom = true;
+		return NULL;
+	}
 	if (w->cap - w->len < more) {
 		size_t cap = w->cap ? w->cap : 4096;
 		uint8_t *buf;
 
-		while (cap - w->len < more)
+		while (cap - w->len < more) /* no overflow: both are at most SNAP_FILE_MAX */
 			cap *= 2;
 		buf = realloc(w->buf, cap);
 		if (!buf) {
@@ -229,20 +264,45 @@ static void *grow(struct snap_writer *w, size_t more)
 	return w->buf + w->len - more;
 }
 
-void snap_put(struct snap_writer *w, const char *name, uint32_t instance, const void *data,
-	      size_t len)
+void snap_put(struct snap_writer *w, const char *name, uint32_t instance, uint32_t version,
+	      const void *data, size_t len)
 {
-	struct section s = { .instance = instance, .len = len };
+	size_t name_len = strnlen(name, SNAP_NAME_MAX + 1);
 	uint8_t *p;
 
-	memcpy(s.name, name, strnlen(name, sizeof(s.name)));
-	p = grow(w, sizeof(s) + pad8(len));
+	if (!name_len || name_len > SNAP_NAME_MAX || !version) {
+		if (!w->invalid) {
+			w->invalid = true;
+			memset(w->invalid_name, 0, sizeof(w->invalid_name));
+			memcpy(w->invalid_name, name,
+			       name_len > SNAP_NAME_MAX ? SNAP_NAME_MAX : name_len);
+		}
+		return;
+	}
+	if (len > SNAP_FILE_MAX) { /* would not fit in a file; and pad8() cannot overflow */
+		w->oom = true;
+		return;
+	}
+	p = grow(w, SECTION_V2_BYTES + pad8(len));
 	if (!p)
 		return;
-	memcpy(p, &s, sizeof(s));
-	memset(p + sizeof(s), 0, pad8(len));
+	memset(p, 0, SECTION_V2_BYTES + pad8(len));
+	memcpy(p, name, name_len);
+	put_le32(p + SEC_INSTANCE, instance);
+	put_le32(p + SEC_V2_VERSION, version);
+	put_le64(p + SEC_V2_LENGTH, len);
 	if (len)
-		memcpy(p + sizeof(s), data, len);
+		memcpy(p + SECTION_V2_BYTES, data, len);
+}
+
+void snap_put_enc(struct snap_writer *w, const char *name, uint32_t instance, uint32_t version,
+		  struct snap_enc *e)
+{
+	if (e->oom)
+		w->oom = true;
+	else
+		snap_put(w, name, instance, version, e->buf, e->len);
+	snap_enc_free(e);
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -264,25 +324,28 @@ static int write_all(int fd, const void *buf, size_t len)
 
 int snap_writer_image(const struct snap_writer *w, uint8_t **out, size_t *len)
 {
-	struct header h = { .magic = MAGIC, .format = SNAP_FORMAT_VERSION, .header_len = sizeof(h) };
-	struct trailer t = { .magic = TRAILER_MAGIC };
+	size_t file_len = HEADER_BYTES + w->len + TRAILER_BYTES; /* grow() kept it in bounds */
 	uint8_t *buf;
 
+	if (w->invalid)
+		return -EINVAL;
 	if (w->oom)
 		return -ENOMEM;
-	snprintf(h.kiln_version, sizeof(h.kiln_version), "%s", KILN_VERSION);
-	h.file_len = sizeof(h) + w->len + sizeof(t);
-	buf = malloc(h.file_len);
+	buf = malloc(file_len);
 	if (!buf)
 		return -ENOMEM;
-	memcpy(buf, &h, sizeof(h));
+	memset(buf, 0, HEADER_BYTES);
+	memcpy(buf, MAGIC, 8);
+	put_le32(buf + HDR_FORMAT, SNAP_FORMAT_VERSION);
+	put_le32(buf + HDR_HEADER_BYTES, HEADER_BYTES);
+	snprintf((char *)buf + HDR_KILN_VERSION, SNAP_KILN_VERSION_MAX, "%s", KILN_VERSION);
+	put_le64(buf + HDR_FILE_BYTES, file_len);
 	if (w->len)
-		memcpy(buf + sizeof(h), w->buf, w->len);
-	memcpy(buf + sizeof(h) + w->len, t.magic, sizeof(t.magic));
-	t.crc = (uint32_t)crc32(0, buf, (uInt)(h.file_len - sizeof(t.crc)));
-	memcpy(buf + h.file_len - sizeof(t.crc), &t.crc, sizeof(t.crc));
+		memcpy(buf + HEADER_BYTES, w->buf, w->len);
+	memcpy(buf + file_len - TRAILER_BYTES, TRAILER_MAGIC, 4);
+	put_le32(buf + file_len - 4, (uint32_t)crc32(0, buf, (uInt)(file_len - 4)));
 	*out = buf;
-	*len = h.file_len;
+	*len = file_len;
 	return 0;
 }
 
@@ -293,7 +356,13 @@ int snap_writer_save(const struct snap_writer *w, const char *path, char *err, s
 	size_t len;
 	int fd, ret;
 
-	if (snap_writer_image(w, &image, &len)) {
+	ret = snap_writer_image(w, &image, &len);
+	if (ret == -EINVAL) {
+		snprintf(err, errlen, "snapshot %s: section \"%s\" has version 0, or a name empty "
+			 "or longer than %u bytes", path, w->invalid_name, SNAP_NAME_MAX);
+		return ret;
+	}
+	if (ret) {
 		snprintf(err, errlen, "snapshot %s: out of memory", path);
 		return -ENOMEM;
 	}
@@ -340,23 +409,26 @@ static int bad(struct snap_reader *r, char *err, size_t errlen, const char *fmt,
 	return -EINVAL;
 }
 
-/* Whether the sections exactly fill [sizeof(header), len - sizeof(trailer)). */
-static bool framing_ok(const struct snap_reader *r)
+/* Whether the sections exactly fill [HEADER_BYTES, len - TRAILER_BYTES), each with a version
+ * and a zero reserved field; else false with the offset of the first bad one in *at. */
+static bool framing_ok(const struct snap_reader *r, size_t *at)
 {
-	size_t off = sizeof(struct header), end = r->len - sizeof(struct trailer);
+	size_t off = HEADER_BYTES, end = r->len - TRAILER_BYTES;
+	size_t hdr = section_header_bytes(r->format);
 
 	while (off < end) {
 		struct section s;
 
-		if (end - off < sizeof(s))
+		*at = off;
+		if (end - off < hdr)
 			return false;
-		memcpy(&s, r->buf + off, sizeof(s));
-		off += sizeof(s);
-		if (s.len > end - off || pad8(s.len) > end - off)
+		parse_section(r->buf + off, r->format, &s);
+		off += hdr;
+		if (!s.version || s.reserved || s.len > end - off || pad8(s.len) > end - off)
 			return false;
 		off += pad8(s.len);
 	}
-	return off == end;
+	return true;
 }
 
 int snap_reader_open(struct snap_reader *r, const char *path, char *err, size_t errlen)
@@ -406,47 +478,73 @@ int snap_reader_open(struct snap_reader *r, const char *path, char *err, size_t 
 int snap_reader_take(struct snap_reader *r, uint8_t *buf, size_t len, const char *what,
 		     char *err, size_t errlen)
 {
-	struct header h;
-	struct trailer t;
+	uint32_t format, header_bytes;
+	uint64_t file_len;
+	size_t at = 0, i;
 
 	*r = (struct snap_reader){ .buf = buf, .len = len };
-	if (r->len < sizeof(h) + sizeof(t) || memcmp(r->buf, MAGIC, 8))
+	/* The magic and the format version come first in every format, whatever follows. */
+	if (len < HDR_FORMAT + 4 || memcmp(buf, MAGIC, 8))
 		return bad(r, err, errlen, "snapshot_path %s: not a kiln snapshot", what);
-	memcpy(&h, r->buf, sizeof(h));
-	if (h.format != SNAP_FORMAT_VERSION || h.header_len != sizeof(h))
-		return bad(r, err, errlen, "snapshot_path %s: snapshot format %u, this kiln reads %u",
-			   what, h.format, SNAP_FORMAT_VERSION);
-	h.kiln_version[VERSION_LEN - 1] = 0;
-	if (strcmp(h.kiln_version, KILN_VERSION))
-		return bad(r, err, errlen,
-			   "snapshot_path %s: made by kiln %s; this is kiln %s, which restores only its own",
-			   what, h.kiln_version, KILN_VERSION);
-	if (h.file_len != r->len)
+	format = get_le32(buf + HDR_FORMAT);
+	if (format > SNAP_FORMAT_VERSION)
+		return bad(r, err, errlen, "snapshot_path %s: snapshot format %u is newer than "
+			   "this kiln reads (%u-%u)", what, format, SNAP_FORMAT_OLDEST,
+			   SNAP_FORMAT_VERSION);
+	if (format < SNAP_FORMAT_OLDEST)
+		return bad(r, err, errlen, "snapshot_path %s: snapshot format %u is not one kiln "
+			   "wrote (this kiln reads %u-%u)", what, format, SNAP_FORMAT_OLDEST,
+			   SNAP_FORMAT_VERSION);
+	r->format = format;
+	if (len > SNAP_FILE_MAX)
+		return bad(r, err, errlen, "snapshot_path %s: %zu bytes, more than a snapshot "
+			   "holds (1 GiB)", what, len);
+	if (len < HEADER_BYTES + TRAILER_BYTES)
+		return bad(r, err, errlen, "snapshot_path %s: %zu bytes, less than a header and "
+			   "trailer (truncated)", what, len);
+	header_bytes = get_le32(buf + HDR_HEADER_BYTES);
+	if (header_bytes != HEADER_BYTES)
+		return bad(r, err, errlen, "snapshot_path %s: a header of %u bytes; format %u has "
+			   "%u (corrupted)", what, header_bytes, format, HEADER_BYTES);
+	file_len = get_le64(buf + HDR_FILE_BYTES);
+	if (file_len != len)
 		return bad(r, err, errlen, "snapshot_path %s: %zu bytes, the header says %llu "
-			   "(truncated or appended to)", what, r->len, (unsigned long long)h.file_len);
-	memcpy(&t, r->buf + r->len - sizeof(t), sizeof(t));
-	if (memcmp(t.magic, TRAILER_MAGIC, 4) ||
-	    t.crc != (uint32_t)crc32(0, r->buf, (uInt)(r->len - sizeof(t.crc))))
+			   "(truncated or appended to)", what, len, (unsigned long long)file_len);
+	if (memcmp(buf + len - TRAILER_BYTES, TRAILER_MAGIC, 4) ||
+	    get_le32(buf + len - 4) != (uint32_t)crc32(0, buf, (uInt)(len - 4)))
 		return bad(r, err, errlen, "snapshot_path %s: checksum mismatch (the file is corrupted)",
 			   what);
-	if (!framing_ok(r))
-		return bad(r, err, errlen, "snapshot_path %s: malformed sections", what);
+	if (!framing_ok(r, &at))
+		return bad(r, err, errlen, "snapshot_path %s: malformed sections (at byte %zu)",
+			   what, at);
+	/* Informational only (messages, logs): never compared, and never trusted to be text. */
+	for (i = 0; i < SNAP_KILN_VERSION_MAX - 1 && buf[HDR_KILN_VERSION + i]; i++) {
+		uint8_t c = buf[HDR_KILN_VERSION + i];
+
+		r->kiln_version[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	r->kiln_version[i] = 0;
 	return 0;
 }
 
 const void *snap_get(const struct snap_reader *r, const char *name, uint32_t instance,
-		     size_t *len)
+		     uint32_t *version, size_t *len)
 {
-	size_t off = sizeof(struct header), end = r->len - sizeof(struct trailer);
+	size_t name_len = strnlen(name, SNAP_NAME_MAX + 1), off = HEADER_BYTES, end, hdr;
 	char want[SNAP_NAME_MAX] = { 0 };
 
-	memcpy(want, name, strnlen(name, sizeof(want)));
+	if (!r->buf || !name_len || name_len > SNAP_NAME_MAX) /* no file, or a name none has */
+		return NULL;
+	memcpy(want, name, name_len);
+	end = r->len - TRAILER_BYTES;
+	hdr = section_header_bytes(r->format);
 	while (off < end) { /* framing was checked at open */
 		struct section s;
 
-		memcpy(&s, r->buf + off, sizeof(s));
-		off += sizeof(s);
+		parse_section(r->buf + off, r->format, &s);
+		off += hdr;
 		if (s.instance == instance && !memcmp(s.name, want, sizeof(want))) {
+			*version = s.version;
 			*len = s.len;
 			return r->buf + off;
 		}
@@ -455,18 +553,60 @@ const void *snap_get(const struct snap_reader *r, const char *name, uint32_t ins
 	return NULL;
 }
 
-const void *snap_get_exact(const struct snap_reader *r, const char *name, uint32_t instance,
-			   size_t len, char *err, size_t errlen)
+/* How messages name a section: "name", or "name" instance N when N is not 0. */
+static void section_label(char *out, size_t n, const char *name, uint32_t instance)
 {
-	size_t got;
-	const void *p = snap_get(r, name, instance, &got);
+	if (instance)
+		snprintf(out, n, "\"%.12s\" instance %u", name, instance);
+	else
+		snprintf(out, n, "\"%.12s\"", name);
+}
 
-	if (!p && errlen)
-		snprintf(err, errlen, "snapshot has no section %.12s.%u", name, instance);
-	else if (p && got != len && errlen)
-		snprintf(err, errlen, "snapshot section %.12s.%u is %zu bytes, expected %zu", name,
-			 instance, got, len);
-	return p && got == len ? p : NULL;
+const void *snap_get_section(const struct snap_reader *r, const char *name, uint32_t instance,
+			     uint32_t max_version, uint32_t *version, size_t *len, char *err,
+			     size_t errlen)
+{
+	const void *p = snap_get(r, name, instance, version, len);
+	char label[48];
+
+	if (p && *version <= max_version)
+		return p;
+	if (errlen) {
+		section_label(label, sizeof(label), name, instance);
+		if (!p)
+			snprintf(err, errlen, "snapshot: no section %s", label);
+		else if (max_version > 1)
+			snprintf(err, errlen, "snapshot: section %s is version %u, newer than this "
+				 "kiln reads (1-%u)", label, *version, max_version);
+		else
+			snprintf(err, errlen, "snapshot: section %s is version %u, newer than this "
+				 "kiln reads (1)", label, *version);
+	}
+	return NULL;
+}
+
+const void *snap_get_exact(const struct snap_reader *r, const char *name, uint32_t instance,
+			   uint32_t version, size_t len, char *err, size_t errlen)
+{
+	uint32_t got_version;
+	size_t got;
+	const void *p = snap_get(r, name, instance, &got_version, &got);
+	char label[48];
+
+	if (p && got_version == version && got == len)
+		return p;
+	if (errlen) {
+		section_label(label, sizeof(label), name, instance);
+		if (!p)
+			snprintf(err, errlen, "snapshot: no section %s", label);
+		else if (got_version != version)
+			snprintf(err, errlen, "snapshot: section %s is version %u, this kiln reads "
+				 "only version %u", label, got_version, version);
+		else
+			snprintf(err, errlen, "snapshot: section %s is %zu bytes, expected %zu",
+				 label, got, len);
+	}
+	return NULL;
 }
 
 void snap_reader_close(struct snap_reader *r)
