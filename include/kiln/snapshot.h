@@ -160,8 +160,9 @@ const void *snap_get_section(const struct snap_reader *r, const char *name, uint
 
 /* snap_get_section() for a section kept as one raw, fixed-size structure (a KVM UAPI struct):
  * its bytes when it is exactly @version and exactly @len bytes, else NULL with a message naming
- * the section, the version or size found and the one expected. An owner that changes such a
- * section bumps its version and reads the older one through snap_get_section(). */
+ * the section, the version or size found and the one expected (unless @errlen is 0). An owner
+ * that changes such a section bumps its version and reads the older one through
+ * snap_get_section(). */
 const void *snap_get_exact(const struct snap_reader *r, const char *name, uint32_t instance,
 			   uint32_t version, size_t len, char *err, size_t errlen);
 
