@@ -23,6 +23,8 @@
 
 struct acpi_config;
 struct guest_mem;
+struct snap_dec;
+struct snap_enc;
 struct pci_bus;
 struct vm_config;
 
@@ -109,13 +111,15 @@ struct device_class {
 	int (*check)(const struct vm_config *vm, unsigned entry, struct error *e);
 	/* Copy up to @max counters into @out; returns how many. Event loop thread. May be NULL. */
 	unsigned (*counters)(void *state, struct device_counter *out, unsigned max);
-	/* Snapshot of a platform device (state_size 0 and NULL hooks: nothing the guest can
-	 * observe): copy the guest-visible state into @buf (state_size bytes, a fixed
-	 * little-endian layout), and give it back to a device create() just made, refusing
-	 * out-of-range values with -EINVAL and a message in @err. The VM is paused. */
-	size_t state_size;
-	void (*save)(void *state, void *buf);
-	int (*load)(void *state, const void *buf, char *err, size_t errlen);
+	/* Snapshot of a platform device, a section named after the class (state_version 0 and
+	 * NULL hooks: nothing the guest can observe). save encodes the guest-visible state
+	 * little-endian field by field as section version state_version; load gives it back to a
+	 * device create() just made, from a section of any version 1..state_version, refusing
+	 * out-of-range values with -EINVAL and a message in @err (a short or long section is
+	 * refused by the caller). The VM is paused. */
+	uint32_t state_version;
+	void (*save)(void *state, struct snap_enc *e);
+	int (*load)(void *state, struct snap_dec *d, uint32_t version, char *err, size_t errlen);
 };
 
 /* The PC's platform devices, in creation order, NULL-terminated: every VM has them. */

@@ -91,6 +91,19 @@ struct pci_bus_state {
 	struct pci_dev_state bridge;
 };
 
+/* A function's state in a snapshot section, little-endian: the configuration space (256
+ * bytes), the MSI-X table (256 bytes), the pending bits (u64), the INTx level (u8) and 7 zero
+ * bytes (the layout of format 1). decode sets d->bad on a short section. */
+struct snap_enc;
+struct snap_dec;
+void pci_dev_state_encode(struct snap_enc *e, const struct pci_dev_state *s);
+void pci_dev_state_decode(struct snap_dec *d, struct pci_dev_state *s);
+
+/* The bus's section "pcibus", version 1: the CONFIG_ADDRESS latch (u32), 4 zero bytes, then
+ * the host bridge's state as pci_dev_state_encode() writes it. */
+void pci_bus_state_encode(struct snap_enc *e, const struct pci_bus_state *s);
+void pci_bus_state_decode(struct snap_dec *d, struct pci_bus_state *s);
+
 /* Copy / give back the bus's state (pci_dev_load()'s rules for the bridge). Returns 0 or
  * -EINVAL with a message in @err. */
 void pci_bus_save(struct pci_bus *bus, struct pci_bus_state *out);

@@ -23,6 +23,8 @@
 #define VIRTIO_MAX_QUEUES 8u
 
 struct virtio_dev;
+struct snap_enc;
+struct snap_dec;
 
 /* What a device type provides. Callbacks run with the device lock held. */
 struct virtio_dev_ops {
@@ -45,15 +47,16 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *dev);
 	/* Release the device type's state, the struct virtio_dev included. */
 	void (*free)(struct virtio_dev *dev);
-	/* Snapshot (all may be NULL / 0). quiesce: finish the requests in flight so the rings
-	 * hold everything (the vCPUs are paused). state_size/save/load: the device type's own
-	 * guest-visible state beyond the rings, in a fixed little-endian layout; load refuses
-	 * out-of-range values with -EINVAL and a message in @err. restored: the whole VM is
-	 * back and the driver is running; tell it what the host side lost (vsock). */
+	/* Snapshot (all may be NULL). quiesce: finish the requests in flight so the rings hold
+	 * everything (the vCPUs are paused). save/load: the device type's own guest-visible
+	 * state beyond the rings, encoded little-endian field by field at the end of the device's
+	 * "virtio" section; load decodes what save wrote in that section's @version (older ones
+	 * too) and refuses out-of-range values with -EINVAL and a message in @err. restored: the
+	 * whole VM is back and the driver is running; tell it what the host side lost (vsock). */
 	void (*quiesce)(struct virtio_dev *dev);
-	size_t state_size;
-	void (*save)(struct virtio_dev *dev, void *buf);
-	int (*load)(struct virtio_dev *dev, const void *buf, char *err, size_t errlen);
+	void (*save)(struct virtio_dev *dev, struct snap_enc *e);
+	int (*load)(struct virtio_dev *dev, struct snap_dec *d, uint32_t version, char *err,
+		    size_t errlen);
 	void (*restored)(struct virtio_dev *dev);
 };
 

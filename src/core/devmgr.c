@@ -2,6 +2,7 @@
 #include "devmgr.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,21 +119,14 @@ void devmgr_save(struct devmgr *m, struct snap_writer *w)
 
 	for (unsigned i = 0; i < m->nr; i++) {
 		struct vm_device *d = &m->dev[i];
-		void *buf;
+		struct snap_enc e = { 0 };
 
 		if (d->cls->kind == DEVICE_VIRTIO) {
 			m->transport->save(d->transport, w, instance++);
-			continue;
+		} else if (d->cls->save) {
+			d->cls->save(d->state, &e);
+			snap_put_enc(w, d->cls->name, 0, d->cls->state_version, &e);
 		}
-		if (!d->cls->save)
-			continue;
-		if (!(buf = calloc(1, d->cls->state_size))) {
-			w->oom = true;
-			return;
-		}
-		d->cls->save(d->state, buf);
-		snap_put(w, d->cls->name, 0, buf, d->cls->state_size);
-		free(buf);
 	}
 }
 
@@ -142,7 +136,10 @@ int devmgr_load(struct devmgr *m, const struct snap_reader *r, char *err, size_t
 
 	for (unsigned i = 0; i < m->nr; i++) {
 		struct vm_device *d = &m->dev[i];
+		struct snap_dec dec;
+		uint32_t version;
 		const void *p;
+		size_t len;
 
 		if (d->cls->kind == DEVICE_VIRTIO) {
 			if (m->transport->load(d->transport, r, instance++, err, errlen))
@@ -151,9 +148,18 @@ int devmgr_load(struct devmgr *m, const struct snap_reader *r, char *err, size_t
 		}
 		if (!d->cls->load)
 			continue;
-		p = snap_get_exact(r, d->cls->name, 0, d->cls->state_size, err, errlen);
-		if (!p || d->cls->load(d->state, p, err, errlen))
+		p = snap_get_section(r, d->cls->name, 0, d->cls->state_version, &version, &len, err,
+				     errlen);
+		if (!p)
 			return -EINVAL;
+		snap_dec_init(&dec, p, len);
+		if (d->cls->load(d->state, &dec, version, err, errlen))
+			return -EINVAL;
+		if (!snap_dec_done(&dec)) {
+			snprintf(err, errlen, "snapshot: section \"%s\" (version %u) is %zu bytes, not "
+				 "what this kiln reads", d->cls->name, version, len);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

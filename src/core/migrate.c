@@ -224,8 +224,12 @@ static void final_round(void *opaque)
 		ret = (int)pages;
 		snprintf(err, sizeof(err), "last round: %s", strerror(-ret));
 	}
-	if (!ret && (ret = snap_writer_image(&w, &image, &len)))
-		snprintf(err, sizeof(err), "out of memory");
+	if (!ret && (ret = snap_writer_image(&w, &image, &len))) {
+		if (ret == -EINVAL)
+			snprintf(err, sizeof(err), "state section \"%s\" is invalid", w.invalid_name);
+		else
+			snprintf(err, sizeof(err), "out of memory");
+	}
 	if (!ret && (ret = send_rec(m->sock, MIG_STATE, 0, len, image)))
 		snprintf(err, sizeof(err), "sending the state: %s", strerror(-ret));
 	free(image);
@@ -467,11 +471,20 @@ static int hello(const struct mig_rec *r, struct vm_incoming *in, uint8_t **map,
 {
 	uint64_t host = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 
-	if (r->type != MIG_HELLO || r->flags != MIG_MAGIC || r->b != SNAP_FORMAT_VERSION ||
-	    r->a < (16ull << 20) ||
-	    r->a > host || r->a % PAGE) {
-		snprintf(err, errlen, "the source is not a kiln of this snapshot format, or its "
-			 "guest memory (%" PRIu64 " bytes) does not fit here", r->a);
+	if (r->type != MIG_HELLO || r->flags != MIG_MAGIC) {
+		snprintf(err, errlen, "the source is not a kiln migrating a VM");
+		return -EINVAL;
+	}
+	/* Its state comes as a snapshot image: any format this kiln reads (kiln restores the
+	 * previous snapshot format, so a migration across an upgrade works). */
+	if (r->b < SNAP_FORMAT_OLDEST || r->b > SNAP_FORMAT_VERSION) {
+		snprintf(err, errlen, "the source writes snapshot format %" PRIu64 "; this kiln reads "
+			 "%u-%u", r->b, SNAP_FORMAT_OLDEST, SNAP_FORMAT_VERSION);
+		return -EINVAL;
+	}
+	if (r->a < (16ull << 20) || r->a > host || r->a % PAGE) {
+		snprintf(err, errlen, "the source's guest memory (%" PRIu64 " bytes) does not fit "
+			 "here", r->a);
 		return -EINVAL;
 	}
 	in->mem_bytes = r->a;

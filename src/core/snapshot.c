@@ -26,7 +26,9 @@
 
 #define PAGE 4096ull
 
-struct vm_wire {
+/* The machine's shape, section "vm" version 1: u32 vCPUs, u32 virtio devices, u32 platform
+ * devices, u32 MSI routes, u64 bytes of guest memory. */
+struct vm_shape {
 	uint32_t nr_cpus, nr_virtio, nr_devices, nr_msi;
 	uint64_t mem_bytes;
 };
@@ -37,10 +39,12 @@ static const uint32_t irqchips[] = { KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLA
 static void save_devices(struct vm *vm, struct snap_writer *w)
 {
 	struct pci_bus_state bus;
+	struct snap_enc e = { 0 };
 
 	devmgr_save(&vm->devices, w);
 	pci_bus_save(vm->pci, &bus);
-	snap_put(w, "pcibus", 0, &bus, sizeof(bus));
+	pci_bus_state_encode(&e, &bus);
+	snap_put_enc(w, "pcibus", 0, 1, &e);
 }
 
 /* The VM-wide KVM state: interrupt controllers, PIT, kvmclock, MSI routes. */
@@ -55,18 +59,18 @@ static int save_kvm(struct vm *vm, struct snap_writer *w, char *err, size_t errl
 
 		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
 			goto out_errno;
-		snap_put(w, "irqchip", i, &chip, sizeof(chip));
+		snap_put(w, "irqchip", i, 1, &chip, sizeof(chip));
 	}
 	step = "KVM_GET_PIT2";
 	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
 		goto out_errno;
-	snap_put(w, "pit2", 0, &pit, sizeof(pit));
+	snap_put(w, "pit2", 0, 1, &pit, sizeof(pit));
 	step = "KVM_GET_CLOCK";
 	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
 		goto out_errno;
-	snap_put(w, "clock", 0, &clock, sizeof(clock));
+	snap_put(w, "clock", 0, 1, &clock, sizeof(clock));
 	pthread_mutex_lock(&vm->msi_lock);
-	snap_put(w, "msi", 0, vm->msi, vm->nr_msi * sizeof(vm->msi[0]));
+	snap_put(w, "msi", 0, 1, vm->msi, vm->nr_msi * sizeof(vm->msi[0]));
 	pthread_mutex_unlock(&vm->msi_lock);
 	return 0;
 out_errno:
@@ -184,13 +188,16 @@ static int write_memory(struct vm *vm, const char *path, bool diff, uint64_t *wr
 int vm_save_state(struct vm *vm, const void *config, size_t config_len, struct snap_writer *w,
 		  char *err, size_t errlen)
 {
-	struct vm_wire shape = { .nr_cpus = vm->nr_cpus, .nr_virtio = vm->devices.nr_virtio,
-				 .nr_devices = vm->devices.nr_platform, .nr_msi = vm->nr_msi,
-				 .mem_bytes = vm->mem.size };
+	struct snap_enc e = { 0 };
 	int ret;
 
-	snap_put(w, "config", 0, config, config_len);
-	snap_put(w, "vm", 0, &shape, sizeof(shape));
+	snap_put(w, "config", 0, 1, config, config_len);
+	snap_enc_u32(&e, vm->nr_cpus);
+	snap_enc_u32(&e, vm->devices.nr_virtio);
+	snap_enc_u32(&e, vm->devices.nr_platform);
+	snap_enc_u32(&e, vm->nr_msi);
+	snap_enc_u64(&e, vm->mem.size);
+	snap_put_enc(w, "vm", 0, 1, &e);
 	save_devices(vm, w); /* first: finishing requests in flight may raise interrupts */
 	ret = save_kvm(vm, w, err, errlen);
 	for (unsigned i = 0; i < vm->nr_cpus && !ret; i++)
@@ -275,6 +282,7 @@ int vm_restore_memory(struct vm *vm, const struct vm_config *cfg, const struct v
 
 static int load_kvm(struct vm *vm, const struct snap_reader *r, struct error *e)
 {
+	uint32_t version;
 	const struct kvm_pit_state2 *pit;
 	const struct kvm_clock_data *clock;
 	const struct kvm_irq_routing_entry *msi;
@@ -282,8 +290,8 @@ static int load_kvm(struct vm *vm, const struct snap_reader *r, struct error *e)
 	int ret;
 
 	for (unsigned i = 0; i < 3; i++) {
-		const struct kvm_irqchip *chip = snap_get_exact(r, "irqchip", i, sizeof(*chip), e->msg,
-								 sizeof(e->msg));
+		const struct kvm_irqchip *chip = snap_get_exact(r, "irqchip", i, 1, sizeof(*chip),
+								 e->msg, sizeof(e->msg));
 
 		if (!chip || chip->chip_id != irqchips[i])
 			return error_set(e, ERROR_USAGE, "snapshot: interrupt controller %u is missing "
@@ -291,13 +299,15 @@ static int load_kvm(struct vm *vm, const struct snap_reader *r, struct error *e)
 		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, chip) < 0)
 			return error_set(e, ERROR_RUNTIME, "KVM_SET_IRQCHIP %u: %s", i, strerror(errno));
 	}
-	pit = snap_get_exact(r, "pit2", 0, sizeof(*pit), e->msg, sizeof(e->msg));
+	pit = snap_get_exact(r, "pit2", 0, 1, sizeof(*pit), e->msg, sizeof(e->msg));
 	if (!pit)
 		return error_set(e, ERROR_USAGE, "snapshot: no PIT state");
 	if (ioctl(vm->vm_fd, KVM_SET_PIT2, pit) < 0)
 		return error_set(e, ERROR_RUNTIME, "KVM_SET_PIT2: %s", strerror(errno));
-	msi = snap_get(r, "msi", 0, &len);
-	if (!msi || len % sizeof(*msi) || len / sizeof(*msi) != vm->nr_msi)
+	msi = snap_get_section(r, "msi", 0, 1, &version, &len, e->msg, sizeof(e->msg));
+	if (!msi)
+		return error_set(e, ERROR_USAGE, "%s", e->msg);
+	if (len % sizeof(*msi) || len / sizeof(*msi) != vm->nr_msi)
 		return error_set(e, ERROR_USAGE, "snapshot: the MSI routes do not fit this machine");
 	for (unsigned i = 0; i < vm->nr_msi; i++)
 		if ((msi[i].type != 0 && msi[i].type != KVM_IRQ_ROUTING_MSI) ||
@@ -309,7 +319,7 @@ static int load_kvm(struct vm *vm, const struct snap_reader *r, struct error *e)
 	pthread_mutex_unlock(&vm->msi_lock);
 	if (ret)
 		return error_set(e, ERROR_RUNTIME, "KVM_SET_GSI_ROUTING: %s", strerror(-ret));
-	clock = snap_get_exact(r, "clock", 0, sizeof(*clock), e->msg, sizeof(e->msg));
+	clock = snap_get_exact(r, "clock", 0, 1, sizeof(*clock), e->msg, sizeof(e->msg));
 	if (!clock)
 		return error_set(e, ERROR_USAGE, "snapshot: no kvmclock");
 	/* The guest's clock continues from the moment of the snapshot: it never runs backwards. */
@@ -320,25 +330,55 @@ static int load_kvm(struct vm *vm, const struct snap_reader *r, struct error *e)
 
 static int load_devices(struct vm *vm, const struct snap_reader *r, struct error *e)
 {
-	const struct pci_bus_state *bus;
+	struct pci_bus_state bus;
+	struct snap_dec d;
+	uint32_t version;
+	const void *p;
+	size_t len;
 
 	e->kind = ERROR_USAGE; /* whatever is refused below, the snapshot is at fault */
 	if (devmgr_load(&vm->devices, r, e->msg, sizeof(e->msg)))
 		return -EINVAL;
-	bus = snap_get_exact(r, "pcibus", 0, sizeof(*bus), e->msg, sizeof(e->msg));
-	if (!bus || pci_bus_load(vm->pci, bus, e->msg, sizeof(e->msg)))
+	p = snap_get_section(r, "pcibus", 0, 1, &version, &len, e->msg, sizeof(e->msg));
+	if (!p)
 		return -EINVAL;
-	return 0;
+	snap_dec_init(&d, p, len);
+	pci_bus_state_decode(&d, &bus);
+	if (!snap_dec_done(&d))
+		return error_set(e, ERROR_USAGE, "snapshot: section \"pcibus\" is malformed");
+	return pci_bus_load(vm->pci, &bus, e->msg, sizeof(e->msg)) ? -EINVAL : 0;
+}
+
+/* Section "vm" into @shape: 0, or -EINVAL with @e set. */
+static int load_shape(const struct snap_reader *r, struct vm_shape *shape, struct error *e)
+{
+	struct snap_dec d;
+	uint32_t version;
+	size_t len;
+	const void *p = snap_get_section(r, "vm", 0, 1, &version, &len, e->msg, sizeof(e->msg));
+
+	if (!p)
+		return error_set(e, ERROR_USAGE, "%s", e->msg);
+	snap_dec_init(&d, p, len);
+	shape->nr_cpus = snap_dec_u32(&d);
+	shape->nr_virtio = snap_dec_u32(&d);
+	shape->nr_devices = snap_dec_u32(&d);
+	shape->nr_msi = snap_dec_u32(&d);
+	shape->mem_bytes = snap_dec_u64(&d);
+	return snap_dec_done(&d) ? 0
+				 : error_set(e, ERROR_USAGE, "snapshot: section \"vm\" is malformed");
 }
 
 int vm_restore_state(struct vm *vm, const struct snap_reader *r, struct error *e)
 {
-	const struct vm_wire *shape = snap_get_exact(r, "vm", 0, sizeof(*shape), e->msg, sizeof(e->msg));
-	int ret;
+	struct vm_shape shape = { 0 };
+	int ret = load_shape(r, &shape, e);
 
-	if (!shape || shape->nr_cpus != vm->nr_cpus || shape->nr_virtio != vm->devices.nr_virtio ||
-	    shape->nr_devices != vm->devices.nr_platform || shape->nr_msi != vm->nr_msi ||
-	    shape->mem_bytes != vm->mem.size)
+	if (ret)
+		return ret;
+	if (shape.nr_cpus != vm->nr_cpus || shape.nr_virtio != vm->devices.nr_virtio ||
+	    shape.nr_devices != vm->devices.nr_platform || shape.nr_msi != vm->nr_msi ||
+	    shape.mem_bytes != vm->mem.size)
 		return error_set(e, ERROR_USAGE, "snapshot: the machine it describes (vCPUs, memory, "
 			       "devices) is not the one its configuration makes");
 	ret = load_kvm(vm, r, e);

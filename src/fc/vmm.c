@@ -70,6 +70,7 @@ int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, char *err,
 			 size_t errlen)
 {
+	uint32_t version;
 	struct snap_reader snap;
 	struct timespec t0, t1;
 	struct error e = { .kind = ERROR_USAGE };
@@ -89,11 +90,14 @@ int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, c
 	ret = p->image ? snap_reader_take(&snap, p->image, p->image_len, p->snapshot_path, why,
 					  sizeof(why))
 		       : snap_reader_open(&snap, p->snapshot_path, why, sizeof(why));
-	if (!ret && !(text = snap_get(&snap, "config", 0, &len))) {
+	if (!ret && !snap_get(&snap, "config", 0, &version, &len)) {
 		snprintf(why, sizeof(why), "snapshot_path %s: no configuration section",
 			 p->snapshot_path);
 		ret = -EINVAL;
 	}
+	if (!ret && !(text = snap_get_section(&snap, "config", 0, 1, &version, &len, why,
+					      sizeof(why))))
+		ret = -EINVAL;
 	if (!ret && !(doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL))) {
 		snprintf(why, sizeof(why), "snapshot_path %s: its configuration is not JSON",
 			 p->snapshot_path);

@@ -9,6 +9,7 @@
 #include "kiln/devices.h"
 #include "kiln/layout.h"
 #include "kiln/pci.h"
+#include "kiln/snapshot.h"
 #include "pci_internal.h"
 
 #define CONFIG_ENABLE 0x80000000u
@@ -287,6 +288,20 @@ void pci_bus_describe(const struct pci_bus *bus, struct acpi_config *acpi)
 			acpi->pci.prt[acpi->pci.nr_prt++] = (struct acpi_pci_prt){ .slot = (uint8_t)s,
 										  .gsi = bus->dev[s]->intx_gsi };
 	device_describe(acpi, &ecam);
+}
+
+void pci_bus_state_encode(struct snap_enc *e, const struct pci_bus_state *s)
+{
+	snap_enc_u32(e, s->config_address);
+	snap_enc_u32(e, 0);
+	pci_dev_state_encode(e, &s->bridge);
+}
+
+void pci_bus_state_decode(struct snap_dec *d, struct pci_bus_state *s)
+{
+	s->config_address = snap_dec_u32(d);
+	snap_dec_u32(d); /* zero */
+	pci_dev_state_decode(d, &s->bridge);
 }
 
 void pci_bus_save(struct pci_bus *bus, struct pci_bus_state *out)

@@ -11,6 +11,7 @@
 
 #include "kiln/devices.h"
 #include "kiln/log.h"
+#include "kiln/snapshot.h"
 #include "pci_internal.h"
 
 #define ENTRY 16u
@@ -166,6 +167,26 @@ void pci_dev_release(struct pci_dev *dev)
 		if (dev->msix.irqfd[v] >= 0)
 			close(dev->msix.irqfd[v]);
 	dev->has_msix = false;
+}
+
+void pci_dev_state_encode(struct snap_enc *e, const struct pci_dev_state *s)
+{
+	snap_enc_bytes(e, s->cfg, sizeof(s->cfg));
+	snap_enc_bytes(e, s->msix_table, sizeof(s->msix_table));
+	snap_enc_u64(e, s->msix_pending);
+	snap_enc_u8(e, s->intx_level);
+	snap_enc_bytes(e, (const uint8_t[7]){ 0 }, 7);
+}
+
+void pci_dev_state_decode(struct snap_dec *d, struct pci_dev_state *s)
+{
+	uint8_t pad[7];
+
+	snap_dec_bytes(d, s->cfg, sizeof(s->cfg));
+	snap_dec_bytes(d, s->msix_table, sizeof(s->msix_table));
+	s->msix_pending = snap_dec_u64(d);
+	s->intx_level = snap_dec_u8(d);
+	snap_dec_bytes(d, pad, sizeof(pad));
 }
 
 void pci_dev_save(const struct pci_dev *dev, struct pci_dev_state *out)

@@ -22,6 +22,7 @@
 
 #include "kiln/devices.h"
 #include "kiln/pci.h"
+#include "kiln/snapshot.h"
 #include "kiln/virtio.h"
 #include "kiln/virtio_balloon.h"
 #include "kiln/vm_config.h"
@@ -242,38 +243,44 @@ static void b_reset(struct virtio_dev *dev)
 	b->config.actual = 0;
 }
 
-/* Snapshot layout: the configuration space (target and the driver's actual) and the
- * statistics buffer the device holds, if any. */
-struct balloon_wire {
-	struct virtio_balloon_config config;
-	uint16_t stats_head;
-	uint8_t stats_held;
-	uint8_t pad[5];
-};
-
-static void b_save(struct virtio_dev *dev, void *buf)
+/* Snapshot (the end of the "virtio" section, version 1): the configuration space (u32
+ * num_pages, actual, free_page_hint_cmd_id, poison_val), the statistics buffer the device holds
+ * (u16 head, u8 held) and 5 zero bytes. */
+static void b_save(struct virtio_dev *dev, struct snap_enc *e)
 {
 	struct balloon *b = to_b(dev);
-	struct balloon_wire w = { .config = b->config, .stats_head = b->stats_head,
-				  .stats_held = b->stats_held };
 
-	memcpy(buf, &w, sizeof(w));
+	snap_enc_u32(e, b->config.num_pages);
+	snap_enc_u32(e, b->config.actual);
+	snap_enc_u32(e, b->config.free_page_hint_cmd_id);
+	snap_enc_u32(e, b->config.poison_val);
+	snap_enc_u16(e, b->stats_head);
+	snap_enc_u8(e, b->stats_held);
+	snap_enc_bytes(e, (const uint8_t[5]){ 0 }, 5);
 }
 
-static int b_load(struct virtio_dev *dev, const void *buf, char *err, size_t errlen)
+static int b_load(struct virtio_dev *dev, struct snap_dec *d, uint32_t version, char *err,
+		  size_t errlen)
 {
 	struct balloon *b = to_b(dev);
-	struct balloon_wire w;
+	struct virtio_balloon_config config;
+	uint16_t head;
+	uint8_t held, pad[5];
 
-	memcpy(&w, buf, sizeof(w));
-	if (w.stats_held && w.stats_head >= BALLOON_QUEUE_SIZE) {
-		snprintf(err, errlen, "snapshot: balloon statistics buffer %u out of range",
-			 w.stats_head);
+	config.num_pages = snap_dec_u32(d);
+	config.actual = snap_dec_u32(d);
+	config.free_page_hint_cmd_id = snap_dec_u32(d);
+	config.poison_val = snap_dec_u32(d);
+	head = snap_dec_u16(d);
+	held = snap_dec_u8(d);
+	snap_dec_bytes(d, pad, sizeof(pad));
+	if (held > 1 || (held && head >= BALLOON_QUEUE_SIZE)) {
+		snprintf(err, errlen, "snapshot: balloon statistics buffer %u out of range", head);
 		return -EINVAL;
 	}
-	b->config = w.config;
-	b->stats_head = w.stats_head;
-	b->stats_held = w.stats_held;
+	b->config = config;
+	b->stats_head = head;
+	b->stats_held = held;
 	return 0;
 }
 
@@ -298,7 +305,6 @@ static const struct virtio_dev_ops balloon_ops = {
 	.queue_notify = b_queue_notify,
 	.activate = b_activate,
 	.reset = b_reset,
-	.state_size = sizeof(struct balloon_wire),
 	.save = b_save,
 	.load = b_load,
 	.free = b_free,

@@ -222,19 +222,19 @@ static int mmio_cmdline(void *t, char *buf, size_t len)
 			m->gsi);
 }
 
-struct mmio_wire {
-	uint32_t device_features_sel, driver_features_sel, queue_sel;
-};
-
+/* Section "vmmio" / instance, version 1: the selectors, u32 each (device features, driver
+ * features, queue); then the device's "virtio" section. */
 static void mmio_save(void *t, struct snap_writer *w, uint32_t instance)
 {
 	struct virtio_mmio *m = t;
-	struct mmio_wire v;
+	struct snap_enc e = { 0 };
 
 	pthread_mutex_lock(&m->dev->lock);
-	v = (struct mmio_wire){ m->device_features_sel, m->driver_features_sel, m->queue_sel };
+	snap_enc_u32(&e, m->device_features_sel);
+	snap_enc_u32(&e, m->driver_features_sel);
+	snap_enc_u32(&e, m->queue_sel);
 	pthread_mutex_unlock(&m->dev->lock);
-	snap_put(w, "vmmio", instance, &v, sizeof(v));
+	snap_put_enc(w, "vmmio", instance, 1, &e);
 	virtio_dev_save(m->dev, w, instance);
 }
 
@@ -242,14 +242,25 @@ static int mmio_load(void *t, const struct snap_reader *r, uint32_t instance, ch
 		     size_t errlen)
 {
 	struct virtio_mmio *m = t;
-	const struct mmio_wire *v = snap_get_exact(r, "vmmio", instance, sizeof(*v), err, errlen);
+	uint32_t version;
+	size_t len;
+	const void *p = snap_get_section(r, "vmmio", instance, 1, &version, &len, err, errlen);
+	uint32_t sel[3];
+	struct snap_dec d;
 
-	if (!v)
+	if (!p)
 		return -EINVAL;
+	snap_dec_init(&d, p, len);
+	for (unsigned i = 0; i < 3; i++)
+		sel[i] = snap_dec_u32(&d);
+	if (!snap_dec_done(&d)) {
+		snprintf(err, errlen, "snapshot: section \"vmmio\" instance %u is malformed", instance);
+		return -EINVAL;
+	}
 	pthread_mutex_lock(&m->dev->lock);
-	m->device_features_sel = v->device_features_sel;
-	m->driver_features_sel = v->driver_features_sel;
-	m->queue_sel = v->queue_sel; /* selected() checks it at every use */
+	m->device_features_sel = sel[0];
+	m->driver_features_sel = sel[1];
+	m->queue_sel = sel[2]; /* selected() checks it at every use */
 	pthread_mutex_unlock(&m->dev->lock);
 	return virtio_dev_load(m->dev, r, instance, err, errlen);
 }

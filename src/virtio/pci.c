@@ -301,26 +301,25 @@ static int vp_create(struct dev_host *host, struct virtio_dev *dev, unsigned ind
 	return 0;
 }
 
-struct vpci_wire {
-	struct pci_dev_state pci;
-	uint32_t device_feature_select, guest_feature_select;
-	uint16_t queue_select, msix_config;
-	uint8_t pad[4];
-};
-
+/* Section "vpci" / instance, version 1: the function's state (pci_dev_state_encode()), u32
+ * device_feature_select, u32 guest_feature_select, u16 queue_select, u16 msix_config, 4 zero
+ * bytes; then the device's "virtio" section. */
 static void vp_save(void *t, struct snap_writer *w, uint32_t instance)
 {
 	struct virtio_pci *vp = t;
-	struct vpci_wire v = { 0 };
+	struct pci_dev_state pci;
+	struct snap_enc e = { 0 };
 
 	pthread_mutex_lock(&vp->dev->lock);
-	pci_dev_save(&vp->pci, &v.pci);
-	v.device_feature_select = vp->device_feature_select;
-	v.guest_feature_select = vp->guest_feature_select;
-	v.queue_select = vp->queue_select;
-	v.msix_config = vp->msix_config;
+	pci_dev_save(&vp->pci, &pci);
+	pci_dev_state_encode(&e, &pci);
+	snap_enc_u32(&e, vp->device_feature_select);
+	snap_enc_u32(&e, vp->guest_feature_select);
+	snap_enc_u16(&e, vp->queue_select);
+	snap_enc_u16(&e, vp->msix_config);
+	snap_enc_u32(&e, 0);
 	pthread_mutex_unlock(&vp->dev->lock);
-	snap_put(w, "vpci", instance, &v, sizeof(v));
+	snap_put_enc(w, "vpci", instance, 1, &e);
 	virtio_dev_save(vp->dev, w, instance);
 }
 
@@ -328,18 +327,34 @@ static int vp_load(void *t, const struct snap_reader *r, uint32_t instance, char
 		   size_t errlen)
 {
 	struct virtio_pci *vp = t;
-	const struct vpci_wire *v = snap_get_exact(r, "vpci", instance, sizeof(*v), err, errlen);
+	uint32_t version, dfs, gfs;
+	uint16_t qs, msix_config;
+	struct pci_dev_state pci;
+	struct snap_dec d;
+	size_t len;
+	const void *p = snap_get_section(r, "vpci", instance, 1, &version, &len, err, errlen);
 	int ret;
 
-	if (!v)
+	if (!p)
 		return -EINVAL;
+	snap_dec_init(&d, p, len);
+	pci_dev_state_decode(&d, &pci);
+	dfs = snap_dec_u32(&d);
+	gfs = snap_dec_u32(&d);
+	qs = snap_dec_u16(&d);
+	msix_config = snap_dec_u16(&d);
+	snap_dec_u32(&d); /* zero */
+	if (!snap_dec_done(&d)) {
+		snprintf(err, errlen, "snapshot: section \"vpci\" instance %u is malformed", instance);
+		return -EINVAL;
+	}
 	pthread_mutex_lock(&vp->dev->lock);
-	ret = pci_dev_load(&vp->pci, &v->pci, err, errlen);
+	ret = pci_dev_load(&vp->pci, &pci, err, errlen);
 	if (!ret) {
-		vp->device_feature_select = v->device_feature_select;
-		vp->guest_feature_select = v->guest_feature_select;
-		vp->queue_select = v->queue_select; /* selected() checks it at every use */
-		vp->msix_config = v->msix_config;
+		vp->device_feature_select = dfs;
+		vp->guest_feature_select = gfs;
+		vp->queue_select = qs; /* selected() checks it at every use */
+		vp->msix_config = msix_config;
 	}
 	pthread_mutex_unlock(&vp->dev->lock);
 	return ret ? ret : virtio_dev_load(vp->dev, r, instance, err, errlen);

@@ -14,85 +14,129 @@
 #include "kiln/snapshot.h"
 #include "kiln/virtio.h"
 
-struct virtq_wire {
-	uint64_t desc_gpa, avail_gpa, used_gpa;
-	uint16_t size, msix_vector, last_avail, used_idx, signalled_used;
-	uint8_t ready, signalled_valid;
-	uint8_t pad[4];
-};
+/* Section "virtio" / instance, version 1, little-endian:
+ *   u32 device_id, u32 nr_queues, u64 device_features, u64 driver_features, u32 isr,
+ *   u8 status, u8 config_generation, 2 zero bytes,
+ *   VIRTIO_MAX_QUEUES x { u64 desc_gpa, u64 avail_gpa, u64 used_gpa, u16 size, u16 msix_vector,
+ *                         u16 last_avail, u16 used_idx, u16 signalled_used, u8 ready,
+ *                         u8 signalled_valid, 4 zero bytes },
+ *   then the device type's own state (virtio_dev_ops.save).
+ */
+#define VIRTIO_STATE_VERSION 1
 
-struct virtio_wire {
-	uint32_t device_id, nr_queues;
-	uint64_t device_features, driver_features;
-	uint32_t isr;
-	uint8_t status, config_generation;
-	uint8_t pad[2];
-	struct virtq_wire q[VIRTIO_MAX_QUEUES];
-	/* then ops->state_size bytes of the device type's state */
-};
+static void encode(struct virtio_dev *dev, struct snap_enc *e)
+{
+	snap_enc_u32(e, dev->ops->device_id);
+	snap_enc_u32(e, dev->ops->nr_queues);
+	snap_enc_u64(e, dev->device_features);
+	snap_enc_u64(e, dev->driver_features);
+	snap_enc_u32(e, dev->isr);
+	snap_enc_u8(e, dev->status);
+	snap_enc_u8(e, dev->config_generation);
+	snap_enc_u16(e, 0);
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		const struct virtq *q = &dev->q[i];
+		bool mine = i < dev->ops->nr_queues;
+
+		snap_enc_u64(e, mine ? q->desc_gpa : 0);
+		snap_enc_u64(e, mine ? q->avail_gpa : 0);
+		snap_enc_u64(e, mine ? q->used_gpa : 0);
+		snap_enc_u16(e, mine ? q->size : 0);
+		snap_enc_u16(e, mine ? q->msix_vector : 0);
+		snap_enc_u16(e, mine ? q->last_avail : 0);
+		snap_enc_u16(e, mine ? q->used_idx : 0);
+		snap_enc_u16(e, mine ? q->signalled_used : 0);
+		snap_enc_u8(e, mine && q->ready);
+		snap_enc_u8(e, mine && q->signalled_valid);
+		snap_enc_u32(e, 0);
+	}
+	if (dev->ops->save)
+		dev->ops->save(dev, e);
+}
 
 void virtio_dev_save(struct virtio_dev *dev, struct snap_writer *w, uint32_t instance)
 {
-	size_t len = sizeof(struct virtio_wire) + dev->ops->state_size;
-	struct virtio_wire *v = calloc(1, len);
+	struct snap_enc e = { 0 };
 
-	if (!v) {
-		w->oom = true;
-		return;
-	}
 	pthread_mutex_lock(&dev->lock);
 	if (dev->ops->quiesce)
 		dev->ops->quiesce(dev);
-	*v = (struct virtio_wire){ .device_id = dev->ops->device_id, .nr_queues = dev->ops->nr_queues,
-				   .device_features = dev->device_features,
-				   .driver_features = dev->driver_features, .isr = dev->isr,
-				   .status = dev->status,
-				   .config_generation = dev->config_generation };
-	for (unsigned i = 0; i < dev->ops->nr_queues; i++) {
-		const struct virtq *q = &dev->q[i];
-
-		v->q[i] = (struct virtq_wire){ .desc_gpa = q->desc_gpa, .avail_gpa = q->avail_gpa,
-					       .used_gpa = q->used_gpa, .size = q->size,
-					       .msix_vector = q->msix_vector,
-					       .last_avail = q->last_avail, .used_idx = q->used_idx,
-					       .signalled_used = q->signalled_used, .ready = q->ready,
-					       .signalled_valid = q->signalled_valid };
-	}
-	if (dev->ops->save)
-		dev->ops->save(dev, v + 1);
+	encode(dev, &e);
 	pthread_mutex_unlock(&dev->lock);
-	snap_put(w, "virtio", instance, v, len);
-	free(v);
+	snap_put_enc(w, "virtio", instance, VIRTIO_STATE_VERSION, &e);
+}
+
+/* One queue's state as the section holds it. */
+struct virtq_state {
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	uint16_t size, msix_vector, last_avail, used_idx, signalled_used;
+	bool ready, signalled_valid;
+};
+
+static void decode_queue(struct snap_dec *d, struct virtq_state *q)
+{
+	q->desc_gpa = snap_dec_u64(d);
+	q->avail_gpa = snap_dec_u64(d);
+	q->used_gpa = snap_dec_u64(d);
+	q->size = snap_dec_u16(d);
+	q->msix_vector = snap_dec_u16(d);
+	q->last_avail = snap_dec_u16(d);
+	q->used_idx = snap_dec_u16(d);
+	q->signalled_used = snap_dec_u16(d);
+	q->ready = snap_dec_u8(d);
+	q->signalled_valid = snap_dec_u8(d);
+	snap_dec_u32(d); /* zero */
 }
 
 int virtio_dev_load(struct virtio_dev *dev, const struct snap_reader *r, uint32_t instance,
 		    char *err, size_t errlen)
 {
-	size_t len = sizeof(struct virtio_wire) + dev->ops->state_size;
-	const struct virtio_wire *v = snap_get_exact(r, "virtio", instance, len, err, errlen);
+	uint32_t version, device_id, nr_queues, isr;
+	uint64_t device_features, driver_features;
+	struct virtq_state qs[VIRTIO_MAX_QUEUES];
+	uint8_t status, generation;
+	struct snap_dec d;
+	size_t len;
+	const void *p = snap_get_section(r, "virtio", instance, VIRTIO_STATE_VERSION, &version, &len,
+					 err, errlen);
 	int ret = 0;
 
-	if (!v)
+	if (!p)
 		return -EINVAL;
-	if (v->device_id != dev->ops->device_id || v->nr_queues != dev->ops->nr_queues ||
-	    v->device_features != dev->device_features) {
+	snap_dec_init(&d, p, len);
+	device_id = snap_dec_u32(&d);
+	nr_queues = snap_dec_u32(&d);
+	device_features = snap_dec_u64(&d);
+	driver_features = snap_dec_u64(&d);
+	isr = snap_dec_u32(&d);
+	status = snap_dec_u8(&d);
+	generation = snap_dec_u8(&d);
+	snap_dec_u16(&d); /* zero */
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		decode_queue(&d, &qs[i]);
+	if (d.bad) {
+		snprintf(err, errlen, "snapshot: virtio device %u: section too short", instance);
+		return -EINVAL;
+	}
+	if (device_id != dev->ops->device_id || nr_queues != dev->ops->nr_queues ||
+	    device_features != dev->device_features) {
 		snprintf(err, errlen, "snapshot: virtio device %u is a type %u device with features "
 			 "0x%llx; the restored configuration made type %u with 0x%llx", instance,
-			 v->device_id, (unsigned long long)v->device_features, dev->ops->device_id,
+			 device_id, (unsigned long long)device_features, dev->ops->device_id,
 			 (unsigned long long)dev->device_features);
 		return -EINVAL;
 	}
-	if ((v->driver_features & ~v->device_features) || v->isr > 3) {
+	if ((driver_features & ~device_features) || isr > 3) {
 		snprintf(err, errlen, "snapshot: virtio device %u: driver state out of range", instance);
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&dev->lock);
-	dev->driver_features = v->driver_features;
-	dev->status = v->status;
-	dev->isr = v->isr;
-	dev->config_generation = v->config_generation;
+	dev->driver_features = driver_features;
+	dev->status = status;
+	dev->isr = isr;
+	dev->config_generation = generation;
 	for (unsigned i = 0; i < dev->ops->nr_queues && !ret; i++) {
-		const struct virtq_wire *qw = &v->q[i];
+		const struct virtq_state *qw = &qs[i];
 		struct virtq *q = &dev->q[i];
 
 		q->size = qw->size;
@@ -115,11 +159,15 @@ int virtio_dev_load(struct virtio_dev *dev, const struct snap_reader *r, uint32_
 		q->signalled_valid = qw->signalled_valid;
 	}
 	if (!ret && dev->ops->load)
-		ret = dev->ops->load(dev, v + 1, err, errlen);
+		ret = dev->ops->load(dev, &d, version, err, errlen);
+	if (!ret && !snap_dec_done(&d)) {
+		snprintf(err, errlen, "snapshot: virtio device %u: the section's device state does not "
+			 "fit its type", instance);
+		ret = -EINVAL;
+	}
 	pthread_mutex_unlock(&dev->lock);
 	return ret;
 }
-
 void virtio_dev_restored(struct virtio_dev *dev)
 {
 	pthread_mutex_lock(&dev->lock);

@@ -275,12 +275,13 @@ def rewrite(src, dst, edit):
 
 
 def sections(data):
-    """(name, instance, offset of the data, length) of each section (include/kiln/snapshot.h)."""
+    """(name, instance, offset of the data, length) of each section of a format-2 file
+    (include/kiln/snapshot.h: name[12], instance, version, reserved, length, then the data)."""
     off, end = 56, len(data) - 8
     while off < end:
-        name, inst, length = struct.unpack_from("<12sIQ", data, off)
-        yield name.rstrip(b"\0").decode(), inst, off + 24, length
-        off += 24 + (length + 7) // 8 * 8
+        name, inst, _, _, length = struct.unpack_from("<12sIIIQ", data, off)
+        yield name.rstrip(b"\0").decode(), inst, off + 32, length
+        off += 32 + (length + 7) // 8 * 8
 
 
 def lack_cpu_feature(data):
@@ -297,8 +298,17 @@ def lack_cpu_feature(data):
     raise AssertionError("no CPUID leaf 7 in the snapshot")
 
 
-def other_version(data):
-    data[16:48] = b"0.0.1".ljust(32, b"\0")
+def newer_format(data):
+    struct.pack_into("<I", data, 8, 3)
+
+
+def newer_section(data):
+    """The serial port's section as if a later kiln had written version 2 of it."""
+    for name, inst, off, length in sections(data):
+        if name == "uart_8250":
+            struct.pack_into("<I", data, off - 16, 2)
+            return
+    raise AssertionError("no uart_8250 section in the snapshot")
 
 
 def test_damaged_or_mismatched_snapshots_are_refused(kiln, plain, tmp_path):
@@ -308,7 +318,10 @@ def test_damaged_or_mismatched_snapshots_are_refused(kiln, plain, tmp_path):
         ("truncated", lambda p: p.write_bytes(raw[:len(raw) // 2]), mem, "truncated"),
         ("corrupted", lambda p: p.write_bytes(raw[:100] + bytes([raw[100] ^ 1]) + raw[101:]), mem,
          "checksum mismatch"),
-        ("version", lambda p: rewrite(state, p, other_version), mem, "made by kiln 0.0.1"),
+        ("format", lambda p: rewrite(state, p, newer_format), mem,
+         "snapshot format 3 is newer than this kiln reads (1-2)"),
+        ("section", lambda p: rewrite(state, p, newer_section), mem,
+         'section "uart_8250" is version 2, newer than this kiln reads (1)'),
         ("not-a-snapshot", lambda p: p.write_bytes(b"hello" * 100), mem, "not a kiln snapshot"),
         ("cpu", lambda p: rewrite(state, p, lack_cpu_feature), mem, "lacks features"),
     ]

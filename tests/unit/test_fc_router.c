@@ -571,9 +571,9 @@ static void write_snapshot(const char *name, const char *config)
 	uint32_t x = 1;
 
 	snprintf(path, sizeof(path), "%s/%s", tmp, name);
-	snap_put(&w, "cpu", 0, &x, sizeof(x));
+	snap_put(&w, "cpu", 0, 1, &x, sizeof(x));
 	if (config)
-		snap_put(&w, "config", 0, config, strlen(config));
+		snap_put(&w, "config", 0, 1, config, strlen(config));
 	assert_int_equal(snap_writer_save(&w, path, err, sizeof(err)), 0);
 	snap_writer_free(&w);
 }

@@ -8,6 +8,10 @@
  * CPUID first (it decides which MSRs and XSAVE components exist), special registers before the
  * MSRs and the LAPIC (APIC base), the LAPIC before the TSC deadline (ignored unless the LAPIC
  * timer is in deadline mode), events last.
+ *
+ * Every section but "tsc_khz" is a KVM UAPI structure (or an array of them) stored raw, which
+ * the kernel keeps stable: version 1 each, read back with its size checked. "tsc_khz" is kiln's
+ * own: a little-endian u32, version 1.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -144,7 +148,8 @@ int x86_vcpu_save(int kvm_fd, int vcpu_fd, unsigned index, struct snap_writer *w
 	cpuid->nent = CPUID_MAX;
 	if (ioctl(vcpu_fd, KVM_GET_CPUID2, cpuid) < 0)
 		goto out_errno;
-	snap_put(w, "cpuid", index, cpuid, sizeof(*cpuid) + cpuid->nent * sizeof(cpuid->entries[0]));
+	snap_put(w, "cpuid", index, 1, cpuid,
+		 sizeof(*cpuid) + cpuid->nent * sizeof(cpuid->entries[0]));
 	for (size_t i = 0; i < sizeof(fixed_state) / sizeof(fixed_state[0]); i++) {
 		const struct fixed *f = &fixed_state[i];
 
@@ -154,26 +159,29 @@ int x86_vcpu_save(int kvm_fd, int vcpu_fd, unsigned index, struct snap_writer *w
 		memset(buf, 0, sizeof(buf));
 		if (ioctl(vcpu_fd, f->get, buf) < 0)
 			goto out_errno;
-		snap_put(w, f->name, index, buf, f->size);
+		snap_put(w, f->name, index, 1, buf, f->size);
 	}
 	step = xsize ? "xsave" : "fpu";
 	if (ioctl(vcpu_fd, !xsize ? KVM_GET_FPU : xsize > sizeof(struct kvm_xsave) ?
 		  KVM_GET_XSAVE2 : KVM_GET_XSAVE, xsave) < 0)
 		goto out_errno;
-	snap_put(w, step, index, xsave, xsize ? xsize : sizeof(struct kvm_fpu));
+	snap_put(w, step, index, 1, xsave, xsize ? xsize : sizeof(struct kvm_fpu));
 	step = "tsc_khz";
 	if (has_cap(kvm_fd, KVM_CAP_GET_TSC_KHZ)) {
 		int khz = ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
 
 		if (khz <= 0)
 			goto out_errno;
-		snap_put(w, "tsc_khz", index, &(uint32_t){ (uint32_t)khz }, sizeof(uint32_t));
+		struct snap_enc enc = { 0 };
+
+		snap_enc_u32(&enc, (uint32_t)khz);
+		snap_put_enc(w, "tsc_khz", index, 1, &enc);
 	}
 	step = "msrs";
 	msrs = read_msrs(kvm_fd, vcpu_fd);
 	if (!msrs)
 		goto out_errno;
-	snap_put(w, "msrs", index, msrs->e, msrs->hdr.nmsrs * sizeof(msrs->e[0]));
+	snap_put(w, "msrs", index, 1, msrs->e, msrs->hdr.nmsrs * sizeof(msrs->e[0]));
 	goto out;
 out_errno:
 	ret = -errno;
@@ -213,12 +221,16 @@ static uint32_t cpuid_reg(const struct kvm_cpuid2 *c, uint32_t leaf, uint32_t su
 const struct kvm_cpuid2 *x86_snapshot_cpuid(const struct snap_reader *r, unsigned index,
 					    const struct kvm_cpuid2 *host, char *err, size_t errlen)
 {
+	uint32_t version;
 	size_t len;
-	const struct kvm_cpuid2 *c = snap_get(r, "cpuid", index, &len);
+	const struct kvm_cpuid2 *c = snap_get_section(r, "cpuid", index, 1, &version, &len, err,
+						      errlen);
 
-	if (!c || len < sizeof(*c) || c->nent > CPUID_MAX ||
+	if (!c)
+		return NULL;
+	if (len < sizeof(*c) || c->nent > CPUID_MAX ||
 	    len != sizeof(*c) + c->nent * sizeof(c->entries[0])) {
-		snprintf(err, errlen, "snapshot section cpuid.%u is missing or malformed", index);
+		snprintf(err, errlen, "snapshot: section \"cpuid\" of vCPU %u is malformed", index);
 		return NULL;
 	}
 	for (size_t i = 0; i < sizeof(feature_words) / sizeof(feature_words[0]); i++) {
@@ -240,13 +252,14 @@ static int set_fixed(int vcpu_fd, unsigned index, const char *name, const struct
 		     bool required, char *err, size_t errlen)
 {
 	const struct fixed *f = fixed_by_name(name);
+	uint32_t version;
 	size_t len;
-	const void *p = snap_get(r, name, index, &len);
+	const void *p = snap_get(r, name, index, &version, &len);
 	uint8_t buf[sizeof(struct kvm_sregs) + sizeof(struct kvm_lapic_state)];
 
 	if (!p && !required)
 		return 0;
-	if (!snap_get_exact(r, name, index, f->size, err, errlen))
+	if (!snap_get_exact(r, name, index, 1, f->size, err, errlen))
 		return -EINVAL;
 	memcpy(buf, p, f->size);
 	if (f->set == KVM_SET_VCPU_EVENTS)
@@ -298,15 +311,21 @@ static int set_msrs(int vcpu_fd, unsigned index, const struct kvm_msr_entry *e, 
  * with KVM_CAP_TSC_CONTROL); before the MSRs, which set the TSC itself. */
 static void set_tsc_khz(int kvm_fd, int vcpu_fd, unsigned index, const struct snap_reader *r)
 {
-	const uint32_t *khz = snap_get_exact(r, "tsc_khz", index, sizeof(*khz), NULL, 0);
+	const void *p = snap_get_exact(r, "tsc_khz", index, 1, 4, NULL, 0);
 	int now = has_cap(kvm_fd, KVM_CAP_GET_TSC_KHZ) ? ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0) : -1;
+	struct snap_dec dec;
+	uint32_t khz;
 
-	if (!khz || now == (int)*khz)
+	if (!p)
+		return;
+	snap_dec_init(&dec, p, 4);
+	khz = snap_dec_u32(&dec);
+	if (now == (int)khz)
 		return;
 	if (!has_cap(kvm_fd, KVM_CAP_TSC_CONTROL) ||
-	    ioctl(vcpu_fd, KVM_SET_TSC_KHZ, (unsigned long)*khz) < 0)
+	    ioctl(vcpu_fd, KVM_SET_TSC_KHZ, (unsigned long)khz) < 0)
 		log_warn("vCPU %u: the snapshot's TSC ran at %u kHz, this host's at %d kHz and KVM "
-			 "cannot scale it: the guest's TSC clock will drift", index, *khz, now);
+			 "cannot scale it: the guest's TSC clock will drift", index, khz, now);
 }
 
 int x86_vcpu_load(int kvm_fd, int vcpu_fd, unsigned index, const struct snap_reader *r,
@@ -314,6 +333,7 @@ int x86_vcpu_load(int kvm_fd, int vcpu_fd, unsigned index, const struct snap_rea
 {
 	size_t xsize = xsave_size(kvm_fd), len;
 	const struct kvm_msr_entry *msrs;
+	uint32_t version;
 	const void *fpu;
 	int ret;
 
@@ -321,7 +341,7 @@ int x86_vcpu_load(int kvm_fd, int vcpu_fd, unsigned index, const struct snap_rea
 	set_tsc_khz(kvm_fd, vcpu_fd, index, r);
 	if ((ret = set_fixed(vcpu_fd, index, "regs", r, true, err, errlen)))
 		return ret;
-	fpu = snap_get_exact(r, xsize ? "xsave" : "fpu", index,
+	fpu = snap_get_exact(r, xsize ? "xsave" : "fpu", index, 1,
 			     xsize ? xsize : sizeof(struct kvm_fpu), err, errlen);
 	if (!fpu)
 		return -EINVAL;
@@ -333,9 +353,11 @@ int x86_vcpu_load(int kvm_fd, int vcpu_fd, unsigned index, const struct snap_rea
 	if ((ret = set_fixed(vcpu_fd, index, "xcrs", r, has_cap(kvm_fd, KVM_CAP_XCRS), err, errlen)) ||
 	    (ret = set_fixed(vcpu_fd, index, "sregs", r, true, err, errlen)))
 		return ret;
-	msrs = snap_get(r, "msrs", index, &len);
-	if (!msrs || len % sizeof(*msrs)) {
-		snprintf(err, errlen, "snapshot section msrs.%u is missing or malformed", index);
+	msrs = snap_get_section(r, "msrs", index, 1, &version, &len, err, errlen);
+	if (!msrs)
+		return -EINVAL;
+	if (len % sizeof(*msrs)) {
+		snprintf(err, errlen, "snapshot: section \"msrs\" of vCPU %u is malformed", index);
 		return -EINVAL;
 	}
 	if ((ret = set_msrs(vcpu_fd, index, msrs, (unsigned)(len / sizeof(*msrs)), false)) ||

@@ -11,6 +11,7 @@
 #include "kiln/devices.h"
 #include "kiln/layout.h"
 #include "kiln/log.h"
+#include "kiln/snapshot.h"
 
 #define PM_REGS 6              /* PM1_STS(2) PM1_EN(2) PM1_CNT(2) */
 #define OFF_STS 0
@@ -71,21 +72,26 @@ static int acpi_pm_create(struct dev_host *host, const void *config, unsigned in
 	return 0;
 }
 
-static void acpi_pm_save(void *state, void *buf)
+/* Snapshot, section version 1: the six register bytes as the guest sees them. */
+static void acpi_pm_save(void *state, struct snap_enc *e)
 {
 	struct acpi_pm *pm = state;
 
 	pthread_mutex_lock(&pm->dev.lock);
-	memcpy(buf, pm->reg, PM_REGS);
+	snap_enc_bytes(e, pm->reg, PM_REGS);
 	pthread_mutex_unlock(&pm->dev.lock);
 }
 
-static int acpi_pm_load(void *state, const void *buf, char *err, size_t errlen)
+static int acpi_pm_load(void *state, struct snap_dec *d, uint32_t version, char *err,
+			size_t errlen)
 {
 	struct acpi_pm *pm = state;
+	uint8_t reg[PM_REGS];
 
+	snap_dec_bytes(d, reg, sizeof(reg));
 	pthread_mutex_lock(&pm->dev.lock);
-	memcpy(pm->reg, buf, PM_REGS);
+	memcpy(pm->reg, reg, PM_REGS);
+	pm->reg[OFF_CNT] |= CNT_SCI_EN; /* always set: there is no legacy mode */
 	pthread_mutex_unlock(&pm->dev.lock);
 	return 0;
 }
@@ -93,5 +99,5 @@ static int acpi_pm_load(void *state, const void *buf, char *err, size_t errlen)
 const struct device_class acpi_pm_class = {
 	.kind = DEVICE_PLATFORM,
 	.name = "acpi_pm", .create = acpi_pm_create, .destroy = byte_dev_free,
-	.state_size = PM_REGS, .save = acpi_pm_save, .load = acpi_pm_load,
+	.state_version = 1, .save = acpi_pm_save, .load = acpi_pm_load,
 };

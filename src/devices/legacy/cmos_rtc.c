@@ -15,6 +15,7 @@
 #include "kiln/devices.h"
 #include "kiln/layout.h"
 #include "kiln/log.h"
+#include "kiln/snapshot.h"
 
 #define CMOS_SIZE 128
 #define REG_SEC 0x00
@@ -152,42 +153,46 @@ static void rtc_describe(void *state, struct acpi_config *acpi)
 	device_describe(acpi, &rtc);
 }
 
-/* Snapshot layout: the index, CMOS RAM and the guest's offset from the host's clock (seconds),
- * so the guest's wall clock continues from the host's time at restore. */
-struct rtc_wire {
-	uint8_t index;
-	uint8_t cmos[CMOS_SIZE];
-	int64_t offset;
-};
+/* Snapshot, section version 1: the index (u8), CMOS RAM (128 bytes), 7 zero bytes, and the
+ * guest's offset from the host's clock (seconds, a two's complement u64), so the guest's wall
+ * clock continues from the host's time at restore. */
+#define RTC_MAX_OFFSET (200LL * 366 * 86400) /* seconds: two centuries either way */
 
-static void rtc_save(void *state, void *buf)
+static void rtc_save(void *state, struct snap_enc *e)
 {
 	struct rtc *r = state;
-	struct rtc_wire w;
 
-	memset(&w, 0, sizeof(w)); /* the padding too: the file holds no stray bytes */
 	pthread_mutex_lock(&r->dev.lock);
-	w.index = r->index;
-	w.offset = r->offset;
-	memcpy(w.cmos, r->cmos, sizeof(w.cmos));
+	snap_enc_u8(e, r->index);
+	snap_enc_bytes(e, r->cmos, sizeof(r->cmos));
+	snap_enc_bytes(e, (const uint8_t[7]){ 0 }, 7);
+	snap_enc_u64(e, (uint64_t)(int64_t)r->offset);
 	pthread_mutex_unlock(&r->dev.lock);
-	memcpy(buf, &w, sizeof(w));
 }
 
-static int rtc_load(void *state, const void *buf, char *err, size_t errlen)
+static int rtc_load(void *state, struct snap_dec *d, uint32_t version, char *err, size_t errlen)
 {
 	struct rtc *r = state;
-	struct rtc_wire w;
+	uint8_t index = snap_dec_u8(d), cmos[CMOS_SIZE], pad[7];
+	int64_t offset;
 
-	memcpy(&w, buf, sizeof(w));
-	if (w.index >= CMOS_SIZE) {
-		snprintf(err, errlen, "snapshot: CMOS index %u out of range", w.index);
+	snap_dec_bytes(d, cmos, sizeof(cmos));
+	snap_dec_bytes(d, pad, sizeof(pad));
+	offset = (int64_t)snap_dec_u64(d);
+	if (index >= CMOS_SIZE) {
+		snprintf(err, errlen, "snapshot: CMOS index %u out of range", index);
+		return -EINVAL;
+	}
+	/* The host's time plus the offset must stay a time the RTC can show. */
+	if (offset > RTC_MAX_OFFSET || offset < -RTC_MAX_OFFSET) {
+		snprintf(err, errlen, "snapshot: RTC offset %lld s out of range",
+			 (long long)offset);
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&r->dev.lock);
-	r->index = w.index;
-	memcpy(r->cmos, w.cmos, sizeof(r->cmos));
-	r->offset = (time_t)w.offset;
+	r->index = index;
+	memcpy(r->cmos, cmos, sizeof(r->cmos));
+	r->offset = (time_t)offset;
 	pthread_mutex_unlock(&r->dev.lock);
 	return 0;
 }
@@ -195,5 +200,5 @@ static int rtc_load(void *state, const void *buf, char *err, size_t errlen)
 const struct device_class cmos_rtc_class = {
 	.kind = DEVICE_PLATFORM,
 	.name = "cmos_rtc", .create = rtc_create, .destroy = byte_dev_free, .describe = rtc_describe,
-	.state_size = sizeof(struct rtc_wire), .save = rtc_save, .load = rtc_load,
+	.state_version = 1, .save = rtc_save, .load = rtc_load,
 };

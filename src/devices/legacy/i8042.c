@@ -17,6 +17,7 @@
 #include "kiln/devices.h"
 #include "kiln/layout.h"
 #include "kiln/log.h"
+#include "kiln/snapshot.h"
 
 #define KBD_FIFO 16
 #define KBD_IRQ 1
@@ -187,46 +188,47 @@ static int i8042_create(struct dev_host *host, const void *config, unsigned inde
 	return 0;
 }
 
-/* Snapshot layout: the controller's registers and the keyboard bytes not yet read, in order. */
-struct i8042_wire {
-	uint8_t config, status, out, pending, out_kbd, kbd_count;
-	uint8_t kbd[KBD_FIFO];
-};
-
-static void i8042_save(void *state, void *buf)
+/* Snapshot, section version 1, u8 each: the command byte, status, output buffer, pending
+ * command, whether the output buffer holds a keyboard byte, the count of keyboard bytes not yet
+ * read; then those bytes in order (KBD_FIFO bytes, unused ones zero). */
+static void i8042_save(void *state, struct snap_enc *e)
 {
 	struct i8042 *k = state;
-	struct i8042_wire w;
+	uint8_t kbd[KBD_FIFO] = { 0 };
 
 	pthread_mutex_lock(&k->dev.lock);
-	w = (struct i8042_wire){ .config = k->config, .status = k->status, .out = k->out,
-				 .pending = k->pending, .out_kbd = k->out_kbd,
-				 .kbd_count = (uint8_t)k->kbd_count };
 	for (unsigned i = 0; i < k->kbd_count; i++)
-		w.kbd[i] = k->kbd[(k->kbd_head + i) % KBD_FIFO];
+		kbd[i] = k->kbd[(k->kbd_head + i) % KBD_FIFO];
+	snap_enc_u8(e, k->config);
+	snap_enc_u8(e, k->status);
+	snap_enc_u8(e, k->out);
+	snap_enc_u8(e, k->pending);
+	snap_enc_u8(e, k->out_kbd);
+	snap_enc_u8(e, (uint8_t)k->kbd_count);
 	pthread_mutex_unlock(&k->dev.lock);
-	memcpy(buf, &w, sizeof(w));
+	snap_enc_bytes(e, kbd, sizeof(kbd));
 }
 
-static int i8042_load(void *state, const void *buf, char *err, size_t errlen)
+static int i8042_load(void *state, struct snap_dec *d, uint32_t version, char *err, size_t errlen)
 {
 	struct i8042 *k = state;
-	struct i8042_wire w;
+	uint8_t v[6], kbd[KBD_FIFO];
 
-	memcpy(&w, buf, sizeof(w));
-	if (w.kbd_count > KBD_FIFO) {
+	snap_dec_bytes(d, v, sizeof(v));
+	snap_dec_bytes(d, kbd, sizeof(kbd));
+	if (v[4] > 1 || v[5] > KBD_FIFO) {
 		snprintf(err, errlen, "snapshot: keyboard controller state out of range");
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&k->dev.lock);
-	k->config = w.config;
-	k->status = w.status;
-	k->out = w.out;
-	k->pending = w.pending;
-	k->out_kbd = w.out_kbd;
-	memcpy(k->kbd, w.kbd, sizeof(k->kbd));
+	k->config = v[0];
+	k->status = v[1];
+	k->out = v[2];
+	k->pending = v[3];
+	k->out_kbd = v[4];
+	memcpy(k->kbd, kbd, sizeof(k->kbd));
 	k->kbd_head = 0;
-	k->kbd_count = w.kbd_count;
+	k->kbd_count = v[5];
 	pthread_mutex_unlock(&k->dev.lock);
 	return 0;
 }
@@ -234,5 +236,5 @@ static int i8042_load(void *state, const void *buf, char *err, size_t errlen)
 const struct device_class i8042_class = {
 	.kind = DEVICE_PLATFORM,
 	.name = "i8042", .create = i8042_create, .destroy = byte_dev_free,
-	.state_size = sizeof(struct i8042_wire), .save = i8042_save, .load = i8042_load,
+	.state_version = 1, .save = i8042_save, .load = i8042_load,
 };

@@ -18,6 +18,7 @@
 #include "kiln/devices.h"
 #include "kiln/layout.h"
 #include "kiln/log.h"
+#include "kiln/snapshot.h"
 
 #define UART_FIFO 64
 #define UART_REGS 8
@@ -221,51 +222,58 @@ static void uart_describe(void *state, struct acpi_config *acpi)
 	device_describe(acpi, &com1);
 }
 
-/* Snapshot layout: the registers, the receive FIFO in order and the interrupt line. */
-struct uart_wire {
-	uint8_t rx[UART_FIFO];
-	uint8_t rx_count, ier, lcr, mcr, scr, dll, dlm, msr_deltas, fifo_on, thri_pending, irq_level;
-};
-
-static void uart_save(void *state, void *buf)
+/* Snapshot, section version 1: the receive FIFO in order (64 bytes, unused ones zero), then u8
+ * each: count, IER, LCR, MCR, SCR, DLL, DLM, MSR deltas, FIFO enabled, THRE pending, IRQ level. */
+static void uart_save(void *state, struct snap_enc *e)
 {
 	struct uart *u = state;
-	struct uart_wire w = { .rx_count = (uint8_t)u->rx_count, .ier = u->ier, .lcr = u->lcr,
-			       .mcr = u->mcr, .scr = u->scr, .dll = u->dll, .dlm = u->dlm,
-			       .msr_deltas = u->msr_deltas, .fifo_on = u->fifo_on,
-			       .thri_pending = u->thri_pending, .irq_level = u->irq_level };
+	uint8_t rx[UART_FIFO] = { 0 };
 
 	pthread_mutex_lock(&u->dev.lock);
 	for (unsigned i = 0; i < u->rx_count; i++)
-		w.rx[i] = u->rx[(u->rx_head + i) % UART_FIFO];
+		rx[i] = u->rx[(u->rx_head + i) % UART_FIFO];
+	snap_enc_bytes(e, rx, sizeof(rx));
+	snap_enc_u8(e, (uint8_t)u->rx_count);
+	snap_enc_u8(e, u->ier);
+	snap_enc_u8(e, u->lcr);
+	snap_enc_u8(e, u->mcr);
+	snap_enc_u8(e, u->scr);
+	snap_enc_u8(e, u->dll);
+	snap_enc_u8(e, u->dlm);
+	snap_enc_u8(e, u->msr_deltas);
+	snap_enc_u8(e, u->fifo_on);
+	snap_enc_u8(e, u->thri_pending);
+	snap_enc_u8(e, u->irq_level);
 	pthread_mutex_unlock(&u->dev.lock);
-	memcpy(buf, &w, sizeof(w));
 }
 
-static int uart_load(void *state, const void *buf, char *err, size_t errlen)
+static int uart_load(void *state, struct snap_dec *d, uint32_t version, char *err, size_t errlen)
 {
 	struct uart *u = state;
-	struct uart_wire w;
+	uint8_t rx[UART_FIFO], v[11];
 
-	memcpy(&w, buf, sizeof(w));
-	if (w.rx_count > UART_FIFO || w.ier > 0x0f || w.msr_deltas > MSR_DELTAS) {
+	snap_dec_bytes(d, rx, sizeof(rx));
+	snap_dec_bytes(d, v, sizeof(v));
+	/* count, IER, MCR and the deltas within their bits; the flags 0 or 1 */
+	if (v[0] > UART_FIFO || v[1] > 0x0f || v[3] > 0x1f || v[7] > MSR_DELTAS || v[8] > 1 ||
+	    v[9] > 1 || v[10] > 1) {
 		snprintf(err, errlen, "snapshot: serial port state out of range");
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&u->dev.lock);
-	memcpy(u->rx, w.rx, sizeof(u->rx));
+	memcpy(u->rx, rx, sizeof(u->rx));
 	u->rx_head = 0;
-	u->rx_count = w.rx_count;
-	u->ier = w.ier;
-	u->lcr = w.lcr;
-	u->mcr = w.mcr;
-	u->scr = w.scr;
-	u->dll = w.dll;
-	u->dlm = w.dlm;
-	u->msr_deltas = w.msr_deltas;
-	u->fifo_on = w.fifo_on;
-	u->thri_pending = w.thri_pending;
-	u->irq_level = w.irq_level; /* the line's level itself is in the restored irqchip */
+	u->rx_count = v[0];
+	u->ier = v[1];
+	u->lcr = v[2];
+	u->mcr = v[3];
+	u->scr = v[4];
+	u->dll = v[5];
+	u->dlm = v[6];
+	u->msr_deltas = v[7];
+	u->fifo_on = v[8];
+	u->thri_pending = v[9];
+	u->irq_level = v[10]; /* the line's level itself is in the restored irqchip */
 	pthread_mutex_unlock(&u->dev.lock);
 	return 0;
 }
@@ -273,5 +281,5 @@ static int uart_load(void *state, const void *buf, char *err, size_t errlen)
 const struct device_class uart_8250_class = {
 	.kind = DEVICE_PLATFORM,
 	.name = "uart_8250", .create = uart_create, .destroy = byte_dev_free, .describe = uart_describe,
-	.state_size = sizeof(struct uart_wire), .save = uart_save, .load = uart_load,
+	.state_version = 1, .save = uart_save, .load = uart_load,
 };
