@@ -1,29 +1,27 @@
-/* vsock — virtio-vsock (virtio 1.2 §5.10) with Firecracker's host side over Unix sockets
- * (Firecracker docs/vsock.md), see include/kiln/virtio_vsock.h.
+/* vsock — virtio-vsock (virtio 1.2 §5.10), see include/kiln/virtio_vsock.h; its host side,
+ * Firecracker's Unix sockets, is src/backends/vsock_host.c.
  *
  * Queue 0 carries packets to the guest, queue 1 packets from it, queue 2 events. The host is
- * CID 2. A host program connects to the Unix socket at uds_path and writes "CONNECT <port>\n";
- * kiln sends the guest a REQUEST from a fresh host port and, on the guest's RESPONSE, answers
- * "OK <host port>\n" and relays the stream. A guest connecting to host port P reaches the
- * program listening on the Unix socket "<uds_path>_<P>". Stream data flows under the spec's
- * credit rules (§5.10.6.3): each side advertises buf_alloc and fwd_cnt, kiln never sends more
- * than the guest's free credit, and a guest that sends more than kiln's is reset. Data to the
- * guest is read from the host socket straight into the guest's buffers.
+ * CID 2. A host program's request for a guest port (its "CONNECT <port>" line) becomes a
+ * REQUEST to the guest from a fresh host port and, on the guest's RESPONSE, its "OK <host
+ * port>" answer and a relayed stream; a guest's REQUEST to host port P becomes a connection to
+ * the program listening at "<uds_path>_<P>". Stream data flows under the spec's credit rules
+ * (§5.10.6.3): each side advertises buf_alloc and fwd_cnt, kiln never sends more than the
+ * guest's free credit, and a guest that sends more than kiln's is reset. Data to the guest is
+ * read from the host socket straight into the guest's buffers.
  *
- * Everything runs on kiln's event loop: the queues' kicks, the listening socket and every
- * connection's socket, each registered on the loop with the interest its state calls for
- * (sync_interest() after every event: read a host socket only while the guest can take what
- * is read). A driver reset arrives on a vCPU thread: the connections it ends are closed by a
- * loop task. The hostile guest: malformed headers,
- * packets for other CIDs or types, unknown ops and credit lies are dropped or answered with a
- * reset, counted, and logged once.
+ * Everything runs on kiln's event loop: the queues' kicks and every connection's socket, each
+ * registered on the loop with the interest its state calls for (sync_interest() after every
+ * event: read a host socket only while the guest can take what is read). A driver reset arrives
+ * on a vCPU thread: the connections it ends are closed by a loop task. The hostile guest:
+ * malformed headers, packets for other CIDs or types, unknown ops and credit lies are dropped
+ * or answered with a reset, counted, and logged once.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_vsock.h>
@@ -32,6 +30,7 @@
 #include "kiln/pci.h"
 #include "kiln/virtio.h"
 #include "kiln/virtio_vsock.h"
+#include "kiln/vsock_host.h"
 
 #define VSOCK_QUEUE_SIZE 256
 #define RXQ 0
@@ -43,7 +42,6 @@
 #define VSOCK_MAX_PAYLOAD (64u << 10)  /* largest packet kiln sends or takes */
 #define VSOCK_MAX_CONNS 512             /* host sockets at once (RLIMIT_NOFILE is raised) */
 #define VSOCK_MAX_RESETS 64            /* resets for unknown connections, waiting for buffers */
-#define VSOCK_LINE_MAX 32              /* "CONNECT <port>\n" */
 #define VSOCK_EPHEMERAL_FIRST (1u << 30)
 
 _Static_assert(HDR_LEN == 44, "virtio-vsock header size (§5.10.6)");
@@ -51,7 +49,6 @@ _Static_assert(HDR_LEN == 44, "virtio-vsock header size (§5.10.6)");
 enum conn_state {
 	CONN_FREE,
 	CONN_CLOSING,   /* ended by a driver reset; the loop closes it */
-	CONN_LINE,      /* a host program connected; waiting for its "CONNECT <port>\n" */
 	CONN_REQUEST,   /* REQUEST to send or sent; waiting for the guest's RESPONSE */
 	CONN_OPEN,
 };
@@ -74,8 +71,6 @@ struct conn {
 	uint32_t fwd_cnt_told; /* fwd_cnt in the last header sent */
 	uint8_t *pending;      /* guest bytes the host socket did not take yet */
 	size_t pending_len;
-	char line[VSOCK_LINE_MAX];
-	unsigned line_len;
 };
 
 struct reset {
@@ -87,20 +82,16 @@ struct vsock {
 	struct dev_host *host;
 	uint64_t guest_cid;
 	struct virtio_vsock_config config;
-	char *uds_path;
-	int listen_fd;
+	struct vsock_host *hostside; /* the Unix sockets (src/backends/vsock_host.c) */
 	uint32_t next_port;
 	unsigned next_conn;          /* where the round-robin over connections resumes */
 	bool rx_waiting;             /* the guest had no receive buffers: wait for its kick */
-	unsigned accept_paused_at;   /* open connections when accept() ran out of descriptors,
-					or 0: listen again once fewer are open */
 	struct conn conn[VSOCK_MAX_CONNS];
 	unsigned nr_resets;
 	struct reset resets[VSOCK_MAX_RESETS];
-	bool listening;              /* listen_fd is in the wait set */
 	struct loop_task close_task; /* closes the CONN_CLOSING connections */
 	struct virtq_chain chain;    /* receive scratch */
-	struct log_once bad_packet, host_trouble;
+	struct log_once bad_packet, too_many;
 };
 
 static struct vsock *to_vs(struct virtio_dev *dev) { return dev->opaque; }
@@ -144,9 +135,9 @@ static struct conn *find_conn(struct vsock *vs, uint32_t host_port, uint32_t gue
 static void conn_event(void *opaque, unsigned events);
 static void sync_interest(struct vsock *vs);
 
-/* A slot for the host socket @fd, watched on the loop (interest set by sync_interest()), or
- * NULL when every slot is taken or the loop refuses it. Loop thread. */
-static struct conn *new_conn(struct vsock *vs, int fd)
+/* A slot in @state for the host socket @fd, watched on the loop (interest set by
+ * sync_interest()), or NULL when every slot is taken or the loop refuses it. Loop thread. */
+static struct conn *new_conn(struct vsock *vs, int fd, enum conn_state state)
 {
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
 		struct conn *c = &vs->conn[i];
@@ -155,9 +146,11 @@ static struct conn *new_conn(struct vsock *vs, int fd)
 			continue;
 		if (loop_watch(vs->host->loop, vs, fd, 0, conn_event, c))
 			return NULL;
-		*c = (struct conn){ .vs = vs, .state = CONN_LINE, .fd = fd };
+		*c = (struct conn){ .vs = vs, .state = state, .fd = fd };
 		return c;
 	}
+	if (log_once_first(&vs->too_many))
+		log_warn("vsock: %d connections at once; refusing more", VSOCK_MAX_CONNS);
 	return NULL;
 }
 
@@ -396,20 +389,15 @@ static void tx_data(struct vsock *vs, struct conn *c, const struct virtq_chain *
 /* The guest connects to host port @h->dst_port: the program listening at <uds_path>_<port>. */
 static void tx_request(struct vsock *vs, const struct virtio_vsock_hdr *h)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct conn *c;
-	int fd, len;
+	int fd = vsock_host_connect(vs->hostside, h->dst_port);
+	struct conn *c = fd >= 0 ? new_conn(vs, fd, CONN_OPEN) : NULL;
 
-	len = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s_%u", vs->uds_path, h->dst_port);
-	fd = len < (int)sizeof(addr.sun_path)
-		? socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) || !(c = new_conn(vs, fd))) {
+	if (!c) {
 		if (fd >= 0)
 			close(fd);
 		queue_reset(vs, h->dst_port, h->src_port); /* nobody listens there */
 		return;
 	}
-	c->state = CONN_OPEN;
 	c->host_port = h->dst_port;
 	c->guest_port = h->src_port;
 	c->peer_buf_alloc = h->buf_alloc;
@@ -463,13 +451,8 @@ static uint32_t vs_tx_serve(struct virtio_dev *dev, const struct virtq_chain *ch
 			break;
 		}
 		c->state = CONN_OPEN;
-		{
-			char ok[24];
-			int n = snprintf(ok, sizeof(ok), "OK %u\n", c->host_port);
-
-			if (write(c->fd, ok, (size_t)n) != n)
-				c->reset_due = true;
-		}
+		if (vsock_host_accepted(c->fd, c->host_port))
+			c->reset_due = true;
 		break;
 	case VIRTIO_VSOCK_OP_RW:
 		if (c->state != CONN_OPEN || c->guest_no_send)
@@ -514,73 +497,12 @@ static void vs_queue_notify(struct virtio_dev *dev, unsigned q)
 
 /* --- the host side ----------------------------------------------------------------------- */
 
-/* A host program connected to uds_path. */
-static void accept_host(struct vsock *vs)
-{
-	int fd = accept4(vs->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-	if (fd < 0) {
-		if (errno != EMFILE && errno != ENFILE)
-			return;
-		if (log_once_first(&vs->host_trouble))
-			log_warn("vsock: out of file descriptors; host connections wait");
-		vs->accept_paused_at = VSOCK_MAX_CONNS;
-		for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
-			vs->accept_paused_at -= vs->conn[i].state == CONN_FREE;
-		return;
-	}
-	if (!new_conn(vs, fd)) {
-		if (log_once_first(&vs->host_trouble))
-			log_warn("vsock: %d connections at once; refusing more", VSOCK_MAX_CONNS);
-		close(fd);
-	}
-}
-
-/* "CONNECT <port>\n" from a host program: ask the guest. */
-static void read_line(struct vsock *vs, struct conn *c)
-{
-	ssize_t n = read(c->fd, c->line + c->line_len, sizeof(c->line) - 1 - c->line_len);
-	unsigned long port;
-	char *nl, *end;
-
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		conn_close(c);
-		return;
-	}
-	c->line_len += (unsigned)n;
-	c->line[c->line_len] = 0;
-	nl = strchr(c->line, '\n');
-	if (!nl) {
-		if (c->line_len == sizeof(c->line) - 1)
-			conn_close(c); /* no line: not our protocol */
-		return;
-	}
-	*nl = 0;
-	errno = 0;
-	port = strncmp(c->line, "CONNECT ", 8) ? 0 : strtoul(c->line + 8, &end, 10);
-	if (!port || errno || *end || port > UINT32_MAX || nl + 1 != c->line + c->line_len) {
-		conn_close(c);
-		return;
-	}
-	do {
-		c->host_port = vs->next_port++;
-		if (vs->next_port == 0)
-			vs->next_port = VSOCK_EPHEMERAL_FIRST;
-	} while (find_conn(vs, c->host_port, (uint32_t)port));
-	c->guest_port = (uint32_t)port;
-	c->state = CONN_REQUEST;
-	c->request_due = true;
-}
-
 /* What @c's socket is watched for, given its state. */
 static unsigned conn_interest(const struct vsock *vs, const struct conn *c, bool guest_takes)
 {
 	unsigned ev = 0;
 
 	switch (c->state) {
-	case CONN_LINE: return LOOP_IN;
 	case CONN_REQUEST: return LOOP_HUP; /* the host program gives up before the guest answers */
 	case CONN_OPEN:
 		/* Read only while the guest can take what is read and nothing read waits. */
@@ -599,8 +521,6 @@ static unsigned conn_interest(const struct vsock *vs, const struct conn *c, bool
 static void sync_interest(struct vsock *vs)
 {
 	bool guest_takes = !vs->rx_waiting && virtio_dev_live(&vs->dev) && vs->dev.q[RXQ].ready;
-	bool listen = !vs->accept_paused_at;
-	unsigned open = 0;
 
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
 		struct conn *c = &vs->conn[i];
@@ -608,18 +528,46 @@ static void sync_interest(struct vsock *vs)
 
 		if (c->state == CONN_FREE)
 			continue;
-		open++;
 		ev = conn_interest(vs, c, guest_takes);
 		if (ev != c->events && loop_set_events(vs->host->loop, c->fd, ev) == 0)
 			c->events = ev;
 	}
-	if (!listen && open < vs->accept_paused_at) { /* descriptors were freed */
-		vs->accept_paused_at = 0;
-		listen = true;
+}
+
+/* Whether a connection other than @c has @c's pair of ports. */
+static bool pair_taken(const struct vsock *vs, const struct conn *c)
+{
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+		const struct conn *o = &vs->conn[i];
+
+		if (o != c && o->state >= CONN_REQUEST && o->host_port == c->host_port &&
+		    o->guest_port == c->guest_port)
+			return true;
 	}
-	if (listen != vs->listening &&
-	    loop_set_events(vs->host->loop, vs->listen_fd, listen ? LOOP_IN : 0) == 0)
-		vs->listening = listen;
+	return false;
+}
+
+/* A host program asked for guest port @port: a REQUEST to the guest from a fresh host port. */
+static bool connect_request(void *opaque, int fd, uint32_t port)
+{
+	struct vsock *vs = opaque;
+	struct conn *c;
+
+	pthread_mutex_lock(&vs->dev.lock);
+	c = new_conn(vs, fd, CONN_REQUEST);
+	if (c) {
+		c->guest_port = port;
+		do { /* a host port no other connection to @port uses */
+			c->host_port = vs->next_port++;
+			if (vs->next_port == 0)
+				vs->next_port = VSOCK_EPHEMERAL_FIRST;
+		} while (pair_taken(vs, c));
+		c->request_due = true;
+		rx_pump(vs);
+		sync_interest(vs);
+	}
+	pthread_mutex_unlock(&vs->dev.lock);
+	return c != NULL;
 }
 
 /* Something happened on a connection's host socket. */
@@ -629,26 +577,13 @@ static void conn_event(void *opaque, unsigned events)
 	struct vsock *vs = c->vs;
 
 	pthread_mutex_lock(&vs->dev.lock);
-	if (c->state == CONN_LINE)
-		read_line(vs, c);
-	else if (c->state == CONN_REQUEST)
+	if (c->state == CONN_REQUEST)
 		c->reset_due = true; /* hung up: the guest gets a reset instead */
 	else if (c->state == CONN_OPEN && (events & LOOP_OUT) && !flush_pending(c))
 		c->reset_due = true;
 	if (c->state == CONN_OPEN && (events & (LOOP_IN | LOOP_ERR)))
 		c->host_readable = true;
 	rx_pump(vs);
-	sync_interest(vs);
-	pthread_mutex_unlock(&vs->dev.lock);
-}
-
-/* A host program knocks at uds_path. */
-static void listen_event(void *opaque, unsigned events)
-{
-	struct vsock *vs = opaque;
-
-	pthread_mutex_lock(&vs->dev.lock);
-	accept_host(vs);
 	sync_interest(vs);
 	pthread_mutex_unlock(&vs->dev.lock);
 }
@@ -710,17 +645,13 @@ static void vs_restored(struct virtio_dev *dev)
 	virtio_dev_complete(dev, EVQ, ch->head, sizeof(ev));
 }
 
-/* Close every host socket, remove the listening one's path, release @vs's own memory. */
+/* Close every host socket and the host side, release @vs's own memory. */
 static void close_host(struct vsock *vs)
 {
 	loop_forget(vs->host->loop, vs); /* the sockets' watches and the close task */
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
 		conn_close(&vs->conn[i]);
-	if (vs->listen_fd >= 0) {
-		close(vs->listen_fd);
-		unlink(vs->uds_path);
-	}
-	free(vs->uds_path);
+	vsock_host_free(vs->hostside);
 	free(vs);
 }
 
@@ -747,18 +678,11 @@ static int vs_create(struct dev_host *host, const void *config, unsigned index, 
 		     struct error *e)
 {
 	const struct vsock_config *cfg = config;
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct vsock *vs;
-	int ret, err;
+	struct vsock *vs = calloc(1, sizeof(*vs));
+	int ret;
 
-	if (strlen(cfg->uds_path) + 12 >= sizeof(addr.sun_path)) /* room for "_<port>" too */
-		return error_set(e, ERROR_USAGE, "vsock: uds_path %s is longer than %zu bytes",
-				 cfg->uds_path, sizeof(addr.sun_path) - 12);
-	vs = calloc(1, sizeof(*vs));
-	if (!vs || !(vs->uds_path = strdup(cfg->uds_path))) {
-		free(vs);
+	if (!vs)
 		return error_set(e, ERROR_RUNTIME, "vsock: out of memory");
-	}
 	vs->host = host;
 	vs->guest_cid = cfg->guest_cid;
 	vs->config.guest_cid = cfg->guest_cid;
@@ -766,30 +690,19 @@ static int vs_create(struct dev_host *host, const void *config, unsigned index, 
 	loop_task_init(host->loop, &vs->close_task, vs, close_ended, vs);
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
 		vs->conn[i] = (struct conn){ .vs = vs, .fd = -1 };
-	strcpy(addr.sun_path, cfg->uds_path);
-	vs->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (vs->listen_fd < 0 || bind(vs->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) ||
-	    listen(vs->listen_fd, 128)) {
-		err = errno;
-		error_set(e, err == EADDRINUSE || err == ENOENT || err == EACCES ? ERROR_USAGE
-										 : ERROR_RUNTIME,
-			  "vsock: bind %s: %s", cfg->uds_path, strerror(err));
-		if (vs->listen_fd >= 0)
-			close(vs->listen_fd); /* not bound: the path is not ours to remove */
-		vs->listen_fd = -1;
-		close_host(vs);
-		return error_code(e);
-	}
 	ret = virtio_dev_init(&vs->dev, &vsock_ops, vs, host->mem);
 	if (ret) {
-		close_host(vs);
+		free(vs);
 		return error_set(e, ERROR_RUNTIME, "vsock: %s", strerror(-ret));
 	}
-	ret = loop_watch(host->loop, vs, vs->listen_fd, LOOP_IN, listen_event, vs);
-	vs->listening = ret == 0;
+	ret = vsock_host_open(host, cfg->uds_path,
+			      &(struct vsock_host_cb){ .connect_request = connect_request,
+						       .opaque = vs },
+			      &vs->hostside, e);
 	if (ret) {
-		vs_free(&vs->dev);
-		return error_set(e, ERROR_RUNTIME, "vsock: event loop: %s", strerror(-ret));
+		virtio_dev_destroy(&vs->dev);
+		free(vs);
+		return ret;
 	}
 	*state = &vs->dev;
 	return 0;
