@@ -45,7 +45,7 @@ struct balloon {
 	bool stats_held;          /* the driver's statistics buffer is with us */
 	uint16_t stats_head;
 	struct balloon_stats stats;
-	struct log_once bad_pfn, bad_stats;
+	struct log_once bad_pfn, bad_stats, discard_failed;
 };
 
 static struct balloon *to_b(struct virtio_dev *dev) { return dev->opaque; }
@@ -88,7 +88,7 @@ static bool discard(struct balloon *b, uint64_t gpa, uint64_t len)
 
 	if (!hva)
 		return false;
-	if ((ret = guest_mem_discard(b->dev.mem, hva, len)))
+	if ((ret = guest_mem_discard(b->dev.mem, hva, len)) && log_once_first(&b->discard_failed))
 		log_warn("balloon: discarding pages: %s", strerror(-ret));
 	return true;
 }
@@ -154,7 +154,7 @@ static uint32_t b_report(struct virtio_dev *dev, const struct virtq_chain *c)
 			continue;
 		}
 		ret = guest_mem_discard(dev->mem, (void *)start, len);
-		if (ret)
+		if (ret && log_once_first(&b->discard_failed))
 			log_warn("balloon: discarding reported pages: %s", strerror(-ret));
 		b->stats.reported_bytes += len;
 	}

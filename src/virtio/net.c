@@ -43,7 +43,7 @@ struct net {
 	unsigned index;
 	char name[80];                 /* "net0" or "net \"eth0\"", for messages */
 	struct virtio_net_config config;
-	struct log_once bad_frame;
+	struct log_once bad_frame, offloads_refused;
 	struct virtq_chain chain;      /* receive scratch, off the stack */
 	struct vring_used_elem used[NET_QUEUE_SIZE];
 };
@@ -209,7 +209,7 @@ static void net_activate(struct virtio_dev *dev)
 	struct net *nt = to_net(dev);
 	int ret = nt->be->ops->set_offloads(nt->be, dev->driver_features);
 
-	if (ret)
+	if (ret && log_once_first(&nt->offloads_refused)) /* a guest may cycle DRIVER_OK */
 		log_warn("%s: the host refused the guest's offloads: %s", nt->name, strerror(-ret));
 }
 

@@ -5,6 +5,8 @@
  * without mergeable buffers. */
 #include <poll.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 #include <linux/virtio_ring.h>
 
 #include "kiln/devices.h"
+#include "kiln/log.h"
 #include "kiln/net_backend.h"
 #include "kiln/virtio.h"
 #include "common/virtio_driver.h"
@@ -43,6 +46,7 @@ struct fake {
 	uint8_t last[NET_HDR_LEN + NET_MAX_FRAME];
 	int send_result;
 	uint64_t offloads;
+	int offloads_result;
 };
 
 static int fake_send(struct net_backend *be, const struct iovec *iov, int n)
@@ -63,7 +67,7 @@ static void fake_rx_resume(struct net_backend *be) { ((struct fake *)be)->resume
 static int fake_set_offloads(struct net_backend *be, uint64_t features)
 {
 	((struct fake *)be)->offloads = features;
-	return 0;
+	return ((struct fake *)be)->offloads_result;
 }
 
 static void fake_free(struct net_backend *be) {}
@@ -136,6 +140,35 @@ static struct virtio_dev *net_up(struct net_backend *be, uint64_t features)
 static bool deliver(const void *frame, size_t len)
 {
 	return fake.be.rx.deliver(fake.be.rx.opaque, &(struct iovec){ (void *)frame, len }, 1);
+}
+
+/* A host that refuses the guest's offloads is reported once, however often the driver resets
+ * and sets DRIVER_OK again (with a log file the lines could fill the host's disk). */
+static void test_refused_offloads_logged_once(void **state)
+{
+	struct virtio_dev *dev;
+	char buf[65536];
+	unsigned lines = 0;
+	ssize_t n;
+	int p[2];
+
+	fake.offloads_result = -EINVAL;
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	log_set_fd(p[1]);
+	dev = net_up(&fake.be, BASE_FEATURES | BIT(VIRTIO_NET_F_GUEST_CSUM));
+	for (unsigned i = 0; i < 1000; i++) {
+		virtio_dev_set_status(dev, 0);
+		assert_true(test_driver_features(dev, BASE_FEATURES | BIT(VIRTIO_NET_F_GUEST_CSUM)));
+		virtio_dev_set_status(dev, dev->status | VIRTIO_CONFIG_S_DRIVER_OK);
+	}
+	log_set_fd(STDERR_FILENO);
+	while ((n = read(p[0], buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < n; i++)
+			lines += buf[i] == '\n';
+	assert_int_equal(lines, 1);
+	close(p[0]);
+	close(p[1]);
+	virtio_dev_free(dev);
 }
 
 static void test_config_and_features(void **state)
@@ -369,6 +402,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_config_and_features, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_offloads_logged_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offloads_follow_the_driver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transmit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transmit_without_vnet_header, setup, teardown),

@@ -1,6 +1,7 @@
 /* boot_timer — Firecracker's boot-timer register at MMIO KILN_BOOT_TIMER_GPA: when the guest
  * writes the byte 123 at offset 0 (its /init does, through /dev/mem), kiln logs the wall and CPU
- * time since it started, at LOG_INFO ("--log-level info"). Reads return 0. */
+ * time since it started, at LOG_INFO ("--log-level info"), once (a guest can write it in a
+ * loop). Reads return 0. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <time.h>
@@ -25,11 +26,17 @@ static void boot_timer_read(void *opaque, uint64_t off, uint8_t *data, uint32_t 
 		data[i] = 0;
 }
 
+struct boot_timer {
+	const struct dev_host *host;
+	struct log_once logged;
+};
+
 static void boot_timer_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t len)
 {
-	const struct dev_host *host = opaque;
+	struct boot_timer *t = opaque;
+	const struct dev_host *host = t->host;
 
-	if (off == 0 && data[0] == BOOT_TIMER_MAGIC)
+	if (off == 0 && data[0] == BOOT_TIMER_MAGIC && log_once_first(&t->logged))
 		log_info("guest boot time: %" PRId64 " us wall, %" PRId64 " us cpu since kiln started; "
 			 "%" PRId64 " us wall, %" PRId64 " us cpu since the VM was made (InstanceStart)",
 			 us_since(CLOCK_MONOTONIC, &host->start),
@@ -43,10 +50,21 @@ static const struct bus_ops boot_timer_ops = { .read = boot_timer_read, .write =
 static int boot_timer_create(struct dev_host *host, const void *config, unsigned index,
 		             void **state, struct error *e)
 {
-	*state = NULL;
-	return device_claim(host->mmio, KILN_BOOT_TIMER_GPA, KILN_BOOT_TIMER_SIZE, &boot_timer_ops,
-			    host, "boot timer", e);
+	struct boot_timer *t = calloc(1, sizeof(*t));
+	int ret;
+
+	if (!t)
+		return error_set(e, ERROR_RUNTIME, "boot timer: out of memory");
+	t->host = host;
+	ret = device_claim(host->mmio, KILN_BOOT_TIMER_GPA, KILN_BOOT_TIMER_SIZE, &boot_timer_ops,
+			   t, "boot timer", e);
+	if (ret) {
+		free(t);
+		return ret;
+	}
+	*state = t;
+	return 0;
 }
 
 const struct device_class boot_timer_class = {
-	.kind = DEVICE_PLATFORM, .name = "boot_timer", .create = boot_timer_create };
+	.kind = DEVICE_PLATFORM, .name = "boot_timer", .create = boot_timer_create, .destroy = free };
