@@ -3,6 +3,8 @@
 #ifndef KILN_VIRTIO_CONSOLE_H
 #define KILN_VIRTIO_CONSOLE_H
 
+#include <stdint.h>
+
 #include "kiln/devices.h"
 
 /* A virtio-console's host side as the user configured it. */
@@ -11,6 +13,7 @@ struct console_config {
 	const char *path;           /* the Unix socket kiln listens on (it must not exist; one
 				       client at a time; removed with the device), or the output
 				       file (created or appended to) */
+	uint64_t file_limit;        /* bytes the guest may write to the file (0: 1 GiB) */
 };
 
 /* The class: create() takes a struct console_config; one instance per VM. */

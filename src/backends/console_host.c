@@ -12,6 +12,9 @@
 #include "kiln/devices.h"
 #include "kiln/log.h"
 
+#define CONSOLE_FILE_MAX (1ull << 30) /* by default: a guest cannot fill the host's disk */
+#define CONSOLE_MAX_IOV 256           /* a descriptor chain's buffers (VIRTQ_CHAIN_MAX) */
+
 struct console_host {
 	struct loop *loop;
 	struct console_host_cb cb;
@@ -19,6 +22,8 @@ struct console_host {
 	int listen_fd;            /* socket host side, else -1 */
 	int client_fd;            /* the connected client, or -1 */
 	int out_fd;               /* file host side, else -1 */
+	uint64_t written, limit;  /* bytes into the file, at most limit */
+	struct log_once limit_hit;
 	bool want_input;
 	unsigned listen_events, client_events; /* what they are watched for */
 };
@@ -109,10 +114,14 @@ int console_host_open(struct dev_host *host, const struct console_config *cfg,
 	if (!h)
 		return error_set(e, ERROR_RUNTIME, "console: out of memory");
 	*h = (struct console_host){ .loop = host->loop, .cb = *cb, .listen_fd = -1,
-				    .client_fd = -1, .out_fd = -1 };
+				    .client_fd = -1, .out_fd = -1,
+				    .limit = cfg->file_limit ? cfg->file_limit : CONSOLE_FILE_MAX };
 	if (cfg->kind == CONSOLE_FILE) {
 		h->out_fd = open(cfg->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (h->out_fd < 0)
+		h->path = strdup(cfg->path);
+		if (h->out_fd >= 0 && !h->path)
+			ret = error_set(e, ERROR_RUNTIME, "console: out of memory");
+		else if (h->out_fd < 0)
 			ret = error_set(e, ERROR_USAGE, "console: open %s: %s", cfg->path,
 					strerror(errno));
 	} else {
@@ -138,7 +147,7 @@ void console_host_free(struct console_host *h)
 	if (h->listen_fd >= 0) {
 		close(h->listen_fd);
 		if (h->path)
-			unlink(h->path);
+			unlink(h->path); /* the socket's: a file stays */
 	}
 	free(h->path);
 	free(h);
@@ -147,11 +156,28 @@ void console_host_free(struct console_host *h)
 size_t console_host_write(struct console_host *h, const struct iovec *iov, int n)
 {
 	int fd = h->out_fd >= 0 ? h->out_fd : h->client_fd;
+	struct iovec cut[CONSOLE_MAX_IOV];
+	uint64_t room = h->limit - h->written, sum = 0;
 	ssize_t done;
+	int k = 0;
 
-	if (fd < 0)
+	if (fd < 0 || n <= 0)
 		return 0;
-	done = writev(fd, iov, n);
+	for (; fd == h->out_fd && k < n && k < CONSOLE_MAX_IOV && sum < room; k++) { /* its limit */
+		cut[k] = iov[k];
+		if (cut[k].iov_len > room - sum)
+			cut[k].iov_len = room - sum;
+		sum += cut[k].iov_len;
+	}
+	if (fd == h->out_fd && !k) {
+		if (log_once_first(&h->limit_hit))
+			log_warn("console: %s reached its limit of %llu MiB; the guest's further output "
+				 "is dropped", h->path, (unsigned long long)(h->limit >> 20));
+		return 0;
+	}
+	done = fd == h->out_fd ? writev(fd, cut, k) : writev(fd, iov, n);
+	if (done > 0 && fd == h->out_fd)
+		h->written += (uint64_t)done;
 	if (done < 0 && fd == h->client_fd && errno != EAGAIN && errno != EINTR) {
 		drop_client(h); /* the client went away */
 		sync_interest(h);

@@ -383,9 +383,9 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 				return -EINVAL;
 			}
 			if (!strncmp(optarg, "socket=", 7) && optarg[7]) {
-				r->console = (struct console_config){ CONSOLE_SOCKET, optarg + 7 };
+				r->console = (struct console_config){ .kind = CONSOLE_SOCKET, .path = optarg + 7 };
 			} else if (!strncmp(optarg, "file=", 5) && optarg[5]) {
-				r->console = (struct console_config){ CONSOLE_FILE, optarg + 5 };
+				r->console = (struct console_config){ .kind = CONSOLE_FILE, .path = optarg + 5 };
 			} else {
 				snprintf(err, errlen, "--console: \"%s\" is not socket=PATH or file=PATH",
 					 optarg);

@@ -40,7 +40,7 @@ static void add(const struct device_class *cls, const void *config)
 /* A list of one device of each class is fine, and the registry knows every class by name. */
 static void test_every_class_once(void **state)
 {
-	struct console_config console = { CONSOLE_FILE, "/tmp/out" };
+	struct console_config console = { .kind = CONSOLE_FILE, .path = "/tmp/out" };
 
 	add(&virtio_blk_class, &disk[0]);
 	add(&virtio_net_class, &net[0]);

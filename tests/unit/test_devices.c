@@ -22,6 +22,7 @@ struct fake {
 	int irq_changes;
 	enum vm_stop_reason stop;
 	int pipe[2];
+	struct loop *loop;
 	void *state[16];
 	const struct device_class *type[16];
 	unsigned n;
@@ -46,10 +47,11 @@ static int setup(void **state)
 	memset(&F, 0, sizeof(F));
 	bus_init(&F.pio, "port");
 	bus_init(&F.mmio, "mmio");
-	if (pipe2(F.pipe, O_NONBLOCK))
+	if (pipe2(F.pipe, O_NONBLOCK) || loop_new(&F.loop))
 		return -1;
 	F.host = (struct dev_host){ .pio = &F.pio, .mmio = &F.mmio, .set_irq = fake_set_irq,
-				    .request_stop = fake_stop, .console_out_fd = F.pipe[1] };
+				    .request_stop = fake_stop, .console_out_fd = F.pipe[1],
+				    .loop = F.loop };
 	clock_gettime(CLOCK_MONOTONIC, &F.host.start);
 	for (const struct device_class *const *t = pc_platform_classes; *t; t++) {
 		struct error e;
@@ -66,6 +68,7 @@ static int teardown(void **state)
 	for (unsigned i = 0; i < F.n; i++)
 		if (F.type[i]->destroy)
 			F.type[i]->destroy(F.state[i]);
+	loop_free(F.loop);
 	close(F.pipe[0]);
 	close(F.pipe[1]);
 	bus_destroy(&F.pio);
@@ -95,6 +98,22 @@ static void outb(uint16_t port, uint8_t v) { bus_dispatch(&F.pio, port, &v, 1, t
 
 #define COM1 KILN_PORT_COM1
 
+/* Run the loop until the console's pipe has @n bytes for us (the UART's output is written
+ * there by the loop), then read them into @buf. */
+static void read_console(char *buf, size_t n)
+{
+	size_t got = 0;
+
+	for (int i = 0; i < 200 && got < n; i++) {
+		ssize_t r;
+
+		loop_wait(F.loop, 10);
+		r = read(F.pipe[0], buf + got, n - got);
+		got += r > 0 ? (size_t)r : 0;
+	}
+	assert_int_equal(got, n);
+}
+
 static void test_uart_transmit(void **state)
 {
 	char buf[16] = { 0 };
@@ -102,7 +121,7 @@ static void test_uart_transmit(void **state)
 	outb(COM1 + 3, 0x03);
 	outb(COM1, 'o');
 	outb(COM1, 'k');
-	assert_int_equal(read(F.pipe[0], buf, sizeof(buf)), 2);
+	read_console(buf, 2);
 	assert_string_equal(buf, "ok");
 	assert_int_equal(inb(COM1 + 5) & 0x60, 0x60); /* THRE | TEMT */
 	/* Divisor latch access does not transmit. */
@@ -110,7 +129,42 @@ static void test_uart_transmit(void **state)
 	outb(COM1, 0x01);
 	assert_int_equal(inb(COM1), 0x01);
 	outb(COM1 + 3, 0x03);
+	loop_wait(F.loop, 10);
 	assert_int_equal(read(F.pipe[0], buf, sizeof(buf)), -1);
+}
+
+/* A console reader that does not read never holds the vCPU: writes return at once, THRE and
+ * TEMT clear once the output buffer is full (a byte written then is lost), and the THRE
+ * interrupt comes when the reader takes output again. */
+static void test_uart_reader_that_does_not_read(void **state)
+{
+	static char sink[1 << 20];
+	unsigned written = 0;
+	int before;
+
+	outb(COM1 + 3, 0x03);
+	outb(COM1 + 1, 0x02); /* ETBEI */
+	assert_int_equal(inb(COM1 + 2) & 0x0f, 0x02); /* THRE interrupt: room */
+	/* Far more than the pipe (64 KiB) and the UART's buffer (64 KiB) hold together. */
+	for (unsigned i = 0; i < (512u << 10) && (inb(COM1 + 5) & 0x20); i++) {
+		outb(COM1, 'x');
+		written++;
+		if (i % 4096 == 0)
+			loop_wait(F.loop, 0); /* the loop writes what the pipe takes */
+	}
+	loop_wait(F.loop, 0);
+	assert_int_equal(inb(COM1 + 5) & 0x60, 0); /* busy: the reader is full */
+	assert_true(written >= (64u << 10) && written < (512u << 10));
+	outb(COM1, 'y'); /* written anyway: lost, not a blocked vCPU */
+	assert_int_equal(inb(COM1 + 2) & 0x0f, 0x01); /* no THRE interrupt while busy */
+	before = F.irq_changes;
+	/* The reader catches up: room again, THRE set and its interrupt raised. */
+	while (read(F.pipe[0], sink, sizeof(sink)) > 0 || loop_wait(F.loop, 20) > 0)
+		;
+	assert_int_equal(inb(COM1 + 5) & 0x60, 0x60);
+	assert_true(F.irq_changes > before);
+	assert_int_equal(inb(COM1 + 2) & 0x0f, 0x02);
+	outb(COM1 + 1, 0x00);
 }
 
 /* The checks of Linux's 8250 autoconfig() that decide "16550A". */
@@ -399,6 +453,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_uart_transmit),
+		cmocka_unit_test(test_uart_reader_that_does_not_read),
 		cmocka_unit_test(test_uart_autoconfig_sees_16550a),
 		cmocka_unit_test(test_uart_interrupts),
 		cmocka_unit_test(test_i8042),

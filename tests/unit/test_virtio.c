@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <linux/virtio_blk.h>
@@ -19,6 +20,7 @@
 
 #include "kiln/devices.h"
 #include "kiln/virtio.h"
+#include "kiln/console_host.h"
 #include "kiln/virtio_blk.h"
 #include "kiln/virtio_rng.h"
 #include "common/device_class.h"
@@ -484,6 +486,31 @@ static void test_blk_bad_images(void **state)
 	unlink(path);
 }
 
+/* The console's output file stops growing at its limit: a guest cannot fill the host's disk. */
+static void test_console_file_is_bounded(void **state)
+{
+	char path[] = "/tmp/kiln-test-console-XXXXXX", chunk[1000];
+	struct console_config cfg = { .kind = CONSOLE_FILE, .path = path, .file_limit = 4096 };
+	struct console_host *h;
+	struct error e;
+	struct stat st;
+	size_t total = 0;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	memset(chunk, 'x', sizeof(chunk));
+	assert_int_equal(console_host_open(&host, &cfg,
+					   &(struct console_host_cb){ .input = NULL }, &h, &e), 0);
+	for (int i = 0; i < 100; i++)
+		total += console_host_write(h, &(struct iovec){ chunk, sizeof(chunk) }, 1);
+	assert_int_equal(total, 4096);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 4096);
+	console_host_free(h);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -503,6 +530,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_blk_readonly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_write_zeroes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_bad_images, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_console_file_is_bounded, setup, teardown),
 		/* The same requests through io_uring. */
 		cmocka_unit_test_setup_teardown(test_blk_read_write, setup_uring, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_bad_requests, setup_uring, teardown),

@@ -1,9 +1,12 @@
 /* uart_8250 — a 16550A UART as COM1 (0x3F8, IRQ 4): the serial console.
  *
  * Owns: the register file, a 64-byte receive FIFO fed from the host terminal, and the
- * interrupt line. Transmitted bytes go straight to the console fd (the transmitter is always
- * empty), so THRE/TEMT always read as set and the "THR empty" interrupt is pending from the
- * moment ETBEI is enabled or a byte is written until IIR reports it. Register behaviour follows
+ * interrupt line. Transmitted bytes go to a bounded buffer (include/kiln/outbuf.h) that kiln's
+ * event loop writes to the console fd without blocking, so a reader that does not read never
+ * holds a vCPU: THRE/TEMT read as set while the buffer has room, as a real 16550's do while its
+ * transmitter takes bytes, and clear while it is full (a byte written then is lost, as on the
+ * chip); the "THR empty" interrupt is pending from the moment ETBEI is enabled, a byte is
+ * written with room left, or room frees up, until IIR reports it. Register behaviour follows
  * the National Semiconductor PC16550D data sheet; the probe sequence Linux runs
  * (drivers/tty/serial/8250/8250_port.c, autoconfig) identifies it as a 16550A.
  */
@@ -18,10 +21,13 @@
 #include "kiln/devices.h"
 #include "kiln/layout.h"
 #include "kiln/log.h"
+#include "kiln/outbuf.h"
 #include "kiln/snapshot.h"
 
 #define UART_FIFO 64
 #define UART_REGS 8
+#define UART_OUT_BUF (64u << 10)         /* output waiting for the console's reader */
+#define UART_OUT_FILE_MAX (1ull << 30)   /* at most this much into a regular file */
 
 enum { RBR_THR_DLL = 0, IER_DLM = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
 #define IER_ERBFI 0x01
@@ -51,7 +57,8 @@ struct uart {
 	bool fifo_on;
 	bool thri_pending;  /* THR-empty interrupt waiting for IIR to report it */
 	bool irq_level;
-	struct log_once tx_error;
+	struct outbuf *out;  /* to host->console_out_fd */
+	struct log_once tx_lost;
 };
 
 static uint8_t uart_msr(const struct uart *u)
@@ -93,19 +100,36 @@ static void uart_rx_push(struct uart *u, uint8_t byte)
 	u->rx[(u->rx_head + u->rx_count++) % UART_FIFO] = byte;
 }
 
+/* Whether the transmitter takes a byte now (THRE, TEMT). */
+static bool uart_tx_room(struct uart *u)
+{
+	return outbuf_room(u->out) > 0;
+}
+
+/* A byte written to THR: queued for the console; with room left, THR is empty again at once. */
 static void uart_transmit(struct uart *u, uint8_t byte)
 {
-	ssize_t n;
-
 	if (u->mcr & MCR_LOOP) {
 		uart_rx_push(u, byte);
+		u->thri_pending = true;
 		return;
 	}
-	do
-		n = write(u->host->console_out_fd, &byte, 1);
-	while (n < 0 && errno == EINTR);
-	if (n != 1 && log_once_first(&u->tx_error))
-		log_warn("serial console: output lost (write failed); further losses not logged");
+	if (!outbuf_put(u->out, &byte, 1) && log_once_first(&u->tx_lost))
+		log_warn("serial console: the guest wrote while the transmitter was busy (its reader "
+			 "does not read); output lost");
+	u->thri_pending = uart_tx_room(u);
+}
+
+/* The console's reader took output after the buffer was full: THR is empty again. Loop
+ * thread. */
+static void uart_tx_room_again(void *opaque)
+{
+	struct uart *u = opaque;
+
+	pthread_mutex_lock(&u->dev.lock);
+	u->thri_pending = true;
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->dev.lock);
 }
 
 static uint8_t uart_read_byte(struct byte_dev *dev, uint64_t off)
@@ -131,7 +155,7 @@ static uint8_t uart_read_byte(struct byte_dev *dev, uint64_t off)
 		break;
 	case LCR: v = u->lcr; break;
 	case MCR: v = u->mcr; break;
-	case LSR: v = LSR_THRE | LSR_TEMT | (u->rx_count ? LSR_DR : 0); break;
+	case LSR: v = (uart_tx_room(u) ? LSR_THRE | LSR_TEMT : 0) | (u->rx_count ? LSR_DR : 0); break;
 	case MSR:
 		v = uart_msr(u);
 		u->msr_deltas = 0;
@@ -153,7 +177,6 @@ static void uart_write_byte(struct byte_dev *dev, uint64_t off, uint8_t v)
 			break;
 		}
 		uart_transmit(u, v);
-		u->thri_pending = true;
 		break;
 	case IER_DLM:
 		if (u->lcr & LCR_DLAB) {
@@ -161,7 +184,7 @@ static void uart_write_byte(struct byte_dev *dev, uint64_t off, uint8_t v)
 			break;
 		}
 		/* Enabling ETBEI while THR is empty raises the THRE interrupt at once. */
-		if ((v & IER_ETBEI) && !(u->ier & IER_ETBEI))
+		if ((v & IER_ETBEI) && !(u->ier & IER_ETBEI) && uart_tx_room(u))
 			u->thri_pending = true;
 		u->ier = v & (IER_ERBFI | IER_ETBEI | IER_ELSI | IER_EDSSI);
 		break;
@@ -197,17 +220,35 @@ unsigned uart_8250_receive(void *uart_state, const uint8_t *buf, unsigned len)
 	return taken;
 }
 
+static void uart_destroy(void *state)
+{
+	struct uart *u = state;
+
+	if (u->out) {
+		outbuf_flush(u->out); /* what the guest wrote last, a panic message say */
+		outbuf_free(u->out);
+	}
+	byte_dev_free(u);
+}
+
 static int uart_create(struct dev_host *host, const void *config, unsigned index,
 		       void **state, struct error *e)
 {
 	struct uart *u = byte_dev_new(sizeof(*u), uart_read_byte, uart_write_byte, host->pio,
 				      KILN_PORT_COM1, UART_REGS, "COM1", e);
+	int ret;
 
 	if (!u)
 		return error_code(e);
 	u->host = host;
 	u->lcr = 0x03; /* 8N1 */
 	u->mcr = 0x08; /* OUT2 */
+	ret = outbuf_new(host->loop, host->console_out_fd, UART_OUT_BUF, UART_OUT_FILE_MAX,
+			 uart_tx_room_again, u, &u->out);
+	if (ret) {
+		uart_destroy(u);
+		return error_set(e, ERROR_RUNTIME, "COM1: console output: %s", strerror(-ret));
+	}
 	*state = u;
 	return 0;
 }
@@ -280,6 +321,6 @@ static int uart_load(void *state, struct snap_dec *d, uint32_t version, char *er
 
 const struct device_class uart_8250_class = {
 	.kind = DEVICE_PLATFORM,
-	.name = "uart_8250", .create = uart_create, .destroy = byte_dev_free, .describe = uart_describe,
+	.name = "uart_8250", .create = uart_create, .destroy = uart_destroy, .describe = uart_describe,
 	.state_version = 1, .save = uart_save, .load = uart_load,
 };
