@@ -60,13 +60,21 @@ struct virtio_dev_ops {
 	void (*restored)(struct virtio_dev *dev);
 };
 
-/* The transport's side: how to interrupt the driver. */
+/* The transport's side: how to interrupt the driver, and how to come back to a queue. */
 struct virtio_notifier {
 	/* Signal a used-buffer notification for queue @q (§2.3), or a configuration change when
 	 * @q is VIRTIO_CONFIG_IRQ. Called with the device lock held. */
 	void (*notify)(struct virtio_dev *dev, unsigned q);
+	/* Serve queue @q again on a later turn of the event loop, as if the driver had notified
+	 * it (may be NULL: then a queue is served until it is empty). Any thread. */
+	void (*requeue)(struct virtio_dev *dev, unsigned q);
 	void *opaque;
 };
+
+/* Chains a queue is served per turn of the event loop before the rest waits for the next
+ * turn, so a driver that keeps reposting buffers cannot starve the loop (the API, the other
+ * devices). */
+#define VIRTIO_BUDGET 256u
 #define VIRTIO_CONFIG_IRQ (~0u)
 
 /* Interrupt status bits (§4.1.4.5, §4.2.2 InterruptStatus). */
@@ -134,8 +142,9 @@ bool virtio_dev_live(const struct virtio_dev *dev);
 
 /* Serve queue @q: pop every available chain, hand it to @serve (which returns the bytes it
  * wrote into the chain, or VIRTQ_DEFERRED), return it, interrupt the driver if it asked, and
- * repeat until the ring stays empty after re-arming notifications. A malformed chain marks the
- * device DEVICE_NEEDS_RESET. Lock held. */
+ * repeat until the ring stays empty after re-arming notifications; after VIRTIO_BUDGET chains
+ * the rest is left for a later turn (transport.requeue). A malformed chain marks the device
+ * DEVICE_NEEDS_RESET. Lock held. */
 void virtio_dev_process(struct virtio_dev *dev, unsigned q,
 			uint32_t (*serve)(struct virtio_dev *dev, const struct virtq_chain *c));
 

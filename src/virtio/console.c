@@ -66,11 +66,12 @@ static bool takes_input(const struct cons *c)
 	return !c->rx_waiting && virtio_dev_live(&c->dev) && c->dev.q[RXQ].ready;
 }
 
-/* Client input into the guest's receive buffers while both have something. Loop thread, lock
- * held. */
+/* Client input into the guest's receive buffers while both have something, VIRTIO_BUDGET
+ * buffers per turn of the event loop. Loop thread, lock held. */
 static void cons_rx(struct cons *c)
 {
 	struct virtq *q = &c->dev.q[RXQ];
+	unsigned budget = VIRTIO_BUDGET;
 
 	while (takes_input(c)) {
 		struct iovec iov[VIRTQ_CHAIN_MAX];
@@ -98,6 +99,10 @@ static void cons_rx(struct cons *c)
 			break;
 		}
 		virtq_push(q, c->chain.head, (uint32_t)got);
+		if (--budget == 0 && c->dev.transport.requeue) {
+			c->rx_waiting = true; /* until the requeued notify */
+			c->dev.transport.requeue(&c->dev, RXQ);
+		}
 	}
 	virtio_dev_notify_if_needed(&c->dev, RXQ);
 	console_host_want_input(c->hostside, takes_input(c));

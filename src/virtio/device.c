@@ -190,6 +190,7 @@ void virtio_dev_process(struct virtio_dev *dev, unsigned q,
 			uint32_t (*serve)(struct virtio_dev *dev, const struct virtq_chain *c))
 {
 	struct virtq_chain c;
+	unsigned served = 0;
 	int ret;
 
 	do {
@@ -200,6 +201,11 @@ void virtio_dev_process(struct virtio_dev *dev, unsigned q,
 				virtq_push(&dev->q[q], c.head, len);
 			if (!virtio_dev_live(dev))
 				return; /* serve() found the ring broken */
+			if (++served == VIRTIO_BUDGET && dev->transport.requeue) {
+				virtio_dev_notify_if_needed(dev, q);
+				dev->transport.requeue(dev, q); /* the rest on the next turn */
+				return;
+			}
 		}
 		virtio_dev_notify_if_needed(dev, q);
 		if (ret < 0) {

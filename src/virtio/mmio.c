@@ -46,6 +46,13 @@ static void mmio_notify(struct virtio_dev *dev, unsigned q)
 		log_warn("virtio-mmio slot %u: irqfd write failed", m->slot);
 }
 
+static void mmio_requeue(struct virtio_dev *dev, unsigned q)
+{
+	struct virtio_mmio *m = dev->transport.opaque;
+
+	virtio_kick(m->kick, q);
+}
+
 static struct virtq *selected(struct virtio_mmio *m)
 {
 	return m->queue_sel < m->dev->ops->nr_queues ? &m->dev->q[m->queue_sel] : NULL;
@@ -193,7 +200,8 @@ static int mmio_create(struct dev_host *host, struct virtio_dev *dev, unsigned s
 		mmio_destroy(m);
 		return ret;
 	}
-	dev->transport = (struct virtio_notifier){ .notify = mmio_notify, .opaque = m };
+	dev->transport = (struct virtio_notifier){ .notify = mmio_notify, .requeue = mmio_requeue,
+						   .opaque = m };
 	*out = m;
 	return 0;
 }

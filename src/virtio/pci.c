@@ -58,6 +58,13 @@ static void vp_notify(struct virtio_dev *dev, unsigned q)
 		pci_set_intx(&vp->pci, true);
 }
 
+static void vp_requeue(struct virtio_dev *dev, unsigned q)
+{
+	struct virtio_pci *vp = dev->transport.opaque;
+
+	virtio_kick(vp->kick, q);
+}
+
 static struct virtq *selected(struct virtio_pci *vp)
 {
 	return vp->queue_select < vp->dev->ops->nr_queues ? &vp->dev->q[vp->queue_select] : NULL;
@@ -296,7 +303,8 @@ static int vp_create(struct dev_host *host, struct virtio_dev *dev, unsigned ind
 		vp_destroy(vp);
 		return ret;
 	}
-	dev->transport = (struct virtio_notifier){ .notify = vp_notify, .opaque = vp };
+	dev->transport = (struct virtio_notifier){ .notify = vp_notify, .requeue = vp_requeue,
+						   .opaque = vp };
 	*out = vp;
 	return 0;
 }

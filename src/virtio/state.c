@@ -168,6 +168,7 @@ int virtio_dev_load(struct virtio_dev *dev, const struct snap_reader *r, uint32_
 	pthread_mutex_unlock(&dev->lock);
 	return ret;
 }
+
 void virtio_dev_restored(struct virtio_dev *dev)
 {
 	pthread_mutex_lock(&dev->lock);

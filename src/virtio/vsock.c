@@ -298,9 +298,11 @@ static bool rx_conn(struct vsock *vs, struct conn *c)
 
 /* Fill the guest's receive buffers: resets, then every connection in turn (one packet each per
  * round, so a busy stream does not starve the others), until nothing is left or no buffers
- * are. Lock held. */
+ * are, or VIRTIO_BUDGET packets went in: then the rest waits for the next turn of the loop.
+ * Lock held. */
 static void rx_pump(struct vsock *vs)
 {
+	unsigned budget = VIRTIO_BUDGET;
 	bool sent = true;
 
 	while (vs->nr_resets) {
@@ -319,6 +321,10 @@ static void rx_pump(struct vsock *vs)
 			if (c->state >= CONN_REQUEST && rx_conn(vs, c)) {
 				sent = true;
 				vs->next_conn = i + 1;
+				if (--budget == 0 && vs->dev.transport.requeue) {
+					vs->rx_waiting = true; /* until the requeued notify */
+					vs->dev.transport.requeue(&vs->dev, RXQ);
+				}
 			}
 		}
 	}

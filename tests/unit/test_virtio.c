@@ -57,20 +57,29 @@ static void offer(uint16_t head)
 	avail()->idx++;
 }
 
+static unsigned requeues;
+static bool repost; /* fake_notify plays a driver that hands every buffer straight back */
+
 static void fake_notify(struct virtio_dev *dev, unsigned q)
 {
-	if (q == VIRTIO_CONFIG_IRQ)
+	if (q == VIRTIO_CONFIG_IRQ) {
 		config_notifies++;
-	else
-		notifies++;
+		return;
+	}
+	notifies++;
+	for (unsigned i = 0; repost && i < QSIZE; i++)
+		offer((uint16_t)i);
 }
+
+static void fake_requeue(struct virtio_dev *dev, unsigned q) { requeues++; }
 
 static int setup(void **state)
 {
 	ram = calloc(1, FAKE_RAM);
 	mem = (struct guest_mem){ .nr_regions = 1, .size = FAKE_RAM,
 				  .region = { { .gpa = 0, .size = FAKE_RAM, .hva = ram } } };
-	notifies = config_notifies = 0;
+	notifies = config_notifies = requeues = 0;
+	repost = false;
 	engine = BLOCK_ENGINE_SYNC;
 	if (loop_new(&loop))
 		return -1;
@@ -313,6 +322,33 @@ static void test_rng_fills_buffers(void **state)
 	virtio_dev_free(rng);
 }
 
+/* A driver that reposts every buffer the moment it is used gets VIRTIO_BUDGET chains served
+ * per turn of the event loop, and the rest on the next turn (transport.requeue), never an
+ * endless loop on the event loop's thread. */
+static void test_queue_work_is_bounded(void **state)
+{
+	struct virtio_dev *rng = test_device_new(&virtio_rng_class, &host, NULL);
+
+	assert_non_null(rng);
+	driver_init(rng, FEATURES, QSIZE);
+	rng->transport.requeue = fake_requeue;
+	for (unsigned i = 0; i < QSIZE; i++) {
+		set_desc(i, BUF_GPA + 64 * i, 64, VRING_DESC_F_WRITE, 0);
+		offer((uint16_t)i);
+	}
+	repost = true;
+	virtio_dev_queue_notify(rng, 0);
+	assert_int_equal(used()->idx, VIRTIO_BUDGET);
+	assert_int_equal(requeues, 1);
+	/* The requeued turn: the driver stopped reposting, so what is left is served and done. */
+	repost = false;
+	virtio_dev_queue_notify(rng, 0);
+	assert_int_equal((uint16_t)(avail()->idx - used()->idx), 0);
+	assert_int_equal(requeues, 1);
+	assert_true(virtio_dev_live(rng));
+	virtio_dev_free(rng);
+}
+
 /* --- virtio-blk ----------------------------------------------------------------------- */
 
 #define IMG_SECTORS 64u
@@ -525,6 +561,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_interrupt_flag, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rng_fills_buffers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_work_is_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_read_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_readonly, setup, teardown),
