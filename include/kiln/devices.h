@@ -86,6 +86,18 @@ struct device_counter {
 
 #define DEVICE_MAX_COUNTERS 8
 
+/* Copy the first (up to @max) of a class's @n counters @all into @out; returns how many. For
+ * device_class.counters. */
+static inline unsigned device_counters_copy(struct device_counter *out, unsigned max,
+					    const struct device_counter *all, unsigned n)
+{
+	unsigned k = 0;
+
+	for (; k < max && k < n; k++)
+		out[k] = all[k];
+	return k;
+}
+
 struct device_class {
 	const char *name;        /* the object in messages and metrics ("disk", "net", "uart") */
 	enum device_kind kind;

@@ -2,10 +2,11 @@
  *
  * One compact JSON object per line (docs/metrics.md): "utc_timestamp_ms", "api_server",
  * "block_<drive_id>" and "net_<iface_id>" for each device followed by the sums "block" and
- * "net", and "get_api_requests", "put_api_requests", "patch_api_requests". Counters are the
+ * "net", "vsock" (one device), and "get_api_requests", "put_api_requests", "patch_api_requests". Counters are the
  * change since the previous line, as Firecracker's SharedIncMetric. Field names follow
- * Firecracker's where the meaning is the same (read_count, rx_bytes_count, ...); kiln's drop
- * counters keep their own names (rx_dropped_count, tx_dropped_count).
+ * Firecracker's where the meaning is the same (read_count, rx_bytes_count, conns_added, ...);
+ * kiln's own counters have their own names (rx_dropped_count, tx_dropped_count,
+ * tx_buffer_full_count).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include "kiln/log.h"
 #include "kiln/virtio_blk.h"
 #include "kiln/virtio_net.h"
+#include "kiln/virtio_vsock.h"
 #include "kiln/vm.h"
 
 #define METRICS_PERIOD_S 60
@@ -111,19 +113,26 @@ void fc_metrics_count_request(struct fc_metrics *m, const char *method, const ch
 	r->fails += failed;
 }
 
-/* Firecracker's device groups: a class, the prefix of its objects' keys, and the fields the
- * group's sum carries (the devices' counters of those names). */
+/* Firecracker's device groups: a class, the prefix of its objects' keys, whether each device
+ * has its own object besides the group's sum (not for a class with one instance per VM), and
+ * the fields the sum carries (the devices' counters of those names). */
 struct group {
 	const struct device_class *cls;
 	const char *name;
+	bool per_device;
 	const char *fields[DEVICE_MAX_COUNTERS];
 };
 
 static const struct group groups[] = {
-	{ &virtio_blk_class, "block", { "read_count", "read_bytes", "write_count", "write_bytes",
+	{ &virtio_blk_class, "block", true, { "read_count", "read_bytes", "write_count", "write_bytes",
 					"flush_count", "invalid_reqs_count", "execute_fails" } },
-	{ &virtio_net_class, "net", { "rx_packets_count", "rx_bytes_count", "rx_dropped_count",
-				      "tx_packets_count", "tx_bytes_count", "tx_dropped_count" } },
+	{ &virtio_net_class, "net", true, { "rx_packets_count", "rx_bytes_count",
+					    "rx_dropped_count", "tx_packets_count", "tx_bytes_count",
+					    "tx_dropped_count" } },
+	{ &virtio_vsock_class, "vsock", false, { "conns_added", "conns_killed", "conns_removed",
+						 "rx_packets_count", "rx_bytes_count",
+						 "tx_packets_count", "tx_bytes_count",
+						 "tx_buffer_full_count" } },
 };
 
 static uint64_t value(const struct device_totals *d, const char *name)
@@ -151,7 +160,8 @@ static unsigned collect(struct vm *vm, struct device_totals *out)
 	return k;
 }
 
-/* "<group>_<id>" objects with each device's change since @prev, and "<group>" with their sum. */
+/* "<group>_<id>" objects with each device's change since @prev (for a per_device group), and
+ * "<group>" with their sum. */
 static void add_devices(json_t *line, const struct group *g, const struct device_totals *now,
 			const struct device_totals *prev, unsigned n)
 {
@@ -159,22 +169,26 @@ static void add_devices(json_t *line, const struct group *g, const struct device
 	json_t *total = json_object();
 
 	for (unsigned i = 0; i < n; i++) {
-		json_t *dev;
+		json_t *dev = NULL;
 		char key[96];
 
 		if (now[i].cls != g->cls)
 			continue;
-		dev = json_object();
+		if (g->per_device)
+			dev = json_object();
+		for (unsigned f = 0; f < DEVICE_MAX_COUNTERS && g->fields[f]; f++) {
+			uint64_t delta = value(&now[i], g->fields[f]) - value(&prev[i], g->fields[f]);
+
+			if (dev)
+				json_object_set_new(dev, g->fields[f], json_integer((json_int_t)delta));
+			sum[f] += delta;
+		}
+		if (!dev)
+			continue;
 		if (now[i].id)
 			snprintf(key, sizeof(key), "%s_%s", g->name, now[i].id);
 		else
 			snprintf(key, sizeof(key), "%s_%u", g->name, now[i].index);
-		for (unsigned f = 0; f < DEVICE_MAX_COUNTERS && g->fields[f]; f++) {
-			uint64_t delta = value(&now[i], g->fields[f]) - value(&prev[i], g->fields[f]);
-
-			json_object_set_new(dev, g->fields[f], json_integer((json_int_t)delta));
-			sum[f] += delta;
-		}
 		json_object_set_new(line, key, dev);
 	}
 	for (unsigned f = 0; f < DEVICE_MAX_COUNTERS && g->fields[f]; f++)

@@ -242,7 +242,6 @@ static unsigned blk_counters(void *state, struct device_counter *out, unsigned m
 {
 	struct blk *b = to_blk(state);
 	struct blk_counters c;
-	unsigned n = 0;
 
 	pthread_mutex_lock(&b->dev.lock);
 	c = b->stats;
@@ -253,9 +252,7 @@ static unsigned blk_counters(void *state, struct device_counter *out, unsigned m
 		{ "flush_count", c.flush_count }, { "invalid_reqs_count", c.invalid_reqs },
 		{ "execute_fails", c.io_errors },
 	};
-	for (; n < max && n < sizeof(all) / sizeof(all[0]); n++)
-		out[n] = all[n];
-	return n;
+	return device_counters_copy(out, max, all, sizeof(all) / sizeof(all[0]));
 }
 
 static void blk_queue_notify(struct virtio_dev *dev, unsigned q)

@@ -228,11 +228,7 @@ static unsigned net_counters(void *state, struct device_counter *out, unsigned m
 		{ "rx_dropped_count", s->rx_dropped }, { "tx_packets_count", s->tx_packets },
 		{ "tx_bytes_count", s->tx_bytes }, { "tx_dropped_count", s->tx_dropped },
 	};
-	unsigned n = 0;
-
-	for (; n < max && n < sizeof(all) / sizeof(all[0]); n++)
-		out[n] = all[n];
-	return n;
+	return device_counters_copy(out, max, all, sizeof(all) / sizeof(all[0]));
 }
 
 static void net_free(struct virtio_dev *dev)

@@ -41,6 +41,7 @@
 #define VSOCK_BUF_ALLOC (256u << 10)   /* per connection: guest bytes kiln holds at most */
 #define VSOCK_MAX_PAYLOAD (64u << 10)  /* largest packet kiln sends or takes */
 #define VSOCK_MAX_CONNS 512             /* host sockets at once (RLIMIT_NOFILE is raised) */
+#define VSOCK_PENDING_MAX (16u << 20)  /* per VM: guest bytes held for host sockets that lag */
 #define VSOCK_MAX_RESETS 64            /* resets for unknown connections, waiting for buffers */
 #define VSOCK_EPHEMERAL_FIRST (1u << 30)
 
@@ -77,6 +78,14 @@ struct reset {
 	uint32_t host_port, guest_port;
 };
 
+/* Counted since the device was made; Firecracker's names (its VsockDeviceMetrics) where the
+ * meaning is the same, "rx" being towards the guest. */
+struct vsock_stats {
+	uint64_t conns_added, conns_killed, conns_removed;
+	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
+	uint64_t tx_buffer_full; /* connections reset: VSOCK_PENDING_MAX was held already */
+};
+
 struct vsock {
 	struct virtio_dev dev;
 	struct dev_host *host;
@@ -91,7 +100,9 @@ struct vsock {
 	struct reset resets[VSOCK_MAX_RESETS];
 	struct loop_task close_task; /* closes the CONN_CLOSING connections */
 	struct virtq_chain chain;    /* receive scratch */
-	struct log_once bad_packet, too_many;
+	size_t pending_held;         /* bytes of the connections' pending buffers */
+	struct vsock_stats stats;
+	struct log_once bad_packet, too_many, pending_full;
 };
 
 static struct vsock *to_vs(struct virtio_dev *dev) { return dev->opaque; }
@@ -107,6 +118,35 @@ static void bad_packet(struct vsock *vs, const char *what)
 		log_warn("vsock: %s; dropped (further ones not logged)", what);
 }
 
+/* A buffer for what @c's host socket does not take yet, from the VM's VSOCK_PENDING_MAX;
+ * false when that is held already (counted, logged once) or memory is short. */
+static bool hold_pending(struct vsock *vs, struct conn *c)
+{
+	if (c->pending)
+		return true;
+	if (vs->pending_held + VSOCK_BUF_ALLOC > VSOCK_PENDING_MAX) {
+		vs->stats.tx_buffer_full++;
+		if (log_once_first(&vs->pending_full))
+			log_warn("vsock: host programs leave %u MiB of the guest's data unread; "
+				 "connections needing more are reset", VSOCK_PENDING_MAX >> 20);
+		return false;
+	}
+	c->pending = malloc(VSOCK_BUF_ALLOC);
+	if (c->pending)
+		vs->pending_held += VSOCK_BUF_ALLOC;
+	return c->pending != NULL;
+}
+
+static void release_pending(struct vsock *vs, struct conn *c)
+{
+	if (!c->pending)
+		return;
+	free(c->pending);
+	c->pending = NULL;
+	c->pending_len = 0;
+	vs->pending_held -= VSOCK_BUF_ALLOC;
+}
+
 /* Forget @c's socket and free its slot. Loop thread. */
 static void conn_close(struct conn *c)
 {
@@ -116,7 +156,9 @@ static void conn_close(struct conn *c)
 		loop_unwatch(vs->host->loop, c->fd);
 		close(c->fd);
 	}
-	free(c->pending);
+	if (c->state != CONN_FREE)
+		vs->stats.conns_removed++;
+	release_pending(vs, c);
 	*c = (struct conn){ .vs = vs, .state = CONN_FREE, .fd = -1 };
 }
 
@@ -147,6 +189,7 @@ static struct conn *new_conn(struct vsock *vs, int fd, enum conn_state state)
 		if (loop_watch(vs->host->loop, vs, fd, 0, conn_event, c))
 			return NULL;
 		*c = (struct conn){ .vs = vs, .state = state, .fd = fd };
+		vs->stats.conns_added++;
 		return c;
 	}
 	if (log_once_first(&vs->too_many))
@@ -215,7 +258,10 @@ static void rx_send(struct vsock *vs, struct virtq_chain *ch, struct conn *c,
 	if (c) {
 		c->fwd_cnt_told = c->fwd_cnt;
 		c->tx_cnt += len;
+		vs->stats.conns_killed += op == VIRTIO_VSOCK_OP_RST;
 	}
+	vs->stats.rx_packets++;
+	vs->stats.rx_bytes += len;
 	virtq_chain_write(ch, 0, &h, HDR_LEN);
 	virtq_push(&vs->dev.q[RXQ], ch->head, (uint32_t)HDR_LEN + len);
 }
@@ -334,8 +380,8 @@ out:
 
 /* --- from the guest ---------------------------------------------------------------------- */
 
-/* Write what the guest sent and the host socket has not taken yet. Returns false when the
- * socket broke. */
+/* Write what the guest sent and the host socket has not taken yet (the buffer goes back once
+ * empty). Returns false when the socket broke. */
 static bool flush_pending(struct conn *c)
 {
 	while (c->pending_len) {
@@ -347,6 +393,7 @@ static bool flush_pending(struct conn *c)
 		c->pending_len -= (size_t)n;
 		c->fwd_cnt += (uint32_t)n;
 	}
+	release_pending(c->vs, c);
 	if (c->guest_no_send)
 		shutdown(c->fd, SHUT_WR);
 	if (c->guest_no_send && c->guest_no_recv)
@@ -370,6 +417,7 @@ static void tx_data(struct vsock *vs, struct conn *c, const struct virtq_chain *
 		return;
 	}
 	c->rx_cnt += len;
+	vs->stats.tx_bytes += len;
 	nr = virtq_chain_iov(ch, false, HDR_LEN, len, iov);
 	if (!c->pending_len) {
 		n = writev(c->fd, iov, nr);
@@ -381,7 +429,7 @@ static void tx_data(struct vsock *vs, struct conn *c, const struct virtq_chain *
 		c->fwd_cnt += (uint32_t)n;
 	}
 	if ((uint32_t)n < len) {
-		if (!c->pending && !(c->pending = malloc(VSOCK_BUF_ALLOC))) {
+		if (!hold_pending(vs, c)) {
 			c->reset_due = true;
 			return;
 		}
@@ -426,6 +474,7 @@ static uint32_t vs_tx_serve(struct virtio_dev *dev, const struct virtq_chain *ch
 		bad_packet(vs, "a packet for another CID, or not from the guest's");
 		return 0;
 	}
+	vs->stats.tx_packets++;
 	if (h.len > VSOCK_MAX_PAYLOAD || h.len > ch->out_len - HDR_LEN) {
 		bad_packet(vs, "a packet longer than its buffers");
 		queue_reset(vs, h.dst_port, h.src_port);
@@ -661,6 +710,23 @@ static void close_host(struct vsock *vs)
 	free(vs);
 }
 
+static unsigned vs_counters(void *state, struct device_counter *out, unsigned max)
+{
+	struct vsock *vs = to_vs(state);
+	struct vsock_stats s;
+
+	pthread_mutex_lock(&vs->dev.lock);
+	s = vs->stats;
+	pthread_mutex_unlock(&vs->dev.lock);
+	const struct device_counter all[] = {
+		{ "conns_added", s.conns_added }, { "conns_killed", s.conns_killed },
+		{ "conns_removed", s.conns_removed }, { "rx_packets_count", s.rx_packets },
+		{ "rx_bytes_count", s.rx_bytes }, { "tx_packets_count", s.tx_packets },
+		{ "tx_bytes_count", s.tx_bytes }, { "tx_buffer_full_count", s.tx_buffer_full },
+	};
+	return device_counters_copy(out, max, all, sizeof(all) / sizeof(all[0]));
+}
+
 static void vs_free(struct virtio_dev *dev)
 {
 	virtio_dev_destroy(dev);
@@ -719,4 +785,5 @@ const struct device_class virtio_vsock_class = {
 	.kind = DEVICE_VIRTIO,
 	.max = 1,
 	.create = vs_create,
+	.counters = vs_counters,
 };
