@@ -4,7 +4,9 @@
  * io_uring, completing out of order on kiln's event loop, or synchronous I/O. GET_ID, DISCARD
  * and WRITE_ZEROES are served at once. Every request is checked before the file is touched:
  * header and status byte present, data a whole number of 512-byte sectors, the sector range
- * inside the image; anything else completes with VIRTIO_BLK_S_IOERR or VIRTIO_BLK_S_UNSUPP.
+ * inside the image, at most BLK_SEG_MAX segments of BLK_SIZE_MAX bytes (seg_max and size_max,
+ * advertised: the host work one request asks is bounded however the driver aliases its
+ * buffers); anything else completes with VIRTIO_BLK_S_IOERR or VIRTIO_BLK_S_UNSUPP.
  * A request is tracked by its head descriptor until it completes; a driver that offers a head
  * still in flight breaks the ring (DEVICE_NEEDS_RESET).
  */
@@ -32,6 +34,8 @@
 #define SECTOR 512u
 #define BLK_QUEUE_SIZE 256
 #define BLK_SEG_MAX (VIRTQ_CHAIN_MAX - 2)      /* header and status take one each */
+#define BLK_SIZE_MAX (64u << 10)               /* bytes per data segment (Linux's default) */
+#define BLK_REQ_MAX ((uint64_t)BLK_SEG_MAX * BLK_SIZE_MAX) /* data bytes per request */
 #define BLK_MAX_DISCARD_SEG 32u
 #define BLK_MAX_DISCARD_SECTORS (1u << 22)    /* 2 GiB per segment */
 #define HDR_LEN sizeof(struct virtio_blk_outhdr)
@@ -128,6 +132,18 @@ static void submit(struct blk *b)
 	b->scratch_used = 0;
 }
 
+/* Whether every segment keeps to size_max, when the driver was told of it (a guest restored
+ * from a snapshot made before kiln offered it was not; BLK_REQ_MAX still bounds it). */
+static bool segments_fit(const struct blk *b, const struct iovec *iov, int n)
+{
+	if (!(b->dev.driver_features & (1ull << VIRTIO_BLK_F_SIZE_MAX)))
+		return true;
+	for (int i = 0; i < n; i++)
+		if (iov[i].iov_len > BLK_SIZE_MAX)
+			return false;
+	return true;
+}
+
 /* IN, OUT and FLUSH go to the backend; returns VIRTQ_DEFERRED, or a status when the request
  * fails its checks. */
 static int start_io(struct blk *b, const struct virtq_chain *c, const struct virtio_blk_outhdr *h,
@@ -143,14 +159,14 @@ static int start_io(struct blk *b, const struct virtq_chain *c, const struct vir
 		return VIRTIO_BLK_S_OK; /* nothing was written: nothing to make durable */
 	if (write && b->readonly)
 		return VIRTIO_BLK_S_IOERR;
-	if (!flush && (len % SECTOR || !in_range(b, h->sector, len / SECTOR)))
+	if (!flush && (len % SECTOR || len > BLK_REQ_MAX || !in_range(b, h->sector, len / SECTOR)))
 		return VIRTIO_BLK_S_IOERR;
 	if (b->scratch_used + VIRTQ_CHAIN_MAX > BLK_SCRATCH_IOVS)
 		submit(b);
 	iov = b->scratch + b->scratch_used;
 	if (!flush) {
 		n = virtq_chain_iov(c, !write, write ? HDR_LEN : 0, len, iov);
-		if (n < 0 || n > (int)BLK_SEG_MAX)
+		if (n < 0 || n > (int)BLK_SEG_MAX || !segments_fit(b, iov, n))
 			return VIRTIO_BLK_S_IOERR;
 		b->scratch_used += (unsigned)n;
 	}
@@ -305,7 +321,8 @@ static const struct virtio_dev_ops blk_ops = {
 	.queue_size = BLK_QUEUE_SIZE,
 	.pci_class = PCI_CLASS_CODE_STORAGE_OTHER,
 	.config_len = offsetof(struct virtio_blk_config, unused1) + sizeof(((struct virtio_blk_config *)0)->unused1),
-	.features = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_FLUSH) |
+	.features = (1ull << VIRTIO_BLK_F_SIZE_MAX) | (1ull << VIRTIO_BLK_F_SEG_MAX) |
+		    (1ull << VIRTIO_BLK_F_FLUSH) |
 		    (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES),
 	.read_config = blk_read_config,
 	.queue_notify = blk_queue_notify,
@@ -393,6 +410,7 @@ static int blk_create(struct dev_host *host, const void *config, unsigned index,
 		snprintf(b->serial, sizeof(b->serial), "kiln-disk%u", index);
 	b->config = (struct virtio_blk_config){
 		.capacity = b->sectors,
+		.size_max = BLK_SIZE_MAX,
 		.seg_max = BLK_SEG_MAX,
 		.max_discard_sectors = BLK_MAX_DISCARD_SECTORS,
 		.max_discard_seg = BLK_MAX_DISCARD_SEG,

@@ -118,8 +118,10 @@ int virtio_dev_load(struct virtio_dev *dev, const struct snap_reader *r, uint32_
 		snprintf(err, errlen, "snapshot: virtio device %u: section too short", instance);
 		return -EINVAL;
 	}
+	/* The device goes on offering what the guest saw: its features may be fewer than this
+	 * kiln's device has (one made by an older kiln), never more. */
 	if (device_id != dev->ops->device_id || nr_queues != dev->ops->nr_queues ||
-	    device_features != dev->device_features) {
+	    (device_features & ~dev->device_features)) {
 		snprintf(err, errlen, "snapshot: virtio device %u is a type %u device with features "
 			 "0x%llx; the restored configuration made type %u with 0x%llx", instance,
 			 device_id, (unsigned long long)device_features, dev->ops->device_id,
@@ -131,6 +133,7 @@ int virtio_dev_load(struct virtio_dev *dev, const struct snap_reader *r, uint32_
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&dev->lock);
+	dev->device_features = device_features;
 	dev->driver_features = driver_features;
 	dev->status = status;
 	dev->isr = isr;
