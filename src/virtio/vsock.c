@@ -387,8 +387,12 @@ static bool flush_pending(struct conn *c)
 	while (c->pending_len) {
 		ssize_t n = write(c->fd, c->pending, c->pending_len);
 
-		if (n < 0)
-			return errno == EAGAIN || errno == EINTR;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return true;
+		if (n < 0) {
+			release_pending(c->vs, c); /* nobody will read it */
+			return false;
+		}
 		memmove(c->pending, c->pending + n, c->pending_len - (size_t)n);
 		c->pending_len -= (size_t)n;
 		c->fwd_cnt += (uint32_t)n;
@@ -557,6 +561,8 @@ static unsigned conn_interest(const struct vsock *vs, const struct conn *c, bool
 {
 	unsigned ev = 0;
 
+	if (c->reset_due)
+		return 0; /* ended: nothing more to hear until the reset goes out and it closes */
 	switch (c->state) {
 	case CONN_REQUEST: return LOOP_HUP; /* the host program gives up before the guest answers */
 	case CONN_OPEN:

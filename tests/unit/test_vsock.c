@@ -4,6 +4,7 @@
  * bounded per VM). */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -182,14 +183,70 @@ static void test_drained_buffers_return_to_the_budget(void **state)
 	virtio_dev_free(dev);
 }
 
+/* Callbacks the loop runs in @turns turns that do not wait. */
+static int spin(unsigned turns)
+{
+	int n = 0;
+
+	for (unsigned i = 0; i < turns; i++) {
+		int ret = loop_wait(loop, 0);
+
+		assert_true(ret >= 0);
+		n += ret;
+	}
+	return n;
+}
+
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+/* A connection that ended while the guest has no receive buffer for its reset waits quietly:
+ * its socket's hang-up or error is not reported to the loop turn after turn. Both ways: a
+ * host program that asks for a guest port and gives up before the guest's driver is up, and
+ * one that stops reading and goes away while the guest's data waits for it. */
+static void test_ended_connections_do_not_spin(void **state)
+{
+	struct vsock_config cfg = { .guest_cid = GUEST_CID, .uds_path = uds };
+	struct virtio_dev *dev = test_device_new(&virtio_vsock_class, &host, &cfg);
+	int fd, peer;
+
+	assert_non_null(dev);
+	fd = unix_connect(uds);
+	assert_int_equal(write(fd, "CONNECT 52\n", 11), 11);
+	spin(5); /* accepted, the line read: a REQUEST waits for the driver */
+	assert_int_equal(counter(dev, "conns_added"), 1);
+	close(fd);
+	assert_true(spin(100) <= 2);
+	virtio_dev_free(dev);
+
+	dev = vsock_open(); /* no receive buffers posted */
+	guest_send(dev, VIRTIO_VSOCK_OP_REQUEST, 4000, 0);
+	peer = accept(listener, NULL, NULL);
+	assert_true(peer >= 0);
+	for (unsigned k = 0; k < CREDIT / PAYLOAD; k++)
+		guest_send(dev, VIRTIO_VSOCK_OP_RW, 4000, PAYLOAD);
+	close(peer);
+	assert_true(spin(100) <= 2);
+	virtio_dev_free(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_unread_data_is_bounded_per_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drained_buffers_return_to_the_budget, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_ended_connections_do_not_spin, setup, teardown),
 	};
 
+	signal(SIGPIPE, SIG_IGN); /* as kiln's main(): a peer gone is EPIPE */
 	log_set_level(LOG_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
