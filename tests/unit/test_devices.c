@@ -14,6 +14,7 @@
 #include "kiln/devices.h"
 #include "kiln/layout.h"
 #include "kiln/log.h"
+#include "kiln/snapshot.h"
 
 struct fake {
 	struct dev_host host;
@@ -317,6 +318,38 @@ static void test_rtc(void **state)
 	assert_int_equal(bcd(inb(KILN_PORT_RTC + 1)), (tm.tm_year + 1900 - 1) % 100);
 }
 
+/* A guest that sets the RTC to year 9999 gets a clock two centuries ahead at most, and a
+ * snapshot of it restores: its offset is clamped where it is set, and on load, an offset from
+ * a file beyond that is clamped the same way rather than reaching gmtime(). */
+static void test_rtc_far_dates(void **state)
+{
+	void *rtc = state_of(&cmos_rtc_class);
+	struct snap_enc e = { 0 };
+	struct snap_dec d;
+	char err[128];
+	int century;
+
+	outb(KILN_PORT_RTC, 0x32);
+	outb(KILN_PORT_RTC + 1, 0x99);
+	outb(KILN_PORT_RTC, 0x09);
+	outb(KILN_PORT_RTC + 1, 0x99);
+	outb(KILN_PORT_RTC, 0x32);
+	century = bcd(inb(KILN_PORT_RTC + 1));
+	assert_true(century >= 22 && century <= 23);
+	cmos_rtc_class.save(rtc, &e);
+	snap_dec_init(&d, e.buf, e.len);
+	assert_int_equal(cmos_rtc_class.load(rtc, &d, 1, err, sizeof(err)), 0);
+	assert_true(snap_dec_done(&d));
+	/* An offset of 2^62 s, as a file may hold: the clock is as far as it may be. */
+	memset(e.buf + e.len - 8, 0, 8);
+	e.buf[e.len - 1] = 0x40;
+	snap_dec_init(&d, e.buf, e.len);
+	assert_int_equal(cmos_rtc_class.load(rtc, &d, 1, err, sizeof(err)), 0);
+	outb(KILN_PORT_RTC, 0x32);
+	assert_int_equal(bcd(inb(KILN_PORT_RTC + 1)), century);
+	snap_enc_free(&e);
+}
+
 static void test_acpi_pm_poweroff(void **state)
 {
 	uint16_t cnt;
@@ -459,6 +492,7 @@ int main(void)
 		cmocka_unit_test(test_i8042),
 		cmocka_unit_test(test_i8042_ctrl_alt_del),
 		cmocka_unit_test(test_rtc),
+		cmocka_unit_test(test_rtc_far_dates),
 		cmocka_unit_test(test_acpi_pm_poweroff),
 		cmocka_unit_test(test_pvpanic),
 		cmocka_unit_test(test_guest_events_are_logged_once),

@@ -58,11 +58,22 @@ static bool is_time_reg(uint8_t i)
 	       i == REG_CENTURY;
 }
 
+/* How far the guest's clock may be from the host's, in seconds, either way: two centuries. A
+ * guest may write any date; what it gets is clamped to this, so host time plus the offset is
+ * always a time the registers can show, and a snapshot with it always restores. */
+#define RTC_MAX_OFFSET (200LL * 366 * 86400)
+
+static time_t clamp_offset(long long offset)
+{
+	return (time_t)(offset > RTC_MAX_OFFSET ? RTC_MAX_OFFSET :
+			offset < -RTC_MAX_OFFSET ? -RTC_MAX_OFFSET : offset);
+}
+
 /* Load the time registers from host time + offset. */
 static void rtc_load_time(struct rtc *r)
 {
 	time_t now = time(NULL) + r->offset;
-	struct tm tm;
+	struct tm tm = { 0 };
 
 	gmtime_r(&now, &tm);
 	r->cmos[REG_SEC] = to_reg(r, tm.tm_sec);
@@ -87,7 +98,7 @@ static void rtc_store_time(struct rtc *r)
 	time_t t = timegm(&tm);
 
 	if (t != (time_t)-1)
-		r->offset = t - time(NULL);
+		r->offset = clamp_offset((long long)t - time(NULL));
 }
 
 /* Offsets: 0 = port 0x70 (index; bit 7 is the NMI mask, ignored), 1 = port 0x71 (data). */
@@ -156,7 +167,6 @@ static void rtc_describe(void *state, struct acpi_config *acpi)
 /* Snapshot, section version 1: the index (u8), CMOS RAM (128 bytes), 7 zero bytes, and the
  * guest's offset from the host's clock (seconds, a two's complement u64), so the guest's wall
  * clock continues from the host's time at restore. */
-#define RTC_MAX_OFFSET (200LL * 366 * 86400) /* seconds: two centuries either way */
 
 static void rtc_save(void *state, struct snap_enc *e)
 {
@@ -183,16 +193,10 @@ static int rtc_load(void *state, struct snap_dec *d, uint32_t version, char *err
 		snprintf(err, errlen, "snapshot: CMOS index %u out of range", index);
 		return -EINVAL;
 	}
-	/* The host's time plus the offset must stay a time the RTC can show. */
-	if (offset > RTC_MAX_OFFSET || offset < -RTC_MAX_OFFSET) {
-		snprintf(err, errlen, "snapshot: RTC offset %lld s out of range",
-			 (long long)offset);
-		return -EINVAL;
-	}
 	pthread_mutex_lock(&r->dev.lock);
 	r->index = index;
 	memcpy(r->cmos, cmos, sizeof(r->cmos));
-	r->offset = (time_t)offset;
+	r->offset = clamp_offset(offset); /* as the guest would have got it from this kiln */
 	pthread_mutex_unlock(&r->dev.lock);
 	return 0;
 }
