@@ -47,6 +47,7 @@ struct block_backend {
 	/* io_uring */
 	struct io_uring ring;
 	unsigned queued;            /* SQEs prepared and not yet submitted */
+	struct log_once submit_failed;
 	/* synchronous engine: the loop thread fills todo, the worker moves requests to finished */
 	pthread_t worker;
 	bool worker_running, stop;
@@ -211,13 +212,17 @@ static void deliver(struct block_backend *b, uint32_t tag, int64_t result)
 	b->done(b->opaque, tag, result);
 }
 
+/* The user data of a submission that stands for no request (see fail_unsubmitted()). */
+#define NO_REQUEST UINT64_MAX
+
 static void uring_complete(struct block_backend *b, struct io_uring_cqe *cqe)
 {
-	uint32_t tag = (uint32_t)io_uring_cqe_get_data64(cqe);
+	uint64_t data = io_uring_cqe_get_data64(cqe);
 	int64_t res = cqe->res;
 
 	io_uring_cqe_seen(&b->ring, cqe);
-	deliver(b, tag, res);
+	if (data != NO_REQUEST)
+		deliver(b, (uint32_t)data, res);
 }
 
 void block_reap(struct block_backend *b)
@@ -252,9 +257,19 @@ void block_drain(struct block_backend *b)
 	block_submit_queued(b);
 	if (b->engine == BLOCK_ENGINE_IO_URING) {
 		while (b->inflight > 0) {
+			int ret;
+
 			block_submit_queued(b); /* what a full submission queue held back */
-			if (io_uring_wait_cqe(&b->ring, &cqe))
+			if (b->inflight == 0)
+				break; /* the kernel refused them: they completed with the error */
+			ret = io_uring_wait_cqe(&b->ring, &cqe);
+			if (ret == -EINTR)
+				continue; /* a vCPU kick, say: the requests are still in the kernel */
+			if (ret) {
+				log_err("block: waiting for %u requests: %s", b->inflight,
+					strerror(-ret));
 				break;
+			}
 			uring_complete(b, cqe);
 		}
 		return;
@@ -344,6 +359,28 @@ void block_start(struct block_backend *b, enum block_op op, const struct iovec *
 	b->inflight++;
 }
 
+/* io_uring_submit() failed (-EAGAIN, -ENOMEM: the kernel is short of memory) and the kernel
+ * took none of the submissions between its head and tail. Each request completes now with the
+ * error, rather than leaving a drain waiting for completions that cannot come, and its
+ * submission becomes a no-op, sent with the next ones, whose completion is ignored. */
+static void fail_unsubmitted(struct block_backend *b, int err)
+{
+	struct io_uring_sq *sq = &b->ring.sq;
+	unsigned head = io_uring_smp_load_acquire(sq->khead), tail = *sq->ktail;
+
+	if (log_once_first(&b->submit_failed))
+		log_err("block: io_uring_submit: %s; %u requests fail", strerror(-err), tail - head);
+	for (; head != tail; head++) {
+		struct io_uring_sqe *sqe = &sq->sqes[sq->array[head & sq->ring_mask]];
+		uint64_t data = sqe->user_data;
+
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, NO_REQUEST);
+		if (data != NO_REQUEST)
+			deliver(b, (uint32_t)data, err);
+	}
+}
+
 void block_submit_queued(struct block_backend *b)
 {
 	int ret;
@@ -363,5 +400,5 @@ void block_submit_queued(struct block_backend *b)
 	if (ret > 0)
 		b->queued -= (unsigned)ret < b->queued ? (unsigned)ret : b->queued;
 	if (ret < 0)
-		log_err("io_uring_submit: %s", strerror(-ret));
+		fail_unsubmitted(b, ret);
 }

@@ -41,6 +41,7 @@
 #define HDR_LEN sizeof(struct virtio_blk_outhdr)
 
 #define BLK_SCRATCH_IOVS 2048u /* iovecs of one submission batch */
+#define BLK_BACKEND_DEPTH (2 * BLK_QUEUE_SIZE) /* a queue's worth, and one from before a reset */
 
 /* What a virtio-blk device did since it was made (its counters). */
 struct blk_counters {
@@ -64,7 +65,8 @@ struct blk {
 	struct virtio_dev dev;
 	int fd;
 	bool readonly;
-	bool resetting;         /* completions during a reset touch no guest memory */
+	uint16_t generation;    /* driver resets so far: a request's tag carries the one it began
+				   in, and one from before the last reset touches no guest memory */
 	char name[80];          /* "disk0" or "disk \"rootfs\"", for messages */
 	struct block_backend *io;
 	struct blk_req req[BLK_QUEUE_SIZE];
@@ -91,13 +93,22 @@ static bool in_range(const struct blk *b, uint64_t sector, uint64_t sectors)
 	return sector <= b->sectors && sectors <= b->sectors - sector;
 }
 
+/* A request's tag for the backend: its head descriptor and the generation it began in. */
+static uint32_t req_tag(const struct blk *b, uint16_t head)
+{
+	return head | (uint32_t)b->generation << 16;
+}
+
 /* A backend completion: status byte, used element. Lock held. */
-static void blk_done(void *opaque, uint32_t head, int64_t result)
+static void blk_done(void *opaque, uint32_t tag, int64_t result)
 {
 	struct blk *b = opaque;
-	struct blk_req *r = &b->req[head];
-	bool ok = result >= 0 && (uint64_t)result == r->len;
+	struct blk_req *r = &b->req[(uint16_t)tag];
+	bool ok;
 
+	if (tag >> 16 != b->generation)
+		return; /* begun before a reset: the driver has forgotten it, and so has the slot */
+	ok = result >= 0 && (uint64_t)result == r->len;
 	r->busy = false;
 	if (!ok)
 		b->stats.io_errors++;
@@ -107,10 +118,8 @@ static void blk_done(void *opaque, uint32_t head, int64_t result)
 		b->stats.write_count++, b->stats.write_bytes += r->len;
 	else
 		b->stats.read_count++, b->stats.read_bytes += r->len;
-	if (b->resetting)
-		return;
 	*r->status = ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
-	virtq_push(&b->dev.q[0], (uint16_t)head, (ok ? r->written : 0) + 1);
+	virtq_push(&b->dev.q[0], (uint16_t)tag, (ok ? r->written : 0) + 1);
 }
 
 /* io_uring completions arrived (event loop). */
@@ -125,11 +134,14 @@ static void blk_io_ready(void *opaque)
 	pthread_mutex_unlock(&b->dev.lock);
 }
 
-/* Hand the queued requests to the kernel; their iovecs are free again. */
+/* Hand the queued requests to the kernel; their iovecs are free again. A submission the kernel
+ * refuses completes its requests at once (IOERR): the driver hears of them. */
 static void submit(struct blk *b)
 {
 	block_submit_queued(b->io);
 	b->scratch_used = 0;
+	if (virtio_dev_live(&b->dev))
+		virtio_dev_notify_if_needed(&b->dev, 0);
 }
 
 /* Whether every segment keeps to size_max, when the driver was told of it (a guest restored
@@ -176,7 +188,7 @@ static int start_io(struct blk *b, const struct virtq_chain *c, const struct vir
 	r->len = len;
 	r->written = write ? 0 : (uint32_t)len;
 	block_start(b->io, flush ? BLOCK_FLUSH : write ? BLOCK_WRITE : BLOCK_READ, iov, n,
-		    h->sector * SECTOR, c->head);
+		    h->sector * SECTOR, req_tag(b, c->head));
 	return -1;
 }
 
@@ -277,14 +289,19 @@ static void blk_queue_notify(struct virtio_dev *dev, unsigned q)
 	submit(to_blk(dev));
 }
 
-/* Reset (§2.4): wait for what is in flight and forget it without touching guest memory. */
+/* Reset (§2.4), on the vCPU thread that wrote the status: forget what is in flight without
+ * waiting for the disk. Those requests finish in the background (a read still lands in the
+ * buffer it was given, as a DMA engine's would) and complete nothing: no status byte, no used
+ * element. They count against the backend's depth until then, so a driver that resets over and
+ * over has its new requests refused, not more host work queued. */
 static void blk_reset(struct virtio_dev *dev)
 {
 	struct blk *b = to_blk(dev);
 
-	b->resetting = true;
-	block_drain(b->io);
-	b->resetting = false;
+	submit(b);
+	b->generation++;
+	for (unsigned i = 0; i < BLK_QUEUE_SIZE; i++)
+		b->req[i].busy = false;
 }
 
 /* Snapshot: every request in flight completes into the used ring first, and the image is
@@ -307,7 +324,7 @@ static void blk_free(struct virtio_dev *dev)
 {
 	struct blk *b = to_blk(dev);
 
-	b->resetting = true;
+	b->generation++; /* what the drain completes touches no guest memory */
 	block_backend_free(b->io);
 	virtio_dev_destroy(&b->dev);
 	if (b->fd >= 0)
@@ -426,7 +443,7 @@ static int blk_create(struct dev_host *host, const void *config, unsigned index,
 		free(b);
 		return error_code(e);
 	}
-	ret = block_backend_new(b->fd, BLK_QUEUE_SIZE, cfg->engine, host, blk_io_ready, blk_done, b,
+	ret = block_backend_new(b->fd, BLK_BACKEND_DEPTH, cfg->engine, host, blk_io_ready, blk_done, b,
 				&b->io);
 	if (ret) {
 		error_set(e, ERROR_RUNTIME, "%s: I/O engine: %s", b->name, strerror(-ret));

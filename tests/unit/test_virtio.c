@@ -380,14 +380,14 @@ static void blk_close(struct virtio_dev *dev)
 	strcpy(img_path, "/tmp/kiln-test-blk-XXXXXX");
 }
 
-/* Submit header + one data buffer (@data_len bytes, device-writable when @in) + status;
- * return the status byte and the used length in *used_len. */
-static uint8_t blk_request(struct virtio_dev *dev, uint32_t type, uint64_t sector,
-			   uint32_t data_len, bool in, uint32_t *used_len)
+/* Offer header + one data buffer (@data_len bytes, device-writable when @in) + status, and
+ * notify. */
+static void blk_post(struct virtio_dev *dev, uint32_t type, uint64_t sector, uint32_t data_len,
+		     bool in)
 {
 	struct virtio_blk_outhdr *h = gpa(BUF_GPA);
 	uint8_t *status = gpa(BUF_GPA + 0x100);
-	uint16_t d = 0, head = 0, before; /* one request at a time: descriptors 0-2 are free */
+	uint16_t d = 0, head = 0; /* one request at a time: descriptors 0-2 are free */
 
 	*h = (struct virtio_blk_outhdr){ .type = type, .sector = sector };
 	*status = 0xee;
@@ -401,8 +401,17 @@ static uint8_t blk_request(struct virtio_dev *dev, uint32_t type, uint64_t secto
 	if (d == 1)
 		desc(0)->next = 1;
 	offer(head);
-	before = used()->idx;
 	virtio_dev_queue_notify(dev, 0);
+}
+
+/* blk_post(), then wait for it: return the status byte and the used length in *used_len. */
+static uint8_t blk_request(struct virtio_dev *dev, uint32_t type, uint64_t sector,
+			   uint32_t data_len, bool in, uint32_t *used_len)
+{
+	uint8_t *status = gpa(BUF_GPA + 0x100);
+	uint16_t before = used()->idx;
+
+	blk_post(dev, type, sector, data_len, in);
 	/* Requests complete later, on the event loop (io_uring in the kernel, the sync engine on
 	 * its worker): run the loop until the request is back. */
 	for (unsigned i = 0; used()->idx == before && i < 200; i++)
@@ -518,6 +527,30 @@ static void test_blk_request_size_is_bounded(void **state)
 	blk_close(dev);
 }
 
+/* A driver reset does not wait for the disk: a request in flight finishes in the background
+ * and completes nothing (no status byte, no used element), and the driver's next requests,
+ * reusing the same descriptors, complete as usual. */
+static void test_blk_reset_forgets_requests_in_flight(void **state)
+{
+	struct virtio_dev *dev = blk_open(false, NULL);
+	uint8_t *status = gpa(BUF_GPA + 0x100);
+	uint32_t len;
+
+	blk_post(dev, VIRTIO_BLK_T_IN, 0, 4096, true);
+	virtio_dev_set_status(dev, 0);
+	for (unsigned i = 0; i < 20; i++)
+		loop_wait(loop, 10);
+	assert_int_equal(*status, 0xee);
+	assert_int_equal(used()->idx, 0);
+	memset(gpa(AVAIL_GPA), 0, 0x1000);
+	memset(gpa(USED_GPA), 0, 0x1000);
+	assert_int_equal(driver_init(dev, FEATURES | (1ull << VIRTIO_BLK_F_FLUSH), QSIZE) &
+			 VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+	assert_int_equal(blk_request(dev, VIRTIO_BLK_T_IN, 1, 512, true, &len), VIRTIO_BLK_S_OK);
+	assert_int_equal(used()->idx, 1);
+	blk_close(dev);
+}
+
 static void test_blk_readonly(void **state)
 {
 	struct virtio_dev *dev = blk_open(true, NULL);
@@ -625,6 +658,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_blk_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_readonly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_request_size_is_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blk_reset_forgets_requests_in_flight, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_blk_write_zeroes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_bad_images, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_file_is_bounded, setup, teardown),
@@ -632,6 +667,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_blk_read_write, setup_uring, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_bad_requests, setup_uring, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_readonly, setup_uring, teardown),
+		cmocka_unit_test_setup_teardown(test_blk_reset_forgets_requests_in_flight, setup_uring,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_blk_write_zeroes, setup_uring, teardown),
 	};
 
