@@ -29,7 +29,7 @@ struct vsock_host_cb {
 	void *opaque;
 };
 
-/* Listen at @uds_path (at most 95 bytes, room being left for "_<port>") for host programs.
+/* Listen at @uds_path (at most 96 bytes, room being left for "_<port>") for host programs.
  * Returns 0 with *out set, or -errno with @e set (ERROR_USAGE when the path is the user's
  * mistake: taken, in a missing directory, not allowed, too long). */
 int vsock_host_open(struct dev_host *host, const char *uds_path, const struct vsock_host_cb *cb,

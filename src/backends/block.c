@@ -139,6 +139,11 @@ static int sync_init(struct block_backend *b)
 	pthread_cond_init(&b->finish, NULL);
 	ret = -pthread_create(&b->worker, NULL, sync_worker, b);
 	b->worker_running = ret == 0;
+	if (ret) {
+		pthread_mutex_destroy(&b->lock);
+		pthread_cond_destroy(&b->work);
+		pthread_cond_destroy(&b->finish);
+	}
 	return ret;
 }
 

@@ -10,6 +10,7 @@
 
 #include "kiln/console_host.h"
 #include "kiln/devices.h"
+#include "kiln/listener.h"
 #include "kiln/log.h"
 
 #define CONSOLE_FILE_MAX (1ull << 30) /* by default: a guest cannot fill the host's disk */
@@ -18,14 +19,15 @@
 struct console_host {
 	struct loop *loop;
 	struct console_host_cb cb;
-	char *path;
-	int listen_fd;            /* socket host side, else -1 */
+	char *path;               /* the file's */
+	struct listener listener; /* socket host side */
 	int client_fd;            /* the connected client, or -1 */
 	int out_fd;               /* file host side, else -1 */
 	uint64_t written, limit;  /* bytes into the file, at most limit */
 	struct log_once limit_hit;
 	bool want_input;
-	unsigned listen_events, client_events; /* what they are watched for */
+	bool input_ended;         /* the client shut its sending side with input still unread */
+	unsigned client_events;   /* what it is watched for */
 };
 
 static void drop_client(struct console_host *h)
@@ -33,18 +35,18 @@ static void drop_client(struct console_host *h)
 	loop_unwatch(h->loop, h->client_fd);
 	close(h->client_fd);
 	h->client_fd = -1;
+	h->input_ended = false;
 }
 
 /* Watch for what the state calls for: a new client while there is none; the client's input
- * while the device wants it, else only its hang-up. */
+ * while the device wants it, else only its hang-up (nothing once its input ended: the guest
+ * reads what is left, then the end, and the client is dropped). */
 static void sync_interest(struct console_host *h)
 {
-	unsigned listen = h->client_fd < 0 ? LOOP_IN : 0;
-	unsigned client = h->want_input ? LOOP_IN : LOOP_HUP;
+	unsigned client = h->want_input ? LOOP_IN : h->input_ended ? 0 : LOOP_HUP;
 
-	if (h->listen_fd >= 0 && listen != h->listen_events &&
-	    loop_set_events(h->loop, h->listen_fd, listen) == 0)
-		h->listen_events = listen;
+	if (h->listener.loop)
+		listener_pause(&h->listener, h->client_fd >= 0);
 	if (h->client_fd >= 0 && client != h->client_events &&
 	    loop_set_events(h->loop, h->client_fd, client) == 0)
 		h->client_events = client;
@@ -54,55 +56,31 @@ static void client_event(void *opaque, unsigned events)
 {
 	struct console_host *h = opaque;
 
-	if (h->client_events == LOOP_HUP) { /* gone while the guest took no input */
-		drop_client(h);
+	if (h->client_events == LOOP_HUP) { /* gone, or done sending, while the guest took no input */
+		char c;
+
+		if (recv(h->client_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+			h->input_ended = true; /* input waits for the guest; the client may still read */
+		else
+			drop_client(h);
 		sync_interest(h);
 		return;
 	}
 	h->cb.input(h->cb.opaque);
 }
 
-static void listen_event(void *opaque, unsigned events)
+/* A client connected (the listener pauses while there is one). */
+static void client_accepted(void *opaque, int fd)
 {
 	struct console_host *h = opaque;
-	int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-	if (fd >= 0 && h->client_fd < 0 && loop_watch(h->loop, h, fd, 0, client_event, h) == 0) {
+	if (h->client_fd < 0 && loop_watch(h->loop, h, fd, 0, client_event, h) == 0) {
 		h->client_fd = fd;
 		h->client_events = 0;
-	} else if (fd >= 0) {
+	} else {
 		close(fd);
 	}
 	sync_interest(h);
-}
-
-/* The listening socket at @path; -errno with @e set. */
-static int listen_at(struct console_host *h, const char *path, struct error *e)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int err;
-
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return error_set(e, ERROR_USAGE, "console: socket path %s is longer than %zu bytes",
-				 path, sizeof(addr.sun_path) - 1);
-	strcpy(addr.sun_path, path);
-	h->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (h->listen_fd < 0 || bind(h->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) ||
-	    listen(h->listen_fd, 4)) {
-		err = errno;
-		if (h->listen_fd >= 0)
-			close(h->listen_fd); /* not bound: the path is not ours to remove */
-		h->listen_fd = -1;
-		return error_set(e, err == EADDRINUSE || err == ENOENT || err == EACCES
-					    ? ERROR_USAGE : ERROR_RUNTIME,
-				 "console: bind %s: %s", path, strerror(err));
-	}
-	h->path = strdup(path);
-	err = h->path ? loop_watch(h->loop, h, h->listen_fd, LOOP_IN, listen_event, h) : -ENOMEM;
-	if (err)
-		return error_set(e, ERROR_RUNTIME, "console: %s: %s", path, strerror(-err));
-	h->listen_events = LOOP_IN;
-	return 0;
 }
 
 int console_host_open(struct dev_host *host, const struct console_config *cfg,
@@ -113,8 +91,7 @@ int console_host_open(struct dev_host *host, const struct console_config *cfg,
 
 	if (!h)
 		return error_set(e, ERROR_RUNTIME, "console: out of memory");
-	*h = (struct console_host){ .loop = host->loop, .cb = *cb, .listen_fd = -1,
-				    .client_fd = -1, .out_fd = -1,
+	*h = (struct console_host){ .loop = host->loop, .cb = *cb, .client_fd = -1, .out_fd = -1,
 				    .limit = cfg->file_limit ? cfg->file_limit : CONSOLE_FILE_MAX };
 	if (cfg->kind == CONSOLE_FILE) {
 		h->out_fd = open(cfg->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -125,7 +102,8 @@ int console_host_open(struct dev_host *host, const struct console_config *cfg,
 			ret = error_set(e, ERROR_USAGE, "console: open %s: %s", cfg->path,
 					strerror(errno));
 	} else {
-		ret = listen_at(h, cfg->path, e);
+		ret = listener_open(&h->listener, host->loop, "console", cfg->path, 4,
+				    client_accepted, h, e);
 	}
 	if (ret) {
 		console_host_free(h);
@@ -144,11 +122,7 @@ void console_host_free(struct console_host *h)
 		close(h->client_fd);
 	if (h->out_fd >= 0)
 		close(h->out_fd);
-	if (h->listen_fd >= 0) {
-		close(h->listen_fd);
-		if (h->path)
-			unlink(h->path); /* the socket's: a file stays */
-	}
+	listener_close(&h->listener);
 	free(h->path);
 	free(h);
 }

@@ -1,9 +1,9 @@
 /* vsock_host — Firecracker's host side of vsock over Unix sockets, see include/kiln/vsock_host.h.
  *
  * A host program's connection waits here until its line "CONNECT <port>\n" is complete (at
- * most VSOCK_LINE_MAX bytes, at most VSOCK_HOST_PENDING such connections at once); then the
- * socket goes to the device. When accept() runs out of descriptors, listening pauses and is
- * retried after VSOCK_HOST_RETRY_NS, so the loop neither spins nor stops accepting for good.
+ * most VSOCK_LINE_MAX bytes, at most VSOCK_HOST_PENDING such connections at once: when all are
+ * taken, a new one replaces the one that has waited longest, so programs that connect and
+ * say nothing cannot lock the others out); then the socket goes to the device.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,17 +14,18 @@
 #include <unistd.h>
 
 #include "kiln/devices.h"
+#include "kiln/listener.h"
 #include "kiln/log.h"
 #include "kiln/vsock_host.h"
 
 #define VSOCK_LINE_MAX 32                  /* "CONNECT <port>\n" */
 #define VSOCK_HOST_PENDING 64              /* connections writing their line at once */
-#define VSOCK_HOST_RETRY_NS 100000000ull   /* accept again after running out of descriptors */
-#define VSOCK_PORT_SUFFIX 12               /* "_<port>" with its NUL */
+#define VSOCK_PORT_SUFFIX 11               /* "_<port>" */
 
 struct pending {
 	struct vsock_host *h;
 	int fd;                 /* -1: a free slot */
+	uint64_t since;         /* when it connected (the host's count of connections) */
 	unsigned len;
 	char line[VSOCK_LINE_MAX];
 };
@@ -32,11 +33,10 @@ struct pending {
 struct vsock_host {
 	struct loop *loop;
 	struct vsock_host_cb cb;
-	char *path;
-	int listen_fd;
-	struct loop_timer retry;        /* listening again after EMFILE */
+	struct listener listener;
+	uint64_t connections;           /* accepted so far */
 	struct pending pending[VSOCK_HOST_PENDING];
-	struct log_once trouble;
+	struct log_once crowded;
 };
 
 static void pending_close(struct pending *p)
@@ -85,85 +85,50 @@ static void line_readable(void *opaque, unsigned events)
 		close(fd);
 }
 
-static void listen_again(void *opaque)
+/* A host program connected: it waits for its line in a free slot, or the oldest one's. */
+static void accepted(void *opaque, int fd)
 {
 	struct vsock_host *h = opaque;
+	struct pending *p = &h->pending[0];
 
-	if (loop_set_events(h->loop, h->listen_fd, LOOP_IN))
-		loop_timer_arm(&h->retry, VSOCK_HOST_RETRY_NS, 0);
-}
-
-/* A host program connected. */
-static void listen_readable(void *opaque, unsigned events)
-{
-	struct vsock_host *h = opaque;
-	int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	struct pending *p = NULL;
-
-	if (fd < 0) {
-		if (errno != EMFILE && errno != ENFILE)
-			return;
-		if (log_once_first(&h->trouble))
-			log_warn("vsock %s: out of file descriptors; host connections wait", h->path);
-		if (loop_set_events(h->loop, h->listen_fd, 0) == 0)
-			loop_timer_arm(&h->retry, VSOCK_HOST_RETRY_NS, 0);
-		return;
-	}
-	for (unsigned i = 0; i < VSOCK_HOST_PENDING && !p; i++)
-		if (h->pending[i].fd < 0)
+	for (unsigned i = 0; i < VSOCK_HOST_PENDING && p->fd >= 0; i++)
+		if (h->pending[i].fd < 0 || h->pending[i].since < p->since)
 			p = &h->pending[i];
-	if (!p || loop_watch(h->loop, h, fd, LOOP_IN, line_readable, p)) {
-		if (log_once_first(&h->trouble))
-			log_warn("vsock %s: %d connections waiting for their CONNECT line; refusing "
-				 "more", h->path, VSOCK_HOST_PENDING);
+	if (p->fd >= 0) {
+		if (log_once_first(&h->crowded))
+			log_warn("vsock %s: %d connections waiting for their CONNECT line; the oldest "
+				 "are closed", h->listener.path, VSOCK_HOST_PENDING);
+		pending_close(p);
+	}
+	if (loop_watch(h->loop, h, fd, LOOP_IN, line_readable, p)) {
 		close(fd);
 		return;
 	}
 	p->fd = fd;
 	p->len = 0;
+	p->since = h->connections++;
 }
 
 int vsock_host_open(struct dev_host *host, const char *uds_path, const struct vsock_host_cb *cb,
 		    struct vsock_host **out, struct error *e)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct vsock_host *h;
-	int err;
+	int ret;
 
-	if (strlen(uds_path) + VSOCK_PORT_SUFFIX > sizeof(addr.sun_path))
+	if (strlen(uds_path) + VSOCK_PORT_SUFFIX >= sizeof(h->listener.path))
 		return error_set(e, ERROR_USAGE, "vsock: uds_path %s is longer than %zu bytes",
-				 uds_path, sizeof(addr.sun_path) - VSOCK_PORT_SUFFIX);
+				 uds_path, sizeof(h->listener.path) - 1 - VSOCK_PORT_SUFFIX);
 	h = calloc(1, sizeof(*h));
-	if (!h || !(h->path = strdup(uds_path))) {
-		free(h);
+	if (!h)
 		return error_set(e, ERROR_RUNTIME, "vsock: out of memory");
-	}
 	h->loop = host->loop;
 	h->cb = *cb;
-	loop_timer_init(h->loop, &h->retry, h, listen_again, h);
 	for (unsigned i = 0; i < VSOCK_HOST_PENDING; i++)
 		h->pending[i] = (struct pending){ .h = h, .fd = -1 };
-	strcpy(addr.sun_path, uds_path);
-	h->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (h->listen_fd < 0 || bind(h->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) ||
-	    listen(h->listen_fd, 128)) {
-		err = errno;
-		error_set(e, err == EADDRINUSE || err == ENOENT || err == EACCES ? ERROR_USAGE
-										 : ERROR_RUNTIME,
-			  "vsock: bind %s: %s", uds_path, strerror(err));
-		if (h->listen_fd >= 0)
-			close(h->listen_fd); /* not bound: the path is not ours to remove */
-		free(h->path);
+	ret = listener_open(&h->listener, host->loop, "vsock", uds_path, 128, accepted, h, e);
+	if (ret) {
 		free(h);
-		return error_code(e);
-	}
-	err = loop_watch(h->loop, h, h->listen_fd, LOOP_IN, listen_readable, h);
-	if (err) {
-		close(h->listen_fd);
-		unlink(uds_path);
-		free(h->path);
-		free(h);
-		return error_set(e, ERROR_RUNTIME, "vsock: event loop: %s", strerror(-err));
+		return ret;
 	}
 	*out = h;
 	return 0;
@@ -177,18 +142,19 @@ void vsock_host_free(struct vsock_host *h)
 	for (unsigned i = 0; i < VSOCK_HOST_PENDING; i++)
 		if (h->pending[i].fd >= 0)
 			close(h->pending[i].fd);
-	close(h->listen_fd);
-	unlink(h->path);
-	free(h->path);
+	listener_close(&h->listener);
 	free(h);
 }
 
 int vsock_host_connect(struct vsock_host *h, uint32_t port)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	char name[sizeof(h->listener.path) + VSOCK_PORT_SUFFIX];
 	int fd;
 
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s_%u", h->path, port);
+	/* vsock_host_open() left room for the suffix: it always fits. */
+	snprintf(name, sizeof(name), "%s_%u", h->listener.path, port);
+	memcpy(addr.sun_path, name, sizeof(addr.sun_path) - 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

@@ -305,8 +305,10 @@ static int load_kvm(struct vm *vm, const struct snap_reader *r, struct error *e)
 	if (ioctl(vm->vm_fd, KVM_SET_PIT2, pit) < 0)
 		return error_set(e, ERROR_RUNTIME, "KVM_SET_PIT2: %s", strerror(errno));
 	msi = snap_get_section(r, "msi", 0, 1, &version, &len, e->msg, sizeof(e->msg));
-	if (!msi)
-		return error_set(e, ERROR_USAGE, "%s", e->msg);
+	if (!msi) {
+		e->kind = ERROR_USAGE; /* snap_get_section() wrote the message */
+		return -EINVAL;
+	}
 	if (len % sizeof(*msi) || len / sizeof(*msi) != vm->nr_msi)
 		return error_set(e, ERROR_USAGE, "snapshot: the MSI routes do not fit this machine");
 	for (unsigned i = 0; i < vm->nr_msi; i++)
@@ -358,7 +360,7 @@ static int load_shape(const struct snap_reader *r, struct vm_shape *shape, struc
 	const void *p = snap_get_section(r, "vm", 0, 1, &version, &len, e->msg, sizeof(e->msg));
 
 	if (!p)
-		return error_set(e, ERROR_USAGE, "%s", e->msg);
+		return -EINVAL;
 	snap_dec_init(&d, p, len);
 	shape->nr_cpus = snap_dec_u32(&d);
 	shape->nr_virtio = snap_dec_u32(&d);

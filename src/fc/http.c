@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 
 #include "fc_internal.h"
+#include "kiln/listener.h"
 #include "kiln/log.h"
 
 #define HTTP_IDLE_TIMEOUT_S 60 /* a client that sends nothing for this long is dropped */
@@ -176,24 +177,13 @@ static void http_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
 
 static int listen_unix(const char *path, char *err, size_t errlen)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd;
+	int fd = unix_listen(path, FC_HTTP_BACKLOG);
 
-	if (strlen(path) >= sizeof(addr.sun_path)) {
+	if (fd == -ENAMETOOLONG)
 		snprintf(err, errlen, "--api-sock %s: longer than %zu bytes", path,
-			 sizeof(addr.sun_path) - 1);
-		return -ENAMETOOLONG;
-	}
-	strcpy(addr.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(fd, FC_HTTP_BACKLOG)) {
-		int ret = -errno;
-
-		snprintf(err, errlen, "--api-sock %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return ret;
-	}
+			 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	else if (fd < 0)
+		snprintf(err, errlen, "--api-sock %s: %s", path, strerror(-fd));
 	return fd;
 }
 

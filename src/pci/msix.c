@@ -31,7 +31,7 @@ int pci_msix_init(struct pci_dev *dev, uint16_t nr_vectors, uint32_t table_off, 
 	le_put(wmask + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
 	m->cap = pci_add_cap(dev, cap, sizeof(cap), wmask);
 	if (!m->cap)
-		return -ENOSPC;
+		return -EOVERFLOW; /* no room in configuration space */
 	m->nr_vectors = nr_vectors;
 	m->table_off = table_off;
 	m->pba_off = pba_off;

@@ -287,7 +287,7 @@ static int vp_create(struct dev_host *host, struct virtio_dev *dev, unsigned ind
 	pci_dev_init(&vp->pci, &vp_ops, vp, &dev->lock, VIRTIO_PCI_VENDOR,
 		     (uint16_t)(VIRTIO_PCI_DEVICE_BASE + dev->ops->device_id), dev->ops->pci_class,
 		     VIRTIO_PCI_VENDOR, VIRTIO_PCI_SUBSYS_ID, 1, BAR_SIZE);
-	ret = -ENOSPC;
+	ret = -EOVERFLOW; /* the capabilities do not fit configuration space: kiln's bug */
 	if (add_window_cap(vp, VIRTIO_PCI_CAP_COMMON_CFG, COMMON_OFF, sizeof(struct virtio_pci_common_cfg), 0, 0) &&
 	    add_window_cap(vp, VIRTIO_PCI_CAP_NOTIFY_CFG, NOTIFY_OFF, NOTIFY_MULT * dev->ops->nr_queues, 4, NOTIFY_MULT) &&
 	    add_window_cap(vp, VIRTIO_PCI_CAP_ISR_CFG, ISR_OFF, 1, 0, 0) &&

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <linux/virtio_blk.h>
@@ -639,6 +641,48 @@ static void test_console_file_is_bounded(void **state)
 	unlink(path);
 }
 
+static unsigned console_inputs;
+static void console_input(void *opaque) { console_inputs++; }
+
+/* A console client that sends its input and shuts its sending side before the guest takes
+ * input (printf 'root\n' | socat - UNIX-CONNECT:...) stays: it still gets the guest's output,
+ * and its input reaches the guest once the guest wants it; then it is done, and the next
+ * client may connect. */
+static void test_console_client_half_close(void **state)
+{
+	char path[64], buf[16];
+	struct console_config cfg = { .kind = CONSOLE_SOCKET, .path = path };
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct console_host *h;
+	struct error e;
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/kiln-test-console-%d", getpid());
+	unlink(path);
+	console_inputs = 0;
+	assert_int_equal(console_host_open(&host, &cfg,
+					   &(struct console_host_cb){ .input = console_input }, &h,
+					   &e), 0);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	loop_wait(loop, 100); /* accepted */
+	assert_int_equal(write(fd, "root\n", 5), 5);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	for (int i = 0; i < 5; i++)
+		loop_wait(loop, 10);
+	assert_int_equal(console_host_write(h, &(struct iovec){ "login: ", 7 }, 1), 7);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 7);
+	console_host_want_input(h, true);
+	loop_wait(loop, 100);
+	assert_true(console_inputs > 0);
+	assert_int_equal(console_host_read(h, &(struct iovec){ buf, sizeof(buf) }, 1), 5);
+	assert_memory_equal(buf, "root\n", 5);
+	assert_int_equal(console_host_read(h, &(struct iovec){ buf, sizeof(buf) }, 1), -1);
+	close(fd);
+	console_host_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -663,6 +707,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_blk_write_zeroes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_bad_images, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_file_is_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_console_client_half_close, setup, teardown),
 		/* The same requests through io_uring. */
 		cmocka_unit_test_setup_teardown(test_blk_read_write, setup_uring, teardown),
 		cmocka_unit_test_setup_teardown(test_blk_bad_requests, setup_uring, teardown),

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -237,6 +238,56 @@ static void test_ended_connections_do_not_spin(void **state)
 	virtio_dev_free(dev);
 }
 
+/* Host programs that connect and never write their CONNECT line cannot lock the others out:
+ * with every waiting place taken, a new connection replaces the one that waited longest. */
+static void test_silent_host_programs_do_not_lock_out(void **state)
+{
+	struct vsock_config cfg = { .guest_cid = GUEST_CID, .uds_path = uds };
+	struct virtio_dev *dev = test_device_new(&virtio_vsock_class, &host, &cfg);
+	int silent[100], fd;
+
+	assert_non_null(dev);
+	for (unsigned i = 0; i < 100; i++) {
+		silent[i] = unix_connect(uds);
+		spin(2);
+	}
+	fd = unix_connect(uds);
+	assert_int_equal(write(fd, "CONNECT 52\n", 11), 11);
+	spin(5);
+	assert_int_equal(counter(dev, "conns_added"), 1);
+	close(fd);
+	for (unsigned i = 0; i < 100; i++)
+		close(silent[i]);
+	virtio_dev_free(dev);
+}
+
+/* Out of file descriptors, accepting pauses rather than spinning the loop on a listening
+ * socket it cannot serve, and resumes by itself once descriptors are free. */
+static void test_accept_without_descriptors(void **state)
+{
+	struct vsock_config cfg = { .guest_cid = GUEST_CID, .uds_path = uds };
+	struct virtio_dev *dev = test_device_new(&virtio_vsock_class, &host, &cfg);
+	struct rlimit old, low;
+	int fd, spare;
+
+	assert_non_null(dev);
+	fd = unix_connect(uds);
+	spare = dup(0); /* the lowest free descriptor, then freed: the limit stops just above */
+	assert_true(spare >= 0);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = (struct rlimit){ .rlim_cur = (rlim_t)spare, .rlim_max = old.rlim_max };
+	close(spare);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_true(spin(100) <= 2); /* one failed accept, then quiet */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(write(fd, "CONNECT 52\n", 11), 11);
+	for (unsigned i = 0; i < 30 && !counter(dev, "conns_added"); i++)
+		loop_wait(loop, 20);
+	assert_int_equal(counter(dev, "conns_added"), 1);
+	close(fd);
+	virtio_dev_free(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +295,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drained_buffers_return_to_the_budget, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ended_connections_do_not_spin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_silent_host_programs_do_not_lock_out, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_accept_without_descriptors, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* as kiln's main(): a peer gone is EPIPE */
