@@ -38,11 +38,23 @@ int cli_parse_size(const char *text, uint64_t *bytes) __attribute__((warn_unused
 
 enum cli_action { CLI_RUN, CLI_HELP, CLI_VERSION };
 
+/* The seccomp options every mode takes: --no-seccomp, --seccomp-filter FILE. */
+struct cli_sandbox {
+	bool off;               /* --no-seccomp */
+	const char *filter;     /* --seccomp-filter FILE, or NULL for kiln's own filters */
+};
+
+/* Filter this thread and every thread it makes from now on (include/kiln/seccomp.h), unless
+ * @s is off. Returns 0, or the exit status after printing the error prefixed by @who (a bad
+ * filter file: KILN_EXIT_USAGE). Call before reading anything a client or guest sends. */
+int cli_sandbox_start(const struct cli_sandbox *s, const char *who);
+
 /* What `kiln run` parsed: the VM's configuration and the device configurations its device
  * list points at. */
 struct cli_run {
 	struct vm_config vm;
 	enum log_level level;
+	struct cli_sandbox sandbox;
 	const char *option[VM_MAX_DEVICES];   /* the option that added vm.device[i] ("--disk") */
 	struct disk_config disk[VM_MAX_DEVICES];
 	struct net_config net[VM_MAX_DEVICES];

@@ -95,7 +95,9 @@ struct fc_api_options {
 				     fc_api_start() takes the reference */
 	const char *metrics_path; /* --metrics-path, or NULL */
 	struct loop *loop;        /* where the server and the metrics timer run */
-	struct timespec start, start_cpu; /* when kiln started (CLOCK_MONOTONIC, process CPU) */
+	struct timespec start, start_cpu; /* when kiln started (CLOCK_MONOTONIC, process CPU), or
+					     its jailer (--start-time-us, --start-time-cpu-us) */
+	uint64_t parent_cpu_us;   /* --parent-cpu-time-us: CPU time the jailer's parent spent */
 };
 
 /* Start the controller of a Firecracker-style VM: the configuration, the metrics and, with a

@@ -9,6 +9,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level { LOG_OFF = -1, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
@@ -22,6 +23,10 @@ void log_set_fd(int fd);
 void log_set_crlf(bool crlf);
 /* Print one line at @level; the format carries no trailing newline. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Write @len bytes of @line (whole lines, prefix and newline included) to the log with one
+ * write(): async-signal-safe, for a signal handler's last words. */
+void log_write_raw(const char *line, size_t len);
 
 #define log_err(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

@@ -16,6 +16,7 @@
 #include "kiln/block.h"
 #include "kiln/devices.h"
 #include "kiln/log.h"
+#include "kiln/seccomp.h"
 
 /* A request of the synchronous engine; iov is its own copy. */
 struct sync_req {
@@ -104,6 +105,8 @@ static void *sync_worker(void *opaque)
 	struct block_backend *b = opaque;
 	uint64_t one = 1;
 
+	pthread_setname_np(pthread_self(), "disk-io");
+	seccomp_enter(SECCOMP_WORKER);
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
 		struct sync_req r;

@@ -51,6 +51,10 @@ const char cli_run_usage[] =
 	"                    (one client at a time), or appending the guest's output to a file\n"
 	"  --transport T     how virtio devices attach: pci (default; MSI-X) or mmio (ACPI LNRO0005)\n"
 	"  --log-level L     error, warn (default), info (adds the boot-timer line) or debug\n"
+	"  --seccomp-filter FILE\n"
+	"                    seccomp filters per thread category in Firecracker's seccompiler\n"
+	"                    JSON format instead of kiln's own (README: Security)\n"
+	"  --no-seccomp      no seccomp filters (every thread is filtered by default)\n"
 	"  -h, --help        this text;  --version  kiln's version\n"
 	"\n"
 	"Exit status:\n"
@@ -61,6 +65,7 @@ const char cli_run_usage[] =
 	"  4    the guest kernel panicked (pvpanic)\n"
 	"  5    guest triple fault, or KVM could not run the guest\n"
 	"  128+N  kiln was stopped by signal N (130 SIGINT, 143 SIGTERM)\n"
+	"  148  a thread made a system call its seccomp filter forbids\n"
 	"\n"
 	"SIGTSTP pauses the guest (its vCPUs leave KVM_RUN; kiln keeps serving its devices) and\n"
 	"SIGCONT resumes it.\n";
@@ -273,7 +278,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 {
 	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
 	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT, OPT_VSOCK, OPT_BALLOON,
-	       OPT_CONSOLE };
+	       OPT_CONSOLE, OPT_NO_SECCOMP, OPT_SECCOMP_FILTER };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -288,6 +293,8 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 		{ "balloon", required_argument, NULL, OPT_BALLOON },
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "transport", required_argument, NULL, OPT_TRANSPORT },
+		{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
+		{ "seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -405,6 +412,8 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 				return -EINVAL;
 			}
 			break;
+		case OPT_NO_SECCOMP: r->sandbox.off = true; break;
+		case OPT_SECCOMP_FILTER: r->sandbox.filter = optarg; break;
 		case 'h': return CLI_HELP;
 		case OPT_VERSION: return CLI_VERSION;
 		case ':':
@@ -421,6 +430,10 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 	}
 	if (!cfg->kernel_path) {
 		snprintf(err, errlen, "--kernel is required");
+		return -EINVAL;
+	}
+	if (r->sandbox.off && r->sandbox.filter) {
+		snprintf(err, errlen, "--no-seccomp and --seccomp-filter exclude each other");
 		return -EINVAL;
 	}
 	if (vm_config_check(cfg, &e)) {

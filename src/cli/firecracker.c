@@ -21,6 +21,7 @@
 static const char fc_usage[] =
 	"usage: kiln [--api-sock PATH] [--config-file PATH] [--id ID] [--boot-timer]\n"
 	"            [--level LEVEL] [--log-path PATH] [--metrics-path PATH]\n"
+	"            [--seccomp-filter FILE | --no-seccomp]\n"
 	"       kiln --no-api --config-file PATH [...]\n"
 	"\n"
 	"Firecracker's process flags: serve Firecracker's REST API on a Unix socket and boot the\n"
@@ -37,6 +38,13 @@ static const char fc_usage[] =
 	"  --level LEVEL       Error, Warning (default), Info, Debug, Trace or Off\n"
 	"  --log-path PATH     write log lines to this existing file or named pipe\n"
 	"  --metrics-path PATH write metrics (JSON lines) to this existing file or named pipe\n"
+	"  --start-time-us US, --start-time-cpu-us US, --parent-cpu-time-us US\n"
+	"                      the jailer's start (CLOCK_MONOTONIC and process CPU time, in\n"
+	"                      microseconds) and its parent's CPU time: the metrics' startup times\n"
+	"                      count from there\n"
+	"  --seccomp-filter FILE  seccomp filters in Firecracker's seccompiler JSON format, per\n"
+	"                      thread category (vmm, vcpu, worker), instead of kiln's own\n"
+	"  --no-seccomp        no seccomp filters (every thread is filtered by default)\n"
 	"  --version, --help\n"
 	"\n"
 	"Exit status as for `kiln run` (see kiln run --help).\n";
@@ -65,8 +73,7 @@ static const char restore_usage[] =
 
 /* Firecracker flags kiln does not implement yet: refused by name, never ignored. */
 static const char *const fc_unimplemented[] = {
-	"--seccomp-filter", "--no-seccomp", "--start-time-us", "--start-time-cpu-us",
-	"--parent-cpu-time-us", "--mmds-size-limit", "--http-api-max-payload-size",
+	"--mmds-size-limit", "--http-api-max-payload-size",
 	"--show-level", "--show-log-origin", "--module", "--describe-snapshot", "--snapshot-version",
 	"--enable-pci", NULL,
 };
@@ -77,11 +84,25 @@ struct fc_run {
 	struct fc_snapshot_load load;
 	const char *incoming;   /* kiln restore --incoming: from a migration instead */
 	struct timespec start, start_cpu;
+	uint64_t parent_cpu_us;
 	bool no_api, boot_timer;
+	struct cli_sandbox sandbox;
 	enum log_level level;
 	json_t *root;           /* the configuration; cfg's strings point into it */
 	struct fc_config cfg;
 };
+
+/* A decimal count of microseconds, as the jailer passes them. */
+static int parse_us(const char *text, uint64_t *out)
+{
+	char *end;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(text, &end, 10);
+	return errno || *end || *out > INT64_MAX / 1000 ? -EINVAL : 0;
+}
 
 static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_t errlen)
 {
@@ -101,6 +122,7 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 		if (!strcmp(name, "--version"))
 			return CLI_VERSION;
 		if (!strcmp(name, "--no-api") || !strcmp(name, "--boot-timer") ||
+		    !strcmp(name, "--no-seccomp") ||
 		    (r->restore && (!strcmp(name, "--paused") || !strcmp(name, "--track-dirty-pages")))) {
 			if (eq)
 				return fc_error(err, errlen, "%s takes no value", name);
@@ -108,6 +130,8 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 				r->load.resume_vm = false;
 			else if (!strcmp(name, "--track-dirty-pages"))
 				r->load.track_dirty_pages = true;
+			else if (!strcmp(name, "--no-seccomp"))
+				r->sandbox.off = true;
 			else
 				*(!strcmp(name, "--no-api") ? &r->no_api : &r->boot_timer) = true;
 			continue;
@@ -135,7 +159,9 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 						   "implement yet", name);
 		if (strcmp(name, "--config-file") && strcmp(name, "--id") && strcmp(name, "--level") &&
 		    strcmp(name, "--log-path") && strcmp(name, "--api-sock") &&
-		    strcmp(name, "--metrics-path"))
+		    strcmp(name, "--metrics-path") && strcmp(name, "--seccomp-filter") &&
+		    strcmp(name, "--start-time-us") && strcmp(name, "--start-time-cpu-us") &&
+		    strcmp(name, "--parent-cpu-time-us"))
 			return fc_error(err, errlen, "unknown flag \"%s\" (kiln --help)", flag);
 		value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
 		if (!value)
@@ -146,6 +172,21 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 			r->api_sock = value;
 		} else if (!strcmp(name, "--metrics-path")) {
 			r->metrics_path = value;
+		} else if (!strcmp(name, "--seccomp-filter")) {
+			r->sandbox.filter = value;
+		} else if (!strcmp(name, "--start-time-us") || !strcmp(name, "--start-time-cpu-us") ||
+			   !strcmp(name, "--parent-cpu-time-us")) {
+			uint64_t us;
+
+			if (parse_us(value, &us))
+				return fc_error(err, errlen, "%s: \"%s\" is not a number of microseconds",
+						name, value);
+			if (!strcmp(name, "--parent-cpu-time-us"))
+				r->parent_cpu_us = us;
+			else
+				*(!strcmp(name, "--start-time-us") ? &r->start : &r->start_cpu) =
+					(struct timespec){ .tv_sec = (time_t)(us / 1000000),
+							   .tv_nsec = (long)(us % 1000000) * 1000 };
 		} else if (!strcmp(name, "--id")) {
 			if (!fc_valid_id(value, 64, "-"))
 				return fc_error(err, errlen, "--id: \"%s\" is not 1-64 of A-Z a-z 0-9 -",
@@ -159,6 +200,8 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 			r->log_path = value;
 		}
 	}
+	if (r->sandbox.off && r->sandbox.filter)
+		return fc_error(err, errlen, "--no-seccomp and --seccomp-filter exclude each other");
 	if (r->restore) {
 		if (r->incoming && (r->load.snapshot_path || r->load.mem.path))
 			return fc_error(err, errlen, "--incoming takes no --snapshot, --mem-file or --uffd");
@@ -249,6 +292,9 @@ static int run_firecracker(struct fc_run *r)
 	char err[700];
 	int ret;
 
+	ret = cli_sandbox_start(&r->sandbox, "kiln");
+	if (ret)
+		return ret;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
@@ -270,6 +316,7 @@ static int run_firecracker(struct fc_run *r)
 			.doc = r->root ? json_incref(r->root) : json_object(),
 			.metrics_path = r->metrics_path, .loop = loop,
 			.start = r->start, .start_cpu = r->start_cpu,
+			.parent_cpu_us = r->parent_cpu_us,
 		};
 
 		ret = fc_api_start(&o, &api, err, sizeof(err));

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kiln/cli.h"
+#include "kiln/seccomp.h"
 
 static int exit_code(enum vm_stop_reason reason, int signo)
 {
@@ -17,6 +18,27 @@ static int exit_code(enum vm_stop_reason reason, int signo)
 	case VM_STOP_NONE: break;
 	}
 	return KILN_EXIT_RUNTIME;
+}
+
+int cli_sandbox_start(const struct cli_sandbox *s, const char *who)
+{
+	struct seccomp_filters *f;
+	struct error e;
+	int ret;
+
+	if (s->off)
+		return 0;
+	if (seccomp_filters_load(s->filter, &f, &e)) {
+		fprintf(stderr, "%s: --seccomp-filter: %s\n", who, e.msg);
+		return e.kind == ERROR_USAGE ? KILN_EXIT_USAGE : KILN_EXIT_RUNTIME;
+	}
+	ret = seccomp_start(f);
+	if (ret) {
+		fprintf(stderr, "%s: seccomp: %s\n", who, strerror(-ret));
+		seccomp_filters_free(f);
+		return KILN_EXIT_RUNTIME;
+	}
+	return 0;
 }
 
 int cli_vm_run_to_end(struct vm *vm)
@@ -36,6 +58,9 @@ int cli_run_vm(const struct cli_run *r, const char *who)
 	char err[ERROR_MSG_MAX + 64];
 	int ret;
 
+	ret = cli_sandbox_start(&r->sandbox, who);
+	if (ret)
+		return ret;
 	ret = loop_new(&loop);
 	if (ret) {
 		fprintf(stderr, "%s: event loop: %s\n", who, strerror(-ret));

@@ -30,6 +30,7 @@
 #include <netinet/tcp.h>
 
 #include "kiln/log.h"
+#include "kiln/seccomp.h"
 #include "kiln/snapshot.h"
 #include "vm_internal.h"
 
@@ -277,6 +278,8 @@ static void *migrate_thread(void *arg)
 	int64_t pages;
 	int ret;
 
+	pthread_setname_np(pthread_self(), "migrate");
+	seccomp_enter(SECCOMP_WORKER);
 	ret = send_rec(m->sock, MIG_HELLO, vm->mem.size, SNAP_FORMAT_VERSION, NULL);
 	if (!ret && (ret = start_dirty_log(vm)))
 		snprintf(err, sizeof(err), "dirty logging: %s", strerror(-ret));

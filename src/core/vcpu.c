@@ -7,7 +7,9 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "kiln/log.h"
+#include "kiln/seccomp.h"
 #include "kiln/x86.h"
 #include "vm_internal.h"
 
@@ -158,7 +161,11 @@ static void *vcpu_thread(void *arg)
 	struct vm *vm = vcpu->vm;
 	bool first = true;
 	sigset_t set;
+	char name[16];
 
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
+	pthread_setname_np(pthread_self(), name); /* ps, top, and the log of a trapped call */
+	seccomp_enter(SECCOMP_VCPU);
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);

@@ -241,11 +241,12 @@ int fc_api_start(const struct fc_api_options *o, struct fc_api **out, char *err,
 		fc_api_stop(api);
 		return ret;
 	}
-	/* Firecracker's api_server.process_startup_time: from kiln's start to serving. */
+	/* Firecracker's api_server.process_startup_time: from kiln's start (or its jailer's) to
+	 * serving; the CPU time adds the jailer's parent's. */
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
 	fc_metrics_set_startup(api->metrics, elapsed_us(&o->start, &now),
-			       elapsed_us(&o->start_cpu, &cpu));
+			       elapsed_us(&o->start_cpu, &cpu) + o->parent_cpu_us);
 	*out = api;
 	return 0;
 }

@@ -112,7 +112,10 @@ def test_malformed_and_duplicate_json(kiln, tmp_path):
     (["--no-api"], "--no-api needs --config-file PATH"),
     (["--no-api", "--config-file", "/x.json", "--level", "Loud"], "--level: \"Loud\" is not Error"),
     (["--no-api", "--config-file", "/x.json", "--id", "no spaces"], "--id: \"no spaces\""),
-    (["--no-api", "--config-file", "/x.json", "--seccomp-filter", "f"], "--seccomp-filter: a Firecracker flag"),
+    (["--api-sock", "/tmp/fc.sock", "--no-seccomp", "--seccomp-filter", "f"],
+     "--no-seccomp and --seccomp-filter exclude each other"),
+    (["--api-sock", "/tmp/fc.sock", "--start-time-us", "soon"],
+     "--start-time-us: \"soon\" is not a number of microseconds"),
     (["--no-api", "--bogus"], "unknown flag \"--bogus\""),
     (["--no-api", "--config-file"], "--config-file: missing value"),
 ])
@@ -120,6 +123,21 @@ def test_bad_flags(kiln, args, message):
     g = run(kiln, *args, timeout=60)
     assert g.returncode == 2, g
     assert message in g.err and len(g.err.strip().splitlines()) == 1, g
+
+
+def test_bad_seccomp_filter_file(kiln, tmp_path):
+    """A --seccomp-filter file that is not valid stops kiln before it serves anything: exit 2,
+    one line naming the file, the thread category and the rule."""
+    f = tmp_path / "filters.json"
+    allow = {"default_action": "allow", "filter_action": "trap", "filter": []}
+    f.write_text(json.dumps({"vmm": allow, "worker": allow, "vcpu": {
+        "default_action": "trap", "filter_action": "allow",
+        "filter": [{"syscall": "read"}, {"syscall": "ioctl", "args": [{"index": 1, "type": "word",
+                                                                      "op": "eq", "val": 1}]}]}}))
+    g = run(kiln, "--api-sock", tmp_path / "api.sock", "--seccomp-filter", f, timeout=60)
+    assert g.returncode == 2, g
+    assert f"--seccomp-filter: {f}: \"vcpu\" rule 1 (\"ioctl\"): args[0]: \"type\"" in g.err, g
+    assert len(g.err.strip().splitlines()) == 1 and not (tmp_path / "api.sock").exists(), g
 
 
 def test_version_and_help(kiln):

@@ -1,0 +1,60 @@
+/* seccomp — the system calls each of kiln's threads may make (seccomp-bpf, compiled with
+ * libseccomp).
+ *
+ * Owns: the filters, one per thread category, written in Firecracker's seccompiler JSON format
+ * (its docs/seccompiler.md: per category a "default_action", a "filter_action" and "filter", a
+ * list of rules naming a system call and, optionally, "args" conditions, all of which must
+ * hold). kiln's own filters are src/seccomp/x86_64.json, built into the binary; --seccomp-filter
+ * FILE replaces them. The main thread (event loop, API, device host sides) installs the "vmm"
+ * filter before it reads anything a client or guest sends; every thread it creates starts with
+ * that filter and adds its own category's on top (filters stack: the stricter answer wins).
+ * Compiling adds one rule to every filter: clone3 fails with ENOSYS, so glibc makes threads
+ * with clone, whose flags the rules can check.
+ *
+ * A call a filter traps (default_action "trap", kiln's choice) ends kiln: one log line naming
+ * the thread and the system call number, then exit status 148, as Firecracker.
+ */
+#ifndef KILN_SECCOMP_H
+#define KILN_SECCOMP_H
+
+#include "kiln/error.h"
+
+#define SECCOMP_EXIT_TRAPPED 148 /* Firecracker's exit code for a forbidden system call */
+
+enum seccomp_thread {
+	SECCOMP_VMM,    /* the main thread: event loop, API, devices' host sides */
+	SECCOMP_VCPU,   /* a vCPU thread: KVM_RUN and the exits it handles */
+	SECCOMP_WORKER, /* a helper thread: the synchronous disk engine, a migration's sender */
+	SECCOMP_THREADS
+};
+
+struct seccomp_filters;
+
+/* Compile the filters of the JSON file at @path, or kiln's own when @path is NULL, for this
+ * machine's architecture. Returns 0 with *out set (release with seccomp_filters_free()), or
+ * -EINVAL with @e naming the file, the category and the rule at fault (ERROR_USAGE), -ENOMEM
+ * or -EIO (ERROR_RUNTIME). */
+int seccomp_filters_load(const char *path, struct seccomp_filters **out, struct error *e)
+	__attribute__((warn_unused_result));
+
+void seccomp_filters_free(struct seccomp_filters *f);
+
+/* From now on every thread is filtered with @f (taken over): install the "vmm" filter on the
+ * calling thread (setting no_new_privs and the handler that reports a trapped call). Call once,
+ * before any other thread exists. Returns 0 or -errno (then nothing is installed). */
+int seccomp_start(struct seccomp_filters *f) __attribute__((warn_unused_result));
+
+/* Install category @t's filter on the calling thread, first thing in a new thread; nothing
+ * when seccomp_start() was not called (--no-seccomp). A thread that cannot be filtered must
+ * not run: kiln logs why and exits with SECCOMP_EXIT_TRAPPED. */
+void seccomp_enter(enum seccomp_thread t);
+
+/* Install filter @t of @f on the calling thread alone (no_new_privs set, the handler of
+ * trapped calls in place). For tests that check one category in a child process. */
+int seccomp_install(const struct seccomp_filters *f, enum seccomp_thread t)
+	__attribute__((warn_unused_result));
+
+/* The category's name in filter files ("vmm", "vcpu", "worker"). */
+const char *seccomp_thread_name(enum seccomp_thread t);
+
+#endif
