@@ -305,9 +305,10 @@ int seccomp_filters_load(const char *path, struct seccomp_filters **out, struct 
 		while (t < SECCOMP_THREADS && strcmp(key, thread_names[t]))
 			t++;
 		if (t == SECCOMP_THREADS) {
-			json_decref(root);
-			return bad(e, &p, "unknown thread category \"%s\" (kiln's are vmm, vcpu and "
-				   "worker)", key);
+			bad(e, &p, "unknown thread category \"%s\" (kiln's are vmm, vcpu and worker)",
+			    key);
+			json_decref(root); /* @key was the document's */
+			return -EINVAL;
 		}
 	}
 	f = calloc(1, sizeof(*f));
