@@ -49,6 +49,9 @@ struct net_config {
 	struct net_filter filter;   /* wrap() NULL: none */
 	unsigned nr_hostfwd;        /* NET_USER only */
 	struct net_hostfwd hostfwd[NET_MAX_HOSTFWD];
+	bool restrict_guest;        /* NET_USER: restrict=on, only hostfwd (QEMU's option) */
+	bool no_host_loopback;      /* NET_USER: host-loopback=off, 10.0.2.2 is not the host's lo */
+	unsigned max_flows;         /* NET_USER: the guest's flows (host sockets) at once; 0: 512 */
 };
 
 /* The class: create() takes a struct net_config (the backend is opened then: a tap that does

@@ -6,12 +6,20 @@
  * send() (the device lock is held there). No root and no host set-up are needed: the guest
  * gets 10.0.2.15 by DHCP, 10.0.2.2 is the host's loopback, 10.0.2.3 forwards DNS to the host's
  * resolver (and IPv6 as QEMU sets it up: fec0::/64).
+ *
+ * What the guest may reach is the user's choice (struct net_config): restrict=on keeps it off
+ * the host and the outside (only hostfwd connects, from outside in), host-loopback=off keeps
+ * 10.0.2.2 from reaching the host's loopback services. Every flow the guest starts is a host
+ * socket: at max_flows open ones, its new connections (a TCP SYN) and datagrams (UDP, ICMP
+ * echo) are dropped, counted, and logged once, until flows end.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <linux/if_ether.h>
+#include <netinet/in.h>
 #include <slirp/libslirp.h>
 
 #include "kiln/devices.h"
@@ -19,6 +27,7 @@
 #include "kiln/net_backend.h"
 
 #define USER_QUEUE 256u  /* frames slirp produced that wait for the guest's buffers */
+#define USER_MAX_FLOWS 512u /* host sockets for the guest's flows, unless configured */
 #define USER_TIMERS 4u
 
 struct user_timer {
@@ -38,7 +47,9 @@ struct user {
 	struct pollfd *fds;             /* the loop's array while prepare/dispatch run */
 	unsigned nfds, maxfds;
 	struct user_timer timer[USER_TIMERS];
-	struct log_once guest_error;
+	unsigned listening;             /* hostfwd sockets among slirp's */
+	unsigned flows, max_flows;      /* the guest's, as of the last prepare() */
+	struct log_once guest_error, too_many_flows;
 	uint8_t txbuf[NET_MAX_FRAME];
 };
 
@@ -164,6 +175,7 @@ static unsigned user_prepare(void *opaque, struct pollfd *fds, unsigned max, int
 	u->nfds = 0;
 	u->maxfds = max;
 	slirp_pollfds_fill(u->slirp, &t, add_poll, u);
+	u->flows = u->nfds > u->listening ? u->nfds - u->listening : 0;
 	for (unsigned i = 0; i < USER_TIMERS; i++) {
 		int64_t left;
 
@@ -209,6 +221,31 @@ static void user_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
 	}
 }
 
+/* Whether Ethernet frame @f of @len bytes would have slirp open a host socket: a TCP SYN, a
+ * UDP datagram (DHCP aside: slirp answers it itself), an ICMP echo request. */
+static bool opens_flow(const uint8_t *f, size_t len)
+{
+	size_t l4;
+	uint8_t proto;
+
+	if (len >= ETH_HLEN + 20 && f[12] == 0x08 && f[13] == 0x00) { /* IPv4 */
+		proto = f[ETH_HLEN + 9];
+		l4 = ETH_HLEN + (f[ETH_HLEN] & 0xfu) * 4;
+	} else if (len >= ETH_HLEN + 40 && f[12] == 0x86 && f[13] == 0xdd) { /* IPv6 */
+		proto = f[ETH_HLEN + 6];
+		l4 = ETH_HLEN + 40;
+	} else {
+		return false;
+	}
+	switch (proto) {
+	case IPPROTO_TCP: return len >= l4 + 14 && (f[l4 + 13] & 0x12) == 0x02; /* SYN, no ACK */
+	case IPPROTO_UDP: return len >= l4 + 4 && !(f[l4 + 2] == 0 && f[l4 + 3] == 67);
+	case IPPROTO_ICMP: return len > l4 && f[l4] == 8;
+	case IPPROTO_ICMPV6: return len > l4 && f[l4] == 128;
+	default: return false;
+	}
+}
+
 static int user_send(struct net_backend *be, const struct iovec *iov, int n)
 {
 	struct user *u = to_user(be);
@@ -219,6 +256,12 @@ static int user_send(struct net_backend *be, const struct iovec *iov, int n)
 			return -EMSGSIZE;
 		memcpy(u->txbuf + len, iov[i].iov_base, iov[i].iov_len);
 		len += iov[i].iov_len;
+	}
+	if (u->flows >= u->max_flows && opens_flow(u->txbuf, len)) {
+		if (log_once_first(&u->too_many_flows))
+			log_warn("user-mode network: the guest has %u flows open (max-flows); its new "
+				 "ones are dropped until some end", u->flows);
+		return -EMFILE;
 	}
 	slirp_input(u->slirp, u->txbuf, (int)len);
 	return 0;
@@ -267,6 +310,10 @@ struct net_backend *net_user_open(struct dev_host *host, const struct net_config
 	}
 	u->be = (struct net_backend){ .ops = &user_ops };
 	u->loop = host->loop;
+	u->max_flows = cfg->max_flows ? cfg->max_flows : USER_MAX_FLOWS;
+	u->listening = cfg->nr_hostfwd;
+	sc.restricted = cfg->restrict_guest;
+	sc.disable_host_loopback = cfg->no_host_loopback;
 	inet_pton(AF_INET, "10.0.2.0", &sc.vnetwork);
 	inet_pton(AF_INET, "255.255.255.0", &sc.vnetmask);
 	inet_pton(AF_INET, "10.0.2.2", &sc.vhost);

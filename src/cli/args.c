@@ -11,7 +11,7 @@
 const char cli_run_usage[] =
 	"usage: kiln run --kernel PATH [--initrd PATH] [--cmdline STRING] [--cpus N] [--memory SIZE]\n"
 	"                [--disk PATH[,readonly=on][,id=NAME][,engine=E]]... [--rng] [--transport pci|mmio]\n"
-	"                [--net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...]...\n"
+	"                [--net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...[,restrict=on]...]...\n"
 	"                [--vsock cid=N,uds=PATH]\n"
 	"                [--balloon amount=SIZE[,deflate_on_oom=on][,reporting=on][,stats=S]]\n"
 	"                [--console socket=PATH|file=PATH]\n"
@@ -35,7 +35,11 @@ const char cli_run_usage[] =
 	"                    a NIC on user-mode networking (libslirp, no root needed): DHCP gives\n"
 	"                    10.0.2.15, 10.0.2.2 is the host's loopback, 10.0.2.3 its DNS; hostfwd\n"
 	"                    forwards a host port (on 127.0.0.1 unless HOSTADDR) to the guest\n"
-	"                    (10.0.2.15 unless GUESTADDR). MAC default 52:54:00:12:34:56 + index\n"
+	"                    (10.0.2.15 unless GUESTADDR). MAC default 52:54:00:12:34:56 + index.\n"
+	"                    restrict=on: the guest reaches neither the host nor the outside (hostfwd\n"
+	"                    still connects in); host-loopback=off: 10.0.2.2 does not reach the\n"
+	"                    host's loopback services; max-flows=N: at most N of the guest's\n"
+	"                    connections and datagram flows at once (default 512)\n"
 	"  --rng             a virtio-rng entropy device fed from the host's getrandom()\n"
 	"  --vsock cid=N,uds=PATH\n"
 	"                    a virtio-vsock device, guest CID N (>= 3), with Firecracker's host\n"
@@ -160,9 +164,21 @@ static int parse_net(char *text, struct net_config *n, char *err, size_t errlen)
 				return -EINVAL;
 			}
 			n->nr_hostfwd++;
+		} else if (n->kind == NET_USER && (!strcmp(opt, "restrict=on") ||
+						   !strcmp(opt, "restrict=off"))) {
+			n->restrict_guest = !strcmp(opt, "restrict=on");
+		} else if (n->kind == NET_USER && (!strcmp(opt, "host-loopback=on") ||
+						   !strcmp(opt, "host-loopback=off"))) {
+			n->no_host_loopback = !strcmp(opt, "host-loopback=off");
+		} else if (n->kind == NET_USER && !strncmp(opt, "max-flows=", 10)) {
+			if (parse_count(opt + 10, &n->max_flows) || n->max_flows > 65536) {
+				snprintf(err, errlen, "--net user: \"%s\" is not max-flows=1..65536", opt);
+				return -EINVAL;
+			}
 		} else {
 			snprintf(err, errlen, "--net %s: \"%s\" is not %s", kind, opt,
-				 n->kind == NET_TAP ? "mac=MAC" : "mac=MAC or hostfwd=RULE");
+				 n->kind == NET_TAP ? "mac=MAC" : "mac=MAC, hostfwd=RULE, restrict=on|off, "
+				 "host-loopback=on|off or max-flows=N");
 			return -EINVAL;
 		}
 	}

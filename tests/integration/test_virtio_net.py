@@ -1,7 +1,8 @@
 """virtio-net with a real guest: a tap in a network namespace this test creates (static
 addresses, ping both ways, 100 MiB each way over TCP with checksums on both ends), and user-mode
 networking (DHCP, DNS through slirp's forwarder, HTTP to the host's loopback, a forwarded port
-into the guest), on both transports; bad --net values."""
+into the guest), on both transports; restrict=on and host-loopback=off keep the guest off the
+host, max-flows caps its flows; bad --net values."""
 import hashlib
 import os
 import pathlib
@@ -126,6 +127,70 @@ def test_user_mode_dhcp_dns_http_and_hostfwd(kvm, kiln, bzimage, initrd, transpo
     assert c["rx_bytes"] > 3 << 20 and c["tx_packets"] > 0 and c["tx_dropped"] == 0, c
 
 
+class Listener:
+    """A TCP listener on the host's 127.0.0.1 that accepts and holds connections."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.mark.parametrize("option", ["restrict=on", "host-loopback=off"])
+def test_user_mode_guest_kept_off_the_host(kvm, kiln, bzimage, initrd, option):
+    """restrict=on (QEMU's: only hostfwd) and host-loopback=off: the guest cannot connect to a
+    service on the host's loopback through 10.0.2.2; a forwarded port still reaches it."""
+    host = Listener()
+    fwd = nethelp.free_port()
+    sh = Shell(kiln_argv(kiln, bzimage, initrd, "--net", f"user,{option},hostfwd=tcp:127.0.0.1:{fwd}-:8080"))
+    try:
+        sh.check("ip link set eth0 up && udhcpc -i eth0 -s /etc/udhcpc.sh -q -n -t 10 -T 2", timeout=120)
+        rc, _ = sh.run(f"echo hi | nc -w 5 10.0.2.2 {host.port}", timeout=60)
+        assert rc != 0 and not host.conns, (rc, host.conns)
+        sh.check("mkdir -p /www && echo kept-in > /www/index.html && httpd -p 8080 -h /www")
+        with urllib.request.urlopen(f"http://127.0.0.1:{fwd}/index.html", timeout=60) as r:
+            assert r.read() == b"kept-in\n"
+        assert sh.poweroff() == 0
+    finally:
+        sh.close()
+        host.close()
+
+
+def test_user_mode_flow_cap(kvm, kiln, bzimage, initrd):
+    """max-flows=4: four connections to the host are opened, the others' SYNs are dropped (and
+    counted) while those four last; kiln says so once."""
+    host = Listener()
+    sh = Shell(kiln_argv(kiln, bzimage, initrd, "--net", "user,max-flows=4"))
+    try:
+        sh.check("ip link set eth0 up && udhcpc -i eth0 -s /etc/udhcpc.sh -q -n -t 10 -T 2", timeout=120)
+        sh.check(f"for i in 1 2 3 4 5 6 7 8; do (sleep 60 | nc 10.0.2.2 {host.port} &); done; sleep 5",
+                 timeout=60)
+        assert len(host.conns) == 4, host.conns
+        assert sh.poweroff() == 0
+    finally:
+        sh.close()
+        host.close()
+    assert "the guest has 4 flows open (max-flows); its new ones are dropped" in sh.err(), sh.err()
+    assert counters(sh.err())["tx_dropped"] >= 4, sh.err()
+
+
 def test_hostile_driver(kvm, kiln, bzimage, initrd, netns):
     """A driver in the guest that sends runts, giants, bad headers and a looping chain."""
     g = run_kiln(kiln, "run", "--kernel", bzimage, "--initrd", initrd, "--transport", "mmio",
@@ -152,6 +217,8 @@ def test_hostile_driver(kvm, kiln, bzimage, initrd, netns):
     (["--net", "user,hostfwd=sctp::22-:22"], "is not hostfwd="),
     (["--net", "bridge=br0"], "is not tap=NAME or user"),
     (["--net", "tap=ktap0,hostfwd=tcp::2222-:22"], "is not mac=MAC"),
+    (["--net", "user,max-flows=0"], "\"max-flows=0\" is not max-flows=1..65536"),
+    (["--net", "user,restrict=yes"], "is not mac=MAC, hostfwd=RULE, restrict=on|off"),
     (["--net", "user,mac=52:54:00:00:00:01", "--net", "user,mac=52:54:00:00:00:01"], "same MAC"),
 ])
 def test_bad_net_options(kvm, kiln, bzimage, args, message):
