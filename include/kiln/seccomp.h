@@ -37,6 +37,11 @@ struct seccomp_filters;
 int seccomp_filters_load(const char *path, struct seccomp_filters **out, struct error *e)
 	__attribute__((warn_unused_result));
 
+/* The same from @len bytes of JSON at @text, named @name in messages. */
+int seccomp_filters_parse(const char *text, size_t len, const char *name,
+			  struct seccomp_filters **out, struct error *e)
+	__attribute__((warn_unused_result));
+
 void seccomp_filters_free(struct seccomp_filters *f);
 
 /* From now on every thread is filtered with @f (taken over): install the "vmm" filter on the

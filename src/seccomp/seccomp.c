@@ -280,21 +280,44 @@ static int compile(json_t *o, enum seccomp_thread t, struct sock_fprog *out, str
 	return 0;
 }
 
+/* Compile the filters of document @root (NULL: it did not parse, @je says why), named @name in
+ * messages. Takes @root's reference. */
+static int compile_document(json_t *root, const json_error_t *je, const char *name,
+			    struct seccomp_filters **out, struct error *e);
+
 int seccomp_filters_load(const char *path, struct seccomp_filters **out, struct error *e)
 {
-	struct place p = { .file = path ? path : "kiln's built-in seccomp filters", .rule = -1 };
-	struct seccomp_filters *f;
 	json_error_t je;
+
+	if (!path)
+		return seccomp_filters_parse(seccomp_default_json, strlen(seccomp_default_json),
+					     "kiln's built-in seccomp filters", out, e);
+	return compile_document(json_load_file(path, JSON_REJECT_DUPLICATES, &je), &je, path, out,
+				e);
+}
+
+int seccomp_filters_parse(const char *text, size_t len, const char *name,
+			  struct seccomp_filters **out, struct error *e)
+{
+	json_error_t je;
+
+	return compile_document(json_loadb(text, len, JSON_REJECT_DUPLICATES, &je), &je, name, out,
+				e);
+}
+
+static int compile_document(json_t *root, const json_error_t *je, const char *name,
+			    struct seccomp_filters **out, struct error *e)
+{
+	struct place p = { .file = name, .rule = -1 };
+	struct seccomp_filters *f;
 	const char *key;
-	json_t *root, *v;
+	json_t *v;
 	int ret = 0;
 
-	root = path ? json_load_file(path, JSON_REJECT_DUPLICATES, &je)
-		    : json_loads(seccomp_default_json, JSON_REJECT_DUPLICATES, &je);
 	if (!root)
-		return je.line > 0 ? error_set(e, ERROR_USAGE, "%s: line %d: %s", p.file, je.line,
-					       je.text)
-				   : error_set(e, ERROR_USAGE, "%s: %s", p.file, je.text);
+		return je->line > 0 ? error_set(e, ERROR_USAGE, "%s: line %d: %s", p.file, je->line,
+						je->text)
+				    : error_set(e, ERROR_USAGE, "%s: %s", p.file, je->text);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		return bad(e, &p, "the file holds an object of filters, one per thread category");
