@@ -7,6 +7,7 @@
 #   hostile   drive the virtio-mmio rng in slot 0 as a hostile driver (devmem), report status
 #   hostile-net  the same for virtio-net in slot 0 (kiln.ip=, kiln.peer=), then ping the peer
 #   serve-net eth0 at kiln.ip= (or DHCP) and an iperf3 server (the bench initramfs has iperf3)
+#   hostile-all  attack every device kiln has for kiln.secs= seconds (tests/guests/hostile.c)
 #   disks     report virtio disks and rng; on /dev/vda (ext4): read hello.txt, write
 #             written.bin (8 MiB, synced), fstrim; try to write /dev/vdb when it exists
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -171,6 +172,21 @@ serve-net)
 	if [ -n "$ip" ]; then ip addr add "$ip" dev eth0; else udhcpc -i eth0 -s /etc/udhcpc.sh -q -n; fi
 	iperf3 -s -D && echo KILN-NET-READY
 	while :; do sleep 3600; done ;;
+hostile-all)
+	# tests/guests/hostile for kiln.secs= seconds (seed kiln.seed=) while the drivers keep
+	# using their devices, then a report and a power-off.
+	secs=30 seed=""
+	for arg in $(cat /proc/cmdline); do
+		case $arg in kiln.secs=*) secs=${arg#kiln.secs=} ;; kiln.seed=*) seed=${arg#kiln.seed=} ;; esac
+	done
+	for d in /dev/vd?; do
+		[ -b "$d" ] && (while :; do dd if="$d" of=/dev/null bs=4k count=64 iflag=direct; done) >/dev/null 2>&1 &
+	done
+	[ -c /dev/hwrng ] && (while :; do head -c 4096 /dev/hwrng; done) >/dev/null 2>&1 &
+	ip link set eth0 up 2>/dev/null && (udhcpc -i eth0 -s /etc/udhcpc.sh -q -n; while :; do ping -c 1 -W 1 10.0.2.2; done) >/dev/null 2>&1 &
+	hostile "$secs" $seed && fact hostile done
+	echo KILN-FACTS-END
+	poweroff -f ;;
 poweroff) poweroff -f ;;
 reboot) reboot -f ;;
 panic)
