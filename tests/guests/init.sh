@@ -4,6 +4,7 @@
 #   facts     print "KILN-FACT key=value" lines about what the guest sees, then power off
 #   poweroff  power off          reboot  reboot          panic  crash the kernel (sysrq c)
 #   hang      wait forever (for signal tests)
+#   flood     print to the serial console forever
 #   hostile   drive the virtio-mmio rng in slot 0 as a hostile driver (devmem), report status
 #   hostile-net  the same for virtio-net in slot 0 (kiln.ip=, kiln.peer=), then ping the peer
 #   serve-net eth0 at kiln.ip= (or DHCP) and an iperf3 server (the bench initramfs has iperf3)
@@ -193,6 +194,7 @@ panic)
 	echo 1 > /proc/sys/kernel/sysrq
 	echo c > /proc/sysrq-trigger ;;
 hang) while :; do sleep 3600; done ;;
+flood) while :; do echo "kiln-flood 0123456789abcdefghijklmnopqrstuvwxyz"; done ;;
 "")
 	# Interactive: "poweroff" and "reboot" act at once, as there is no init system to ask.
 	echo 'alias poweroff="poweroff -f"; alias reboot="reboot -f"; PS1="kiln# "' > /etc/profile

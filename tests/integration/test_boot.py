@@ -1,4 +1,6 @@
 """Boot Debian's stock cloud kernel under kiln and check what the guest sees."""
+import json
+import os
 import signal
 import subprocess
 import time
@@ -72,6 +74,42 @@ def test_sigterm_exit_code(kvm, kiln, bzimage, initrd):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_serial_output_nobody_reads(kvm, kiln, bzimage, initrd, tmp_path):
+    """The guest floods the serial console into a pipe nobody reads: its vCPU never blocks in
+    kiln (the output waits in a bounded buffer, the guest sees the transmitter busy), so the
+    API still pauses, snapshots and resumes it, and SIGTERM still ends kiln at once."""
+    from fcapi import call, wait_for_socket
+    sock = tmp_path / "api.sock"
+    r, w = os.pipe()  # nobody ever reads r
+    proc = subprocess.Popen([str(kiln), "--api-sock", str(sock), "--config-file",
+                             str(write_config(tmp_path, bzimage, initrd, "flood"))],
+                            stdin=subprocess.DEVNULL, stdout=w, stderr=subprocess.PIPE)
+    os.close(w)
+    try:
+        wait_for_socket(sock, proc)
+        time.sleep(20)  # the guest boots and fills the pipe (64 KiB) and kiln's buffer
+        assert call(sock, "PATCH", "/vm", {"state": "Paused"}, timeout=60) == (204, None)
+        assert call(sock, "PUT", "/snapshot/create",
+                    {"snapshot_path": str(tmp_path / "s"), "mem_file_path": str(tmp_path / "m")},
+                    timeout=120) == (204, None)
+        assert call(sock, "PATCH", "/vm", {"state": "Resumed"}, timeout=60) == (204, None)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(r)
+
+
+def write_config(tmp_path, bzimage, initrd, test):
+    path = tmp_path / "vm.json"
+    path.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(bzimage), "initrd_path": str(initrd),
+                        "boot_args": f"console=ttyS0 kiln.test={test}"},
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": 256}}))
+    return path
 
 
 def test_interactive_shell_over_the_serial_console(kvm, kiln, bzimage, initrd):
