@@ -147,6 +147,9 @@ static int rtc_create(struct dev_host *host, const void *config, unsigned index,
 
 	if (!r)
 		return error_code(e);
+	/* glibc reads the time zone file at its first time conversion, gmtime_r() included: do it
+	 * now, on the thread that makes devices, not on a vCPU (whose filter has no open()). */
+	tzset();
 	r->cmos[REG_A] = A_DIVIDER_32K;
 	r->cmos[REG_B] = B_24H;
 	r->cmos[REG_D] = D_VRT;
