@@ -11,7 +11,8 @@ on the host on that file, in one run; then Debian's boot to the login prompt und
 The images live in a tmpfs (inside scripts/kvm-box that is the only local filesystem), which has
 no O_DIRECT: QEMU runs with cache=writeback instead of cache=none and host fio is buffered; the
 guests use O_DIRECT on their virtual disks either way. Times in the box are emulator times; only
-the ratios carry over. Run with `scripts/bench blk`.
+the ratios carry over. kiln runs with its seccomp filters and again with --no-seccomp: the
+kiln/noseccomp column is what the filters cost. Run with `scripts/bench blk`.
 """
 import argparse
 import os
@@ -37,10 +38,11 @@ def fio_metric(name, read_kbs, read_iops, write_kbs):
 
 def vmm_command(vmm, root, data, cmdline):
     kernel, initrd = DEBIAN / "vmlinuz", DEBIAN / "initrd.img"
-    if vmm == "kiln":
+    if vmm.startswith("kiln"):
         return [str(ROOT / "build/kiln"), "run", "--kernel", str(kernel), "--initrd", str(initrd),
                 "--disk", str(root), *(["--disk", str(data)] if data else []), "--rng",
-                "--cpus", "2", "--memory", "1G", "--cmdline", cmdline]
+                "--cpus", "2", "--memory", "1G", "--cmdline", cmdline,
+                *(["--no-seccomp"] if vmm == "kiln-noseccomp" else [])]
     cmd = ["qemu-system-x86_64", "-accel", "kvm", "-M", "q35", "-cpu", "host", "-smp", "2",
            "-m", "1G", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
            "-kernel", str(kernel), "-initrd", str(initrd), "-append", cmdline,
@@ -130,28 +132,31 @@ def main():
                 f.write(block)
         rows = {}
         if args.only != "boot":
-            for who in ("host", "kiln", "qemu"):
+            for who in ("host", "kiln", "kiln-noseccomp", "qemu"):
                 samples = [host_fio(data) if who == "host" else guest_fio(who, root, data)
                            for _ in range(args.runs)]
                 rows[who] = {n: statistics.median(s[n] for s in samples) for n, *_ in JOBS}
                 print(f"fio {who}: {rows[who]}", flush=True)
         boot = {}
         if args.only != "fio":
-            for vmm in ("kiln", "qemu"):
+            for vmm in ("kiln", "kiln-noseccomp", "qemu"):
                 boot[vmm] = statistics.median(
                     run_until(vmm_command(vmm, root, None, "console=ttyS0 root=/dev/vda ro"),
                               "login:", 400)[0] for _ in range(args.runs))
                 print(f"boot {vmm}: {boot[vmm]:.1f} s", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'metric':<26}{'host':>10}{'kiln':>10}{'qemu':>10}{'kiln/host':>11}{'kiln/qemu':>11}")
+    print(f"{'metric':<26}{'host':>10}{'kiln':>10}{'noseccomp':>10}{'qemu':>10}{'kiln/host':>11}"
+          f"{'kiln/qemu':>11}{'kiln/noseccomp':>16}")
     units = {"randread": "IOPS", "seqread": "MiB/s", "seqwrite": "MiB/s"}
     for name, *_ in JOBS if rows else []:
-        h, k, q = rows["host"][name], rows["kiln"][name], rows["qemu"][name]
-        print(f"{name + ' (' + units[name] + ')':<26}{h:>10.0f}{k:>10.0f}{q:>10.0f}{k / h:>11.2f}{k / q:>11.2f}")
+        h, k, n, q = (rows[w][name] for w in ("host", "kiln", "kiln-noseccomp", "qemu"))
+        print(f"{name + ' (' + units[name] + ')':<26}{h:>10.0f}{k:>10.0f}{n:>10.0f}{q:>10.0f}"
+              f"{k / h:>11.2f}{k / q:>11.2f}{k / n:>16.3f}")
     if boot:
-        print(f"{'Debian boot to login (s)':<26}{'':>10}{boot['kiln']:>10.1f}{boot['qemu']:>10.1f}"
-              f"{'':>11}{boot['kiln'] / boot['qemu']:>11.2f}")
+        k, n, q = boot["kiln"], boot["kiln-noseccomp"], boot["qemu"]
+        print(f"{'Debian boot to login (s)':<26}{'':>10}{k:>10.1f}{n:>10.1f}{q:>10.1f}"
+              f"{'':>11}{k / q:>11.2f}{k / n:>16.3f}")
 
 
 if __name__ == "__main__":

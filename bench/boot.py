@@ -7,6 +7,9 @@ initramfs, side by side in one run. Reports medians and kiln/QEMU ratios of
   - VMM CPU time (user+sys) up to /init
   - VMM overhead memory: resident set minus the resident part of the guest RAM mapping
 
+kiln runs twice, with its seccomp filters (as always by default) and with --no-seccomp: the
+kiln/noseccomp column is what the filters cost.
+
 Run it where /dev/kvm works: `scripts/bench` (it uses scripts/kvm-box on hosts without hardware
 KVM). Times measured in the box are emulator times; only the ratios carry over.
 """
@@ -37,6 +40,7 @@ def vmm_commands():
             "-kernel", str(KERNEL), "-initrd", str(INITRD), "-append", CMDLINE]
     return {
         "kiln": kiln,
+        "kiln-noseccomp": kiln + ["--no-seccomp"],  # the filters' cost: kiln/noseccomp
         "qemu-microvm": qemu[:1] + ["-M", "microvm"] + qemu[1:],
         "qemu-q35": qemu[:1] + ["-M", "q35"] + qemu[1:],
     }
