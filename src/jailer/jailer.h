@@ -7,7 +7,8 @@
  * description of one jail (struct jail: Firecracker's Env), and every step that builds it, in
  * Firecracker's order (main.c). The flags' values, the messages and the exit codes are
  * Firecracker's: every failure prints one line (its error's Display text) on stderr and the
- * jailer exits 1.
+ * jailer exits 1. kiln's additions: a dynamically linked exec file gets its ELF interpreter and
+ * shared libraries copied into the jail (libs.c; Firecracker's is static).
  *
  * The jailer is one short-lived, single-threaded process: the structures here point into argv
  * and are never freed (the process execs or exits). Functions that can fail print the error
@@ -178,6 +179,14 @@ int jail_pivot_root(const char *chroot_dir) __attribute__((warn_unused_result));
  * the device nodes /dev/net/tun, /dev/kvm, /dev/urandom (a warning on stdout when it cannot be
  * made) and /dev/userfaultfd (when the host has one), mode 0600, owned by uid/gid. */
 int jail_populate(const struct jail *j) __attribute__((warn_unused_result));
+
+/* libs.c */
+
+/* A dynamically linked exec file: copy its ELF interpreter, the shared libraries it needs
+ * (recursively, found as the host's dynamic linker finds them: DT_RUNPATH/DT_RPATH,
+ * /etc/ld.so.cache, the default directories) and /etc/ld.so.cache into the chroot at their
+ * host paths, owned by root. A static or non-ELF exec file gets nothing. */
+int jail_copy_libs(const struct jail *j) __attribute__((warn_unused_result));
 
 /* process.c */
 

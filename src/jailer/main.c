@@ -24,7 +24,7 @@ static int build_jail(struct jail *j)
 	err = jail_mkdir_all(j->chroot_dir);
 	if (err)
 		return jail_fail_os(err, "Failed to create directory %s", j->chroot_dir);
-	if (jail_copy_exec(j))
+	if (jail_copy_exec(j) || jail_copy_libs(j))
 		return -1;
 	if (j->netns && jail_join_netns(j->netns))
 		return -1;
