@@ -114,7 +114,7 @@ int jail_exec(const struct jail *j)
 	char **argv = calloc((size_t)j->n_extra + 10, sizeof(*argv));
 	char *envp[] = { NULL };
 	sigset_t none;
-	int n = 0;
+	int n = 0, err;
 
 	if (!argv)
 		return jail_fail_os(ENOMEM, "Failed to exec into Firecracker");
@@ -138,11 +138,13 @@ int jail_exec(const struct jail *j)
 
 	/* As Rust's Command: gid, then no supplementary groups (EPERM tolerated: not root),
 	 * then uid; the VMM starts with no blocked signals and SIGPIPE at its default. */
-	if (setgid(j->gid) || (setgroups(0, NULL) && errno != EPERM) || setuid(j->uid))
-		return jail_fail_os(errno, "Failed to exec into Firecracker");
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	execve(path, argv, envp);
-	return jail_fail_os(errno, "Failed to exec into Firecracker");
+	if (!setgid(j->gid) && (!setgroups(0, NULL) || errno == EPERM) && !setuid(j->uid)) {
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		execve(path, argv, envp);
+	}
+	err = errno;
+	free(argv);
+	return jail_fail_os(err, "Failed to exec into Firecracker");
 }
