@@ -12,11 +12,14 @@
  * It never asks kiln to stop the machine (no ACPI sleep, no i8042 reset command, no pvpanic
  * "panicked"), never sends an MSI with an exception vector (the guest kernel would die of it,
  * not kiln), and gives the serial port its line settings back at the end, so that the test can
- * expect the guest to report and power off. Prints "hostile: N accesses M takeovers seed S".
+ * expect the guest to report and power off. Accesses the guest kernel refuses (a fault) are
+ * skipped. Prints "hostile: seed S", then "hostile: N accesses M takeovers F faults".
  *   hostile SECONDS [SEED]
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,16 +131,16 @@ static void add_pci_bars(void)
 		closedir(d);
 }
 
-/* A value that does not ask kiln to end the machine at this port. */
-static uint32_t tame_port_value(uint16_t port, uint32_t v)
+/* Byte @v written at port @port, made one that does not ask kiln to end the machine. */
+static uint8_t tame_port_byte(uint16_t port, uint8_t v)
 {
 	switch (port) {
 	case 0x64: /* i8042 commands: no reset (0xFE, pulses 0xF0-0xFF), no output port (0xD1) */
-		return (v & 0xff) >= 0xF0 || (v & 0xff) == 0xD1 ? 0x20 : v;
-	case 0x604: /* PM1a_CNT: never SLP_EN */
-		return v & ~(1u << 13);
+		return v >= 0xF0 || v == 0xD1 ? 0x20 : v;
+	case 0x605: /* PM1a_CNT's high byte: never SLP_EN (bit 13) */
+		return v & ~0x20;
 	case 0x505: /* pvpanic: never "panicked" */
-		return v & ~1u;
+		return v & ~1;
 	default:
 		return v;
 	}
@@ -156,13 +159,25 @@ static void port_access(void)
 		return;
 	}
 	for (unsigned b = 0; b < size; b++) /* a wide write covers the ports after it: tame each */
-		v = (v & ~(0xffu << 8 * b)) | (tame_port_value((uint16_t)(port + b), v >> 8 * b) & 0xff) << 8 * b;
+		v = (v & ~(0xffu << 8 * b)) |
+		    (uint32_t)tame_port_byte((uint16_t)(port + b), (uint8_t)(v >> 8 * b)) << 8 * b;
 	if (size == 1)
 		outb((uint8_t)v, port);
 	else if (size == 2)
 		outw((uint16_t)v, port);
 	else
 		outl(v, port);
+}
+
+/* The guest kernel may take a mapping back (a driver claiming the range revokes /dev/mem's):
+ * an access that faults is skipped and counted. */
+static sigjmp_buf fault_jump;
+static unsigned long faults;
+
+static void fault(int sig)
+{
+	(void)sig;
+	siglongjmp(fault_jump, 1);
 }
 
 static void mmio_access(void)
@@ -236,7 +251,7 @@ int main(int argc, char **argv)
 	uint16_t com1_saved[2];
 	uint8_t lcr, mcr, ier;
 	volatile uint8_t *low, *slots;
-	unsigned long accesses = 0, takeovers = 0;
+	volatile unsigned long accesses = 0, takeovers = 0;
 	time_t end;
 
 	if (argc < 2) {
@@ -244,6 +259,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	end = time(NULL) + atoi(argv[1]);
+	signal(SIGSEGV, fault);
+	signal(SIGBUS, fault);
 	rng_state = argc > 2 ? strtoull(argv[2], NULL, 0) : (uint64_t)time(NULL) * 2654435761u;
 	rng_state |= 1;
 	printf("hostile: seed %llu\n", (unsigned long long)rng_state);
@@ -267,6 +284,8 @@ int main(int argc, char **argv)
 	com1_saved[1] = inb(COM1 + 1);
 	outb(lcr & 0x7f, COM1 + 3);
 	ier = inb(COM1 + 1);
+	if (sigsetjmp(fault_jump, 1))
+		faults++; /* and on with the next access */
 	while (time(NULL) < end) {
 		for (int i = 0; i < 1000; i++, accesses++) {
 			if (rnd() % 4 == 0 || !nr_mmio)
@@ -275,7 +294,7 @@ int main(int argc, char **argv)
 				mmio_access();
 		}
 		if (slots && low && rnd() % 4 == 0)
-			takeovers += (unsigned long)take_over_mmio(
+			takeovers = takeovers + (unsigned long)take_over_mmio(
 				(volatile uint32_t *)(slots + 0x1000 * (rnd() % VIRTIO_MMIO_SLOTS)), low);
 	}
 	outb(0x80, COM1 + 3);
@@ -284,6 +303,6 @@ int main(int argc, char **argv)
 	outb(lcr & 0x7f, COM1 + 3);
 	outb(mcr & ~0x10, COM1 + 4); /* never left in loopback */
 	outb(ier, COM1 + 1);
-	printf("hostile: %lu accesses %lu takeovers\n", accesses, takeovers);
+	printf("hostile: %lu accesses %lu takeovers %lu faults\n", accesses, takeovers, faults);
 	return 0;
 }
