@@ -16,11 +16,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fc_internal.h"
 #include "kiln/fc.h"
 #include "kiln/virtio_rng.h"
-
-#define FC_DEFAULT_CMDLINE "reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux " \
-			   "i8042.nomux i8042.nopnp i8042.dumbkbd"
 
 int fc_error(char *err, size_t errlen, const char *fmt, ...)
 {

@@ -7,7 +7,9 @@
  *   resources.c, balloon.c, services.c, snapshot.c
  *                the endpoints (its api_server/request/<resource>.rs);
  *   vmm.c        the controller and the VM's actions (its rpc_interface.rs): InstanceStart,
- *                snapshot load, pause and resume.
+ *                snapshot load, pause and resume;
+ *   guest_view.c what the guest sees of a configuration: a migration's destination checks
+ *                the stream's against its operator's.
  *
  * Everything here runs on the thread of the event loop the API server was started on.
  */
@@ -22,6 +24,10 @@
 
 #include "kiln/fc.h"
 #include "kiln/loop.h"
+
+/* Firecracker's kernel command line when "boot-source" has no "boot_args". */
+#define FC_DEFAULT_CMDLINE "reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux " \
+			   "i8042.nomux i8042.nopnp i8042.dumbkbd"
 
 #define FC_HTTP_MAX_BODY 51200    /* Firecracker's default --http-api-max-payload-size */
 #define FC_HTTP_MAX_CLIENTS 256   /* connections served at once; more wait in the backlog */
@@ -240,6 +246,31 @@ json_t *fc_doc_entry(const struct fc_request *rq, const char *key, const char *i
 /* The machine configuration with Firecracker's defaults filled in (a new reference), or NULL
  * when out of memory. */
 json_t *fc_doc_machine_config(const struct fc_api *api);
+
+/* Whether two FullVmConfiguration documents, both accepted by fc_config_parse(), describe
+ * the same guest: @stream, a migration stream's, and @local, its destination operator's
+ * (--config-file). Compared with Firecracker's defaults filled in: "machine-config"
+ * (vcpu_count, mem_size_mib, smt, cpu_template), "boot-source" boot_args, "drives" by drive_id
+ * in order (is_root_device, is_read_only, cache_type, partuuid), "network-interfaces" by
+ * iface_id in order (guest_mac), "vsock" (guest_cid), "balloon", "entropy" and "mmds-config"
+ * (present or not, and their keys). Paths, taps, sockets, I/O engines, rate limiters,
+ * track_dirty_pages, huge_pages, the logger and the metrics are the host's and not compared.
+ * Pure. Returns 0, or -EINVAL with the first difference in @err:
+ *   drives "rootfs": is_read_only is true in the stream, false in --config-file
+ *   vsock: in the stream, not in --config-file */
+int fc_config_guest_match(json_t *stream, json_t *local, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* The configuration a migration's destination restores with (a new reference), from the
+ * stream's document @stream (the peer's: checked with fc_config_parse() first) and its
+ * operator's @local (--config-file, or NULL): @local itself when it describes the stream's
+ * guest (fc_config_guest_match()), so that every host resource comes from the operator;
+ * without @local, the stream's own when it names no host resource a restore would open (a
+ * drive's path_on_host, a NIC's host_dev_name, vsock's uds_path, the logger's log_path, the
+ * metrics' metrics_path; its boot-source paths are never opened by a restore), less its
+ * logger, metrics, track_dirty_pages and huge_pages. Pure. Returns NULL with a message naming
+ * the section, the entry and the key in @err when refused (or out of memory). */
+json_t *fc_config_incoming(json_t *stream, json_t *local, char *err, size_t errlen);
 
 /* The handlers of the route table (router.c), one per endpoint, on the loop thread. Each
  * answers in rq->reply, errors included: 400 with Firecracker's fault message (413 when MMDS's
