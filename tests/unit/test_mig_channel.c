@@ -6,7 +6,7 @@
  * speak TLS fail the handshake on both sides with a message), and TLS with X.509 certificates
  * that certtool (gnutls-bin) makes for the test: a chain to the CA both ways moves data; a
  * destination's certificate of another CA, or for another host name, and a source's of
- * another CA fail on both sides, naming the certificate's fault where it was found. */
+ * another CA (or of one that took our CA's name) fail on both sides, naming the fault. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -366,21 +366,23 @@ static void certtool(const char *args)
 		fail_msg("certtool %s failed (is gnutls-bin installed?)", args);
 }
 
-/* A CA named @ca, and a certificate for @role (server or client) it signs into @out/. */
-static void make_ca(const char *ca)
+/* A CA in @ca-cert.pem and @ca-key.pem, its name "kiln test @name". */
+static void make_ca(const char *ca, const char *name)
 {
-	char args[512];
+	char args[512], info[128];
 
 	snprintf(args, sizeof(args), "--generate-privkey --key-type ecdsa --outfile %s-key.pem",
 		 ca);
 	certtool(args);
 	snprintf(args, sizeof(args), "--generate-self-signed --load-privkey %s-key.pem --template "
 		 "%s.info --outfile %s-cert.pem", ca, ca, ca);
-	file(strcat(strcpy((char[64]){ 0 }, ca), ".info"), "cn = kiln test CA\nca\n"
-	     "cert_signing_key\nexpiration_days = 30\n");
+	snprintf(info, sizeof(info), "cn = kiln test %s\nca\ncert_signing_key\n"
+		 "expiration_days = 30\n", name);
+	file(strcat(strcpy((char[64]){ 0 }, ca), ".info"), info);
 	certtool(args);
 }
 
+/* A certificate for @role (server or client) that @ca signs, into @out/. */
 static void make_cert(const char *ca, const char *out, const char *role, const char *extra)
 {
 	char args[512], info[256];
@@ -420,24 +422,28 @@ static struct mig_creds *x509(const char *sub, bool server)
 
 static void test_x509_channel(void **state)
 {
-	struct mig_creds *d, *s, *rogue, *blind, *other_host;
+	struct mig_creds *d, *s, *rogue, *impostor, *blind, *other_host;
 	struct end dst, src;
 
-	make_ca("ca");
-	make_ca("rogue");
+	make_ca("ca", "CA");
+	make_ca("other", "other CA");
+	make_ca("twin", "CA"); /* the same name as ours, another key */
 	make_cert("ca", "dst", "server", "dns_name = localhost\nip_address = 127.0.0.1");
 	make_cert("ca", "src", "client", "");
-	make_cert("rogue", "rogue", "client", "");  /* a source of another CA */
-	make_cert("ca", "blind", "client", "");     /* a source that trusts another CA */
+	make_cert("other", "rogue", "client", "");     /* a source of another CA */
+	make_cert("twin", "impostor", "client", "");   /* ... of a CA that takes our CA's name */
+	make_cert("ca", "blind", "client", "");        /* a source that trusts another CA */
 	make_cert("ca", "elsewhere", "server", "dns_name = elsewhere.example");
 	trust("ca", "dst");
 	trust("ca", "src");
 	trust("ca", "rogue");
-	trust("rogue", "blind");
+	trust("ca", "impostor");
+	trust("other", "blind");
 	trust("ca", "elsewhere");
 	d = x509("dst", true);
 	s = x509("src", false);
 	rogue = x509("rogue", false);
+	impostor = x509("impostor", false);
 	blind = x509("blind", false);
 	other_host = x509("elsewhere", true);
 
@@ -447,9 +453,20 @@ static void test_x509_channel(void **state)
 	exchange(&dst, &src);
 	close_ends(&dst, &src);
 
-	/* The destination refuses a source whose certificate is of another CA. */
+	/* The destination refuses a source with no certificate of its CA ... */
 	dst = (struct end){ .creds = d };
 	src = (struct end){ .creds = rogue };
+	assert_false(connect_ends(&dst, &src));
+	assert_string_equal(dst.err, "TLS handshake with the source: it sent no certificate (it "
+			    "has none of a CA in ca-cert.pem)");
+	if (strncmp(src.err, "TLS handshake with the destination: it refused the handshake "
+		    "(TLS alert: ", 73))
+		fail_msg("got \"%s\"", src.err);
+	close_ends(&dst, &src);
+
+	/* ... or with one that another CA signed under our CA's name. */
+	dst = (struct end){ .creds = d };
+	src = (struct end){ .creds = impostor };
 	assert_false(connect_ends(&dst, &src));
 	assert_string_equal(dst.err, "TLS handshake with the source: its certificate: The "
 			    "certificate is NOT trusted. The certificate issuer is unknown. ");
@@ -479,6 +496,7 @@ static void test_x509_channel(void **state)
 	mig_creds_free(d);
 	mig_creds_free(s);
 	mig_creds_free(rogue);
+	mig_creds_free(impostor);
 	mig_creds_free(blind);
 	mig_creds_free(other_host);
 }
