@@ -121,10 +121,17 @@ struct fc_snapshot_load {
 	struct vm_mem_backend mem;  /* "mem_backend" (or the older "mem_file_path": File) */
 	bool track_dirty_pages;     /* "track_dirty_pages" ("enable_diff_snapshots") */
 	bool resume_vm;
+	bool migration;             /* the image is a migration stream's, sent by a peer: its
+				       configuration is checked against host_config, which
+				       provides every host resource (fc_config_incoming()) */
+	json_t *host_config;        /* with migration: the destination operator's configuration
+				       (--config-file; borrowed), or NULL */
 };
 
 /* Build the VM of a snapshot (made by PUT /snapshot/create) before anything was configured:
- * its configuration comes from the snapshot, its state and memory as vm_restore() says; with
+ * its configuration comes from the snapshot (for a migration, as fc_config_incoming() says:
+ * the message then starts "Incoming migration: " rather than "Load snapshot error: "), its
+ * state and memory as vm_restore() says; with
  * resume_vm it runs at once, else it waits paused for PATCH /vm. Returns 0, or -EINVAL (the
  * request, the snapshot or the memory is wrong; nothing was made) or -EIO, with Firecracker's
  * "Load snapshot error: ..." message in @err. */

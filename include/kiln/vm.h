@@ -78,14 +78,18 @@ struct vm_migration_status {
 	char error[256];             /* once failed */
 };
 
-/* Migrate the running VM to the kiln listening at @url ("tcp:HOST:PORT", see
- * vm_migrate_receive()): connects now (an unreachable destination is -EINVAL with a message),
- * then a thread pre-copies memory in rounds with dirty logging while the guest runs, pauses
- * it, sends the last pages and the state (@config as the snapshot's "config" section) and, once
- * the destination runs the guest, stops this VM with VM_STOP_MIGRATED; if the destination
- * fails, the guest resumes here. Event loop thread. Returns 0 or -errno. */
-int vm_migrate_start(struct vm *vm, const char *url, const void *config, size_t config_len,
-		     char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Migrate the running VM to the kiln at @url ("tcp:HOST:PORT", see mig_connect() and
+ * vm_migrate_receive()) over a channel secured with @creds (the source's, taken over: freed
+ * on failure too): connects now (an unreachable destination is -EINVAL with a message), then
+ * a thread makes the TLS handshake (a failed one fails the migration, see
+ * vm_migrate_status()), pre-copies memory in rounds with dirty logging while the guest runs,
+ * pauses it, sends the last pages and the state (@config as the snapshot's "config" section)
+ * and, once the destination runs the guest, stops this VM with VM_STOP_MIGRATED; if the
+ * destination fails, the guest resumes here. Event loop thread. Returns 0 or -errno. */
+struct mig_creds;
+int vm_migrate_start(struct vm *vm, const char *url, struct mig_creds *creds,
+		     const void *config, size_t config_len, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* Whether an outgoing migration is under way (pause, resume and snapshots wait for its end). */
 bool vm_migrating(struct vm *vm);
@@ -94,23 +98,26 @@ bool vm_migrating(struct vm *vm);
 void vm_migrate_status(struct vm *vm, struct vm_migration_status *out);
 
 /* What the destination of a migration received. */
+struct mig_channel;
 struct vm_incoming {
 	int memfd;                   /* guest memory (restore it as VM_MEM_SHARED_FD) */
 	uint64_t mem_bytes;
-	uint8_t *state;              /* the snapshot image (malloc'd) */
+	uint8_t *state;              /* the snapshot image (malloc'd): the peer's, check it all */
 	size_t state_len;
-	int conn;                    /* the source, waiting for the answer */
+	struct mig_channel *ch;      /* the source, waiting for the answer */
 };
 
-/* Listen on @url ("tcp:HOST:PORT"), take one source's migration stream: guest memory into a
- * memfd and the paused VM's snapshot image. Blocks until the stream ends. Returns 0, or
- * -errno with a message in @err (nothing kept). */
-int vm_migrate_receive(const char *url, struct vm_incoming *in, char *err, size_t errlen)
+/* Take one source's migration stream from @ch (connected and secured, see
+ * include/kiln/mig_channel.h; taken over): guest memory into a memfd sized as the source says
+ * (at most this host's RAM) and the paused VM's snapshot image. Every record is checked: a
+ * malformed one ends the stream. Blocks until the stream ends. Returns 0, or -errno with a
+ * message in @err (the source told 'F', nothing kept). */
+int vm_migrate_receive(struct mig_channel *ch, struct vm_incoming *in, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* Tell the source whether the guest runs here now (@ok: it ends; else it resumes) and release
- * what vm_migrate_receive() kept (a restored VM keeps its own mapping of the memfd). Set
- * in->state to NULL first when the image was handed to snap_reader_take(). */
+ * what vm_migrate_receive() kept, the channel included (a restored VM keeps its own mapping of
+ * the memfd). Set in->state to NULL first when the image was handed to snap_reader_take(). */
 void vm_incoming_release(struct vm_incoming *in, bool ok);
 
 /* Run the guest on one thread per vCPU while the calling thread serves the console, signals

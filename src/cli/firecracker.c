@@ -15,6 +15,7 @@
 
 #include "kiln/cli.h"
 #include "kiln/fc.h"
+#include "kiln/mig_channel.h"
 
 #define FC_DEFAULT_API_SOCK "/run/firecracker.socket"
 
@@ -51,7 +52,9 @@ static const char fc_usage[] =
 
 static const char restore_usage[] =
 	"usage: kiln restore --snapshot PATH (--mem-file PATH | --uffd SOCKET) [--paused]\n"
-	"       kiln restore --incoming tcp:HOST:PORT [--paused]\n"
+	"       kiln restore --incoming tcp:HOST:PORT|fd:N\n"
+	"                    (--tls-psk FILE | --tls-x509 DIR | --insecure-plain-tcp)\n"
+	"                    [--config-file PATH] [--paused]\n"
 	"                    [--track-dirty-pages] [--api-sock PATH] [--id ID] [--level LEVEL]\n"
 	"                    [--log-path PATH] [--metrics-path PATH]\n"
 	"\n"
@@ -65,8 +68,19 @@ static const char restore_usage[] =
 	"  --snapshot PATH       the snapshot file\n"
 	"  --mem-file PATH       its guest memory file\n"
 	"  --uffd SOCKET         a page-fault handler's Unix socket instead of --mem-file\n"
-	"  --incoming tcp:HOST:PORT  listen there for one live migration (PUT /migrate on the\n"
-	"                        source) and run the migrated VM\n"
+	"  --incoming tcp:HOST:PORT|fd:N  take one live migration (PUT /migrate on the source) on\n"
+	"                        the first connection to HOST:PORT, or on the connected socket N\n"
+	"                        handed over by the caller, and run the migrated VM\n"
+	"  --tls-psk FILE        the migration runs over TLS with a pre-shared key: FILE holds\n"
+	"                        psktool's identity:hexkey lines, the source's identity among them\n"
+	"  --tls-x509 DIR        over TLS with certificates: DIR holds ca-cert.pem, server-cert.pem\n"
+	"                        and server-key.pem; the source must show a certificate of that CA\n"
+	"  --insecure-plain-tcp  over plain TCP: neither authenticated nor encrypted (a trusted\n"
+	"                        network only); one of these three is needed with --incoming\n"
+	"  --config-file PATH    with --incoming: this host's side of the VM (Firecracker's JSON:\n"
+	"                        drives' path_on_host, network-interfaces' host_dev_name, vsock's\n"
+	"                        uds_path, logger, metrics). The stream's configuration must describe\n"
+	"                        the same guest; without this file it may name no host resource\n"
 	"  --paused              leave the VM paused (resume it with PATCH /vm)\n"
 	"  --track-dirty-pages   log dirtied pages, for Diff snapshots of the restored VM\n"
 	"  other flags as for kiln's Firecracker mode (kiln --help); --api-sock has no default\n";
@@ -83,6 +97,10 @@ struct fc_run {
 	bool restore;           /* kiln restore: load below instead of a configuration */
 	struct fc_snapshot_load load;
 	const char *incoming;   /* kiln restore --incoming: from a migration instead */
+	const char *tls_psk, *tls_x509; /* --tls-psk, --tls-x509 */
+	bool plain_tcp;         /* --insecure-plain-tcp */
+	struct mig_security security; /* the one of the three given */
+	struct mig_creds *creds; /* the destination's, loaded as security says */
 	struct timespec start, start_cpu;
 	uint64_t parent_cpu_us;
 	bool no_api, boot_timer;
@@ -104,6 +122,33 @@ static int parse_us(const char *text, uint64_t *out)
 	return errno || *end || *out > INT64_MAX / 1000 ? -EINVAL : 0;
 }
 
+/* What `kiln restore` needs: a snapshot and its memory, or --incoming with exactly one way to
+ * secure the channel. */
+static int check_restore(struct fc_run *r, char *err, size_t errlen)
+{
+	static const char *const names[3] = { "--tls-psk FILE", "--tls-x509 DIR",
+					      "--insecure-plain-tcp" };
+
+	if (r->incoming && (r->load.snapshot_path || r->load.mem.path))
+		return fc_error(err, errlen, "--incoming takes no --snapshot, --mem-file or --uffd");
+	if (!r->incoming && (!r->load.snapshot_path || !r->load.mem.path))
+		return fc_error(err, errlen, "kiln restore needs --snapshot PATH and --mem-file "
+				   "PATH or --uffd SOCKET, or --incoming tcp:HOST:PORT|fd:N "
+				   "(kiln restore --help)");
+	if (r->no_api)
+		return fc_error(err, errlen, "kiln restore takes no --no-api");
+	if (!r->incoming && (r->config_file || r->tls_psk || r->tls_x509 || r->plain_tcp))
+		return fc_error(err, errlen, "--config-file, --tls-psk, --tls-x509 and "
+				   "--insecure-plain-tcp go with --incoming (a snapshot file holds "
+				   "its own configuration)");
+	if (r->incoming && mig_security_choose(r->tls_psk, r->tls_x509, r->plain_tcp, names,
+					       &r->security, err, errlen))
+		return -EINVAL;
+	r->load.migration = r->incoming != NULL;
+	r->no_api = !r->api_sock;
+	return CLI_RUN;
+}
+
 static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_t errlen)
 {
 	r->level = LOG_WARN;
@@ -123,10 +168,13 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 			return CLI_VERSION;
 		if (!strcmp(name, "--no-api") || !strcmp(name, "--boot-timer") ||
 		    !strcmp(name, "--no-seccomp") ||
-		    (r->restore && (!strcmp(name, "--paused") || !strcmp(name, "--track-dirty-pages")))) {
+		    (r->restore && (!strcmp(name, "--paused") || !strcmp(name, "--track-dirty-pages") ||
+				    !strcmp(name, "--insecure-plain-tcp")))) {
 			if (eq)
 				return fc_error(err, errlen, "%s takes no value", name);
-			if (!strcmp(name, "--paused"))
+			if (!strcmp(name, "--insecure-plain-tcp"))
+				r->plain_tcp = true;
+			else if (!strcmp(name, "--paused"))
 				r->load.resume_vm = false;
 			else if (!strcmp(name, "--track-dirty-pages"))
 				r->load.track_dirty_pages = true;
@@ -137,7 +185,8 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 			continue;
 		}
 		if (r->restore && (!strcmp(name, "--snapshot") || !strcmp(name, "--mem-file") ||
-				   !strcmp(name, "--uffd") || !strcmp(name, "--incoming"))) {
+				   !strcmp(name, "--uffd") || !strcmp(name, "--incoming") ||
+				   !strcmp(name, "--tls-psk") || !strcmp(name, "--tls-x509"))) {
 			value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
 			if (!value)
 				return fc_error(err, errlen, "%s: missing value", name);
@@ -145,6 +194,10 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 				r->load.snapshot_path = value;
 			} else if (!strcmp(name, "--incoming")) {
 				r->incoming = value;
+			} else if (!strcmp(name, "--tls-psk")) {
+				r->tls_psk = value;
+			} else if (!strcmp(name, "--tls-x509")) {
+				r->tls_x509 = value;
 			} else {
 				if (r->load.mem.path)
 					return fc_error(err, errlen, "--mem-file and --uffd: give one");
@@ -202,18 +255,8 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 	}
 	if (r->sandbox.off && r->sandbox.filter)
 		return fc_error(err, errlen, "--no-seccomp and --seccomp-filter exclude each other");
-	if (r->restore) {
-		if (r->incoming && (r->load.snapshot_path || r->load.mem.path))
-			return fc_error(err, errlen, "--incoming takes no --snapshot, --mem-file or --uffd");
-		if (!r->incoming && (!r->load.snapshot_path || !r->load.mem.path))
-			return fc_error(err, errlen, "kiln restore needs --snapshot PATH and --mem-file "
-					   "PATH or --uffd SOCKET, or --incoming tcp:HOST:PORT "
-					   "(kiln restore --help)");
-		if (r->config_file || r->no_api)
-			return fc_error(err, errlen, "kiln restore takes no --config-file or --no-api");
-		r->no_api = !r->api_sock;
-		return CLI_RUN;
-	}
+	if (r->restore)
+		return check_restore(r, err, errlen);
 	if (r->no_api && r->api_sock)
 		return fc_error(err, errlen, "--no-api and --api-sock exclude each other");
 	if (r->no_api && !r->config_file)
@@ -235,7 +278,8 @@ static int parse_config_file(struct fc_run *r, char *err, size_t errlen)
 					     r->config_file, e.line, e.text)
 				  : fc_error(err, errlen, "--config-file %.250s: %s", r->config_file,
 					     e.text);
-	if (fc_config_parse(r->root, true, &r->cfg, why, sizeof(why)))
+	/* A migration's destination restores: its operator may leave the boot source out. */
+	if (fc_config_parse(r->root, !r->restore, &r->cfg, why, sizeof(why)))
 		return fc_error(err, errlen, "--config-file %.250s: %s", r->config_file, why);
 	if (r->cfg.level_set)
 		r->level = r->cfg.level;
@@ -260,19 +304,50 @@ static void signal_readable(void *opaque, unsigned events)
 		w->signo = (int)si.ssi_signo;
 }
 
-/* kiln restore --incoming: take a migration's memory and state, restore the VM from them and
- * tell the source whether it runs here. */
+/* The destination's credentials for the channel --incoming takes. */
+static int load_creds(struct fc_run *r, char *err, size_t errlen)
+{
+	char why[600];
+	int ret = mig_creds_load(&r->security, true, &r->creds, why, sizeof(why));
+
+	if (ret)
+		fc_error(err, errlen, "%s%s", r->tls_psk ? "--tls-psk " : r->tls_x509 ?
+			 "--tls-x509 " : "", why);
+	return ret ? -EINVAL : 0;
+}
+
+/* kiln restore --incoming: take a migration's memory and state over a secured channel,
+ * restore the VM from them with this host's resources (--config-file) and tell the source
+ * whether it runs here. */
 static int load_incoming(struct fc_api *api, struct fc_run *r, char *err, size_t errlen)
 {
+	struct mig_channel *ch;
 	struct vm_incoming in;
-	int ret = vm_migrate_receive(r->incoming, &in, err, errlen);
+	char why[600];
+	int fd = mig_accept(r->incoming, why, sizeof(why)), ret;
 
+	if (fd < 0) {
+		snprintf(err, errlen, "--incoming %s", why);
+		return fd;
+	}
+	ret = mig_channel_open(fd, r->creds, &ch);
+	if (ret) {
+		snprintf(err, errlen, "--incoming %s: %s", r->incoming, strerror(-ret));
+		return -EIO;
+	}
+	ret = mig_channel_handshake(ch, NULL, err, errlen);
+	if (ret) {
+		mig_channel_close(ch);
+		return -EIO;
+	}
+	ret = vm_migrate_receive(ch, &in, err, errlen);
 	if (ret)
 		return ret == -EINVAL ? -EINVAL : -EIO;
 	r->load.snapshot_path = r->incoming; /* names the image in messages */
 	r->load.image = in.state;
 	r->load.image_len = in.state_len;
 	r->load.mem = (struct vm_mem_backend){ .type = VM_MEM_SHARED_FD, .fd = in.memfd };
+	r->load.host_config = r->root;
 	in.state = NULL; /* the load takes the image */
 	ret = fc_api_snapshot_load(api, &r->load, err, errlen);
 	vm_incoming_release(&in, ret == 0);
@@ -313,7 +388,8 @@ static int run_firecracker(struct fc_run *r)
 		struct fc_api_options o = {
 			.sock_path = r->no_api ? NULL : r->api_sock,
 			.id = r->id ? r->id : "anonymous-instance",
-			.doc = r->root ? json_incref(r->root) : json_object(),
+			/* A migration's --config-file is checked against the stream, not booted. */
+			.doc = r->root && !r->restore ? json_incref(r->root) : json_object(),
 			.metrics_path = r->metrics_path, .loop = loop,
 			.start = r->start, .start_cpu = r->start_cpu,
 			.parent_cpu_us = r->parent_cpu_us,
@@ -321,7 +397,7 @@ static int run_firecracker(struct fc_run *r)
 
 		ret = fc_api_start(&o, &api, err, sizeof(err));
 	}
-	if (!ret && r->root)
+	if (!ret && r->root && !r->restore)
 		ret = fc_api_instance_start(api, err, sizeof(err));
 	if (!ret && r->restore && r->incoming)
 		ret = load_incoming(api, r, err, sizeof(err));
@@ -367,6 +443,8 @@ int cli_firecracker(int argc, char **argv, bool restore)
 	}
 	if (ret == CLI_RUN && r.config_file)
 		ret = parse_config_file(&r, err, sizeof(err));
+	if (ret == CLI_RUN && r.incoming)
+		ret = load_creds(&r, err, sizeof(err));
 	if (ret == 0 && r.log_path) {
 		/* As Firecracker: an existing file or named pipe, not created here. */
 		fd = open(r.log_path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
@@ -386,5 +464,6 @@ int cli_firecracker(int argc, char **argv, bool restore)
 	}
 	fc_config_release(&r.cfg);
 	json_decref(r.root);
+	mig_creds_free(r.creds);
 	return ret;
 }

@@ -1,4 +1,5 @@
-/* migrate — live migration between two kiln processes over TCP, see include/kiln/vm.h.
+/* migrate — live migration between two kiln processes, see include/kiln/vm.h; the connection
+ * (TCP or an inherited socket, TLS or plain) is include/kiln/mig_channel.h's.
  *
  * The source streams records (struct mig_rec, little-endian) to the destination:
  *   HELLO  a = guest memory bytes, b = snapshot format version
@@ -15,21 +16,15 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include "kiln/log.h"
+#include "kiln/mig_channel.h"
 #include "kiln/seccomp.h"
 #include "kiln/snapshot.h"
 #include "vm_internal.h"
@@ -39,10 +34,9 @@
 #define MIG_MAX_ROUNDS 30
 #define MIG_LAST_ROUND_PAGES 1024      /* 4 MiB: what the stop-and-copy round may carry */
 #define MIG_STATE_MAX (1ull << 30)
-#define MIG_ACK_TIMEOUT_MS 120000
+#define MIG_ACK_TIMEOUT_S 120      /* the destination's restore, before its answer */
 
 #define MIG_MAGIC 0x4d4e4c4bu /* "KLNM", in every record's flags */
-#define MIG_IO_TIMEOUT_S 60    /* a peer that stops reading or writing for this long fails */
 
 enum { MIG_HELLO = 1, MIG_PAGES = 2, MIG_STATE = 3 };
 
@@ -53,7 +47,9 @@ struct mig_rec {
 
 struct vm_migration {
 	pthread_t thread;
-	int sock;
+	struct mig_creds *creds;
+	struct mig_channel *ch;          /* connected; secured by the thread */
+	char host[256];                  /* the destination's name, for its certificate */
 	struct loop_task final;          /* the thread asks the loop for the stop-and-copy round */
 	bool final_done;                 /* under lock: the loop did it ... */
 	int final_ret;                   /* ... with this result */
@@ -74,73 +70,24 @@ static uint64_t now_us(void)
 	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
 }
 
-/* "tcp:HOST:PORT" into an address; -EINVAL when it is not that. */
-static int resolve(const char *url, bool listen, struct addrinfo **out)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = listen ? AI_PASSIVE : 0 };
-	char host[256];
-	const char *port;
-
-	if (strncmp(url, "tcp:", 4) || !(port = strrchr(url + 4, ':')) ||
-	    (size_t)(port - url - 4) >= sizeof(host) || !port[1])
-		return -EINVAL;
-	memcpy(host, url + 4, (size_t)(port - url - 4));
-	host[port - url - 4] = 0;
-	return getaddrinfo(host[0] ? host : NULL, port + 1, &hints, out) ? -EINVAL : 0;
-}
-
-/* A peer that stalls fails the migration instead of blocking kiln (the final round runs on
- * the event loop). */
-static void set_timeouts(int fd)
-{
-	struct timeval tv = { .tv_sec = MIG_IO_TIMEOUT_S };
-
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-}
-
-static int send_all(int fd, struct iovec *iov, int n)
-{
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-
-	while (msg.msg_iovlen) {
-		ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
-
-		if (sent < 0 && errno == EINTR)
-			continue;
-		if (sent <= 0)
-			return sent < 0 ? -errno : -EIO;
-		while (msg.msg_iovlen && (size_t)sent >= msg.msg_iov->iov_len) {
-			sent -= (ssize_t)msg.msg_iov->iov_len;
-			msg.msg_iov++;
-			msg.msg_iovlen--;
-		}
-		if (msg.msg_iovlen) {
-			msg.msg_iov->iov_base = (uint8_t *)msg.msg_iov->iov_base + sent;
-			msg.msg_iov->iov_len -= (size_t)sent;
-		}
-	}
-	return 0;
-}
-
-static int send_rec(int fd, uint32_t type, uint64_t a, uint64_t b, const void *data)
+static int send_rec(struct mig_channel *ch, uint32_t type, uint64_t a, uint64_t b,
+		    const void *data)
 {
 	struct mig_rec r = { .type = type, .flags = MIG_MAGIC, .a = a, .b = b };
 	struct iovec iov[2] = { { &r, sizeof(r) }, { (void *)data, data ? b : 0 } };
 
-	return send_all(fd, iov, data ? 2 : 1);
+	return mig_channel_send(ch, iov, data ? 2 : 1);
 }
 
 static int emit_pages(void *ctx, const uint8_t *p, uint64_t off, uint64_t len)
 {
-	return send_rec(*(int *)ctx, MIG_PAGES, off, len, p);
+	return send_rec(ctx, MIG_PAGES, off, len, p);
 }
 
 /* One pass: every non-zero page (@dirty false) or every page dirtied since the last pass. */
-static int64_t send_pages(struct vm *vm, int fd, bool dirty)
+static int64_t send_pages(struct vm *vm, struct mig_channel *ch, bool dirty)
 {
-	return vm_page_runs(vm, dirty, MIG_RUN_BYTES, emit_pages, &fd);
+	return vm_page_runs(vm, dirty, MIG_RUN_BYTES, emit_pages, ch);
 }
 
 static uint64_t count_dirty(const struct vm *vm)
@@ -221,7 +168,7 @@ static void final_round(void *opaque)
 		ret = vm_save_state(vm, m->config, m->config_len, &w, err, sizeof(err));
 	if (!ret && (ret = vm_collect_dirty(vm)))
 		snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
-	if (!ret && (pages = send_pages(vm, m->sock, true)) < 0) {
+	if (!ret && (pages = send_pages(vm, m->ch, true)) < 0) {
 		ret = (int)pages;
 		snprintf(err, sizeof(err), "last round: %s", strerror(-ret));
 	}
@@ -231,7 +178,7 @@ static void final_round(void *opaque)
 		else
 			snprintf(err, sizeof(err), "out of memory");
 	}
-	if (!ret && (ret = send_rec(m->sock, MIG_STATE, 0, len, image)))
+	if (!ret && (ret = send_rec(m->ch, MIG_STATE, 0, len, image)))
 		snprintf(err, sizeof(err), "sending the state: %s", strerror(-ret));
 	free(image);
 	snap_writer_free(&w);
@@ -248,7 +195,6 @@ static void final_round(void *opaque)
 /* Ask the loop for the final round, wait for it and for the destination's 'K'. */
 static int stop_and_copy(struct vm_migration *m, char *err, size_t errlen)
 {
-	struct pollfd pfd = { .fd = m->sock, .events = POLLIN };
 	uint8_t ack = 0;
 
 	loop_task_schedule(&m->final);
@@ -260,8 +206,8 @@ static int stop_and_copy(struct vm_migration *m, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", m->final_err);
 		return m->final_ret;
 	}
-	shutdown(m->sock, SHUT_WR);
-	if (poll(&pfd, 1, MIG_ACK_TIMEOUT_MS) != 1 || recv(m->sock, &ack, 1, 0) != 1 || ack != 'K') {
+	if (mig_channel_wait(m->ch, MIG_ACK_TIMEOUT_S) || mig_channel_recv(m->ch, &ack, 1) ||
+	    ack != 'K') {
 		snprintf(err, errlen, "the destination did not take the VM (%s)",
 			 ack == 'F' ? "its restore failed" : "no answer");
 		return -EIO;
@@ -280,13 +226,15 @@ static void *migrate_thread(void *arg)
 
 	pthread_setname_np(pthread_self(), "migrate");
 	seccomp_enter(SECCOMP_WORKER);
-	ret = send_rec(m->sock, MIG_HELLO, vm->mem.size, SNAP_FORMAT_VERSION, NULL);
+	ret = mig_channel_handshake(m->ch, m->host, err, sizeof(err));
+	if (!ret)
+		ret = send_rec(m->ch, MIG_HELLO, vm->mem.size, SNAP_FORMAT_VERSION, NULL);
 	if (!ret && (ret = start_dirty_log(vm)))
 		snprintf(err, sizeof(err), "dirty logging: %s", strerror(-ret));
 	for (unsigned round = 0; !ret && round < MIG_MAX_ROUNDS; round++) {
 		if (round && ((ret = vm_collect_dirty(vm)) || count_dirty(vm) <= MIG_LAST_ROUND_PAGES))
 			break;
-		pages = send_pages(vm, m->sock, round > 0);
+		pages = send_pages(vm, m->ch, round > 0);
 		if (pages < 0)
 			ret = (int)pages;
 		else
@@ -317,48 +265,39 @@ static void *migrate_thread(void *arg)
 	return NULL;
 }
 
-int vm_migrate_start(struct vm *vm, const char *url, const void *config, size_t config_len,
-		     char *err, size_t errlen)
+int vm_migrate_start(struct vm *vm, const char *url, struct mig_creds *creds,
+		     const void *config, size_t config_len, char *err, size_t errlen)
 {
 	struct vm_migration *m;
-	struct addrinfo *ai;
-	int fd = -1, ret;
+	char why[400];
+	int fd, ret;
 
 	if (vm_migrating(vm) || vm_is_paused(vm)) {
+		mig_creds_free(creds);
 		snprintf(err, errlen, vm_is_paused(vm) ? "the microVM is paused; resume it first" :
 			 "a migration is in progress");
 		return -EBUSY;
 	}
 	vm_migration_free(vm); /* an earlier, failed one */
-	if (resolve(url, false, &ai)) {
-		snprintf(err, errlen, "destination_url \"%s\" is not tcp:HOST:PORT", url);
-		return -EINVAL;
-	}
-	for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
-		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
-			ret = errno;
-			close(fd);
-			fd = -1;
-			errno = ret;
-		}
-	}
-	freeaddrinfo(ai);
-	if (fd < 0) {
-		snprintf(err, errlen, "destination_url %s: %s", url, strerror(errno));
-		return -EINVAL;
-	}
-	set_timeouts(fd);
 	m = calloc(1, sizeof(*m));
 	if (!m || !(m->config = malloc(config_len ? config_len : 1))) {
 		free(m);
-		close(fd);
+		mig_creds_free(creds);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	m->creds = creds;
+	fd = mig_connect(url, m->host, sizeof(m->host), why, sizeof(why));
+	ret = fd < 0 ? fd : mig_channel_open(fd, creds, &m->ch);
+	if (ret) {
+		snprintf(err, errlen, "destination_url %s", fd < 0 ? why : strerror(-ret));
+		mig_creds_free(creds);
+		free(m->config);
+		free(m);
+		return ret;
+	}
 	memcpy(m->config, config, config_len);
 	m->config_len = config_len;
-	m->sock = fd;
 	m->status.state = VM_MIGRATION_ACTIVE;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->final_cond, NULL);
@@ -399,7 +338,7 @@ void vm_migration_free(struct vm *vm)
 
 	if (!m)
 		return;
-	shutdown(m->sock, SHUT_RDWR); /* a thread blocked on the destination returns */
+	mig_channel_abort(m->ch); /* a thread blocked on the destination returns */
 	pthread_mutex_lock(&m->lock); /* one waiting for a final round the loop will not run */
 	if (!m->final_done) {
 		m->final_done = true;
@@ -410,7 +349,8 @@ void vm_migration_free(struct vm *vm)
 	if (m->thread)
 		pthread_join(m->thread, NULL);
 	loop_task_cancel(&m->final); /* after the join: the thread may have scheduled it */
-	close(m->sock);
+	mig_channel_close(m->ch);
+	mig_creds_free(m->creds);
 	pthread_cond_destroy(&m->final_cond);
 	vm->migration = NULL;
 	free(m->config);
@@ -419,54 +359,6 @@ void vm_migration_free(struct vm *vm)
 }
 
 /* --- destination -------------------------------------------------------------------------- */
-
-static int recv_all(int fd, void *buf, uint64_t len)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = recv(fd, p, len > (1u << 30) ? (1u << 30) : len, MSG_WAITALL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -ECONNRESET;
-		p += n;
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
-
-static int accept_one(const char *url, char *err, size_t errlen)
-{
-	struct addrinfo *ai;
-	int lfd, fd, one = 1;
-
-	if (resolve(url, true, &ai)) {
-		snprintf(err, errlen, "--incoming \"%s\" is not tcp:HOST:PORT", url);
-		return -EINVAL;
-	}
-	lfd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(lfd, ai->ai_addr, ai->ai_addrlen) || listen(lfd, 1)) {
-		snprintf(err, errlen, "--incoming %s: %s", url, strerror(errno));
-		freeaddrinfo(ai);
-		if (lfd >= 0)
-			close(lfd);
-		return -EINVAL;
-	}
-	freeaddrinfo(ai);
-	log_info("waiting for a migration on %s", url);
-	do
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	while (fd < 0 && errno == EINTR);
-	if (fd < 0)
-		snprintf(err, errlen, "--incoming %s: accept: %s", url, strerror(errno));
-	else
-		set_timeouts(fd);
-	close(lfd);
-	return fd < 0 ? -EIO : fd;
-}
 
 /* HELLO: guest memory into a new memfd, mapped here to receive pages. */
 static int hello(const struct mig_rec *r, struct vm_incoming *in, uint8_t **map, char *err,
@@ -505,32 +397,32 @@ static int hello(const struct mig_rec *r, struct vm_incoming *in, uint8_t **map,
 	return 0;
 }
 
-int vm_migrate_receive(const char *url, struct vm_incoming *in, char *err, size_t errlen)
+int vm_migrate_receive(struct mig_channel *ch, struct vm_incoming *in, char *err,
+		       size_t errlen)
 {
 	uint8_t *map = NULL;
 	struct mig_rec r;
 	int ret;
 
-	*in = (struct vm_incoming){ .memfd = -1, .conn = -1 };
-	in->conn = accept_one(url, err, errlen);
-	if (in->conn < 0)
-		return in->conn;
-	ret = recv_all(in->conn, &r, sizeof(r));
+	*in = (struct vm_incoming){ .memfd = -1, .ch = ch };
+	if (errlen)
+		err[0] = 0;
+	ret = mig_channel_recv(ch, &r, sizeof(r));
 	if (!ret)
 		ret = hello(&r, in, &map, err, errlen);
 	while (!ret && !in->state) {
-		if ((ret = recv_all(in->conn, &r, sizeof(r))))
+		if ((ret = mig_channel_recv(ch, &r, sizeof(r))))
 			break;
 		if (r.flags != MIG_MAGIC) {
 			snprintf(err, errlen, "malformed migration record");
 			ret = -EINVAL;
 		} else if (r.type == MIG_PAGES && r.b && !(r.a % PAGE) && !(r.b % PAGE) &&
 		    r.b <= MIG_RUN_BYTES && r.a <= in->mem_bytes && r.b <= in->mem_bytes - r.a) {
-			ret = recv_all(in->conn, map + r.a, r.b);
+			ret = mig_channel_recv(ch, map + r.a, r.b);
 		} else if (r.type == MIG_STATE && r.b && r.b <= MIG_STATE_MAX) {
 			in->state = malloc(r.b);
 			in->state_len = r.b;
-			ret = in->state ? recv_all(in->conn, in->state, r.b) : -ENOMEM;
+			ret = in->state ? mig_channel_recv(ch, in->state, r.b) : -ENOMEM;
 		} else {
 			snprintf(err, errlen, "malformed migration record (type %u)", r.type);
 			ret = -EINVAL;
@@ -547,13 +439,14 @@ int vm_migrate_receive(const char *url, struct vm_incoming *in, char *err, size_
 
 void vm_incoming_release(struct vm_incoming *in, bool ok)
 {
-	if (in->conn >= 0) {
-		if (send(in->conn, ok ? "K" : "F", 1, MSG_NOSIGNAL) != 1)
-			log_warn("migration: cannot answer the source: %s", strerror(errno));
-		close(in->conn);
-	}
+	struct iovec answer = { ok ? "K" : "F", 1 };
+	int ret;
+
+	if (in->ch && (ret = mig_channel_send(in->ch, &answer, 1)))
+		log_warn("migration: cannot answer the source: %s", strerror(-ret));
+	mig_channel_close(in->ch);
 	if (in->memfd >= 0)
 		close(in->memfd);
 	free(in->state);
-	*in = (struct vm_incoming){ .memfd = -1, .conn = -1 };
+	*in = (struct vm_incoming){ .memfd = -1 };
 }

@@ -272,6 +272,14 @@ int fc_config_guest_match(json_t *stream, json_t *local, char *err, size_t errle
  * the section, the entry and the key in @err when refused (or out of memory). */
 json_t *fc_config_incoming(json_t *stream, json_t *local, char *err, size_t errlen);
 
+/* The configuration document of snapshot @snap, loaded as @p says (kept for the restored VM
+ * as its document): the "config" section's JSON, for a migration (p->migration) what
+ * fc_config_incoming() makes of it, track_dirty_pages set when p->track_dirty_pages. No KVM,
+ * no files. Returns 0 with *out a new reference, or -EINVAL with a message in @err. */
+struct snap_reader;
+int fc_snapshot_config(const struct snap_reader *snap, const struct fc_snapshot_load *p,
+		       json_t **out, char *err, size_t errlen) __attribute__((warn_unused_result));
+
 /* The handlers of the route table (router.c), one per endpoint, on the loop thread. Each
  * answers in rq->reply, errors included: 400 with Firecracker's fault message (413 when MMDS's
  * store would grow too large, 500 when out of memory); a refused request changes nothing. The

@@ -8,6 +8,7 @@
 
 #include "fc_internal.h"
 #include "kiln/fc.h"
+#include "kiln/mig_channel.h"
 #include "kiln/vm.h"
 
 /* PUT /snapshot/create: Full or Diff, of the paused VM. */
@@ -95,27 +96,48 @@ void fc_put_snapshot_load(struct fc_request *rq)
 		fc_reply_ok(rq);
 }
 
-/* PUT /migrate {"destination_url": "tcp:HOST:PORT"}: kiln's own (Firecracker has no live
- * migration): starts it; GET /migrate follows it. The destination is `kiln restore
- * --incoming tcp:HOST:PORT`. */
+/* PUT /migrate {"destination_url": "tcp:HOST:PORT", and exactly one of "tls_psk_file": FILE,
+ * "tls_x509_dir": DIR, "insecure_plain_tcp": true}: kiln's own (Firecracker has no live
+ * migration): loads the channel's credentials and connects, then starts it; GET /migrate
+ * follows it. The destination is `kiln restore --incoming tcp:HOST:PORT` with the matching
+ * --tls-psk, --tls-x509 or --insecure-plain-tcp. */
 void fc_put_migrate(struct fc_request *rq)
 {
-	const char *url;
+	static const char *const names[3] = { "\"tls_psk_file\"", "\"tls_x509_dir\"",
+					      "\"insecure_plain_tcp\": true" };
+	const char *url, *psk = NULL, *x509 = NULL;
+	struct mig_security sec;
+	struct mig_creds *creds;
 	char err[600], *config;
-	int ret;
+	int plain = 0, ret;
 
-	if (fc_unpack(rq->body, "", FC_FIELDS({ "destination_url", 's', true, &url }), err,
+	if (fc_unpack(rq->body, "", FC_FIELDS({ "destination_url", 's', true, &url },
+					      { "tls_psk_file", 's', false, &psk },
+					      { "tls_x509_dir", 's', false, &x509 },
+					      { "insecure_plain_tcp", 'b', false, &plain }), err,
 		      sizeof(err))) {
 		fc_reply_fault(rq, FC_ERR_DESERIALIZE "%s", err);
 		return;
 	}
+	if (mig_security_choose(psk, x509, plain, names, &sec, err, sizeof(err))) {
+		fc_reply_fault(rq, "Migration error: %s", err);
+		return;
+	}
+	if (mig_creds_load(&sec, false, &creds, err, sizeof(err))) {
+		fc_reply_fault(rq, "Migration error: %s%s", sec.kind == MIG_TLS_PSK ? "tls_psk_file " :
+			       sec.kind == MIG_TLS_X509 ? "tls_x509_dir " : "", err);
+		return;
+	}
 	config = json_dumps(rq->api->doc, JSON_COMPACT);
-	ret = config ? vm_migrate_start(rq->api->vm, url, config, strlen(config), err, sizeof(err))
-		     : -ENOMEM;
+	if (!config) {
+		mig_creds_free(creds);
+		fc_reply_fault(rq, "Migration error: out of memory");
+		return;
+	}
+	ret = vm_migrate_start(rq->api->vm, url, creds, config, strlen(config), err, sizeof(err));
 	free(config);
 	if (ret)
-		fc_reply_fault(rq, "Migration error: %s",
-			       ret == -ENOMEM && !config ? "out of memory" : err);
+		fc_reply_fault(rq, "Migration error: %s", err);
 	else
 		fc_reply_ok(rq);
 }

@@ -67,16 +67,43 @@ int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 	return 0;
 }
 
+int fc_snapshot_config(const struct snap_reader *snap, const struct fc_snapshot_load *p,
+		       json_t **out, char *err, size_t errlen)
+{
+	const char *text;
+	json_t *doc, *machine;
+	uint32_t version;
+	size_t len;
+
+	if (!snap_get(snap, "config", 0, &version, &len))
+		return fc_error(err, errlen, "snapshot_path %s: no configuration section",
+				p->snapshot_path);
+	if (!(text = snap_get_section(snap, "config", 0, 1, &version, &len, err, errlen)))
+		return -EINVAL;
+	if (!(doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL)))
+		return fc_error(err, errlen, "snapshot_path %s: its configuration is not JSON",
+				p->snapshot_path);
+	if (p->migration) {
+		json_t *mine = fc_config_incoming(doc, p->host_config, err, errlen);
+
+		json_decref(doc);
+		if (!(doc = mine))
+			return -EINVAL;
+	}
+	machine = json_object_get(doc, "machine-config");
+	if (p->track_dirty_pages && json_is_object(machine))
+		json_object_set_new(machine, "track_dirty_pages", json_true());
+	*out = doc;
+	return 0;
+}
+
 int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, char *err,
 			 size_t errlen)
 {
-	uint32_t version;
 	struct snap_reader snap;
 	struct timespec t0, t1;
 	struct error e = { .kind = ERROR_USAGE };
-	const char *text;
-	json_t *doc = NULL, *machine;
-	size_t len;
+	json_t *doc = NULL;
 	char why[700];
 	int ret;
 
@@ -90,24 +117,11 @@ int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, c
 	ret = p->image ? snap_reader_take(&snap, p->image, p->image_len, p->snapshot_path, why,
 					  sizeof(why))
 		       : snap_reader_open(&snap, p->snapshot_path, why, sizeof(why));
-	if (!ret && !snap_get(&snap, "config", 0, &version, &len)) {
-		snprintf(why, sizeof(why), "snapshot_path %s: no configuration section",
-			 p->snapshot_path);
-		ret = -EINVAL;
-	}
-	if (!ret && !(text = snap_get_section(&snap, "config", 0, 1, &version, &len, why,
-					      sizeof(why))))
-		ret = -EINVAL;
-	if (!ret && !(doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL))) {
-		snprintf(why, sizeof(why), "snapshot_path %s: its configuration is not JSON",
-			 p->snapshot_path);
-		ret = -EINVAL;
-	}
-	machine = json_object_get(doc, "machine-config");
-	if (!ret && p->track_dirty_pages && json_is_object(machine))
-		json_object_set_new(machine, "track_dirty_pages", json_true());
+	if (!ret)
+		ret = fc_snapshot_config(&snap, p, &doc, why, sizeof(why));
 	fc_config_release(&api->cfg);
-	if (!ret && (ret = fc_config_parse(doc, true, &api->cfg, why, sizeof(why))))
+	/* A restore loads no kernel: a migration's operator may leave the boot source out. */
+	if (!ret && (ret = fc_config_parse(doc, !p->migration, &api->cfg, why, sizeof(why))))
 		ret = -EINVAL;
 	if (!ret) {
 		prepare_config(api);
@@ -117,11 +131,12 @@ int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, c
 			snprintf(why, sizeof(why), "%s", e.msg);
 		}
 	}
-	snap_reader_close(&snap);
+	snap_reader_close(&snap); /* also after a failed open */
 	if (ret) {
 		fc_config_release(&api->cfg);
 		json_decref(doc);
-		snprintf(err, errlen, "Load snapshot error: %s", why);
+		snprintf(err, errlen, "%s%s", p->migration ? "Incoming migration: " :
+			 "Load snapshot error: ", why);
 		return error_code(&e);
 	}
 	json_decref(api->doc); /* empty; the configuration's strings point into doc now */

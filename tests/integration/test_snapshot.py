@@ -3,12 +3,19 @@
 counter, its files in memory and on disk, a TCP session over a tap); ten restores of one
 snapshot run side by side; a Diff chain merged onto its base; the Uffd backend with a
 page-fault handler; and every damaged or mismatched snapshot is refused with a message while
-nothing is left half-restored."""
+nothing is left half-restored. Live migration (PUT /migrate to `kiln restore --incoming`):
+over plain TCP when asked for by name, over TLS with a pre-shared key and with X.509
+certificates, the destination's disk being the file its own --config-file names; a wrong key,
+an untrusted certificate, a destination whose configuration differs from the stream's or lacks
+what it names are refused and the guest carries on at the source."""
+import json
+import os
 import re
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 import zlib
 
@@ -407,10 +414,143 @@ def free_port():
         return s.getsockname()[1]
 
 
+def dest_config(path, disk, mem, read_only=False, drive=True):
+    """The destination's own --config-file: the source's guest (boot_api's) on this host's
+    @disk. The kernel path is nowhere: a restore never opens it."""
+    doc = {"boot-source": {"kernel_image_path": "/nonexistent/vmlinuz", "boot_args": BOOT_ARGS},
+           "machine-config": {"vcpu_count": 1, "mem_size_mib": mem}}
+    if drive:
+        doc["drives"] = [{"drive_id": "data", "path_on_host": str(disk), "is_root_device": False,
+                          "is_read_only": read_only}]
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def boot_with_disk(kiln, bzimage, initrd, tmp_path, mem):
+    """A source guest booted through the API with a 32 MiB ext4 disk "data" at
+    tmp_path/src-disk.ext4, its counter running; returns (shell, API socket, disk)."""
+    disk = tmp_path / "src-disk.ext4"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(disk), "32M"], check=True)
+    sock = tmp_path / "api.sock"
+    src = boot_api(kiln, sock, bzimage, initrd, mem=mem, puts=[
+        ("/drives/data", {"drive_id": "data", "path_on_host": str(disk), "is_root_device": False,
+                          "is_read_only": False})])
+    src.check(COUNTER)
+    return src, sock, disk
+
+
+def wait_listening(dst, what="waiting for a migration"):
+    deadline = time.monotonic() + 60
+    while what not in dst.err():
+        assert time.monotonic() < deadline and dst.proc.poll() is None, dst.err()
+        time.sleep(0.05)
+
+
+def psk_file(path, identity="kiln"):
+    """A key file psktool writes: identity:hexkey, a random 32-byte key."""
+    subprocess.run(["psktool", "-u", identity, "-p", str(path)], check=True, capture_output=True)
+    return path
+
+
+def certtool(*args, cwd):
+    subprocess.run(["certtool", *map(str, args)], check=True, capture_output=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """Certificate directories as QEMU's tls-creds-x509 reads them, made with certtool: a CA;
+    dst (ca-cert.pem, server-cert.pem and server-key.pem for 127.0.0.1 and localhost), src
+    (ca-cert.pem, client-cert.pem, client-key.pem); and two wrong sources: rogue, whose client
+    certificate another CA signed, and blind, which trusts that other CA instead of ours."""
+    d = tmp_path_factory.mktemp("pki")
+
+    def ca(name):
+        (d / f"{name}.info").write_text(f"cn = kiln test {name}\nca\ncert_signing_key\n"
+                                       "expiration_days = 30\n")
+        certtool("--generate-privkey", "--key-type", "ecdsa", "--outfile", f"{name}-key.pem", cwd=d)
+        certtool("--generate-self-signed", "--load-privkey", f"{name}-key.pem", "--template",
+                 f"{name}.info", "--outfile", f"{name}-cert.pem", cwd=d)
+
+    def leaf(sub, ca_name, role, trusted, extra=""):
+        out = d / sub
+        out.mkdir()
+        (d / "leaf.info").write_text(f"cn = kiln {role}\n{extra}tls_www_{role}\nsigning_key\n"
+                                     "encryption_key\nexpiration_days = 30\n")
+        certtool("--generate-privkey", "--key-type", "ecdsa", "--outfile", out / f"{role}-key.pem",
+                 cwd=d)
+        certtool("--generate-certificate", "--load-ca-certificate", f"{ca_name}-cert.pem",
+                 "--load-ca-privkey", f"{ca_name}-key.pem", "--load-privkey",
+                 out / f"{role}-key.pem", "--template", "leaf.info", "--outfile",
+                 out / f"{role}-cert.pem", cwd=d)
+        (out / "ca-cert.pem").write_bytes((d / f"{trusted}-cert.pem").read_bytes())
+        return out
+
+    ca("ca")
+    ca("other")
+    return {"dst": leaf("dst", "ca", "server", "ca", "dns_name = localhost\nip_address = 127.0.0.1\n"),
+            "src": leaf("src", "ca", "client", "ca"),
+            "rogue": leaf("rogue", "other", "client", "ca"),
+            "blind": leaf("blind", "ca", "client", "other")}
+
+
+# `kiln restore --incoming fd:N`: this program listens, accepts the source's connection and
+# execs kiln with it as descriptor N, as a jailer or supervisor would hand one over.
+HAND_OVER = """
+import os, socket, sys
+port, argv = int(sys.argv[1]), sys.argv[2:]
+with socket.create_server(("127.0.0.1", port)) as s:
+    print("listening", file=sys.stderr, flush=True)
+    conn, _ = s.accept()
+os.set_inheritable(conn.fileno(), True)
+os.execv(argv[0], [a.replace("@FD@", str(conn.fileno())) for a in argv])
+"""
+
+
+def migrate_and_check(kiln, src, sock, disk, tmp_path, dst_argv, body, hand_over=False):
+    """Move @src's guest to `kiln restore` with @dst_argv (+ --config-file naming another path
+    of the same disk; the source's path is gone before the migration, so only the
+    destination's own can open it), by PUT /migrate with @body; check the guest carries on
+    there with its memory and its disk, opened through the destination's path."""
+    src.check("mkdir -p /mnt && mount /dev/vda /mnt && dd if=/dev/urandom of=/mnt/f bs=1k count=2048 2>/dev/null && sync")
+    disk_sum = sha(src, "/mnt/f")
+    src.check("dd if=/dev/urandom of=/tmp/data bs=1k count=4096 2>/dev/null")
+    data_sum = sha(src, "/tmp/data")
+    dst_disk = tmp_path / "dst-disk.ext4"
+    os.link(disk, dst_disk)
+    os.unlink(disk)
+    conf = dest_config(tmp_path / "dst.json", dst_disk, 128)
+    port = free_port()
+    argv = [kiln, "restore", *dst_argv, "--config-file", conf, "--level", "Info"]
+    if hand_over:
+        dst = Shell([sys.executable, "-c", HAND_OVER, port, *argv[:2], "--incoming", "fd:@FD@",
+                     *argv[2:]], ready=False)
+        wait_listening(dst, "listening")
+    else:
+        dst = Shell([*argv[:2], "--incoming", f"tcp:127.0.0.1:{port}", *argv[2:]], ready=False)
+    try:
+        if not hand_over:
+            wait_listening(dst)
+        status, reply = call(sock, "PUT", "/migrate", {"destination_url": f"tcp:127.0.0.1:{port}", **body})
+        assert status == 204, reply
+        assert src.proc.wait(timeout=900) == 0, src.err()
+        assert "migration completed" in src.err(), src.err()
+        assert_counting(dst)
+        assert sha(dst, "/tmp/data") == data_sum
+        assert sha(dst, "/mnt/f") == disk_sum
+        dst.check("echo moved > /mnt/moved && sync")
+        fd_dir = f"/proc/{dst.proc.pid}/fd"
+        fds = [os.readlink(f"{fd_dir}/{n}") for n in os.listdir(fd_dir)]
+        assert str(dst_disk) in fds and not any("src-disk" in f for f in fds), fds
+        assert "snapshot" in dst.err() and "loaded" in dst.err()
+    finally:
+        dst.close()
+
+
 def test_live_migration_while_the_guest_writes_memory(kvm, kiln, bzimage, initrd, tmp_path):
-    """PUT /migrate to `kiln restore --incoming`: pre-copy rounds while the guest rewrites
-    16 MiB over and over, then stop and copy; the source ends (exit 0, downtime logged) and the
-    destination runs the same guest with the same disk."""
+    """PUT /migrate to `kiln restore --incoming` over plain TCP (insecure_plain_tcp, asked for
+    by name on both sides): pre-copy rounds while the guest rewrites 16 MiB over and over, then
+    stop and copy; the source ends (exit 0, downtime logged) and the destination runs the same
+    guest with the same disk."""
     disk = tmp_path / "disk.ext4"
     subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(disk), "32M"], check=True)
     sock = tmp_path / "api.sock"
@@ -418,8 +558,10 @@ def test_live_migration_while_the_guest_writes_memory(kvm, kiln, bzimage, initrd
         ("/drives/data", {"drive_id": "data", "path_on_host": str(disk), "is_root_device": False,
                           "is_read_only": False})])
     port = free_port()
-    dst = Shell([kiln, "restore", "--incoming", f"tcp:127.0.0.1:{port}", "--level", "Info"],
+    dst = Shell([kiln, "restore", "--incoming", f"tcp:127.0.0.1:{port}", "--insecure-plain-tcp",
+                 "--config-file", dest_config(tmp_path / "dst.json", disk, 256), "--level", "Info"],
                 ready=False)
+    plain = {"insecure_plain_tcp": True}
     try:
         src.check(COUNTER)
         src.check("mkdir -p /mnt && mount /dev/vda /mnt && dd if=/dev/urandom of=/mnt/f bs=1k count=2048 2>/dev/null && sync")
@@ -428,16 +570,13 @@ def test_live_migration_while_the_guest_writes_memory(kvm, kiln, bzimage, initrd
         data_sum = sha(src, "/tmp/data")
         src.check("(while true; do dd if=/dev/urandom of=/tmp/busy bs=1M count=16 2>/dev/null; done) & true")
         # Unreachable destination: refused, the guest runs on.
-        status, body = call(sock, "PUT", "/migrate", {"destination_url": f"tcp:127.0.0.1:{free_port()}"})
+        status, body = call(sock, "PUT", "/migrate", {"destination_url": f"tcp:127.0.0.1:{free_port()}", **plain})
         assert status == 400 and "destination_url" in body["fault_message"], body
-        status, body = call(sock, "PUT", "/migrate", {"destination_url": "udp:nowhere"})
+        status, body = call(sock, "PUT", "/migrate", {"destination_url": "udp:nowhere", **plain})
         assert status == 400 and "tcp:HOST:PORT" in body["fault_message"], body
         assert_counting(src)
-        deadline = time.monotonic() + 60
-        while "waiting for a migration" not in dst.err():
-            assert time.monotonic() < deadline and dst.proc.poll() is None, dst.err()
-            time.sleep(0.05)
-        assert call(sock, "PUT", "/migrate", {"destination_url": f"tcp:127.0.0.1:{port}"}) == (204, None)
+        wait_listening(dst)
+        assert call(sock, "PUT", "/migrate", {"destination_url": f"tcp:127.0.0.1:{port}", **plain}) == (204, None)
         assert src.proc.wait(timeout=900) == 0, src.err()
         done = re.search(r"migration completed: (\d+) us in all, downtime (\d+) us, (\d+) rounds",
                          src.err())
@@ -450,3 +589,124 @@ def test_live_migration_while_the_guest_writes_memory(kvm, kiln, bzimage, initrd
     finally:
         src.close()
         dst.close()
+
+
+def test_live_migration_over_tls_psk(kvm, kiln, bzimage, initrd, tmp_path):
+    """TLS with a pre-shared key (psktool's file; the destination's holds other identities
+    too), the destination's connection handed over as --incoming fd:N: the guest, its memory
+    and its disk arrive; the destination opened its own path of the disk."""
+    src, sock, disk = boot_with_disk(kiln, bzimage, initrd, tmp_path, 128)
+    try:
+        src_keys = psk_file(tmp_path / "src.psk")
+        dst_keys = psk_file(tmp_path / "dst.psk", "another")
+        with open(dst_keys, "a") as f:
+            f.write(src_keys.read_text())
+        migrate_and_check(kiln, src, sock, disk, tmp_path, ["--tls-psk", dst_keys],
+                          {"tls_psk_file": str(src_keys)}, hand_over=True)
+    finally:
+        src.close()
+
+
+def test_live_migration_over_tls_x509(kvm, kiln, bzimage, initrd, tmp_path, pki):
+    """TLS with X.509 certificates of one CA both ways, the destination's checked against the
+    address the source connects to."""
+    src, sock, disk = boot_with_disk(kiln, bzimage, initrd, tmp_path, 128)
+    try:
+        migrate_and_check(kiln, src, sock, disk, tmp_path, ["--tls-x509", pki["dst"]],
+                          {"tls_x509_dir": str(pki["src"])})
+    finally:
+        src.close()
+
+
+def test_refused_migrations_leave_the_guest_running(kvm, kiln, bzimage, initrd, tmp_path, pki):
+    """Each way a migration is refused, in turn against one source guest: the destination
+    exits non-zero naming the fault, the source's GET /migrate says failed and why, and its
+    guest carries on. Then the flags and bodies that are refused before anything starts."""
+    src, sock, disk = boot_with_disk(kiln, bzimage, initrd, tmp_path, 128)
+    keys, other_keys = psk_file(tmp_path / "k.psk"), psk_file(tmp_path / "other.psk")
+    conf = dest_config(tmp_path / "same.json", disk, 128)
+    cases = [
+        # (destination flags, PUT body, destination's exit, its message, the source's)
+        (["--tls-psk", keys], {"tls_psk_file": str(other_keys)}, 1,
+         "TLS handshake with the source: ", "TLS handshake with the destination: it refused "
+         "the handshake (TLS alert: "),
+        (["--tls-psk", psk_file(tmp_path / "stranger.psk", "stranger")],
+         {"tls_psk_file": str(keys)}, 1, 'identity "kiln" is not in',
+         "TLS handshake with the destination: it refused the handshake"),
+        (["--tls-x509", pki["dst"]], {"tls_x509_dir": str(pki["rogue"])}, 1,
+         "TLS handshake with the source: it sent no certificate (it has none of a CA in "
+         "ca-cert.pem)", "TLS handshake with the destination: it refused the handshake (TLS "
+         "alert: "),
+        (["--tls-x509", pki["dst"]], {"tls_x509_dir": str(pki["blind"])}, 1,
+         "TLS handshake with the source: it refused the handshake",
+         "TLS handshake with the destination: its certificate: The certificate is NOT "
+         "trusted. The certificate issuer is unknown."),
+        (["--insecure-plain-tcp", "--config-file",
+          dest_config(tmp_path / "ro.json", disk, 128, read_only=True)],
+         {"insecure_plain_tcp": True}, 2,
+         'drives "data": is_read_only is false in the stream, true in --config-file',
+         "the destination did not take the VM (its restore failed)"),
+        (["--insecure-plain-tcp", "--config-file",
+          dest_config(tmp_path / "nodrive.json", disk, 128, drive=False)],
+         {"insecure_plain_tcp": True}, 2, 'drives "data": in the stream, not in --config-file',
+         "the destination did not take the VM (its restore failed)"),
+        (["--tls-psk", keys], {"tls_psk_file": str(keys)}, 2,
+         'drives "data": the stream names a host resource (path_on_host); the destination '
+         "takes those only from its own --config-file",
+         "the destination did not take the VM (its restore failed)"),
+        (["--tls-psk", keys, "--config-file", dest_config(tmp_path / "mem.json", disk, 256)],
+         {"tls_psk_file": str(keys)}, 2,
+         "machine-config: mem_size_mib is 128 in the stream, 256 in --config-file",
+         "the destination did not take the VM (its restore failed)"),
+    ]
+    try:
+        for flags, body, code, dst_says, src_says in cases:
+            port = free_port()
+            dst = Shell([kiln, "restore", "--incoming", f"tcp:127.0.0.1:{port}", *flags,
+                         "--level", "Info"], ready=False)
+            try:
+                wait_listening(dst)
+                status, reply = call(sock, "PUT", "/migrate",
+                                     {"destination_url": f"tcp:127.0.0.1:{port}", **body})
+                assert status == 204, reply
+                assert dst.proc.wait(timeout=600) == code, (flags, dst.err())
+                assert dst_says in dst.err(), (flags, dst.err())
+                deadline = time.monotonic() + 300
+                while (state := call(sock, "GET", "/migrate")[1])["state"] == "active":
+                    assert time.monotonic() < deadline, state
+                    time.sleep(0.2)
+                assert state["state"] == "failed" and src_says in state["error"], (flags, state)
+                assert_counting(src)
+            finally:
+                dst.close()
+        # The source's body: exactly one way to secure the channel, its files readable.
+        url = {"destination_url": "tcp:127.0.0.1:1"}
+        for body, message in [
+                ({}, 'needs one of "tls_psk_file", "tls_x509_dir" or "insecure_plain_tcp": true'),
+                ({"insecure_plain_tcp": False}, 'needs one of "tls_psk_file"'),
+                ({"tls_psk_file": str(keys), "insecure_plain_tcp": True},
+                 '"tls_psk_file" and "insecure_plain_tcp": true exclude each other'),
+                ({"tls_psk_file": str(tmp_path / "none.psk")},
+                 f"tls_psk_file {tmp_path}/none.psk: No such file or directory"),
+                ({"tls_x509_dir": str(tmp_path)},
+                 f"tls_x509_dir {tmp_path}/ca-cert.pem: No such file or directory")]:
+            status, reply = call(sock, "PUT", "/migrate", {**url, **body})
+            assert status == 400 and message in reply["fault_message"], (body, reply)
+        assert call(sock, "GET", "/migrate")[1]["state"] == "failed"
+        # The destination's flags: exactly one with --incoming, none without.
+        for flags, message in [
+                ([], "the migration channel needs one of --tls-psk FILE, --tls-x509 DIR or "
+                     "--insecure-plain-tcp"),
+                (["--tls-psk", keys, "--tls-x509", pki["dst"]],
+                 "--tls-psk FILE and --tls-x509 DIR exclude each other"),
+                (["--tls-x509", tmp_path], f"--tls-x509 {tmp_path}/ca-cert.pem: No such file"),
+                (["--tls-psk", conf], f"--tls-psk {conf}: line 1: the key is not hexadecimal")]:
+            proc = subprocess.run([kiln, "restore", "--incoming", "tcp:127.0.0.1:1", *flags],
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 2 and message in proc.stderr, (flags, proc.stderr)
+        proc = subprocess.run([kiln, "restore", "--snapshot", "s", "--mem-file", "m",
+                               "--insecure-plain-tcp"], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "go with --incoming" in proc.stderr, proc.stderr
+        assert_counting(src)
+    finally:
+        src.close()

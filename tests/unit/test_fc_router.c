@@ -48,6 +48,9 @@
 #define BALLOON(interval) "{'balloon': {'amount_mib': 64, 'deflate_on_oom': true, " \
 			  "'stats_polling_interval_s': " #interval "}}"
 #define LOAD "{'snapshot_path': '@TMP@/"
+#define MIGRATE "{'destination_url': 'tcp:127.0.0.1:1'"
+#define MIG_NEEDS "Migration error: the migration channel needs one of \"tls_psk_file\", " \
+		  "\"tls_x509_dir\" or \"insecure_plain_tcp\": true"
 
 struct row {
 	const char *method, *path;
@@ -404,6 +407,22 @@ static const struct row rows[] = {
 	  DESER "unknown field \"mem\""),
 	H("PUT", "/migrate", "{}", 400, DESER "\"destination_url\" is required"),
 	H("PUT", "/migrate", "{'destination_url': 1}", 400, DESER "\"destination_url\": expected a string"),
+	/* How the channel is secured: exactly one way, its files checked before connecting. */
+	H("PUT", "/migrate", MIGRATE "}", 400, MIG_NEEDS),
+	H("PUT", "/migrate", MIGRATE ", 'insecure_plain_tcp': false}", 400, MIG_NEEDS),
+	H("PUT", "/migrate", MIGRATE ", 'insecure_plain_tcp': 'yes'}", 400,
+	  DESER "\"insecure_plain_tcp\": expected true or false"),
+	H("PUT", "/migrate", MIGRATE ", 'tls': {}}", 400, DESER "unknown field \"tls\""),
+	H("PUT", "/migrate", MIGRATE ", 'tls_psk_file': '@TMP@/k', 'insecure_plain_tcp': true}", 400,
+	  "Migration error: \"tls_psk_file\" and \"insecure_plain_tcp\": true exclude each other"),
+	H("PUT", "/migrate", MIGRATE ", 'tls_psk_file': '@TMP@/k', 'tls_x509_dir': '@TMP@'}", 400,
+	  "Migration error: \"tls_psk_file\" and \"tls_x509_dir\" exclude each other"),
+	H("PUT", "/migrate", MIGRATE ", 'tls_psk_file': '@TMP@/nokey'}", 400,
+	  "Migration error: tls_psk_file @TMP@/nokey: No such file or directory"),
+	H("PUT", "/migrate", MIGRATE ", 'tls_psk_file': '@TMP@/log'}", 400,
+	  "Migration error: tls_psk_file @TMP@/log: no identity:hexkey line (psktool's format)"),
+	H("PUT", "/migrate", MIGRATE ", 'tls_x509_dir': '@TMP@'}", 400,
+	  "Migration error: tls_x509_dir @TMP@/ca-cert.pem: No such file or directory"),
 
 	/* After boot (the router alone): what the rules refuse, what reaches a handler. */
 	B("GET", "/", NULL, NULL),

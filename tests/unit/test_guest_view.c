@@ -1,12 +1,17 @@
-/* Unit tests for what a migration's destination accepts (src/fc/guest_view.c):
+/* Unit tests for what a migration's destination accepts (src/fc/guest_view.c) and how it is
+ * asked for (src/cli/firecracker.c, `kiln restore --incoming`):
  *   - fc_config_guest_match(): a table of edits to a full stream document and to the
  *     destination operator's, each with the exact first difference named (or none: host
  *     values may differ freely);
  *   - fc_config_incoming(): without the operator's file, every host resource in the stream is
  *     refused by name and the rest comes back without the host's keys; with it, the operator's
- *     document comes back; a stream fc_config_parse() refuses is refused as the stream's.
+ *     document comes back; a stream fc_config_parse() refuses is refused as the stream's;
+ *   - the command line: every wrong combination of --incoming, --tls-psk, --tls-x509,
+ *     --insecure-plain-tcp and --config-file exits 2 with its one-line message, before
+ *     anything starts.
  * No KVM, no sockets. Documents are written with ' for " (converted before parsing). */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,9 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "fc/fc_internal.h"
+#include "kiln/cli.h"
 #include "kiln/fc.h"
 
 #define ROOTFS(ro, path) "{'drive_id': 'rootfs', 'path_on_host': '" path "', " \
@@ -275,12 +282,98 @@ static void test_incoming(void **state)
 	json_decref(l);
 }
 
+/* `kiln restore` (or with @restore false, `kiln`) with the arguments after @len (NULL-ended):
+ * its exit status, and what it printed on stderr in @out. */
+static int cli(bool restore, char *out, size_t len, ...)
+{
+	char *argv[16] = { restore ? "restore" : "kiln" }, path[] = "/tmp/kiln-restore-XXXXXX";
+	int argc = 1, saved, fd = mkstemp(path), ret;
+	va_list ap;
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	va_start(ap, len);
+	while ((argv[argc] = va_arg(ap, char *)))
+		argc++;
+	va_end(ap);
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fd, 2);
+	ret = cli_firecracker(argc, argv, restore);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, out, len - 1, 0);
+	out[n > 0 ? n : 0] = 0;
+	close(fd);
+	unlink(path);
+	return ret;
+}
+
+static void test_restore_flags(void **state)
+{
+	static const char *const need = "kiln: the migration channel needs one of --tls-psk FILE, "
+					"--tls-x509 DIR or --insecure-plain-tcp\n";
+	static const char *const with = "kiln: --config-file, --tls-psk, --tls-x509 and "
+					"--insecure-plain-tcp go with --incoming (a snapshot file "
+					"holds its own configuration)\n";
+	char out[1024], bad[] = "/tmp/kiln-config-XXXXXX";
+	int fd;
+
+	assert_int_equal(cli(true, out, sizeof(out), "--incoming", "tcp::1", NULL), 2);
+	assert_string_equal(out, need);
+	assert_int_equal(cli(true, out, sizeof(out), "--incoming", "tcp::1", "--tls-psk", "/k",
+				 "--insecure-plain-tcp", NULL), 2);
+	assert_string_equal(out, "kiln: --tls-psk FILE and --insecure-plain-tcp exclude each "
+			    "other\n");
+	assert_int_equal(cli(true, out, sizeof(out), "--incoming=fd:3", "--tls-x509=/d",
+				 "--tls-psk=/k", NULL), 2);
+	assert_string_equal(out, "kiln: --tls-psk FILE and --tls-x509 DIR exclude each other\n");
+	assert_int_equal(cli(true, out, sizeof(out), "--snapshot", "s", "--mem-file", "m",
+				 "--tls-psk", "/k", NULL), 2);
+	assert_string_equal(out, with);
+	assert_int_equal(cli(true, out, sizeof(out), "--snapshot", "s", "--mem-file", "m",
+				 "--config-file", "/c", NULL), 2);
+	assert_string_equal(out, with);
+	assert_int_equal(cli(true, out, sizeof(out), "--snapshot", "s", "--mem-file", "m",
+				 "--insecure-plain-tcp", NULL), 2);
+	assert_string_equal(out, with);
+	assert_int_equal(cli(true, out, sizeof(out), "--incoming", "tcp::1",
+				 "--insecure-plain-tcp=yes", NULL), 2);
+	assert_string_equal(out, "kiln: --insecure-plain-tcp takes no value\n");
+	assert_int_equal(cli(true, out, sizeof(out), "--incoming", "tcp::1", "--tls-psk", NULL), 2);
+	assert_string_equal(out, "kiln: --tls-psk: missing value\n");
+	assert_int_equal(cli(true, out, sizeof(out), "--incoming", "tcp::1", "--tls-psk",
+				 "/nonexistent/k.psk", NULL), 2);
+	assert_string_equal(out, "kiln: --tls-psk /nonexistent/k.psk: No such file or directory\n");
+	assert_int_equal(cli(true, out, sizeof(out), "--incoming", "tcp::1", "--tls-x509",
+				 "/nonexistent", NULL), 2);
+	assert_string_equal(out, "kiln: --tls-x509 /nonexistent/ca-cert.pem: No such file or "
+			    "directory\n");
+	assert_int_equal(cli(true, out, sizeof(out), "--incoming", "tcp::1", "--insecure-plain-tcp",
+				 "--no-api", NULL), 2);
+	assert_string_equal(out, "kiln: kiln restore takes no --no-api\n");
+	/* The operator's configuration file is checked before anything listens. */
+	fd = mkstemp(bad);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "{\"drives\": [{\"drive_id\": \"a\"}]}", 31), 31);
+	close(fd);
+	assert_int_equal(cli(true, out, sizeof(out), "--incoming", "tcp::1", "--insecure-plain-tcp",
+				 "--config-file", bad, NULL), 2);
+	assert_non_null(strstr(out, "\"drives\"[0]: \"is_root_device\" is required"));
+	unlink(bad);
+	/* The TLS flags are kiln restore's. */
+	assert_int_equal(cli(false, out, sizeof(out), "--tls-psk", "/k", NULL), 2);
+	assert_string_equal(out, "kiln: unknown flag \"--tls-psk\" (kiln --help)\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_documents_parse),
 		cmocka_unit_test(test_guest_match),
 		cmocka_unit_test(test_incoming),
+		cmocka_unit_test(test_restore_flags),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
