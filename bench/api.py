@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """API benchmark: how soon kiln's Firecracker API accepts requests and how soon a guest booted
 through it reaches /init, next to `kiln run` and to QEMU's QMP socket, in one run. Reports
 medians of

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Block benchmark: fio inside the Debian guest (scripts/mkrootfs) on a second virtio-blk disk,
 under kiln and under QEMU (-M q35, virtio-blk-pci, aio=io_uring) on the same image file, and fio
 on the host on that file, in one run; then Debian's boot to the login prompt under both VMMs.

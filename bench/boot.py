@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Boot benchmark: kiln against QEMU (-M microvm and -M q35) on the same KVM, same kernel and
 initramfs, side by side in one run. Reports medians and kiln/QEMU ratios of
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Network benchmark: iperf3 between the host and a guest in both directions, and ping round
 trips, for kiln and for QEMU (-M q35, virtio-net-pci, no vhost: this host has no
 /dev/vhost-net) on the same tap in a network namespace; then the same iperf3 runs over

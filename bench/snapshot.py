@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Snapshot benchmark: kiln's Full snapshot and restore against QEMU's migration to a file and
 -incoming from it, same kernel, test initramfs, memory size and 1 vCPU, in one run. For each
 guest size (a guest booted to its shell, then --fill-mib MiB of random data written to its

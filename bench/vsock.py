@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """vsock and balloon benchmark, kiln only (one guest, the test initramfs):
 
   - stream throughput host -> guest and guest -> host, and the round-trip time of 64-byte

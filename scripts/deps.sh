@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Install everything kiln's build, tests, benchmarks and the KVM box need, from Debian's archive.
 # Fast no-op when all packages are present.
 set -euo pipefail

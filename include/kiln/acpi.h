@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* acpi — the ACPI tables kiln gives the guest: RSDP, XSDT, FADT (+FACS), MADT and a DSDT
  * written by a small AML builder.
  *

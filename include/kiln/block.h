@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* block — the disk-image engines behind virtio-blk: io_uring (liburing), and a synchronous
  * engine (preadv/pwritev/fdatasync) on a worker thread of its own, for hosts or users that do
  * not want io_uring.

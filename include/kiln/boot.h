@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* boot — loading a Linux kernel into guest memory.
  *
  * Owns: recognising the kernel image (bzImage per the Linux x86 boot protocol, or an ELF

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bus — dispatch of guest port I/O and MMIO exits to the device that owns the address.
  *
  * Owns: the table of address ranges of one address space (ports or MMIO) and the record of

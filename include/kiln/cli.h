@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli — the `kiln run` command line: parsing and validation of user input.
  *
  * Owns: option syntax, SIZE parsing, the usage text and the wording of errors for the command

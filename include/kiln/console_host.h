@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* console_host — the host side of the virtio console: a Unix socket kiln listens on, with one
  * client at a time, or a file the guest's output is appended to.
  *

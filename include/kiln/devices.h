@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* devices — what a device is to the VM: the device class every device implements, and the
  * narrow interface (struct dev_host) a device gets from the VM.
  *

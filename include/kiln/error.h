@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* error — what a failed operation tells its caller: a kind, the input at fault and one line.
  *
  * Owns: the error record that replaces the (err, errlen, bool *usage) triple. A device or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fc — Firecracker compatibility: its JSON configuration model, its REST API server and its
  * metrics.
  *

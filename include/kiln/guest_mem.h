@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* guest_mem — guest RAM and the one checked way to reach it.
  *
  * Owns: the host mappings that back guest-physical RAM, laid out around the 32-bit MMIO hole

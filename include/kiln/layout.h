@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* layout — the guest-physical and I/O-port map of a kiln x86 PC.
  *
  * Owns: every fixed address the machine model, the boot code and the ACPI tables must agree

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* listener — a Unix stream socket kiln listens on at a path: the host sides of the virtio
  * console and of vsock, and (binding only) the API socket.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log — kiln's diagnostic messages on stderr.
  *
  * Owns: the process-wide log level and line ending. Messages are one line each, prefixed with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* loop — kiln's event loop: file descriptors with read and write interest, timers, pollers, and
  * the wait that serves them.
  *

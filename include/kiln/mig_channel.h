@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mig_channel — the connection a live migration's stream travels on (include/kiln/vm.h):
  * where it comes from (tcp:HOST:PORT, or fd:N, QEMU's name for a connected socket the caller
  * hands over), how it is secured, and moving bytes over it.

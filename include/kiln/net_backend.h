@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* net_backend — the host side of a guest NIC: the backends that move Ethernet frames between the
  * virtio-net device and the host (a tap device, or user-mode networking through libslirp), and
  * the per-NIC counters.

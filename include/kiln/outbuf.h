@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* outbuf — bytes for a host file descriptor (the serial console's output, a console file),
  * queued by any thread and written by kiln's event loop without ever blocking either.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pci — PCI bus 0 of kiln's PC: configuration space through ports 0xCF8/0xCFC (PCI Local Bus 3.0
  * §3.2.2.3.2, mechanism #1) and through ECAM (PCI Express Base 4.0 §7.2.2, described by the ACPI
  * MCFG table), a host bridge at 00:00.0, one 32-bit memory BAR per device placed by kiln in the

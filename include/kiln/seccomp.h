@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* seccomp — the system calls each of kiln's threads may make (seccomp-bpf, compiled with
  * libseccomp).
  *

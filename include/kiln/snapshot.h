@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* snapshot — kiln's snapshot file: a checksummed container of named state sections, each with
  * its own version, and the little-endian encoders its owners write those sections with.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio — the device core of virtio 1.2: the device status and feature state machine, the
  * configuration space, and the interface between device types (blk, net, ...) and transports
  * (pci, mmio).

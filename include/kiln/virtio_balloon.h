@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio_balloon — the memory balloon (virtio 1.2 §5.5): inflate and deflate queues, memory
  * statistics, free page reporting; the pages the guest gives back return to the host. */
 #ifndef KILN_VIRTIO_BALLOON_H

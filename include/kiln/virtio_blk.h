@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio_blk — virtio-blk (virtio 1.2 §5.2) over a raw disk image: its configuration, its
  * device class and what front ends may ask of a running disk.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio_console — a second console (virtio 1.2 §5.3, hvc0 in Linux) whose host side is a Unix
  * socket kiln listens on or a file the guest's output is appended to. */
 #ifndef KILN_VIRTIO_CONSOLE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio_net — virtio-net (virtio 1.2 §5.1): a NIC's configuration, its device class and the
  * syntax users write MAC addresses and port forwards in.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio_transport — how a virtio device reaches the guest: virtio-pci (virtio 1.2 §4.1) or
  * virtio-mmio (§4.2), behind one ops table, and the queue notifications both share.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio_vsock — virtio-vsock (virtio 1.2 §5.10) with Firecracker's host side over Unix
  * sockets (Firecracker docs/vsock.md). */
 #ifndef KILN_VIRTIO_VSOCK_H

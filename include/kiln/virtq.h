@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtq — split virtqueues (virtio 1.2 §2.7), the device side.
  *
  * Owns: every read of a descriptor table or available ring and every write of a used ring. A

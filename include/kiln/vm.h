@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vm — one KVM virtual machine: its configuration, creation, run loop and teardown.
  *
  * Owns: the /dev/kvm and VM file descriptors, guest memory slots, the in-kernel irqchip, PIT

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vm_config — what a VM is made of, as every front end describes it: boot files, vCPUs,
  * memory, and an ordered list of devices, each a device class with that class's own
  * configuration.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vsock_host — the host side of virtio-vsock in Firecracker's model (its docs/vsock.md): host
  * programs connect to a Unix socket kiln listens on and write "CONNECT <port>\n" to reach the
  * guest's port; a guest program connecting to host port P reaches the program listening on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* x86 — architectural vCPU state kiln gives a freshly created x86 vCPU.
  *
  * Owns: CPUID shaping (APIC IDs and topology leaves), the boot GDT and identity page tables,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* block — io_uring and synchronous disk-image engines, see include/kiln/block.h.
  *
  * The synchronous engine runs every request on one worker thread per disk, in the order the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* console_host — the virtio console's host side, see include/kiln/console_host.h. */
 #include <errno.h>
 #include <fcntl.h>

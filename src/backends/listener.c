@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* listener — Unix stream sockets kiln listens on, see include/kiln/listener.h. */
 #include <errno.h>
 #include <string.h>

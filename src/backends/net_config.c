@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* net_config — a NIC's configuration: MAC addresses and port-forward rules as users write
  * them (shared by every front end), and the backend it names. See include/kiln/virtio_net.h. */
 #include <arpa/inet.h>

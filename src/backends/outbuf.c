@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* outbuf — a bounded, never-blocking writer for host output, see include/kiln/outbuf.h. */
 #include <errno.h>
 #include <fcntl.h>

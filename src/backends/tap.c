@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tap — the tap backend of virtio-net, see include/kiln/net_backend.h.
  *
  * The tap is opened with IFF_VNET_HDR and a 12-byte header (TUNSETVNETHDRSZ), so the guest's

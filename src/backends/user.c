@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* user — user-mode networking for virtio-net through libslirp, see include/kiln/net.h.
  *
  * slirp is a TCP/IP stack in kiln's process: the guest's frames go in through slirp_input(),

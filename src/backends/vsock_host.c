@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vsock_host — Firecracker's host side of vsock over Unix sockets, see include/kiln/vsock_host.h.
  *
  * A host program's connection waits here until its line "CONNECT <port>\n" is complete (at

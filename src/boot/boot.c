@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* boot — format detection and the helpers both loaders share, see include/kiln/boot.h.
  *
  * Owns: deciding whether the kernel file is an ELF vmlinux (PVH) or a bzImage, the rules for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* boot internals — what boot.c, bzimage.c, pvh.c and e820.c share and nothing else sees.
  *
  * Owns: the per-format loaders boot_load() dispatches to, the error-message helper, and the

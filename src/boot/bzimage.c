@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bzimage — loading a bzImage through the Linux x86 boot protocol's 64-bit entry.
  *
  * Owns: validating the setup header of an untrusted kernel file, choosing the protected-mode

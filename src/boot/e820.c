@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* e820 — the guest's physical memory map as the BIOS INT 15h/E820 call would report it.
  *
  * Owns: which guest-physical ranges the kernel may use as RAM. Both boot paths hand the same

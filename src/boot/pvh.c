@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pvh — loading an ELF64 vmlinux through the PVH (x86/HVM direct boot) ABI.
  *
  * Owns: validating an untrusted ELF file, finding its XEN_ELFNOTE_PHYS32_ENTRY note, copying

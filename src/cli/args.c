@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* args — `kiln run` option parsing, see include/kiln/cli.h. */
 #include <errno.h>
 #include <getopt.h>

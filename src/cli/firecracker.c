@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* firecracker — Firecracker's process flags, see include/kiln/cli.h: boot from a JSON
  * configuration file (--no-api --config-file), or serve Firecracker's REST API on a Unix socket
  * (--api-sock) and boot on InstanceStart. The configuration format and the API are src/fc.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* main — kiln's entry point: `kiln run ...`, or Firecracker's process flags (`kiln --no-api
  * --config-file PATH ...`). */
 #include <signal.h>

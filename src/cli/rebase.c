@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* rebase — `kiln rebase-snap --base-file BASE --diff-file DIFF`: merge a Diff snapshot's
  * memory file onto the memory file of the snapshot before it, as Firecracker's rebase-snap
  * tool does. A diff memory file is as long as guest memory and holds data only where pages

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* run — create and run the VM a front end configured; map its fate to the exit status. */
 #include <stdio.h>
 #include <string.h>

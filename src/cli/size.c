@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* size — SIZE arguments ("512M", "2G", "512"), see include/kiln/cli.h. */
 #include <ctype.h>
 #include <errno.h>

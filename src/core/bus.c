@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bus — see include/kiln/bus.h. */
 #include "kiln/bus.h"
 

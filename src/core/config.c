@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config — checks across a whole VM configuration, see include/kiln/vm_config.h. */
 #include <errno.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* console — the host terminal side of the serial console.
  *
  * Owns: the terminal mode of standard input (raw while the VM runs, restored on every exit

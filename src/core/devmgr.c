@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* devmgr — the VM's device manager, see devmgr.h. */
 #include "devmgr.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* devmgr — the VM's device manager: the instances of every device class the VM has, created
  * from the registry (include/kiln/devices.h) and the configuration's device list, with their
  * transports; shared by the files of src/core only.

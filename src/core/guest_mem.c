@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* guest_mem — see include/kiln/guest_mem.h. */
 #include "kiln/guest_mem.h"
 

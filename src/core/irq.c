@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* irq — the VM's interrupt routing: ISA IRQ lines and GSIs into the in-kernel PIC and IOAPIC,
  * MSI routes the guest programs into PCI functions, irqfds and ioeventfds. See vm_internal.h.
  *

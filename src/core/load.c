@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* load — the guest image of a fresh VM: ACPI tables, boot page tables, kernel, initrd and
  * command line laid out in guest memory before any vCPU exists. See vm_internal.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* loop — see include/kiln/loop.h. */
 #include "kiln/loop.h"
 #include "kiln/log.h"

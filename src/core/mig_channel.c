@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mig_channel — a migration's connection: its address, its socket and its bytes, plain or
  * through mig_tls.c, see include/kiln/mig_channel.h.
  *

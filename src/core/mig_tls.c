@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mig_tls — how a migration's channel is secured: the operator's choice, the credentials and
  * the TLS sessions (GnuTLS), see include/kiln/mig_channel.h and mig_tls.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mig_tls — the TLS half of a migration's channel (include/kiln/mig_channel.h), shared by
  * src/core/mig_tls.c (credentials, handshake, records; everything GnuTLS) and
  * src/core/mig_channel.c (sockets, addresses, plain TCP) only.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* migrate — live migration between two kiln processes, see include/kiln/vm.h; the connection
  * (TCP or an inherited socket, TLS or plain) is include/kiln/mig_channel.h's.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* run — running a VM: one thread per vCPU while the calling thread serves the event loop, the
  * serial console's input and the signals; the stop protocol; pause and resume. See
  * include/kiln/vm.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* snapshot — vm_snapshot() and the restore half of vm_restore(), see include/kiln/vm.h.
  *
  * The state file holds, besides the caller's "config": "vm" (the machine's shape), "irqchip"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* uffd — the Uffd memory backend of a restore, as Firecracker defines it
  * (docs/snapshotting/handling-page-faults-on-snapshot-resume.md): guest memory is anonymous
  * and registered with a userfaultfd (missing pages, with remove events for the balloon); a

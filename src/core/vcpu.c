@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vcpu — one thread per vCPU running KVM_RUN and dispatching exits to the buses.
  *
  * A vCPU thread never blocks on anything but KVM_RUN and, while the VM is paused, the pause

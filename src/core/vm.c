@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vm — VM creation and teardown, see include/kiln/vm.h.
  *
  * Creation order keeps "nothing half-started": every user input (files, sizes, counts) is read

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vm_internal — struct vm and struct vcpu, shared by the files of src/core only. */
 #ifndef KILN_VM_INTERNAL_H
 #define KILN_VM_INTERNAL_H

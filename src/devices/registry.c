@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* registry — the device classes of kiln's PC, in creation order, and what they share. */
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* balloon — the balloon's endpoints (Firecracker's api_server/request/balloon.rs), see
  * fc_internal.h: configured before boot in the document, its target and statistics interval
  * changed after boot on the running device.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config — Firecracker's FullVmConfiguration as a struct vm_config, see include/kiln/fc.h.
  *
  * The same keys, value types and defaults as Firecracker's swagger/firecracker.yaml: 1 vCPU

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* document — the configuration the API builds, see fc_internal.h.
  *
  * The configuration the API builds is one FullVmConfiguration document, the format of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fc_internal — shared by the files of src/fc only: the HTTP layer under the API server, the
  * metrics, MMDS, and the API server's pieces, laid out as Firecracker's own API server is:
  *

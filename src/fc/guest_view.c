@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* guest_view — what a guest sees of a Firecracker configuration, and the configuration a
  * migration's destination runs with, see fc_internal.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* http — the API server's HTTP layer: libmicrohttpd on a Unix socket, served from kiln's event
  * loop (no thread of its own), see fc_internal.h.
  *

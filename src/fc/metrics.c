@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* metrics — Firecracker's metrics file, see fc_internal.h.
  *
  * One compact JSON object per line (docs/metrics.md): "utc_timestamp_ms", "api_server",

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mmds — Firecracker's microVM metadata service: the JSON store and its guest-facing HTTP
  * server, see fc_internal.h. The reference is Firecracker's docs/mmds/mmds-user-guide.md and
  * its MMDS implementation (the status codes and messages below are its).

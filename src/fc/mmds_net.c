@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mmds_net — the guest's way to MMDS: a filter between a virtio-net device and its backend that
  * answers ARP for the MMDS address and terminates TCP connections to its port 80, as
  * Firecracker's MMDS network stack does (docs/mmds/mmds-design.md). Every other frame passes

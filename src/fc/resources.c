@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* resources — the endpoints of the VM's description (Firecracker's api_server/request/:
  * instance_info.rs, version.rs, machine_configuration.rs, boot_source.rs, drive.rs, net.rs,
  * entropy.rs, vsock.rs), see fc_internal.h. Before boot each edits the configuration

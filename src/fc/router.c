@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* router — Firecracker's REST API: routing and the pre-boot / post-boot rules, see
  * fc_internal.h. The reference is Firecracker's swagger/firecracker.yaml and its API server
  * (parsed_request.rs): the same paths, status codes and fault messages.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* services — the endpoints of what serves the VM rather than describes it (Firecracker's
  * api_server/request/logger.rs, metrics.rs, mmds.rs), see fc_internal.h: the logger and the
  * metrics file, applied at once, and MMDS, its configuration in the document and its data

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* snapshot — the snapshot endpoints (Firecracker's api_server/request/snapshot.rs) and kiln's
  * own live migration endpoints, see fc_internal.h: each checks its body, then the VM does the
  * work (vm_snapshot, fc_api_snapshot_load, vm_migrate_start).

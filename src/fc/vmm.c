@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmm — the controller of a Firecracker-style VM and its actions (Firecracker's
  * rpc_interface.rs), see include/kiln/fc.h: the API server's start and stop, InstanceStart,
  * snapshot load, PUT /actions and PATCH /vm (pause, resume).

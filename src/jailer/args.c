@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* args — the jailer's command line with Firecracker's arg_parser rules, see jailer.h. */
 #include <stdarg.h>
 #include <stdio.h>

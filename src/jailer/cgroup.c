@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cgroup — the jail's cgroups, v1 and v2, as Firecracker's jailer makes them, see jailer.h.
  * Hierarchies come from /proc/mounts; a group is <hierarchy>/<parent cgroup>/<id>. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* chroot — the jail's directory: the exec file copied in, the pivot into it, and what the VMM
  * finds there (its folders and device nodes), as Firecracker's jailer builds it; see jailer.h. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* env — the checks that turn the command line into a jail (Firecracker's Env::new), see
  * jailer.h. The messages are Firecracker's: tools that drive its jailer match them. */
 #include <errno.h>

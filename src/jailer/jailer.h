@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* jailer — kiln-jailer, a drop-in for Firecracker v1.16.1's jailer (its docs/jailer.md and
  * src/jailer): it builds a chroot for one VMM process, puts that process in cgroups, a network
  * namespace, a mount namespace whose root is the chroot and optionally a PID namespace, drops

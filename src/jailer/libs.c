@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libs — kiln's addition to Firecracker's jail: Firecracker is one static binary, kiln links
  * shared libraries. A dynamically linked exec file gets, at their host paths inside the jail
  * and owned by root (the VMM cannot change them): its ELF interpreter, every shared library it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* main — kiln-jailer's entry point: the steps that build a jail, in Firecracker's order (see
  * jailer.h and Firecracker's docs/jailer.md, "Jailer Operation"). Exit status: 0 (help,
  * version; the parents of the daemon and PID namespace forks), 1 on any error (one line on

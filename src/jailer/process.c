@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* process — the jailed process itself: its network namespace, resource limits, daemon and PID
  * namespace forks, pid file, privileges and the exec of the VMM, as Firecracker's jailer does
  * them; see jailer.h. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* util — the jailer's error lines, paths and small file operations, see jailer.h. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bus — PCI bus 0: configuration mechanism #1, ECAM, the host bridge, BAR placement and INTx,
  * see include/kiln/pci.h. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msix — MSI-X (PCI Local Bus 3.0 §6.8.2): the capability, the vector table and the pending-bit
  * array in BAR 0, each vector an irqfd on its own GSI whose MSI route follows the table entry
  * the guest writes. Masked vectors (per vector or the function mask) collect pending bits and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pci_internal — what bus.c and msix.c share inside src/pci. */
 #ifndef KILN_PCI_INTERNAL_H
 #define KILN_PCI_INTERNAL_H

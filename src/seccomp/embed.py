@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Make kiln's built-in seccomp filters (a JSON file) into a C string: embed.py IN OUT."""
 import json
 import sys

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* seccomp — per-thread system call filters, see include/kiln/seccomp.h.
  *
  * A filter file is parsed with jansson, each category compiled with libseccomp into a BPF

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* format — the snapshot container and its section encoders, see include/kiln/snapshot.h. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* error — see include/kiln/error.h. */
 #include "kiln/error.h"
 

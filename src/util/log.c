@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log — see include/kiln/log.h. */
 #include "kiln/log.h"
 

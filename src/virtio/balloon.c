@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* balloon — virtio-balloon (virtio 1.2 §5.5), see include/kiln/virtio_balloon.h.
  *
  * The host sets a target (num_pages, 4 KiB pages) and the driver inflates toward it: every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* blk — virtio-blk (virtio 1.2 §5.2) over a raw image file, see include/kiln/virtio.h.
  *
  * Reads, writes and flushes go to the image through a block backend (include/kiln/block.h):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* console — virtio-console (virtio 1.2 §5.3) as a second console, hvc0 in a Linux guest, see
  * include/kiln/virtio_console.h; its host side (a Unix socket or a file) is
  * src/backends/console_host.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* device — the transport-independent part of a virtio device: status, features, configuration
  * space and queue notification (virtio 1.2 §2.1, §2.2, §3.1), see include/kiln/virtio.h.
  */

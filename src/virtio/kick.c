@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kick — the driver-to-device notifications every transport shares (virtio 1.2 §2.9): one
  * eventfd per queue, signalled by KVM (KVM_IOEVENTFD) when the guest writes the queue's index to
  * its notify address, and served on kiln's event loop. See include/kiln/virtio_transport.h. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mmio — the virtio-mmio transport, version 2 (virtio 1.2 §4.2), see
  * include/kiln/virtio_transport.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* net — virtio-net (virtio 1.2 §5.1), see include/kiln/virtio.h.
  *
  * Queue 0 receives, queue 1 transmits; there is no control queue. Every frame carries the

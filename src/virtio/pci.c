@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pci — the virtio-pci transport, modern interface only (virtio 1.2 §4.1), see
  * include/kiln/virtio_transport.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* queue — split virtqueues, device side (virtio 1.2 §2.7), see include/kiln/virtio.h.
  *
  * The driver may change ring memory at any moment, so every descriptor is copied out once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* rng — virtio-rng / entropy device (virtio 1.2 §5.4), see include/kiln/virtio_rng.h: every
  * device-writable buffer the driver offers is filled from getrandom(), so the guest never waits
  * for entropy. A chain gets at most RNG_MAX_CHAIN bytes per request. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* state — a virtio device's state in and out of a snapshot, see include/kiln/virtio.h.
  *
  * What the driver negotiated and where its rings are, with the device's positions in them

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vsock — virtio-vsock (virtio 1.2 §5.10), see include/kiln/virtio_vsock.h; its host side,
  * Firecracker's Unix sockets, is src/backends/vsock_host.c.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* device_class — making one device from its class in a unit test or fuzzer, without a VM. */
 #ifndef KILN_TEST_DEVICE_CLASS_H
 #define KILN_TEST_DEVICE_CLASS_H

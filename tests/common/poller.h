@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* poller — one turn of a struct loop_poller a device registered, as kiln's loop would run it,
  * for tests and fuzz targets that hold the poller themselves. */
 #ifndef KILN_TEST_POLLER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio_driver — the driver side of device initialisation (virtio 1.2 §3.1.1), shared by the
  * unit tests and the fuzz targets. */
 #ifndef KILN_TEST_VIRTIO_DRIVER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: Firecracker's configuration file and API requests, as a client or a
  * configuration file may send them (src/fc).
  *

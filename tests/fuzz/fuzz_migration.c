@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: a hostile migration source against the destination. The input becomes
  * the byte stream a source sends, written into a socketpair and taken by the receive path as
  * `kiln restore --incoming fd:N --insecure-plain-tcp` takes it (mig_channel_open(), then

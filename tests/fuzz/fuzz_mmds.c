@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: a hostile guest against MMDS's network side (src/fc/mmds_net.c) and the
  * HTTP server behind it.
  *

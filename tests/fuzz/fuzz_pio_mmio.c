@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: a hostile guest's port I/O and MMIO against every device kiln registers.
  *
  * Each input builds a machine's devices afresh, as vm_create() does: the PC platform devices

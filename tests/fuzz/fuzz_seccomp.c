@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: a --seccomp-filter file (Firecracker's seccompiler JSON), parsed, checked
  * rule by rule and compiled with libseccomp into BPF for each thread category (src/seccomp),
  * never installed. AddressSanitizer and UBSan turn any bad access into a crash; the target

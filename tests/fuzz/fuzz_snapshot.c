@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: a hostile snapshot file against the container reader and the section
  * decoder (src/snapshot/format.c). A checksum would stop a fuzzer at the door, so half of the
  * inputs are wrapped in a valid header and trailer (length and CRC-32 made right) and exercise

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: a hostile driver against the virtio core and virtio-blk.
  *
  * The input is copied into a 64 KiB fake guest RAM at the descriptor table, so it holds the

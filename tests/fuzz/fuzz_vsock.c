@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: a hostile driver against virtio-vsock (src/virtio/vsock.c).
  *
  * The input is copied into a 64 KiB fake guest RAM from 0x1000, where the receive, transmit

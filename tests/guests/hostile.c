@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* hostile — a guest program that attacks kiln's devices from inside the VM, for the hostile-guest
  * integration test (tests/integration/test_hostile_guest.py).
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # /init of kiln's test initramfs (busybox). Prints KILN-INIT-READY, then runs the guest test
 # named by kiln.test= on the kernel command line, or gives an interactive shell.
 #   facts     print "KILN-FACT key=value" lines about what the guest sees, then power off

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vsockcat — the test guest's AF_VSOCK tool (busybox has none), built static into the test
  * initramfs by scripts/test-initramfs.
  *

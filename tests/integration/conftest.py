@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared fixtures for kiln's integration tests: the kiln binary, the real Debian kernel and the
 test initramfs, and a helper that runs `kiln run` and collects what the guest reported.
 

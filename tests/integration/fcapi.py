@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Clients of Firecracker's host-side protocols, for the tests and the benchmarks: its REST API
 on a Unix socket (Python's http.client) and its vsock Unix socket ("CONNECT <port>")."""
 import http.client

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Host-side endpoints for the network tests: run as `python3 nethelp.py MODE ...` (often inside
 a network namespace through `ip netns exec`), or import the in-process servers.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bad user input: one line on stderr naming the option and the value, exit 2, no VM started."""
 import os
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """virtio-balloon through Firecracker's API: the guest fills and frees memory, the host inflates
 the balloon and kiln's resident set drops by about the inflated size; statistics arrive at the
 configured interval; deflate_on_oom lets the guest take memory back under pressure; free page

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Boot Debian's stock cloud kernel under kiln and check what the guest sees."""
 import json
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A whole Debian 12 system on kiln: Debian's kernel, the initrd.img Debian's initramfs-tools
 generated, and an ext4 root filesystem (debootstrap + mke2fs -d, scripts/mkrootfs) on a virtio-blk
 disk, booted by systemd to the multi-user target and a login prompt on the serial console. A root

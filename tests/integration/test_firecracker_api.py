@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Firecracker's REST API (`kiln --api-sock PATH`): Firecracker's getting-started flow with curl
 against a real guest, pause, resume and Ctrl+Alt+Del, the pre-boot / post-boot rules, a table
 of bad requests (nothing changes), a configuration file with the API and metrics, and a flood

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Firecracker's process flags and JSON configuration file (`kiln --no-api --config-file`):
 a VM described the way Firecracker users describe it boots with its drives, entropy device and
 machine configuration, logs to --log-path; bad files and flags are refused with one line that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A hostile guest: tests/guests/hostile runs as root in the guest for a minute, writing random
 values of random sizes to every I/O port and MMIO register kiln claims (the legacy devices, PCI
 config through CF8/CFC and ECAM, every virtio-pci BAR with its MSI-X table and PBA, the

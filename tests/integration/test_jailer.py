@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """kiln-jailer, Firecracker v1.16.1's jailer for kiln: a VM started through it as an
 unprivileged uid/gid, daemonized, in a new PID namespace, in a network namespace holding its tap
 and in a cgroup v2 with memory.max and cpu.max, checked from the host (uid/gid, root, cgroup,

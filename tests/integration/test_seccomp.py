@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Seccomp: every thread of a running kiln is filtered (/proc/PID/task/TID/status shows
 Seccomp: 2), in `kiln run` and in Firecracker mode, while a guest uses disks (both engines), a
 NIC, vsock and rng; --no-seccomp leaves them unfiltered; and for each thread category a call its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Snapshots (Firecracker's PUT /snapshot/create and /snapshot/load, `kiln restore`,
 `kiln rebase-snap`): a busy guest is snapshotted, killed and restored and carries on (its
 counter, its files in memory and on disk, a TCP session over a tap); ten restores of one

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Snapshot compatibility across kiln versions: every fixture under tests/fixtures/snapshot/v*/
 (a snapshot of the tick guest, tests/guests/tick, written by an older kiln; see the README
 there) is restored with the kiln built from this tree, and the guest must carry on counting

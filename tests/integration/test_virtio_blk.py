@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """virtio-blk and virtio-rng on both transports (virtio-pci with MSI-X or INTx, virtio-mmio
 found through ACPI), used by the real Debian kernel: an ext4
 image made on the host with mke2fs -d is mounted in the guest, a file written and synced there is

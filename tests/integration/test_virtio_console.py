@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """virtio-console as a second console: a shell session through hvc0 over kiln's Unix socket
 (the serial console stays usable beside it), the guest's output appended to a file, bad
 --console values."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """virtio-net with a real guest: a tap in a network namespace this test creates (static
 addresses, ping both ways, 100 MiB each way over TCP with checksums on both ends), and user-mode
 networking (DHCP, DNS through slirp's forwarder, HTTP to the host's loopback, a forwarded port

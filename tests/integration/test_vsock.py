@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """virtio-vsock with Firecracker's host side: a host program connects to the Unix socket and
 writes "CONNECT <port>", a guest program connecting to host port P reaches "<uds>_<P>". 100 MiB
 each way with checksums, 64 concurrent streams, abrupt closes on both sides, the same device

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* uffd_handler — the page-fault handler process of a Uffd snapshot restore, for kiln's tests
  * and benchmark. It follows Firecracker's docs/snapshotting/handling-page-faults-on-snapshot-
  * resume.md; the message is a JSON array of src/vmm/src/persist.rs's GuestRegionUffdMapping.

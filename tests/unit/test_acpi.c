@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the ACPI tables and the AML builder; each table is also disassembled with
  * iasl (acpica-tools, installed by scripts/deps.sh), which must accept it without errors. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for `kiln run` argument and SIZE parsing. */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for virtio-balloon (virtio 1.2 §5.5) driven as Linux's driver drives it, over a
  * fake guest memory: the first statistics buffer offered before DRIVER_OK, the buffer handed
  * back on every timer tick and refilled, inflation giving pages back to the host (they read

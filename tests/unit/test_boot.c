@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for boot: bzImage and PVH loading into a fake guest memory, the e820 map, and
  * hostile kernel files (truncated at every length, overflowing headers, bad notes).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the I/O bus: registration, overlap, dispatch and unclaimed accesses. */
 #include <errno.h>
 #include <setjmp.h>

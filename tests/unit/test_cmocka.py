@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Runs every cmocka unit-test binary meson built, one pytest test each, so one runner reports
 the whole suite: once as built (build/), once under AddressSanitizer and
 UndefinedBehaviorSanitizer (build-asan/, scripts/build), where any report fails the test."""

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the checks across a whole VM configuration (src/core/config.c) and the
  * command line's wording of their errors (cli_word_error): slot counts, instances per class,
  * duplicate names, each class's own check, and which entry an error points at. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for per-vCPU CPUID topology. */
 #include <setjmp.h>
 #include <stdarg.h>

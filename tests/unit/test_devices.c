@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the legacy PC devices, driven only through the I/O bus as a guest would. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for Firecracker's FullVmConfiguration parser (src/fc/config.c, fc_config_parse):
  * a table of documents it refuses, each with the exact message, and a few it accepts, with
  * the configuration they make. No KVM, no files: the parser opens nothing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the Firecracker API's router and handlers (src/fc/router.c and the endpoint
  * files), without KVM and without a socket: requests go to fc_api_handle() as the HTTP layer
  * hands them over, against a controller made by fc_api_start() with no socket.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Run kiln's libFuzzer targets (tests/fuzz/: hostile virtio drivers, port I/O and MMIO on every
 device, snapshot images, MMDS, Firecracker's JSON, seccomp filter files) for a short time each:
 scripts/fuzz builds them with clang's fuzzer, address and undefined-behaviour sanitizers and fails

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for guest_mem: layout around the MMIO hole and the checked accessor. */
 #include <errno.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for what a migration's destination accepts (src/fc/guest_view.c) and how it is
  * asked for (src/cli/firecracker.c, `kiln restore --incoming`):
  *   - fc_config_guest_match(): a table of edits to a full stream document and to the

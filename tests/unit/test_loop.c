@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the event loop: read and write interest, interest 0, hang-up interest, dropping
  * registrations from callbacks in the middle of a batch, owners, no fixed limits, the timer
  * heap, pollers, and tasks scheduled from other threads.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for a migration's channel (src/core/mig_channel.c, mig_tls.c): the choice of how
  * it is secured and its wording for each front end, the PSK key file's checks (each refusal
  * with its message, never a key's bytes), the X.509 directory's, and both ends of real

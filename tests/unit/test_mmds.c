@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for MMDS's network side (src/fc/mmds_net.c) and its store (src/fc/mmds.c), as a
  * guest sees them: frames go in as a virtio-net device would send them, answers come out as
  * the device would receive them. ARP for the MMDS address, frames for others passed to the

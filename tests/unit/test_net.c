@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for virtio-net (virtio 1.2 §5.1) driven as a guest driver would through a fake
  * guest memory, over a fake backend that records what the device sends, and over the real
  * user-mode backend (libslirp) answering an ARP request. Hostile-driver cases: frames too

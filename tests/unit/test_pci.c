@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for PCI bus 0 and the virtio-pci transport, driven through the port and MMIO buses
  * as a guest would: configuration mechanism #1 and ECAM, the host bridge, empty slots, BAR
  * sizing, the virtio vendor capabilities, MSI-X routing and masking, INTx and the ISR. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the seccomp filters (src/seccomp): kiln's own filters compile; a filter file
  * in Firecracker's seccompiler format is checked rule by rule, with an error naming the place;
  * and, in a child process that installs one category's filter, a call the filter allows goes

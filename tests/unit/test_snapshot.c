@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the snapshot container (include/kiln/snapshot.h): sections written and read
  * back by name, instance and version; a format-1 file (as kiln wrote them before sections had
  * versions, built here byte by byte) still read, as version 1; a section newer than its reader

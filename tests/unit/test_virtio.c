@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the virtio core (split queues, status and features) and the blk and rng
  * devices, driven as a guest driver would through a fake guest memory of FAKE_RAM bytes.
  * Hostile-driver cases: loops, buffers outside RAM, bad ordering, bad indirect tables, ring

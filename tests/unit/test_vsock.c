@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for virtio-vsock (src/virtio/vsock.c) driven as a guest driver would, through a
  * fake guest memory, against host programs on real Unix sockets: the guest connects to a host
  * port, sends data, and the host program reads it (or does not: what kiln then holds for it is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* acpi — RSDP, XSDT, FADT, FACS, MADT and DSDT for kiln's PC, see include/kiln/acpi.h.
  *
  * Layouts are ACPI 6.5 §5.2 (RSDP §5.2.5, header §5.2.6, XSDT §5.2.8, FADT §5.2.9, FACS

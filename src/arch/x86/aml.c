@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* aml — see aml.h. */
 #include "aml.h"
 

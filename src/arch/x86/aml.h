@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* aml — a small byte builder for the AML that kiln's DSDT needs (ACPI 6.5 §20.2): names,
  * integers, strings, packages, buffers, scopes and devices, with PkgLength computed when a
  * package closes. Errors (out of memory) stick in the builder and are reported once at the end.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cpuid — per-vCPU CPUID topology, see include/kiln/x86.h. */
 #include <linux/kvm.h>
 

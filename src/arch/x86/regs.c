@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* regs — boot-time register, MSR, FPU and LAPIC state of a vCPU, see include/kiln/x86.h.
  *
  * The 64-bit Linux entry (Linux boot protocol, "64-bit BOOT PROTOCOL") wants long mode with

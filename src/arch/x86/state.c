@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* state — a vCPU's complete architectural state in and out of a snapshot, see
  * include/kiln/x86.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* acpi_pm — the fixed-hardware PM1a event and control registers the FADT points at (ACPI 6.5
  * §4.8.3): PM1_STS (write 1 to clear) and PM1_EN at KILN_PORT_PM1A_EVT, PM1_CNT at
  * KILN_PORT_PM1A_CNT. Writing SLP_EN with SLP_TYP = KILN_ACPI_S5_SLP_TYP (the DSDT's \_S5)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* boot_timer — Firecracker's boot-timer register at MMIO KILN_BOOT_TIMER_GPA: when the guest
  * writes the byte 123 at offset 0 (its /init does, through /dev/mem), kiln logs the wall and CPU
  * time since it started, at LOG_INFO ("--log-level info"), once (a guest can write it in a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* byte_regs — see byte_regs.h. */
 #include "byte_regs.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* byte_regs — the common frame of the legacy devices whose registers are one byte wide (8250,
  * i8042, RTC, ACPI PM1): one mutex per device, and wider guest accesses split into consecutive
  * byte accesses as the ISA bus does, so each device only handles single bytes under its lock.

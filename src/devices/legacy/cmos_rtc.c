@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmos_rtc — the MC146818 real-time clock and its 128 bytes of CMOS RAM at ports 0x70/0x71.
  *
  * Owns: the index register, CMOS RAM and the guest's clock offset. Time registers are computed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* i8042 — the PS/2 keyboard controller at ports 0x60/0x64: the controller commands firmware
  * and Linux use, the reset line (command 0xFE, or an output-port write with bit 0 clear),
  * which stops the VM with VM_STOP_RESET, and a keyboard that only ever types Ctrl+Alt+Del

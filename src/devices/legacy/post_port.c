@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* post_port — port 0x80, the POST-code port Linux writes for its I/O delay (outb_p): accepted
  * silently so the io_delay writes neither log nor cost more than the exit itself. */
 #include "kiln/devices.h"

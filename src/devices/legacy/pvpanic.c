@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pvpanic — QEMU's paravirtual panic device (docs/specs/pvpanic.rst in QEMU) at I/O port
  * KILN_PORT_PVPANIC, described in the DSDT as QEMU0001 so Linux's pvpanic-mmio driver binds.
  * Reads list the supported events; a write with PVPANIC_PANICKED stops the VM with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* uart_8250 — a 16550A UART as COM1 (0x3F8, IRQ 4): the serial console.
  *
  * Owns: the register file, a 64-byte receive FIFO fed from the host terminal, and the

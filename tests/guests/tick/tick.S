@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tick — the smallest guest kiln boots through PVH, for the snapshot-compatibility fixture
  * (tests/fixtures/snapshot/). It writes "KILN-TICK <n>\n" to COM1 forever, n counting up by 1
  * from 1, with a busy-wait between lines.
