@@ -137,25 +137,32 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
+    # Interleaved (kiln, kiln-noseccomp, QEMU, ..., then again): drift in a shared machine hits
+    # every VMM alike.
+    cmds = vmm_commands()
+    runs = {name: [] for name in cmds}
+    first = {name: [] for name in cmds}
+    for _ in range(args.runs):
+        for name, cmd in cmds.items():
+            runs[name].append(one_run(cmd))
+            first[name].append(first_kvm_run_ms(cmd))
     results = {}
-    for name, cmd in vmm_commands().items():
-        runs = [one_run(cmd) for _ in range(args.runs)]
-        first = [first_kvm_run_ms(cmd) for _ in range(args.runs)]
+    for name in cmds:
         results[name] = {
-            "first KVM_RUN ms (strace)": statistics.median(first),
-            "to /init ms": statistics.median(r[0] for r in runs),
-            "cpu ms to /init": statistics.median(r[1] for r in runs),
-            "VMM overhead KiB": statistics.median(r[2] for r in runs),
+            "first KVM_RUN ms (strace)": statistics.median(first[name]),
+            "to /init ms": statistics.median(r[0] for r in runs[name]),
+            "cpu ms to /init": statistics.median(r[1] for r in runs[name]),
+            "VMM overhead KiB": statistics.median(r[2] for r in runs[name]),
         }
     metrics = list(next(iter(results.values())))
-    print(f"boot benchmark: {args.runs} runs each, medians; kernel {KERNEL.name}, {MEM_MIB} MiB, 1 vCPU")
-    print(f"{'metric':28}" + "".join(f"{n:>14}" for n in results) +
-          "".join(f"{'kiln/' + n.split('-')[1]:>14}" for n in results if n != "kiln"))
+    print(f"boot benchmark: {args.runs} runs each, interleaved, medians; kernel {KERNEL.name}, {MEM_MIB} MiB, 1 vCPU")
+    print(f"{'metric':28}" + "".join(f"{n:>16}" for n in results) +
+          "".join(f"{'kiln/' + n.split('-')[1]:>16}" for n in results if n != "kiln"))
     for m in metrics:
-        row = f"{m:28}" + "".join(f"{results[n][m]:14.1f}" for n in results)
+        row = f"{m:28}" + "".join(f"{results[n][m]:16.1f}" for n in results)
         for n in results:
             if n != "kiln":
-                row += f"{results['kiln'][m] / results[n][m]:14.3f}"
+                row += f"{results['kiln'][m] / results[n][m]:16.3f}"
         print(row)
     return 0
 
