@@ -79,8 +79,13 @@ class Guest:
 
 def run_kiln(kiln, *args, timeout=240, stdin=subprocess.DEVNULL, prefix=()):
     """Run kiln to completion (under @prefix, e.g. `ip netns exec NS`) and return a Guest."""
-    proc = subprocess.run([*prefix, str(kiln), *map(str, args)], stdin=stdin, capture_output=True,
-                          timeout=timeout)
+    try:
+        proc = subprocess.run([*prefix, str(kiln), *map(str, args)], stdin=stdin,
+                              capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:  # what the guest and kiln said is the evidence
+        stuck = Guest(None, (e.stdout or b"").decode(errors="replace"),
+                      (e.stderr or b"").decode(errors="replace"))
+        raise AssertionError(f"kiln still running after {timeout} s (killed): {stuck}") from None
     return Guest(proc.returncode, proc.stdout.decode(errors="replace"),
                  proc.stderr.decode(errors="replace"))
 
