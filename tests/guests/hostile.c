@@ -7,8 +7,10 @@
  * and every BAR of every PCI device (sysfs resource files: virtio-pci registers, notify areas,
  * MSI-X tables and PBAs), and from time to time takes a virtio device from under its driver:
  * resets it in the middle of its requests, negotiates, and hands it a queue of random
- * descriptors and rings in the low 1 MiB (which /dev/mem reaches), then kicks it. The kernel's
- * own drivers keep using the devices meanwhile.
+ * descriptors and rings in the low 1 MiB (which /dev/mem reaches), then kicks it. The
+ * descriptors' buffers stay in that region or lie outside RAM, so that devices following them
+ * faithfully do not corrupt the guest kernel (nor is the balloon taken over: it discards the
+ * pages it is given). The kernel's own drivers keep using the devices meanwhile.
  *
  * It never asks kiln to stop the machine (no ACPI sleep, no i8042 reset command, no pvpanic
  * "panicked"), never sends an MSI with an exception vector (the guest kernel would die of it,
@@ -37,7 +39,12 @@
 #define ECAM 0xE0000000ul
 #define ECAM_SIZE 0x100000ul
 #define COM1 0x3F8
-#define LOW_RINGS 0x80000ul /* the takeover's queue: descriptors, avail at +0x1000, used at +0x2000 */
+/* The takeover's queue in low memory the guest kernel leaves alone: descriptor table (also
+ * where indirect tables point) at +0, avail ring at +0x1000, used ring at +0x2000, the buffers'
+ * data at +0x3000 up to LOW_SIZE. */
+#define LOW_RINGS 0x80000ul
+#define LOW_DATA 0x3000ul
+#define LOW_SIZE 0x10000ul
 
 struct range {
 	volatile uint8_t *p;
@@ -220,11 +227,50 @@ static void mmio_access(void)
 
 /* Take virtio-mmio slot @slot from its driver: reset mid-request, then a queue of random
  * descriptors and rings in low memory, and a kick (virtio 1.2 §4.2.3). */
+/* A random descriptor that a device may follow without reaching guest memory outside the
+ * takeover's region: its address is in the data area with a length that stays there, or an
+ * indirect table within the descriptor table (never written by a device), or nowhere in RAM
+ * (above 1 TiB, or where address + length wraps), which kiln must refuse. Its flags and next
+ * index are random. (A descriptor into the guest kernel's memory would let kiln's faithful
+ * DMA corrupt the guest, which would prove nothing about kiln.) */
+static void random_descriptor(volatile uint8_t *d)
+{
+	uint64_t addr, len, pick = rnd() % 8;
+	uint16_t flags = (uint16_t)(rnd() & 7); /* NEXT, WRITE, INDIRECT */
+
+	if (pick < 5) {
+		addr = LOW_RINGS + LOW_DATA + rnd() % (LOW_SIZE - LOW_DATA);
+		len = rnd() % (LOW_RINGS + LOW_SIZE - addr + 1);
+		flags &= (uint16_t)~4;
+	} else if (pick == 5) {
+		addr = LOW_RINGS + (rnd() % 0x1000 & ~15ul);
+		len = rnd() % (LOW_RINGS + 0x1000 - addr + 1);
+		flags = (uint16_t)((flags & 1) | 4); /* read-only: an indirect table */
+	} else if (pick == 6) {
+		addr = rnd() | 1ull << 40;
+		len = (uint32_t)rnd();
+	} else {
+		addr = ~0ull - rnd() % 0x10000;
+		len = (uint32_t)rnd() | 1;
+	}
+	*(volatile uint64_t *)d = addr;
+	*(volatile uint32_t *)(d + 8) = (uint32_t)len;
+	*(volatile uint16_t *)(d + 12) = flags;
+	*(volatile uint16_t *)(d + 14) = (uint16_t)rnd();
+}
+
+/* Take virtio-mmio slot @slot from its driver: reset mid-request, then a queue of random
+ * descriptors and random rings in low memory, and a kick (virtio 1.2 §4.2.3). */
 static int take_over_mmio(volatile uint32_t *r, volatile uint8_t *low)
 {
-	if (r[0] != 0x74726976 || r[0x8 / 4] == 0) /* magic "virt", a device present */
+	/* magic "virt", a device present; not the balloon, whose inflate queue carries page
+	 * numbers the host then discards: random ones would discard the guest kernel's memory
+	 * (fuzz_balloon covers its parsing) */
+	if (r[0] != 0x74726976 || r[0x8 / 4] == 0 || r[0x8 / 4] == 5)
 		return 0;
-	for (unsigned i = 0; i < 0x3000; i++)
+	for (unsigned i = 0; i < 0x1000; i += 16)
+		random_descriptor(low + i);
+	for (unsigned i = 0x1000; i < LOW_DATA; i++)
 		low[i] = (uint8_t)rnd();
 	r[0x70 / 4] = 0;             /* reset, whatever was in flight */
 	r[0x70 / 4] = 1 | 2;         /* ACKNOWLEDGE | DRIVER */
@@ -276,7 +322,7 @@ int main(int argc, char **argv)
 	add_range(slots, VIRTIO_MMIO_SLOTS * 0x1000ul);
 	add_range(map_phys(ECAM, ECAM_SIZE), ECAM_SIZE);
 	add_pci_bars();
-	low = map_phys(LOW_RINGS, 0x3000);
+	low = map_phys(LOW_RINGS, LOW_SIZE);
 	/* The serial console's line settings, given back at the end. */
 	lcr = inb(COM1 + 3);
 	mcr = inb(COM1 + 4);
@@ -303,7 +349,11 @@ int main(int argc, char **argv)
 	outb((uint8_t)com1_saved[1], COM1 + 1);
 	outb(lcr & 0x7f, COM1 + 3);
 	outb(mcr & ~0x10, COM1 + 4); /* never left in loopback */
-	outb(ier, COM1 + 1);
+	/* The kernel's 8250 driver keeps its own copy of IER and enables the transmitter interrupt
+	 * only when it has output: the IER read at the start may lack it while output waits now.
+	 * Enabling it raises a THRE interrupt (THR is empty), which restarts a stalled transmitter;
+	 * an idle driver just turns it off again. */
+	outb(ier | 0x07, COM1 + 1); /* ERBFI, ETBEI, ELSI */
 	printf("hostile: %lu accesses %lu takeovers %lu faults\n", accesses, takeovers, faults);
 	return 0;
 }
