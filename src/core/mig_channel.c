@@ -79,7 +79,7 @@ static int inherited(const char *url, char *err, size_t errlen)
 	socklen_t len = sizeof(int);
 	long n;
 	char *end;
-	int type;
+	int type, flags;
 
 	errno = 0;
 	n = strtol(url + 3, &end, 10);
@@ -93,6 +93,11 @@ static int inherited(const char *url, char *err, size_t errlen)
 		why = "not a stream socket";
 	else if (len = sizeof(peer), getpeername((int)n, (struct sockaddr *)&peer, &len) < 0)
 		why = "not a connected socket";
+	/* Callers written around an event loop (Go, tokio, asyncio) hand over non-blocking
+	 * sockets; the channel's receive blocks, bounded by SO_RCVTIMEO. */
+	else if ((flags = fcntl((int)n, F_GETFL)) < 0 ||
+		 fcntl((int)n, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		why = "its file status flags cannot be set";
 	if (why) {
 		snprintf(err, errlen, "%s: %s", url, why);
 		return -EINVAL;

@@ -2,8 +2,9 @@
 /* mig_tls — how a migration's channel is secured: the operator's choice, the credentials and
  * the TLS sessions (GnuTLS), see include/kiln/mig_channel.h and mig_tls.h.
  *
- * TLS 1.2 or 1.3 under GnuTLS's NORMAL priorities. With a pre-shared key, only the key
- * exchanges that add (EC)DHE (forward secrecy, as QEMU's tls-creds-psk); the destination
+ * TLS 1.2 or 1.3 under GnuTLS's NORMAL priorities, older versions and static-RSA key
+ * exchange removed. With a pre-shared key, only the key exchanges that add (EC)DHE (forward
+ * secrecy, as QEMU's tls-creds-psk); the destination
  * looks the source's identity up in its own key file. With X.509 (QEMU's tls-creds-x509
  * layout), the destination requires the source's client certificate, both verify the peer's
  * chain against ca-cert.pem, and the source also the destination's host name or address.
@@ -23,7 +24,12 @@
 
 #define PSK_FILE_MAX (1u << 20)
 #define PSK_IDENTITY_MAX 128
-#define PSK_PRIORITY "NORMAL:+ECDHE-PSK:+DHE-PSK"
+/* TLS 1.2 and 1.3 only (GnuTLS's NORMAL still allows 1.0 and 1.1); key exchanges with
+ * forward secrecy only: (EC)DHE with a pre-shared key, and no static-RSA exchange with
+ * certificates. */
+#define TLS_VERSIONS ":-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+#define PSK_PRIORITY "NORMAL:+ECDHE-PSK:+DHE-PSK" TLS_VERSIONS
+#define X509_PRIORITY "NORMAL:-RSA" TLS_VERSIONS
 
 struct psk_entry {
 	char *identity;
@@ -444,7 +450,7 @@ static int tls_setup(struct mig_tls *t, const char *peer_host)
 		return gnutls_priority_set_direct(t->s, PSK_PRIORITY, NULL) ?:
 		       gnutls_credentials_set(t->s, GNUTLS_CRD_PSK, c->server ?
 					      (void *)c->psk_server : (void *)c->psk_client);
-	ret = gnutls_set_default_priority(t->s) ?:
+	ret = gnutls_priority_set_direct(t->s, X509_PRIORITY, NULL) ?:
 	      gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, c->x509);
 	if (ret)
 		return ret;

@@ -532,10 +532,12 @@ static void test_addresses(void **state)
 	assert_int_equal(mig_accept(host, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, ": not a connected socket"));
 	close(fd);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* handed over non-blocking, as a caller's event loop would: made blocking */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	snprintf(host, sizeof(host), "fd:%d", sv[0]);
 	assert_int_equal(mig_accept(host, err, sizeof(err)), sv[0]);
 	assert_true(fcntl(sv[0], F_GETFD) & FD_CLOEXEC);
+	assert_false(fcntl(sv[0], F_GETFL) & O_NONBLOCK);
 	close(sv[0]);
 	close(sv[1]);
 }
