@@ -77,17 +77,46 @@ class Guest:
                 f"{self.out[-3000:]}\n--- stderr ---\n{self.err[-2000:]})")
 
 
-def run_kiln(kiln, *args, timeout=240, stdin=subprocess.DEVNULL, prefix=()):
-    """Run kiln to completion (under @prefix, e.g. `ip netns exec NS`) and return a Guest."""
+def threads_of(pid):
+    """Each thread of @pid: its name, state, wait channel and kernel stack, and, where gdb is
+    installed, every thread's backtrace: what a hung kiln was doing."""
+    out = []
+    for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+        t = f"/proc/{pid}/task/{tid}"
+        try:
+            comm = open(f"{t}/comm").read().strip()
+            state = open(f"{t}/stat").read().rsplit(")", 1)[1].split()[0]
+            wchan = open(f"{t}/wchan").read().strip()
+            stack = open(f"{t}/stack").read().strip().replace("\n", " | ")
+        except OSError as e:
+            out.append(f"{tid}: {e}")
+            continue
+        out.append(f"{tid} {comm} {state} wchan={wchan} stack: {stack[:300]}")
     try:
-        proc = subprocess.run([*prefix, str(kiln), *map(str, args)], stdin=stdin,
-                              capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:  # what the guest and kiln said is the evidence
-        stuck = Guest(None, (e.stdout or b"").decode(errors="replace"),
-                      (e.stderr or b"").decode(errors="replace"))
-        raise AssertionError(f"kiln still running after {timeout} s (killed): {stuck}") from None
-    return Guest(proc.returncode, proc.stdout.decode(errors="replace"),
-                 proc.stderr.decode(errors="replace"))
+        gdb = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt"],
+                             capture_output=True, text=True, timeout=120)
+        out.append(gdb.stdout[-6000:])
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return "\n".join(out)
+
+
+def run_kiln(kiln, *args, timeout=240, stdin=subprocess.DEVNULL, prefix=()):
+    """Run kiln to completion (under @prefix, e.g. `ip netns exec NS`) and return a Guest. A
+    kiln still running after @timeout seconds fails the test with the console's and stderr's
+    tails and its threads' states."""
+    proc = subprocess.Popen([*prefix, str(kiln), *map(str, args)], stdin=stdin,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        threads = threads_of(proc.pid)
+        proc.kill()
+        out, err = proc.communicate()
+        stuck = Guest(None, out.decode(errors="replace"), err.decode(errors="replace"))
+        raise AssertionError(f"kiln still running after {timeout} s (killed): {stuck}\n"
+                             f"--- its threads ---\n{threads}") from None
+    return Guest(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
 
 
 def boot(kiln, kernel, initrd, test, *extra, cmdline="", timeout=240):
