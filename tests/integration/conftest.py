@@ -68,6 +68,8 @@ class Guest:
         self.facts = {}
         for line in out.splitlines():
             line = line.strip()
+            if line.startswith("[") and "] KILN-FACT " in line:  # through the kernel's log
+                line = line.split("] ", 1)[1]
             if line.startswith("KILN-FACT "):
                 key, _, value = line[len("KILN-FACT "):].partition("=")
                 self.facts[key] = value

@@ -5,8 +5,9 @@ config through CF8/CFC and ECAM, every virtio-pci BAR with its MSI-X table and P
 virtio-mmio slots, the boot timer), resetting virtio devices in the middle of their requests and
 handing them queues of random descriptors, while the guest's own drivers keep reading the
 disks, drawing entropy and pinging. kiln neither crashes nor hangs: the guest reports and
-powers off, and kiln exits 0. The same against kiln built with AddressSanitizer and
-UndefinedBehaviorSanitizer (scripts/build's build-asan/, without seccomp: the sanitizer
+powers off, and kiln exits 0 (or, now and then, the guest kernel panics over a device taken
+from under its driver, and kiln exits 4 saying so). The same against kiln built with
+AddressSanitizer and UndefinedBehaviorSanitizer (scripts/build's build-asan/, without seccomp: the sanitizer
 runtime's own system calls are not kiln's), where any report fails the test."""
 import os
 import random
@@ -35,8 +36,13 @@ def test_hostile_guest(kvm, kiln, bzimage, initrd, tmp_path, sanitized, transpor
              "--console", f"file={tmp_path / 'console.txt'}",
              *(["--no-seccomp"] if sanitized else []),
              cmdline=f"kiln.secs={SECONDS} kiln.seed={seed}", timeout=SECONDS * 6 + 300)
-    assert g.returncode == 0, (seed, g)
-    assert g.facts.get("hostile") == "done", (seed, g)
-    assert "hostile: " in g.out and " accesses " in g.out, (seed, g)
-    if sanitized:
-        assert "Sanitizer" not in g.err and "runtime error" not in g.err, (seed, g)
+    # Two orderly ends: the guest reports and powers off (exit 0), or its kernel gives up on
+    # hardware that root took apart (a virtio driver's BUG on a device reset under it, ...) and
+    # panics, which kiln reports (pvpanic: exit 4). Any other exit, a crash, a hang or a
+    # sanitizer report is kiln's failure. pytest.fail: the whole console tail.
+    panicked = g.returncode == 4 and "guest kernel panicked (pvpanic)" in g.err
+    reported = g.returncode == 0 and g.facts.get("hostile") == "done" and " accesses " in g.out
+    if not (reported or panicked):
+        pytest.fail(f"seed {seed}: {g!r}")
+    if sanitized and ("Sanitizer" in g.err or "runtime error" in g.err):
+        pytest.fail(f"seed {seed}: {g!r}")

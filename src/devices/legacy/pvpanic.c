@@ -2,7 +2,7 @@
 /* pvpanic — QEMU's paravirtual panic device (docs/specs/pvpanic.rst in QEMU) at I/O port
  * KILN_PORT_PVPANIC, described in the DSDT as QEMU0001 so Linux's pvpanic-mmio driver binds.
  * Reads list the supported events; a write with PVPANIC_PANICKED stops the VM with
- * VM_STOP_PANIC; PVPANIC_CRASH_LOADED is logged once (a guest can write it in a loop). */
+ * VM_STOP_PANIC (logged); PVPANIC_CRASH_LOADED is logged once (a guest can write it in a loop). */
 #include <stdlib.h>
 
 #include "kiln/acpi.h"
@@ -15,7 +15,7 @@
 
 struct pvpanic {
 	struct dev_host *host;
-	struct log_once crash;
+	struct log_once crash, panicked;
 };
 
 static void pvpanic_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
@@ -27,8 +27,11 @@ static void pvpanic_write(void *opaque, uint64_t off, const uint8_t *data, uint3
 {
 	struct pvpanic *p = opaque;
 
-	if (data[0] & PVPANIC_PANICKED)
+	if (data[0] & PVPANIC_PANICKED) {
+		if (log_once_first(&p->panicked)) /* the VM stops: at most once anyway */
+			log_warn("guest kernel panicked (pvpanic); stopping the VM");
 		p->host->request_stop(p->host, VM_STOP_PANIC);
+	}
 	else if ((data[0] & PVPANIC_CRASH_LOADED) && log_once_first(&p->crash))
 		log_warn("guest kernel crashed and is running its crash kernel");
 }
