@@ -61,6 +61,7 @@ struct cli_run {
 	struct net_config net[VM_MAX_DEVICES];
 	struct vsock_config vsock;
 	struct balloon_config balloon;
+	struct rng_config rng;
 	struct console_config console;
 	unsigned nr_disks, nr_nets;
 };

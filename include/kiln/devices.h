@@ -85,7 +85,7 @@ struct device_counter {
 	uint64_t value;
 };
 
-#define DEVICE_MAX_COUNTERS 8
+#define DEVICE_MAX_COUNTERS 12
 
 /* Copy the first (up to @max) of a class's @n counters @all into @out; returns how many. For
  * device_class.counters. */

@@ -22,6 +22,7 @@
 #include "kiln/virtio_balloon.h"
 #include "kiln/virtio_blk.h"
 #include "kiln/virtio_net.h"
+#include "kiln/virtio_rng.h"
 #include "kiln/virtio_vsock.h"
 #include "kiln/vm.h"
 
@@ -38,6 +39,7 @@ struct fc_config {
 	struct net_config net[VM_MAX_VIRTIO];
 	struct vsock_config vsock;
 	struct balloon_config balloon;
+	struct rng_config rng;
 	unsigned nr_disks, nr_nets;
 	char *cmdline;             /* owned: boot_args with root= appended, or NULL */
 	bool level_set;
@@ -58,6 +60,12 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *out, 
 		    size_t errlen) __attribute__((warn_unused_result));
 
 void fc_config_release(struct fc_config *c);
+
+/* A RateLimiter object (null or absent: no limit) into @out: "bandwidth" and "ops", each null
+ * or a TokenBucket {"size", "one_time_burst", "refill_time"}, non-negative integers. @where
+ * prefixes messages. Returns 0, or -EINVAL with a message in @err. */
+int fc_parse_rate_limit(json_t *o, const char *where, struct rate_limit *out, char *err,
+			size_t errlen) __attribute__((warn_unused_result));
 
 /* Firecracker's log level names (Error, Warning, Info, Debug, Trace, Off; any case). Returns 0
  * or -EINVAL. */

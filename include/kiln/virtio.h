@@ -140,9 +140,13 @@ bool virtio_dev_live(const struct virtio_dev *dev);
 
 /* What serve() returns for a chain it will complete later (virtq_push from a completion). */
 #define VIRTQ_DEFERRED UINT32_MAX
+/* What serve() returns for a chain it must not serve yet (its rate limiter refused it): the
+ * chain goes back to the available ring untouched and the queue is left alone until the device
+ * serves it again (its limiter's unblocked callback). */
+#define VIRTQ_THROTTLED (UINT32_MAX - 1)
 
 /* Serve queue @q: pop every available chain, hand it to @serve (which returns the bytes it
- * wrote into the chain, or VIRTQ_DEFERRED), return it, interrupt the driver if it asked, and
+ * wrote into the chain, VIRTQ_DEFERRED or VIRTQ_THROTTLED), return it, interrupt the driver if it asked, and
  * repeat until the ring stays empty after re-arming notifications; after VIRTIO_BUDGET chains
  * the rest is left for a later turn (transport.requeue). A malformed chain marks the device
  * DEVICE_NEEDS_RESET. Lock held. */

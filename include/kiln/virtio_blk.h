@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "kiln/devices.h"
+#include "kiln/rate_limiter.h"
 
 enum block_engine { BLOCK_ENGINE_IO_URING, BLOCK_ENGINE_SYNC };
 
@@ -23,6 +24,7 @@ struct disk_config {
 				  reports (at most 20 bytes are used); NULL: "kiln-diskN" */
 	bool readonly;         /* writes fail with VIRTIO_BLK_S_IOERR */
 	enum block_engine engine; /* io_uring (falls back to sync where the kernel refuses it) */
+	struct rate_limit limit;  /* bytes read and written, requests; all zero: none */
 };
 
 /* The class: create() takes a struct disk_config; instances are /dev/vda, vdb, ... in order.
@@ -37,5 +39,9 @@ extern const struct device_class virtio_blk_class;
  * Returns 0, or -errno with @e set (the disk unchanged). */
 int virtio_blk_replace(void *state, const char *path, struct error *e)
 	__attribute__((warn_unused_result));
+
+/* Replace disk @state's rate limits by @limit (the buckets start full; requests waiting on the
+ * old limits are served again at once). Event loop thread. */
+void virtio_blk_set_limit(void *state, const struct rate_limit *limit);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "kiln/devices.h"
+#include "kiln/rate_limiter.h"
 
 #define NET_MAX_HOSTFWD 8
 
@@ -53,6 +54,8 @@ struct net_config {
 	bool restrict_guest;        /* NET_USER: restrict=on, only hostfwd (QEMU's option) */
 	bool no_host_loopback;      /* NET_USER: host-loopback=off, 10.0.2.2 is not the host's lo */
 	unsigned max_flows;         /* NET_USER: the guest's flows (host sockets) at once; 0: 512 */
+	struct rate_limit rx_limit; /* frames to the guest: bytes (without the virtio header), frames */
+	struct rate_limit tx_limit; /* frames from the guest, likewise; all zero: no limit */
 };
 
 /* The class: create() takes a struct net_config (the backend is opened then: a tap that does
@@ -62,6 +65,10 @@ extern const struct device_class virtio_net_class;
 
 /* Parse a MAC address "52:54:00:12:34:56" into @mac; a multicast address is refused.
  * Returns 0 or -EINVAL. */
+/* Replace NIC @state's receive (@rx) and transmit (@tx) rate limits; NULL keeps one as it is.
+ * The new buckets start full; frames waiting on the old limits go at once. Event loop thread. */
+void virtio_net_set_limits(void *state, const struct rate_limit *rx, const struct rate_limit *tx);
+
 int net_parse_mac(const char *text, uint8_t mac[6]) __attribute__((warn_unused_result));
 
 /* Parse a hostfwd rule (see struct net_hostfwd) into @fwd; @fwd->text = @text.

@@ -5,8 +5,14 @@
 #define KILN_VIRTIO_RNG_H
 
 #include "kiln/devices.h"
+#include "kiln/rate_limiter.h"
 
-/* The class: create() takes no configuration (NULL); one instance per VM. */
+struct rng_config {
+	struct rate_limit limit; /* bytes handed to the guest, requests; all zero: no limit */
+};
+
+/* The class: create() takes a struct rng_config, or NULL for no limit; one instance per VM.
+ * Counters: entropy_bytes, entropy_event_count, entropy_rate_limiter_throttled. */
 extern const struct device_class virtio_rng_class;
 
 #endif

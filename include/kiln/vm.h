@@ -130,7 +130,8 @@ int vm_stop_signal(const struct vm *vm);
 
 /* The device of class @cls whose configuration's id is @id (with @id NULL: the first device of
  * @cls), as its class's create() returned it (for the class's own functions, e.g.
- * virtio_blk_replace()), or NULL when the VM has none. Any thread; the VM owns it. */
+ * virtio_blk_replace()), or NULL when the VM (NULL: none yet) has none. Any thread; the VM
+ * owns it. */
 void *vm_device_find(struct vm *vm, const struct device_class *cls, const char *id);
 
 /* One configured device of a VM, for front ends that report on every device (metrics). */

@@ -11,7 +11,8 @@
 
 const char cli_run_usage[] =
 	"usage: kiln run --kernel PATH [--initrd PATH] [--cmdline STRING] [--cpus N] [--memory SIZE]\n"
-	"                [--disk PATH[,readonly=on][,id=NAME][,engine=E]]... [--rng] [--transport pci|mmio]\n"
+	"                [--disk PATH[,readonly=on][,id=NAME][,engine=E][,LIMIT]...]... [--rng[=LIMIT,...]]\n"
+	"                [--transport pci|mmio]\n"
 	"                [--net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...[,restrict=on]...]...\n"
 	"                [--vsock cid=N,uds=PATH]\n"
 	"                [--balloon amount=SIZE[,deflate_on_oom=on][,reporting=on][,stats=S]]\n"
@@ -29,6 +30,9 @@ const char cli_run_usage[] =
 	"                    a raw disk image as virtio-blk (/dev/vda, vdb, ... in order); id is\n"
 	"                    the serial the guest sees (at most 20 characters); I/O through\n"
 	"                    io_uring (default) or synchronous calls on a worker thread\n"
+	"                    LIMIT: rate limits, Firecracker's token buckets: bw=SIZE/TIME (bytes\n"
+	"                    read and written: SIZE per TIME, e.g. 10M/1s or 64K/100ms), ops=N/TIME\n"
+	"                    (requests), bw-burst=SIZE and ops-burst=N (a one-time extra at start)\n"
 	"  --net tap=NAME[,mac=MAC]\n"
 	"                    a virtio-net NIC on an existing tap interface (ip tuntap add NAME\n"
 	"                    mode tap), checksum and TSO offloads passed through\n"
@@ -41,7 +45,10 @@ const char cli_run_usage[] =
 	"                    still connects in); host-loopback=off: 10.0.2.2 does not reach the\n"
 	"                    host's loopback services; max-flows=N: at most N of the guest's\n"
 	"                    connections and datagram flows at once (default 512)\n"
-	"  --rng             a virtio-rng entropy device fed from the host's getrandom()\n"
+	"                    rx-LIMIT, tx-LIMIT: rate limits on frames to and from the guest, as\n"
+	"                    for --disk (rx-bw=100M/1s,tx-ops=1000/1s)\n"
+	"  --rng[=LIMIT,...] a virtio-rng entropy device fed from the host's getrandom(); LIMIT as\n"
+	"                    for --disk (--rng=bw=4K/1s)\n"
 	"  --vsock cid=N,uds=PATH\n"
 	"                    a virtio-vsock device, guest CID N (>= 3), with Firecracker's host\n"
 	"                    side: host programs connect to the Unix socket PATH and write\n"
@@ -105,6 +112,80 @@ static int parse_level(const char *text, enum log_level *level)
 	return -EINVAL;
 }
 
+/* A token count with an optional binary suffix (K, M, G: 2^10, 2^20, 2^30) when @suffix; a
+ * plain number is a count of bytes or operations. Returns 0 or -EINVAL. */
+static int parse_tokens(const char *text, bool suffix, const char **end, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *e;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(text, &e, 10);
+	if (errno)
+		return -EINVAL;
+	switch (suffix ? *e : 0) {
+	case 'K': case 'k': shift = 10; e++; break;
+	case 'M': case 'm': shift = 20; e++; break;
+	case 'G': case 'g': shift = 30; e++; break;
+	}
+	if (v > UINT64_MAX >> shift)
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	*end = e;
+	return 0;
+}
+
+/* One rate-limit option named @prefix + "bw", "bw-burst", "ops" or "ops-burst" into @l:
+ * bw=SIZE/TIME and ops=N/TIME (SIZE tokens per TIME, a number of ms or s: "10M/1s",
+ * "200/100ms"), bursts a SIZE or N. Returns 1 when @opt was one of them, 0 when it was not,
+ * -EINVAL for a bad value (@err says which). */
+static int parse_limit(const char *opt, const char *prefix, struct rate_limit *l, const char *what,
+		       char *err, size_t errlen)
+{
+	size_t n = strlen(prefix);
+	struct token_bucket_config *b;
+	const char *v, *end;
+	bool burst;
+	uint64_t t;
+
+	if (strncmp(opt, prefix, n))
+		return 0;
+	opt += n;
+	if (!strncmp(opt, "bw", 2))
+		b = &l->bandwidth, v = opt + 2;
+	else if (!strncmp(opt, "ops", 3))
+		b = &l->ops, v = opt + 3;
+	else
+		return 0;
+	burst = !strncmp(v, "-burst=", 7);
+	if (!burst && *v != '=')
+		return 0;
+	v += burst ? 7 : 1;
+	if (parse_tokens(v, true, &end, burst ? &b->one_time_burst : &b->size) || (burst && *end))
+		goto bad;
+	if (burst)
+		return 1;
+	if (*end != '/' || parse_tokens(end + 1, false, &end, &t) || !t)
+		goto bad;
+	if (!strcmp(end, "ms"))
+		b->refill_ms = t;
+	else if (!strcmp(end, "s") && t <= UINT64_MAX / 1000)
+		b->refill_ms = t * 1000;
+	else
+		goto bad;
+	if (!b->size)
+		goto bad;
+	return 1;
+bad:
+	snprintf(err, errlen, "%s: \"%s%s\" is not %s%s=%s", what, prefix, opt, prefix,
+		 b == &l->bandwidth ? (burst ? "bw-burst" : "bw") : (burst ? "ops-burst" : "ops"),
+		 burst ? "COUNT (K, M, G suffixes)" : "COUNT/TIME like 10M/1s or 100/100ms");
+	return -EINVAL;
+}
+
 /* "PATH[,readonly=on|off][,id=NAME]" into @d (pointing into @text, which is modified). */
 static int parse_disk(char *text, struct disk_config *d, char *err, size_t errlen)
 {
@@ -116,6 +197,12 @@ static int parse_disk(char *text, struct disk_config *d, char *err, size_t errle
 		return -EINVAL;
 	}
 	while ((opt = strtok_r(NULL, ",", &save))) {
+		int lim = parse_limit(opt, "", &d->limit, "--disk", err, errlen);
+
+		if (lim < 0)
+			return -EINVAL;
+		if (lim)
+			continue;
 		if (!strcmp(opt, "readonly=on") || !strcmp(opt, "readonly=off")) {
 			d->readonly = !strcmp(opt, "readonly=on");
 		} else if (!strcmp(opt, "engine=io_uring") || !strcmp(opt, "engine=sync")) {
@@ -125,7 +212,8 @@ static int parse_disk(char *text, struct disk_config *d, char *err, size_t errle
 			d->id = opt + 3;
 		} else {
 			snprintf(err, errlen, "--disk %s: \"%s\" is not readonly=on|off, "
-				 "engine=io_uring|sync or id=NAME (1-20 of A-Z a-z 0-9 _ - .)", d->path, opt);
+				 "engine=io_uring|sync, id=NAME (1-20 of A-Z a-z 0-9 _ - .), bw=, "
+				 "bw-burst=, ops= or ops-burst=", d->path, opt);
 			return -EINVAL;
 		}
 	}
@@ -147,6 +235,14 @@ static int parse_net(char *text, struct net_config *n, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	while ((opt = strtok_r(NULL, ",", &save))) {
+		int lim = parse_limit(opt, "rx-", &n->rx_limit, "--net", err, errlen);
+
+		if (!lim)
+			lim = parse_limit(opt, "tx-", &n->tx_limit, "--net", err, errlen);
+		if (lim < 0)
+			return -EINVAL;
+		if (lim)
+			continue;
 		if (!strncmp(opt, "mac=", 4)) {
 			if (net_parse_mac(opt + 4, n->mac)) {
 				snprintf(err, errlen, "--net %s: \"%s\" is not a unicast MAC address "
@@ -177,9 +273,10 @@ static int parse_net(char *text, struct net_config *n, char *err, size_t errlen)
 				return -EINVAL;
 			}
 		} else {
-			snprintf(err, errlen, "--net %s: \"%s\" is not %s", kind, opt,
+			snprintf(err, errlen, "--net %s: \"%s\" is not %s, or rx-/tx- bw=, bw-burst=, "
+				 "ops=, ops-burst=", kind, opt,
 				 n->kind == NET_TAP ? "mac=MAC" : "mac=MAC, hostfwd=RULE, restrict=on|off, "
-				 "host-loopback=on|off or max-flows=N");
+				 "host-loopback=on|off, max-flows=N");
 			return -EINVAL;
 		}
 	}
@@ -225,6 +322,26 @@ static int parse_balloon(char *text, struct balloon_config *b, char *err, size_t
 	if (!amount) {
 		snprintf(err, errlen, "--balloon needs amount=SIZE");
 		return -EINVAL;
+	}
+	return 0;
+}
+
+/* "[bw=...][,ops=...]" (or nothing) into @c. */
+static int parse_rng(char *text, struct rng_config *c, char *err, size_t errlen)
+{
+	char *opt, *save = NULL;
+
+	*c = (struct rng_config){ 0 };
+	for (opt = text ? strtok_r(text, ",", &save) : NULL; opt; opt = strtok_r(NULL, ",", &save)) {
+		int lim = parse_limit(opt, "", &c->limit, "--rng", err, errlen);
+
+		if (lim < 0)
+			return -EINVAL;
+		if (!lim) {
+			snprintf(err, errlen, "--rng: \"%s\" is not bw=, bw-burst=, ops= or ops-burst=",
+				 opt);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -305,7 +422,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "disk", required_argument, NULL, OPT_DISK },
 		{ "net", required_argument, NULL, OPT_NET },
-		{ "rng", no_argument, NULL, OPT_RNG },
+		{ "rng", optional_argument, NULL, OPT_RNG },
 		{ "vsock", required_argument, NULL, OPT_VSOCK },
 		{ "balloon", required_argument, NULL, OPT_BALLOON },
 		{ "console", required_argument, NULL, OPT_CONSOLE },
@@ -377,7 +494,12 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 			r->nr_nets++;
 			break;
 		case OPT_RNG:
-			if (!have_rng && add_device(r, "--rng", &virtio_rng_class, NULL, err, errlen))
+			if (have_rng) {
+				snprintf(err, errlen, "--rng: only one entropy device");
+				return -EINVAL;
+			}
+			if (parse_rng(optarg, &r->rng, err, errlen) ||
+			    add_device(r, "--rng", &virtio_rng_class, &r->rng, err, errlen))
 				return -EINVAL;
 			have_rng = true;
 			break;

@@ -241,7 +241,7 @@ int vm_restore(const struct vm_config *cfg, const struct snap_reader *snap,
 
 void *vm_device_find(struct vm *vm, const struct device_class *cls, const char *id)
 {
-	struct vm_device *d = devmgr_find(&vm->devices, cls, id);
+	struct vm_device *d = vm ? devmgr_find(&vm->devices, cls, id) : NULL;
 
 	return d ? d->state : NULL;
 }

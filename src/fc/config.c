@@ -6,8 +6,8 @@
  * "boot_args", drives in order with the root device first (/dev/vda) and "root=/dev/vda" or
  * "root=PARTUUID=..." with "rw"/"ro" appended to the command line. Devices attach over
  * virtio-mmio as in Firecracker, whose guests boot with pci=off. Unknown keys are refused, as
- * Firecracker refuses them; keys kiln does not implement yet (rate limiters, vsock, balloon,
- * MMDS, ...) are refused by name unless null.
+ * Firecracker refuses them; keys kiln does not implement yet (a NIC's "mtu", a drive's
+ * "socket", "cpu-config", ...) are refused by name unless null.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,7 +19,6 @@
 
 #include "fc_internal.h"
 #include "kiln/fc.h"
-#include "kiln/virtio_rng.h"
 
 int fc_error(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -109,6 +108,47 @@ static int fc_add(struct fc_config *r, const struct device_class *cls, const voi
 	return vm_config_add(&r->cfg, cls, config, &e) ? fc_error(err, errlen, "%s", e.msg) : 0;
 }
 
+/* One TokenBucket object: "size" and "refill_time" (ms) required, "one_time_burst" optional,
+ * all non-negative integers. */
+static int parse_bucket(json_t *o, const char *where, const char *key,
+			struct token_bucket_config *b, char *err, size_t errlen)
+{
+	json_int_t size, burst = 0, refill;
+	char at[160];
+
+	*b = (struct token_bucket_config){ 0 };
+	if (!o || json_is_null(o))
+		return 0;
+	snprintf(at, sizeof(at), "%s\"%s\": ", where, key);
+	if (fc_unpack(o, at, FC_FIELDS({ "size", 'I', true, &size },
+				       { "one_time_burst", 'I', false, &burst },
+				       { "refill_time", 'I', true, &refill }), err, errlen))
+		return -EINVAL;
+	if (size < 0 || burst < 0 || refill < 0)
+		return fc_error(err, errlen, "%s\"%s\": %lld is negative", at,
+				size < 0 ? "size" : burst < 0 ? "one_time_burst" : "refill_time",
+				(long long)(size < 0 ? size : burst < 0 ? burst : refill));
+	*b = (struct token_bucket_config){ .size = (uint64_t)size, .one_time_burst = (uint64_t)burst,
+					   .refill_ms = (uint64_t)refill };
+	return 0;
+}
+
+int fc_parse_rate_limit(json_t *o, const char *where, struct rate_limit *l, char *err,
+			size_t errlen)
+{
+	json_t *bw = NULL, *ops = NULL;
+
+	*l = (struct rate_limit){ 0 };
+	if (!o || json_is_null(o))
+		return 0;
+	if (fc_unpack(o, where, FC_FIELDS({ "bandwidth", 'o', false, &bw }, { "ops", 'o', false, &ops }),
+		      err, errlen) ||
+	    parse_bucket(bw, where, "bandwidth", &l->bandwidth, err, errlen) ||
+	    parse_bucket(ops, where, "ops", &l->ops, err, errlen))
+		return -EINVAL;
+	return 0;
+}
+
 /* A key kiln knows but does not implement yet: fine when absent or null. */
 static int unimplemented(const json_t *v, const char *where, const char *key, char *err,
 			 size_t errlen)
@@ -174,7 +214,7 @@ static int parse_drive(json_t *o, unsigned i, struct disk_config *d, bool *root,
 	json_t *limiter = NULL, *sock = NULL;
 	const char *cache = NULL, *engine = NULL, *id, *path = NULL;
 	int is_root, ro = 0;
-	char where[48];
+	char where[48], at[80];
 
 	*root = false;
 	*partuuid = NULL;
@@ -191,10 +231,12 @@ static int parse_drive(json_t *o, unsigned i, struct disk_config *d, bool *root,
 	if (!fc_valid_id(id, 64, "_"))
 		return fc_error(err, errlen, "%s\"drive_id\": \"%s\" is not 1-64 of A-Z a-z 0-9 _",
 				where, id);
-	if (unimplemented(limiter, where, "rate_limiter", err, errlen) ||
-	    unimplemented(sock, where, "socket", err, errlen))
+	if (unimplemented(sock, where, "socket", err, errlen))
 		return -EINVAL;
 	*d = (struct disk_config){ .id = id, .readonly = ro, .path = path };
+	snprintf(at, sizeof(at), "%s\"rate_limiter\": ", where);
+	if (fc_parse_rate_limit(limiter, at, &d->limit, err, errlen))
+		return -EINVAL;
 	if (!d->path)
 		return fc_error(err, errlen, "%s\"path_on_host\" is required", where);
 	if (cache && strcmp(cache, "Unsafe") && strcmp(cache, "Writeback"))
@@ -283,7 +325,7 @@ static int parse_nics(json_t *a, struct fc_config *r, char *err, size_t errlen)
 		struct net_config *n = &r->net[r->nr_nets];
 		json_t *mtu = NULL, *rx = NULL, *tx = NULL;
 		const char *text = NULL;
-		char where[48];
+		char where[48], at[80];
 
 		snprintf(where, sizeof(where), "\"network-interfaces\"[%zu]: ", i);
 		*n = (struct net_config){ .kind = NET_TAP };
@@ -296,9 +338,13 @@ static int parse_nics(json_t *a, struct fc_config *r, char *err, size_t errlen)
 		if (!fc_valid_id(n->id, 64, "_"))
 			return fc_error(err, errlen, "%s\"iface_id\": \"%s\" is not 1-64 of A-Z a-z "
 					"0-9 _", where, n->id);
-		if (unimplemented(mtu, where, "mtu", err, errlen) ||
-		    unimplemented(rx, where, "rx_rate_limiter", err, errlen) ||
-		    unimplemented(tx, where, "tx_rate_limiter", err, errlen))
+		if (unimplemented(mtu, where, "mtu", err, errlen))
+			return -EINVAL;
+		snprintf(at, sizeof(at), "%s\"rx_rate_limiter\": ", where);
+		if (fc_parse_rate_limit(rx, at, &n->rx_limit, err, errlen))
+			return -EINVAL;
+		snprintf(at, sizeof(at), "%s\"tx_rate_limiter\": ", where);
+		if (fc_parse_rate_limit(tx, at, &n->tx_limit, err, errlen))
 			return -EINVAL;
 		if (text && net_parse_mac(text, n->mac))
 			return fc_error(err, errlen, "%s\"guest_mac\": \"%s\" is not a unicast MAC "
@@ -479,14 +525,15 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 	    parse_drives(drives, r, err, errlen) || parse_nics(nics, r, err, errlen) ||
 	    parse_logger(logger, r, err, errlen) || parse_metrics(metrics, r, err, errlen) ||
 	    parse_mmds_config(mmds, r, err, errlen) ||
-	    unimplemented(limiter, "\"entropy\": ", "rate_limiter", err, errlen) ||
+	    fc_parse_rate_limit(limiter, "\"entropy\": \"rate_limiter\": ", &r->rng.limit, err,
+				errlen) ||
 	    parse_vsock(vsock, r, err, errlen) ||
 	    parse_balloon(balloon, r, err, errlen) ||
 	    unimplemented(cpu, "", "cpu-config", err, errlen) ||
 	    unimplemented(hotplug, "", "memory-hotplug", err, errlen) ||
 	    unimplemented(pmem, "", "pmem", err, errlen))
 		return -EINVAL;
-	if (entropy && !json_is_null(entropy) && fc_add(r, &virtio_rng_class, NULL, err, errlen))
+	if (entropy && !json_is_null(entropy) && fc_add(r, &virtio_rng_class, &r->rng, err, errlen))
 		return -EINVAL;
 	if (vm_config_check(&r->cfg, &e))
 		return fc_error(err, errlen, "%s", e.msg);

@@ -3,7 +3,7 @@
  *
  * One compact JSON object per line (docs/metrics.md): "utc_timestamp_ms", "api_server",
  * "block_<drive_id>" and "net_<iface_id>" for each device followed by the sums "block" and
- * "net", "vsock" (one device), and "get_api_requests", "put_api_requests", "patch_api_requests". Counters are the
+ * "net", "vsock" and "entropy" (one device each), and "get_api_requests", "put_api_requests", "patch_api_requests". Counters are the
  * change since the previous line, as Firecracker's SharedIncMetric. Field names follow
  * Firecracker's where the meaning is the same (read_count, rx_bytes_count, conns_added, ...);
  * kiln's own counters have their own names (rx_dropped_count, tx_dropped_count,
@@ -23,6 +23,7 @@
 #include "kiln/log.h"
 #include "kiln/virtio_blk.h"
 #include "kiln/virtio_net.h"
+#include "kiln/virtio_rng.h"
 #include "kiln/virtio_vsock.h"
 #include "kiln/vm.h"
 
@@ -126,10 +127,14 @@ struct group {
 
 static const struct group groups[] = {
 	{ &virtio_blk_class, "block", true, { "read_count", "read_bytes", "write_count", "write_bytes",
-					"flush_count", "invalid_reqs_count", "execute_fails" } },
+					"flush_count", "invalid_reqs_count", "execute_fails",
+					"rate_limiter_throttled_events" } },
 	{ &virtio_net_class, "net", true, { "rx_packets_count", "rx_bytes_count",
 					    "rx_dropped_count", "tx_packets_count", "tx_bytes_count",
-					    "tx_dropped_count" } },
+					    "tx_dropped_count", "rx_rate_limiter_throttled",
+					    "tx_rate_limiter_throttled" } },
+	{ &virtio_rng_class, "entropy", false, { "entropy_bytes", "entropy_event_count",
+						 "entropy_rate_limiter_throttled" } },
 	{ &virtio_vsock_class, "vsock", false, { "conns_added", "conns_killed", "conns_removed",
 						 "rx_packets_count", "rx_bytes_count",
 						 "tx_packets_count", "tx_bytes_count",

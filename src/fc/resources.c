@@ -136,11 +136,45 @@ void fc_put_nic(struct fc_request *rq)
 			      "Network config error: ", NULL);
 }
 
-/* PATCH /drives/{id} after boot: a new backing file (the guest sees the new capacity). */
+/* A PATCH's "rate_limiter" (Firecracker's RateLimiterUpdate): a bucket given replaces the one in
+ * force (size or refill_time 0 turns it off), a bucket absent or null stays as it is. The
+ * merged object, the document's next value, in *@merged (a new reference), its limits in @l.
+ * Returns 0, or -EINVAL with a message in @err (nothing changed). */
+static int merge_limit(json_t *entry, const char *key, json_t *patch, json_t **merged,
+		       struct rate_limit *l, char *err, size_t errlen)
+{
+	json_t *cur = json_object_get(entry, key);
+	char where[48];
+
+	*merged = NULL;
+	if (!patch || json_is_null(patch))
+		return 0;
+	snprintf(where, sizeof(where), "\"%s\": ", key);
+	if (fc_parse_rate_limit(patch, where, l, err, errlen)) /* the patch alone, as sent */
+		return -EINVAL;
+	*merged = json_is_object(cur) ? json_deep_copy(cur) : json_object();
+	for (const char *const *b = (const char *const[]){ "bandwidth", "ops", NULL }; *b; b++) {
+		json_t *v = json_object_get(patch, *b);
+
+		if (v && !json_is_null(v))
+			json_object_set(*merged, *b, v);
+	}
+	if (!*merged || fc_parse_rate_limit(*merged, where, l, err, errlen)) {
+		json_decref(*merged);
+		*merged = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* PATCH /drives/{id} after boot: a new backing file (the guest sees the new capacity), new rate
+ * limits. */
 void fc_patch_drive(struct fc_request *rq)
 {
 	const char *id, *path = NULL;
-	json_t *limiter = NULL, *drive;
+	json_t *limiter = NULL, *drive, *merged = NULL;
+	struct rate_limit limit;
+	void *disk = NULL;
 	struct error e;
 	char err[600];
 
@@ -150,14 +184,18 @@ void fc_patch_drive(struct fc_request *rq)
 		fc_reply_fault(rq, FC_ERR_DESERIALIZE "%s", err);
 	else if (strcmp(id, rq->id))
 		fc_reply_fault(rq, "The id from the path does not match the id from the body!");
-	else if (limiter && !json_is_null(limiter))
-		fc_reply_fault(rq, "Drive config error: \"rate_limiter\": not implemented by kiln yet");
 	else if (!(drive = fc_doc_entry(rq, "drives", "drive_id")))
 		fc_reply_fault(rq, "Drive config error: no drive \"%s\"", rq->id);
-	else if (path && virtio_blk_replace(vm_device_find(rq->api->vm, &virtio_blk_class, rq->id),
-					    path, &e))
+	else if (merge_limit(drive, "rate_limiter", limiter, &merged, &limit, err, sizeof(err)))
+		fc_reply_fault(rq, "Drive config error: %s", err);
+	else if ((path || merged) &&
+		 !(disk = vm_device_find(rq->api->vm, &virtio_blk_class, rq->id))) {
+		json_decref(merged);
+		fc_reply_fault(rq, "Drive config error: no drive \"%s\"", rq->id);
+	} else if (path && virtio_blk_replace(disk, path, &e)) {
+		json_decref(merged);
 		fc_reply_fault(rq, "Drive config error: %s", e.msg);
-	else {
+	} else {
 		if (path) {
 			json_object_set_new(drive, "path_on_host", json_string(path));
 			/* The running configuration's strings point into the document. */
@@ -166,15 +204,24 @@ void fc_patch_drive(struct fc_request *rq)
 					rq->api->cfg.disk[i].path =
 						json_string_value(json_object_get(drive, "path_on_host"));
 		}
+		if (merged) {
+			virtio_blk_set_limit(disk, &limit);
+			json_object_set_new(drive, "rate_limiter", merged);
+			for (unsigned i = 0; i < rq->api->cfg.nr_disks; i++)
+				if (!strcmp(rq->api->cfg.disk[i].id, rq->id))
+					rq->api->cfg.disk[i].limit = limit;
+		}
 		fc_reply_ok(rq);
 	}
 }
 
-/* PATCH /network-interfaces/{id} after boot: only rate limiters, which kiln does not have. */
+/* PATCH /network-interfaces/{id} after boot: new receive and transmit rate limits. */
 void fc_patch_nic(struct fc_request *rq)
 {
-	json_t *rx = NULL, *tx = NULL;
+	json_t *rx = NULL, *tx = NULL, *nic, *rx_merged = NULL, *tx_merged = NULL;
+	struct rate_limit rx_limit, tx_limit;
 	const char *id;
+	void *dev = NULL;
 	char err[600];
 
 	if (fc_unpack(rq->body, "", FC_FIELDS({ "iface_id", 's', true, &id },
@@ -184,13 +231,35 @@ void fc_patch_nic(struct fc_request *rq)
 	else if (strcmp(id, rq->id))
 		fc_reply_fault(rq, "The id from the path [%s] does not match the id from the body "
 			       "[%s]!", rq->id, id);
-	else if ((rx && !json_is_null(rx)) || (tx && !json_is_null(tx)))
-		fc_reply_fault(rq, "Network config error: rate limiters are not implemented by kiln "
-			       "yet");
-	else if (!fc_doc_entry(rq, "network-interfaces", "iface_id"))
+	else if (!(nic = fc_doc_entry(rq, "network-interfaces", "iface_id")))
 		fc_reply_fault(rq, "Network config error: no network interface \"%s\"", rq->id);
-	else
+	else if (merge_limit(nic, "rx_rate_limiter", rx, &rx_merged, &rx_limit, err, sizeof(err)) ||
+		 merge_limit(nic, "tx_rate_limiter", tx, &tx_merged, &tx_limit, err, sizeof(err))) {
+		json_decref(rx_merged);
+		fc_reply_fault(rq, "Network config error: %s", err);
+	} else if ((rx_merged || tx_merged) &&
+		   !(dev = vm_device_find(rq->api->vm, &virtio_net_class, rq->id))) {
+		json_decref(rx_merged);
+		json_decref(tx_merged);
+		fc_reply_fault(rq, "Network config error: no network interface \"%s\"", rq->id);
+	} else {
+		if (dev)
+			virtio_net_set_limits(dev, rx_merged ? &rx_limit : NULL,
+					      tx_merged ? &tx_limit : NULL);
+		for (unsigned i = 0; i < rq->api->cfg.nr_nets; i++) {
+			if (strcmp(rq->api->cfg.net[i].id, rq->id))
+				continue;
+			if (rx_merged)
+				rq->api->cfg.net[i].rx_limit = rx_limit;
+			if (tx_merged)
+				rq->api->cfg.net[i].tx_limit = tx_limit;
+		}
+		if (rx_merged)
+			json_object_set_new(nic, "rx_rate_limiter", rx_merged);
+		if (tx_merged)
+			json_object_set_new(nic, "tx_rate_limiter", tx_merged);
 		fc_reply_ok(rq);
+	}
 }
 
 /* Known to Firecracker, not (yet) to kiln: refused by name. */

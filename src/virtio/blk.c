@@ -78,6 +78,7 @@ struct blk {
 	uint64_t sectors;
 	char serial[VIRTIO_BLK_ID_BYTES];
 	struct virtio_blk_config config;
+	struct rate_limiter limiter;
 	struct log_once bad_request;
 	struct blk_counters stats; /* under dev.lock */
 };
@@ -244,6 +245,10 @@ static uint32_t blk_serve(struct virtio_dev *dev, const struct virtq_chain *c)
 		virtio_dev_needs_reset(dev, "the driver offered a request that is still in flight");
 		return VIRTQ_DEFERRED;
 	}
+	/* Every request is an operation; reads and writes also cost their data bytes. */
+	if (!rate_limiter_consume(&b->limiter, h.type == VIRTIO_BLK_T_IN || h.type == VIRTIO_BLK_T_OUT ?
+				  c->out_len + c->in_len - HDR_LEN - 1 : 0, 1))
+		return VIRTQ_THROTTLED;
 	switch (h.type) {
 	case VIRTIO_BLK_T_IN:
 	case VIRTIO_BLK_T_OUT:
@@ -271,15 +276,18 @@ static unsigned blk_counters(void *state, struct device_counter *out, unsigned m
 {
 	struct blk *b = to_blk(state);
 	struct blk_counters c;
+	uint64_t throttled;
 
 	pthread_mutex_lock(&b->dev.lock);
 	c = b->stats;
+	throttled = b->limiter.throttled;
 	pthread_mutex_unlock(&b->dev.lock);
 	const struct device_counter all[] = {
 		{ "read_count", c.read_count }, { "read_bytes", c.read_bytes },
 		{ "write_count", c.write_count }, { "write_bytes", c.write_bytes },
 		{ "flush_count", c.flush_count }, { "invalid_reqs_count", c.invalid_reqs },
 		{ "execute_fails", c.io_errors },
+		{ "rate_limiter_throttled_events", throttled },
 	};
 	return device_counters_copy(out, max, all, sizeof(all) / sizeof(all[0]));
 }
@@ -288,6 +296,23 @@ static void blk_queue_notify(struct virtio_dev *dev, unsigned q)
 {
 	virtio_dev_process(dev, q, blk_serve);
 	submit(to_blk(dev));
+}
+
+/* The rate limiter can pay for the request it refused: serve the queue again. */
+static void blk_unblocked(void *opaque)
+{
+	struct blk *b = opaque;
+
+	b->dev.transport.requeue(&b->dev, 0);
+}
+
+void virtio_blk_set_limit(void *state, const struct rate_limit *limit)
+{
+	struct blk *b = to_blk(state);
+
+	pthread_mutex_lock(&b->dev.lock);
+	rate_limiter_update(&b->limiter, limit);
+	pthread_mutex_unlock(&b->dev.lock);
 }
 
 /* Reset (§2.4), on the vCPU thread that wrote the status: forget what is in flight without
@@ -326,6 +351,7 @@ static void blk_free(struct virtio_dev *dev)
 	struct blk *b = to_blk(dev);
 
 	b->generation++; /* what the drain completes touches no guest memory */
+	rate_limiter_cancel(&b->limiter);
 	block_backend_free(b->io);
 	virtio_dev_destroy(&b->dev);
 	if (b->fd >= 0)
@@ -455,6 +481,7 @@ static int blk_create(struct dev_host *host, const void *config, unsigned index,
 	}
 	if (b->readonly)
 		b->dev.device_features |= 1ull << VIRTIO_BLK_F_RO;
+	rate_limiter_init(&b->limiter, &cfg->limit, host->loop, host, blk_unblocked, b);
 	*state = &b->dev;
 	return 0;
 }

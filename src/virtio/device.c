@@ -198,6 +198,11 @@ void virtio_dev_process(struct virtio_dev *dev, unsigned q,
 		while ((ret = virtq_pop(dev->mem, &dev->q[q], &c)) > 0) {
 			uint32_t len = serve(dev, &c);
 
+			if (len == VIRTQ_THROTTLED) {
+				dev->q[q].last_avail--; /* popped, not consumed: the driver still owns it */
+				virtio_dev_notify_if_needed(dev, q);
+				return;
+			}
 			if (len != VIRTQ_DEFERRED)
 				virtq_push(&dev->q[q], c.head, len);
 			if (!virtio_dev_live(dev))

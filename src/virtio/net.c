@@ -47,6 +47,7 @@ struct net {
 	struct log_once bad_frame, offloads_refused;
 	struct virtq_chain chain;      /* receive scratch, off the stack */
 	struct vring_used_elem used[NET_QUEUE_SIZE];
+	struct rate_limiter rx_limiter, tx_limiter; /* loop thread, under dev.lock */
 };
 
 static struct net *to_net(struct virtio_dev *dev) { return dev->opaque; }
@@ -159,10 +160,12 @@ static bool net_deliver(void *opaque, const struct iovec *iov, int n)
 	for (int i = 0; i < n; i++)
 		total += iov[i].iov_len;
 	pthread_mutex_lock(&nt->dev.lock);
-	if (virtio_dev_live(&nt->dev) && nt->dev.q[RXQ].ready && total >= NET_HDR_LEN + ETH_HLEN)
-		taken = rx_frame(nt, iov, n, pre, total);
-	else
+	if (!virtio_dev_live(&nt->dev) || !nt->dev.q[RXQ].ready || total < NET_HDR_LEN + ETH_HLEN)
 		nt->be->stats.rx_dropped++;
+	else if (!rate_limiter_consume(&nt->rx_limiter, total - NET_HDR_LEN, 1))
+		taken = false; /* the backend keeps it until net_rx_unblocked() */
+	else if (!(taken = rx_frame(nt, iov, n, pre, total)))
+		rate_limiter_refund(&nt->rx_limiter, total - NET_HDR_LEN, 1); /* offered again */
 	pthread_mutex_unlock(&nt->dev.lock);
 	return taken;
 }
@@ -181,6 +184,8 @@ static uint32_t net_tx_serve(struct virtio_dev *dev, const struct virtq_chain *c
 		nt->be->stats.tx_dropped++;
 		return 0;
 	}
+	if (!rate_limiter_consume(&nt->tx_limiter, c->out_len - NET_HDR_LEN, 1))
+		return VIRTQ_THROTTLED;
 	n = virtq_chain_iov(c, false, skip, c->out_len - skip, iov);
 	ret = nt->be->ops->send(nt->be, iov, n);
 	if (ret) {
@@ -205,6 +210,33 @@ static void net_queue_notify(struct virtio_dev *dev, unsigned q)
 		nt->be->ops->rx_resume(nt->be);
 }
 
+/* The rate limiters can pay again: frames the backend kept, buffers the guest queued. */
+static void net_rx_unblocked(void *opaque)
+{
+	struct net *nt = opaque;
+
+	nt->be->ops->rx_resume(nt->be);
+}
+
+static void net_tx_unblocked(void *opaque)
+{
+	struct net *nt = opaque;
+
+	nt->dev.transport.requeue(&nt->dev, TXQ);
+}
+
+void virtio_net_set_limits(void *state, const struct rate_limit *rx, const struct rate_limit *tx)
+{
+	struct net *nt = to_net(state);
+
+	pthread_mutex_lock(&nt->dev.lock);
+	if (rx)
+		rate_limiter_update(&nt->rx_limiter, rx);
+	if (tx)
+		rate_limiter_update(&nt->tx_limiter, tx);
+	pthread_mutex_unlock(&nt->dev.lock);
+}
+
 static void net_activate(struct virtio_dev *dev)
 {
 	struct net *nt = to_net(dev);
@@ -223,11 +255,14 @@ static void net_reset(struct virtio_dev *dev)
 
 static unsigned net_counters(void *state, struct device_counter *out, unsigned max)
 {
-	const struct net_counters *s = &to_net(state)->be->stats;
+	const struct net *nt = to_net(state);
+	const struct net_counters *s = &nt->be->stats;
 	const struct device_counter all[] = {
 		{ "rx_packets_count", s->rx_packets }, { "rx_bytes_count", s->rx_bytes },
 		{ "rx_dropped_count", s->rx_dropped }, { "tx_packets_count", s->tx_packets },
 		{ "tx_bytes_count", s->tx_bytes }, { "tx_dropped_count", s->tx_dropped },
+		{ "rx_rate_limiter_throttled", nt->rx_limiter.throttled },
+		{ "tx_rate_limiter_throttled", nt->tx_limiter.throttled },
 	};
 	return device_counters_copy(out, max, all, sizeof(all) / sizeof(all[0]));
 }
@@ -242,6 +277,8 @@ static void net_free(struct virtio_dev *dev)
 		 (unsigned long long)s->rx_bytes, (unsigned long long)s->rx_dropped,
 		 (unsigned long long)s->tx_packets, (unsigned long long)s->tx_bytes,
 		 (unsigned long long)s->tx_dropped);
+	rate_limiter_cancel(&nt->rx_limiter);
+	rate_limiter_cancel(&nt->tx_limiter);
 	nt->be->ops->free(nt->be);
 	virtio_dev_destroy(dev);
 	free(nt);
@@ -275,6 +312,8 @@ struct virtio_dev *virtio_net_new(const struct guest_mem *mem, struct net_backen
 	}
 	nt->be = be;
 	nt->index = index;
+	rate_limiter_init(&nt->rx_limiter, &(struct rate_limit){ 0 }, NULL, NULL, net_rx_unblocked, nt);
+	rate_limiter_init(&nt->tx_limiter, &(struct rate_limit){ 0 }, NULL, NULL, net_tx_unblocked, nt);
 	snprintf(nt->name, sizeof(nt->name), "net%u", index);
 	be->rx = (struct net_rx){ .deliver = net_deliver, .opaque = nt };
 	if (!be->vnet_hdr)
@@ -306,6 +345,10 @@ static int net_create(struct dev_host *host, const void *config, unsigned index,
 	if (!dev)
 		return error_set(e, ERROR_RUNTIME, "%s: out of memory", name);
 	snprintf(to_net(dev)->name, sizeof(to_net(dev)->name), "%s", name);
+	rate_limiter_init(&to_net(dev)->rx_limiter, &cfg->rx_limit, host->loop, host, net_rx_unblocked,
+			  dev->opaque);
+	rate_limiter_init(&to_net(dev)->tx_limiter, &cfg->tx_limit, host->loop, host, net_tx_unblocked,
+			  dev->opaque);
 	*state = dev;
 	return 0;
 }

@@ -17,14 +17,22 @@
 
 struct rng {
 	struct virtio_dev dev;
+	struct rate_limiter limiter;
+	uint64_t bytes, requests; /* served so far, under dev.lock */
 };
 
 static uint32_t rng_serve(struct virtio_dev *dev, const struct virtq_chain *c)
 {
 	struct iovec iov[VIRTQ_CHAIN_MAX];
+	struct rng *r = dev->opaque;
 	uint64_t want = c->in_len < RNG_MAX_CHAIN ? c->in_len : RNG_MAX_CHAIN;
 	uint32_t done = 0;
-	int n = virtq_chain_iov(c, true, 0, want, iov);
+	int n;
+
+	if (!rate_limiter_consume(&r->limiter, want, 1))
+		return VIRTQ_THROTTLED;
+	n = virtq_chain_iov(c, true, 0, want, iov);
+	r->requests++;
 
 	for (int i = 0; i < n; i++) {
 		for (size_t off = 0; off < iov[i].iov_len;) {
@@ -36,9 +44,31 @@ static uint32_t rng_serve(struct virtio_dev *dev, const struct virtq_chain *c)
 				return done;
 			off += (size_t)got;
 			done += (uint32_t)got;
+			r->bytes += (uint64_t)got;
 		}
 	}
 	return done;
+}
+
+/* The rate limiter can pay for the request it refused. */
+static void rng_unblocked(void *opaque)
+{
+	struct rng *r = opaque;
+
+	r->dev.transport.requeue(&r->dev, 0);
+}
+
+static unsigned rng_counters(void *state, struct device_counter *out, unsigned max)
+{
+	struct rng *r = ((struct virtio_dev *)state)->opaque;
+	struct device_counter all[3];
+
+	pthread_mutex_lock(&r->dev.lock);
+	all[0] = (struct device_counter){ "entropy_bytes", r->bytes };
+	all[1] = (struct device_counter){ "entropy_event_count", r->requests };
+	all[2] = (struct device_counter){ "entropy_rate_limiter_throttled", r->limiter.throttled };
+	pthread_mutex_unlock(&r->dev.lock);
+	return device_counters_copy(out, max, all, 3);
 }
 
 static void rng_queue_notify(struct virtio_dev *dev, unsigned q)
@@ -48,6 +78,7 @@ static void rng_queue_notify(struct virtio_dev *dev, unsigned q)
 
 static void rng_free(struct virtio_dev *dev)
 {
+	rate_limiter_cancel(&((struct rng *)dev->opaque)->limiter);
 	virtio_dev_destroy(dev);
 	free(dev->opaque);
 }
@@ -64,12 +95,15 @@ static const struct virtio_dev_ops rng_ops = {
 static int rng_create(struct dev_host *host, const void *config, unsigned index, void **state,
 		      struct error *e)
 {
+	const struct rng_config *cfg = config;
 	struct rng *r = calloc(1, sizeof(*r));
 
 	if (!r || virtio_dev_init(&r->dev, &rng_ops, r, host->mem)) {
 		free(r);
 		return error_set(e, ERROR_RUNTIME, "rng: out of memory");
 	}
+	rate_limiter_init(&r->limiter, cfg ? &cfg->limit : &(struct rate_limit){ 0 }, host->loop,
+			  host, rng_unblocked, r);
 	*state = &r->dev;
 	return 0;
 }
@@ -79,4 +113,5 @@ const struct device_class virtio_rng_class = {
 	.kind = DEVICE_VIRTIO,
 	.max = 1,
 	.create = rng_create,
+	.counters = rng_counters,
 };

@@ -5,7 +5,8 @@ a network namespace through `ip netns exec`), or import the in-process servers.
   send HOST PORT MIB    connect (retrying for 60 s), send MIB MiB of random bytes, print the
                         sha256 and byte count
   recv ADDR PORT        accept one connection on ADDR:PORT, print "listening", then the sha256
-                        and byte count of everything received
+                        and byte count of everything received and the seconds from its first
+                        byte to its end
 """
 import hashlib
 import os
@@ -47,15 +48,16 @@ def recv(addr, port):
     print("listening", flush=True)
     conn, _ = lsock.accept()
     conn.settimeout(600)
-    h, n = hashlib.sha256(), 0
+    h, n, first = hashlib.sha256(), 0, None
     while True:
         block = conn.recv(1 << 16)
         if not block:
             break
+        first = first or time.monotonic()
         h.update(block)
         n += len(block)
     conn.close()
-    print(h.hexdigest(), n, flush=True)
+    print(h.hexdigest(), n, f"{time.monotonic() - (first or time.monotonic()):.3f}", flush=True)
 
 
 class DnsServer:

@@ -71,7 +71,8 @@ BAD_CONFIGS = [
      "\"io_engine\": \"Fast\" is not Sync or Async"),
     ({"boot-source": {"kernel_image_path": "K"}, "drives": [
         {"drive_id": "a", "path_on_host": "/x", "is_root_device": False,
-         "rate_limiter": {"bandwidth": {"size": 1, "refill_time": 1}}}]}, "\"rate_limiter\": not implemented"),
+         "rate_limiter": {"bandwidth": {"size": -1, "refill_time": 1}}}]},
+     "\"rate_limiter\": \"bandwidth\": \"size\": -1 is negative"),
     ({"boot-source": {"kernel_image_path": "K"}, "network-interfaces": [
         {"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "zz:00:00:00:00:00"}]}, "\"guest_mac\""),
     ({"boot-source": {"kernel_image_path": "K"}, "vsock": {"guest_cid": 3}},

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include "kiln/cli.h"
@@ -164,6 +165,54 @@ static void test_net(void **state)
 	assert_non_null(strstr(err, "same MAC address"));
 }
 
+/* Rate limits on --disk, --net (rx-, tx-) and --rng (text is modified: arrays). */
+static void test_rate_limits(void **state)
+{
+	char disk[] = "/d.img,bw=10M/1s,ops=200/100ms,bw-burst=1G,ops-burst=5", net[] =
+		"user,rx-bw=64K/250ms,tx-ops=1000/1s";
+	static const char *const bad[] = { "bw=10M", "bw=10M/0s", "bw=0/1s", "bw=10M/1h", "ops=x/1s",
+					   "bw-burst=1M/1s", "ops=99999999999999999999/1s" };
+	struct vm_config *cfg;
+	const struct disk_config *d;
+	const struct net_config *n;
+	const struct rng_config *r;
+	char err[256], text[64];
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), 7, "--kernel", "/k", "--disk", disk, "--net", net),
+			 CLI_RUN);
+	d = cfg->device[0].config;
+	assert_int_equal(d->limit.bandwidth.size, 10 << 20);
+	assert_int_equal(d->limit.bandwidth.refill_ms, 1000);
+	assert_int_equal(d->limit.bandwidth.one_time_burst, 1 << 30);
+	assert_int_equal(d->limit.ops.size, 200);
+	assert_int_equal(d->limit.ops.refill_ms, 100);
+	assert_int_equal(d->limit.ops.one_time_burst, 5);
+	n = cfg->device[1].config;
+	assert_int_equal(n->rx_limit.bandwidth.size, 64 << 10);
+	assert_int_equal(n->rx_limit.bandwidth.refill_ms, 250);
+	assert_int_equal(n->rx_limit.ops.size, 0);
+	assert_int_equal(n->tx_limit.bandwidth.size, 0);
+	assert_int_equal(n->tx_limit.ops.size, 1000);
+	assert_int_equal(n->tx_limit.ops.refill_ms, 1000);
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), 4, "--kernel", "/k", "--rng=bw=4K/1s"), CLI_RUN);
+	r = cfg->device[0].config;
+	assert_int_equal(r->limit.bandwidth.size, 4096);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 4, "--kernel", "/k", "--rng"), CLI_RUN);
+	r = cfg->device[0].config;
+	assert_false(rate_limit_enabled(&r->limit));
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "/d.img,%s", bad[i]);
+		assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--disk", text),
+				 -EINVAL);
+		if (!strstr(err, "--disk") || !strstr(err, bad[i]))
+			fail_msg("--disk %s: %s", bad[i], err);
+	}
+	assert_int_equal(parse(&cfg, err, sizeof(err), 4, "--kernel", "/k", "--rng=fast"), -EINVAL);
+	assert_non_null(strstr(err, "\"fast\""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +220,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_and_values),
 		cmocka_unit_test(test_errors_name_option_and_value),
 		cmocka_unit_test(test_net),
+		cmocka_unit_test(test_rate_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,8 +116,13 @@ static const struct bad_doc bad_docs[] = {
 	ROW("{" BOOT ", 'drives': [{'drive_id': 'a', 'path_on_host': '/x', 'is_root_device': false, "
 	  "'io_engine': 'Fast'}]}", "\"drives\"[0]: \"io_engine\": \"Fast\" is not Sync or Async"),
 	ROW("{" BOOT ", 'drives': [{'drive_id': 'a', 'path_on_host': '/x', 'is_root_device': false, "
-	  "'rate_limiter': {'bandwidth': {'size': 1, 'refill_time': 1}}}]}",
-	  "\"drives\"[0]: \"rate_limiter\": " NOT_IMPL),
+	  "'rate_limiter': {'bandwidth': {'size': 1, 'refill_time': 1, 'burst': 2}}}]}",
+	  "\"drives\"[0]: \"rate_limiter\": \"bandwidth\": unknown field \"burst\""),
+	ROW("{" BOOT ", 'drives': [{'drive_id': 'a', 'path_on_host': '/x', 'is_root_device': false, "
+	  "'rate_limiter': {'ops': {'size': 1, 'one_time_burst': -1, 'refill_time': 1}}}]}",
+	  "\"drives\"[0]: \"rate_limiter\": \"ops\": \"one_time_burst\": -1 is negative"),
+	ROW("{" BOOT ", 'drives': [{'drive_id': 'a', 'path_on_host': '/x', 'is_root_device': false, "
+	  "'rate_limiter': []}]}", "\"drives\"[0]: \"rate_limiter\": expected an object"),
 	ROW("{" BOOT ", 'drives': [{'drive_id': 'a', 'is_root_device': false, 'socket': '/s'}]}",
 	  "\"drives\"[0]: \"socket\": " NOT_IMPL),
 	/* network-interfaces */
@@ -144,13 +149,15 @@ static const struct bad_doc bad_docs[] = {
 	ROW("{" BOOT ", 'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0', 'mtu': 9000}]}",
 	  "\"network-interfaces\"[0]: \"mtu\": " NOT_IMPL),
 	ROW("{" BOOT ", 'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0', "
-	  "'rx_rate_limiter': {}}]}", "\"network-interfaces\"[0]: \"rx_rate_limiter\": " NOT_IMPL),
+	  "'rx_rate_limiter': {'ops': 5}}]}",
+	  "\"network-interfaces\"[0]: \"rx_rate_limiter\": \"ops\": expected an object"),
 	ROW("{" BOOT ", 'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0', "
-	  "'tx_rate_limiter': {}}]}", "\"network-interfaces\"[0]: \"tx_rate_limiter\": " NOT_IMPL),
+	  "'tx_rate_limiter': {'bandwidth': {'refill_time': 1}}}]}",
+	  "\"network-interfaces\"[0]: \"tx_rate_limiter\": \"bandwidth\": \"size\" is required"),
 	/* entropy */
 	ROW("{" BOOT ", 'entropy': []}", "\"entropy\": expected an object"),
-	ROW("{" BOOT ", 'entropy': {'rate_limiter': {'ops': {'size': 1, 'refill_time': 1}}}}",
-	  "\"entropy\": \"rate_limiter\": " NOT_IMPL),
+	ROW("{" BOOT ", 'entropy': {'rate_limiter': {'ops': {'size': 1, 'refill_time': 1.5}}}}",
+	  "\"entropy\": \"rate_limiter\": \"ops\": \"refill_time\": expected an integer"),
 	ROW("{" BOOT ", 'entropy': {'rate': 1}}", "\"entropy\": unknown field \"rate\""),
 	/* logger and metrics */
 	ROW("{" BOOT ", 'logger': {'level': 'Chatty'}}",
@@ -433,9 +440,38 @@ static void test_devices(void **state)
 	json_decref(root);
 }
 
+/* Rate limiters on a drive, a NIC's two directions and the entropy device. */
+static void test_rate_limiters(void **state)
+{
+	struct fc_config c;
+	json_t *root;
+	char err[700];
+
+	assert_int_equal(parse("{" BOOT ", 'drives': [{'drive_id': 'r', 'path_on_host': '/r', "
+			       "'is_root_device': true, 'rate_limiter': {'bandwidth': {'size': 1048576, "
+			       "'one_time_burst': 4096, 'refill_time': 1000}, 'ops': null}}], "
+			       "'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0', "
+			       "'rx_rate_limiter': {'ops': {'size': 100, 'refill_time': 10}}, "
+			       "'tx_rate_limiter': {}}], 'entropy': {'rate_limiter': {'bandwidth': "
+			       "{'size': 0, 'refill_time': 5}}}}", true, &root, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.disk[0].limit.bandwidth.size, 1048576);
+	assert_int_equal(c.disk[0].limit.bandwidth.one_time_burst, 4096);
+	assert_int_equal(c.disk[0].limit.bandwidth.refill_ms, 1000);
+	assert_int_equal(c.disk[0].limit.ops.size, 0);
+	assert_true(rate_limit_enabled(&c.disk[0].limit));
+	assert_int_equal(c.net[0].rx_limit.ops.size, 100);
+	assert_int_equal(c.net[0].rx_limit.ops.refill_ms, 10);
+	assert_false(rate_limit_enabled(&c.net[0].tx_limit));
+	assert_false(rate_limit_enabled(&c.rng.limit)); /* size 0: no limit, as Firecracker */
+	assert_int_equal(c.rng.limit.bandwidth.refill_ms, 5);
+	fc_config_release(&c);
+	json_decref(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rate_limiters),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_machine_boot_and_services),

@@ -198,8 +198,12 @@ static const struct row rows[] = {
 	  "Drive config error: \"drives\": \"rootfs\" and \"root2\" are both root devices",
 	  .doc = "{'drives': [" ROOT_DRIVE "]}"),
 	R("PUT", "/drives/data", "{'drive_id': 'data', 'path_on_host': '@TMP@/disk', "
-	  "'is_root_device': false, 'rate_limiter': {'bandwidth': {'size': 1, 'refill_time': 1}}}", 400,
-	  "Drive config error: \"drives\"[0]: \"rate_limiter\": " NOT_IMPL),
+	  "'is_root_device': false, 'rate_limiter': {'bandwidth': {'size': -1, 'refill_time': 1}}}", 400,
+	  "Drive config error: \"drives\"[0]: \"rate_limiter\": \"bandwidth\": \"size\": -1 is "
+	  "negative"),
+	R("PUT", "/drives/data", "{'drive_id': 'data', 'path_on_host': '@TMP@/disk', "
+	  "'is_root_device': false, 'rate_limiter': {'bandwidth': {'size': 1, 'refill_time': 1}}}", 204,
+	  NULL),
 	R("PUT", "/drives/data", "{'path_on_host': '@TMP@/disk', 'is_root_device': false}", 400,
 	  "Drive config error: \"drives\"[0]: \"drive_id\" is required"),
 	R("PUT", "/drives/i", DRIVE("i"), 400, "Drive config error: \"drives\": 9 entries, more than 8",
@@ -224,8 +228,11 @@ static const struct row rows[] = {
 
 	/* PUT /entropy, /vsock, /cpu-config */
 	R("PUT", "/entropy", "{}", 204, NULL, .after = "'entropy':{}"),
-	R("PUT", "/entropy", "{'rate_limiter': {'ops': {'size': 1, 'refill_time': 1}}}", 400,
-	  "Entropy device error: \"entropy\": \"rate_limiter\": " NOT_IMPL),
+	R("PUT", "/entropy", "{'rate_limiter': {'ops': {'size': 1}}}", 400,
+	  "Entropy device error: \"entropy\": \"rate_limiter\": \"ops\": \"refill_time\" is "
+	  "required"),
+	R("PUT", "/entropy", "{'rate_limiter': {'ops': {'size': 1, 'refill_time': 1}}}", 204, NULL,
+	  .after = "'entropy':{'rate_limiter':{'ops':{'size':1,'refill_time':1}}}"),
 	R("PUT", "/entropy", "{'rate': 1}", 400, "Entropy device error: \"entropy\": unknown field \"rate\""),
 	R("PUT", "/vsock", "{'guest_cid': 3, 'uds_path': '/tmp/v.sock'}", 204, NULL,
 	  .after = "'vsock':{'guest_cid':3,'uds_path':'/tmp/v.sock'}"),
@@ -367,8 +374,12 @@ static const struct row rows[] = {
 	H("PATCH", "/drives/rootfs", "{'path_on_host': '/x'}", 400, DESER "\"drive_id\" is required"),
 	H("PATCH", "/drives/rootfs", "{'drive_id': 'other', 'path_on_host': '/x'}", 400,
 	  "The id from the path does not match the id from the body!"),
-	H("PATCH", "/drives/rootfs", "{'drive_id': 'rootfs', 'rate_limiter': {}}", 400,
-	  "Drive config error: \"rate_limiter\": not implemented by kiln yet"),
+	H("PATCH", "/drives/rootfs", "{'drive_id': 'rootfs', 'rate_limiter': {'ops': {'size': 1, "
+	  "'refill_time': 'x'}}}", 400, "Drive config error: \"rate_limiter\": \"ops\": "
+	  "\"refill_time\": expected an integer", .doc = "{'drives': [" ROOT_DRIVE "]}"),
+	H("PATCH", "/drives/rootfs", "{'drive_id': 'rootfs', 'rate_limiter': {'ops': {'size': 1, "
+	  "'refill_time': 1}}}", 400, "Drive config error: no drive \"rootfs\"",
+	  .doc = "{'drives': [" ROOT_DRIVE "]}"),
 	H("PATCH", "/drives/rootfs", "{'drive_id': 'rootfs', 'path_on_host': '/x'}", 400,
 	  "Drive config error: no drive \"rootfs\""),
 	H("PATCH", "/drives/rootfs", "{'drive_id': 'rootfs', 'rate_limiter': null}", 204, NULL,
@@ -376,10 +387,13 @@ static const struct row rows[] = {
 	H("PATCH", "/network-interfaces/eth0", "{}", 400, DESER "\"iface_id\" is required"),
 	H("PATCH", "/network-interfaces/eth0", "{'iface_id': 'eth1'}", 400,
 	  "The id from the path [eth0] does not match the id from the body [eth1]!"),
-	H("PATCH", "/network-interfaces/eth0", "{'iface_id': 'eth0', 'rx_rate_limiter': {}}", 400,
-	  "Network config error: rate limiters are not implemented by kiln yet"),
-	H("PATCH", "/network-interfaces/eth0", "{'iface_id': 'eth0', 'tx_rate_limiter': {}}", 400,
-	  "Network config error: rate limiters are not implemented by kiln yet"),
+	H("PATCH", "/network-interfaces/eth0", "{'iface_id': 'eth0', 'rx_rate_limiter': {'bw': {}}}",
+	  400, "Network config error: \"rx_rate_limiter\": unknown field \"bw\"",
+	  .doc = "{'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0'}]}"),
+	H("PATCH", "/network-interfaces/eth0", "{'iface_id': 'eth0', 'tx_rate_limiter': "
+	  "{'bandwidth': {'size': 1, 'refill_time': -5}}}", 400, "Network config error: "
+	  "\"tx_rate_limiter\": \"bandwidth\": \"refill_time\": -5 is negative",
+	  .doc = "{'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0'}]}"),
 	H("PATCH", "/network-interfaces/eth0", "{'iface_id': 'eth0'}", 400,
 	  "Network config error: no network interface \"eth0\""),
 	H("PATCH", "/network-interfaces/eth0", "{'iface_id': 'eth0', 'tx_rate_limiter': null}", 204, NULL,
