@@ -45,6 +45,8 @@ struct fc_config {
 	bool level_set;
 	enum log_level level;      /* "logger": "level", when level_set */
 	const char *log_path;      /* "logger": "log_path", or NULL */
+	int log_show_level, log_show_origin; /* "logger": true 1, false 0, absent -1 */
+	const char *log_module;    /* "logger": "module", or NULL */
 	const char *metrics_path;  /* "metrics": "metrics_path", or NULL */
 	unsigned mmds_nics;        /* "mmds-config": bit i set when net[i] reaches MMDS */
 	bool mmds_v2, mmds_imds_compat;
@@ -66,6 +68,11 @@ void fc_config_release(struct fc_config *c);
  * prefixes messages. Returns 0, or -EINVAL with a message in @err. */
 int fc_parse_rate_limit(json_t *o, const char *where, struct rate_limit *out, char *err,
 			size_t errlen) __attribute__((warn_unused_result));
+
+/* Open @path for Firecracker's log or metrics lines as Firecracker 1.16 does: created if
+ * missing, read-write and non-blocking so that a named pipe nobody reads yet opens and never
+ * blocks a writer (lines it has no room for are lost). Returns the descriptor or -errno. */
+int fc_open_output(const char *path);
 
 /* Firecracker's log level names (Error, Warning, Info, Debug, Trace, Off; any case). Returns 0
  * or -EINVAL. */

@@ -106,7 +106,7 @@ static void *sync_worker(void *opaque)
 	struct block_backend *b = opaque;
 	uint64_t one = 1;
 
-	pthread_setname_np(pthread_self(), "disk-io");
+	log_set_thread_name("disk-io");
 	seccomp_enter(SECCOMP_WORKER);
 	pthread_mutex_lock(&b->lock);
 	for (;;) {

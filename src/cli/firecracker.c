@@ -38,8 +38,13 @@ static const char fc_usage[] =
 	"  --id ID             the microVM's id (1-64 of A-Z a-z 0-9 -), default anonymous-instance\n"
 	"  --boot-timer        log the guest's boot time (its write of 123 to MMIO 0xC0000000)\n"
 	"  --level LEVEL       Error, Warning (default), Info, Debug, Trace or Off\n"
-	"  --log-path PATH     write log lines to this existing file or named pipe\n"
-	"  --metrics-path PATH write metrics (JSON lines) to this existing file or named pipe\n"
+	"  --log-path PATH     write log lines to this file (created if missing) or named pipe,\n"
+	"                      in Firecracker's format: TIME [ID:THREAD[:LEVEL][:FILE:LINE]] TEXT\n"
+	"  --show-level, --show-log-origin\n"
+	"                      add each line's level, and the source file and line it comes from\n"
+	"  --module MODULE     only lines from kiln's module MODULE (virtio, virtio::blk, fc, ...)\n"
+	"  --metrics-path PATH write metrics (JSON lines) to this file (created if missing) or\n"
+	"                      named pipe\n"
 	"  --start-time-us US, --start-time-cpu-us US, --parent-cpu-time-us US\n"
 	"                      the jailer's start (CLOCK_MONOTONIC and process CPU time, in\n"
 	"                      microseconds) and its parent's CPU time: the metrics' startup times\n"
@@ -88,13 +93,14 @@ static const char restore_usage[] =
 
 /* Firecracker flags kiln does not implement yet: refused by name, never ignored. */
 static const char *const fc_unimplemented[] = {
-	"--mmds-size-limit", "--http-api-max-payload-size",
-	"--show-level", "--show-log-origin", "--module", "--describe-snapshot", "--snapshot-version",
-	"--enable-pci", NULL,
+	"--mmds-size-limit", "--http-api-max-payload-size", "--describe-snapshot",
+	"--snapshot-version", "--enable-pci", NULL,
 };
 
 struct fc_run {
 	const char *api_sock, *config_file, *id, *log_path, *metrics_path;
+	int show_level, show_origin; /* --show-level, --show-log-origin: 1, else -1 (unchanged) */
+	const char *module;     /* --module */
 	bool restore;           /* kiln restore: load below instead of a configuration */
 	struct fc_snapshot_load load;
 	const char *incoming;   /* kiln restore --incoming: from a migration instead */
@@ -168,7 +174,8 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 		if (!strcmp(name, "--version"))
 			return CLI_VERSION;
 		if (!strcmp(name, "--no-api") || !strcmp(name, "--boot-timer") ||
-		    !strcmp(name, "--no-seccomp") ||
+		    !strcmp(name, "--no-seccomp") || !strcmp(name, "--show-level") ||
+		    !strcmp(name, "--show-log-origin") ||
 		    (r->restore && (!strcmp(name, "--paused") || !strcmp(name, "--track-dirty-pages") ||
 				    !strcmp(name, "--insecure-plain-tcp")))) {
 			if (eq)
@@ -181,6 +188,10 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 				r->load.track_dirty_pages = true;
 			else if (!strcmp(name, "--no-seccomp"))
 				r->sandbox.off = true;
+			else if (!strcmp(name, "--show-level"))
+				r->show_level = 1;
+			else if (!strcmp(name, "--show-log-origin"))
+				r->show_origin = 1;
 			else
 				*(!strcmp(name, "--no-api") ? &r->no_api : &r->boot_timer) = true;
 			continue;
@@ -215,7 +226,7 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 		    strcmp(name, "--log-path") && strcmp(name, "--api-sock") &&
 		    strcmp(name, "--metrics-path") && strcmp(name, "--seccomp-filter") &&
 		    strcmp(name, "--start-time-us") && strcmp(name, "--start-time-cpu-us") &&
-		    strcmp(name, "--parent-cpu-time-us"))
+		    strcmp(name, "--parent-cpu-time-us") && strcmp(name, "--module"))
 			return fc_error(err, errlen, "unknown flag \"%s\" (kiln --help)", flag);
 		value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
 		if (!value)
@@ -246,6 +257,8 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 				return fc_error(err, errlen, "--id: \"%s\" is not 1-64 of A-Z a-z 0-9 -",
 						   value);
 			r->id = value;
+		} else if (!strcmp(name, "--module")) {
+			r->module = value;
 		} else if (!strcmp(name, "--level")) {
 			if (fc_parse_level(value, &r->level))
 				return fc_error(err, errlen, "--level: \"%s\" is not Error, Warning, "
@@ -286,6 +299,12 @@ static int parse_config_file(struct fc_run *r, char *err, size_t errlen)
 		r->level = r->cfg.level;
 	if (r->cfg.log_path)
 		r->log_path = r->cfg.log_path;
+	if (r->cfg.log_show_level >= 0)
+		r->show_level = r->cfg.log_show_level;
+	if (r->cfg.log_show_origin >= 0)
+		r->show_origin = r->cfg.log_show_origin;
+	if (r->cfg.log_module)
+		r->module = r->cfg.log_module;
 	if (r->cfg.metrics_path && !r->metrics_path)
 		r->metrics_path = r->cfg.metrics_path;
 	return 0;
@@ -430,7 +449,8 @@ static int run_firecracker(struct fc_run *r)
 
 int cli_firecracker(int argc, char **argv, bool restore)
 {
-	struct fc_run r = { .restore = restore, .load.resume_vm = true };
+	struct fc_run r = { .restore = restore, .load.resume_vm = true, .show_level = -1,
+			    .show_origin = -1 };
 	char err[900];
 	int ret, fd;
 
@@ -447,13 +467,15 @@ int cli_firecracker(int argc, char **argv, bool restore)
 	if (ret == CLI_RUN && r.incoming)
 		ret = load_creds(&r, err, sizeof(err));
 	if (ret == 0 && r.log_path) {
-		/* As Firecracker: an existing file or named pipe, not created here. */
-		fd = open(r.log_path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+		fd = fc_open_output(r.log_path);
 		if (fd < 0)
-			ret = fc_error(err, sizeof(err), "log path %s: %s", r.log_path, strerror(errno));
+			ret = fc_error(err, sizeof(err), "log path %s: %s", r.log_path, strerror(-fd));
 		else
 			log_set_fd(fd);
 	}
+	/* Firecracker's logger asked for: its line format from the first line on. */
+	if (ret == 0 && (r.log_path || r.show_level >= 0 || r.show_origin >= 0 || r.module))
+		log_set_firecracker(r.id, r.show_level, r.show_origin, r.module);
 	if (ret < 0) {
 		fprintf(stderr, "kiln: %s\n", err);
 		ret = KILN_EXIT_USAGE;

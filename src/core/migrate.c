@@ -225,7 +225,7 @@ static void *migrate_thread(void *arg)
 	int64_t pages;
 	int ret;
 
-	pthread_setname_np(pthread_self(), "migrate");
+	log_set_thread_name("migrate");
 	seccomp_enter(SECCOMP_WORKER);
 	ret = mig_channel_handshake(m->ch, m->host, err, sizeof(err));
 	if (!ret)

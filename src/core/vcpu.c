@@ -165,7 +165,7 @@ static void *vcpu_thread(void *arg)
 	char name[16];
 
 	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
-	pthread_setname_np(pthread_self(), name); /* ps, top, and the log of a trapped call */
+	log_set_thread_name(name); /* ps, top, the log lines and the log of a trapped call */
 	seccomp_enter(SECCOMP_VCPU);
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);

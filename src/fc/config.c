@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,7 +361,7 @@ static int parse_nics(json_t *a, struct fc_config *r, char *err, size_t errlen)
 static int parse_logger(json_t *o, struct fc_config *r, char *err, size_t errlen)
 {
 	const char *level = NULL, *path = NULL, *module = NULL;
-	int show_level = 0, show_origin = 0;
+	int show_level = -1, show_origin = -1;
 	const char *where = "\"logger\": ";
 
 	if (!o || json_is_null(o))
@@ -375,9 +376,9 @@ static int parse_logger(json_t *o, struct fc_config *r, char *err, size_t errlen
 	if (level && fc_parse_level(level, &r->level))
 		return fc_error(err, errlen, "%s\"level\": \"%s\" is not Error, Warning, Info, Debug, "
 				"Trace or Off", where, level);
-	if (show_level || show_origin || module)
-		return fc_error(err, errlen, "%s\"show_level\", \"show_log_origin\" and \"module\" "
-				"are not implemented by kiln yet", where);
+	r->log_show_level = show_level;
+	r->log_show_origin = show_origin;
+	r->log_module = module;
 	if (path)
 		r->log_path = path;
 	return 0;
@@ -495,7 +496,8 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 	       *cpu = NULL, *hotplug = NULL, *pmem = NULL, *limiter = NULL;
 	struct error e;
 
-	*r = (struct fc_config){ .cfg = { .nr_cpus = 1,
+	*r = (struct fc_config){ .log_show_level = -1, .log_show_origin = -1,
+				 .cfg = { .nr_cpus = 1,
 					  .mem_bytes = (uint64_t)FC_DEFAULT_MEM_MIB << 20,
 					  .transport = VM_TRANSPORT_MMIO,
 					  .cmdline = FC_DEFAULT_CMDLINE } };
@@ -538,6 +540,13 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 	if (vm_config_check(&r->cfg, &e))
 		return fc_error(err, errlen, "%s", e.msg);
 	return 0;
+}
+
+int fc_open_output(const char *path)
+{
+	int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0666);
+
+	return fd < 0 ? -errno : fd;
 }
 
 void fc_config_release(struct fc_config *c)

@@ -81,11 +81,12 @@ int fc_metrics_set_path(struct fc_metrics *m, const char *path, char *err, size_
 		snprintf(err, errlen, "Reinitialization of metrics not allowed.");
 		return -EEXIST;
 	}
-	m->fd = open(path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+	m->fd = fc_open_output(path);
 	if (m->fd < 0) {
-		int ret = -errno;
+		int ret = m->fd;
 
-		snprintf(err, errlen, "Failed to open target file %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "Failed to open target file %s: %s", path, strerror(-ret));
+		m->fd = -1;
 		return ret;
 	}
 	return 0;

@@ -5,7 +5,6 @@
  * store.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 
 #include "fc_internal.h"
@@ -26,16 +25,15 @@ void fc_put_logger(struct fc_request *rq)
 	}
 	if (fc_config_parse(candidate, false, &c, err, sizeof(err))) {
 		fc_reply_fault(rq, "Logger error: %s", err);
-	} else if (c.log_path &&
-		   (fd = open(c.log_path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC)) < 0) {
-		fc_reply_fault(rq, "Logger error: Failed to open "
-			       "target file %s: %s", c.log_path,
-			       strerror(errno));
+	} else if (c.log_path && (fd = fc_open_output(c.log_path)) < 0) {
+		fc_reply_fault(rq, "Logger error: Failed to open target file %s: %s", c.log_path,
+			       strerror(-fd));
 	} else {
 		if (fd >= 0)
 			log_set_fd(fd);
 		if (c.level_set)
 			log_set_level(c.level);
+		log_set_firecracker(rq->api->id, c.log_show_level, c.log_show_origin, c.log_module);
 		fc_reply_ok(rq);
 	}
 	fc_config_release(&c);

@@ -147,3 +147,52 @@ def test_version_and_help(kiln):
     assert g.returncode == 0 and g.out.startswith("kiln "), g
     g = run(kiln, "--no-api", "--help", timeout=60)
     assert g.returncode == 0 and "--config-file PATH" in g.out, g
+
+
+def test_logger_fifo_without_reader_formats_and_module(kiln, tmp_path):
+    """As firecracker-go-sdk launches it: --log-path is a FIFO nobody reads yet (it opens, and
+    kiln never blocks on it), --show-level and --show-log-origin give Firecracker's line format;
+    then PUT /logger to a file that does not exist yet (created), with a module filter."""
+    import os
+    import re
+    import socket
+    import time
+
+    from fcapi import call, wait_for_socket
+
+    fifo, sock, log = tmp_path / "log.fifo", tmp_path / "api.sock", tmp_path / "new.log"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([str(kiln), "--api-sock", sock, "--id", "vm-7", "--level", "Debug", "--log-path",
+                             fifo, "--show-level", "--show-log-origin"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_socket(sock, proc)
+        assert call(sock, "GET", "/")[0] == 200
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            assert call(sock, "GET", "/version")[0] == 200
+            deadline = time.monotonic() + 30
+            text = b""
+            while b"/version" not in text and time.monotonic() < deadline:
+                try:
+                    text += os.read(reader, 65536)
+                except BlockingIOError:
+                    time.sleep(0.05)
+        finally:
+            os.close(reader)
+        line = next(l for l in text.decode().splitlines() if "/version" in l)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9} \[vm-7:kiln:DEBUG:fc/router\.c:\d+\] "
+                            r"api: GET /version \(0 bytes\)", line), line
+
+        # PUT /logger: a new file, no level shown, only the module "fc" and what is under it.
+        assert call(sock, "PUT", "/logger", {"log_path": str(log), "show_level": False,
+                                             "show_log_origin": False, "module": "fc"}) == (204, None)
+        assert call(sock, "GET", "/machine-config")[0] == 200
+        assert call(sock, "PUT", "/logger", {"module": "virtio"}) == (204, None)
+        assert call(sock, "GET", "/vm/config")[0] == 200  # logged by fc: filtered out now
+        lines = log.read_text().splitlines()
+        assert any(re.fullmatch(r"\S+ \[vm-7:kiln\] api: GET /machine-config \(0 bytes\)", l) for l in lines), lines
+        assert not any("/vm/config" in l for l in lines), lines
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -162,10 +162,9 @@ static const struct bad_doc bad_docs[] = {
 	/* logger and metrics */
 	ROW("{" BOOT ", 'logger': {'level': 'Chatty'}}",
 	  "\"logger\": \"level\": \"Chatty\" is not Error, Warning, Info, Debug, Trace or Off"),
-	ROW("{" BOOT ", 'logger': {'show_level': true}}",
-	  "\"logger\": \"show_level\", \"show_log_origin\" and \"module\" are not implemented by kiln yet"),
-	ROW("{" BOOT ", 'logger': {'module': 'api'}}",
-	  "\"logger\": \"show_level\", \"show_log_origin\" and \"module\" are not implemented by kiln yet"),
+	ROW("{" BOOT ", 'logger': {'show_level': 'yes'}}",
+	  "\"logger\": \"show_level\": expected true or false"),
+	ROW("{" BOOT ", 'logger': {'module': 5}}", "\"logger\": \"module\": expected a string"),
 	ROW("{" BOOT ", 'logger': {'log_path': 1}}", "\"logger\": \"log_path\": expected a string"),
 	ROW("{" BOOT ", 'metrics': {'path': '/m'}}", "\"metrics\": unknown field \"path\""),
 	ROW("{" BOOT ", 'metrics': {}}", "\"metrics\": \"metrics_path\" is required"),
@@ -330,7 +329,8 @@ static void test_machine_boot_and_services(void **state)
 			       "'boot_args': 'console=ttyS0'}, 'machine-config': {'vcpu_count': 32, "
 			       "'mem_size_mib': 2048, 'smt': false, 'track_dirty_pages': true, "
 			       "'cpu_template': 'None', 'huge_pages': 'None'}, 'entropy': {}, "
-			       "'logger': {'level': 'debug', 'log_path': '/l', 'show_level': false}, "
+			       "'logger': {'level': 'debug', 'log_path': '/l', 'show_level': false, "
+			       "'show_log_origin': true, 'module': 'virtio::blk'}, "
 			       "'metrics': {'metrics_path': '/m'}, "
 			       "'network-interfaces': [" NIC("eth0") "], 'mmds-config': "
 			       "{'network_interfaces': ['eth0'], 'version': 'V2', "
@@ -346,6 +346,9 @@ static void test_machine_boot_and_services(void **state)
 	assert_true(c.level_set);
 	assert_int_equal(c.level, LOG_DEBUG);
 	assert_string_equal(c.log_path, "/l");
+	assert_int_equal(c.log_show_level, 0);
+	assert_int_equal(c.log_show_origin, 1);
+	assert_string_equal(c.log_module, "virtio::blk");
 	assert_string_equal(c.metrics_path, "/m");
 	assert_true(c.mmds_v2);
 	assert_true(c.mmds_imds_compat);

@@ -248,8 +248,8 @@ static const struct row rows[] = {
 	  "not Error, Warning, Info, Debug, Trace or Off"),
 	R("PUT", "/logger", "{'log_path': '/no/such/dir/log'}", 400,
 	  "Logger error: Failed to open target file /no/such/dir/log: No such file or directory"),
-	R("PUT", "/logger", "{'show_level': true}", 400, "Logger error: \"logger\": \"show_level\", "
-	  "\"show_log_origin\" and \"module\" are not implemented by kiln yet"),
+	R("PUT", "/logger", "{'show_level': 1}", 400,
+	  "Logger error: \"logger\": \"show_level\": expected true or false"),
 	R("PUT", "/logger", "{'level': 3}", 400, "Logger error: \"logger\": \"level\": expected a string"),
 	R("PUT", "/metrics", "{'metrics_path': '@TMP@/metrics'}", 204, NULL),
 	R("PUT", "/metrics", "{'metrics_path': '@TMP@/metrics'}", 400,
