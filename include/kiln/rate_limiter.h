@@ -77,9 +77,14 @@ bool rate_limiter_consume(struct rate_limiter *rl, uint64_t bytes, uint64_t ops)
  * the guest had no buffers for, offered again later), up to each bucket's size. */
 void rate_limiter_refund(struct rate_limiter *rl, uint64_t bytes, uint64_t ops);
 
-/* Replace the configuration (Firecracker's PATCH: the new buckets start full). A blocked
- * limiter is unblocked on the loop's next round of timers. Loop thread. */
-void rate_limiter_update(struct rate_limiter *rl, const struct rate_limit *l);
+/* Which buckets rate_limiter_update() replaces. */
+#define RATE_LIMIT_BANDWIDTH 0x1u
+#define RATE_LIMIT_OPS 0x2u
+
+/* Replace the buckets in @buckets (RATE_LIMIT_* bits) by @l's (Firecracker's PATCH: a new
+ * bucket starts full, the others keep their tokens). A blocked limiter is unblocked on the
+ * loop's next round of timers. Loop thread. */
+void rate_limiter_update(struct rate_limiter *rl, const struct rate_limit *l, unsigned buckets);
 
 /* Stop the timer (before the limiter's memory goes away, unless the owner is forgotten). */
 void rate_limiter_cancel(struct rate_limiter *rl);

@@ -40,8 +40,9 @@ extern const struct device_class virtio_blk_class;
 int virtio_blk_replace(void *state, const char *path, struct error *e)
 	__attribute__((warn_unused_result));
 
-/* Replace disk @state's rate limits by @limit (the buckets start full; requests waiting on the
- * old limits are served again at once). Event loop thread. */
-void virtio_blk_set_limit(void *state, const struct rate_limit *limit);
+/* Replace disk @state's rate-limit buckets named in @buckets (RATE_LIMIT_* bits) by @limit's
+ * (they start full; requests waiting on the old limits are served again at once). Event loop
+ * thread. */
+void virtio_blk_set_limit(void *state, const struct rate_limit *limit, unsigned buckets);
 
 #endif

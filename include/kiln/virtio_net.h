@@ -63,12 +63,14 @@ struct net_config {
  * rx_dropped_count, tx_packets_count, tx_bytes_count, tx_dropped_count. */
 extern const struct device_class virtio_net_class;
 
+/* Replace NIC @state's receive (@rx) and transmit (@tx) rate-limit buckets named in @rx_buckets
+ * and @tx_buckets (RATE_LIMIT_* bits; 0 keeps that direction as it is). The new buckets start
+ * full; frames waiting on the old limits go at once. Event loop thread. */
+void virtio_net_set_limits(void *state, const struct rate_limit *rx, unsigned rx_buckets,
+			   const struct rate_limit *tx, unsigned tx_buckets);
+
 /* Parse a MAC address "52:54:00:12:34:56" into @mac; a multicast address is refused.
  * Returns 0 or -EINVAL. */
-/* Replace NIC @state's receive (@rx) and transmit (@tx) rate limits; NULL keeps one as it is.
- * The new buckets start full; frames waiting on the old limits go at once. Event loop thread. */
-void virtio_net_set_limits(void *state, const struct rate_limit *rx, const struct rate_limit *tx);
-
 int net_parse_mac(const char *text, uint8_t mac[6]) __attribute__((warn_unused_result));
 
 /* Parse a hostfwd rule (see struct net_hostfwd) into @fwd; @fwd->text = @text.

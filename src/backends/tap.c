@@ -31,6 +31,7 @@ struct tap {
 	bool paused;
 	bool broken;       /* reading failed for good */
 	size_t pending;    /* bytes of a frame in buf that the guest had no room for */
+	struct loop_timer retry; /* offers the pending frame again after rx_resume() */
 	char name[IFNAMSIZ];
 	uint8_t buf[NET_HDR_LEN + NET_MAX_FRAME];
 };
@@ -81,12 +82,22 @@ static int tap_send(struct net_backend *be, const struct iovec *iov, int n)
 	return ret < 0 ? -errno : 0;
 }
 
+/* The frame held back is offered again even when nothing more arrives on the tap (reading
+ * resumes level-triggered, which says nothing about the frame already read). */
+static void tap_retry(void *opaque)
+{
+	tap_readable(opaque, LOOP_IN);
+}
+
 static void tap_rx_resume(struct net_backend *be)
 {
 	struct tap *t = to_tap(be);
 
-	if (t->paused && !t->broken && loop_set_events(t->host->loop, t->fd, LOOP_IN) == 0)
+	if (t->paused && !t->broken && loop_set_events(t->host->loop, t->fd, LOOP_IN) == 0) {
 		t->paused = false;
+		if (t->pending)
+			loop_timer_arm(&t->retry, 0, 0);
+	}
 }
 
 static int tap_set_offloads(struct net_backend *be, uint64_t features)
@@ -109,6 +120,7 @@ static void tap_free(struct net_backend *be)
 {
 	struct tap *t = to_tap(be);
 
+	loop_timer_cancel(&t->retry);
 	if (t->fd >= 0) {
 		loop_unwatch(t->host->loop, t->fd);
 		close(t->fd);
@@ -146,6 +158,7 @@ struct net_backend *net_tap_open(struct dev_host *host, const char *name, struct
 	}
 	t->be = (struct net_backend){ .ops = &tap_ops, .vnet_hdr = true };
 	t->host = host;
+	loop_timer_init(host->loop, &t->retry, host, tap_retry, t);
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	memcpy(ifr.ifr_name, t->name, sizeof(ifr.ifr_name));
 	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);

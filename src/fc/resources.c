@@ -141,12 +141,13 @@ void fc_put_nic(struct fc_request *rq)
  * merged object, the document's next value, in *@merged (a new reference), its limits in @l.
  * Returns 0, or -EINVAL with a message in @err (nothing changed). */
 static int merge_limit(json_t *entry, const char *key, json_t *patch, json_t **merged,
-		       struct rate_limit *l, char *err, size_t errlen)
+		       struct rate_limit *l, unsigned *buckets, char *err, size_t errlen)
 {
 	json_t *cur = json_object_get(entry, key);
 	char where[48];
 
 	*merged = NULL;
+	*buckets = 0;
 	if (!patch || json_is_null(patch))
 		return 0;
 	snprintf(where, sizeof(where), "\"%s\": ", key);
@@ -156,8 +157,10 @@ static int merge_limit(json_t *entry, const char *key, json_t *patch, json_t **m
 	for (const char *const *b = (const char *const[]){ "bandwidth", "ops", NULL }; *b; b++) {
 		json_t *v = json_object_get(patch, *b);
 
-		if (v && !json_is_null(v))
+		if (v && !json_is_null(v)) {
 			json_object_set(*merged, *b, v);
+			*buckets |= **b == 'b' ? RATE_LIMIT_BANDWIDTH : RATE_LIMIT_OPS;
+		}
 	}
 	if (!*merged || fc_parse_rate_limit(*merged, where, l, err, errlen)) {
 		json_decref(*merged);
@@ -174,6 +177,7 @@ void fc_patch_drive(struct fc_request *rq)
 	const char *id, *path = NULL;
 	json_t *limiter = NULL, *drive, *merged = NULL;
 	struct rate_limit limit;
+	unsigned buckets;
 	void *disk = NULL;
 	struct error e;
 	char err[600];
@@ -186,7 +190,8 @@ void fc_patch_drive(struct fc_request *rq)
 		fc_reply_fault(rq, "The id from the path does not match the id from the body!");
 	else if (!(drive = fc_doc_entry(rq, "drives", "drive_id")))
 		fc_reply_fault(rq, "Drive config error: no drive \"%s\"", rq->id);
-	else if (merge_limit(drive, "rate_limiter", limiter, &merged, &limit, err, sizeof(err)))
+	else if (merge_limit(drive, "rate_limiter", limiter, &merged, &limit, &buckets, err,
+			     sizeof(err)))
 		fc_reply_fault(rq, "Drive config error: %s", err);
 	else if ((path || merged) &&
 		 !(disk = vm_device_find(rq->api->vm, &virtio_blk_class, rq->id))) {
@@ -205,7 +210,7 @@ void fc_patch_drive(struct fc_request *rq)
 						json_string_value(json_object_get(drive, "path_on_host"));
 		}
 		if (merged) {
-			virtio_blk_set_limit(disk, &limit);
+			virtio_blk_set_limit(disk, &limit, buckets);
 			json_object_set_new(drive, "rate_limiter", merged);
 			for (unsigned i = 0; i < rq->api->cfg.nr_disks; i++)
 				if (!strcmp(rq->api->cfg.disk[i].id, rq->id))
@@ -220,6 +225,7 @@ void fc_patch_nic(struct fc_request *rq)
 {
 	json_t *rx = NULL, *tx = NULL, *nic, *rx_merged = NULL, *tx_merged = NULL;
 	struct rate_limit rx_limit, tx_limit;
+	unsigned rx_buckets, tx_buckets;
 	const char *id;
 	void *dev = NULL;
 	char err[600];
@@ -233,8 +239,10 @@ void fc_patch_nic(struct fc_request *rq)
 			       "[%s]!", rq->id, id);
 	else if (!(nic = fc_doc_entry(rq, "network-interfaces", "iface_id")))
 		fc_reply_fault(rq, "Network config error: no network interface \"%s\"", rq->id);
-	else if (merge_limit(nic, "rx_rate_limiter", rx, &rx_merged, &rx_limit, err, sizeof(err)) ||
-		 merge_limit(nic, "tx_rate_limiter", tx, &tx_merged, &tx_limit, err, sizeof(err))) {
+	else if (merge_limit(nic, "rx_rate_limiter", rx, &rx_merged, &rx_limit, &rx_buckets, err,
+			     sizeof(err)) ||
+		 merge_limit(nic, "tx_rate_limiter", tx, &tx_merged, &tx_limit, &tx_buckets, err,
+			     sizeof(err))) {
 		json_decref(rx_merged);
 		fc_reply_fault(rq, "Network config error: %s", err);
 	} else if ((rx_merged || tx_merged) &&
@@ -244,8 +252,8 @@ void fc_patch_nic(struct fc_request *rq)
 		fc_reply_fault(rq, "Network config error: no network interface \"%s\"", rq->id);
 	} else {
 		if (dev)
-			virtio_net_set_limits(dev, rx_merged ? &rx_limit : NULL,
-					      tx_merged ? &tx_limit : NULL);
+			virtio_net_set_limits(dev, &rx_limit, rx_merged ? rx_buckets : 0, &tx_limit,
+					      tx_merged ? tx_buckets : 0);
 		for (unsigned i = 0; i < rq->api->cfg.nr_nets; i++) {
 			if (strcmp(rq->api->cfg.net[i].id, rq->id))
 				continue;

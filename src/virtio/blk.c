@@ -306,12 +306,12 @@ static void blk_unblocked(void *opaque)
 	b->dev.transport.requeue(&b->dev, 0);
 }
 
-void virtio_blk_set_limit(void *state, const struct rate_limit *limit)
+void virtio_blk_set_limit(void *state, const struct rate_limit *limit, unsigned buckets)
 {
 	struct blk *b = to_blk(state);
 
 	pthread_mutex_lock(&b->dev.lock);
-	rate_limiter_update(&b->limiter, limit);
+	rate_limiter_update(&b->limiter, limit, buckets);
 	pthread_mutex_unlock(&b->dev.lock);
 }
 

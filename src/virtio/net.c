@@ -225,15 +225,16 @@ static void net_tx_unblocked(void *opaque)
 	nt->dev.transport.requeue(&nt->dev, TXQ);
 }
 
-void virtio_net_set_limits(void *state, const struct rate_limit *rx, const struct rate_limit *tx)
+void virtio_net_set_limits(void *state, const struct rate_limit *rx, unsigned rx_buckets,
+			   const struct rate_limit *tx, unsigned tx_buckets)
 {
 	struct net *nt = to_net(state);
 
 	pthread_mutex_lock(&nt->dev.lock);
-	if (rx)
-		rate_limiter_update(&nt->rx_limiter, rx);
-	if (tx)
-		rate_limiter_update(&nt->tx_limiter, tx);
+	if (rx_buckets)
+		rate_limiter_update(&nt->rx_limiter, rx, rx_buckets);
+	if (tx_buckets)
+		rate_limiter_update(&nt->tx_limiter, tx, tx_buckets);
 	pthread_mutex_unlock(&nt->dev.lock);
 }
 

@@ -156,12 +156,14 @@ void rate_limiter_refund(struct rate_limiter *rl, uint64_t bytes, uint64_t ops)
 	bucket_refund(&rl->ops, ops);
 }
 
-void rate_limiter_update(struct rate_limiter *rl, const struct rate_limit *l)
+void rate_limiter_update(struct rate_limiter *rl, const struct rate_limit *l, unsigned buckets)
 {
 	uint64_t now = loop_now_ns();
 
-	bucket_reset(&rl->bytes, &l->bandwidth, now);
-	bucket_reset(&rl->ops, &l->ops, now);
+	if (buckets & RATE_LIMIT_BANDWIDTH)
+		bucket_reset(&rl->bytes, &l->bandwidth, now);
+	if (buckets & RATE_LIMIT_OPS)
+		bucket_reset(&rl->ops, &l->ops, now);
 	if (rl->blocked)
 		loop_timer_arm(&rl->timer, 0, 0);
 }

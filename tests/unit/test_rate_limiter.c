@@ -186,7 +186,7 @@ static void test_timer(void **state)
 
 	assert_false(rate_limiter_consume(&rl, 0, 1));
 	l.ops.size = 5;
-	rate_limiter_update(&rl, &l);
+	rate_limiter_update(&rl, &l, RATE_LIMIT_OPS);
 	assert_true(loop_wait(loop, 2000) >= 1);
 	assert_int_equal(calls, 2);
 	for (int i = 0; i < 5; i++)
