@@ -114,6 +114,10 @@ struct fc_api_options {
 	struct timespec start, start_cpu; /* when kiln started (CLOCK_MONOTONIC, process CPU), or
 					     its jailer (--start-time-us, --start-time-cpu-us) */
 	uint64_t parent_cpu_us;   /* --parent-cpu-time-us: CPU time the jailer's parent spent */
+	size_t http_max_body;     /* --http-api-max-payload-size (bytes), 0: Firecracker's 51200 */
+	size_t mmds_limit;        /* --mmds-size-limit (bytes), 0: the same as http_max_body */
+	json_t *metadata;         /* --metadata: the MMDS store to start with (borrowed), or NULL */
+	bool pci;                 /* --enable-pci: devices on virtio-pci, not virtio-mmio */
 };
 
 /* Start the controller of a Firecracker-style VM: the configuration, the metrics and, with a

@@ -58,6 +58,9 @@ struct vm_config {
 	struct vm_device_config device[VM_MAX_DEVICES];
 	bool track_dirty_pages;      /* log dirtied pages for diff snapshots (Firecracker's
 					track_dirty_pages) */
+	const char *serial_out_path; /* the serial console's output: this file (created) or named
+					pipe (opened read-write, so it needs no reader yet),
+					non-blocking; NULL: standard output */
 	/* When kiln started (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID), for the boot timer; zero:
 	 * when vm_create() runs. */
 	struct timespec start, start_cpu;

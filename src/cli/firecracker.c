@@ -17,6 +17,7 @@
 #include "kiln/cli.h"
 #include "kiln/fc.h"
 #include "kiln/mig_channel.h"
+#include "kiln/snapshot.h"
 
 #define FC_DEFAULT_API_SOCK "/run/firecracker.socket"
 
@@ -45,6 +46,16 @@ static const char fc_usage[] =
 	"  --module MODULE     only lines from kiln's module MODULE (virtio, virtio::blk, fc, ...)\n"
 	"  --metrics-path PATH write metrics (JSON lines) to this file (created if missing) or\n"
 	"                      named pipe\n"
+	"  --metadata FILE     JSON the MMDS data store starts with\n"
+	"  --http-api-max-payload-size BYTES\n"
+	"                      largest API request body (default 51200)\n"
+	"  --mmds-size-limit BYTES\n"
+	"                      largest MMDS data store (default: the payload size)\n"
+	"  --enable-pci        devices on virtio-pci (MSI-X) instead of virtio-mmio; the guest's\n"
+	"                      boot_args must then not say pci=off\n"
+	"  --snapshot-version  print the snapshot format this kiln writes (v2) and exit\n"
+	"  --describe-snapshot FILE\n"
+	"                      print the format of snapshot FILE and exit\n"
 	"  --start-time-us US, --start-time-cpu-us US, --parent-cpu-time-us US\n"
 	"                      the jailer's start (CLOCK_MONOTONIC and process CPU time, in\n"
 	"                      microseconds) and its parent's CPU time: the metrics' startup times\n"
@@ -91,16 +102,17 @@ static const char restore_usage[] =
 	"  --track-dirty-pages   log dirtied pages, for Diff snapshots of the restored VM\n"
 	"  other flags as for kiln's Firecracker mode (kiln --help); --api-sock has no default\n";
 
-/* Firecracker flags kiln does not implement yet: refused by name, never ignored. */
-static const char *const fc_unimplemented[] = {
-	"--mmds-size-limit", "--http-api-max-payload-size", "--describe-snapshot",
-	"--snapshot-version", "--enable-pci", NULL,
-};
 
 struct fc_run {
 	const char *api_sock, *config_file, *id, *log_path, *metrics_path;
 	int show_level, show_origin; /* --show-level, --show-log-origin: 1, else -1 (unchanged) */
 	const char *module;     /* --module */
+	size_t http_max_body, mmds_limit; /* --http-api-max-payload-size, --mmds-size-limit */
+	const char *metadata_path; /* --metadata */
+	json_t *metadata;
+	bool pci;               /* --enable-pci */
+	bool snapshot_version;  /* --snapshot-version: print kiln's snapshot format and exit */
+	const char *describe;   /* --describe-snapshot FILE: print its format and exit */
 	bool restore;           /* kiln restore: load below instead of a configuration */
 	struct fc_snapshot_load load;
 	const char *incoming;   /* kiln restore --incoming: from a migration instead */
@@ -117,7 +129,7 @@ struct fc_run {
 	struct fc_config cfg;
 };
 
-/* A decimal count of microseconds, as the jailer passes them. */
+/* A decimal count (microseconds, as the jailer passes them; bytes). */
 static int parse_us(const char *text, uint64_t *out)
 {
 	char *end;
@@ -175,7 +187,8 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 			return CLI_VERSION;
 		if (!strcmp(name, "--no-api") || !strcmp(name, "--boot-timer") ||
 		    !strcmp(name, "--no-seccomp") || !strcmp(name, "--show-level") ||
-		    !strcmp(name, "--show-log-origin") ||
+		    !strcmp(name, "--show-log-origin") || !strcmp(name, "--enable-pci") ||
+		    !strcmp(name, "--snapshot-version") ||
 		    (r->restore && (!strcmp(name, "--paused") || !strcmp(name, "--track-dirty-pages") ||
 				    !strcmp(name, "--insecure-plain-tcp")))) {
 			if (eq)
@@ -190,6 +203,10 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 				r->sandbox.off = true;
 			else if (!strcmp(name, "--show-level"))
 				r->show_level = 1;
+			else if (!strcmp(name, "--enable-pci"))
+				r->pci = true;
+			else if (!strcmp(name, "--snapshot-version"))
+				r->snapshot_version = true;
 			else if (!strcmp(name, "--show-log-origin"))
 				r->show_origin = 1;
 			else
@@ -218,15 +235,13 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 			}
 			continue;
 		}
-		for (const char *const *u = fc_unimplemented; *u; u++)
-			if (!strcmp(name, *u))
-				return fc_error(err, errlen, "%s: a Firecracker flag kiln does not "
-						   "implement yet", name);
 		if (strcmp(name, "--config-file") && strcmp(name, "--id") && strcmp(name, "--level") &&
 		    strcmp(name, "--log-path") && strcmp(name, "--api-sock") &&
 		    strcmp(name, "--metrics-path") && strcmp(name, "--seccomp-filter") &&
 		    strcmp(name, "--start-time-us") && strcmp(name, "--start-time-cpu-us") &&
-		    strcmp(name, "--parent-cpu-time-us") && strcmp(name, "--module"))
+		    strcmp(name, "--parent-cpu-time-us") && strcmp(name, "--module") &&
+		    strcmp(name, "--http-api-max-payload-size") && strcmp(name, "--mmds-size-limit") &&
+		    strcmp(name, "--metadata") && strcmp(name, "--describe-snapshot"))
 			return fc_error(err, errlen, "unknown flag \"%s\" (kiln --help)", flag);
 		value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
 		if (!value)
@@ -259,6 +274,19 @@ static int parse_flags(int argc, char **argv, struct fc_run *r, char *err, size_
 			r->id = value;
 		} else if (!strcmp(name, "--module")) {
 			r->module = value;
+		} else if (!strcmp(name, "--metadata")) {
+			r->metadata_path = value;
+		} else if (!strcmp(name, "--describe-snapshot")) {
+			r->describe = value;
+		} else if (!strcmp(name, "--http-api-max-payload-size") ||
+			   !strcmp(name, "--mmds-size-limit")) {
+			uint64_t n;
+
+			if (parse_us(value, &n) || n == 0)
+				return fc_error(err, errlen, "%s: \"%s\" is not a number of bytes",
+						name, value);
+			*(!strcmp(name, "--mmds-size-limit") ? &r->mmds_limit : &r->http_max_body) =
+				(size_t)n;
 		} else if (!strcmp(name, "--level")) {
 			if (fc_parse_level(value, &r->level))
 				return fc_error(err, errlen, "--level: \"%s\" is not Error, Warning, "
@@ -307,6 +335,41 @@ static int parse_config_file(struct fc_run *r, char *err, size_t errlen)
 		r->module = r->cfg.log_module;
 	if (r->cfg.metrics_path && !r->metrics_path)
 		r->metrics_path = r->cfg.metrics_path;
+	return 0;
+}
+
+/* --metadata FILE: the JSON the MMDS store starts with. */
+static int load_metadata(struct fc_run *r, char *err, size_t errlen)
+{
+	json_error_t e;
+
+	r->metadata = json_load_file(r->metadata_path, JSON_REJECT_DUPLICATES, &e);
+	if (!r->metadata)
+		return e.line > 0 ? fc_error(err, errlen, "--metadata %.250s: line %d: %s",
+					     r->metadata_path, e.line, e.text)
+				  : fc_error(err, errlen, "--metadata %.250s: %s", r->metadata_path,
+					     e.text);
+	return 0;
+}
+
+/* --snapshot-version: the snapshot format this kiln writes; --describe-snapshot FILE: the
+ * format FILE is in (Firecracker prints its own data format version, "vX.Y.Z"). Exit 0, or 1
+ * with a message when FILE is not a snapshot this kiln reads. */
+static int describe_snapshot(const struct fc_run *r)
+{
+	struct snap_reader rd;
+	char err[600];
+
+	if (!r->describe) {
+		printf("v%u\n", SNAP_FORMAT_VERSION);
+		return 0;
+	}
+	if (snap_reader_open(&rd, r->describe, err, sizeof(err))) {
+		fprintf(stderr, "kiln: --describe-snapshot: %s\n", err);
+		return KILN_EXIT_RUNTIME;
+	}
+	printf("v%u\n", rd.format);
+	snap_reader_close(&rd);
 	return 0;
 }
 
@@ -413,6 +476,8 @@ static int run_firecracker(struct fc_run *r)
 			.metrics_path = r->metrics_path, .loop = loop,
 			.start = r->start, .start_cpu = r->start_cpu,
 			.parent_cpu_us = r->parent_cpu_us,
+			.http_max_body = r->http_max_body, .mmds_limit = r->mmds_limit,
+			.metadata = r->metadata, .pci = r->pci,
 		};
 
 		ret = fc_api_start(&o, &api, err, sizeof(err));
@@ -462,8 +527,12 @@ int cli_firecracker(int argc, char **argv, bool restore)
 		      stdout);
 		return 0;
 	}
+	if (ret == CLI_RUN && (r.snapshot_version || r.describe))
+		return describe_snapshot(&r);
 	if (ret == CLI_RUN && r.config_file)
 		ret = parse_config_file(&r, err, sizeof(err));
+	if (ret == CLI_RUN && r.metadata_path)
+		ret = load_metadata(&r, err, sizeof(err));
 	if (ret == CLI_RUN && r.incoming)
 		ret = load_creds(&r, err, sizeof(err));
 	if (ret == 0 && r.log_path) {
@@ -487,6 +556,7 @@ int cli_firecracker(int argc, char **argv, bool restore)
 	}
 	fc_config_release(&r.cfg);
 	json_decref(r.root);
+	json_decref(r.metadata);
 	mig_creds_free(r.creds);
 	return ret;
 }

@@ -185,7 +185,7 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 		free(cmdline);
 		return error_set(e, ERROR_RUNTIME, "out of memory");
 	}
-	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->uffd = vm->uffd_sock = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->uffd = vm->uffd_sock = vm->serial_fd = -1;
 	vm->loop = loop;
 	vm->nr_cpus = cfg->nr_cpus;
 	clock_gettime(CLOCK_MONOTONIC, &made);
@@ -204,6 +204,14 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 				strerror(-ret));
 	if (!ret)
 		ret = check_limits(cfg, e);
+	if (!ret && cfg->serial_out_path) {
+		vm->serial_fd = open(cfg->serial_out_path, O_RDWR | O_APPEND | O_CREAT | O_NONBLOCK |
+				     O_CLOEXEC, 0666);
+		if (vm->serial_fd < 0)
+			ret = error_set(e, ERROR_USAGE, "serial output %s: %s", cfg->serial_out_path,
+					strerror(errno));
+		vm->host.console_out_fd = vm->serial_fd;
+	}
 	if (!ret)
 		ret = create_memory(vm, cfg, snap, mem, e);
 	if (!ret)
@@ -274,6 +282,8 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpu);
 	}
 	devmgr_destroy(&vm->devices);
+	if (vm->serial_fd >= 0)
+		close(vm->serial_fd); /* after the UART, which wrote to it */
 	pci_bus_destroy(vm->pci);
 	guest_mem_free(&vm->mem);
 	if (vm->uffd >= 0)

@@ -27,6 +27,7 @@ struct vcpu {
 
 struct vm {
 	int kvm_fd, vm_fd;
+	int serial_fd;                  /* vm_config.serial_out_path opened, or -1 */
 	struct guest_mem mem;
 	struct bus pio, mmio;
 	struct dev_host host;

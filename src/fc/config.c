@@ -480,6 +480,20 @@ static int parse_balloon(json_t *o, struct fc_config *r, char *err, size_t errle
 	return fc_add(r, &virtio_balloon_class, &r->balloon, err, errlen);
 }
 
+/* "serial": where the serial console's output goes (Firecracker's SerialConfig). */
+static int parse_serial(json_t *o, struct fc_config *r, char *err, size_t errlen)
+{
+	json_t *limiter = NULL;
+	const char *where = "\"serial\": ";
+
+	if (!o || json_is_null(o))
+		return 0;
+	if (fc_unpack(o, where, FC_FIELDS({ "serial_out_path", 's', false, &r->cfg.serial_out_path },
+					  { "rate_limiter", 'o', false, &limiter }), err, errlen))
+		return -EINVAL;
+	return unimplemented(limiter, where, "rate_limiter", err, errlen);
+}
+
 static int parse_metrics(json_t *o, struct fc_config *r, char *err, size_t errlen)
 {
 	if (!o || json_is_null(o))
@@ -493,7 +507,7 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 {
 	json_t *boot = NULL, *mc = NULL, *drives = NULL, *nics = NULL, *entropy = NULL,
 	       *logger = NULL, *metrics = NULL, *vsock = NULL, *balloon = NULL, *mmds = NULL,
-	       *cpu = NULL, *hotplug = NULL, *pmem = NULL, *limiter = NULL;
+	       *cpu = NULL, *hotplug = NULL, *pmem = NULL, *limiter = NULL, *serial = NULL;
 	struct error e;
 
 	*r = (struct fc_config){ .log_show_level = -1, .log_show_origin = -1,
@@ -513,7 +527,8 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 					  { "mmds-config", 'o', false, &mmds },
 					  { "cpu-config", 'o', false, &cpu },
 					  { "memory-hotplug", 'o', false, &hotplug },
-					  { "pmem", 'o', false, &pmem }), err, errlen))
+					  { "pmem", 'o', false, &pmem },
+					  { "serial", 'o', false, &serial }), err, errlen))
 		return -EINVAL;
 	if (pmem && json_is_array(pmem) && !json_array_size(pmem))
 		pmem = NULL;
@@ -526,6 +541,7 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 	if (parse_boot_source(boot, r, err, errlen) || parse_machine(mc, r, err, errlen) ||
 	    parse_drives(drives, r, err, errlen) || parse_nics(nics, r, err, errlen) ||
 	    parse_logger(logger, r, err, errlen) || parse_metrics(metrics, r, err, errlen) ||
+	    parse_serial(serial, r, err, errlen) ||
 	    parse_mmds_config(mmds, r, err, errlen) ||
 	    fc_parse_rate_limit(limiter, "\"entropy\": \"rate_limiter\": ", &r->rng.limit, err,
 				errlen) ||

@@ -68,6 +68,9 @@ int http_start(const char *path, struct loop *loop, http_handler handler, void *
 	       struct http_server **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* Bodies larger than @bytes are answered 400 (FC_HTTP_MAX_BODY until set). */
+void http_set_max_body(struct http_server *s, size_t bytes);
+
 /* Serve the connected stream socket @fd (taken over: closed by the server, also when it
  * cannot take it) whose peer is @addr. Returns 0 or -errno. */
 struct sockaddr;
@@ -125,8 +128,11 @@ struct mmds *mmds_new(struct loop *loop, char *err, size_t errlen);
 /* Close the guest's connections and free the store. NULL is fine. */
 void mmds_free(struct mmds *m);
 
+/* The store's limit, @bytes of compact JSON (51200 until set: Firecracker's default). */
+void mmds_set_limit(struct mmds *m, size_t bytes);
+
 /* PUT /mmds: replace the store with @value. Returns 0, or -E2BIG when it is larger than the
- * limit (51200 bytes as JSON). */
+ * limit. */
 int mmds_put(struct mmds *m, json_t *value);
 /* PATCH /mmds: RFC 7396 merge patch. Returns 0, -ENODATA before the first PUT, or -E2BIG
  * (the store unchanged). */
@@ -167,6 +173,7 @@ struct fc_api {
 	struct fc_metrics *metrics;
 	struct mmds *mmds;
 	struct timespec start, start_cpu; /* when kiln started */
+	bool pci;                /* --enable-pci: virtio-pci instead of virtio-mmio */
 };
 
 /* One request a route's handler answers. */
@@ -299,6 +306,7 @@ void fc_patch_drive(struct fc_request *rq);            /* PATCH /drives/{id}, af
 void fc_put_nic(struct fc_request *rq);                /* PUT /network-interfaces/{id} */
 void fc_patch_nic(struct fc_request *rq);              /* PATCH /network-interfaces/{id} */
 void fc_put_entropy(struct fc_request *rq);            /* PUT /entropy */
+void fc_put_serial(struct fc_request *rq);             /* PUT /serial */
 void fc_put_vsock(struct fc_request *rq);              /* PUT /vsock */
 void fc_not_implemented(struct fc_request *rq);        /* Firecracker's, not kiln's yet */
 /* balloon.c: */

@@ -66,6 +66,7 @@ static const struct guest_section sections[] = {
 		    KEY("ipv4_address", "\"" MMDS_DEFAULT_ADDR "\""), KEY("imds_compat", "false") } },
 	{ .name = "logger", .shape = GUEST_NONE, .resource = "log_path" },
 	{ .name = "metrics", .shape = GUEST_NONE, .resource = "metrics_path" },
+	{ .name = "serial", .shape = GUEST_NONE, .resource = "serial_out_path" },
 };
 
 /* Keys of "machine-config" that are the host's business. */

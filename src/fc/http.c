@@ -4,7 +4,7 @@
  *
  * libmicrohttpd runs with MHD_USE_EPOLL and no internal thread: its epoll descriptor and its
  * timeout are a loop_poller, and MHD_run() does the work when either is due. Bodies are
- * collected up to FC_HTTP_MAX_BODY bytes; a larger one is read to its end, dropped and answered
+ * collected up to FC_HTTP_MAX_BODY bytes (http_set_max_body); a larger one is read to its end, dropped and answered
  * with 400, as Firecracker does.
  */
 #include <errno.h>
@@ -27,6 +27,7 @@
 
 struct http_server {
 	struct MHD_Daemon *daemon;
+	size_t max_body;         /* bytes */
 	int listen_fd;
 	int epoll_fd;         /* libmicrohttpd's */
 	char *path;
@@ -100,7 +101,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return r ? MHD_YES : MHD_NO;
 	}
 	if (*upload_size) {
-		if (!r->too_big && r->len + *upload_size <= FC_HTTP_MAX_BODY) {
+		if (!r->too_big && r->len + *upload_size <= s->max_body) {
 			char *grown = realloc(r->body, r->len + *upload_size + 1);
 
 			if (!grown)
@@ -118,8 +119,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (r->too_big) {
 		reply = (struct http_reply){ .status = 400,
 					     .body = http_fault("Request payload is larger than the "
-								"limit of %d bytes allowed by server.",
-								FC_HTTP_MAX_BODY) };
+								"limit of %zu bytes allowed by server.",
+								s->max_body) };
 	} else {
 		struct http_request rq = { .method = method, .path = url,
 					   .body = r->body ? r->body : "", .len = r->len, .conn = c };
@@ -188,6 +189,11 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
+void http_set_max_body(struct http_server *s, size_t bytes)
+{
+	s->max_body = bytes;
+}
+
 int http_start(const char *path, struct loop *loop, http_handler handler, void *opaque,
 	       struct http_server **out, char *err, size_t errlen)
 {
@@ -201,7 +207,7 @@ int http_start(const char *path, struct loop *loop, http_handler handler, void *
 		return -ENOMEM;
 	}
 	*s = (struct http_server){ .listen_fd = -1, .path = s->path, .loop = loop,
-				   .handler = handler, .opaque = opaque };
+				   .handler = handler, .opaque = opaque, .max_body = FC_HTTP_MAX_BODY };
 	s->listen_fd = path ? listen_unix(path, err, errlen) : -1;
 	if (path && s->listen_fd < 0) {
 		ret = s->listen_fd;

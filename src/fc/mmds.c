@@ -38,6 +38,7 @@ struct token {
 
 struct mmds {
 	json_t *store;           /* NULL until the first PUT */
+	size_t limit;            /* bytes of the store as compact JSON */
 	bool v2, imds_compat;
 	struct http_server *http;
 	struct token tokens[MMDS_MAX_TOKENS];
@@ -50,7 +51,7 @@ static size_t json_size(json_t *v)
 
 int mmds_put(struct mmds *m, json_t *value)
 {
-	if (json_size(value) > MMDS_LIMIT_BYTES)
+	if (json_size(value) > m->limit)
 		return -E2BIG;
 	json_decref(m->store);
 	m->store = json_incref(value);
@@ -87,7 +88,7 @@ int mmds_patch(struct mmds *m, json_t *patch)
 	merged = merge_patch(m->store, patch);
 	if (!merged)
 		return -ENOMEM;
-	if (json_size(merged) > MMDS_LIMIT_BYTES) {
+	if (json_size(merged) > m->limit) {
 		json_decref(merged);
 		return -E2BIG;
 	}
@@ -349,7 +350,13 @@ struct mmds *mmds_new(struct loop *loop, char *err, size_t errlen)
 		free(m);
 		return NULL;
 	}
+	m->limit = MMDS_LIMIT_BYTES;
 	return m;
+}
+
+void mmds_set_limit(struct mmds *m, size_t bytes)
+{
+	m->limit = bytes;
 }
 
 void mmds_free(struct mmds *m)

@@ -90,6 +90,12 @@ void fc_put_entropy(struct fc_request *rq)
 		      "Entropy device error: ", NULL);
 }
 
+void fc_put_serial(struct fc_request *rq)
+{
+	fc_doc_commit(rq, fc_doc_with(rq->api, "serial", json_incref(rq->body)),
+		      "Serial config error: ", NULL);
+}
+
 void fc_put_vsock(struct fc_request *rq)
 {
 	fc_doc_commit(rq, fc_doc_with(rq->api, "vsock", json_incref(rq->body)),

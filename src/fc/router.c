@@ -52,6 +52,7 @@ static const struct fc_route routes[] = {
 	{ "PUT", "network-interfaces", "*", FC_PRE_BOOT, fc_put_nic, "network" },
 	{ "PATCH", "network-interfaces", "*", FC_POST_BOOT, fc_patch_nic, "network" },
 	{ "PUT", "entropy", NULL, FC_PRE_BOOT, fc_put_entropy, "entropy" },
+	{ "PUT", "serial", NULL, FC_PRE_BOOT, fc_put_serial, "serial" },
 	{ "PUT", "logger", NULL, FC_PRE_BOOT, fc_put_logger, "logger" },
 	{ "PUT", "metrics", NULL, FC_PRE_BOOT, fc_put_metrics, "metrics" },
 	{ "PUT", "actions", NULL, FC_ANY, fc_put_actions, "actions" },
@@ -62,6 +63,9 @@ static const struct fc_route routes[] = {
 	{ "PATCH", "mmds", NULL, FC_ANY, fc_patch_mmds, "mmds" },
 	{ "PUT", "vsock", NULL, FC_PRE_BOOT, fc_put_vsock, "vsock" },
 	{ "GET", "balloon", "statistics", FC_ANY, fc_get_balloon_stats, "balloon" },
+	/* Free page hinting (/balloon/hinting/start, status, stop): not built yet. */
+	{ "GET", "balloon", "hinting", FC_ANY, fc_not_implemented, "balloon" },
+	{ "PATCH", "balloon", "hinting", FC_ANY, fc_not_implemented, "balloon" },
 	{ "PATCH", "balloon", "statistics", FC_POST_BOOT, fc_patch_balloon_stats, "balloon" },
 	{ "PUT", "balloon", NULL, FC_PRE_BOOT, fc_put_balloon, "balloon" },
 	{ "PATCH", "balloon", NULL, FC_POST_BOOT, fc_patch_balloon, "balloon" },

@@ -39,6 +39,7 @@ static void prepare_config(struct fc_api *api)
 	mmds_configure(api->mmds, api->cfg.mmds_v2, api->cfg.mmds_imds_compat);
 	api->cfg.cfg.start = api->start;
 	api->cfg.cfg.start_cpu = api->start_cpu;
+	api->cfg.cfg.transport = api->pci ? VM_TRANSPORT_PCI : VM_TRANSPORT_MMIO;
 }
 
 int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
@@ -247,12 +248,23 @@ int fc_api_start(const struct fc_api_options *o, struct fc_api **out, char *err,
 	}
 	api->doc = o->doc;
 	api->loop = o->loop;
+	api->pci = o->pci;
+	mmds_set_limit(api->mmds, o->mmds_limit ? o->mmds_limit :
+			       o->http_max_body ? o->http_max_body : FC_HTTP_MAX_BODY);
+	if (o->metadata && mmds_put(api->mmds, o->metadata)) {
+		snprintf(err, errlen, "--metadata: %zu bytes of JSON, more than the MMDS limit",
+			 json_dumpb(o->metadata, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY));
+		fc_api_stop(api);
+		return -EINVAL;
+	}
 	api->start = o->start;
 	api->start_cpu = o->start_cpu;
 	if (o->metrics_path && (ret = fc_metrics_set_path(api->metrics, o->metrics_path, err, errlen)))
 		snprintf(err, errlen, "metrics path %s: %s", o->metrics_path, strerror(-ret));
 	if (!ret && o->sock_path)
 		ret = http_start(o->sock_path, o->loop, fc_api_handle, api, &api->http, err, errlen);
+	if (!ret && api->http && o->http_max_body)
+		http_set_max_body(api->http, o->http_max_body);
 	if (ret) {
 		fc_api_stop(api);
 		return ret;

@@ -52,6 +52,25 @@ def test_config_file_boots_with_drives_entropy_and_machine_config(kvm, kiln, bzi
     assert "guest boot time" in text and "microVM fc-test-1" in text, text
 
 
+def test_enable_pci_and_serial_out_path(kvm, kiln, bzimage, initrd, tmp_path):
+    """--enable-pci puts the devices on virtio-pci; "serial" sends the console to a file that
+    does not exist yet (created), not to standard output."""
+    data = tmp_path / "data.img"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(data), "32M"], check=True)
+    serial = tmp_path / "serial.out"
+    config = write_config(tmp_path / "vm.json", {
+        "boot-source": {"kernel_image_path": str(bzimage), "initrd_path": str(initrd),
+                        "boot_args": "console=ttyS0 kiln.test=disks"},
+        "drives": [{"drive_id": "data_1", "path_on_host": str(data), "is_root_device": False}],
+        "entropy": {}, "serial": {"serial_out_path": str(serial)}})
+    g = run(kiln, "--no-api", "--enable-pci", "--config-file", config)
+    assert g.returncode == 0, g
+    assert "KILN-FACT" not in g.out, g
+    facts = Guest(g.returncode, serial.read_text(errors="replace"), g.err).facts
+    assert facts["virtio_transport"] == "virtio-pci", facts
+    assert facts["vda_serial"] == "data_1", facts
+
+
 BAD_CONFIGS = [
     ({"boot-source": {"kernel_image_path": "K"}, "bogus": 1}, "unknown field \"bogus\""),
     ({}, "\"boot-source\" is required"),
@@ -110,7 +129,10 @@ def test_malformed_and_duplicate_json(kiln, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--no-api", "--api-sock", "/tmp/fc.sock"], "--no-api and --api-sock exclude each other"),
     (["--api-sock", "/tmp/fc.sock", "--config-file", "/x.json"], "--config-file /x.json: "),
-    (["--mmds-size-limit", "100"], "--mmds-size-limit: a Firecracker flag kiln does not implement yet"),
+    (["--api-sock", "/tmp/fc.sock", "--mmds-size-limit", "lots"], "--mmds-size-limit: \"lots\" is not a number of bytes"),
+    (["--api-sock", "/tmp/fc.sock", "--http-api-max-payload-size", "0"],
+     "--http-api-max-payload-size: \"0\" is not a number of bytes"),
+    (["--api-sock", "/tmp/fc.sock", "--metadata", "/no/such.json"], "--metadata /no/such.json: "),
     (["--no-api"], "--no-api needs --config-file PATH"),
     (["--no-api", "--config-file", "/x.json", "--level", "Loud"], "--level: \"Loud\" is not Error"),
     (["--no-api", "--config-file", "/x.json", "--id", "no spaces"], "--id: \"no spaces\""),
@@ -193,6 +215,37 @@ def test_logger_fifo_without_reader_formats_and_module(kiln, tmp_path):
         lines = log.read_text().splitlines()
         assert any(re.fullmatch(r"\S+ \[vm-7:kiln\] api: GET /machine-config \(0 bytes\)", l) for l in lines), lines
         assert not any("/vm/config" in l for l in lines), lines
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_payload_limits_metadata_and_snapshot_version(kiln, tmp_path):
+    """--http-api-max-payload-size, --mmds-size-limit and --metadata as Firecracker's main.rs
+    takes them; --snapshot-version and --describe-snapshot print kiln's snapshot format."""
+    from fcapi import call, wait_for_socket
+
+    g = run(kiln, "--snapshot-version", timeout=60)
+    assert g.returncode == 0 and g.out.strip() == "v2", g
+    notsnap = tmp_path / "not.snap"
+    notsnap.write_bytes(b"x" * 100)
+    g = run(kiln, "--describe-snapshot", notsnap, timeout=60)
+    assert g.returncode == 1 and "--describe-snapshot: " in g.err and str(notsnap) in g.err, g
+
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"latest": {"meta-data": {"instance-id": "i-123"}}}))
+    sock = tmp_path / "api.sock"
+    proc = subprocess.Popen([str(kiln), "--api-sock", sock, "--metadata", meta, "--http-api-max-payload-size", "200",
+                             "--mmds-size-limit", "120"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        wait_for_socket(sock, proc)
+        assert call(sock, "GET", "/mmds") == (200, {"latest": {"meta-data": {"instance-id": "i-123"}}})
+        assert call(sock, "PUT", "/mmds", {"k": "v" * 300}) == (400, {
+            "fault_message": "Request payload is larger than the limit of 200 bytes allowed by server."})
+        status, body = call(sock, "PUT", "/mmds", {"k": "v" * 150})  # fits the API, not the store
+        assert status == 413, body
+        assert call(sock, "GET", "/mmds")[1]["latest"]["meta-data"]["instance-id"] == "i-123"
     finally:
         proc.terminate()
         proc.wait(timeout=30)

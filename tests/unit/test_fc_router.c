@@ -228,6 +228,12 @@ static const struct row rows[] = {
 
 	/* PUT /entropy, /vsock, /cpu-config */
 	R("PUT", "/entropy", "{}", 204, NULL, .after = "'entropy':{}"),
+	R("PUT", "/serial", "{'serial_out_path': '/tmp/serial.log'}", 204, NULL),
+	R("PUT", "/serial", "{'serial_out_path': '/s', 'rate_limiter': {'size': 1, 'refill_time': 1}}",
+	  400, "Serial config error: \"serial\": \"rate_limiter\": " NOT_IMPL),
+	R("PUT", "/serial", "{'path': '/s'}", 400, "Serial config error: \"serial\": unknown field \"path\""),
+	R("GET", "/balloon/hinting/status", NULL, 400, "This request is not implemented by kiln yet."),
+	R("PATCH", "/balloon/hinting/start", "{}", 400, "This request is not implemented by kiln yet."),
 	R("PUT", "/entropy", "{'rate_limiter': {'ops': {'size': 1}}}", 400,
 	  "Entropy device error: \"entropy\": \"rate_limiter\": \"ops\": \"refill_time\" is "
 	  "required"),
@@ -441,6 +447,9 @@ static const struct row rows[] = {
 
 	/* After boot (the router alone): what the rules refuse, what reaches a handler. */
 	B("GET", "/", NULL, NULL),
+	B("PUT", "/serial", "{}", POST_BOOT),
+	B("GET", "/balloon/hinting/status", NULL, NULL),
+	B("PATCH", "/balloon/hinting/stop", "{}", NULL),
 	B("GET", "/version", NULL, NULL),
 	B("GET", "/vm/config", NULL, NULL),
 	B("GET", "/machine-config", NULL, NULL),
@@ -496,6 +505,7 @@ static const struct {
 	{ "PUT", "network-interfaces", "*", FC_PRE_BOOT, "network" },
 	{ "PATCH", "network-interfaces", "*", FC_POST_BOOT, "network" },
 	{ "PUT", "entropy", NULL, FC_PRE_BOOT, "entropy" },
+	{ "PUT", "serial", NULL, FC_PRE_BOOT, "serial" },
 	{ "PUT", "logger", NULL, FC_PRE_BOOT, "logger" },
 	{ "PUT", "metrics", NULL, FC_PRE_BOOT, "metrics" },
 	{ "PUT", "actions", NULL, FC_ANY, "actions" },
@@ -506,6 +516,8 @@ static const struct {
 	{ "PATCH", "mmds", NULL, FC_ANY, "mmds" },
 	{ "PUT", "vsock", NULL, FC_PRE_BOOT, "vsock" },
 	{ "GET", "balloon", "statistics", FC_ANY, "balloon" },
+	{ "GET", "balloon", "hinting", FC_ANY, "balloon" },
+	{ "PATCH", "balloon", "hinting", FC_ANY, "balloon" },
 	{ "PATCH", "balloon", "statistics", FC_POST_BOOT, "balloon" },
 	{ "PUT", "balloon", NULL, FC_PRE_BOOT, "balloon" },
 	{ "PATCH", "balloon", NULL, FC_POST_BOOT, "balloon" },
