@@ -91,26 +91,72 @@ json_t *fc_doc_machine_config(const struct fc_api *api)
 	return mc;
 }
 
+/* @set (borrowed; an object, or NULL) over Firecracker's defaults @defaults (JSON text, ' for
+ * "), in Firecracker's key order: a new reference, or NULL when out of memory. */
+static json_t *with_defaults(const json_t *set, const char *defaults)
+{
+	char text[512];
+	json_t *o;
+
+	snprintf(text, sizeof(text), "%s", defaults);
+	for (char *p = text; *p; p++)
+		if (*p == '\'')
+			*p = '"';
+	o = json_loads(text, 0, NULL);
+	if (o && json_is_object(set))
+		json_object_update(o, (json_t *)set);
+	return o;
+}
+
+/* Every entry of list @a (borrowed, or NULL) over @defaults: a new array. */
+static json_t *list_with_defaults(const json_t *a, const char *defaults)
+{
+	json_t *out = json_array(), *e;
+	size_t i;
+
+	json_array_foreach(a, i, e)
+		json_array_append_new(out, with_defaults(e, defaults));
+	return out;
+}
+
+/* GET /vm/config: the document with every default Firecracker fills in, in its key order. */
 void fc_get_vm_config(struct fc_request *rq)
 {
 	static const char *const keys[] = { "balloon", "drives", "boot-source", "cpu-config",
 					    "logger", "machine-config", "metrics", "mmds-config",
-					    "network-interfaces", "vsock", "entropy" };
-	json_t *out = json_object();
+					    "network-interfaces", "vsock", "entropy", "pmem",
+					    "memory-hotplug" };
+	json_t *doc = rq->api->doc, *out = json_object();
 
 	for (unsigned i = 0; out && i < sizeof(keys) / sizeof(keys[0]); i++) {
-		json_t *v = json_object_get(rq->api->doc, keys[i]);
+		const char *k = keys[i];
+		json_t *v = json_object_get(doc, k);
 
-		if (!strcmp(keys[i], "machine-config"))
+		if (!strcmp(k, "machine-config"))
 			v = fc_doc_machine_config(rq->api);
-		else if (!strcmp(keys[i], "logger") || !strcmp(keys[i], "metrics"))
+		else if (!strcmp(k, "logger") || !strcmp(k, "metrics"))
 			v = json_null(); /* as Firecracker: not part of the VM's description */
-		else if (!v)
-			v = !strcmp(keys[i], "drives") || !strcmp(keys[i], "network-interfaces")
-				    ? json_array() : json_null();
+		else if (!strcmp(k, "drives"))
+			v = list_with_defaults(v, "{'drive_id':'','partuuid':null,'is_root_device':false,"
+					       "'cache_type':'Unsafe','is_read_only':false,"
+					       "'path_on_host':null,'rate_limiter':null,"
+					       "'io_engine':'Sync','socket':null}");
+		else if (!strcmp(k, "network-interfaces"))
+			v = list_with_defaults(v, "{'iface_id':'','host_dev_name':'','guest_mac':null,"
+					       "'rx_rate_limiter':null,'tx_rate_limiter':null,"
+					       "'mtu':null}");
+		else if (!strcmp(k, "boot-source"))
+			v = with_defaults(v, "{'kernel_image_path':'','initrd_path':null,"
+					  "'boot_args':null}");
+		else if (!strcmp(k, "balloon") && json_is_object(v))
+			v = with_defaults(v, "{'amount_mib':0,'deflate_on_oom':false,"
+					  "'stats_polling_interval_s':0,'free_page_hinting':false,"
+					  "'free_page_reporting':false}");
+		else if (!strcmp(k, "pmem"))
+			v = json_array();
 		else
-			json_incref(v);
-		json_object_set_new(out, keys[i], v);
+			v = v ? json_incref(v) : json_null();
+		json_object_set_new(out, k, v);
 	}
 	fc_reply_json(rq, out);
 }

@@ -42,8 +42,12 @@
 
 #define ROOT_DRIVE "{'drive_id': 'rootfs', 'path_on_host': '@TMP@/disk', 'is_root_device': true}"
 #define DRIVE(id) "{'drive_id': '" id "', 'path_on_host': '@TMP@/disk', 'is_root_device': false}"
-#define ROOT_DRIVE_C "{'drive_id':'rootfs','path_on_host':'@TMP@/disk','is_root_device':true}"
-#define DRIVE_C(id) "{'drive_id':'" id "','path_on_host':'@TMP@/disk','is_root_device':false}"
+/* As GET /vm/config shows them: every key, Firecracker's defaults and order. */
+#define DRIVE_C_RO(id, root, ro) "{'drive_id':'" id "','partuuid':null,'is_root_device':" root "," \
+	"'cache_type':'Unsafe','is_read_only':" ro ",'path_on_host':'@TMP@/disk','rate_limiter':null," \
+	"'io_engine':'Sync','socket':null}"
+#define ROOT_DRIVE_C DRIVE_C_RO("rootfs", "true", "false")
+#define DRIVE_C(id) DRIVE_C_RO(id, "false", "false")
 #define EIGHT_DRIVES "{'drives': [" DRIVE("a") ", " DRIVE("b") ", " DRIVE("c") ", " DRIVE("d") ", " \
 		     DRIVE("e") ", " DRIVE("f") ", " DRIVE("g") ", " DRIVE("h") "]}"
 #define BALLOON(interval) "{'balloon': {'amount_mib': 64, 'deflate_on_oom': true, " \
@@ -128,10 +132,12 @@ static const struct row rows[] = {
 	R("GET", "/", NULL, 200, NULL, .json = "{'id':'test-vm','state':'Not started','vmm_version':'"
 	  KILN_VERSION "','app_name':'kiln'}"),
 	R("GET", "/version", NULL, 200, NULL, .json = "{'firecracker_version':'" KILN_VERSION "'}"),
-	R("GET", "/vm/config", NULL, 200, NULL, .json = "{'balloon':null,'drives':[],'boot-source':null,"
+	R("GET", "/vm/config", NULL, 200, NULL, .json = "{'balloon':null,'drives':[],'boot-source':"
+	  "{'kernel_image_path':'','initrd_path':null,'boot_args':null},"
 	  "'cpu-config':null,'logger':null,'machine-config':{'vcpu_count':1,'mem_size_mib':128,"
 	  "'smt':false,'track_dirty_pages':false,'huge_pages':'None'},'metrics':null,"
-	  "'mmds-config':null,'network-interfaces':[],'vsock':null,'entropy':null}"),
+	  "'mmds-config':null,'network-interfaces':[],'vsock':null,'entropy':null,'pmem':[],"
+	  "'memory-hotplug':null}"),
 	R("GET", "/vm/config", NULL, 200, NULL, .doc = "{'logger': {'level': 'Info'}, 'entropy': {}}",
 	  .json = "'logger':null"),
 	R("GET", "/machine-config", NULL, 200, NULL,
@@ -169,7 +175,8 @@ static const struct row rows[] = {
 
 	/* PUT /boot-source */
 	R("PUT", "/boot-source", "{'kernel_image_path': '@TMP@/kernel', 'boot_args': 'console=ttyS0'}",
-	  204, NULL, .after = "'boot-source':{'kernel_image_path':'@TMP@/kernel','boot_args':'console=ttyS0'}"),
+	  204, NULL, .after = "'boot-source':{'kernel_image_path':'@TMP@/kernel','initrd_path':null,"
+	  "'boot_args':'console=ttyS0'}"),
 	R("PUT", "/boot-source", "{'kernel_image_path': '/no/such/kernel'}", 400,
 	  "Boot source error: the kernel file /no/such/kernel cannot be opened: No such file or directory"),
 	R("PUT", "/boot-source", "{'kernel_image_path': '@TMP@/kernel', 'initrd_path': '/no/such/initrd'}",
@@ -184,8 +191,7 @@ static const struct row rows[] = {
 	R("PUT", "/drives/rootfs", ROOT_DRIVE, 204, NULL, .after = "'drives':[" ROOT_DRIVE_C "]"),
 	R("PUT", "/drives/rootfs", "{'drive_id': 'rootfs', 'path_on_host': '@TMP@/disk', "
 	  "'is_root_device': true, 'is_read_only': true}", 204, NULL, .doc = "{'drives': [" ROOT_DRIVE "]}",
-	  .after = "'drives':[{'drive_id':'rootfs','path_on_host':'@TMP@/disk','is_root_device':true,"
-	  "'is_read_only':true}]"),
+	  .after = "'drives':[" DRIVE_C_RO("rootfs", "true", "true") "]"),
 	R("PUT", "/drives/data", DRIVE("data"), 204, NULL, .doc = "{'drives': [" ROOT_DRIVE "]}",
 	  .after = "'drives':[" ROOT_DRIVE_C "," DRIVE_C("data") "]"),
 	R("PUT", "/drives/data", DRIVE("other"), 400,
@@ -213,7 +219,8 @@ static const struct row rows[] = {
 
 	/* PUT / PATCH /network-interfaces/{id} */
 	R("PUT", "/network-interfaces/eth0", "{'iface_id': 'eth0', 'host_dev_name': 'tap0'}", 204, NULL,
-	  .after = "'network-interfaces':[{'iface_id':'eth0','host_dev_name':'tap0'}]"),
+	  .after = "'network-interfaces':[{'iface_id':'eth0','host_dev_name':'tap0','guest_mac':null,"
+	  "'rx_rate_limiter':null,'tx_rate_limiter':null,'mtu':null}]"),
 	R("PUT", "/network-interfaces/eth0", "{'iface_id': 'eth1', 'host_dev_name': 'tap0'}", 400,
 	  "The id from the path [eth0] does not match the id from the body [eth1]!"),
 	R("PUT", "/network-interfaces/eth0", "{'host_dev_name': 'tap0'}", 400,
@@ -319,7 +326,8 @@ static const struct row rows[] = {
 
 	/* Balloon */
 	R("PUT", "/balloon", "{'amount_mib': 64, 'deflate_on_oom': true}", 204, NULL,
-	  .after = "'balloon':{'amount_mib':64,'deflate_on_oom':true}"),
+	  .after = "'balloon':{'amount_mib':64,'deflate_on_oom':true,'stats_polling_interval_s':0,"
+	  "'free_page_hinting':false,'free_page_reporting':false}"),
 	R("PUT", "/balloon", "{'amount_mib': 100000, 'deflate_on_oom': true}", 400, "Balloon config "
 	  "error: \"balloon\": \"amount_mib\": 100000 is not in [0, 128] (the guest's memory)"),
 	R("PUT", "/balloon", "{'amount_mib': 1}", 400,
