@@ -24,6 +24,10 @@ struct disk_config {
 				  reports (at most 20 bytes are used); NULL: "kiln-diskN" */
 	bool readonly;         /* writes fail with VIRTIO_BLK_S_IOERR */
 	enum block_engine engine; /* io_uring (falls back to sync where the kernel refuses it) */
+	bool cache_unsafe;        /* Firecracker's cache_type Unsafe: no VIRTIO_BLK_F_FLUSH offered
+				     and a flush request does nothing (what the guest wrote reaches
+				     the host's page cache, not necessarily the disk); false
+				     (Writeback): flushes reach the disk */
 	struct rate_limit limit;  /* bytes read and written, requests; all zero: none */
 };
 

@@ -11,8 +11,8 @@
 
 const char cli_run_usage[] =
 	"usage: kiln run --kernel PATH [--initrd PATH] [--cmdline STRING] [--cpus N] [--memory SIZE]\n"
-	"                [--disk PATH[,readonly=on][,id=NAME][,engine=E][,LIMIT]...]... [--rng[=LIMIT,...]]\n"
-	"                [--transport pci|mmio]\n"
+	"                [--disk PATH[,readonly=on][,id=NAME][,engine=E][,cache=C][,LIMIT]...]...\n"
+	"                [--rng[=LIMIT,...]] [--transport pci|mmio]\n"
 	"                [--net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...[,restrict=on]...]...\n"
 	"                [--vsock cid=N,uds=PATH]\n"
 	"                [--balloon amount=SIZE[,deflate_on_oom=on][,reporting=on][,stats=S]]\n"
@@ -29,7 +29,8 @@ const char cli_run_usage[] =
 	"  --disk PATH[,readonly=on][,id=NAME][,engine=io_uring|sync]\n"
 	"                    a raw disk image as virtio-blk (/dev/vda, vdb, ... in order); id is\n"
 	"                    the serial the guest sees (at most 20 characters); I/O through\n"
-	"                    io_uring (default) or synchronous calls on a worker thread\n"
+	"                    io_uring (default) or synchronous calls on a worker thread;\n"
+	"                    cache=unsafe: the guest's flushes do nothing (default writeback)\n"
 	"                    LIMIT: rate limits, Firecracker's token buckets: bw=SIZE/TIME (bytes\n"
 	"                    read and written: SIZE per TIME, e.g. 10M/1s or 64K/100ms), ops=N/TIME\n"
 	"                    (requests), bw-burst=SIZE and ops-burst=N (a one-time extra at start)\n"
@@ -205,6 +206,8 @@ static int parse_disk(char *text, struct disk_config *d, char *err, size_t errle
 			continue;
 		if (!strcmp(opt, "readonly=on") || !strcmp(opt, "readonly=off")) {
 			d->readonly = !strcmp(opt, "readonly=on");
+		} else if (!strcmp(opt, "cache=unsafe") || !strcmp(opt, "cache=writeback")) {
+			d->cache_unsafe = !strcmp(opt, "cache=unsafe");
 		} else if (!strcmp(opt, "engine=io_uring") || !strcmp(opt, "engine=sync")) {
 			d->engine = !strcmp(opt, "engine=sync") ? BLOCK_ENGINE_SYNC : BLOCK_ENGINE_IO_URING;
 		} else if (!strncmp(opt, "id=", 3) && strlen(opt + 3) >= 1 && strlen(opt + 3) <= 20 &&
@@ -212,7 +215,8 @@ static int parse_disk(char *text, struct disk_config *d, char *err, size_t errle
 			d->id = opt + 3;
 		} else {
 			snprintf(err, errlen, "--disk %s: \"%s\" is not readonly=on|off, "
-				 "engine=io_uring|sync, id=NAME (1-20 of A-Z a-z 0-9 _ - .), bw=, "
+				 "engine=io_uring|sync, cache=writeback|unsafe, id=NAME (1-20 of "
+				 "A-Z a-z 0-9 _ - .), bw=, "
 				 "bw-burst=, ops= or ops-burst=", d->path, opt);
 			return -EINVAL;
 		}

@@ -247,6 +247,7 @@ static int parse_drive(json_t *o, unsigned i, struct disk_config *d, bool *root,
 		return fc_error(err, errlen, "%s\"io_engine\": \"%s\" is not Sync or Async", where,
 				engine);
 	d->engine = engine && !strcmp(engine, "Async") ? BLOCK_ENGINE_IO_URING : BLOCK_ENGINE_SYNC;
+	d->cache_unsafe = !cache || !strcmp(cache, "Unsafe"); /* Firecracker's default */
 	*root = is_root;
 	if (!is_root)
 		*partuuid = NULL;

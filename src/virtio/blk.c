@@ -66,6 +66,7 @@ struct blk {
 	struct virtio_dev dev;
 	int fd;
 	bool readonly;
+	bool cache_unsafe;      /* flushes do nothing (struct disk_config) */
 	uint16_t generation;    /* driver resets so far: a request's tag carries the one it began
 				   in, and one from before the last reset touches no guest memory */
 	char name[80];          /* "disk0" or "disk \"rootfs\"", for messages */
@@ -169,8 +170,8 @@ static int start_io(struct blk *b, const struct virtq_chain *c, const struct vir
 	struct iovec *iov;
 	int n = 0;
 
-	if (flush && b->readonly)
-		return VIRTIO_BLK_S_OK; /* nothing was written: nothing to make durable */
+	if (flush && (b->readonly || b->cache_unsafe))
+		return VIRTIO_BLK_S_OK; /* nothing written, or durability not asked for */
 	if (write && b->readonly)
 		return VIRTIO_BLK_S_IOERR;
 	if (!flush && (len % SECTOR || len > BLK_REQ_MAX || !in_range(b, h->sector, len / SECTOR)))
@@ -481,6 +482,9 @@ static int blk_create(struct dev_host *host, const void *config, unsigned index,
 	}
 	if (b->readonly)
 		b->dev.device_features |= 1ull << VIRTIO_BLK_F_RO;
+	b->cache_unsafe = cfg->cache_unsafe;
+	if (b->cache_unsafe)
+		b->dev.device_features &= ~(1ull << VIRTIO_BLK_F_FLUSH);
 	rate_limiter_init(&b->limiter, &cfg->limit, host->loop, host, blk_unblocked, b);
 	*state = &b->dev;
 	return 0;

@@ -73,6 +73,7 @@ disks)
 		fact "${n}_sectors" "$(cat "$d/size")"
 		fact "${n}_ro" "$(cat "$d/ro")"
 		fact "${n}_serial" "$(cat "$d/serial" 2>/dev/null)"
+		fact "${n}_write_cache" "$(cat "$d/queue/write_cache")"
 	done
 	fact msix_vectors "$(grep -c 'PCI-MSI' /proc/interrupts)"
 	fact virtio_transport "$(basename "$(readlink /sys/bus/virtio/devices/virtio0/../driver 2>/dev/null)")"

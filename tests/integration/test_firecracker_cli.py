@@ -46,6 +46,7 @@ def test_config_file_boots_with_drives_entropy_and_machine_config(kvm, kiln, bzi
             "--config-file", config)
     assert g.returncode == 0, g
     assert g.facts["vda_serial"] == "data_1", g           # the drive id is the disk's serial
+    assert g.facts["vda_write_cache"] == "write through", g  # Unsafe: no VIRTIO_BLK_F_FLUSH
     assert g.facts["virtio_transport"] == "virtio-mmio", g  # as in Firecracker
     assert g.facts["rng"].startswith("virtio_rng"), g
     text = log.read_text()
@@ -69,6 +70,7 @@ def test_enable_pci_and_serial_out_path(kvm, kiln, bzimage, initrd, tmp_path):
     facts = Guest(g.returncode, serial.read_text(errors="replace"), g.err).facts
     assert facts["virtio_transport"] == "virtio-pci", facts
     assert facts["vda_serial"] == "data_1", facts
+    assert facts["vda_write_cache"] == "write through", facts  # cache_type Unsafe: no flush
 
 
 BAD_CONFIGS = [

@@ -168,7 +168,7 @@ static void test_net(void **state)
 /* Rate limits on --disk, --net (rx-, tx-) and --rng (text is modified: arrays). */
 static void test_rate_limits(void **state)
 {
-	char disk[] = "/d.img,bw=10M/1s,ops=200/100ms,bw-burst=1G,ops-burst=5", net[] =
+	char disk[] = "/d.img,bw=10M/1s,ops=200/100ms,bw-burst=1G,ops-burst=5,cache=unsafe", net[] =
 		"user,rx-bw=64K/250ms,tx-ops=1000/1s";
 	static const char *const bad[] = { "bw=10M", "bw=10M/0s", "bw=0/1s", "bw=10M/1h", "ops=x/1s",
 					   "bw-burst=1M/1s", "ops=99999999999999999999/1s" };
@@ -187,6 +187,7 @@ static void test_rate_limits(void **state)
 	assert_int_equal(d->limit.ops.size, 200);
 	assert_int_equal(d->limit.ops.refill_ms, 100);
 	assert_int_equal(d->limit.ops.one_time_burst, 5);
+	assert_true(d->cache_unsafe);
 	n = cfg->device[1].config;
 	assert_int_equal(n->rx_limit.bandwidth.size, 64 << 10);
 	assert_int_equal(n->rx_limit.bandwidth.refill_ms, 250);

@@ -401,6 +401,7 @@ static void test_devices(void **state)
 		assert_string_equal(c.disk[0].path, "/r");
 		assert_int_equal(c.disk[0].readonly, i == 0);
 		assert_int_equal(c.disk[0].engine, i == 0 ? BLOCK_ENGINE_IO_URING : BLOCK_ENGINE_SYNC);
+		assert_int_equal(c.disk[0].cache_unsafe, i != 0); /* Writeback, or Unsafe by default */
 		assert_string_equal(c.disk[1].id, "data");
 		assert_string_equal(c.disk[1].path, "/data");
 		fc_config_release(&c);
