@@ -68,6 +68,11 @@ struct net_backend {
  * when the name is wrong: missing, not a tap, too long, in use). */
 struct net_backend *net_tap_open(struct dev_host *host, const char *name, struct error *e);
 
+/* Whether tap interface @name can be opened now (net_tap_open()'s checks, then closed again):
+ * 0, or an error code with @e set as net_tap_open() sets it. For front ends that check a NIC
+ * when it is configured (Firecracker opens the tap at PUT /network-interfaces). */
+int net_tap_check(const char *name, struct error *e) __attribute__((warn_unused_result));
+
 /* User-mode networking (libslirp): network 10.0.2.0/24, gateway and host loopback at
  * 10.0.2.2, DNS forwarder at 10.0.2.3, DHCP from 10.0.2.15, and the port forwards in @cfg.
  * Its sockets and timers run on host's event loop. Returns the backend, or NULL with @e set

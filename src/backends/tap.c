@@ -135,23 +135,55 @@ static const struct net_backend_ops tap_ops = {
 	.free = tap_free,
 };
 
-struct net_backend *net_tap_open(struct dev_host *host, const char *name, struct error *e)
+/* Attach to tap interface @name: a non-blocking descriptor with IFF_VNET_HDR, or -1 with @e
+ * naming the interface and what is wrong. */
+static int tap_attach(const char *name, struct error *e)
 {
 	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
-	int hdr_len = NET_HDR_LEN, ret;
-	struct tap *t;
+	int fd, err;
 
 	if (!name[0] || strlen(name) >= IFNAMSIZ) {
 		error_set(e, ERROR_USAGE, "tap \"%s\": an interface name has 1 to %d characters", name,
 			  IFNAMSIZ - 1);
-		return NULL;
+		return -1;
 	}
 	if (!if_nametoindex(name)) {
 		error_set(e, ERROR_USAGE, "tap %s: no such network interface (create it first: "
 			  "ip tuntap add %s mode tap)", name, name);
-		return NULL;
+		return -1;
 	}
-	t = calloc(1, sizeof(*t));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		error_set(e, ERROR_RUNTIME, "tap %s: /dev/net/tun: %s", name, strerror(errno));
+		return -1;
+	}
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		err = errno;
+		error_set(e, err == EINVAL || err == EBUSY ? ERROR_USAGE : ERROR_RUNTIME, "tap %s: %s",
+			  name, err == EINVAL ? "not a tap device (or a multiqueue one)" :
+			  err == EBUSY ? "already in use by another process" : strerror(err));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int net_tap_check(const char *name, struct error *e)
+{
+	int fd = tap_attach(name, e);
+
+	if (fd < 0)
+		return error_code(e);
+	close(fd);
+	return 0;
+}
+
+struct net_backend *net_tap_open(struct dev_host *host, const char *name, struct error *e)
+{
+	int hdr_len = NET_HDR_LEN, ret;
+	struct tap *t = calloc(1, sizeof(*t));
+
 	if (!t) {
 		error_set(e, ERROR_RUNTIME, "tap %s: out of memory", name);
 		return NULL;
@@ -160,19 +192,9 @@ struct net_backend *net_tap_open(struct dev_host *host, const char *name, struct
 	t->host = host;
 	loop_timer_init(host->loop, &t->retry, host, tap_retry, t);
 	snprintf(t->name, sizeof(t->name), "%s", name);
-	memcpy(ifr.ifr_name, t->name, sizeof(ifr.ifr_name));
-	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (t->fd < 0) {
-		error_set(e, ERROR_RUNTIME, "tap %s: /dev/net/tun: %s", name, strerror(errno));
+	t->fd = tap_attach(name, e);
+	if (t->fd < 0)
 		goto fail;
-	}
-	if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
-		ret = errno;
-		error_set(e, ret == EINVAL || ret == EBUSY ? ERROR_USAGE : ERROR_RUNTIME, "tap %s: %s",
-			  name, ret == EINVAL ? "not a tap device (or a multiqueue one)" :
-			  ret == EBUSY ? "already in use by another process" : strerror(ret));
-		goto fail;
-	}
 	if (ioctl(t->fd, TUNSETVNETHDRSZ, &hdr_len) < 0 || ioctl(t->fd, TUNSETOFFLOAD, 0) < 0) {
 		error_set(e, ERROR_RUNTIME, "tap %s: virtio-net header: %s", name, strerror(errno));
 		goto fail;

@@ -12,6 +12,7 @@
 
 #include "fc_internal.h"
 #include "kiln/fc.h"
+#include "kiln/net_backend.h"
 #include "kiln/vm.h"
 
 void fc_get_info(struct fc_request *rq)
@@ -129,6 +130,18 @@ void fc_put_drive(struct fc_request *rq)
 			      drive_file_opens);
 }
 
+/* As Firecracker, which opens the tap at PUT: a tap that cannot be opened is refused now. */
+static int nic_tap_opens(const struct fc_request *rq, const struct fc_config *c, char *err,
+			 size_t errlen)
+{
+	struct error e;
+
+	for (unsigned i = 0; i < c->nr_nets; i++)
+		if (!strcmp(c->net[i].id, rq->id) && net_tap_check(c->net[i].tap, &e))
+			return fc_error(err, errlen, "%s", e.msg);
+	return 0;
+}
+
 void fc_put_nic(struct fc_request *rq)
 {
 	const char *other = other_id(rq, "iface_id");
@@ -139,7 +152,7 @@ void fc_put_nic(struct fc_request *rq)
 			       rq->id, other);
 	else
 		fc_doc_commit(rq, fc_doc_with_entry(rq, "network-interfaces", "iface_id"),
-			      "Network config error: ", NULL);
+			      "Network config error: ", nic_tap_opens);
 }
 
 /* A PATCH's "rate_limiter" (Firecracker's RateLimiterUpdate): a bucket given replaces the one in

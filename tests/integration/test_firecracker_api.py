@@ -285,6 +285,8 @@ BAD_REQUESTS = [
     ("PUT", "/drives/data", {"drive_id": "data", "path_on_host": "@DISK@", "is_root_device": False,
                              "rate_limiter": {"ops": {"size": 1}}},
      "\"rate_limiter\": \"ops\": \"refill_time\" is required"),
+    ("PUT", "/network-interfaces/eth9", {"iface_id": "eth9", "host_dev_name": "nosuchtap"},
+     "Network config error: tap nosuchtap: no such network interface"),
     ("PUT", "/network-interfaces/eth0", {"iface_id": "eth1", "host_dev_name": "tap0"},
      "The id from the path [eth0] does not match the id from the body [eth1]!"),
     ("PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "01:00:00:00:00:01"},

@@ -218,8 +218,15 @@ static const struct row rows[] = {
 	  .doc = "{'drives': [" ROOT_DRIVE "]}"),
 
 	/* PUT / PATCH /network-interfaces/{id} */
-	R("PUT", "/network-interfaces/eth0", "{'iface_id': 'eth0', 'host_dev_name': 'tap0'}", 204, NULL,
-	  .after = "'network-interfaces':[{'iface_id':'eth0','host_dev_name':'tap0','guest_mac':null,"
+	/* The tap is opened at PUT, as Firecracker opens it (the booted tests use real taps). */
+	R("PUT", "/network-interfaces/eth0", "{'iface_id': 'eth0', 'host_dev_name': 'tap0'}", 400,
+	  "Network config error: tap tap0: no such network interface (create it first: ip tuntap add "
+	  "tap0 mode tap)"),
+	R("PUT", "/network-interfaces/eth0", "{'iface_id': 'eth0', 'host_dev_name': 'lo'}", 400,
+	  "Network config error: tap lo: not a tap device (or a multiqueue one)"),
+	R("GET", "/vm/config", NULL, 200, NULL,
+	  .doc = "{'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0'}]}",
+	  .json = "'network-interfaces':[{'iface_id':'eth0','host_dev_name':'tap0','guest_mac':null,"
 	  "'rx_rate_limiter':null,'tx_rate_limiter':null,'mtu':null}]"),
 	R("PUT", "/network-interfaces/eth0", "{'iface_id': 'eth1', 'host_dev_name': 'tap0'}", 400,
 	  "The id from the path [eth0] does not match the id from the body [eth1]!"),
