@@ -146,6 +146,10 @@ struct fc_snapshot_load {
 				       provides every host resource (fc_config_incoming()) */
 	json_t *host_config;        /* with migration: the destination operator's configuration
 				       (--config-file; borrowed), or NULL */
+	json_t *network_overrides;  /* [{"iface_id", "host_dev_name"}] (checked; borrowed): the
+				       taps the restored NICs use instead of the snapshot's, or NULL */
+	const char *vsock_uds;      /* "vsock_override": "uds_path", or NULL */
+	bool clock_realtime;        /* the guest's clock counts the time since the snapshot */
 };
 
 /* Build the VM of a snapshot (made by PUT /snapshot/create) before anything was configured:

@@ -58,6 +58,9 @@ struct vm_config {
 	struct vm_device_config device[VM_MAX_DEVICES];
 	bool track_dirty_pages;      /* log dirtied pages for diff snapshots (Firecracker's
 					track_dirty_pages) */
+	bool clock_realtime;         /* vm_restore(): the guest's kvmclock also counts the host's
+					real time since the snapshot (KVM_CLOCK_REALTIME, where the
+					snapshot's host had it), not only the time the VM ran */
 	const char *serial_out_path; /* the serial console's output: this file (created) or named
 					pipe (opened read-write, so it needs no reader yet),
 					non-blocking; NULL: standard output */

@@ -325,9 +325,17 @@ static int load_kvm(struct vm *vm, const struct snap_reader *r, struct error *e)
 	clock = snap_get_exact(r, "clock", 0, 1, sizeof(*clock), e->msg, sizeof(e->msg));
 	if (!clock)
 		return error_set(e, ERROR_USAGE, "snapshot: no kvmclock");
-	/* The guest's clock continues from the moment of the snapshot: it never runs backwards. */
-	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &(struct kvm_clock_data){ .clock = clock->clock }) < 0)
+	/* The guest's clock continues from the moment of the snapshot: it never runs backwards.
+	 * With clock_realtime KVM adds the host's real time elapsed since then (KVM API:
+	 * KVM_SET_CLOCK, KVM_CLOCK_REALTIME), when the snapshot's KVM_GET_CLOCK recorded it. */
+	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &(struct kvm_clock_data){
+			  .clock = clock->clock,
+			  .flags = vm->clock_realtime ? clock->flags & KVM_CLOCK_REALTIME : 0,
+			  .realtime = clock->realtime }) < 0)
 		return error_set(e, ERROR_RUNTIME, "KVM_SET_CLOCK: %s", strerror(errno));
+	if (vm->clock_realtime && !(clock->flags & KVM_CLOCK_REALTIME))
+		log_warn("snapshot: its host's KVM recorded no real time; the guest's clock "
+			 "continues from the snapshot");
 	return 0;
 }
 

@@ -188,6 +188,7 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->uffd = vm->uffd_sock = vm->serial_fd = -1;
 	vm->loop = loop;
 	vm->nr_cpus = cfg->nr_cpus;
+	vm->clock_realtime = cfg->clock_realtime;
 	clock_gettime(CLOCK_MONOTONIC, &made);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &made_cpu);
 	bus_init(&vm->pio, "port");

@@ -38,6 +38,7 @@ struct vm {
 	struct kvm_irq_routing_entry *msi; /* [KILN_MSI_GSI_MAX]; type 0 until routed */
 	struct boot_info boot;
 	unsigned nr_cpus;
+	bool clock_realtime;            /* vm_config.clock_realtime */
 	size_t run_size;
 	struct vcpu *vcpu;
 	struct loop *loop;              /* the front end's; the VM's registrations carry owner vm */

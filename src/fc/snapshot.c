@@ -53,9 +53,10 @@ void fc_put_snapshot_load(struct fc_request *rq)
 {
 	struct fc_snapshot_load p = { .mem.type = VM_MEM_FILE };
 	const char *mem_file = NULL, *type = NULL, *path = NULL;
-	json_t *backend = NULL, *overrides = NULL;
-	int diff = 0, dirty = 0, resume = 0;
+	json_t *backend = NULL, *overrides = NULL, *vsock = NULL, *o;
+	int diff = 0, dirty = 0, resume = 0, realtime = 0;
 	char err[900];
+	size_t i;
 
 	if (fc_unpack(rq->body, "", FC_FIELDS({ "snapshot_path", 's', true, &p.snapshot_path },
 					      { "mem_file_path", 's', false, &mem_file },
@@ -63,8 +64,13 @@ void fc_put_snapshot_load(struct fc_request *rq)
 					      { "enable_diff_snapshots", 'b', false, &diff },
 					      { "track_dirty_pages", 'b', false, &dirty },
 					      { "resume_vm", 'b', false, &resume },
-					      { "network_overrides", 'o', false, &overrides }), err,
+					      { "network_overrides", 'o', false, &overrides },
+					      { "vsock_override", 'o', false, &vsock },
+					      { "clock_realtime", 'b', false, &realtime }), err,
 		      sizeof(err)) ||
+	    (vsock && !json_is_null(vsock) &&
+	     fc_unpack(vsock, "vsock_override: ", FC_FIELDS({ "uds_path", 's', true, &p.vsock_uds }),
+		       err, sizeof(err))) ||
 	    (backend && !json_is_null(backend) &&
 	     fc_unpack(backend, "mem_backend: ", FC_FIELDS({ "backend_type", 's', true, &type },
 							  { "backend_path", 's', true, &path }),
@@ -72,11 +78,23 @@ void fc_put_snapshot_load(struct fc_request *rq)
 		fc_reply_fault(rq, FC_ERR_DESERIALIZE "%s", err);
 		return;
 	}
-	if (overrides && json_array_size(overrides)) {
-		fc_reply_fault(rq, "Load snapshot error: \"network_overrides\" is not implemented by "
-			       "kiln yet");
+	if (overrides && !json_is_null(overrides) && !json_is_array(overrides)) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "network_overrides: expected an array");
 		return;
 	}
+	json_array_foreach(overrides, i, o) {
+		const char *id, *tap;
+		char where[48];
+
+		snprintf(where, sizeof(where), "network_overrides[%zu]: ", i);
+		if (fc_unpack(o, where, FC_FIELDS({ "iface_id", 's', true, &id },
+						{ "host_dev_name", 's', true, &tap }), err, sizeof(err))) {
+			fc_reply_fault(rq, FC_ERR_DESERIALIZE "%s", err);
+			return;
+		}
+	}
+	p.network_overrides = json_is_array(overrides) ? overrides : NULL;
+	p.clock_realtime = realtime;
 	if (!!mem_file == !!path) {
 		fc_reply_fault(rq, "Load snapshot error: exactly one of \"mem_backend\" and "
 			       "\"mem_file_path\" is needed");

@@ -69,6 +69,35 @@ int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 	return 0;
 }
 
+/* The load's overrides of the snapshot's host resources, into its configuration @doc: each
+ * network override's tap for the NIC of its iface_id, the vsock device's socket. Each must name
+ * something the snapshot has (Firecracker's rule). */
+static int apply_overrides(json_t *doc, const struct fc_snapshot_load *p, char *err, size_t errlen)
+{
+	json_t *o, *nic, *vsock = json_object_get(doc, "vsock");
+	size_t i, k;
+
+	json_array_foreach(p->network_overrides, i, o) {
+		const char *id = json_string_value(json_object_get(o, "iface_id"));
+		bool found = false;
+
+		json_array_foreach(json_object_get(doc, "network-interfaces"), k, nic) {
+			if (!strcmp(json_string_value(json_object_get(nic, "iface_id")) ?: "", id)) {
+				json_object_set(nic, "host_dev_name", json_object_get(o, "host_dev_name"));
+				found = true;
+			}
+		}
+		if (!found)
+			return fc_error(err, errlen, "network_overrides: the snapshot has no network "
+					"interface \"%s\"", id);
+	}
+	if (p->vsock_uds && !json_is_object(vsock))
+		return fc_error(err, errlen, "vsock_override: the snapshot has no vsock device");
+	if (p->vsock_uds)
+		json_object_set_new(vsock, "uds_path", json_string(p->vsock_uds));
+	return 0;
+}
+
 int fc_snapshot_config(const struct snap_reader *snap, const struct fc_snapshot_load *p,
 		       json_t **out, char *err, size_t errlen)
 {
@@ -91,6 +120,10 @@ int fc_snapshot_config(const struct snap_reader *snap, const struct fc_snapshot_
 		json_decref(doc);
 		if (!(doc = mine))
 			return -EINVAL;
+	}
+	if (apply_overrides(doc, p, err, errlen)) {
+		json_decref(doc);
+		return -EINVAL;
 	}
 	machine = json_object_get(doc, "machine-config");
 	if (p->track_dirty_pages && json_is_object(machine))
@@ -127,6 +160,7 @@ int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, c
 		ret = -EINVAL;
 	if (!ret) {
 		prepare_config(api);
+		api->cfg.cfg.clock_realtime = p->clock_realtime;
 		ret = vm_restore(&api->cfg.cfg, &snap, &p->mem, api->loop, &api->vm, &e);
 		if (ret) {
 			api->vm = NULL;

@@ -180,6 +180,62 @@ def test_ten_restores_side_by_side(kiln, plain):
             sh.close()
 
 
+def test_restores_side_by_side_with_network_and_vsock_overrides(kvm, kiln, bzimage, initrd, netns, tmp_path):
+    """One snapshot of a guest with a tap and vsock, restored three times at once through PUT
+    /snapshot/load: each copy on its own tap (network_overrides) and its own vsock socket
+    (vsock_override), the snapshot's own tap and socket untouched; clock_realtime accepted."""
+    from fcapi import vsock_connect
+
+    sock = tmp_path / "api.sock"
+    sh = boot_api(kiln, sock, bzimage, initrd, prefix=in_ns(netns), puts=[
+        ("/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "ktap0"}),
+        ("/vsock", {"guest_cid": 3, "uds_path": str(tmp_path / "v.sock")})])
+    try:
+        sh.check("ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up")
+        sh.check("(vsockcat echo 6000 > /dev/null 2>&1 &) ; true")
+        guest_then = number(sh, "date +%s")
+        snapshot(sock, tmp_path / "state", tmp_path / "mem")
+    finally:
+        sh.close()
+    for k in (1, 2, 3):
+        subprocess.run(["ip", "-n", netns, "tuntap", "add", "dev", f"ktap{k}", "mode", "tap"], check=True)
+        subprocess.run(["ip", "-n", netns, "link", "set", f"ktap{k}", "up"], check=True)
+    time.sleep(3)
+    copies = []
+    try:
+        for k in (1, 2, 3):
+            api = tmp_path / f"api{k}.sock"
+            c = start_api(kiln, api, prefix=in_ns(netns))
+            copies.append(c)
+            assert call(api, "PUT", "/snapshot/load", {
+                "snapshot_path": str(tmp_path / "state"), "mem_file_path": str(tmp_path / "mem"),
+                "resume_vm": True, "clock_realtime": k == 1,
+                "network_overrides": [{"iface_id": "eth0", "host_dev_name": f"ktap{k}"}],
+                "vsock_override": {"uds_path": str(tmp_path / f"v{k}.sock")}}) == (204, None)
+            nic = call(api, "GET", "/vm/config")[1]["network-interfaces"][0]
+            assert nic["host_dev_name"] == f"ktap{k}", nic
+        for k, c in zip((1, 2, 3), copies):
+            # Frames the copy sends arrive on its own tap.
+            c.run("ping -c 2 -W 1 10.9.0.1", timeout=60)
+            rx = subprocess.run(["ip", "netns", "exec", netns, "cat",
+                                 f"/sys/class/net/ktap{k}/statistics/rx_packets"],
+                                capture_output=True, text=True, check=True).stdout
+            assert int(rx) > 0, (k, rx)
+            s = vsock_connect(tmp_path / f"v{k}.sock", 6000)
+            s.sendall(f"copy {k}\n".encode())
+            assert s.recv(64) == f"copy {k}\n".encode()
+            s.close()
+        assert not (tmp_path / "v.sock").exists()  # the snapshot's own socket is not served
+        # clock_realtime: the first copy's clock counts the seconds since the snapshot (where
+        # the snapshot's KVM recorded real time; kiln says so when it did not).
+        guest_now = number(copies[0], "date +%s")
+        assert guest_now >= guest_then + 3 or "recorded no real time" in copies[0].err(), \
+            (guest_then, guest_now, copies[0].err())
+    finally:
+        for c in copies:
+            c.close()
+
+
 def uffd_handler(tmp_path):
     exe = tmp_path / "uffd_handler"
     subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-o", str(exe),

@@ -374,8 +374,15 @@ static const struct row rows[] = {
 	R("PUT", "/snapshot/load", LOAD "vm.snap', 'mem_file_path': '/m', 'resume': true}", 400,
 	  DESER "unknown field \"resume\""),
 	R("PUT", "/snapshot/load", LOAD "vm.snap', 'mem_file_path': '/m', 'network_overrides': "
+	  "[{'iface_id': 'eth0'}]}", 400, DESER "network_overrides[0]: \"host_dev_name\" is required"),
+	R("PUT", "/snapshot/load", LOAD "vm.snap', 'mem_file_path': '/m', 'vsock_override': {}}", 400,
+	  DESER "vsock_override: \"uds_path\" is required"),
+	R("PUT", "/snapshot/load", LOAD "badconfig.snap', 'mem_file_path': '/m', 'network_overrides': "
 	  "[{'iface_id': 'eth0', 'host_dev_name': 'tap1'}]}", 400,
-	  "Load snapshot error: \"network_overrides\" is not implemented by kiln yet"),
+	  "Load snapshot error: network_overrides: the snapshot has no network interface \"eth0\""),
+	R("PUT", "/snapshot/load", LOAD "badconfig.snap', 'mem_file_path': '/m', 'vsock_override': "
+	  "{'uds_path': '/v.sock'}, 'clock_realtime': true}", 400,
+	  "Load snapshot error: vsock_override: the snapshot has no vsock device"),
 	R("PUT", "/snapshot/load", LOAD "none.snap', 'mem_file_path': '/m'}", 400,
 	  "Load snapshot error: snapshot_path @TMP@/none.snap: No such file or directory"),
 	R("PUT", "/snapshot/load", LOAD "kernel', 'mem_file_path': '/m'}", 400,
