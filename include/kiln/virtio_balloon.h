@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* virtio_balloon — the memory balloon (virtio 1.2 §5.5): inflate and deflate queues, memory
- * statistics, free page reporting; the pages the guest gives back return to the host. */
+ * statistics, free page hinting and free page reporting; the pages the guest gives back return
+ * to the host. */
 #ifndef KILN_VIRTIO_BALLOON_H
 #define KILN_VIRTIO_BALLOON_H
 
@@ -14,6 +15,7 @@ struct balloon_config {
 	uint64_t target_bytes;       /* what the guest should give back (whole 4 KiB pages) */
 	bool deflate_on_oom;         /* offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM */
 	bool free_page_reporting;    /* offer VIRTIO_BALLOON_F_REPORTING */
+	bool free_page_hinting;      /* offer VIRTIO_BALLOON_F_FREE_PAGE_HINT */
 	unsigned stats_interval_s;   /* 0: no statistics queue */
 };
 
@@ -27,7 +29,7 @@ struct balloon_stats {
 	uint32_t valid;
 	uint64_t value[BALLOON_NR_STATS];
 	uint64_t updates;            /* statistics buffers received */
-	uint64_t inflated_pages, deflated_pages, reported_bytes;
+	uint64_t inflated_pages, deflated_pages, reported_bytes, hinted_bytes;
 	uint64_t bad_pfns;           /* page frames or reports outside guest RAM, refused */
 };
 
@@ -46,5 +48,18 @@ int virtio_balloon_set_stats_interval(void *state, unsigned seconds)
 
 /* A copy of the balloon's state. Any thread. */
 void virtio_balloon_stats(void *state, struct balloon_stats *out);
+
+/* Free page hinting (§5.5.6.7), Firecracker's commands: a run asks the driver, through a new
+ * command id (2 and up) in the configuration space, to hint its free pages, which are given
+ * back to the host while the run lasts; the driver ends its hints with STOP (0), and the host
+ * ends the run with DONE (1), after which the driver takes its pages back. Any thread.
+ * start: a new run; with @ack_on_stop the device answers the driver's STOP with DONE itself.
+ * stop: DONE now. status: the last command the host sent and, when the driver sent one, its
+ * last (*@guest_set). Each returns 0, -EOPNOTSUPP when hinting was not configured, or -ENODEV
+ * while the driver is not running. */
+int virtio_balloon_hint_start(void *state, bool ack_on_stop) __attribute__((warn_unused_result));
+int virtio_balloon_hint_stop(void *state) __attribute__((warn_unused_result));
+int virtio_balloon_hint_status(void *state, uint32_t *host, uint32_t *guest, bool *guest_set)
+	__attribute__((warn_unused_result));
 
 #endif

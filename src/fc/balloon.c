@@ -3,6 +3,7 @@
  * fc_internal.h: configured before boot in the document, its target and statistics interval
  * changed after boot on the running device.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -115,4 +116,60 @@ void fc_get_balloon_stats(struct fc_request *rq)
 		if (s.valid & (1u << i))
 			json_object_set_new(out, names[i], json_integer((json_int_t)s.value[i]));
 	fc_reply_json(rq, out);
+}
+
+/* The hinting call's result as Firecracker words it; true when it succeeded. */
+static bool hinting_ok(struct fc_request *rq, int ret)
+{
+	if (ret == -EOPNOTSUPP)
+		fc_reply_fault(rq, "Balloon error: Free page hinting is not enabled for the balloon "
+			       "device.");
+	else if (ret)
+		fc_reply_fault(rq, "Balloon error: The balloon device is not active yet.");
+	return !ret;
+}
+
+/* PATCH /balloon/hinting/start ({"acknowledge_on_stop": bool}, true when left out; the body
+ * may be left out too) and /balloon/hinting/stop after boot. */
+void fc_patch_balloon_hinting(struct fc_request *rq)
+{
+	void *dev = vm_device_find(rq->api->vm, &virtio_balloon_class, NULL);
+	int ack = 1;
+	char err[300];
+
+	if (!balloon_or_fault(rq))
+		return;
+	if (!rq->sub || (strcmp(rq->sub, "start") && strcmp(rq->sub, "stop"))) {
+		fc_reply_fault(rq, "Invalid request method and/or path: PATCH balloon.");
+		return;
+	}
+	if (!strcmp(rq->sub, "start") && rq->body &&
+	    fc_unpack(rq->body, "", FC_FIELDS({ "acknowledge_on_stop", 'b', false, &ack }), err,
+		      sizeof(err))) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "%s", err);
+		return;
+	}
+	if (hinting_ok(rq, !dev ? -ENODEV : !strcmp(rq->sub, "start") ?
+				   virtio_balloon_hint_start(dev, ack) : virtio_balloon_hint_stop(dev)))
+		fc_reply_ok(rq);
+}
+
+/* GET /balloon/hinting/status: the host's last command and the guest's, when it sent one. */
+void fc_get_balloon_hinting(struct fc_request *rq)
+{
+	void *dev = vm_device_find(rq->api->vm, &virtio_balloon_class, NULL);
+	uint32_t host, guest;
+	bool guest_set;
+
+	if (!balloon_or_fault(rq))
+		return;
+	if (!rq->sub || strcmp(rq->sub, "status")) {
+		fc_reply_fault(rq, "Invalid request method and/or path: GET balloon.");
+		return;
+	}
+	if (hinting_ok(rq, dev ? virtio_balloon_hint_status(dev, &host, &guest, &guest_set) :
+				 -ENODEV))
+		fc_reply_json(rq, guest_set ? json_pack("{s:I, s:I}", "host_cmd", (json_int_t)host,
+							"guest_cmd", (json_int_t)guest)
+					    : json_pack("{s:I}", "host_cmd", (json_int_t)host));
 }

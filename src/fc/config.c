@@ -468,15 +468,13 @@ static int parse_balloon(json_t *o, struct fc_config *r, char *err, size_t errle
 		return fc_error(err, errlen, "%s\"amount_mib\": %lld is not in [0, %llu] (the guest's "
 				"memory)", where, (long long)mib,
 				(unsigned long long)(r->cfg.mem_bytes >> 20));
-	if (hinting)
-		return fc_error(err, errlen, "%s\"free_page_hinting\": true is not implemented by kiln "
-				"yet (free_page_reporting is)", where);
 	if (interval < 0 || interval > 86400)
 		return fc_error(err, errlen, "%s\"stats_polling_interval_s\": %lld is not in [0, 86400]",
 				where, (long long)interval);
 	r->balloon = (struct balloon_config){ .target_bytes = (uint64_t)mib << 20,
 						  .deflate_on_oom = deflate,
 						  .free_page_reporting = reporting,
+						  .free_page_hinting = hinting,
 						  .stats_interval_s = (unsigned)interval };
 	return fc_add(r, &virtio_balloon_class, &r->balloon, err, errlen);
 }

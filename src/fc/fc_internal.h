@@ -180,6 +180,7 @@ struct fc_api {
 struct fc_request {
 	struct fc_api *api;
 	const char *id;          /* the path's second segment, for routes that take one */
+	const char *sub;         /* the third ("start" in /balloon/hinting/start), or NULL */
 	json_t *body;            /* NULL for GET */
 	struct http_reply *reply;
 };
@@ -200,6 +201,7 @@ struct fc_route {
 struct fc_routed {
 	const struct fc_route *route; /* the route matched, or NULL; set also when it was refused */
 	const char *id;               /* the path's second segment (in segs), or NULL */
+	const char *sub;              /* its third (in segs), or NULL */
 	json_t *body;                 /* the parsed body (the caller's reference), or NULL */
 	char segs[256];               /* the path, split */
 };
@@ -308,6 +310,8 @@ void fc_patch_nic(struct fc_request *rq);              /* PATCH /network-interfa
 void fc_put_entropy(struct fc_request *rq);            /* PUT /entropy */
 void fc_put_serial(struct fc_request *rq);             /* PUT /serial */
 void fc_put_vsock(struct fc_request *rq);              /* PUT /vsock */
+void fc_get_balloon_hinting(struct fc_request *rq);   /* GET /balloon/hinting/status */
+void fc_patch_balloon_hinting(struct fc_request *rq); /* PATCH /balloon/hinting/start|stop */
 void fc_not_implemented(struct fc_request *rq);        /* Firecracker's, not kiln's yet */
 /* balloon.c: */
 void fc_put_balloon(struct fc_request *rq);            /* PUT /balloon */

@@ -63,9 +63,9 @@ static const struct fc_route routes[] = {
 	{ "PATCH", "mmds", NULL, FC_ANY, fc_patch_mmds, "mmds" },
 	{ "PUT", "vsock", NULL, FC_PRE_BOOT, fc_put_vsock, "vsock" },
 	{ "GET", "balloon", "statistics", FC_ANY, fc_get_balloon_stats, "balloon" },
-	/* Free page hinting (/balloon/hinting/start, status, stop): not built yet. */
-	{ "GET", "balloon", "hinting", FC_ANY, fc_not_implemented, "balloon" },
-	{ "PATCH", "balloon", "hinting", FC_ANY, fc_not_implemented, "balloon" },
+	/* Free page hinting: /balloon/hinting/start, /stop (PATCH) and /status (GET). */
+	{ "GET", "balloon", "hinting", FC_POST_BOOT, fc_get_balloon_hinting, "balloon" },
+	{ "PATCH", "balloon", "hinting", FC_POST_BOOT, fc_patch_balloon_hinting, "balloon" },
 	{ "PATCH", "balloon", "statistics", FC_POST_BOOT, fc_patch_balloon_stats, "balloon" },
 	{ "PUT", "balloon", NULL, FC_PRE_BOOT, fc_put_balloon, "balloon" },
 	{ "PATCH", "balloon", NULL, FC_POST_BOOT, fc_patch_balloon, "balloon" },
@@ -109,7 +109,7 @@ int fc_route_request(const char *method, const char *path, const char *body, siz
 {
 	bool get = !strcmp(method, "GET");
 	const struct fc_route *r = NULL;
-	char *tok0, *tok1 = NULL;
+	char *tok0, *tok1 = NULL, *tok2 = NULL;
 	const char *refusal;
 	json_error_t e;
 
@@ -119,7 +119,10 @@ int fc_route_request(const char *method, const char *path, const char *body, siz
 		tok0 = out->segs;
 		if ((tok1 = strchr(tok0, '/'))) {
 			*tok1++ = 0;
-			tok1[strcspn(tok1, "/")] = 0;
+			if ((tok2 = strchr(tok1, '/'))) {
+				*tok2++ = 0;
+				tok2[strcspn(tok2, "/")] = 0;
+			}
 		}
 		r = out->route = find_route(method, tok0, tok1);
 	} else {
@@ -131,7 +134,8 @@ int fc_route_request(const char *method, const char *path, const char *body, siz
 				tok0);
 	if (get && len)
 		return fc_error(err, errlen, "GET request cannot have a body.");
-	if (!get && !len)
+	/* Firecracker's one request whose body may be left out: a hinting run's start. */
+	if (!get && !len && !(r && r->tok1 && !strcmp(r->tok1, "hinting")))
 		return fc_error(err, errlen, "Empty %s request.", method);
 	if (!r)
 		return fc_error(err, errlen, "Invalid request method and/or path: %s %s.", method,
@@ -141,14 +145,15 @@ int fc_route_request(const char *method, const char *path, const char *body, siz
 	if (r->tok1 && !strcmp(r->tok1, "*") && !fc_valid_id(tok1, 64, "_"))
 		return fc_error(err, errlen, "API Resource IDs can only contain alphanumeric "
 				"characters and underscores.");
-	if (!get && !(out->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e)))
+	if (!get && len && !(out->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e)))
 		return fc_error(err, errlen, FC_ERR_DESERIALIZE "%s at line %d column %d.", e.text,
 				e.line, e.column);
-	if (!get && !json_is_object(out->body) && strcmp(r->tok0, "mmds"))
+	if (!get && len && !json_is_object(out->body) && strcmp(r->tok0, "mmds"))
 		return fc_error(err, errlen, FC_ERR_DESERIALIZE "expected a JSON object.");
 	if ((refusal = fc_route_refusal(r, booted)))
 		return fc_error(err, errlen, "%s", refusal);
 	out->id = tok1;
+	out->sub = tok2;
 	return 0;
 }
 
@@ -164,6 +169,7 @@ void fc_api_handle(void *opaque, const struct http_request *hr, struct http_repl
 		fc_reply_fault(&rq, "%s", err);
 	} else {
 		rq.id = routed.id;
+		rq.sub = routed.sub;
 		rq.body = routed.body;
 		routed.route->fn(&rq);
 	}

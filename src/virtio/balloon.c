@@ -7,9 +7,11 @@
  * guest (a fresh zero page). With VIRTIO_BALLOON_F_STATS_VQ the driver's statistics buffer is
  * kept and handed back every polling interval, which makes the driver refill it
  * (§5.5.6.3); VIRTIO_BALLOON_F_REPORTING (the free pages the guest reports are given back
- * too) and VIRTIO_BALLOON_F_DEFLATE_ON_OOM are offered when the user asks for them.
+ * too), VIRTIO_BALLOON_F_FREE_PAGE_HINT (runs started and stopped by the API: the pages hinted
+ * during a run are given back) and VIRTIO_BALLOON_F_DEFLATE_ON_OOM are offered when the user
+ * asks for them.
  *
- * Queues: inflate, deflate, then statistics and reporting when negotiated (a queue that is not
+ * Queues: inflate, deflate, then statistics, free page hints and reporting when negotiated (a queue that is not
  * negotiated takes no index, §5.5.2). The hostile guest: page frames outside guest RAM,
  * malformed statistics and reports are refused, counted and logged once.
  */
@@ -35,7 +37,12 @@ _Static_assert(BALLOON_NR_STATS == VIRTIO_BALLOON_S_NR, "balloon statistics");
 #define PAGE 4096u
 #define BIT(f) (1ull << (f))
 
-enum balloon_queue { Q_INFLATE, Q_DEFLATE, Q_STATS, Q_REPORTING, Q_NONE };
+enum balloon_queue { Q_INFLATE, Q_DEFLATE, Q_STATS, Q_HINT, Q_REPORTING, Q_NONE };
+
+/* Free page hint command ids (§5.5.6.7): 0 stops a run (the driver's last word), 1 ends it (the
+ * host's: the driver takes its pages back), 2 and up start one. */
+#define HINT_STOP 0u
+#define HINT_DONE 1u
 
 struct balloon {
 	struct virtio_dev dev;
@@ -47,6 +54,12 @@ struct balloon {
 	uint16_t stats_head;
 	struct balloon_stats stats;
 	struct log_once bad_pfn, bad_stats, discard_failed;
+	/* Free page hinting: the host's command is config.free_page_hint_cmd_id. */
+	uint32_t hint_last;       /* the last run's command id */
+	uint32_t hint_guest;      /* the driver's last command id, when hint_guest_set */
+	bool hint_guest_set;
+	bool hint_ack;            /* answer the driver's STOP with DONE */
+	bool hint_stopped;        /* the driver said STOP while serving the queue */
 };
 
 static struct balloon *to_b(struct virtio_dev *dev) { return dev->opaque; }
@@ -55,13 +68,16 @@ static struct balloon *to_b(struct virtio_dev *dev) { return dev->opaque; }
 static enum balloon_queue role(const struct virtio_dev *dev, unsigned q)
 {
 	bool stats = dev->driver_features & BIT(VIRTIO_BALLOON_F_STATS_VQ);
+	bool hint = dev->driver_features & BIT(VIRTIO_BALLOON_F_FREE_PAGE_HINT);
 	bool reporting = dev->driver_features & BIT(VIRTIO_BALLOON_F_REPORTING);
 
 	if (q < 2)
 		return (enum balloon_queue)q;
 	if (q == 2 && stats)
 		return Q_STATS;
-	if (reporting && q == 2u + stats)
+	if (hint && q == 2u + stats)
+		return Q_HINT;
+	if (reporting && q == 2u + stats + hint)
 		return Q_REPORTING;
 	return Q_NONE;
 }
@@ -162,6 +178,49 @@ static uint32_t b_report(struct virtio_dev *dev, const struct virtq_chain *c)
 	return 0;
 }
 
+/* Free page hints (§5.5.6.7): a chain is either the driver's command id (a 4-byte driver-written
+ * buffer) or free pages (device-writable buffers). Pages hinted for the run in progress are
+ * given back; hints for an older run, or after STOP or DONE, are not. */
+static uint32_t b_hint(struct virtio_dev *dev, const struct virtq_chain *c)
+{
+	struct balloon *b = to_b(dev);
+	uint32_t host = b->config.free_page_hint_cmd_id;
+
+	for (unsigned i = 0; i < c->nr_out; i++) {
+		uint8_t *p = c->iov[i].iov_base;
+
+		if (c->iov[i].iov_len != 4)
+			continue;
+		b->hint_guest = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+				(uint32_t)p[3] << 24;
+		b->hint_guest_set = true;
+		b->hint_stopped |= b->hint_guest == HINT_STOP || b->hint_guest == HINT_DONE;
+	}
+	for (unsigned i = c->nr_out; i < c->nr_out + c->nr_in; i++) {
+		uintptr_t start = (uintptr_t)c->iov[i].iov_base, len = c->iov[i].iov_len;
+		int ret;
+
+		if (host == HINT_STOP || host == HINT_DONE || !b->hint_guest_set || b->hint_guest != host)
+			continue; /* not part of the run in progress */
+		if ((start | len) % PAGE) {
+			b->stats.bad_pfns++;
+			continue;
+		}
+		ret = guest_mem_discard(dev->mem, (void *)start, len);
+		if (ret && log_once_first(&b->discard_failed))
+			log_warn("balloon: discarding hinted pages: %s", strerror(-ret));
+		b->stats.hinted_bytes += len;
+	}
+	return 0;
+}
+
+/* The host's command id becomes @cmd; the driver hears of it through a configuration change. */
+static void hint_command(struct balloon *b, uint32_t cmd)
+{
+	b->config.free_page_hint_cmd_id = cmd;
+	virtio_dev_config_changed(&b->dev);
+}
+
 /* The driver's statistics (§5.5.6.3): tag/value pairs; kept, and the buffer held until the
  * next poll. */
 static void take_stats(struct balloon *b)
@@ -210,6 +269,16 @@ static void b_queue_notify(struct virtio_dev *dev, unsigned q)
 	case Q_DEFLATE: virtio_dev_process(dev, q, b_deflate); break;
 	case Q_STATS: take_stats(to_b(dev)); break;
 	case Q_REPORTING: virtio_dev_process(dev, q, b_report); break;
+	case Q_HINT: {
+		struct balloon *b = to_b(dev);
+
+		b->hint_stopped = false;
+		virtio_dev_process(dev, q, b_hint);
+		if (b->hint_stopped && b->hint_ack && virtio_dev_live(dev) &&
+		    b->config.free_page_hint_cmd_id != HINT_DONE)
+			hint_command(b, HINT_DONE);
+		break;
+	}
 	case Q_NONE: break;
 	}
 }
@@ -282,6 +351,8 @@ static int b_load(struct virtio_dev *dev, struct snap_dec *d, uint32_t version, 
 	b->config = config;
 	b->stats_head = head;
 	b->stats_held = held;
+	/* The run in progress carries on; what the driver last said is not in the snapshot. */
+	b->hint_last = config.free_page_hint_cmd_id;
 	return 0;
 }
 
@@ -296,7 +367,7 @@ static void b_free(struct virtio_dev *dev)
 
 static const struct virtio_dev_ops balloon_ops = {
 	.device_id = VIRTIO_ID_BALLOON,
-	.nr_queues = 4,
+	.nr_queues = 5,
 	.queue_size = BALLOON_QUEUE_SIZE,
 	.pci_class = PCI_CLASS_CODE_UNCLASSIFIED,
 	.config_len = sizeof(struct virtio_balloon_config),
@@ -338,6 +409,57 @@ int virtio_balloon_set_stats_interval(void *state, unsigned seconds)
 	return 0;
 }
 
+/* The hinting entry points' common checks, under the lock. */
+static int hint_usable(struct balloon *b)
+{
+	if (!(b->dev.device_features & BIT(VIRTIO_BALLOON_F_FREE_PAGE_HINT)))
+		return -EOPNOTSUPP;
+	return virtio_dev_live(&b->dev) ? 0 : -ENODEV;
+}
+
+int virtio_balloon_hint_start(void *state, bool ack_on_stop)
+{
+	struct balloon *b = to_b(state);
+	int ret;
+
+	pthread_mutex_lock(&b->dev.lock);
+	ret = hint_usable(b);
+	if (!ret) {
+		b->hint_last = b->hint_last + 1 > HINT_DONE ? b->hint_last + 1 : HINT_DONE + 1;
+		b->hint_ack = ack_on_stop;
+		hint_command(b, b->hint_last);
+	}
+	pthread_mutex_unlock(&b->dev.lock);
+	return ret;
+}
+
+int virtio_balloon_hint_stop(void *state)
+{
+	struct balloon *b = to_b(state);
+	int ret;
+
+	pthread_mutex_lock(&b->dev.lock);
+	ret = hint_usable(b);
+	if (!ret)
+		hint_command(b, HINT_DONE);
+	pthread_mutex_unlock(&b->dev.lock);
+	return ret;
+}
+
+int virtio_balloon_hint_status(void *state, uint32_t *host, uint32_t *guest, bool *guest_set)
+{
+	struct balloon *b = to_b(state);
+	int ret;
+
+	pthread_mutex_lock(&b->dev.lock);
+	ret = b->dev.device_features & BIT(VIRTIO_BALLOON_F_FREE_PAGE_HINT) ? 0 : -EOPNOTSUPP;
+	*host = b->config.free_page_hint_cmd_id;
+	*guest = b->hint_guest;
+	*guest_set = b->hint_guest_set;
+	pthread_mutex_unlock(&b->dev.lock);
+	return ret;
+}
+
 void virtio_balloon_stats(void *state, struct balloon_stats *out)
 {
 	struct balloon *b = to_b(state);
@@ -371,6 +493,9 @@ static int b_create(struct dev_host *host, const void *config, unsigned index, v
 		b->dev.device_features |= BIT(VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
 	if (cfg->free_page_reporting)
 		b->dev.device_features |= BIT(VIRTIO_BALLOON_F_REPORTING);
+	if (cfg->free_page_hinting)
+		b->dev.device_features |= BIT(VIRTIO_BALLOON_F_FREE_PAGE_HINT);
+	b->hint_ack = true;
 	if (cfg->stats_interval_s) {
 		uint64_t ns = (uint64_t)cfg->stats_interval_s * 1000000000u;
 

@@ -2,7 +2,8 @@
 """virtio-balloon through Firecracker's API: the guest fills and frees memory, the host inflates
 the balloon and kiln's resident set drops by about the inflated size; statistics arrive at the
 configured interval; deflate_on_oom lets the guest take memory back under pressure; free page
-reporting returns what the guest frees without inflating; bad values are refused."""
+reporting and free page hinting return what the guest frees without inflating; bad values are
+refused."""
 import time
 
 import pytest
@@ -101,6 +102,33 @@ def test_free_page_reporting(kvm, kiln, bzimage, initrd, tmp_path):
             time.sleep(1)
         status, reply = call(sock, "GET", "/balloon/statistics")
         assert status == 400 and "not enabled" in reply["fault_message"], reply
+        assert sh.poweroff() == 0
+    finally:
+        sh.close()
+
+
+def test_free_page_hinting(kvm, kiln, bzimage, initrd, tmp_path):
+    """A hinting run (PATCH /balloon/hinting/start): the guest hints its free pages, kiln gives
+    them back, the guest says STOP and kiln answers DONE itself (acknowledge_on_stop's default);
+    the status follows each step."""
+    sh, sock = boot(kiln, bzimage, initrd, tmp_path,
+                    {"amount_mib": 0, "deflate_on_oom": False, "free_page_hinting": True})
+    try:
+        assert call(sock, "GET", "/balloon/hinting/status") == (200, {"host_cmd": 0})
+        sh.check("dd if=/dev/zero of=/fill/x bs=1M count=300 2>/dev/null && rm /fill/x", timeout=300)
+        full = rss_mib(sh.proc.pid)
+        assert call(sock, "PATCH", "/balloon/hinting/start", "") == (204, None)  # no body: ack on
+        deadline = time.monotonic() + 120
+        while call(sock, "GET", "/balloon/hinting/status")[1] != {"host_cmd": 1, "guest_cmd": 0}:
+            assert time.monotonic() < deadline, call(sock, "GET", "/balloon/hinting/status")
+            time.sleep(0.5)
+        assert full - rss_mib(sh.proc.pid) > 150, (full, rss_mib(sh.proc.pid))
+        # A second run gets the next command id; stop ends it whatever the guest said.
+        assert call(sock, "PATCH", "/balloon/hinting/start", {"acknowledge_on_stop": False}) == (204, None)
+        assert call(sock, "GET", "/balloon/hinting/status")[1]["host_cmd"] == 3
+        assert call(sock, "PATCH", "/balloon/hinting/stop", "") == (204, None)
+        assert call(sock, "GET", "/balloon/hinting/status")[1]["host_cmd"] == 1
+        sh.check("dd if=/dev/zero of=/fill/y bs=1M count=100 2>/dev/null && rm /fill/y", timeout=300)
         assert sh.poweroff() == 0
     finally:
         sh.close()

@@ -207,8 +207,8 @@ static const struct bad_doc bad_docs[] = {
 	  "\"balloon\": \"amount_mib\": 129 is not in [0, 128] (the guest's memory)"),
 	ROW("{" BOOT ", " MC "}, 'balloon': {'amount_mib': 129, 'deflate_on_oom': true}}",
 	  "\"balloon\": \"amount_mib\": 129 is not in [0, 128] (the guest's memory)"),
-	ROW("{" BOOT ", 'balloon': {'amount_mib': 1, 'deflate_on_oom': true, 'free_page_hinting': true}}",
-	  "\"balloon\": \"free_page_hinting\": true is not implemented by kiln yet (free_page_reporting is)"),
+	ROW("{" BOOT ", 'balloon': {'amount_mib': 1, 'deflate_on_oom': true, 'free_page_hinting': 'on'}}",
+	  "\"balloon\": \"free_page_hinting\": expected true or false"),
 	ROW("{" BOOT ", 'balloon': {'amount_mib': 1, 'deflate_on_oom': true, 'stats_polling_interval_s': -1}}",
 	  "\"balloon\": \"stats_polling_interval_s\": -1 is not in [0, 86400]"),
 	ROW("{" BOOT ", 'balloon': {'amount_mib': 1, 'deflate_on_oom': true, "

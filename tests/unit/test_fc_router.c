@@ -246,8 +246,8 @@ static const struct row rows[] = {
 	R("PUT", "/serial", "{'serial_out_path': '/s', 'rate_limiter': {'size': 1, 'refill_time': 1}}",
 	  400, "Serial config error: \"serial\": \"rate_limiter\": " NOT_IMPL),
 	R("PUT", "/serial", "{'path': '/s'}", 400, "Serial config error: \"serial\": unknown field \"path\""),
-	R("GET", "/balloon/hinting/status", NULL, 400, "This request is not implemented by kiln yet."),
-	R("PATCH", "/balloon/hinting/start", "{}", 400, "This request is not implemented by kiln yet."),
+	R("GET", "/balloon/hinting/status", NULL, 400, PRE_BOOT, .doc = BALLOON(0)),
+	R("PATCH", "/balloon/hinting/start", "{}", 400, PRE_BOOT, .doc = BALLOON(0)),
 	R("PUT", "/entropy", "{'rate_limiter': {'ops': {'size': 1}}}", 400,
 	  "Entropy device error: \"entropy\": \"rate_limiter\": \"ops\": \"refill_time\" is "
 	  "required"),
@@ -339,9 +339,11 @@ static const struct row rows[] = {
 	  "error: \"balloon\": \"amount_mib\": 100000 is not in [0, 128] (the guest's memory)"),
 	R("PUT", "/balloon", "{'amount_mib': 1}", 400,
 	  "Balloon config error: \"balloon\": \"deflate_on_oom\" is required"),
-	R("PUT", "/balloon", "{'amount_mib': 1, 'deflate_on_oom': true, 'free_page_hinting': true}", 400,
-	  "Balloon config error: \"balloon\": \"free_page_hinting\": true is not implemented by kiln "
-	  "yet (free_page_reporting is)"),
+	R("PUT", "/balloon", "{'amount_mib': 1, 'deflate_on_oom': true, 'free_page_hinting': 1}", 400,
+	  "Balloon config error: \"balloon\": \"free_page_hinting\": expected true or false"),
+	R("PUT", "/balloon", "{'amount_mib': 1, 'deflate_on_oom': true, 'free_page_hinting': true}", 204,
+	  NULL, .after = "'balloon':{'amount_mib':1,'deflate_on_oom':true,'stats_polling_interval_s':0,"
+	  "'free_page_hinting':true,"),
 	R("GET", "/balloon", NULL, 400, "Balloon error: No balloon device configured."),
 	R("GET", "/balloon", NULL, 200, NULL, .doc = BALLOON(5),
 	  .json = "{'amount_mib':64,'deflate_on_oom':true,'stats_polling_interval_s':5}"),
@@ -432,6 +434,15 @@ static const struct row rows[] = {
 	  .part = "Balloon error: \"amount_mib\": -1 is not in [0, ", .doc = BALLOON(0)),
 	H("PATCH", "/balloon/statistics", "{'stats_polling_interval_s': 1}", 400,
 	  "Balloon error: No balloon device configured."),
+	H("PATCH", "/balloon/hinting/start", "{}", 400, "Balloon error: No balloon device configured."),
+	H("PATCH", "/balloon/hinting/go", "{}", 400, "Invalid request method and/or path: PATCH balloon.",
+	  .doc = BALLOON(0)),
+	H("PATCH", "/balloon/hinting/start", "{'acknowledge_on_stop': 'yes'}", 400,
+	  DESER "\"acknowledge_on_stop\": expected true or false", .doc = BALLOON(0)),
+	H("PATCH", "/balloon/hinting/stop", "", 400,
+	  "Balloon error: The balloon device is not active yet.", .doc = BALLOON(0)),
+	H("GET", "/balloon/hinting/status", NULL, 400,
+	  "Balloon error: The balloon device is not active yet.", .doc = BALLOON(0)),
 	H("PATCH", "/balloon/statistics", "{}", 400, DESER "\"stats_polling_interval_s\" is required",
 	  .doc = BALLOON(5)),
 	H("PATCH", "/balloon/statistics", "{'stats_polling_interval_s': 1}", 400, "Balloon error: Cannot "
@@ -538,8 +549,8 @@ static const struct {
 	{ "PATCH", "mmds", NULL, FC_ANY, "mmds" },
 	{ "PUT", "vsock", NULL, FC_PRE_BOOT, "vsock" },
 	{ "GET", "balloon", "statistics", FC_ANY, "balloon" },
-	{ "GET", "balloon", "hinting", FC_ANY, "balloon" },
-	{ "PATCH", "balloon", "hinting", FC_ANY, "balloon" },
+	{ "GET", "balloon", "hinting", FC_POST_BOOT, "balloon" },
+	{ "PATCH", "balloon", "hinting", FC_POST_BOOT, "balloon" },
 	{ "PATCH", "balloon", "statistics", FC_POST_BOOT, "balloon" },
 	{ "PUT", "balloon", NULL, FC_PRE_BOOT, "balloon" },
 	{ "PATCH", "balloon", NULL, FC_POST_BOOT, "balloon" },
@@ -774,7 +785,8 @@ static bool run_row(const struct row *r, size_t i, const struct fc_route **route
 		write_file("metrics", "", 0);
 		before = state(api);
 		if (r->handler) {
-			struct fc_request rq = { .api = api, .id = routed.id, .body = routed.body,
+			struct fc_request rq = { .api = api, .id = routed.id, .sub = routed.sub,
+						 .body = routed.body,
 						 .reply = &reply };
 
 			assert_int_equal(ret, 0);
