@@ -54,6 +54,7 @@ struct net_config {
 	bool restrict_guest;        /* NET_USER: restrict=on, only hostfwd (QEMU's option) */
 	bool no_host_loopback;      /* NET_USER: host-loopback=off, 10.0.2.2 is not the host's lo */
 	unsigned max_flows;         /* NET_USER: the guest's flows (host sockets) at once; 0: 512 */
+	uint16_t mtu;               /* offered to the guest (VIRTIO_NET_F_MTU), 68..65535; 0: none */
 	struct rate_limit rx_limit; /* frames to the guest: bytes (without the virtio header), frames */
 	struct rate_limit tx_limit; /* frames from the guest, likewise; all zero: no limit */
 };

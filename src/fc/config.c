@@ -340,8 +340,13 @@ static int parse_nics(json_t *a, struct fc_config *r, char *err, size_t errlen)
 		if (!fc_valid_id(n->id, 64, "_"))
 			return fc_error(err, errlen, "%s\"iface_id\": \"%s\" is not 1-64 of A-Z a-z "
 					"0-9 _", where, n->id);
-		if (unimplemented(mtu, where, "mtu", err, errlen))
-			return -EINVAL;
+		if (mtu && !json_is_null(mtu)) {
+			if (!json_is_integer(mtu) || json_integer_value(mtu) < 68 ||
+			    json_integer_value(mtu) > 65535)
+				return fc_error(err, errlen, "%s\"mtu\": not an MTU in [68, 65535]",
+						where);
+			n->mtu = (uint16_t)json_integer_value(mtu);
+		}
 		snprintf(at, sizeof(at), "%s\"rx_rate_limiter\": ", where);
 		if (fc_parse_rate_limit(rx, at, &n->rx_limit, err, errlen))
 			return -EINVAL;

@@ -290,7 +290,7 @@ static const struct virtio_dev_ops net_ops = {
 	.nr_queues = 2,
 	.queue_size = NET_QUEUE_SIZE,
 	.pci_class = PCI_CLASS_CODE_ETHERNET,
-	.config_len = offsetof(struct virtio_net_config, mtu),
+	.config_len = offsetof(struct virtio_net_config, mtu) + sizeof(uint16_t),
 	.features = BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS) | BIT(VIRTIO_NET_F_MRG_RXBUF) |
 		    NET_OFFLOADS,
 	.read_config = net_read_config,
@@ -346,6 +346,10 @@ static int net_create(struct dev_host *host, const void *config, unsigned index,
 	if (!dev)
 		return error_set(e, ERROR_RUNTIME, "%s: out of memory", name);
 	snprintf(to_net(dev)->name, sizeof(to_net(dev)->name), "%s", name);
+	if (cfg->mtu) { /* §5.1.4: the driver uses it as its MTU (VIRTIO_NET_F_MTU) */
+		to_net(dev)->config.mtu = cfg->mtu;
+		dev->device_features |= BIT(VIRTIO_NET_F_MTU);
+	}
 	rate_limiter_init(&to_net(dev)->rx_limiter, &cfg->rx_limit, host->loop, host, net_rx_unblocked,
 			  dev->opaque);
 	rate_limiter_init(&to_net(dev)->tx_limiter, &cfg->tx_limit, host->loop, host, net_tx_unblocked,

@@ -52,7 +52,7 @@ def test_drive_nic_and_entropy_limits_with_patch(kvm, kiln, bzimage, initrd, net
         "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},
         "drives": [{"drive_id": "data", "path_on_host": str(data), "is_root_device": False,
                     "rate_limiter": {"bandwidth": bucket(MIB)}}],
-        "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "ktap0",
+        "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "ktap0", "mtu": 1400,
                                 "tx_rate_limiter": {"bandwidth": bucket(256 * KIB)},
                                 "rx_rate_limiter": {"bandwidth": bucket(256 * KIB)}}],
         "entropy": {"rate_limiter": {"bandwidth": bucket(4 * KIB)}},
@@ -88,6 +88,7 @@ def test_drive_nic_and_entropy_limits_with_patch(kvm, kiln, bzimage, initrd, net
         # NIC, guest to host: 1 MiB at 256 KiB/s, timed by the receiver from its first byte.
         sh.check("ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up && "
                  "head -c 1048576 /dev/urandom > /tmp/tx")
+        assert "\n1400" in "\n" + sh.check("cat /sys/class/net/eth0/mtu")  # "mtu" reached the guest
         recv = subprocess.Popen(in_ns(netns, sys.executable, HERE / "nethelp.py", "recv", "10.9.0.1", 5002),
                                 stdout=subprocess.PIPE, text=True)
         try:

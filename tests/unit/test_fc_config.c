@@ -146,8 +146,10 @@ static const struct bad_doc bad_docs[] = {
 	  "'guest_mac': '01:00:00:00:00:01'}]}",
 	  "\"network-interfaces\"[0]: \"guest_mac\": \"01:00:00:00:00:01\" is not a unicast MAC address "
 	  "like 06:00:AC:10:00:02"),
-	ROW("{" BOOT ", 'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0', 'mtu': 9000}]}",
-	  "\"network-interfaces\"[0]: \"mtu\": " NOT_IMPL),
+	ROW("{" BOOT ", 'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0', 'mtu': 67}]}",
+	  "\"network-interfaces\"[0]: \"mtu\": not an MTU in [68, 65535]"),
+	ROW("{" BOOT ", 'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0', 'mtu': '9000'}]}",
+	  "\"network-interfaces\"[0]: \"mtu\": not an MTU in [68, 65535]"),
 	ROW("{" BOOT ", 'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0', "
 	  "'rx_rate_limiter': {'ops': 5}}]}",
 	  "\"network-interfaces\"[0]: \"rx_rate_limiter\": \"ops\": expected an object"),
@@ -417,7 +419,7 @@ static void test_devices(void **state)
 	json_decref(root);
 
 	assert_int_equal(parse("{" BOOT ", 'network-interfaces': [" NIC("eth0") ", {'iface_id': 'eth1', "
-			       "'host_dev_name': 'tap1', 'guest_mac': '06:00:AC:10:00:02', 'mtu': null}, "
+			       "'host_dev_name': 'tap1', 'guest_mac': '06:00:AC:10:00:02', 'mtu': 9000}, "
 			       NIC("eth2") "], 'mmds-config': {'network_interfaces': ['eth2', 'eth1']}, "
 			       "'vsock': {'guest_cid': 4294967294, 'uds_path': '/v', 'vsock_id': 'x'}, "
 			       "'balloon': {'amount_mib': 128, 'deflate_on_oom': true, "
@@ -433,6 +435,8 @@ static void test_devices(void **state)
 	assert_false(c.net[0].mac_set);
 	assert_true(c.net[1].mac_set);
 	assert_memory_equal(c.net[1].mac, ((uint8_t[]){ 0x06, 0, 0xac, 0x10, 0, 2 }), 6);
+	assert_int_equal(c.net[0].mtu, 0);
+	assert_int_equal(c.net[1].mtu, 9000);
 	assert_int_equal(c.mmds_nics, 0x6); /* eth1 and eth2 */
 	assert_int_equal(c.vsock.guest_cid, 4294967294u);
 	assert_string_equal(c.vsock.uds_path, "/v");

@@ -236,8 +236,8 @@ static const struct row rows[] = {
 	  "'guest_mac': '01:00:00:00:00:01'}", 400,
 	  "Network config error: \"network-interfaces\"[0]: \"guest_mac\": \"01:00:00:00:00:01\" is not "
 	  "a unicast MAC address like 06:00:AC:10:00:02"),
-	R("PUT", "/network-interfaces/eth0", "{'iface_id': 'eth0', 'host_dev_name': 'tap0', 'mtu': 9000}",
-	  400, "Network config error: \"network-interfaces\"[0]: \"mtu\": " NOT_IMPL),
+	R("PUT", "/network-interfaces/eth0", "{'iface_id': 'eth0', 'host_dev_name': 'tap0', 'mtu': 65536}",
+	  400, "Network config error: \"network-interfaces\"[0]: \"mtu\": not an MTU in [68, 65535]"),
 	R("PATCH", "/network-interfaces/eth0", "{'iface_id': 'eth0'}", 400, PRE_BOOT),
 
 	/* PUT /entropy, /vsock, /cpu-config */
