@@ -5,8 +5,8 @@
  * Owns: the filters, one per thread category, written in Firecracker's seccompiler JSON format
  * (its docs/seccompiler.md: per category a "default_action", a "filter_action" and "filter", a
  * list of rules naming a system call and, optionally, "args" conditions, all of which must
- * hold). kiln's own filters are src/seccomp/x86_64.json, built into the binary; --seccomp-filter
- * FILE replaces them. The main thread (event loop, API, device host sides) installs the "vmm"
+ * hold). kiln's own filters are src/seccomp/x86_64.json, compiled into BPF when kiln is built
+ * (nothing is parsed or compiled at start); --seccomp-filter FILE replaces them. The main thread (event loop, API, device host sides) installs the "vmm"
  * filter before it reads anything a client or guest sends; every thread it creates starts with
  * that filter and adds its own category's on top (filters stack: the stricter answer wins).
  * Compiling adds one rule to every filter: clone3 fails with ENOSYS, so glibc makes threads
@@ -31,8 +31,7 @@ enum seccomp_thread {
 
 struct seccomp_filters;
 
-/* Compile the filters of the JSON file at @path, or kiln's own when @path is NULL, for this
- * machine's architecture. Returns 0 with *out set (release with seccomp_filters_free()), or
+/* Compile the filters of the JSON file at @path for this machine's architecture. Returns 0 with *out set (release with seccomp_filters_free()), or
  * -EINVAL with @e naming the file, the category and the rule at fault (ERROR_USAGE), -ENOMEM
  * or -EIO (ERROR_RUNTIME). */
 int seccomp_filters_load(const char *path, struct seccomp_filters **out, struct error *e)
@@ -42,6 +41,20 @@ int seccomp_filters_load(const char *path, struct seccomp_filters **out, struct 
 int seccomp_filters_parse(const char *text, size_t len, const char *name,
 			  struct seccomp_filters **out, struct error *e)
 	__attribute__((warn_unused_result));
+
+/* kiln's own filters, compiled when kiln was built. Returns 0 with *out set, or -ENOMEM. */
+int seccomp_filters_builtin(struct seccomp_filters **out) __attribute__((warn_unused_result));
+
+struct sock_fprog;
+
+/* Filters made of BPF programs @prog[SECCOMP_THREADS] (copied), one per category. Returns 0 or
+ * -ENOMEM. */
+int seccomp_filters_from_bpf(const struct sock_fprog *prog,
+			     struct seccomp_filters **out) __attribute__((warn_unused_result));
+
+/* Category @t's BPF program in @f (borrowed). */
+const struct sock_fprog *seccomp_filters_prog(const struct seccomp_filters *f,
+					      enum seccomp_thread t);
 
 void seccomp_filters_free(struct seccomp_filters *f);
 

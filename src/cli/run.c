@@ -29,7 +29,11 @@ int cli_sandbox_start(const struct cli_sandbox *s, const char *who)
 
 	if (s->off)
 		return 0;
-	if (seccomp_filters_load(s->filter, &f, &e)) {
+	if (!s->filter && seccomp_filters_builtin(&f)) {
+		fprintf(stderr, "%s: seccomp: out of memory\n", who);
+		return KILN_EXIT_RUNTIME;
+	}
+	if (s->filter && seccomp_filters_load(s->filter, &f, &e)) {
 		fprintf(stderr, "%s: --seccomp-filter: %s\n", who, e.msg);
 		return e.kind == ERROR_USAGE ? KILN_EXIT_USAGE : KILN_EXIT_RUNTIME;
 	}

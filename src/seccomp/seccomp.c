@@ -2,8 +2,9 @@
 /* seccomp — per-thread system call filters, see include/kiln/seccomp.h.
  *
  * A filter file is parsed with jansson, each category compiled with libseccomp into a BPF
- * program once, at start; threads install the program themselves (seccomp(2) without TSYNC:
- * the calling thread only).
+ * program once; kiln's own file is compiled at build time (src/seccomp/bpfgen.c), a
+ * --seccomp-filter file at start. Threads install the program themselves (seccomp(2) without
+ * TSYNC: the calling thread only).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,9 +23,6 @@
 
 #include "kiln/log.h"
 #include "kiln/seccomp.h"
-
-/* kiln's own filters (src/seccomp/x86_64.json, made into a C string at build time). */
-extern const char seccomp_default_json[];
 
 struct seccomp_filters {
 	struct sock_fprog prog[SECCOMP_THREADS];
@@ -290,11 +288,35 @@ int seccomp_filters_load(const char *path, struct seccomp_filters **out, struct 
 {
 	json_error_t je;
 
-	if (!path)
-		return seccomp_filters_parse(seccomp_default_json, strlen(seccomp_default_json),
-					     "kiln's built-in seccomp filters", out, e);
 	return compile_document(json_load_file(path, JSON_REJECT_DUPLICATES, &je), &je, path, out,
 				e);
+}
+
+int seccomp_filters_from_bpf(const struct sock_fprog *prog, struct seccomp_filters **out)
+{
+	struct seccomp_filters *f = calloc(1, sizeof(*f));
+
+	for (unsigned t = 0; f && t < SECCOMP_THREADS; t++) {
+		size_t size = prog[t].len * sizeof(struct sock_filter);
+
+		f->prog[t].len = prog[t].len;
+		f->prog[t].filter = malloc(size);
+		if (!f->prog[t].filter) {
+			seccomp_filters_free(f);
+			return -ENOMEM;
+		}
+		memcpy(f->prog[t].filter, prog[t].filter, size);
+	}
+	if (!f)
+		return -ENOMEM;
+	*out = f;
+	return 0;
+}
+
+const struct sock_fprog *seccomp_filters_prog(const struct seccomp_filters *f,
+					      enum seccomp_thread t)
+{
+	return &f->prog[t];
 }
 
 int seccomp_filters_parse(const char *text, size_t len, const char *name,
