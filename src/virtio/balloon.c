@@ -157,24 +157,28 @@ static uint32_t b_deflate(struct virtio_dev *dev, const struct virtq_chain *c)
 
 /* Free page reporting (§5.5.6.5): each buffer is a range of free guest pages, handed over
  * device-writable; the device may discard their contents. */
+/* Give back the free pages of device-writable buffer @iov (already checked to be guest RAM);
+ * whole pages only. Returns the bytes given back. */
+static uint64_t give_back(struct balloon *b, const struct iovec *iov)
+{
+	int ret;
+
+	if (((uintptr_t)iov->iov_base | iov->iov_len) % PAGE) {
+		b->stats.bad_pfns++;
+		return 0;
+	}
+	ret = guest_mem_discard(b->dev.mem, iov->iov_base, iov->iov_len);
+	if (ret && log_once_first(&b->discard_failed))
+		log_warn("balloon: discarding free pages: %s", strerror(-ret));
+	return iov->iov_len;
+}
+
 static uint32_t b_report(struct virtio_dev *dev, const struct virtq_chain *c)
 {
 	struct balloon *b = to_b(dev);
 
-	for (unsigned i = c->nr_out; i < c->nr_out + c->nr_in; i++) {
-		uintptr_t start = (uintptr_t)c->iov[i].iov_base, len = c->iov[i].iov_len;
-		int ret;
-
-		/* The chain's buffers are already checked to be guest RAM; whole pages only. */
-		if ((start | len) % PAGE) {
-			b->stats.bad_pfns++;
-			continue;
-		}
-		ret = guest_mem_discard(dev->mem, (void *)start, len);
-		if (ret && log_once_first(&b->discard_failed))
-			log_warn("balloon: discarding reported pages: %s", strerror(-ret));
-		b->stats.reported_bytes += len;
-	}
+	for (unsigned i = c->nr_out; i < c->nr_out + c->nr_in; i++)
+		b->stats.reported_bytes += give_back(b, &c->iov[i]);
 	return 0;
 }
 
@@ -196,21 +200,10 @@ static uint32_t b_hint(struct virtio_dev *dev, const struct virtq_chain *c)
 		b->hint_guest_set = true;
 		b->hint_stopped |= b->hint_guest == HINT_STOP || b->hint_guest == HINT_DONE;
 	}
-	for (unsigned i = c->nr_out; i < c->nr_out + c->nr_in; i++) {
-		uintptr_t start = (uintptr_t)c->iov[i].iov_base, len = c->iov[i].iov_len;
-		int ret;
-
-		if (host == HINT_STOP || host == HINT_DONE || !b->hint_guest_set || b->hint_guest != host)
-			continue; /* not part of the run in progress */
-		if ((start | len) % PAGE) {
-			b->stats.bad_pfns++;
-			continue;
-		}
-		ret = guest_mem_discard(dev->mem, (void *)start, len);
-		if (ret && log_once_first(&b->discard_failed))
-			log_warn("balloon: discarding hinted pages: %s", strerror(-ret));
-		b->stats.hinted_bytes += len;
-	}
+	if (host == HINT_STOP || host == HINT_DONE || !b->hint_guest_set || b->hint_guest != host)
+		return 0; /* not part of the run in progress */
+	for (unsigned i = c->nr_out; i < c->nr_out + c->nr_in; i++)
+		b->stats.hinted_bytes += give_back(b, &c->iov[i]);
 	return 0;
 }
 
