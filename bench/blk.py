@@ -13,17 +13,20 @@ The images live in a tmpfs (inside scripts/kvm-box that is the only local filesy
 no O_DIRECT: QEMU runs with cache=writeback instead of cache=none and host fio is buffered; the
 guests use O_DIRECT on their virtual disks either way. Times in the box are emulator times; only
 the ratios carry over. kiln runs with its seccomp filters and again with --no-seccomp: the
-kiln/noseccomp column is what the filters cost. Run with `scripts/bench blk`.
+kiln/kiln-noseccomp ratio is what the filters cost. Every figure is the median of --runs runs
+(default 5) interleaved across the VMMs, with its min-max; a failed repetition is reported and
+run again (bench/common.py). Run with `scripts/bench blk`.
 """
 import argparse
 import os
 import pathlib
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from common import RepetitionFailed, interleaved, table
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEBIAN = ROOT / ".cache/rootfs"
@@ -84,8 +87,8 @@ def run_until(cmd, marker, timeout):
             rest, _ = proc.communicate()
         seen += rest or b""
     if when is None:
-        sys.exit(f"blk bench: {cmd[0]} never printed {marker!r}; output tail:\n"
-                 f"{seen.decode(errors='replace')[-2000:]}")
+        raise RepetitionFailed(f"{cmd[0]} never printed {marker!r}; output tail:\n"
+                               f"{seen.decode(errors='replace')[-2000:]}")
     return when, seen.decode(errors="replace")
 
 
@@ -98,7 +101,7 @@ def guest_fio(vmm, root, data):
         if len(words) == 5 and words[0] == "KILN-FIO":
             results[words[1]] = fio_metric(*words[1:])
     if len(results) != len(JOBS):
-        sys.exit(f"blk bench: {vmm}: fio results missing; output tail:\n{out[-2000:]}")
+        raise RepetitionFailed(f"{vmm}: fio results missing; output tail:\n{out[-2000:]}")
     return results
 
 
@@ -117,7 +120,7 @@ def host_fio(data):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=1, help="repetitions of each measurement")
+    ap.add_argument("--runs", type=int, default=5, help="repetitions of each measurement")
     ap.add_argument("--tmp", default=None, help="directory for the images (default: a tmpfs dir)")
     ap.add_argument("--only", choices=("fio", "boot"), help="run one half of the benchmark")
     args = ap.parse_args()
@@ -131,41 +134,29 @@ def main():
             block = b"\x5a" * (1 << 20)
             for _ in range(DATA_MIB):
                 f.write(block)
-        rows = {}
+        units = {"randread": "IOPS", "seqread": "MiB/s", "seqwrite": "MiB/s"}
         if args.only != "boot":
-            # Interleaved (host, kiln, kiln-noseccomp, qemu, then again): drift hits all alike.
-            who_all = ("host", "kiln", "kiln-noseccomp", "qemu")
-            samples = {who: [] for who in who_all}
-            for _ in range(args.runs):
-                for who in who_all:
-                    samples[who].append(host_fio(data) if who == "host"
-                                        else guest_fio(who, root, data))
-                    print(f"fio {who}: {samples[who][-1]}", flush=True)
-            for who in who_all:
-                rows[who] = {n: statistics.median(s[n] for s in samples[who]) for n, *_ in JOBS}
-        boot = {}
+            def fio(who):
+                result = host_fio(data) if who == "host" else guest_fio(who, root, data)
+                print(f"fio {who}: {result}", flush=True)
+                return result
+
+            runs = interleaved(("host", "kiln", "kiln-noseccomp", "qemu"), fio, args.runs)
+            table(f"blk benchmark, fio: {args.runs} runs each, interleaved; median [min-max]",
+                  {f"{name} ({units[name]})": {who: [r[name] for r in rs] for who, rs in runs.items()}
+                   for name, *_ in JOBS}, fmt="{:.0f}", higher_is_better=True)
         if args.only != "fio":
-            times = {vmm: [] for vmm in ("kiln", "kiln-noseccomp", "qemu")}
-            for _ in range(args.runs):
-                for vmm in times:
-                    times[vmm].append(run_until(vmm_command(vmm, root, None,
-                                                            "console=ttyS0 root=/dev/vda ro"),
-                                                "login:", 400)[0])
-                    print(f"boot {vmm}: {times[vmm][-1]:.1f} s", flush=True)
-            boot = {vmm: statistics.median(t) for vmm, t in times.items()}
+            def boot(vmm):
+                t = run_until(vmm_command(vmm, root, None, "console=ttyS0 root=/dev/vda ro"),
+                              "login:", 400)[0]
+                print(f"boot {vmm}: {t:.1f} s", flush=True)
+                return t
+
+            table(f"blk benchmark, Debian boot: {args.runs} runs each, interleaved",
+                  {"Debian boot to login (s)": interleaved(("kiln", "kiln-noseccomp", "qemu"), boot,
+                                                          args.runs)})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'metric':<26}{'host':>10}{'kiln':>10}{'noseccomp':>10}{'qemu':>10}{'kiln/host':>11}"
-          f"{'kiln/qemu':>11}{'kiln/noseccomp':>16}")
-    units = {"randread": "IOPS", "seqread": "MiB/s", "seqwrite": "MiB/s"}
-    for name, *_ in JOBS if rows else []:
-        h, k, n, q = (rows[w][name] for w in ("host", "kiln", "kiln-noseccomp", "qemu"))
-        print(f"{name + ' (' + units[name] + ')':<26}{h:>10.0f}{k:>10.0f}{n:>10.0f}{q:>10.0f}"
-              f"{k / h:>11.2f}{k / q:>11.2f}{k / n:>16.3f}")
-    if boot:
-        k, n, q = boot["kiln"], boot["kiln-noseccomp"], boot["qemu"]
-        print(f"{'Debian boot to login (s)':<26}{'':>10}{k:>10.1f}{n:>10.1f}{q:>10.1f}"
-              f"{'':>11}{k / q:>11.2f}{k / n:>16.3f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ initramfs, side by side in one run. Reports medians and kiln/QEMU ratios of
   - VMM overhead memory: resident set minus the resident part of the guest RAM mapping
 
 kiln runs twice, with its seccomp filters (as always by default) and with --no-seccomp: the
-kiln/noseccomp column is what the filters cost.
+kiln/kiln-noseccomp ratio is what the filters cost. Every figure is the median of --runs runs
+(default 5) interleaved across the VMMs, with its min-max (bench/common.py).
 
 Run it where /dev/kvm works: `scripts/bench` (it uses scripts/kvm-box on hosts without hardware
 KVM). Times measured in the box are emulator times; only the ratios carry over.
@@ -18,11 +19,12 @@ import argparse
 import os
 import pathlib
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from common import RepetitionFailed, interleaved, table
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KERNEL = ROOT / ".cache/kernel/cloud/vmlinuz"
@@ -137,33 +139,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    # Interleaved (kiln, kiln-noseccomp, QEMU, ..., then again): drift in a shared machine hits
-    # every VMM alike.
     cmds = vmm_commands()
-    runs = {name: [] for name in cmds}
-    first = {name: [] for name in cmds}
-    for _ in range(args.runs):
-        for name, cmd in cmds.items():
-            runs[name].append(one_run(cmd))
-            first[name].append(first_kvm_run_ms(cmd))
-    results = {}
-    for name in cmds:
-        results[name] = {
-            "first KVM_RUN ms (strace)": statistics.median(first[name]),
-            "to /init ms": statistics.median(r[0] for r in runs[name]),
-            "cpu ms to /init": statistics.median(r[1] for r in runs[name]),
-            "VMM overhead KiB": statistics.median(r[2] for r in runs[name]),
-        }
-    metrics = list(next(iter(results.values())))
-    print(f"boot benchmark: {args.runs} runs each, interleaved, medians; kernel {KERNEL.name}, {MEM_MIB} MiB, 1 vCPU")
-    print(f"{'metric':28}" + "".join(f"{n:>16}" for n in results) +
-          "".join(f"{'kiln/' + n.split('-')[1]:>16}" for n in results if n != "kiln"))
-    for m in metrics:
-        row = f"{m:28}" + "".join(f"{results[n][m]:16.1f}" for n in results)
-        for n in results:
-            if n != "kiln":
-                row += f"{results['kiln'][m] / results[n][m]:16.3f}"
-        print(row)
+
+    def measure(name):
+        try:
+            return one_run(cmds[name]) + (first_kvm_run_ms(cmds[name]),)
+        except RuntimeError as e:
+            raise RepetitionFailed(e) from e
+
+    runs = interleaved(list(cmds), measure, args.runs)
+    metrics = ["to /init ms", "cpu ms to /init", "VMM overhead KiB", "first KVM_RUN ms (strace)"]
+    samples = {m: {name: [r[i] for r in runs[name]] for name in cmds} for i, m in enumerate(metrics)}
+    table(f"boot benchmark: {args.runs} runs each, interleaved; median [min-max]; kernel "
+          f"{KERNEL.name}, {MEM_MIB} MiB, 1 vCPU", samples)
     return 0
 
 
