@@ -52,6 +52,8 @@ struct vm_config {
 	const char *initrd_path;     /* NULL: none */
 	const char *cmdline;
 	unsigned nr_cpus;
+	bool smt;                    /* two threads per core (Firecracker's smt): nr_cpus must be
+					1 or even */
 	uint64_t mem_bytes;
 	enum vm_transport transport; /* how virtio devices attach */
 	unsigned nr_devices;

@@ -64,7 +64,8 @@ static int check_kvm(struct vm *vm, const struct vm_config *cfg, struct error *e
 	return 0;
 }
 
-/* Limits that need no KVM: CPU count (xAPIC MADT) and memory against the host's RAM. */
+/* Limits that need no KVM: CPU count (xAPIC MADT; whole cores with SMT) and memory against
+ * the host's RAM. */
 static int check_limits(const struct vm_config *cfg, struct error *e)
 {
 	uint64_t host = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
@@ -72,6 +73,9 @@ static int check_limits(const struct vm_config *cfg, struct error *e)
 	if (cfg->nr_cpus == 0 || cfg->nr_cpus > KILN_MAX_CPUS)
 		return vm_fail(e, VM_INPUT_CPUS, ERROR_USAGE, "%u vCPUs is outside 1..%d",
 			       cfg->nr_cpus, KILN_MAX_CPUS);
+	if (cfg->smt && cfg->nr_cpus > 1 && cfg->nr_cpus % 2)
+		return vm_fail(e, VM_INPUT_CPUS, ERROR_USAGE, "%u vCPUs with SMT (two threads per "
+			       "core): the count must be 1 or even", cfg->nr_cpus);
 	if (cfg->mem_bytes < KILN_MIN_MEM)
 		return vm_fail(e, VM_INPUT_MEMORY, ERROR_USAGE,
 			       "%" PRIu64 " MiB of memory is less than the %llu MiB minimum",
@@ -188,6 +192,7 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->uffd = vm->uffd_sock = -1;
 	vm->loop = loop;
 	vm->nr_cpus = cfg->nr_cpus;
+	vm->smt = cfg->smt;
 	clock_gettime(CLOCK_MONOTONIC, &made);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &made_cpu);
 	bus_init(&vm->pio, "port");

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests for per-vCPU CPUID topology. */
+/* Unit tests for per-vCPU CPUID topology: one thread per core, and SMT (two threads per
+ * core, Firecracker's smt) for 1, 2, 4 and 6 vCPUs; the entries x86_cpuid_prepare() adds. */
+#include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +23,28 @@ static struct kvm_cpuid_entry2 *find(struct kvm_cpuid2 *t, uint32_t fn, uint32_t
 	return NULL;
 }
 
+#define CPUS(n) (&(const struct x86_cpu_topology){ .nr_cpus = (n) })
+#define SMT(n) (&(const struct x86_cpu_topology){ .nr_cpus = (n), .smt = true })
+
+static bool has(struct kvm_cpuid2 *t, uint32_t fn, uint32_t idx)
+{
+	for (unsigned i = 0; i < t->nent; i++)
+		if (t->entries[i].function == fn && t->entries[i].index == idx)
+			return true;
+	return false;
+}
+
+/* @n entries into a table with room for @room; caller frees. */
+static struct kvm_cpuid2 *table(const struct kvm_cpuid_entry2 *e, unsigned n, unsigned room)
+{
+	struct kvm_cpuid2 *t = calloc(1, sizeof(*t) + room * sizeof(t->entries[0]));
+
+	assert_non_null(t);
+	t->nent = n;
+	memcpy(t->entries, e, n * sizeof(*e));
+	return t;
+}
+
 /* A CPUID table shaped like KVM_GET_SUPPORTED_CPUID's on a 16-thread host; caller frees. */
 static struct kvm_cpuid2 *fill(void)
 {
@@ -35,12 +60,23 @@ static struct kvm_cpuid2 *fill(void)
 		{ .function = 0x8000001e, .eax = 7, .ebx = 0x103, .ecx = 0x100 },
 	};
 
-	struct kvm_cpuid2 *t = calloc(1, sizeof(*t) + sizeof(host));
+	return table(host, sizeof(host) / sizeof(host[0]), sizeof(host) / sizeof(host[0]));
+}
 
-	assert_non_null(t);
-	t->nent = sizeof(host) / sizeof(host[0]);
-	memcpy(t->entries, host, sizeof(host));
-	return t;
+/* What a newer KVM gives on an AMD host without TopologyExtensions (QEMU's qemu64): leaf 0xB
+ * with subleaf 0 only, extended leaves up to 0x80000008; room for 4 more entries. */
+static struct kvm_cpuid2 *fill_amd(void)
+{
+	static const struct kvm_cpuid_entry2 host[] = {
+		{ .function = 0, .eax = 0xd, .ebx = 0x68747541, .ecx = 0x444d4163, .edx = 0x69746e65 },
+		{ .function = 1, .eax = 0x00060fb1, .ebx = 0x00000800 },
+		{ .function = 0xb, .index = 0, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX },
+		{ .function = 0x80000000, .eax = 0x80000008 },
+		{ .function = 0x80000001, .ecx = 0x1 },
+		{ .function = 0x80000008, .eax = 0x3028 },
+	};
+
+	return table(host, sizeof(host) / sizeof(host[0]), sizeof(host) / sizeof(host[0]) + 4);
 }
 
 static void test_apic_id_shift(void **state)
@@ -57,7 +93,7 @@ static void test_four_cpus_vcpu3(void **state)
 {
 	struct kvm_cpuid2 *t = fill();
 
-	x86_cpuid_patch(t, 3, 4);
+	x86_cpuid_patch(t, 3, CPUS(4));
 	assert_int_equal(find(t, 1, 0)->ebx >> 24, 3);
 	assert_int_equal((find(t, 1, 0)->ebx >> 16) & 0xff, 4);
 	assert_int_equal(find(t, 1, 0)->ebx & 0xffff, 0x0800); /* CLFLUSH size kept */
@@ -88,7 +124,7 @@ static void test_one_cpu(void **state)
 {
 	struct kvm_cpuid2 *t = fill();
 
-	x86_cpuid_patch(t, 0, 1);
+	x86_cpuid_patch(t, 0, CPUS(1));
 	assert_int_equal(find(t, 1, 0)->ebx >> 24, 0);
 	assert_false(find(t, 1, 0)->edx & (1u << 28));
 	assert_int_equal(find(t, 4, 0)->eax >> 26, 0);
@@ -99,12 +135,163 @@ static void test_one_cpu(void **state)
 	free(t);
 }
 
+/* SMT with one vCPU is one thread (Firecracker's cpu_bits = 0 for a single vCPU). */
+static void test_smt_one_cpu(void **state)
+{
+	struct kvm_cpuid2 *t = fill();
+
+	assert_int_equal(x86_threads_per_core(SMT(1)), 1);
+	x86_cpuid_patch(t, 0, SMT(1));
+	assert_false(find(t, 1, 0)->edx & (1u << 28));
+	assert_int_equal((find(t, 4, 0)->eax >> 14) & 0xfff, 0);
+	assert_int_equal(find(t, 0xb, 0)->eax, 0);
+	assert_int_equal(find(t, 0xb, 0)->ebx, 1);
+	assert_int_equal(find(t, 0xb, 1)->ebx, 1);
+	assert_int_equal(find(t, 0x8000001e, 0)->ebx, 0);
+	free(t);
+}
+
+/* Two vCPUs with SMT: one core of two threads. */
+static void test_smt_two_cpus(void **state)
+{
+	struct kvm_cpuid2 *t = fill();
+
+	assert_int_equal(x86_threads_per_core(SMT(2)), 2);
+	x86_cpuid_patch(t, 1, SMT(2));
+	assert_int_equal(find(t, 1, 0)->ebx >> 24, 1);
+	assert_int_equal((find(t, 1, 0)->ebx >> 16) & 0xff, 2);
+	assert_true(find(t, 1, 0)->edx & (1u << 28));          /* HTT */
+	assert_int_equal((find(t, 4, 0)->eax >> 14) & 0xfff, 1); /* 2 threads share each cache */
+	assert_int_equal(find(t, 4, 0)->eax >> 26, 0);          /* one core */
+	assert_int_equal(find(t, 4, 0)->eax & 0x3fff, 0x0121);
+	assert_int_equal(find(t, 4, 1)->eax, 0);
+	assert_int_equal(find(t, 0xb, 0)->eax, 1);              /* SMT level: shift 1 */
+	assert_int_equal(find(t, 0xb, 0)->ebx, 2);              /* 2 threads */
+	assert_int_equal(find(t, 0xb, 0)->ecx, 0x100);
+	assert_int_equal(find(t, 0xb, 0)->edx, 1);
+	assert_int_equal(find(t, 0xb, 1)->eax, 1);              /* core level: package shift 1 */
+	assert_int_equal(find(t, 0xb, 1)->ebx, 2);
+	assert_int_equal(find(t, 0xb, 1)->ecx, 0x201);
+	assert_int_equal(find(t, 0xb, 1)->edx, 1);
+	assert_int_equal(find(t, 0x80000008, 0)->ecx & 0xff, 1);
+	assert_int_equal((find(t, 0x80000008, 0)->ecx >> 12) & 0xf, 1);
+	assert_int_equal(find(t, 0x8000001e, 0)->eax, 1);
+	assert_int_equal(find(t, 0x8000001e, 0)->ebx, 0x100);   /* 2 threads per unit, unit 0 */
+	assert_int_equal(find(t, 0x8000001e, 0)->ecx, 0);
+	free(t);
+}
+
+/* Four vCPUs with SMT: two cores of two threads; vCPU 3 is thread 1 of core 1. */
+static void test_smt_four_cpus(void **state)
+{
+	struct kvm_cpuid2 *t = fill();
+
+	x86_cpuid_patch(t, 3, SMT(4));
+	assert_int_equal(find(t, 1, 0)->ebx >> 24, 3);
+	assert_int_equal((find(t, 1, 0)->ebx >> 16) & 0xff, 4);
+	assert_int_equal((find(t, 4, 0)->eax >> 14) & 0xfff, 1);
+	assert_int_equal(find(t, 4, 0)->eax >> 26, 1);          /* cores per package - 1 */
+	assert_int_equal(find(t, 0xb, 0)->eax, 1);
+	assert_int_equal(find(t, 0xb, 0)->ebx, 2);
+	assert_int_equal(find(t, 0xb, 1)->eax, 2);
+	assert_int_equal(find(t, 0xb, 1)->ebx, 4);
+	assert_int_equal(find(t, 0xb, 1)->edx, 3);
+	assert_int_equal(find(t, 0xb, 2)->ecx, 2);
+	assert_int_equal(find(t, 0x80000008, 0)->ecx & 0xff, 3);
+	assert_int_equal((find(t, 0x80000008, 0)->ecx >> 12) & 0xf, 2);
+	assert_int_equal(find(t, 0x8000001e, 0)->eax, 3);
+	assert_int_equal(find(t, 0x8000001e, 0)->ebx, 0x101);   /* 2 threads per unit, unit 1 */
+	free(t);
+}
+
+/* Six vCPUs with SMT: three cores, the core ID takes two APIC ID bits above the thread's. */
+static void test_smt_six_cpus(void **state)
+{
+	struct kvm_cpuid2 *t = fill();
+
+	x86_cpuid_patch(t, 5, SMT(6));
+	assert_int_equal(find(t, 4, 0)->eax >> 26, 3);          /* 2 core bits */
+	assert_int_equal(find(t, 0xb, 1)->eax, 3);
+	assert_int_equal(find(t, 0xb, 1)->ebx, 6);
+	assert_int_equal((find(t, 0x80000008, 0)->ecx >> 12) & 0xf, 3);
+	assert_int_equal(find(t, 0x8000001e, 0)->ebx, 0x102);
+	free(t);
+}
+
+/* The core level KVM leaves out is added; with SMT on AMD also TOPOEXT and leaf 0x8000001E. */
+static void test_prepare_amd(void **state)
+{
+	struct kvm_cpuid2 *t = fill_amd();
+	unsigned n = t->nent;
+
+	assert_int_equal(x86_cpuid_prepare(t, n + 4, CPUS(2)), 0);
+	assert_int_equal(t->nent, n + 1);
+	assert_int_equal(find(t, 0xb, 1)->flags, KVM_CPUID_FLAG_SIGNIFCANT_INDEX);
+	assert_false(has(t, 0x8000001e, 0));
+	assert_int_equal(find(t, 0x80000001, 0)->ecx, 0x1);     /* no TOPOEXT without SMT */
+	x86_cpuid_patch(t, 1, CPUS(2));
+	assert_int_equal(find(t, 0xb, 1)->ebx, 2);
+	assert_int_equal(find(t, 0xb, 1)->ecx, 0x201);
+	free(t);
+
+	t = fill_amd();
+	assert_int_equal(x86_cpuid_prepare(t, n + 4, SMT(2)), 0);
+	assert_int_equal(t->nent, n + 2);
+	assert_int_equal(find(t, 0x80000001, 0)->ecx, 0x1 | (1u << 22));
+	assert_int_equal(find(t, 0x80000000, 0)->eax, 0x8000001e);
+	x86_cpuid_patch(t, 1, SMT(2));
+	assert_int_equal(find(t, 0x8000001e, 0)->ebx, 0x100);
+	assert_int_equal(find(t, 0x8000001e, 0)->eax, 1);
+	/* Prepared twice (a restore after a boot): nothing more is added. */
+	assert_int_equal(x86_cpuid_prepare(t, n + 4, SMT(2)), 0);
+	assert_int_equal(t->nent, n + 2);
+	free(t);
+
+	t = fill_amd();
+	assert_int_equal(x86_cpuid_prepare(t, n, CPUS(2)), -E2BIG);
+	free(t);
+}
+
+/* An Intel table gets no AMD leaves, whatever the topology. */
+static void test_prepare_intel(void **state)
+{
+	struct kvm_cpuid2 *t = fill_amd();
+	unsigned n = t->nent;
+
+	find(t, 0, 0)->ebx = 0x756e6547; /* GenuineIntel */
+	find(t, 0, 0)->edx = 0x49656e69;
+	find(t, 0, 0)->ecx = 0x6c65746e;
+	assert_int_equal(x86_cpuid_prepare(t, n + 4, SMT(2)), 0);
+	assert_int_equal(t->nent, n + 1);
+	assert_false(has(t, 0x8000001e, 0));
+	assert_int_equal(find(t, 0x80000001, 0)->ecx, 0x1);
+	free(t);
+}
+
+static void test_cpu_id(void **state)
+{
+	struct x86_cpu_id id;
+
+	x86_cpu_id_from_leaves(&id, 0x68747541, 0x444d4163, 0x69746e65, 0x00a00f11);
+	assert_string_equal(id.vendor, X86_VENDOR_AMD);
+	assert_int_equal(id.signature, 0x00a00f11);
+	x86_host_cpu_id(&id);
+	assert_int_equal(strlen(id.vendor), 12);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_apic_id_shift),
 		cmocka_unit_test(test_four_cpus_vcpu3),
 		cmocka_unit_test(test_one_cpu),
+		cmocka_unit_test(test_smt_one_cpu),
+		cmocka_unit_test(test_smt_two_cpus),
+		cmocka_unit_test(test_smt_four_cpus),
+		cmocka_unit_test(test_smt_six_cpus),
+		cmocka_unit_test(test_prepare_amd),
+		cmocka_unit_test(test_prepare_intel),
+		cmocka_unit_test(test_cpu_id),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
