@@ -233,7 +233,9 @@ void vcpu_exit(struct vcpu *vcpu)
 }
 
 /* What this host gives every vCPU of @vm before the per-vCPU patch: KVM_GET_SUPPORTED_CPUID
- * with the entries the VM's topology needs. NULL with @e set on failure; the caller frees. */
+ * with the VM's CPU template applied (first, as Firecracker applies it before it normalizes
+ * the topology) and the entries the VM's topology needs. NULL with @e set on failure; the
+ * caller frees. */
 static struct kvm_cpuid2 *vm_cpuid(struct vm *vm, const struct x86_cpu_topology *topo,
 				   struct error *e)
 {
@@ -247,6 +249,10 @@ static struct kvm_cpuid2 *vm_cpuid(struct vm *vm, const struct x86_cpu_topology 
 	cpuid->nent = CPUID_MAX_ENTRIES;
 	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
 		error_set(e, ERROR_RUNTIME, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		goto out_free;
+	}
+	if (x86_cpu_template_apply(cpuid, vm->cpu_template, e->msg, sizeof(e->msg))) {
+		e->kind = ERROR_USAGE;
 		goto out_free;
 	}
 	if (x86_cpuid_prepare(cpuid, CPUID_MAX_ENTRIES, topo)) {
@@ -294,6 +300,12 @@ int vm_create_vcpus(struct vm *vm, const struct snap_reader *snap, struct error 
 		ret = vcpu_init(vm, &vm->vcpu[i], i, set, !snap);
 		if (ret) {
 			ret = error_set(e, ERROR_RUNTIME, "vCPU %u: %s", i, strerror(-ret));
+			goto out;
+		}
+		if (!snap && x86_cpu_template_set_msrs(vm->vcpu[i].fd, vm->cpu_template, e->msg,
+						       sizeof(e->msg))) {
+			e->kind = ERROR_RUNTIME;
+			ret = error_code(e);
 			goto out;
 		}
 	}

@@ -87,6 +87,24 @@ static int check_limits(const struct vm_config *cfg, struct error *e)
 	return 0;
 }
 
+/* The CPU template of a VM that boots must fit this host's CPU (vendor and model), as
+ * Firecracker checks before it builds the VM; a restore keeps the CPUID its snapshot has. */
+static int check_cpu_template(const struct vm_config *cfg, struct error *e)
+{
+	struct x86_cpu_id host;
+	enum x86_template_fit fit;
+
+	x86_host_cpu_id(&host);
+	fit = x86_cpu_template_fit(cfg->cpu_template, &host);
+	if (fit == X86_TEMPLATE_FITS)
+		return 0;
+	return vm_fail(e, VM_INPUT_NONE, ERROR_USAGE, "CPU template %s is for %s CPUs; this host's "
+		       "is %s, signature 0x%08" PRIx32 " (%s)",
+		       x86_cpu_template_name(cfg->cpu_template),
+		       x86_cpu_template_cpus(cfg->cpu_template), host.vendor, host.signature,
+		       fit == X86_TEMPLATE_WRONG_VENDOR ? "another vendor" : "another model");
+}
+
 int vm_set_memory_slots(struct vm *vm, bool log_dirty)
 {
 	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
@@ -193,6 +211,7 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	vm->loop = loop;
 	vm->nr_cpus = cfg->nr_cpus;
 	vm->smt = cfg->smt;
+	vm->cpu_template = cfg->cpu_template;
 	clock_gettime(CLOCK_MONOTONIC, &made);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &made_cpu);
 	bus_init(&vm->pio, "port");
@@ -209,6 +228,8 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 				strerror(-ret));
 	if (!ret)
 		ret = check_limits(cfg, e);
+	if (!ret && !snap)
+		ret = check_cpu_template(cfg, e);
 	if (!ret)
 		ret = create_memory(vm, cfg, snap, mem, e);
 	if (!ret)

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for per-vCPU CPUID topology: one thread per core, and SMT (two threads per
- * core, Firecracker's smt) for 1, 2, 4 and 6 vCPUs; the entries x86_cpuid_prepare() adds. */
+ * core, Firecracker's smt) for 1, 2, 4 and 6 vCPUs; the entries x86_cpuid_prepare() adds.
+ * And Firecracker's static CPU templates: names, which CPUs each fits, their CPUID masks on a
+ * synthetic table, their MSR masks. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdbool.h>
@@ -279,6 +281,144 @@ static void test_cpu_id(void **state)
 	assert_int_equal(strlen(id.vendor), 12);
 }
 
+static void test_template_names(void **state)
+{
+	static const char *const names[] = { "None", "C3", "T2", "T2S", "T2CL", "T2A" };
+	enum x86_cpu_template t;
+
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		assert_int_equal(x86_cpu_template_parse(names[i], &t), 0);
+		assert_string_equal(x86_cpu_template_name(t), names[i]);
+	}
+	assert_int_equal(x86_cpu_template_parse("T2", &t), 0);
+	assert_int_equal(t, X86_CPU_TEMPLATE_T2);
+	assert_int_equal(x86_cpu_template_parse("t2", &t), -EINVAL); /* serde's exact names */
+	assert_int_equal(x86_cpu_template_parse("T3", &t), -EINVAL);
+	assert_int_equal(x86_cpu_template_parse("", &t), -EINVAL);
+}
+
+static struct x86_cpu_id cpu(const char *vendor, uint32_t signature)
+{
+	struct x86_cpu_id id = { .signature = signature };
+
+	strcpy(id.vendor, vendor);
+	return id;
+}
+
+/* Firecracker's vendor, then exact family/model/stepping lists. */
+static void test_template_fit(void **state)
+{
+	const struct x86_cpu_id skylake = cpu(X86_VENDOR_INTEL, 0x00050654);
+	const struct x86_cpu_id skylake_type1 = cpu(X86_VENDOR_INTEL, 0x00051654);
+	const struct x86_cpu_id cascade_lake = cpu(X86_VENDOR_INTEL, 0x00050657);
+	const struct x86_cpu_id cascade_lake_6 = cpu(X86_VENDOR_INTEL, 0x00050656);
+	const struct x86_cpu_id ice_lake = cpu(X86_VENDOR_INTEL, 0x000606a6);
+	const struct x86_cpu_id sapphire_rapids = cpu(X86_VENDOR_INTEL, 0x000806f8);
+	const struct x86_cpu_id milan = cpu(X86_VENDOR_AMD, 0x00a00f11);
+	const struct x86_cpu_id qemu64 = cpu(X86_VENDOR_AMD, 0x00060fb1);
+
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_NONE, &qemu64), X86_TEMPLATE_FITS);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_T2, &skylake), X86_TEMPLATE_FITS);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_T2, &skylake_type1), X86_TEMPLATE_FITS);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_T2, &ice_lake), X86_TEMPLATE_FITS);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_C3, &cascade_lake), X86_TEMPLATE_FITS);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_C3, &cascade_lake_6),
+			 X86_TEMPLATE_WRONG_MODEL);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_T2S, &skylake), X86_TEMPLATE_FITS);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_T2S, &ice_lake),
+			 X86_TEMPLATE_WRONG_MODEL);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_T2CL, &skylake),
+			 X86_TEMPLATE_WRONG_MODEL);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_T2CL, &ice_lake), X86_TEMPLATE_FITS);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_T2, &sapphire_rapids),
+			 X86_TEMPLATE_WRONG_MODEL);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_T2A, &milan), X86_TEMPLATE_FITS);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_T2A, &qemu64),
+			 X86_TEMPLATE_WRONG_MODEL);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_T2A, &skylake),
+			 X86_TEMPLATE_WRONG_VENDOR);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_T2, &milan),
+			 X86_TEMPLATE_WRONG_VENDOR);
+	assert_int_equal(x86_cpu_template_fit(X86_CPU_TEMPLATE_C3, &qemu64),
+			 X86_TEMPLATE_WRONG_VENDOR);
+}
+
+/* The leaves the T2 family changes, every register all ones, and one it leaves alone. */
+static struct kvm_cpuid2 *fill_ones(bool with_80000008)
+{
+	static const uint32_t leaves[][2] = { { 1, 0 }, { 7, 0 }, { 0xd, 0 }, { 0xd, 1 },
+					      { 0x80000001, 0 }, { 6, 0 }, { 0x80000008, 0 } };
+	struct kvm_cpuid_entry2 e[7];
+	unsigned n = with_80000008 ? 7 : 6;
+
+	for (unsigned i = 0; i < n; i++)
+		e[i] = (struct kvm_cpuid_entry2){ .function = leaves[i][0], .index = leaves[i][1],
+						  .eax = ~0u, .ebx = ~0u, .ecx = ~0u, .edx = ~0u };
+	return table(e, n, n);
+}
+
+static void test_template_apply(void **state)
+{
+	struct kvm_cpuid2 *t = fill_ones(true);
+	char err[200] = "";
+
+	assert_int_equal(x86_cpu_template_apply(t, X86_CPU_TEMPLATE_T2A, err, sizeof(err)), 0);
+	assert_int_equal(find(t, 1, 0)->eax, 0xf003c6f2);          /* Haswell's 0x306f2 */
+	assert_int_equal(find(t, 1, 0)->ecx, ~0x0004cdfcu);        /* VMX, PDCM, ... off */
+	assert_int_equal(find(t, 1, 0)->edx, ~0xe8641080u | 0x1080);
+	assert_int_equal(find(t, 7, 0)->ebx, 0x001027eb);          /* AVX-512, SHA off; ERMS on */
+	assert_false(find(t, 7, 0)->ebx & (1u << 16));             /* AVX512F */
+	assert_true(find(t, 7, 0)->ebx & (1u << 0));               /* FSGSBASE: the host's */
+	assert_int_equal(find(t, 7, 0)->ecx, ~0x40415f5eu);
+	assert_int_equal(find(t, 7, 0)->edx, ~0x0000011cu);
+	assert_int_equal(find(t, 7, 0)->eax, ~0u);                 /* not in the table */
+	assert_int_equal(find(t, 0xd, 0)->eax, ~0x000002f8u);
+	assert_int_equal(find(t, 0xd, 1)->eax, ~0x0000000eu);
+	assert_int_equal(find(t, 0x80000001, 0)->ecx, ~0x200001c4u); /* SVM off */
+	assert_int_equal(find(t, 0x80000001, 0)->edx, ~0x06400000u);
+	assert_int_equal(find(t, 0x80000008, 0)->ebx, 0xfffffdfe);  /* CLZERO, WBNOINVD off */
+	assert_int_equal(find(t, 6, 0)->eax, ~0u);
+	free(t);
+
+	/* The same rows on zeros: only the forced ones appear. */
+	t = fill_ones(true);
+	for (unsigned i = 0; i < t->nent; i++)
+		t->entries[i].eax = t->entries[i].ebx = t->entries[i].ecx = t->entries[i].edx = 0;
+	assert_int_equal(x86_cpu_template_apply(t, X86_CPU_TEMPLATE_T2, err, sizeof(err)), 0);
+	assert_int_equal(find(t, 1, 0)->eax, 0x000306f2);
+	assert_int_equal(find(t, 1, 0)->edx, 0x00001080);          /* MCE, MTRR */
+	assert_int_equal(find(t, 7, 0)->ebx, 0x00000200);          /* ERMS */
+	assert_int_equal(find(t, 0x80000008, 0)->ebx, 0);
+	free(t);
+
+	/* None changes nothing; C3 does not need leaf 0x80000008, T2 does. */
+	t = fill_ones(false);
+	assert_int_equal(x86_cpu_template_apply(t, X86_CPU_TEMPLATE_NONE, err, sizeof(err)), 0);
+	assert_int_equal(find(t, 1, 0)->eax, ~0u);
+	assert_int_equal(x86_cpu_template_apply(t, X86_CPU_TEMPLATE_C3, err, sizeof(err)), 0);
+	assert_int_equal(find(t, 1, 0)->eax, 0xf003c6e4);          /* Ivy Bridge's 0x306e4 */
+	assert_int_equal(x86_cpu_template_apply(t, X86_CPU_TEMPLATE_T2, err, sizeof(err)), -ENOENT);
+	assert_string_equal(err, "CPU template T2 changes CPUID leaf 0x80000008 subleaf 0x0, which "
+			    "this host's KVM does not offer");
+	free(t);
+}
+
+static void test_template_msr(void **state)
+{
+	uint64_t v = 0xffff;
+
+	assert_int_equal(x86_cpu_template_msr(X86_CPU_TEMPLATE_T2S, 0x10a, &v), 0);
+	assert_int_equal(v, 0x0c080c4c);                            /* every bit fixed */
+	v = ~0ull;
+	assert_int_equal(x86_cpu_template_msr(X86_CPU_TEMPLATE_T2CL, 0x10a, &v), 0);
+	assert_int_equal(v, 0x1d0ae1ff);                            /* controls and reserved off */
+	v = 7;
+	assert_int_equal(x86_cpu_template_msr(X86_CPU_TEMPLATE_T2, 0x10a, &v), -ENOENT);
+	assert_int_equal(x86_cpu_template_msr(X86_CPU_TEMPLATE_T2S, 0x10b, &v), -ENOENT);
+	assert_int_equal(x86_cpu_template_msr(X86_CPU_TEMPLATE_T2A, 0x10a, &v), -ENOENT);
+	assert_int_equal(v, 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +432,10 @@ int main(void)
 		cmocka_unit_test(test_prepare_amd),
 		cmocka_unit_test(test_prepare_intel),
 		cmocka_unit_test(test_cpu_id),
+		cmocka_unit_test(test_template_names),
+		cmocka_unit_test(test_template_fit),
+		cmocka_unit_test(test_template_apply),
+		cmocka_unit_test(test_template_msr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
