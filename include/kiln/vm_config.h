@@ -17,6 +17,7 @@
 
 #include "kiln/error.h"
 #include "kiln/layout.h"
+#include "kiln/x86.h"
 
 #define VM_DEFAULT_CMDLINE "console=ttyS0"
 #define VM_DEFAULT_CPUS 1
@@ -52,6 +53,10 @@ struct vm_config {
 	const char *initrd_path;     /* NULL: none */
 	const char *cmdline;
 	unsigned nr_cpus;
+	bool smt;                    /* two threads per core (Firecracker's smt): nr_cpus must be
+					1 or even */
+	enum x86_cpu_template cpu_template; /* Firecracker's static CPU template; a boot refuses
+					       one that does not fit this host's CPU */
 	uint64_t mem_bytes;
 	enum vm_transport transport; /* how virtio devices attach */
 	unsigned nr_devices;

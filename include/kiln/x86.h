@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* x86 — architectural vCPU state kiln gives a freshly created x86 vCPU.
  *
- * Owns: CPUID shaping (APIC IDs and topology leaves), the boot GDT and identity page tables,
- * entry register state for the 64-bit Linux boot protocol and PVH, and the initial MSRs, FPU
- * and local APIC LINT setup.
+ * Owns: CPUID shaping (APIC IDs and the topology leaves, with or without SMT), Firecracker's
+ * static CPU templates (src/arch/x86/cpu_template.c: which host CPUs each fits, its CPUID and
+ * MSR masks), the boot GDT and identity page tables, entry register state for the 64-bit
+ * Linux boot protocol and PVH, and the initial MSRs, FPU and local APIC LINT setup.
  */
 #ifndef KILN_X86_H
 #define KILN_X86_H
@@ -17,15 +18,115 @@
 
 struct kvm_cpuid2;
 
-/* Patch @cpuid (from KVM_GET_SUPPORTED_CPUID) for vCPU @index of @nr_cpus: one package of
- * nr_cpus cores with one thread each, APIC ID = index. Sets the initial APIC ID (leaf 1 EBX),
- * the logical-processor count and HTT, the hypervisor bit, Intel leaves 4/0xB/0x1F and AMD
- * leaves 0x80000001/0x80000008/0x8000001E as far as they are present. Intel SDM vol. 2A
- * "CPUID"; AMD APM vol. 3 appendix E. */
-void x86_cpuid_patch(struct kvm_cpuid2 *cpuid, unsigned index, unsigned nr_cpus);
+/* ---- CPU topology ---- */
+
+/* The guest's CPUs: one package of nr_cpus logical processors, APIC ID = vCPU index. With
+ * smt, two threads per core (Firecracker's machine-config "smt"); with smt but 1 vCPU (or an
+ * odd count, which front ends refuse) one, as in Firecracker. */
+struct x86_cpu_topology {
+	unsigned nr_cpus;
+	bool smt;
+};
+
+/* Threads per core of @topo: 1 or 2. */
+unsigned x86_threads_per_core(const struct x86_cpu_topology *topo);
+
+/* Give @cpuid (from KVM_GET_SUPPORTED_CPUID; room for @max entries) the entries
+ * x86_cpuid_patch() fills for @topo that KVM may leave out: subleaf 1 (the core level) of
+ * leaves 0xB and 0x1F where subleaf 0 is listed, and, for SMT on an AMD CPU, the
+ * TopologyExtensions bit (CPUID.80000001H:ECX[22]) and leaf 0x8000001E (the maximum extended
+ * leaf raised to it). Once per VM, before the per-vCPU patch. Returns 0, or -E2BIG when @max
+ * entries are too few. */
+int x86_cpuid_prepare(struct kvm_cpuid2 *cpuid, unsigned max, const struct x86_cpu_topology *topo)
+	__attribute__((warn_unused_result));
+
+/* Patch @cpuid (prepared by x86_cpuid_prepare()) for vCPU @index of @topo. Sets the initial
+ * APIC ID and logical-processor count (leaf 1 EBX), HTT, the hypervisor bit, the threads
+ * sharing each cache and the cores of the package (leaves 4 and 0x8000001D), the SMT and core
+ * levels of leaves 0xB/0x1F, and AMD's CmpLegacy (0x80000001), ApicIdSize and NC (0x80000008)
+ * and extended APIC ID, compute unit and threads per unit (0x8000001E), as far as the leaves
+ * are present. Intel SDM vol. 2A "CPUID"; AMD APM vol. 3 appendix E. */
+void x86_cpuid_patch(struct kvm_cpuid2 *cpuid, unsigned index, const struct x86_cpu_topology *topo);
 
 /* Bits needed to number @n cores (ceil(log2(n))). */
 unsigned x86_apic_id_shift(unsigned n);
+
+/* ---- CPU identity ---- */
+
+#define X86_VENDOR_INTEL "GenuineIntel"
+#define X86_VENDOR_AMD "AuthenticAMD"
+#define X86_VENDOR_HYGON "HygonGenuine"
+
+/* A CPU's vendor (CPUID.0: EBX, EDX, ECX) and signature (CPUID.1:EAX: stepping, model,
+ * family, processor type, extended model and family). */
+struct x86_cpu_id {
+	char vendor[13];
+	uint32_t signature;
+};
+
+/* The CPU kiln runs on (the CPUID instruction, as Firecracker reads it). */
+void x86_host_cpu_id(struct x86_cpu_id *id);
+
+/* @id from the registers of CPUID leaf 0 and CPUID.1:EAX (@signature). */
+void x86_cpu_id_from_leaves(struct x86_cpu_id *id, uint32_t ebx, uint32_t ecx, uint32_t edx,
+			    uint32_t signature);
+
+/* ---- Static CPU templates (Firecracker's cpu_config/x86_64/static_cpu_templates) ---- */
+
+/* Each makes the guest's CPU look like an EC2 instance type's: CPUID registers (and, T2S and
+ * T2CL, IA32_ARCH_CAPABILITIES) masked to that CPU's features. */
+enum x86_cpu_template {
+	X86_CPU_TEMPLATE_NONE,
+	X86_CPU_TEMPLATE_C3,
+	X86_CPU_TEMPLATE_T2,
+	X86_CPU_TEMPLATE_T2S,
+	X86_CPU_TEMPLATE_T2CL,
+	X86_CPU_TEMPLATE_T2A,
+};
+
+/* Whether a template may be used on a CPU (Firecracker's GetCpuTemplate checks). */
+enum x86_template_fit {
+	X86_TEMPLATE_FITS,
+	X86_TEMPLATE_WRONG_VENDOR,  /* an Intel template on AMD, or the other way round */
+	X86_TEMPLATE_WRONG_MODEL,   /* the vendor's, but not a model the template was made for */
+};
+
+/* Firecracker's name of @t ("None", "C3", "T2", "T2S", "T2CL", "T2A"). */
+const char *x86_cpu_template_name(enum x86_cpu_template t);
+
+/* The template called @name (exact case, as Firecracker's). Returns 0 or -EINVAL. */
+int x86_cpu_template_parse(const char *name, enum x86_cpu_template *t)
+	__attribute__((warn_unused_result));
+
+/* Whether template @t may be used on @cpu: its vendor, then its signature among the CPU models
+ * the template lists (family, model and stepping exactly, as Firecracker's CpuModel). NONE
+ * fits every CPU. */
+enum x86_template_fit x86_cpu_template_fit(enum x86_cpu_template t, const struct x86_cpu_id *cpu);
+
+/* The CPUs @t was made for, in words ("Intel Skylake, Cascade Lake or Ice Lake"), for messages;
+ * "" for NONE. */
+const char *x86_cpu_template_cpus(enum x86_cpu_template t);
+
+/* Apply @t's CPUID masks to @cpuid (KVM_GET_SUPPORTED_CPUID's, before x86_cpuid_prepare()):
+ * each listed register becomes (register & ~mask) | value. Returns 0, or -ENOENT with a message
+ * in @err naming the leaf when @cpuid lacks one the template changes (Firecracker's
+ * CpuidFeatureNotSupported). */
+int x86_cpu_template_apply(struct kvm_cpuid2 *cpuid, enum x86_cpu_template t, char *err,
+			   size_t errlen) __attribute__((warn_unused_result));
+
+/* MSR @index's value under @t: 0 with *@value masked ((value & ~mask) | template value), or
+ * -ENOENT when @t leaves that MSR alone. */
+int x86_cpu_template_msr(enum x86_cpu_template t, uint32_t index, uint64_t *value)
+	__attribute__((warn_unused_result));
+
+/* Set @t's MSRs on vCPU @vcpu_fd (after its boot MSRs): each read with KVM_GET_MSRS, masked
+ * as x86_cpu_template_msr() says, written back with KVM_SET_MSRS. Returns 0, or -errno
+ * (-ENOENT when KVM cannot read one, -EINVAL when it refuses the value) with a message naming
+ * the MSR in @err. */
+int x86_cpu_template_set_msrs(int vcpu_fd, enum x86_cpu_template t, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* ---- Boot state and snapshots ---- */
 
 /* Write the boot GDT and the identity page tables (0..4 GiB, 2 MiB pages) into guest memory.
  * Returns 0 or -EFAULT when the fixed addresses in layout.h are not RAM. */
@@ -47,8 +148,9 @@ int x86_vcpu_save(int kvm_fd, int vcpu_fd, unsigned index, struct snap_writer *w
 		  size_t errlen) __attribute__((warn_unused_result));
 
 /* The CPUID vCPU @index was given, from snapshot @r, checked against @host (what this host
- * would give the same vCPU: KVM_GET_SUPPORTED_CPUID after x86_cpuid_patch()): NULL with a message naming the missing feature bits in @err when
- * the guest was shown a feature this host cannot offer. Points into @r. */
+ * would give the same vCPU: KVM_GET_SUPPORTED_CPUID with the VM's template and topology
+ * applied, see x86_cpuid_patch()): NULL with a message naming the missing feature bits in
+ * @err when the guest was shown a feature this host cannot offer. Points into @r. */
 const struct kvm_cpuid2 *x86_snapshot_cpuid(const struct snap_reader *r, unsigned index,
 					    const struct kvm_cpuid2 *host, char *err, size_t errlen);
 

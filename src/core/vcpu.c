@@ -29,10 +29,6 @@
 int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *cpuid,
 	      bool boot)
 {
-	size_t cpuid_size = sizeof(*cpuid) + cpuid->nent * sizeof(cpuid->entries[0]);
-	struct kvm_cpuid2 *mine;
-	int ret;
-
 	vcpu->vm = vm;
 	vcpu->index = index;
 	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
@@ -43,15 +39,10 @@ int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm
 		vcpu->run = NULL;
 		return -errno;
 	}
-	mine = malloc(cpuid_size);
-	if (!mine)
-		return -ENOMEM;
-	memcpy(mine, cpuid, cpuid_size);
-	x86_cpuid_patch(mine, index, vm->nr_cpus);
-	ret = ioctl(vcpu->fd, KVM_SET_CPUID2, mine) < 0 ? -errno : 0;
-	free(mine);
-	if (ret || !boot)
-		return ret;
+	if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0)
+		return -errno;
+	if (!boot)
+		return 0;
 	return x86_vcpu_setup(vcpu->fd, &vm->boot, index == 0);
 }
 
@@ -241,69 +232,86 @@ void vcpu_exit(struct vcpu *vcpu)
 	vcpu->fd = -1;
 }
 
-/* vCPU @index's CPUID from snapshot @snap, once checked against what this host would give
- * it (@host patched as vcpu_init() patches it). */
-static const struct kvm_cpuid2 *snapshot_cpuid(const struct snap_reader *snap, unsigned index,
-					       unsigned nr_cpus, const struct kvm_cpuid2 *host,
-					       struct error *e)
+/* What this host gives every vCPU of @vm before the per-vCPU patch: KVM_GET_SUPPORTED_CPUID
+ * with the VM's CPU template applied (first, as Firecracker applies it before it normalizes
+ * the topology) and the entries the VM's topology needs. NULL with @e set on failure; the
+ * caller frees. */
+static struct kvm_cpuid2 *vm_cpuid(struct vm *vm, const struct x86_cpu_topology *topo,
+				   struct error *e)
 {
-	size_t size = sizeof(*host) + host->nent * sizeof(host->entries[0]);
-	struct kvm_cpuid2 *mine = malloc(size);
-	const struct kvm_cpuid2 *saved = NULL;
+	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) +
+					     CPUID_MAX_ENTRIES * sizeof(cpuid->entries[0]));
 
-	if (!mine) {
+	if (!cpuid) {
 		error_set(e, ERROR_RUNTIME, "out of memory");
 		return NULL;
 	}
-	memcpy(mine, host, size);
-	x86_cpuid_patch(mine, index, nr_cpus);
-	saved = x86_snapshot_cpuid(snap, index, mine, e->msg, sizeof(e->msg));
-	free(mine);
-	if (!saved)
+	cpuid->nent = CPUID_MAX_ENTRIES;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
+		error_set(e, ERROR_RUNTIME, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		goto out_free;
+	}
+	if (x86_cpu_template_apply(cpuid, vm->cpu_template, e->msg, sizeof(e->msg))) {
 		e->kind = ERROR_USAGE;
-	return saved;
+		goto out_free;
+	}
+	if (x86_cpuid_prepare(cpuid, CPUID_MAX_ENTRIES, topo)) {
+		error_set(e, ERROR_RUNTIME, "KVM_GET_SUPPORTED_CPUID: %u entries leave no room for "
+			  "the topology leaves", cpuid->nent);
+		goto out_free;
+	}
+	return cpuid;
+out_free:
+	free(cpuid);
+	return NULL;
 }
 
 int vm_create_vcpus(struct vm *vm, const struct snap_reader *snap, struct error *e)
 {
-	struct kvm_cpuid2 *cpuid = NULL;
-	const char *step;
+	const struct x86_cpu_topology topo = { .nr_cpus = vm->nr_cpus, .smt = vm->smt };
+	struct kvm_cpuid2 *cpuid, *mine;
+	size_t size;
 	int ret;
 
-	step = "KVM_GET_VCPU_MMAP_SIZE";
 	ret = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (ret <= 0)
-		goto out_errno;
+		return error_set(e, ERROR_RUNTIME, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 	vm->run_size = ret;
 	vm->vcpu = calloc(vm->nr_cpus, sizeof(*vm->vcpu));
-	cpuid = calloc(1, sizeof(*cpuid) + CPUID_MAX_ENTRIES * sizeof(cpuid->entries[0]));
-	if (!vm->vcpu || !cpuid) {
-		free(cpuid);
+	if (!vm->vcpu)
 		return error_set(e, ERROR_RUNTIME, "out of memory for %u vCPUs", vm->nr_cpus);
-	}
-	cpuid->nent = CPUID_MAX_ENTRIES;
-	step = "KVM_GET_SUPPORTED_CPUID";
-	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0)
-		goto out_errno;
 	for (unsigned i = 0; i < vm->nr_cpus; i++)
 		vm->vcpu[i].fd = -1;
-	for (unsigned i = 0; i < vm->nr_cpus; i++) {
-		const struct kvm_cpuid2 *mine = cpuid;
+	if (!(cpuid = vm_cpuid(vm, &topo, e)))
+		return error_code(e);
+	size = sizeof(*cpuid) + cpuid->nent * sizeof(cpuid->entries[0]);
+	mine = malloc(size);
+	for (unsigned i = 0; i < vm->nr_cpus && mine; i++) {
+		const struct kvm_cpuid2 *set = mine;
 
-		if (snap && !(mine = snapshot_cpuid(snap, i, vm->nr_cpus, cpuid, e))) {
-			free(cpuid);
-			return -EINVAL;
+		memcpy(mine, cpuid, size);
+		x86_cpuid_patch(mine, i, &topo);
+		/* A restored vCPU gets the CPUID it had, once this host can offer what it shows. */
+		if (snap && !(set = x86_snapshot_cpuid(snap, i, mine, e->msg, sizeof(e->msg)))) {
+			e->kind = ERROR_USAGE;
+			ret = -EINVAL;
+			goto out;
 		}
-		ret = vcpu_init(vm, &vm->vcpu[i], i, mine, !snap);
+		ret = vcpu_init(vm, &vm->vcpu[i], i, set, !snap);
 		if (ret) {
-			free(cpuid);
-			return error_set(e, ERROR_RUNTIME, "vCPU %u: %s", i, strerror(-ret));
+			ret = error_set(e, ERROR_RUNTIME, "vCPU %u: %s", i, strerror(-ret));
+			goto out;
+		}
+		if (!snap && x86_cpu_template_set_msrs(vm->vcpu[i].fd, vm->cpu_template, e->msg,
+						       sizeof(e->msg))) {
+			e->kind = ERROR_RUNTIME;
+			ret = error_code(e);
+			goto out;
 		}
 	}
+	ret = mine ? 0 : error_set(e, ERROR_RUNTIME, "out of memory");
+out:
+	free(mine);
 	free(cpuid);
-	return 0;
-out_errno:
-	ret = errno;
-	free(cpuid);
-	return error_set(e, ERROR_RUNTIME, "%s: %s", step, strerror(ret));
+	return ret;
 }

@@ -64,7 +64,8 @@ static int check_kvm(struct vm *vm, const struct vm_config *cfg, struct error *e
 	return 0;
 }
 
-/* Limits that need no KVM: CPU count (xAPIC MADT) and memory against the host's RAM. */
+/* Limits that need no KVM: CPU count (xAPIC MADT; whole cores with SMT) and memory against
+ * the host's RAM. */
 static int check_limits(const struct vm_config *cfg, struct error *e)
 {
 	uint64_t host = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
@@ -72,6 +73,9 @@ static int check_limits(const struct vm_config *cfg, struct error *e)
 	if (cfg->nr_cpus == 0 || cfg->nr_cpus > KILN_MAX_CPUS)
 		return vm_fail(e, VM_INPUT_CPUS, ERROR_USAGE, "%u vCPUs is outside 1..%d",
 			       cfg->nr_cpus, KILN_MAX_CPUS);
+	if (cfg->smt && cfg->nr_cpus > 1 && cfg->nr_cpus % 2)
+		return vm_fail(e, VM_INPUT_CPUS, ERROR_USAGE, "%u vCPUs with SMT (two threads per "
+			       "core): the count must be 1 or even", cfg->nr_cpus);
 	if (cfg->mem_bytes < KILN_MIN_MEM)
 		return vm_fail(e, VM_INPUT_MEMORY, ERROR_USAGE,
 			       "%" PRIu64 " MiB of memory is less than the %llu MiB minimum",
@@ -81,6 +85,24 @@ static int check_limits(const struct vm_config *cfg, struct error *e)
 			       "%" PRIu64 " MiB of memory is more than the host's %" PRIu64 " MiB of RAM",
 			       cfg->mem_bytes >> 20, host >> 20);
 	return 0;
+}
+
+/* The CPU template of a VM that boots must fit this host's CPU (vendor and model), as
+ * Firecracker checks before it builds the VM; a restore keeps the CPUID its snapshot has. */
+static int check_cpu_template(const struct vm_config *cfg, struct error *e)
+{
+	struct x86_cpu_id host;
+	enum x86_template_fit fit;
+
+	x86_host_cpu_id(&host);
+	fit = x86_cpu_template_fit(cfg->cpu_template, &host);
+	if (fit == X86_TEMPLATE_FITS)
+		return 0;
+	return vm_fail(e, VM_INPUT_NONE, ERROR_USAGE, "CPU template %s is for %s CPUs; this host's "
+		       "is %s, signature 0x%08" PRIx32 " (%s)",
+		       x86_cpu_template_name(cfg->cpu_template),
+		       x86_cpu_template_cpus(cfg->cpu_template), host.vendor, host.signature,
+		       fit == X86_TEMPLATE_WRONG_VENDOR ? "another vendor" : "another model");
 }
 
 int vm_set_memory_slots(struct vm *vm, bool log_dirty)
@@ -189,6 +211,8 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	vm->loop = loop;
 	vm->nr_cpus = cfg->nr_cpus;
 	vm->clock_realtime = cfg->clock_realtime;
+	vm->smt = cfg->smt;
+	vm->cpu_template = cfg->cpu_template;
 	clock_gettime(CLOCK_MONOTONIC, &made);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &made_cpu);
 	bus_init(&vm->pio, "port");
@@ -213,6 +237,8 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 					strerror(errno));
 		vm->host.console_out_fd = vm->serial_fd;
 	}
+	if (!ret && !snap)
+		ret = check_cpu_template(cfg, e);
 	if (!ret)
 		ret = create_memory(vm, cfg, snap, mem, e);
 	if (!ret)

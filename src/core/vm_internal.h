@@ -14,6 +14,7 @@
 #include "kiln/guest_mem.h"
 #include "kiln/pci.h"
 #include "kiln/vm.h"
+#include "kiln/x86.h"
 #include "devmgr.h"
 
 struct vcpu {
@@ -39,6 +40,8 @@ struct vm {
 	struct boot_info boot;
 	unsigned nr_cpus;
 	bool clock_realtime;            /* vm_config.clock_realtime */
+	bool smt;                       /* two threads per core */
+	enum x86_cpu_template cpu_template; /* applied to every vCPU's CPUID and MSRs */
 	size_t run_size;
 	struct vcpu *vcpu;
 	struct loop *loop;              /* the front end's; the VM's registrations carry owner vm */
@@ -89,9 +92,11 @@ struct acpi_config;
 int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_config *acpi,
 		  const char *cmdline, struct error *e) __attribute__((warn_unused_result));
 
-/* Create every vCPU (vcpu.c), once the guest is laid out: at the boot entry, or with @snap,
- * with the snapshot's CPUID once checked against this host's (the rest of its state comes
- * from vm_restore_state()). Returns 0 or -errno with @e set. */
+/* Create every vCPU (vcpu.c), once the guest is laid out: at the boot entry with this host's
+ * CPUID shaped by the VM's CPU template and topology (vm->cpu_template, vm->nr_cpus, vm->smt)
+ * and the template's MSRs, or with @snap, with the snapshot's CPUID once checked against that
+ * same shaping of this host's (the rest of its state, MSRs included, comes from
+ * vm_restore_state()). Returns 0 or -errno with @e set. */
 int vm_create_vcpus(struct vm *vm, const struct snap_reader *snap, struct error *e)
 	__attribute__((warn_unused_result));
 
@@ -137,9 +142,9 @@ int vm_restore_memory(struct vm *vm, const struct vm_config *cfg, const struct v
 		      struct error *e);
 int vm_restore_state(struct vm *vm, const struct snap_reader *r, struct error *e);
 
-/* Create vCPU @index: KVM_CREATE_VCPU, map its kvm_run, set CPUID and, with @boot, the boot
- * state (a restore sets the snapshot's instead).
- * Returns 0 or -errno. */
+/* Create vCPU @index: KVM_CREATE_VCPU, map its kvm_run, set @cpuid (already patched for this
+ * vCPU, or the snapshot's) and, with @boot, the boot state (a restore sets the snapshot's
+ * instead). Returns 0 or -errno. */
 int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *cpuid,
 	      bool boot) __attribute__((warn_unused_result));
 

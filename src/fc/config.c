@@ -7,7 +7,9 @@
  * "root=PARTUUID=..." with "rw"/"ro" appended to the command line. Devices attach over
  * virtio-mmio as in Firecracker, whose guests boot with pci=off. Unknown keys are refused, as
  * Firecracker refuses them; keys kiln does not implement yet (a NIC's "mtu", a drive's
- * "socket", "cpu-config", ...) are refused by name unless null.
+ * "socket", "cpu-config", ...) are refused by name unless null. "machine-config" "smt" and
+ * "cpu_template" (a static template's name) are Firecracker's; whether the template fits this
+ * host's CPU is checked at InstanceStart, as Firecracker checks it (vmm.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +22,7 @@
 
 #include "fc_internal.h"
 #include "kiln/fc.h"
+#include "kiln/x86.h"
 
 int fc_error(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -194,15 +197,17 @@ static int parse_machine(json_t *o, struct fc_config *r, char *err, size_t errle
 	if (mib < 1 || mib > (1ll << 30))
 		return fc_error(err, errlen, "%s\"mem_size_mib\": %lld is not a size in MiB", where,
 				(long long)mib);
-	if (smt)
-		return fc_error(err, errlen, "%s\"smt\": true is not implemented by kiln yet", where);
-	if (tmpl && strcmp(tmpl, "None"))
-		return fc_error(err, errlen, "%s\"cpu_template\": \"%s\" is not implemented by kiln "
-				"yet (None is)", where, tmpl);
+	if (smt && vcpus > 1 && vcpus % 2)
+		return fc_error(err, errlen, "%s\"vcpu_count\": %lld with \"smt\": true: " FC_ERR_VCPUS,
+				where, (long long)vcpus);
+	if (tmpl && x86_cpu_template_parse(tmpl, &r->cfg.cpu_template))
+		return fc_error(err, errlen, "%s\"cpu_template\": unknown variant `%s`, expected one "
+				"of `C3`, `T2`, `T2S`, `None`, `T2CL`, `T2A`", where, tmpl);
 	if (huge && strcmp(huge, "None"))
 		return fc_error(err, errlen, "%s\"huge_pages\": \"%s\" is not implemented by kiln "
 				"yet (None is)", where, huge);
 	r->cfg.nr_cpus = (unsigned)vcpus;
+	r->cfg.smt = smt;
 	r->cfg.mem_bytes = (uint64_t)mib << 20;
 	r->cfg.track_dirty_pages = dirty;
 	return 0;

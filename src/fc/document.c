@@ -6,6 +6,7 @@
  * the file (fc_config_parse), and only a copy that passes replaces the document: a refused
  * request changes nothing. InstanceStart builds the VM from the document.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "fc_internal.h"
@@ -79,15 +80,33 @@ json_t *fc_doc_entry(const struct fc_request *rq, const char *key, const char *i
 	return NULL;
 }
 
+int fc_doc_merge(json_t *into, const json_t *from)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)from, key, v)
+		if (!json_is_null(v) && json_object_set(into, key, v))
+			return -ENOMEM;
+	return 0;
+}
+
 json_t *fc_doc_machine_config(const struct fc_api *api)
 {
 	json_t *mc = json_pack("{s:i, s:i, s:b, s:b, s:s}", "vcpu_count", 1, "mem_size_mib",
 			       FC_DEFAULT_MEM_MIB, "smt", 0, "track_dirty_pages", 0, "huge_pages",
 			       "None");
 	json_t *set = json_object_get(api->doc, "machine-config");
+	const char *tmpl;
 
-	if (mc && json_is_object(set))
-		json_object_update(mc, set);
+	if (mc && json_is_object(set) && fc_doc_merge(mc, set)) {
+		json_decref(mc);
+		return NULL;
+	}
+	/* Firecracker shows a static template only when one is set: "None" is no template. */
+	tmpl = json_string_value(json_object_get(mc, "cpu_template"));
+	if (tmpl && !strcmp(tmpl, "None"))
+		json_object_del(mc, "cpu_template");
 	return mc;
 }
 

@@ -254,8 +254,13 @@ json_t *fc_doc_with_entry(const struct fc_request *rq, const char *key, const ch
 json_t *fc_doc_entry(const struct fc_request *rq, const char *key, const char *id_key);
 
 /* The machine configuration with Firecracker's defaults filled in (a new reference), or NULL
- * when out of memory. */
+ * when out of memory. As Firecracker's GET /machine-config: "cpu_template" only when a
+ * template other than "None" is set. */
 json_t *fc_doc_machine_config(const struct fc_api *api);
+
+/* Set the members of object @from in object @into, but those that are null: Firecracker
+ * takes a null optional field as absent. Returns 0 or -ENOMEM. */
+int fc_doc_merge(json_t *into, const json_t *from) __attribute__((warn_unused_result));
 
 /* Whether two FullVmConfiguration documents, both accepted by fc_config_parse(), describe
  * the same guest: @stream, a migration stream's, and @local, its destination operator's

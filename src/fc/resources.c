@@ -48,9 +48,12 @@ void fc_patch_machine_config(struct fc_request *rq)
 		fc_reply_fault(rq, "Empty PATCH request.");
 		return;
 	}
+	/* Firecracker's MachineConfigUpdate: what the body leaves out or null stays as it was. */
 	mc = fc_doc_machine_config(rq->api);
-	if (mc)
-		json_object_update(mc, rq->body);
+	if (mc && fc_doc_merge(mc, rq->body)) {
+		json_decref(mc);
+		mc = NULL;
+	}
 	fc_doc_commit(rq, mc ? fc_doc_with(rq->api, "machine-config", mc) : NULL,
 		      "Machine config error: ", NULL);
 }

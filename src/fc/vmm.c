@@ -14,6 +14,7 @@
 #include "kiln/fc.h"
 #include "kiln/log.h"
 #include "kiln/snapshot.h"
+#include "kiln/x86.h"
 
 static uint64_t elapsed_us(const struct timespec *from, const struct timespec *to)
 {
@@ -42,6 +43,28 @@ static void prepare_config(struct fc_api *api)
 	api->cfg.cfg.transport = api->pci ? VM_TRANSPORT_PCI : VM_TRANSPORT_MMIO;
 }
 
+/* Firecracker's GetCpuTemplate checks, made before anything is built: the static template
+ * must be for this host's vendor and one of the CPU models it lists. */
+static int check_cpu_template(const struct fc_api *api, char *err, size_t errlen)
+{
+	enum x86_cpu_template t = api->cfg.cfg.cpu_template;
+	struct x86_cpu_id host;
+	enum x86_template_fit fit;
+
+	x86_host_cpu_id(&host);
+	fit = x86_cpu_template_fit(t, &host);
+	if (fit == X86_TEMPLATE_FITS)
+		return 0;
+	log_warn("microVM %s: cpu_template %s is for %s CPUs; this host's is %s, signature "
+		 "0x%08" PRIx32, api->id, x86_cpu_template_name(t), x86_cpu_template_cpus(t),
+		 host.vendor, host.signature);
+	snprintf(err, errlen, "Start microvm error: Failed to get CPU template: %s",
+		 fit == X86_TEMPLATE_WRONG_VENDOR
+			 ? "CPU vendor mismatched between actual CPU and CPU template."
+			 : "The current CPU model is not permitted to apply the CPU template.");
+	return -EINVAL;
+}
+
 int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 {
 	struct error e;
@@ -57,6 +80,8 @@ int fc_api_instance_start(struct fc_api *api, char *err, size_t errlen)
 		snprintf(err, errlen, "Start microvm error: %s", why);
 		return -EINVAL;
 	}
+	if (check_cpu_template(api, err, errlen))
+		return -EINVAL;
 	prepare_config(api);
 	if (vm_create(&api->cfg.cfg, api->loop, &api->vm, &e)) {
 		snprintf(err, errlen, "Start microvm error: %s", e.msg);

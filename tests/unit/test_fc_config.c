@@ -17,6 +17,7 @@
 
 #include "kiln/fc.h"
 #include "kiln/virtio_rng.h"
+#include "kiln/x86.h"
 
 #define BOOT "'boot-source': {'kernel_image_path': 'K'}"
 #define MC "'machine-config': {'vcpu_count': 1, 'mem_size_mib': 128"
@@ -82,9 +83,18 @@ static const struct bad_doc bad_docs[] = {
 	ROW("{" BOOT ", 'machine-config': {'vcpu_count': 1, 'mem_size_mib': 1073741825}}",
 	  "\"machine-config\": \"mem_size_mib\": 1073741825 is not a size in MiB"),
 	ROW("{" BOOT ", " MC ", 'smt': 1}}", "\"machine-config\": \"smt\": expected true or false"),
-	ROW("{" BOOT ", " MC ", 'smt': true}}", "\"machine-config\": \"smt\": true is not implemented by kiln yet"),
-	ROW("{" BOOT ", " MC ", 'cpu_template': 'T2'}}",
-	  "\"machine-config\": \"cpu_template\": \"T2\" is not implemented by kiln yet (None is)"),
+	ROW("{" BOOT ", 'machine-config': {'vcpu_count': 3, 'mem_size_mib': 128, 'smt': true}}",
+	  "\"machine-config\": \"vcpu_count\": 3 with \"smt\": true: " FC_ERR_VCPUS),
+	ROW("{" BOOT ", 'machine-config': {'vcpu_count': 31, 'mem_size_mib': 128, 'smt': true}}",
+	  "\"machine-config\": \"vcpu_count\": 31 with \"smt\": true: " FC_ERR_VCPUS),
+	ROW("{" BOOT ", " MC ", 'cpu_template': 'T3'}}",
+	  "\"machine-config\": \"cpu_template\": unknown variant `T3`, expected one of `C3`, `T2`, "
+	  "`T2S`, `None`, `T2CL`, `T2A`"),
+	ROW("{" BOOT ", " MC ", 'cpu_template': 't2'}}",
+	  "\"machine-config\": \"cpu_template\": unknown variant `t2`, expected one of `C3`, `T2`, "
+	  "`T2S`, `None`, `T2CL`, `T2A`"),
+	ROW("{" BOOT ", " MC ", 'cpu_template': 2}}",
+	  "\"machine-config\": \"cpu_template\": expected a string"),
 	ROW("{" BOOT ", " MC ", 'huge_pages': '2M'}}",
 	  "\"machine-config\": \"huge_pages\": \"2M\" is not implemented by kiln yet (None is)"),
 	ROW("{" BOOT ", " MC ", 'turbo': true}}", "\"machine-config\": unknown field \"turbo\""),
@@ -342,6 +352,8 @@ static void test_machine_boot_and_services(void **state)
 	assert_string_equal(c.cfg.initrd_path, "/i");
 	assert_string_equal(c.cfg.cmdline, "console=ttyS0"); /* no root device: nothing appended */
 	assert_int_equal(c.cfg.nr_cpus, 32);
+	assert_false(c.cfg.smt);
+	assert_int_equal(c.cfg.cpu_template, X86_CPU_TEMPLATE_NONE);
 	assert_int_equal(c.cfg.mem_bytes, 2048ull << 20);
 	assert_true(c.cfg.track_dirty_pages);
 	assert_int_equal(count(&c.cfg, &virtio_rng_class), 1);
@@ -357,6 +369,40 @@ static void test_machine_boot_and_services(void **state)
 	assert_int_equal(c.mmds_ip, inet_addr("169.254.170.2"));
 	fc_config_release(&c);
 	json_decref(root);
+
+	/* SMT with an even count or one vCPU, and each static template by its name (whether it
+	 * fits the host is InstanceStart's question). */
+	static const struct {
+		const char *machine;
+		unsigned cpus;
+		bool smt;
+		enum x86_cpu_template tmpl;
+	} machines[] = {
+		{ "'vcpu_count': 2, 'mem_size_mib': 128, 'smt': true, 'cpu_template': 'T2'", 2, true,
+		  X86_CPU_TEMPLATE_T2 },
+		{ "'vcpu_count': 1, 'mem_size_mib': 128, 'smt': true", 1, true, X86_CPU_TEMPLATE_NONE },
+		{ "'vcpu_count': 32, 'mem_size_mib': 128, 'smt': true, 'cpu_template': 'T2A'", 32, true,
+		  X86_CPU_TEMPLATE_T2A },
+		{ "'vcpu_count': 3, 'mem_size_mib': 128, 'smt': false, 'cpu_template': 'C3'", 3, false,
+		  X86_CPU_TEMPLATE_C3 },
+		{ "'vcpu_count': 3, 'mem_size_mib': 128, 'smt': null, 'cpu_template': 'T2S'", 3, false,
+		  X86_CPU_TEMPLATE_T2S },
+		{ "'vcpu_count': 4, 'mem_size_mib': 128, 'cpu_template': 'T2CL'", 4, false,
+		  X86_CPU_TEMPLATE_T2CL },
+		{ "'vcpu_count': 4, 'mem_size_mib': 128, 'cpu_template': null", 4, false,
+		  X86_CPU_TEMPLATE_NONE },
+	};
+	char doc[300];
+
+	for (size_t i = 0; i < sizeof(machines) / sizeof(machines[0]); i++) {
+		snprintf(doc, sizeof(doc), "{" BOOT ", 'machine-config': {%s}}", machines[i].machine);
+		assert_int_equal(parse(doc, true, &root, &c, err, sizeof(err)), 0);
+		assert_int_equal(c.cfg.nr_cpus, machines[i].cpus);
+		assert_int_equal(c.cfg.smt, machines[i].smt);
+		assert_int_equal(c.cfg.cpu_template, machines[i].tmpl);
+		fc_config_release(&c);
+		json_decref(root);
+	}
 
 	/* MMDS V1 at its default address; levels in any case. */
 	assert_int_equal(parse("{" BOOT ", 'logger': {'level': 'WARNING'}, 'network-interfaces': ["

@@ -14,7 +14,8 @@
  * states, and the table itself (paths, boot rules, metrics names) is pinned.
  *
  * In bodies, documents and JSON parts ' stands for "; @TMP@ is the test's directory (with
- * files kernel, disk, metrics, log and snapshots); @BIG@ 60000 bytes of a JSON string. */
+ * files kernel, disk, metrics, log and snapshots); @BIG@ 60000 bytes of a JSON string;
+ * @FOREIGN@ a static CPU template for the other vendor's CPUs than this host's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -31,6 +32,7 @@
 #include "kiln/fc.h"
 #include "kiln/loop.h"
 #include "kiln/snapshot.h"
+#include "kiln/x86.h"
 
 #define PRE_BOOT "The requested operation is not supported before starting the microVM."
 #define POST_BOOT "The requested operation is not supported after starting the microVM."
@@ -144,6 +146,22 @@ static const struct row rows[] = {
 	  .doc = "{'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256}}",
 	  .json = "{'vcpu_count':2,'mem_size_mib':256,'smt':false,'track_dirty_pages':false,"
 	  "'huge_pages':'None'}"),
+	/* A template shows when set; "None" (no template) and nulls do not, as in Firecracker. */
+	R("GET", "/machine-config", NULL, 200, NULL,
+	  .doc = "{'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256, 'smt': true, "
+	  "'cpu_template': 'T2S'}}",
+	  .json = "{'vcpu_count':2,'mem_size_mib':256,'smt':true,'track_dirty_pages':false,"
+	  "'huge_pages':'None','cpu_template':'T2S'}"),
+	R("GET", "/machine-config", NULL, 200, NULL,
+	  .doc = "{'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256, 'smt': null, "
+	  "'cpu_template': 'None'}}",
+	  .json = "{'vcpu_count':2,'mem_size_mib':256,'smt':false,'track_dirty_pages':false,"
+	  "'huge_pages':'None'}"),
+	R("GET", "/vm/config", NULL, 200, NULL,
+	  .doc = "{'machine-config': {'vcpu_count': 4, 'mem_size_mib': 256, 'smt': true, "
+	  "'cpu_template': 'T2A'}}",
+	  .json = "'machine-config':{'vcpu_count':4,'mem_size_mib':256,'smt':true,"
+	  "'track_dirty_pages':false,'huge_pages':'None','cpu_template':'T2A'}"),
 
 	/* PUT / PATCH /machine-config */
 	R("PUT", "/machine-config", "{'vcpu_count': 2, 'mem_size_mib': 256}", 204, NULL,
@@ -156,8 +174,19 @@ static const struct row rows[] = {
 	  "Machine config error: \"machine-config\": \"mem_size_mib\": 0 is not a size in MiB"),
 	R("PUT", "/machine-config", "{'vcpu_count': 1, 'mem_size_mib': 64, 'turbo': true}", 400,
 	  "Machine config error: \"machine-config\": unknown field \"turbo\""),
-	R("PUT", "/machine-config", "{'vcpu_count': 1, 'mem_size_mib': 64, 'smt': true}", 400,
-	  "Machine config error: \"machine-config\": \"smt\": true is not implemented by kiln yet"),
+	R("PUT", "/machine-config", "{'vcpu_count': 1, 'mem_size_mib': 64, 'smt': true}", 204, NULL,
+	  .after = "'machine-config':{'vcpu_count':1,'mem_size_mib':64,'smt':true,"),
+	R("PUT", "/machine-config", "{'vcpu_count': 3, 'mem_size_mib': 64, 'smt': true}", 400,
+	  "Machine config error: \"machine-config\": \"vcpu_count\": 3 with \"smt\": true: "
+	  FC_ERR_VCPUS),
+	/* Any template is taken here; InstanceStart checks that it fits the host, as Firecracker. */
+	R("PUT", "/machine-config", "{'vcpu_count': 2, 'mem_size_mib': 64, 'smt': true, "
+	  "'cpu_template': 'T2'}", 204, NULL,
+	  .after = "'machine-config':{'vcpu_count':2,'mem_size_mib':64,'smt':true,"
+	  "'track_dirty_pages':false,'huge_pages':'None','cpu_template':'T2'}"),
+	R("PUT", "/machine-config", "{'vcpu_count': 2, 'mem_size_mib': 64, 'cpu_template': 'T9'}", 400,
+	  "Machine config error: \"machine-config\": \"cpu_template\": unknown variant `T9`, "
+	  "expected one of `C3`, `T2`, `T2S`, `None`, `T2CL`, `T2A`"),
 	R("PUT", "/machine-config", "{'vcpu_count': 1, 'mem_size_mib': 32}", 400,
 	  "Machine config error: \"balloon\": \"amount_mib\": 64 is not in [0, 32] (the guest's memory)",
 	  .doc = BALLOON(0)),
@@ -169,6 +198,23 @@ static const struct row rows[] = {
 	  "Machine config error: \"machine-config\": \"mem_size_mib\": expected an integer"),
 	R("PATCH", "/machine-config", "{'vcpu_count': 0}", 400,
 	  "Machine config error: \"machine-config\": \"vcpu_count\": 0 is not in [1, 32]"),
+	R("PATCH", "/machine-config", "{'smt': true, 'cpu_template': 'T2CL'}", 204, NULL,
+	  .doc = "{'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256}}",
+	  .after = "'machine-config':{'vcpu_count':2,'mem_size_mib':256,'smt':true,"
+	  "'track_dirty_pages':false,'huge_pages':'None','cpu_template':'T2CL'}"),
+	/* null leaves a field as it was (Firecracker's MachineConfigUpdate); "None" clears. */
+	R("PATCH", "/machine-config", "{'cpu_template': null, 'vcpu_count': 4}", 204, NULL,
+	  .doc = "{'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256, 'cpu_template': 'T2'}}",
+	  .after = "'vcpu_count':4,'mem_size_mib':256,'smt':false,'track_dirty_pages':false,"
+	  "'huge_pages':'None','cpu_template':'T2'}"),
+	R("PATCH", "/machine-config", "{'cpu_template': 'None'}", 204, NULL,
+	  .doc = "{'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256, 'cpu_template': 'T2'}}",
+	  .after = "'machine-config':{'vcpu_count':2,'mem_size_mib':256,'smt':false,"
+	  "'track_dirty_pages':false,'huge_pages':'None'}"),
+	R("PATCH", "/machine-config", "{'vcpu_count': 5}", 400,
+	  "Machine config error: \"machine-config\": \"vcpu_count\": 5 with \"smt\": true: "
+	  FC_ERR_VCPUS, .doc = "{'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256, "
+	  "'smt': true}}"),
 	R("PATCH", "/machine-config", "{'huge_pages': '2M'}", 400,
 	  "Machine config error: \"machine-config\": \"huge_pages\": \"2M\" is not implemented by kiln "
 	  "yet (None is)"),
@@ -289,6 +335,12 @@ static const struct row rows[] = {
 	R("PUT", "/actions", "{'action_type': 'InstanceStart'}", 400,
 	  "Start microvm error: \"boot-source\": \"kernel_image_path\" is required",
 	  .doc = "{'boot-source': {}}"),
+	/* A template for the other vendor's CPUs (@FOREIGN@): refused before anything is built. */
+	R("PUT", "/actions", "{'action_type': 'InstanceStart'}", 400,
+	  "Start microvm error: Failed to get CPU template: CPU vendor mismatched between actual "
+	  "CPU and CPU template.",
+	  .doc = "{'boot-source': {'kernel_image_path': '@TMP@/kernel'}, 'machine-config': "
+	  "{'vcpu_count': 2, 'mem_size_mib': 128, 'smt': true, 'cpu_template': '@FOREIGN@'}}"),
 	R("PUT", "/actions", "{'action_type': 'SendCtrlAltDel'}", 400, PRE_BOOT),
 	R("PUT", "/actions", "{'action_type': 'FlushMetrics'}", 400, PRE_BOOT),
 	R("PUT", "/actions", "{'action_type': 'Reboot'}", 400, DESER "unknown variant `Reboot`, expected "
@@ -473,8 +525,8 @@ static const struct row rows[] = {
 	  "Migration error: \"tls_psk_file\" and \"tls_x509_dir\" exclude each other"),
 	H("PUT", "/migrate", MIGRATE ", 'tls_psk_file': '@TMP@/nokey'}", 400,
 	  "Migration error: tls_psk_file @TMP@/nokey: No such file or directory"),
-	H("PUT", "/migrate", MIGRATE ", 'tls_psk_file': '@TMP@/log'}", 400,
-	  "Migration error: tls_psk_file @TMP@/log: no identity:hexkey line (psktool's format)"),
+	H("PUT", "/migrate", MIGRATE ", 'tls_psk_file': '@TMP@/empty'}", 400,
+	  "Migration error: tls_psk_file @TMP@/empty: no identity:hexkey line (psktool's format)"),
 	H("PUT", "/migrate", MIGRATE ", 'tls_x509_dir': '@TMP@'}", 400,
 	  "Migration error: tls_x509_dir @TMP@/ca-cert.pem: No such file or directory"),
 
@@ -565,7 +617,17 @@ static const struct {
 static struct loop *loop;
 static char tmp[64];
 
-/* @text with @TMP@ expanded and, when @quotes, ' made " and @BIG@ expanded; malloc'd. */
+/* A static CPU template for the other vendor's CPUs than this host's. */
+static const char *foreign_template(void)
+{
+	struct x86_cpu_id host;
+
+	x86_host_cpu_id(&host);
+	return strcmp(host.vendor, X86_VENDOR_INTEL) ? "T2" : "T2A";
+}
+
+/* @text with @TMP@ and @FOREIGN@ expanded and, when @quotes, ' made " and @BIG@ expanded;
+ * malloc'd. */
 static char *expand(const char *text, bool quotes)
 {
 	size_t cap = strlen(text) + 70000, n = 0;
@@ -576,6 +638,9 @@ static char *expand(const char *text, bool quotes)
 		if (!strncmp(p, "@TMP@", 5)) {
 			n += (size_t)snprintf(out + n, cap - n, "%s", tmp);
 			p += 5;
+		} else if (!strncmp(p, "@FOREIGN@", 9)) {
+			n += (size_t)snprintf(out + n, cap - n, "%s", foreign_template());
+			p += 9;
 		} else if (quotes && !strncmp(p, "@BIG@", 5)) {
 			memset(out + n, 'x', 60000);
 			n += 60000;
@@ -668,6 +733,7 @@ static int setup(void **state_)
 	write_file("disk", (char[4096]){ 0 }, 4096);
 	write_file("metrics", "", 0);
 	write_file("log", "", 0);
+	write_file("empty", "", 0); /* stays empty (the log file gets the log's lines) */
 	write_snapshot("noconfig.snap", NULL);
 	write_snapshot("notjson.snap", "{\"machine-config\": ");
 	write_snapshot("badconfig.snap", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, "
@@ -677,8 +743,8 @@ static int setup(void **state_)
 
 static int teardown(void **state_)
 {
-	static const char *const names[] = { "kernel", "disk", "metrics", "log", "noconfig.snap",
-					     "notjson.snap", "badconfig.snap" };
+	static const char *const names[] = { "kernel", "disk", "metrics", "log", "empty",
+					     "noconfig.snap", "notjson.snap", "badconfig.snap" };
 	char path[128];
 
 	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
