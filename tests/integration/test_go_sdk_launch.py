@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """firecracker-go-sdk's launch, replayed as its machine.go and handlers.go do it: the process
 flags it passes, the log and metrics FIFOs it makes before anything reads them, its requests in
-its order with its bodies (logger with show_level, metrics, machine-config, boot-source, the
-root drive, a NIC, vsock, MMDS, InstanceStart), then a snapshot and a load into a fresh
+its order with its bodies (logger with show_level, metrics, machine-config with smt,
+boot-source, the root drive and a NIC with rate limiters, vsock, MMDS, InstanceStart), then a snapshot and a load into a fresh
 process started the same way. The FIFOs are read the way the SDK reads them: from a thread that
 opens them after kiln has."""
 import json
@@ -65,7 +65,7 @@ def test_go_sdk_launch_logs_metrics_snapshot_and_load(kvm, kiln, bzimage, initrd
     sh, sock, log, metrics = start(kiln, netns, first, "sdk-vm-1")
     try:
         for path, body in [
-            ("/machine-config", {"vcpu_count": 2, "mem_size_mib": 256, "smt": False,
+            ("/machine-config", {"vcpu_count": 2, "mem_size_mib": 256, "smt": True,
                                  "track_dirty_pages": False}),
             ("/boot-source", {"kernel_image_path": str(bzimage), "initrd_path": str(initrd),
                               "boot_args": BOOT_ARGS}),
