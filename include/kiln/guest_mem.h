@@ -33,10 +33,14 @@ struct guest_mem {
 	bool shared;         /* mapped MAP_SHARED from a file (a migration's memfd) */
 };
 
-/* Reserve @bytes of guest RAM as one anonymous MAP_NORESERVE mapping and split it around the
- * MMIO hole [KILN_MMIO_HOLE_START, 4 GiB). Pages are only populated when touched.
- * Returns 0 or -errno (-EINVAL for 0 bytes or not a multiple of 4 KiB, -ENOMEM). */
-int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes) __attribute__((warn_unused_result));
+/* Reserve @bytes of guest RAM as one anonymous mapping and split it around the MMIO hole
+ * [KILN_MMIO_HOLE_START, 4 GiB). Pages are only populated when touched. With @huge the mapping
+ * is of 2 MiB hugetlbfs pages, all reserved now (the host's pool must hold them: a page that
+ * could not be had later would kill kiln on the guest's touch); without, MAP_NORESERVE with
+ * transparent huge pages advised. Returns 0 or -errno (-EINVAL for 0 bytes or not a multiple of
+ * 4 KiB, or of 2 MiB with @huge; -ENOMEM). */
+int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes, bool huge)
+	__attribute__((warn_unused_result));
 
 /* Guest RAM of @bytes mapped from file @fd (at least @bytes long; the caller keeps the fd).
  * Private (a snapshot's memory file): pages are read from the file when first touched and

@@ -53,6 +53,10 @@ struct vm_config {
 	const char *initrd_path;     /* NULL: none */
 	const char *cmdline;
 	unsigned nr_cpus;
+	bool huge_pages;             /* guest RAM on 2 MiB hugetlbfs pages (Firecracker's huge_pages
+					"2M"), reserved when the VM is made: mem_bytes a multiple of
+					2 MiB, no balloon; false: 4 KiB pages, transparent huge pages
+					advised. A restore maps its memory file as it is */
 	bool smt;                    /* two threads per core (Firecracker's smt): nr_cpus must be
 					1 or even */
 	enum x86_cpu_template cpu_template; /* Firecracker's static CPU template; a boot refuses

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/mman.h>
 
 #include "kiln/layout.h"
 
@@ -25,20 +26,21 @@ static void split(struct guest_mem *mem, void *map, uint64_t bytes)
 	}
 }
 
-int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes)
+int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes, bool huge)
 {
 	void *map;
 
 	memset(mem, 0, sizeof(*mem));
-	if (bytes == 0 || bytes % 4096)
+	if (bytes == 0 || bytes % (huge ? 2u << 20 : 4096u))
 		return -EINVAL;
-	map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		   -1, 0);
+	map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+		   (huge ? MAP_HUGETLB | MAP_HUGE_2MB : MAP_NORESERVE), -1, 0);
 	if (map == MAP_FAILED)
 		return -ENOMEM;
-	/* Guest RAM is never a core-dump payload and benefits from transparent huge pages. */
+	/* Guest RAM is never a core-dump payload and benefits from (transparent) huge pages. */
 	madvise(map, bytes, MADV_DONTDUMP);
-	madvise(map, bytes, MADV_HUGEPAGE);
+	if (!huge)
+		madvise(map, bytes, MADV_HUGEPAGE);
 	split(mem, map, bytes);
 	return 0;
 }

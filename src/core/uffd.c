@@ -78,7 +78,7 @@ int vm_restore_uffd(struct vm *vm, const struct vm_config *cfg, const struct vm_
 	if (strlen(mb->path) >= sizeof(addr.sun_path))
 		return error_set(e, ERROR_USAGE, "mem_backend %s: socket path too long", mb->path);
 	memcpy(addr.sun_path, mb->path, strlen(mb->path));
-	if (guest_mem_alloc(&vm->mem, cfg->mem_bytes))
+	if (guest_mem_alloc(&vm->mem, cfg->mem_bytes, false))
 		return error_set(e, ERROR_RUNTIME, "cannot reserve %" PRIu64 " MiB of guest memory",
 			       cfg->mem_bytes >> 20);
 	/* Transparent huge pages would have the handler's 4 KiB copies land in 2 MiB pages. */

@@ -159,9 +159,10 @@ static int create_memory(struct vm *vm, const struct vm_config *cfg, const struc
 {
 	int ret = snap ? vm_restore_memory(vm, cfg, mem, e) : 0;
 
-	if (!snap && guest_mem_alloc(&vm->mem, cfg->mem_bytes))
+	if (!snap && guest_mem_alloc(&vm->mem, cfg->mem_bytes, cfg->huge_pages))
 		return vm_fail(e, VM_INPUT_MEMORY, ERROR_RUNTIME, "cannot reserve %" PRIu64
-			       " MiB of guest memory", cfg->mem_bytes >> 20);
+			       " MiB of guest memory%s", cfg->mem_bytes >> 20, cfg->huge_pages ?
+			       " in 2 MiB huge pages (the host's pool: /proc/sys/vm/nr_hugepages)" : "");
 	if (ret || !cfg->track_dirty_pages)
 		return ret;
 	vm->track_dirty = vm->user_track_dirty = true;

@@ -203,9 +203,13 @@ static int parse_machine(json_t *o, struct fc_config *r, char *err, size_t errle
 	if (tmpl && x86_cpu_template_parse(tmpl, &r->cfg.cpu_template))
 		return fc_error(err, errlen, "%s\"cpu_template\": unknown variant `%s`, expected one "
 				"of `C3`, `T2`, `T2S`, `None`, `T2CL`, `T2A`", where, tmpl);
-	if (huge && strcmp(huge, "None"))
-		return fc_error(err, errlen, "%s\"huge_pages\": \"%s\" is not implemented by kiln "
-				"yet (None is)", where, huge);
+	if (huge && strcmp(huge, "None") && strcmp(huge, "2M"))
+		return fc_error(err, errlen, "%s\"huge_pages\": unknown variant `%s`, expected `None` "
+				"or `2M`", where, huge);
+	r->cfg.huge_pages = huge && !strcmp(huge, "2M");
+	if (r->cfg.huge_pages && mib % 2)
+		return fc_error(err, errlen, "%s\"mem_size_mib\": %lld is not a multiple of the 2 MiB "
+				"huge page size", where, (long long)mib);
 	r->cfg.nr_cpus = (unsigned)vcpus;
 	r->cfg.smt = smt;
 	r->cfg.mem_bytes = (uint64_t)mib << 20;

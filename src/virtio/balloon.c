@@ -506,6 +506,9 @@ static int b_check(const struct vm_config *vm, unsigned entry, struct error *e)
 {
 	const struct balloon_config *cfg = vm->device[entry].config;
 
+	if (vm->huge_pages)
+		return error_set(e, ERROR_USAGE, "balloon: not with huge pages (a 4 KiB page cannot "
+				 "be given back out of a 2 MiB one)");
 	if (cfg->target_bytes > vm->mem_bytes)
 		return error_set(e, ERROR_USAGE, "balloon: %llu MiB is more than the guest's %llu MiB",
 				 (unsigned long long)(cfg->target_bytes >> 20),

@@ -251,3 +251,46 @@ def test_payload_limits_metadata_and_snapshot_version(kiln, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_huge_pages_2m(kvm, kiln, bzimage, initrd, tmp_path):
+    """machine-config huge_pages "2M": the guest's RAM comes from the host's 2 MiB hugetlbfs pool,
+    reserved at InstanceStart; with too small a pool InstanceStart is refused (no SIGBUS later)."""
+    from conftest import Shell
+    from fcapi import call, wait_for_socket
+
+    def meminfo(key):
+        for line in open("/proc/meminfo"):
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        raise AssertionError(key)
+
+    pool = "/proc/sys/vm/nr_hugepages"
+    old = open(pool).read().strip()
+    try:
+        for pages, ok in ((0, False), (80, True)):
+            with open(pool, "w") as f:
+                f.write(str(pages))
+            sock = tmp_path / f"api{pages}.sock"
+            sh = Shell([kiln, "--api-sock", sock], ready=False)
+            try:
+                wait_for_socket(sock, sh.proc)
+                for path, body in [("/boot-source", {"kernel_image_path": str(bzimage), "initrd_path": str(initrd),
+                                                     "boot_args": "console=ttyS0 kiln.test="}),
+                                   ("/machine-config", {"vcpu_count": 1, "mem_size_mib": 128, "huge_pages": "2M"})]:
+                    assert call(sock, "PUT", path, body) == (204, None), path
+                status, body = call(sock, "PUT", "/actions", {"action_type": "InstanceStart"})
+                if not ok:
+                    assert status == 400 and "in 2 MiB huge pages" in body["fault_message"], body
+                    continue
+                assert status == 204, body
+                sh.wait_ready()
+                used = meminfo("HugePages_Total") - meminfo("HugePages_Free") + meminfo("HugePages_Rsvd")
+                assert used >= 64, used  # 128 MiB of guest RAM: 64 pages taken or reserved
+                assert "KILN-HUGE-42" in sh.check("echo KILN-HUGE-$((6 * 7))")
+                assert sh.poweroff() == 0
+            finally:
+                sh.close()
+    finally:
+        with open(pool, "w") as f:
+            f.write(old)

@@ -95,8 +95,10 @@ static const struct bad_doc bad_docs[] = {
 	  "`T2S`, `None`, `T2CL`, `T2A`"),
 	ROW("{" BOOT ", " MC ", 'cpu_template': 2}}",
 	  "\"machine-config\": \"cpu_template\": expected a string"),
-	ROW("{" BOOT ", " MC ", 'huge_pages': '2M'}}",
-	  "\"machine-config\": \"huge_pages\": \"2M\" is not implemented by kiln yet (None is)"),
+	ROW("{" BOOT ", 'machine-config': {'vcpu_count': 1, 'mem_size_mib': 127, 'huge_pages': '2M'}}",
+	  "\"machine-config\": \"mem_size_mib\": 127 is not a multiple of the 2 MiB huge page size"),
+	ROW("{" BOOT ", " MC ", 'huge_pages': '2M'}, 'balloon': {'amount_mib': 1, 'deflate_on_oom': true}}",
+	  "balloon: not with huge pages (a 4 KiB page cannot be given back out of a 2 MiB one)"),
 	ROW("{" BOOT ", " MC ", 'turbo': true}}", "\"machine-config\": unknown field \"turbo\""),
 	/* drives */
 	ROW("{" BOOT ", 'drives': {}}", "\"drives\": expected an array"),

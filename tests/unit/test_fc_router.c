@@ -215,9 +215,11 @@ static const struct row rows[] = {
 	  "Machine config error: \"machine-config\": \"vcpu_count\": 5 with \"smt\": true: "
 	  FC_ERR_VCPUS, .doc = "{'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256, "
 	  "'smt': true}}"),
-	R("PATCH", "/machine-config", "{'huge_pages': '2M'}", 400,
-	  "Machine config error: \"machine-config\": \"huge_pages\": \"2M\" is not implemented by kiln "
-	  "yet (None is)"),
+	R("PATCH", "/machine-config", "{'huge_pages': '1G'}", 400,
+	  "Machine config error: \"machine-config\": \"huge_pages\": unknown variant `1G`, expected "
+	  "`None` or `2M`"),
+	R("PATCH", "/machine-config", "{'huge_pages': '2M'}", 204, NULL,
+	  .after = "'mem_size_mib':128,'smt':false,'track_dirty_pages':false,'huge_pages':'2M'}"),
 
 	/* PUT /boot-source */
 	R("PUT", "/boot-source", "{'kernel_image_path': '@TMP@/kernel', 'boot_args': 'console=ttyS0'}",

@@ -14,7 +14,7 @@ static void test_small_is_one_region(void **state)
 {
 	struct guest_mem mem;
 
-	assert_int_equal(guest_mem_alloc(&mem, 64 << 20), 0);
+	assert_int_equal(guest_mem_alloc(&mem, 64 << 20, false), 0);
 	assert_int_equal(mem.nr_regions, 1);
 	assert_int_equal(mem.region[0].gpa, 0);
 	assert_int_equal(mem.region[0].size, 64 << 20);
@@ -32,7 +32,7 @@ static void test_large_splits_around_hole(void **state)
 	struct guest_mem mem;
 	uint64_t size = 5ULL << 30;
 
-	assert_int_equal(guest_mem_alloc(&mem, size), 0);
+	assert_int_equal(guest_mem_alloc(&mem, size, false), 0);
 	assert_int_equal(mem.nr_regions, 2);
 	assert_int_equal(mem.region[0].size, KILN_MMIO_HOLE_START);
 	assert_int_equal(mem.region[1].gpa, KILN_MMIO_HOLE_END);
@@ -49,7 +49,7 @@ static void test_hostile_ranges(void **state)
 {
 	struct guest_mem mem;
 
-	assert_int_equal(guest_mem_alloc(&mem, 16 << 20), 0);
+	assert_int_equal(guest_mem_alloc(&mem, 16 << 20, false), 0);
 	assert_null(guest_mem_ptr(&mem, 0, 0));
 	assert_null(guest_mem_ptr(&mem, UINT64_MAX, 1));
 	assert_null(guest_mem_ptr(&mem, 4096, UINT64_MAX));
@@ -64,8 +64,9 @@ static void test_bad_sizes(void **state)
 {
 	struct guest_mem mem;
 
-	assert_int_equal(guest_mem_alloc(&mem, 0), -EINVAL);
-	assert_int_equal(guest_mem_alloc(&mem, 4095), -EINVAL);
+	assert_int_equal(guest_mem_alloc(&mem, 0, false), -EINVAL);
+	assert_int_equal(guest_mem_alloc(&mem, 4095, false), -EINVAL);
+	assert_int_equal(guest_mem_alloc(&mem, 3 << 20, true), -EINVAL); /* not whole 2 MiB pages */
 }
 
 int main(void)
