@@ -209,7 +209,13 @@ class Shell:
         self._wait_for(b"\n", timeout, at)
         rc = int(self.out[at + len(marker):].split(b"\r")[0].split(b"\n")[0])
         text = self.out[start:at].decode(errors="replace")
-        text = text.split("\n", 1)[1] if "\n" in text else ""  # drop the echoed command
+        # Drop the echoed command line, and whatever the console printed before it (a kernel
+        # message can land between the prompt and the echo).
+        echo = text.find(f"KILN-RC-{self.n}=$?")
+        if echo >= 0 and "\n" in text[echo:]:
+            text = text[text.index("\n", echo) + 1:]
+        else:
+            text = text.split("\n", 1)[1] if "\n" in text else ""
         return rc, text
 
     def check(self, cmd, timeout=120):
