@@ -213,7 +213,7 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	vm->nr_cpus = cfg->nr_cpus;
 	vm->clock_realtime = cfg->clock_realtime;
 	vm->smt = cfg->smt;
-	vm->cpu_template = cfg->cpu_template;
+	vm->cpu_template = x86_cpu_template_rows(cfg->cpu_template);
 	clock_gettime(CLOCK_MONOTONIC, &made);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &made_cpu);
 	bus_init(&vm->pio, "port");
