@@ -254,8 +254,8 @@ json_t *fc_doc_with_entry(const struct fc_request *rq, const char *key, const ch
 json_t *fc_doc_entry(const struct fc_request *rq, const char *key, const char *id_key);
 
 /* The machine configuration with Firecracker's defaults filled in (a new reference), or NULL
- * when out of memory. As Firecracker's GET /machine-config: "cpu_template" only when a
- * template other than "None" is set. */
+ * when out of memory. As Firecracker's GET /machine-config: "cpu_template" only when a static
+ * template other than "None" is set and no custom one ("cpu-config") replaces it. */
 json_t *fc_doc_machine_config(const struct fc_api *api);
 
 /* Set the members of object @from in object @into, but those that are null: Firecracker
@@ -317,7 +317,7 @@ void fc_put_serial(struct fc_request *rq);             /* PUT /serial */
 void fc_put_vsock(struct fc_request *rq);              /* PUT /vsock */
 void fc_get_balloon_hinting(struct fc_request *rq);   /* GET /balloon/hinting/status */
 void fc_patch_balloon_hinting(struct fc_request *rq); /* PATCH /balloon/hinting/start|stop */
-void fc_not_implemented(struct fc_request *rq);        /* Firecracker's, not kiln's yet */
+void fc_put_cpu_config(struct fc_request *rq);         /* PUT /cpu-config */
 /* balloon.c: */
 void fc_put_balloon(struct fc_request *rq);            /* PUT /balloon */
 void fc_patch_balloon(struct fc_request *rq);          /* PATCH /balloon, after boot */
