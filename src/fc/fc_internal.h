@@ -265,10 +265,11 @@ int fc_doc_merge(json_t *into, const json_t *from) __attribute__((warn_unused_re
 /* Whether two FullVmConfiguration documents, both accepted by fc_config_parse(), describe
  * the same guest: @stream, a migration stream's, and @local, its destination operator's
  * (--config-file). Compared with Firecracker's defaults filled in: "machine-config"
- * (vcpu_count, mem_size_mib, smt, cpu_template), "boot-source" boot_args, "drives" by drive_id
- * in order (is_root_device, is_read_only, cache_type, partuuid), "network-interfaces" by
- * iface_id in order (guest_mac), "vsock" (guest_cid), "balloon", "entropy" and "mmds-config"
- * (present or not, and their keys). Paths, taps, sockets, I/O engines, rate limiters,
+ * (vcpu_count, mem_size_mib, smt, cpu_template), "cpu-config" (the custom CPU template, as a
+ * whole), "boot-source" boot_args, "drives" by drive_id in order (is_root_device,
+ * is_read_only, cache_type, partuuid), "network-interfaces" by iface_id in order (guest_mac),
+ * "vsock" (guest_cid), "balloon", "entropy" and "mmds-config" (present or not, and their
+ * keys). Paths, taps, sockets, I/O engines, rate limiters,
  * track_dirty_pages, huge_pages, the logger and the metrics are the host's and not compared.
  * Pure. Returns 0, or -EINVAL with the first difference in @err:
  *   drives "rootfs": is_read_only is true in the stream, false in --config-file
