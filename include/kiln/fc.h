@@ -3,10 +3,10 @@
  * metrics.
  *
  * Owns: the mapping from Firecracker's FullVmConfiguration (swagger/firecracker.yaml: the keys
- * "boot-source", "machine-config", "drives", "network-interfaces", "entropy", "logger",
- * "metrics") to a struct vm_config, with Firecracker's defaults and rules; the API server on a
- * Unix socket (libmicrohttpd, served from kiln's event loop) and the pre-boot / post-boot rules
- * of its endpoints; the metrics file. The command line (src/cli/firecracker.c) drives both.
+ * "boot-source", "machine-config", "cpu-config", "drives", "network-interfaces", "entropy",
+ * "logger", "metrics", ...) to a struct vm_config, with Firecracker's defaults and rules; the
+ * API server on a Unix socket (libmicrohttpd, served from kiln's event loop) and the pre-boot
+ * / post-boot rules of its endpoints; the metrics file. The command line (src/cli/firecracker.c) drives both.
  */
 #ifndef KILN_FC_H
 #define KILN_FC_H
@@ -54,6 +54,8 @@ struct fc_config {
 	unsigned mmds_nics;        /* "mmds-config": bit i set when net[i] reaches MMDS */
 	bool mmds_v2, mmds_imds_compat;
 	uint32_t mmds_ip;          /* network order */
+	struct x86_template *cpu_config; /* owned: "cpu-config" parsed (cfg.custom_template), or
+					    NULL */
 };
 
 /* Parse document @root into @out. Without @need_boot_source a missing "boot-source" is fine
@@ -65,6 +67,14 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *out, 
 		    size_t errlen) __attribute__((warn_unused_result));
 
 void fc_config_release(struct fc_config *c);
+
+/* --config-file's "cpu-config" may name a file holding the custom CPU template (Firecracker's
+ * CustomCpuTemplateOrPath): when it is a string, read that file (JSON) and put the template
+ * itself in @root, so that the document (and a snapshot of the VM) carries the template, not a
+ * path. Anything else is left to fc_config_parse(). Returns 0, or -EINVAL with a message
+ * naming the path in @err (the file cannot be read, is not JSON, is not an object). */
+int fc_config_read_cpu_config(json_t *root, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* A RateLimiter object (null or absent: no limit) into @out: "bandwidth" and "ops", each null
  * or a TokenBucket {"size", "one_time_burst", "refill_time"}, non-negative integers. @where

@@ -61,6 +61,9 @@ struct vm_config {
 					1 or even */
 	enum x86_cpu_template cpu_template; /* Firecracker's static CPU template; a boot refuses
 					       one that does not fit this host's CPU */
+	const struct x86_template *custom_template; /* a custom CPU template (Firecracker's
+					       /cpu-config; borrowed, outlives the VM), applied
+					       instead of cpu_template on any CPU; NULL: none */
 	uint64_t mem_bytes;
 	enum vm_transport transport; /* how virtio devices attach */
 	unsigned nr_devices;

@@ -2,9 +2,10 @@
 /* x86 — architectural vCPU state kiln gives a freshly created x86 vCPU.
  *
  * Owns: CPUID shaping (APIC IDs and the topology leaves, with or without SMT), Firecracker's
- * static CPU templates (src/arch/x86/cpu_template.c: which host CPUs each fits, its CPUID and
- * MSR masks), the boot GDT and identity page tables, entry register state for the 64-bit
- * Linux boot protocol and PVH, and the initial MSRs, FPU and local APIC LINT setup.
+ * CPU templates as rows of CPUID and MSR masks (src/arch/x86/cpu_template.c: the static ones,
+ * which host CPUs each fits, and applying any template; src/arch/x86/custom_template.c: the
+ * custom template language), the boot GDT and identity page tables, entry register state for
+ * the 64-bit Linux boot protocol and PVH, and the initial MSRs, FPU and local APIC LINT setup.
  */
 #ifndef KILN_X86_H
 #define KILN_X86_H
@@ -71,6 +72,98 @@ void x86_host_cpu_id(struct x86_cpu_id *id);
 void x86_cpu_id_from_leaves(struct x86_cpu_id *id, uint32_t ebx, uint32_t ecx, uint32_t edx,
 			    uint32_t signature);
 
+/* ---- CPU templates as rows (Firecracker's cpu_config: static and custom alike) ---- */
+
+enum x86_cpuid_reg { X86_EAX, X86_EBX, X86_ECX, X86_EDX };
+
+/* One CPUID register of leaf @leaf, subleaf @subleaf: it becomes (register & ~mask) | value.
+ * With set_flags the entry's KVM flags (struct kvm_cpuid_entry2.flags, KVM API document
+ * §4.46) become @flags, as a custom template's leaf says; a row with mask 0 changes only
+ * that. */
+struct x86_cpuid_row {
+	uint32_t leaf, subleaf;
+	enum x86_cpuid_reg reg;
+	uint32_t mask, value;
+	bool set_flags;
+	uint32_t flags;
+};
+
+/* One MSR: its value becomes (value & ~mask) | value. */
+struct x86_msr_row {
+	uint32_t index;
+	uint64_t mask, value;
+};
+
+/* A KVM capability (KVM_CAP_*) a template adds to the ones checked at VM creation, or (remove)
+ * takes out of them: Firecracker's kvm_capabilities "N" and "!N". */
+struct x86_kvm_cap {
+	uint32_t cap;
+	bool remove;
+};
+
+/* A CPU template as kiln applies it: rows applied in order (a later row of the same register
+ * applies on top of an earlier one), and the KVM capabilities it adds or removes. */
+struct x86_template {
+	const char *name;                   /* for messages: "T2", ..., "custom" */
+	const struct x86_cpuid_row *cpuid;
+	unsigned nr_cpuid;
+	const struct x86_msr_row *msr;
+	unsigned nr_msr;
+	const struct x86_kvm_cap *caps;
+	unsigned nr_caps;
+};
+
+/* Apply @t's CPUID rows to @cpuid (KVM_GET_SUPPORTED_CPUID's, before x86_cpuid_prepare()).
+ * NULL is no template. Returns 0, or -ENOENT with a message in @err naming the template and
+ * the leaf when @cpuid lacks a leaf and subleaf a row names (Firecracker's
+ * CpuidFeatureNotSupported); @cpuid may then be partly changed. */
+int x86_template_apply(struct kvm_cpuid2 *cpuid, const struct x86_template *t, char *err,
+		       size_t errlen) __attribute__((warn_unused_result));
+
+/* MSR @index's value under @t: 0 with *@value passed through each of @t's rows for @index, or
+ * -ENOENT (*@value untouched) when @t has none for it. */
+int x86_template_msr(const struct x86_template *t, uint32_t index, uint64_t *value)
+	__attribute__((warn_unused_result));
+
+/* Set @t's MSRs on vCPU @vcpu_fd (after its boot MSRs): each read with KVM_GET_MSRS, masked
+ * as x86_template_msr() says, written back with KVM_SET_MSRS. NULL is no template. Returns 0,
+ * or -errno (-ENOENT when KVM cannot read one, -EINVAL when it refuses the value) with a
+ * message naming the template and the MSR in @err. */
+int x86_template_set_msrs(int vcpu_fd, const struct x86_template *t, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Check the KVM capabilities a VM with template @t (NULL: none) needs: Firecracker's default
+ * list (KVM_CAP_IRQCHIP, IOEVENTFD, IRQFD, USER_MEMORY, SET_TSS_ADDR, PIT2, PIT_STATE2,
+ * ADJUST_CLOCK, DEBUGREGS, MP_STATE, VCPU_EVENTS, XCRS, XSAVE, EXT_CPUID) with @t's additions
+ * and removals applied in order, each asked of @has (KVM_CHECK_EXTENSION > 0). Returns 0, -ENOENT
+ * with the first capability @has denies in *@missing (in Firecracker's order), or -ENOMEM. */
+int x86_template_check_caps(const struct x86_template *t, bool (*has)(void *ctx, uint32_t cap),
+			    void *ctx, uint32_t *missing) __attribute__((warn_unused_result));
+
+/* ---- Custom CPU templates (Firecracker's PUT /cpu-config and "cpu-config") ---- */
+
+/* Parse @doc, a JSON object in Firecracker 1.16's custom template language (its
+ * cpu_config/x86_64/custom_cpu_template.rs, docs/cpu_templates/cpu-templates.md):
+ *   "kvm_capabilities": ["171", "!56"]      decimal capability numbers, "!" removes
+ *   "cpuid_modifiers": [{"leaf": "0x1", "subleaf": "0x0", "flags": 0,
+ *                        "modifiers": [{"register": "ecx", "bitmap": "0bxx..."}]}]
+ *   "msr_modifiers": [{"addr": "0x10a", "bitmap": "0b..."}]
+ * Leaves, subleaves and addresses are strings with a 0x or 0b prefix; a bitmap is up to 32
+ * (CPUID) or 64 (MSR) characters of 0 (cleared), 1 (set) and x (kept), "0b" in front and "_"
+ * between them optional, missing high bits kept. As in Firecracker, unknown keys of the
+ * entries are ignored (not of the template), and entries may repeat (they apply in order).
+ * Returns 0 with *@out (free with x86_template_free()), or -EINVAL with a message naming the
+ * entry, the key and the value, in Firecracker's words after them:
+ *   "cpuid_modifiers"[0]: "modifiers"[1]: "bitmap": Failed to parse string [0b12] as a bitmap -
+ *   unknown character: '2'
+ * or -ENOMEM. */
+struct json_t;
+int x86_template_parse(struct json_t *doc, struct x86_template **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Free a template x86_template_parse() made; NULL is fine. */
+void x86_template_free(struct x86_template *t);
+
 /* ---- Static CPU templates (Firecracker's cpu_config/x86_64/static_cpu_templates) ---- */
 
 /* Each makes the guest's CPU look like an EC2 instance type's: CPUID registers (and, T2S and
@@ -107,24 +200,8 @@ enum x86_template_fit x86_cpu_template_fit(enum x86_cpu_template t, const struct
  * "" for NONE. */
 const char *x86_cpu_template_cpus(enum x86_cpu_template t);
 
-/* Apply @t's CPUID masks to @cpuid (KVM_GET_SUPPORTED_CPUID's, before x86_cpuid_prepare()):
- * each listed register becomes (register & ~mask) | value. Returns 0, or -ENOENT with a message
- * in @err naming the leaf when @cpuid lacks one the template changes (Firecracker's
- * CpuidFeatureNotSupported). */
-int x86_cpu_template_apply(struct kvm_cpuid2 *cpuid, enum x86_cpu_template t, char *err,
-			   size_t errlen) __attribute__((warn_unused_result));
-
-/* MSR @index's value under @t: 0 with *@value masked ((value & ~mask) | template value), or
- * -ENOENT when @t leaves that MSR alone. */
-int x86_cpu_template_msr(enum x86_cpu_template t, uint32_t index, uint64_t *value)
-	__attribute__((warn_unused_result));
-
-/* Set @t's MSRs on vCPU @vcpu_fd (after its boot MSRs): each read with KVM_GET_MSRS, masked
- * as x86_cpu_template_msr() says, written back with KVM_SET_MSRS. Returns 0, or -errno
- * (-ENOENT when KVM cannot read one, -EINVAL when it refuses the value) with a message naming
- * the MSR in @err. */
-int x86_cpu_template_set_msrs(int vcpu_fd, enum x86_cpu_template t, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+/* @t's rows (static, never NULL; NONE has none), for the x86_template_* functions. */
+const struct x86_template *x86_cpu_template_rows(enum x86_cpu_template t);
 
 /* ---- Boot state and snapshots ---- */
 

@@ -321,7 +321,8 @@ static int parse_config_file(struct fc_run *r, char *err, size_t errlen)
 				  : fc_error(err, errlen, "--config-file %.250s: %s", r->config_file,
 					     e.text);
 	/* A migration's destination restores: its operator may leave the boot source out. */
-	if (fc_config_parse(r->root, !r->restore, &r->cfg, why, sizeof(why)))
+	if (fc_config_read_cpu_config(r->root, why, sizeof(why)) ||
+	    fc_config_parse(r->root, !r->restore, &r->cfg, why, sizeof(why)))
 		return fc_error(err, errlen, "--config-file %.250s: %s", r->config_file, why);
 	if (r->cfg.level_set)
 		r->level = r->cfg.level;

@@ -251,7 +251,7 @@ static struct kvm_cpuid2 *vm_cpuid(struct vm *vm, const struct x86_cpu_topology 
 		error_set(e, ERROR_RUNTIME, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
 		goto out_free;
 	}
-	if (x86_cpu_template_apply(cpuid, vm->cpu_template, e->msg, sizeof(e->msg))) {
+	if (x86_template_apply(cpuid, vm->cpu_template, e->msg, sizeof(e->msg))) {
 		e->kind = ERROR_USAGE;
 		goto out_free;
 	}
@@ -302,8 +302,8 @@ int vm_create_vcpus(struct vm *vm, const struct snap_reader *snap, struct error 
 			ret = error_set(e, ERROR_RUNTIME, "vCPU %u: %s", i, strerror(-ret));
 			goto out;
 		}
-		if (!snap && x86_cpu_template_set_msrs(vm->vcpu[i].fd, vm->cpu_template, e->msg,
-						       sizeof(e->msg))) {
+		if (!snap && x86_template_set_msrs(vm->vcpu[i].fd, vm->cpu_template, e->msg,
+						   sizeof(e->msg))) {
 			e->kind = ERROR_RUNTIME;
 			ret = error_code(e);
 			goto out;

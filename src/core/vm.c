@@ -41,10 +41,18 @@ int vm_fail(struct error *e, int input, enum error_kind kind, const char *fmt, .
 	return error_code(e);
 }
 
-/* Open /dev/kvm and check what @cfg asks of it. */
+/* KVM_CHECK_EXTENSION for x86_template_check_caps(); @ctx is the VM. */
+static bool kvm_has(void *ctx, uint32_t cap)
+{
+	return ioctl(((struct vm *)ctx)->kvm_fd, KVM_CHECK_EXTENSION, (unsigned long)cap) > 0;
+}
+
+/* Open /dev/kvm and check what @cfg asks of it: the capabilities kiln needs, less or more as
+ * the CPU template says (Firecracker's check, at boot and restore alike), and the vCPUs. */
 static int check_kvm(struct vm *vm, const struct vm_config *cfg, struct error *e)
 {
-	int max;
+	uint32_t cap;
+	int max, ret;
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
@@ -53,6 +61,14 @@ static int check_kvm(struct vm *vm, const struct vm_config *cfg, struct error *e
 				 "scripts/kvm-box (see README.md)", strerror(errno));
 	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION_EXPECTED)
 		return error_set(e, ERROR_RUNTIME, "/dev/kvm: unsupported KVM API version");
+	ret = x86_template_check_caps(vm->cpu_template, kvm_has, vm, &cap);
+	if (ret == -ENOMEM)
+		return error_set(e, ERROR_RUNTIME, "out of memory");
+	if (ret)
+		return error_set(e, ERROR_USAGE, "Missing KVM capabilities: 0x%" PRIx32 " (this host's "
+				 "KVM_CHECK_EXTENSION %" PRIu32 " is 0%s)", cap, cap,
+				 vm->cpu_template->nr_caps ? "; see the CPU template's "
+				 "kvm_capabilities" : "");
 	max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
 	if (max <= 0)
 		max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
@@ -87,13 +103,16 @@ static int check_limits(const struct vm_config *cfg, struct error *e)
 	return 0;
 }
 
-/* The CPU template of a VM that boots must fit this host's CPU (vendor and model), as
- * Firecracker checks before it builds the VM; a restore keeps the CPUID its snapshot has. */
+/* The static CPU template of a VM that boots must fit this host's CPU (vendor and model), as
+ * Firecracker checks before it builds the VM; a custom one fits any CPU; a restore keeps the
+ * CPUID its snapshot has. */
 static int check_cpu_template(const struct vm_config *cfg, struct error *e)
 {
 	struct x86_cpu_id host;
 	enum x86_template_fit fit;
 
+	if (cfg->custom_template)
+		return 0;
 	x86_host_cpu_id(&host);
 	fit = x86_cpu_template_fit(cfg->cpu_template, &host);
 	if (fit == X86_TEMPLATE_FITS)
@@ -213,7 +232,7 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	vm->nr_cpus = cfg->nr_cpus;
 	vm->clock_realtime = cfg->clock_realtime;
 	vm->smt = cfg->smt;
-	vm->cpu_template = cfg->cpu_template;
+	vm->cpu_template = cfg->custom_template ?: x86_cpu_template_rows(cfg->cpu_template);
 	clock_gettime(CLOCK_MONOTONIC, &made);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &made_cpu);
 	bus_init(&vm->pio, "port");

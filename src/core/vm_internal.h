@@ -41,7 +41,8 @@ struct vm {
 	unsigned nr_cpus;
 	bool clock_realtime;            /* vm_config.clock_realtime */
 	bool smt;                       /* two threads per core */
-	enum x86_cpu_template cpu_template; /* applied to every vCPU's CPUID and MSRs */
+	const struct x86_template *cpu_template; /* applied to every vCPU's CPUID and MSRs (static,
+					   or the configuration's, which outlives the VM) */
 	size_t run_size;
 	struct vcpu *vcpu;
 	struct loop *loop;              /* the front end's; the VM's registrations carry owner vm */

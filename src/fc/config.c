@@ -6,10 +6,13 @@
  * "boot_args", drives in order with the root device first (/dev/vda) and "root=/dev/vda" or
  * "root=PARTUUID=..." with "rw"/"ro" appended to the command line. Devices attach over
  * virtio-mmio as in Firecracker, whose guests boot with pci=off. Unknown keys are refused, as
- * Firecracker refuses them; keys kiln does not implement yet (a NIC's "mtu", a drive's
- * "socket", "cpu-config", ...) are refused by name unless null. "machine-config" "smt" and
+ * Firecracker refuses them; keys kiln does not implement yet (a drive's "socket",
+ * "memory-hotplug", ...) are refused by name unless null. "machine-config" "smt" and
  * "cpu_template" (a static template's name) are Firecracker's; whether the template fits this
- * host's CPU is checked at InstanceStart, as Firecracker checks it (vmm.c).
+ * host's CPU is checked at InstanceStart, as Firecracker checks it (vmm.c). "cpu-config" is a
+ * custom CPU template (src/arch/x86/custom_template.c), which wins over "cpu_template" as in
+ * Firecracker, where it is set after the machine configuration (resources.rs from_json); in
+ * --config-file it may be a path, read when the file is loaded (fc_config_read_cpu_config).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -215,6 +218,49 @@ static int parse_machine(json_t *o, struct fc_config *r, char *err, size_t errle
 	r->cfg.mem_bytes = (uint64_t)mib << 20;
 	r->cfg.track_dirty_pages = dirty;
 	return 0;
+}
+
+/* "cpu-config": a custom CPU template, which replaces machine-config's static one. */
+static int parse_cpu_config(json_t *v, struct fc_config *r, char *err, size_t errlen)
+{
+	char why[500];
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (json_is_string(v))
+		return fc_error(err, errlen, "\"cpu-config\": \"%.200s\": a template file's path is "
+				"read only when --config-file is loaded", json_string_value(v));
+	if (!json_is_object(v))
+		return fc_error(err, errlen, "\"cpu-config\": expected a CPU template (an object) or, "
+				"in --config-file, its file's path");
+	if (x86_template_parse(v, &r->cpu_config, why, sizeof(why)))
+		return fc_error(err, errlen, "\"cpu-config\": %s", why);
+	r->cfg.custom_template = r->cpu_config;
+	r->cfg.cpu_template = X86_CPU_TEMPLATE_NONE;
+	return 0;
+}
+
+int fc_config_read_cpu_config(json_t *root, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(root, "cpu-config"), *t;
+	json_error_t e;
+	int ret = 0;
+
+	if (!json_is_string(v))
+		return 0;
+	t = json_load_file(json_string_value(v), JSON_REJECT_DUPLICATES, &e);
+	if (!t && e.line > 0)
+		return fc_error(err, errlen, "\"cpu-config\": %.250s: line %d: %s",
+				json_string_value(v), e.line, e.text);
+	if (!t)
+		return fc_error(err, errlen, "\"cpu-config\": %s", e.text);
+	if (!json_is_object(t))
+		ret = fc_error(err, errlen, "\"cpu-config\": %.250s: expected a CPU template (a JSON "
+			       "object)", json_string_value(v));
+	else if (json_object_set(root, "cpu-config", t))
+		ret = fc_error(err, errlen, "\"cpu-config\": out of memory");
+	json_decref(t);
+	return ret;
 }
 
 /* One drive into @d; *root set for the root device, *partuuid to its PARTUUID or NULL. */
@@ -552,6 +598,7 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 	if (need_boot_source && (!boot || json_is_null(boot)))
 		return fc_error(err, errlen, "\"boot-source\" is required");
 	if (parse_boot_source(boot, r, err, errlen) || parse_machine(mc, r, err, errlen) ||
+	    parse_cpu_config(cpu, r, err, errlen) ||
 	    parse_drives(drives, r, err, errlen) || parse_nics(nics, r, err, errlen) ||
 	    parse_logger(logger, r, err, errlen) || parse_metrics(metrics, r, err, errlen) ||
 	    parse_serial(serial, r, err, errlen) ||
@@ -560,7 +607,6 @@ int fc_config_parse(json_t *root, bool need_boot_source, struct fc_config *r, ch
 				errlen) ||
 	    parse_vsock(vsock, r, err, errlen) ||
 	    parse_balloon(balloon, r, err, errlen) ||
-	    unimplemented(cpu, "", "cpu-config", err, errlen) ||
 	    unimplemented(hotplug, "", "memory-hotplug", err, errlen) ||
 	    unimplemented(pmem, "", "pmem", err, errlen))
 		return -EINVAL;
@@ -582,4 +628,7 @@ void fc_config_release(struct fc_config *c)
 {
 	free(c->cmdline);
 	c->cmdline = NULL;
+	x86_template_free(c->cpu_config);
+	c->cpu_config = NULL;
+	c->cfg.custom_template = NULL;
 }

@@ -103,9 +103,11 @@ json_t *fc_doc_machine_config(const struct fc_api *api)
 		json_decref(mc);
 		return NULL;
 	}
-	/* Firecracker shows a static template only when one is set: "None" is no template. */
+	/* Firecracker shows a static template only when one is set: "None" is no template, and a
+	 * custom template replaces it. */
 	tmpl = json_string_value(json_object_get(mc, "cpu_template"));
-	if (tmpl && !strcmp(tmpl, "None"))
+	if ((tmpl && !strcmp(tmpl, "None")) ||
+	    json_is_object(json_object_get(api->doc, "cpu-config")))
 		json_object_del(mc, "cpu_template");
 	return mc;
 }

@@ -254,8 +254,8 @@ json_t *fc_doc_with_entry(const struct fc_request *rq, const char *key, const ch
 json_t *fc_doc_entry(const struct fc_request *rq, const char *key, const char *id_key);
 
 /* The machine configuration with Firecracker's defaults filled in (a new reference), or NULL
- * when out of memory. As Firecracker's GET /machine-config: "cpu_template" only when a
- * template other than "None" is set. */
+ * when out of memory. As Firecracker's GET /machine-config: "cpu_template" only when a static
+ * template other than "None" is set and no custom one ("cpu-config") replaces it. */
 json_t *fc_doc_machine_config(const struct fc_api *api);
 
 /* Set the members of object @from in object @into, but those that are null: Firecracker
@@ -265,10 +265,11 @@ int fc_doc_merge(json_t *into, const json_t *from) __attribute__((warn_unused_re
 /* Whether two FullVmConfiguration documents, both accepted by fc_config_parse(), describe
  * the same guest: @stream, a migration stream's, and @local, its destination operator's
  * (--config-file). Compared with Firecracker's defaults filled in: "machine-config"
- * (vcpu_count, mem_size_mib, smt, cpu_template), "boot-source" boot_args, "drives" by drive_id
- * in order (is_root_device, is_read_only, cache_type, partuuid), "network-interfaces" by
- * iface_id in order (guest_mac), "vsock" (guest_cid), "balloon", "entropy" and "mmds-config"
- * (present or not, and their keys). Paths, taps, sockets, I/O engines, rate limiters,
+ * (vcpu_count, mem_size_mib, smt, cpu_template), "cpu-config" (the custom CPU template, as a
+ * whole), "boot-source" boot_args, "drives" by drive_id in order (is_root_device,
+ * is_read_only, cache_type, partuuid), "network-interfaces" by iface_id in order (guest_mac),
+ * "vsock" (guest_cid), "balloon", "entropy" and "mmds-config" (present or not, and their
+ * keys). Paths, taps, sockets, I/O engines, rate limiters,
  * track_dirty_pages, huge_pages, the logger and the metrics are the host's and not compared.
  * Pure. Returns 0, or -EINVAL with the first difference in @err:
  *   drives "rootfs": is_read_only is true in the stream, false in --config-file
@@ -317,7 +318,7 @@ void fc_put_serial(struct fc_request *rq);             /* PUT /serial */
 void fc_put_vsock(struct fc_request *rq);              /* PUT /vsock */
 void fc_get_balloon_hinting(struct fc_request *rq);   /* GET /balloon/hinting/status */
 void fc_patch_balloon_hinting(struct fc_request *rq); /* PATCH /balloon/hinting/start|stop */
-void fc_not_implemented(struct fc_request *rq);        /* Firecracker's, not kiln's yet */
+void fc_put_cpu_config(struct fc_request *rq);         /* PUT /cpu-config */
 /* balloon.c: */
 void fc_put_balloon(struct fc_request *rq);            /* PUT /balloon */
 void fc_patch_balloon(struct fc_request *rq);          /* PATCH /balloon, after boot */

@@ -24,6 +24,7 @@ enum guest_shape {
 	GUEST_OPTIONAL,  /* an object or none, which the guest sees too */
 	GUEST_LIST,      /* objects named by id_key, in order */
 	GUEST_NONE,      /* nothing the guest sees: only host resources */
+	GUEST_WHOLE,     /* a value the guest sees as a whole (absent: none) */
 };
 
 /* A key the guest sees, and its value (JSON) when absent or null; NULL: absence is a value. */
@@ -47,6 +48,7 @@ static const struct guest_section sections[] = {
 	{ .name = "machine-config", .shape = GUEST_ONE,
 	  .keys = { KEY("vcpu_count", "1"), KEY("mem_size_mib", "128"), KEY("smt", "false"),
 		    KEY("cpu_template", "\"None\"") } },
+	{ .name = "cpu-config", .shape = GUEST_WHOLE },
 	{ .name = "boot-source", .shape = GUEST_ONE,
 	  .keys = { KEY("boot_args", "\"" FC_DEFAULT_CMDLINE "\"") } },
 	{ .name = "drives", .shape = GUEST_LIST, .id_key = "drive_id", .resource = "path_on_host",
@@ -182,6 +184,14 @@ int fc_config_guest_match(json_t *stream, json_t *local, char *err, size_t errle
 		if ((sec->shape == GUEST_ONE || sec->shape == GUEST_OPTIONAL) &&
 		    compare_keys(sec, sec->name, s, l, err, errlen))
 			return -EINVAL;
+		if (sec->shape == GUEST_WHOLE && !same(s, l, false)) {
+			char a[80], b[80];
+
+			show(s, a, sizeof(a));
+			show(l, b, sizeof(b));
+			return fc_error(err, errlen, "%s: %s in the stream, %s in " LOCAL, sec->name, a,
+					b);
+		}
 	}
 	return 0;
 }

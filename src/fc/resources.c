@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* resources — the endpoints of the VM's description (Firecracker's api_server/request/:
- * instance_info.rs, version.rs, machine_configuration.rs, boot_source.rs, drive.rs, net.rs,
- * entropy.rs, vsock.rs), see fc_internal.h. Before boot each edits the configuration
- * document (document.c); after boot a drive gets a new backing file.
+ * instance_info.rs, version.rs, machine_configuration.rs, cpu_configuration.rs,
+ * boot_source.rs, drive.rs, net.rs, entropy.rs, vsock.rs), see fc_internal.h. Before boot
+ * each edits the configuration document (document.c); after boot a drive gets a new backing
+ * file.
+ *
+ * A VM has one CPU template, static ("machine-config" "cpu_template") or custom
+ * ("cpu-config"), and the one set last wins, as in Firecracker (vmm_config/machine_config.rs:
+ * both are its MachineConfig.cpu_template): PUT /cpu-config drops the static one; a PUT or
+ * PATCH /machine-config that names a template ("None" included) drops the custom one, and one
+ * that names none keeps whichever is set.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,10 +41,32 @@ void fc_get_machine_config(struct fc_request *rq)
 	fc_reply_json(rq, fc_doc_machine_config(rq->api));
 }
 
+/* The document with machine configuration @mc (reference taken; NULL: out of memory), less
+ * the custom CPU template when the request names a static one. */
+static json_t *with_machine_config(const struct fc_request *rq, json_t *mc)
+{
+	json_t *named = json_object_get(rq->body, "cpu_template");
+	json_t *doc = mc ? fc_doc_with(rq->api, "machine-config", mc) : NULL;
+
+	if (doc && named && !json_is_null(named))
+		json_object_del(doc, "cpu-config");
+	return doc;
+}
+
 void fc_put_machine_config(struct fc_request *rq)
 {
-	fc_doc_commit(rq, fc_doc_with(rq->api, "machine-config", json_incref(rq->body)),
-		      "Machine config error: ", NULL);
+	json_t *named = json_object_get(rq->body, "cpu_template");
+	json_t *set = json_object_get(json_object_get(rq->api->doc, "machine-config"),
+				      "cpu_template");
+	json_t *mc = json_deep_copy(rq->body);
+
+	/* Firecracker's MachineConfigUpdate: no template in the body keeps the one set. */
+	if (mc && (!named || json_is_null(named)) && set &&
+	    json_object_set(mc, "cpu_template", set)) {
+		json_decref(mc);
+		mc = NULL;
+	}
+	fc_doc_commit(rq, with_machine_config(rq, mc), "Machine config error: ", NULL);
 }
 
 void fc_patch_machine_config(struct fc_request *rq)
@@ -54,8 +83,7 @@ void fc_patch_machine_config(struct fc_request *rq)
 		json_decref(mc);
 		mc = NULL;
 	}
-	fc_doc_commit(rq, mc ? fc_doc_with(rq->api, "machine-config", mc) : NULL,
-		      "Machine config error: ", NULL);
+	fc_doc_commit(rq, with_machine_config(rq, mc), "Machine config error: ", NULL);
 }
 
 /* Whether @path opens with @flags; else -errno and a message naming @what. */
@@ -86,6 +114,24 @@ void fc_put_boot_source(struct fc_request *rq)
 {
 	fc_doc_commit(rq, fc_doc_with(rq->api, "boot-source", json_incref(rq->body)),
 		      "Boot source error: ", boot_files_open);
+}
+
+/* As Firecracker's parse_put_cpu_config: the body is a custom CPU template, refused as a body
+ * that does not deserialize; it replaces any template set before. */
+void fc_put_cpu_config(struct fc_request *rq)
+{
+	struct x86_template *t;
+	json_t *doc;
+	char err[600];
+
+	if (x86_template_parse(rq->body, &t, err, sizeof(err))) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "%s", err);
+		return;
+	}
+	x86_template_free(t);
+	doc = fc_doc_with(rq->api, "cpu-config", json_incref(rq->body));
+	json_object_del(json_object_get(doc, "machine-config"), "cpu_template");
+	fc_doc_commit(rq, doc, FC_ERR_DESERIALIZE, NULL);
 }
 
 void fc_put_entropy(struct fc_request *rq)
@@ -290,10 +336,4 @@ void fc_patch_nic(struct fc_request *rq)
 			json_object_set_new(nic, "tx_rate_limiter", tx_merged);
 		fc_reply_ok(rq);
 	}
-}
-
-/* Known to Firecracker, not (yet) to kiln: refused by name. */
-void fc_not_implemented(struct fc_request *rq)
-{
-	fc_reply_fault(rq, "This request is not implemented by kiln yet.");
 }

@@ -70,7 +70,7 @@ static const struct fc_route routes[] = {
 	{ "PUT", "balloon", NULL, FC_PRE_BOOT, fc_put_balloon, "balloon" },
 	{ "PATCH", "balloon", NULL, FC_POST_BOOT, fc_patch_balloon, "balloon" },
 	{ "GET", "balloon", NULL, FC_ANY, fc_get_balloon, "balloon" },
-	{ "PUT", "cpu-config", NULL, FC_PRE_BOOT, fc_not_implemented, "cpu_cfg" },
+	{ "PUT", "cpu-config", NULL, FC_PRE_BOOT, fc_put_cpu_config, "cpu_cfg" },
 	{ "PUT", "snapshot", "create", FC_POST_BOOT, fc_put_snapshot_create, "create_snapshot" },
 	{ "PUT", "snapshot", "load", FC_PRE_BOOT, fc_put_snapshot_load, "load_snapshot" },
 	{ "PUT", "migrate", NULL, FC_POST_BOOT, fc_put_migrate, "migrate" },

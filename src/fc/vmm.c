@@ -157,6 +157,14 @@ int fc_snapshot_config(const struct snap_reader *snap, const struct fc_snapshot_
 	return 0;
 }
 
+/* Whether @doc configures boot-specific resources, after which Firecracker refuses a snapshot
+ * load: any key but "cpu-config" (its PUT /cpu-config leaves rpc_interface.rs's boot_path
+ * unset), which the snapshot's configuration then replaces. */
+static bool boot_configured(json_t *doc)
+{
+	return json_object_size(doc) > (json_object_get(doc, "cpu-config") ? 1u : 0u);
+}
+
 int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, char *err,
 			 size_t errlen)
 {
@@ -168,7 +176,7 @@ int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, c
 	int ret;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (json_object_size(api->doc)) {
+	if (boot_configured(api->doc)) {
 		free(p->image);
 		snprintf(err, errlen, "Load snapshot error: Loading a microVM snapshot not allowed "
 			 "after configuring boot-specific resources.");

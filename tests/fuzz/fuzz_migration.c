@@ -80,7 +80,8 @@ static const char *const keys[] = {
 	"iface_id", "host_dev_name", "guest_mac", "guest_cid", "uds_path", "amount_mib",
 	"deflate_on_oom", "stats_polling_interval_s", "free_page_reporting", "network_interfaces",
 	"version", "ipv4_address", "imds_compat", "level", "log_path", "metrics_path", "bogus",
-	"drives", "network-interfaces", "vsock", "balloon", "entropy", "mmds-config",
+	"drives", "network-interfaces", "vsock", "balloon", "entropy", "mmds-config", "cpu-config",
+	"kvm_capabilities", "msr_modifiers",
 };
 static const char *const values[] = {
 	"null", "true", "false", "0", "1", "3", "16", "256", "-1", "1099511627776", "\"\"",

@@ -5,7 +5,11 @@ after a snapshot and restore), without it every core has one thread; an odd vCPU
 smt is refused; each static CPU template is taken by PUT /machine-config and then, at
 InstanceStart, refused with Firecracker's message unless it was made for this host's CPU
 vendor and model (Firecracker's lists), and a template that fits shows the guest its CPU
-signature."""
+signature. A custom template (PUT /cpu-config, or a file --config-file's "cpu-config" names)
+hides a CPUID feature the guest has without it, replaces a static template set before it,
+is refused at InstanceStart when it names a leaf or a KVM capability the host lacks, and
+comes back with a restored snapshot."""
+import json
 import re
 
 import pytest
@@ -172,6 +176,97 @@ def test_cpu_templates_at_instance_start(kvm, kiln, bzimage, initrd, tmp_path):
         assert re.search(rf"cpu family\s*:\s*{family}\b", cpuinfo), (booted, cpuinfo)
         assert re.search(rf"model\s*:\s*{model}\b", cpuinfo), (booted, cpuinfo)
         assert "avx512f" not in sh.check("grep -m1 ^flags /proc/cpuinfo")
+        assert sh.poweroff() == 0, sh.err()
+    finally:
+        sh.close()
+
+
+# A custom template (Firecracker's PUT /cpu-config) that hides SSE3 (CPUID.1:ECX[0], "pni" in
+# /proc/cpuinfo), which QEMU's qemu64 and every x86-64 host KVM offers.
+PNI_OFF = {"kvm_capabilities": ["!56"],
+           "cpuid_modifiers": [{"leaf": "0x1", "subleaf": "0x0", "flags": 0, "modifiers": [
+               {"register": "ecx", "bitmap": "0b" + "x" * 31 + "0"}]}]}
+
+
+def cpu_flags(sh):
+    """The guest's CPU feature flags (/proc/cpuinfo's first "flags" line)."""
+    line = next(l for l in sh.check("grep -m1 ^flags /proc/cpuinfo").splitlines()
+                if l.startswith("flags"))
+    return set(line.partition(":")[2].split())
+
+
+@pytest.mark.parametrize("template", [None, "file"])
+def test_custom_template_from_config_file(kvm, kiln, bzimage, initrd, tmp_path, template):
+    """--config-file's "cpu-config" names a template file: the guest boots without SSE3 and
+    the document holds the template itself (GET /vm/config); without it the guest has SSE3."""
+    sock, config = tmp_path / "api.sock", tmp_path / "vm.json"
+    doc = {"boot-source": {"kernel_image_path": str(bzimage), "initrd_path": str(initrd),
+                           "boot_args": BOOT_ARGS},
+           "machine-config": {"vcpu_count": 1, "mem_size_mib": 256}}
+    if template:
+        (tmp_path / "pni_off.json").write_text(json.dumps(PNI_OFF))
+        doc["cpu-config"] = str(tmp_path / "pni_off.json")
+    config.write_text(json.dumps(doc))
+    sh = Shell([kiln, "--api-sock", sock, "--config-file", config])
+    try:
+        wait_for_socket(sock, sh.proc)
+        flags = cpu_flags(sh)
+        assert "sse2" in flags, flags
+        assert ("pni" in flags) is (template is None), flags
+        assert call(sock, "GET", "/vm/config")[1]["cpu-config"] == (PNI_OFF if template else None)
+        assert sh.poweroff() == 0, sh.err()
+    finally:
+        sh.close()
+
+
+def test_custom_template_through_the_api(kvm, kiln, bzimage, initrd, tmp_path):
+    """PUT /cpu-config: a template naming a CPUID leaf KVM does not offer, or a KVM capability
+    it lacks, is refused at InstanceStart (and the API stays ready); a good one replaces the
+    static template set before it (T2, which this host's CPU would refuse), the guest boots
+    without SSE3, and a snapshot restores with the template in its configuration."""
+    sock, state, mem = tmp_path / "api.sock", tmp_path / "state", tmp_path / "mem"
+    sh = start(kiln, sock)
+    try:
+        configure(sock, bzimage, initrd, {"vcpu_count": 2, "mem_size_mib": 256})
+        assert call(sock, "PUT", "/cpu-config", {"foo": False}) == (400, {"fault_message": (
+            "An error occurred when deserializing the json body of a request: unknown field "
+            "`foo`, expected one of `kvm_capabilities`, `cpuid_modifiers`, `msr_modifiers`")})
+        no_leaf = {"cpuid_modifiers": [{"leaf": "0x8fffffff", "subleaf": "0x0", "flags": 0,
+                                        "modifiers": []}]}
+        assert call(sock, "PUT", "/cpu-config", no_leaf) == (204, None)
+        assert call(sock, "PUT", "/actions", {"action_type": "InstanceStart"}) == (400, {
+            "fault_message": "Start microvm error: CPU template custom changes CPUID leaf "
+                             "0x8fffffff subleaf 0x0, which this host's KVM does not offer"})
+        assert call(sock, "PUT", "/cpu-config", {"kvm_capabilities": ["999999"]}) == (204, None)
+        assert call(sock, "PUT", "/actions", {"action_type": "InstanceStart"}) == (400, {
+            "fault_message": "Start microvm error: Missing KVM capabilities: 0xf423f (this "
+                             "host's KVM_CHECK_EXTENSION 999999 is 0; see the CPU template's "
+                             "kvm_capabilities)"})
+        # The last template set wins: T2, then the custom one.
+        assert call(sock, "PATCH", "/machine-config", {"cpu_template": "T2"}) == (204, None)
+        assert call(sock, "PUT", "/cpu-config", PNI_OFF) == (204, None)
+        assert "cpu_template" not in call(sock, "GET", "/machine-config")[1]
+        assert call(sock, "PUT", "/actions", {"action_type": "InstanceStart"}) == (204, None)
+        sh.wait_ready()
+        flags = cpu_flags(sh)
+        assert "pni" not in flags and "sse2" in flags, flags
+        assert call(sock, "GET", "/vm/config")[1]["cpu-config"] == PNI_OFF
+        assert call(sock, "PUT", "/cpu-config", PNI_OFF) == (400, {"fault_message": (
+            "The requested operation is not supported after starting the microVM.")})
+        assert call(sock, "PATCH", "/vm", {"state": "Paused"}) == (204, None)
+        assert call(sock, "PUT", "/snapshot/create", {"snapshot_type": "Full",
+                                                      "snapshot_path": str(state),
+                                                      "mem_file_path": str(mem)}) == (204, None)
+    finally:
+        sh.close()
+    sock2 = tmp_path / "api2.sock"
+    sh = start(kiln, sock2)
+    try:
+        assert call(sock2, "PUT", "/snapshot/load", {
+            "snapshot_path": str(state), "resume_vm": True,
+            "mem_backend": {"backend_type": "File", "backend_path": str(mem)}}) == (204, None)
+        assert call(sock2, "GET", "/vm/config")[1]["cpu-config"] == PNI_OFF
+        assert "pni" not in cpu_flags(sh)
         assert sh.poweroff() == 0, sh.err()
     finally:
         sh.close()

@@ -343,6 +343,18 @@ static void test_template_fit(void **state)
 			 X86_TEMPLATE_WRONG_VENDOR);
 }
 
+/* Static template @tp's rows applied to @t. */
+static int apply(struct kvm_cpuid2 *t, enum x86_cpu_template tp, char *err, size_t errlen)
+{
+	return x86_template_apply(t, x86_cpu_template_rows(tp), err, errlen);
+}
+
+/* MSR @index's value under static template @tp. */
+static int msr(enum x86_cpu_template tp, uint32_t index, uint64_t *value)
+{
+	return x86_template_msr(x86_cpu_template_rows(tp), index, value);
+}
+
 /* The leaves the T2 family changes, every register all ones, and one it leaves alone. */
 static struct kvm_cpuid2 *fill_ones(bool with_80000008)
 {
@@ -362,7 +374,7 @@ static void test_template_apply(void **state)
 	struct kvm_cpuid2 *t = fill_ones(true);
 	char err[200] = "";
 
-	assert_int_equal(x86_cpu_template_apply(t, X86_CPU_TEMPLATE_T2A, err, sizeof(err)), 0);
+	assert_int_equal(apply(t, X86_CPU_TEMPLATE_T2A, err, sizeof(err)), 0);
 	assert_int_equal(find(t, 1, 0)->eax, 0xf003c6f2);          /* Haswell's 0x306f2 */
 	assert_int_equal(find(t, 1, 0)->ecx, ~0x0004cdfcu);        /* VMX, PDCM, ... off */
 	assert_int_equal(find(t, 1, 0)->edx, ~0xe8641080u | 0x1080);
@@ -384,7 +396,7 @@ static void test_template_apply(void **state)
 	t = fill_ones(true);
 	for (unsigned i = 0; i < t->nent; i++)
 		t->entries[i].eax = t->entries[i].ebx = t->entries[i].ecx = t->entries[i].edx = 0;
-	assert_int_equal(x86_cpu_template_apply(t, X86_CPU_TEMPLATE_T2, err, sizeof(err)), 0);
+	assert_int_equal(apply(t, X86_CPU_TEMPLATE_T2, err, sizeof(err)), 0);
 	assert_int_equal(find(t, 1, 0)->eax, 0x000306f2);
 	assert_int_equal(find(t, 1, 0)->edx, 0x00001080);          /* MCE, MTRR */
 	assert_int_equal(find(t, 7, 0)->ebx, 0x00000200);          /* ERMS */
@@ -393,11 +405,11 @@ static void test_template_apply(void **state)
 
 	/* None changes nothing; C3 does not need leaf 0x80000008, T2 does. */
 	t = fill_ones(false);
-	assert_int_equal(x86_cpu_template_apply(t, X86_CPU_TEMPLATE_NONE, err, sizeof(err)), 0);
+	assert_int_equal(apply(t, X86_CPU_TEMPLATE_NONE, err, sizeof(err)), 0);
 	assert_int_equal(find(t, 1, 0)->eax, ~0u);
-	assert_int_equal(x86_cpu_template_apply(t, X86_CPU_TEMPLATE_C3, err, sizeof(err)), 0);
+	assert_int_equal(apply(t, X86_CPU_TEMPLATE_C3, err, sizeof(err)), 0);
 	assert_int_equal(find(t, 1, 0)->eax, 0xf003c6e4);          /* Ivy Bridge's 0x306e4 */
-	assert_int_equal(x86_cpu_template_apply(t, X86_CPU_TEMPLATE_T2, err, sizeof(err)), -ENOENT);
+	assert_int_equal(apply(t, X86_CPU_TEMPLATE_T2, err, sizeof(err)), -ENOENT);
 	assert_string_equal(err, "CPU template T2 changes CPUID leaf 0x80000008 subleaf 0x0, which "
 			    "this host's KVM does not offer");
 	free(t);
@@ -407,15 +419,15 @@ static void test_template_msr(void **state)
 {
 	uint64_t v = 0xffff;
 
-	assert_int_equal(x86_cpu_template_msr(X86_CPU_TEMPLATE_T2S, 0x10a, &v), 0);
+	assert_int_equal(msr(X86_CPU_TEMPLATE_T2S, 0x10a, &v), 0);
 	assert_int_equal(v, 0x0c080c4c);                            /* every bit fixed */
 	v = ~0ull;
-	assert_int_equal(x86_cpu_template_msr(X86_CPU_TEMPLATE_T2CL, 0x10a, &v), 0);
+	assert_int_equal(msr(X86_CPU_TEMPLATE_T2CL, 0x10a, &v), 0);
 	assert_int_equal(v, 0x1d0ae1ff);                            /* controls and reserved off */
 	v = 7;
-	assert_int_equal(x86_cpu_template_msr(X86_CPU_TEMPLATE_T2, 0x10a, &v), -ENOENT);
-	assert_int_equal(x86_cpu_template_msr(X86_CPU_TEMPLATE_T2S, 0x10b, &v), -ENOENT);
-	assert_int_equal(x86_cpu_template_msr(X86_CPU_TEMPLATE_T2A, 0x10a, &v), -ENOENT);
+	assert_int_equal(msr(X86_CPU_TEMPLATE_T2, 0x10a, &v), -ENOENT);
+	assert_int_equal(msr(X86_CPU_TEMPLATE_T2S, 0x10b, &v), -ENOENT);
+	assert_int_equal(msr(X86_CPU_TEMPLATE_T2A, 0x10a, &v), -ENOENT);
 	assert_int_equal(v, 7);
 }
 

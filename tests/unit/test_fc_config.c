@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for Firecracker's FullVmConfiguration parser (src/fc/config.c, fc_config_parse):
  * a table of documents it refuses, each with the exact message, and a few it accepts, with
- * the configuration they make. No KVM, no files: the parser opens nothing.
+ * the configuration they make. No KVM, no files: the parser opens nothing. And
+ * fc_config_read_cpu_config, which reads the file --config-file's "cpu-config" names.
  *
  * Documents are written with ' for " (converted before parsing); messages are verbatim. */
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <cmocka.h>
 
@@ -54,7 +56,16 @@ static const struct bad_doc bad_docs[] = {
 	ROW("{" BOOT ", 'bogus': 1}", "unknown field \"bogus\""),
 	ROW("{}", "\"boot-source\" is required"),
 	ROW("{'boot-source': null}", "\"boot-source\" is required"),
-	ROW("{" BOOT ", 'cpu-config': {}}", "\"cpu-config\": " NOT_IMPL),
+	/* cpu-config: a custom CPU template; a path only in --config-file, read at its load */
+	ROW("{" BOOT ", 'cpu-config': '/t.json'}", "\"cpu-config\": \"/t.json\": a template "
+	  "file's path is read only when --config-file is loaded"),
+	ROW("{" BOOT ", 'cpu-config': [1]}", "\"cpu-config\": expected a CPU template (an object) "
+	  "or, in --config-file, its file's path"),
+	ROW("{" BOOT ", 'cpu-config': {'vcpu_features': []}}", "\"cpu-config\": unknown field "
+	  "`vcpu_features`, expected one of `kvm_capabilities`, `cpuid_modifiers`, `msr_modifiers`"),
+	ROW("{" BOOT ", 'cpu-config': {'msr_modifiers': [{'addr': '0x10a', 'bitmap': '0b2'}]}}",
+	  "\"cpu-config\": \"msr_modifiers\"[0]: \"bitmap\": Failed to parse string [0b2] as a "
+	  "bitmap - unknown character: '2'"),
 	ROW("{" BOOT ", 'memory-hotplug': {'total_size_mib': 1}}", "\"memory-hotplug\": " NOT_IMPL),
 	ROW("{" BOOT ", 'pmem': [{'id': 'p'}]}", "\"pmem\": " NOT_IMPL),
 	/* boot-source */
@@ -406,6 +417,23 @@ static void test_machine_boot_and_services(void **state)
 		json_decref(root);
 	}
 
+	/* A custom template replaces the static one, wherever either is (Firecracker sets it
+	 * after the machine configuration). */
+	assert_int_equal(parse("{" BOOT ", 'cpu-config': {'kvm_capabilities': ['!56'], "
+			       "'cpuid_modifiers': [{'leaf': '0x1', 'subleaf': '0x0', 'flags': 0, "
+			       "'modifiers': [{'register': 'ecx', 'bitmap': '0b0'}]}]}, "
+			       "'machine-config': {'vcpu_count': 2, 'mem_size_mib': 128, "
+			       "'cpu_template': 'T2'}}", true, &root, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.cfg.cpu_template, X86_CPU_TEMPLATE_NONE);
+	assert_non_null(c.cfg.custom_template);
+	assert_ptr_equal(c.cfg.custom_template, c.cpu_config);
+	assert_int_equal(c.cfg.custom_template->nr_cpuid, 1);
+	assert_int_equal(c.cfg.custom_template->cpuid[0].mask, 1);
+	assert_int_equal(c.cfg.custom_template->nr_caps, 1);
+	fc_config_release(&c);
+	assert_null(c.cfg.custom_template);
+	json_decref(root);
+
 	/* MMDS V1 at its default address; levels in any case. */
 	assert_int_equal(parse("{" BOOT ", 'logger': {'level': 'WARNING'}, 'network-interfaces': ["
 			       NIC("eth0") "], 'mmds-config': {'network_interfaces': ['eth0']}}",
@@ -524,6 +552,75 @@ static void test_rate_limiters(void **state)
 	json_decref(root);
 }
 
+/* --config-file's "cpu-config" as a path: the file's template takes its place in the document;
+ * anything but a string is left alone; a file that cannot be read, is not JSON or not an
+ * object is named. */
+static void test_cpu_config_file(void **state)
+{
+	char dir[] = "/tmp/kiln-test-cpu-XXXXXX", path[64], err[700], want[300];
+	static const char *const files[] = {
+		"{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0, "
+		"\"modifiers\": [{\"register\": \"ecx\", \"bitmap\": \"0b0\"}]}]}",
+		"{\"cpuid_modifiers\": [}", "[]",
+	};
+	json_t *root, *t;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	for (unsigned i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/t%u.json", dir, i);
+		assert_non_null(f = fopen(path, "w"));
+		fputs(files[i], f);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/t0.json", dir);
+	root = json_pack("{s:s, s:{s:s}}", "cpu-config", path, "boot-source", "kernel_image_path",
+			 "K");
+	assert_int_equal(fc_config_read_cpu_config(root, err, sizeof(err)), 0);
+	t = json_object_get(root, "cpu-config");
+	assert_true(json_is_object(t));
+	assert_int_equal(json_array_size(json_object_get(t, "cpuid_modifiers")), 1);
+	/* Once read, nothing more to read. */
+	assert_int_equal(fc_config_read_cpu_config(root, err, sizeof(err)), 0);
+	assert_ptr_equal(json_object_get(root, "cpu-config"), t);
+	json_decref(root);
+
+	root = json_pack("{s:i}", "cpu-config", 7);
+	assert_int_equal(fc_config_read_cpu_config(root, err, sizeof(err)), 0);
+	json_decref(root);
+	root = json_object();
+	assert_int_equal(fc_config_read_cpu_config(root, err, sizeof(err)), 0);
+	json_decref(root);
+
+	root = json_pack("{s:s}", "cpu-config", "/no/such/template.json");
+	assert_int_equal(fc_config_read_cpu_config(root, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "\"cpu-config\": unable to open /no/such/template.json: No such "
+			    "file or directory");
+	assert_true(json_is_string(json_object_get(root, "cpu-config")));
+	json_decref(root);
+
+	snprintf(path, sizeof(path), "%s/t1.json", dir);
+	root = json_pack("{s:s}", "cpu-config", path);
+	assert_int_equal(fc_config_read_cpu_config(root, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "\"cpu-config\": %s: line 1: ", path);
+	assert_memory_equal(err, want, strlen(want));
+	json_decref(root);
+
+	snprintf(path, sizeof(path), "%s/t2.json", dir);
+	root = json_pack("{s:s}", "cpu-config", path);
+	assert_int_equal(fc_config_read_cpu_config(root, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "\"cpu-config\": %s: expected a CPU template (a JSON "
+		 "object)", path);
+	assert_string_equal(err, want);
+	json_decref(root);
+
+	for (unsigned i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/t%u.json", dir, i);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +629,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_machine_boot_and_services),
 		cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_cpu_config_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -84,6 +84,14 @@ static const struct row rows[] = {
 	  "{'machine-config': null}", NULL },
 	{ NULL, "{'machine-config': {'track_dirty_pages': true, 'huge_pages': null}}", NULL },
 	{ NULL, "{'machine-config': {'cpu_template': 'None'}}", NULL },
+	/* cpu-config: the custom CPU template, whole */
+	{ "{'cpu-config': {'kvm_capabilities': ['!56']}}", NULL,
+	  "cpu-config: {\"kvm_capabilities\":[\"!56\"]} in the stream, absent in --config-file" },
+	{ NULL, "{'cpu-config': {}}", "cpu-config: absent in the stream, {} in --config-file" },
+	{ "{'cpu-config': {'msr_modifiers': []}}", "{'cpu-config': {'msr_modifiers': [{'addr': "
+	  "'0x10', 'bitmap': '0b0'}]}}", "cpu-config: {\"msr_modifiers\":[]} in the stream, "
+	  "{\"msr_modifiers\":[{\"addr\":\"0x10\",\"bitmap\":\"0b0\"}]} in --config-file" },
+	{ "{'cpu-config': {'msr_modifiers': []}}", "{'cpu-config': {'msr_modifiers': []}}", NULL },
 	/* boot-source: boot_args is the guest's, the paths are the host's */
 	{ NULL, "{'boot-source': {'boot_args': 'console=ttyS1'}}",
 	  "boot-source: boot_args is \"console=ttyS0\" in the stream, \"console=ttyS1\" in "

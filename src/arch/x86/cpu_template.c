@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cpu_template — Firecracker's static CPU templates as data, see include/kiln/x86.h.
+/* cpu_template — Firecracker's static CPU templates as data, and applying any CPU template
+ * (static or custom), see include/kiln/x86.h.
  *
  * Firecracker 1.16 (src/vmm/src/cpu_config/x86_64/static_cpu_templates/, and the same masks
  * as JSON in tests/data/custom_cpu_templates/) defines each template as CPUID registers and
@@ -8,7 +9,9 @@
  * becomes (register & ~mask) | value. The T2 family (T2, T2S, T2CL, T2A) shares the rows of
  * leaves 1, 7 and 0xD; T2S is T2 plus a fixed IA32_ARCH_CAPABILITIES, T2CL and T2A mask more of
  * the extended leaves. Which CPUs a template fits is Firecracker's list too: a vendor and
- * exact family/model/stepping signatures.
+ * exact family/model/stepping signatures. A custom template (custom_template.c) is the same
+ * rows; Firecracker applies both through one path (cpu_config/x86_64/mod.rs apply_template),
+ * and so does kiln.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,20 +28,14 @@
  * (not the processor type, bits 13:12), as Firecracker's CpuModel compares them. */
 #define SIGNATURE_MODEL_BITS 0x0fff0fffu
 
-enum reg { EAX, EBX, ECX, EDX };
+/* A row: register @r (EAX, EBX, ECX, EDX) of leaf @l, subleaf @s, masked by @m to value @v. */
+#define ROW(l, s, r, m, v) { .leaf = l, .subleaf = s, .reg = X86_##r, .mask = m, .value = v }
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-struct cpuid_row {
-	uint32_t leaf, subleaf;
-	enum reg reg;
-	uint32_t mask, value;
-};
-
-struct msr_row {
-	uint32_t index;
-	uint64_t mask, value;
-};
-
-#define ROWS(a) .cpuid = a, .nr_cpuid = sizeof(a) / sizeof(a[0])
+/* The rows of a static template named @n: CPUID rows @c; with ROWS_MSR also MSR rows @m. */
+#define ROWS(n, c) .rows = { .name = n, .cpuid = c, .nr_cpuid = ARRAY_SIZE(c) }
+#define ROWS_MSR(n, c, m) .rows = { .name = n, .cpuid = c, .nr_cpuid = ARRAY_SIZE(c), .msr = m, \
+				    .nr_msr = ARRAY_SIZE(m) }
 
 /* Leaves 1, 7 and 0xD as in a t2 instance (a Xeon E5-2676 v3, Haswell), for all of the T2
  * family:
@@ -52,42 +49,42 @@ struct msr_row {
  *   7.0 EDX AVX512_4VNNIW, AVX512_4FMAPS, FSRM, AVX512_VP2INTERSECT off
  *   0xD.0 EAX  MPX, AVX-512 and PKRU state components off
  *   0xD.1 EAX  XSAVEC, XGETBV with ECX=1, XSAVES off */
-#define T2_FAMILY_ROWS                                         \
-	{ 0x1, 0, EAX, 0x0fff3fff, 0x000306f2 },               \
-	{ 0x1, 0, ECX, 0x0004cdfc, 0 },                        \
-	{ 0x1, 0, EDX, 0xe8641080, 0x00001080 },               \
-	{ 0x7, 0, EBX, 0xffefda14, 0x00000200 },               \
-	{ 0x7, 0, ECX, 0x40415f5e, 0 },                        \
-	{ 0x7, 0, EDX, 0x0000011c, 0 },                        \
-	{ 0xd, 0, EAX, 0x000002f8, 0 },                        \
-	{ 0xd, 1, EAX, 0x0000000e, 0 }
+#define T2_FAMILY_ROWS                                  \
+	ROW(0x1, 0, EAX, 0x0fff3fff, 0x000306f2),       \
+	ROW(0x1, 0, ECX, 0x0004cdfc, 0),                \
+	ROW(0x1, 0, EDX, 0xe8641080, 0x00001080),       \
+	ROW(0x7, 0, EBX, 0xffefda14, 0x00000200),       \
+	ROW(0x7, 0, ECX, 0x40415f5e, 0),                \
+	ROW(0x7, 0, EDX, 0x0000011c, 0),                \
+	ROW(0xd, 0, EAX, 0x000002f8, 0),                \
+	ROW(0xd, 1, EAX, 0x0000000e, 0)
 
 /* T2 and T2S: PREFETCHW and MONITORX (80000001 ECX), 1-GByte pages (80000001 EDX), WBNOINVD
  * (80000008 EBX) off. */
-static const struct cpuid_row t2_cpuid[] = {
+static const struct x86_cpuid_row t2_cpuid[] = {
 	T2_FAMILY_ROWS,
-	{ 0x80000001, 0, ECX, 0x20000100, 0 },
-	{ 0x80000001, 0, EDX, 0x04000000, 0 },
-	{ 0x80000008, 0, EBX, 0x00000200, 0 },
+	ROW(0x80000001, 0, ECX, 0x20000100, 0),
+	ROW(0x80000001, 0, EDX, 0x04000000, 0),
+	ROW(0x80000008, 0, EBX, 0x00000200, 0),
 };
 
 /* T2CL (Cascade Lake and Ice Lake hosts): in 80000001 also AMD's SSE4A and MisAlignSse (ECX)
  * and MmxExt, MMX, FXSR and FFXSR (EDX), reserved on Intel, forced off. */
-static const struct cpuid_row t2cl_cpuid[] = {
+static const struct x86_cpuid_row t2cl_cpuid[] = {
 	T2_FAMILY_ROWS,
-	{ 0x80000001, 0, ECX, 0x200001c0, 0 },
-	{ 0x80000001, 0, EDX, 0x07c00000, 0 },
-	{ 0x80000008, 0, EBX, 0x00000200, 0 },
+	ROW(0x80000001, 0, ECX, 0x200001c0, 0),
+	ROW(0x80000001, 0, EDX, 0x07c00000, 0),
+	ROW(0x80000008, 0, EBX, 0x00000200, 0),
 };
 
 /* T2A (AMD Milan): in 80000001 also SVM, SSE4A and MisAlignSse (ECX), MmxExt and FFXSR (EDX)
  * off; in 80000008 EBX CLZERO and WBNOINVD off, RstrFpErrPtrs, IbrsPreferred, IbrsSameMode
  * and EferLmsleUnsupported on. */
-static const struct cpuid_row t2a_cpuid[] = {
+static const struct x86_cpuid_row t2a_cpuid[] = {
 	T2_FAMILY_ROWS,
-	{ 0x80000001, 0, ECX, 0x200001c4, 0 },
-	{ 0x80000001, 0, EDX, 0x06400000, 0 },
-	{ 0x80000008, 0, EBX, 0x001c0205, 0x001c0004 },
+	ROW(0x80000001, 0, ECX, 0x200001c4, 0),
+	ROW(0x80000001, 0, EDX, 0x06400000, 0),
+	ROW(0x80000008, 0, EBX, 0x001c0205, 0x001c0004),
 };
 
 /* C3 (a c3 instance, Xeon E5-2680 v2, Ivy Bridge): signature family 6, model 0x3e, stepping 4;
@@ -95,30 +92,30 @@ static const struct cpuid_row t2a_cpuid[] = {
  * leaves 7 and 0xD much as T2's, with BMI1, AVX2, BMI2 and INVPCID also off and ERMS, EBX bit
  * 22, AVX512_VBMI2, GFNI, VAES, VPCLMULQDQ, AVX512_BITALG, FSRM and AVX512_VP2INTERSECT as the
  * host has them; LZCNT, PREFETCHW and 1-GByte pages off in 80000001; 80000008 untouched. */
-static const struct cpuid_row c3_cpuid[] = {
-	{ 0x1, 0, EAX, 0x0fff3fff, 0x000306e4 },
-	{ 0x1, 0, ECX, 0x0040dd3c, 0 },
-	{ 0x1, 0, EDX, 0xa8641080, 0x00001080 },
-	{ 0x7, 0, EBX, 0xffafdd3c, 0 },
-	{ 0x7, 0, ECX, 0x4041481e, 0 },
-	{ 0x7, 0, EDX, 0x0000000c, 0 },
-	{ 0xd, 0, EAX, 0x000002f8, 0 },
-	{ 0xd, 1, EAX, 0x0000000e, 0 },
-	{ 0x80000001, 0, ECX, 0x00000120, 0 },
-	{ 0x80000001, 0, EDX, 0x04000000, 0 },
+static const struct x86_cpuid_row c3_cpuid[] = {
+	ROW(0x1, 0, EAX, 0x0fff3fff, 0x000306e4),
+	ROW(0x1, 0, ECX, 0x0040dd3c, 0),
+	ROW(0x1, 0, EDX, 0xa8641080, 0x00001080),
+	ROW(0x7, 0, EBX, 0xffafdd3c, 0),
+	ROW(0x7, 0, ECX, 0x4041481e, 0),
+	ROW(0x7, 0, EDX, 0x0000000c, 0),
+	ROW(0xd, 0, EAX, 0x000002f8, 0),
+	ROW(0xd, 1, EAX, 0x0000000e, 0),
+	ROW(0x80000001, 0, ECX, 0x00000120, 0),
+	ROW(0x80000001, 0, EDX, 0x04000000, 0),
 };
 
 /* T2S: IA32_ARCH_CAPABILITIES fixed, all 64 bits, to what both Skylake and Cascade Lake hosts
  * can keep: RSBA, SKIP_L1DFL_VMENTRY, IF_PSCHANGE_MC_NO, MISC_PACKAGE_CTLS,
  * ENERGY_FILTERING_CTL, RRSBA, GDS_NO and RFDS_NO set, every other bit clear. */
-static const struct msr_row t2s_msr[] = {
+static const struct x86_msr_row t2s_msr[] = {
 	{ MSR_IA32_ARCH_CAPABILITIES, 0xffffffffffffffffull, 0x000000000c080c4cull },
 };
 
 /* T2CL: IA32_ARCH_CAPABILITIES with its control and reserved bits clear (MCU_CONTROL,
  * MISC_PACKAGE_CTLS, ENERGY_FILTERING_CTL, DOITM, FB_CLEAR_CTRL, BHI_NO, XAPIC_DISABLE_STATUS,
  * OVERCLOCKING_STATUS, GDS_CTRL, bits 16, 22 and 29-63); the mitigation bits as KVM offers. */
-static const struct msr_row t2cl_msr[] = {
+static const struct x86_msr_row t2cl_msr[] = {
 	{ MSR_IA32_ARCH_CAPABILITIES, 0xffffffffe2f51e00ull, 0 },
 };
 
@@ -129,46 +126,40 @@ static const struct msr_row t2cl_msr[] = {
 #define MILAN 0x00a00f11u
 
 struct template {
-	const char *name;
 	const char *vendor;
 	uint32_t models[3];               /* signatures, 0 ends the list */
 	const char *cpus;                 /* the models in words */
-	const struct cpuid_row *cpuid;
-	unsigned nr_cpuid;
-	const struct msr_row *msr;
-	unsigned nr_msr;
+	struct x86_template rows;
 };
 
 static const struct template templates[] = {
-	[X86_CPU_TEMPLATE_NONE] = { .name = "None", .cpus = "" },
-	[X86_CPU_TEMPLATE_C3] = { .name = "C3", .vendor = X86_VENDOR_INTEL,
+	[X86_CPU_TEMPLATE_NONE] = { .cpus = "", .rows = { .name = "None" } },
+	[X86_CPU_TEMPLATE_C3] = { .vendor = X86_VENDOR_INTEL,
 				  .models = { SKYLAKE, CASCADE_LAKE, ICE_LAKE },
-				  .cpus = "Intel Skylake, Cascade Lake or Ice Lake", ROWS(c3_cpuid) },
-	[X86_CPU_TEMPLATE_T2] = { .name = "T2", .vendor = X86_VENDOR_INTEL,
+				  .cpus = "Intel Skylake, Cascade Lake or Ice Lake",
+				  ROWS("C3", c3_cpuid) },
+	[X86_CPU_TEMPLATE_T2] = { .vendor = X86_VENDOR_INTEL,
 				  .models = { SKYLAKE, CASCADE_LAKE, ICE_LAKE },
-				  .cpus = "Intel Skylake, Cascade Lake or Ice Lake", ROWS(t2_cpuid) },
-	[X86_CPU_TEMPLATE_T2S] = { .name = "T2S", .vendor = X86_VENDOR_INTEL,
-				   .models = { SKYLAKE, CASCADE_LAKE },
-				   .cpus = "Intel Skylake or Cascade Lake", ROWS(t2_cpuid),
-				   .msr = t2s_msr, .nr_msr = 1 },
-	[X86_CPU_TEMPLATE_T2CL] = { .name = "T2CL", .vendor = X86_VENDOR_INTEL,
-				    .models = { CASCADE_LAKE, ICE_LAKE },
-				    .cpus = "Intel Cascade Lake or Ice Lake", ROWS(t2cl_cpuid),
-				    .msr = t2cl_msr, .nr_msr = 1 },
-	[X86_CPU_TEMPLATE_T2A] = { .name = "T2A", .vendor = X86_VENDOR_AMD, .models = { MILAN },
-				   .cpus = "AMD Milan", ROWS(t2a_cpuid) },
+				  .cpus = "Intel Skylake, Cascade Lake or Ice Lake",
+				  ROWS("T2", t2_cpuid) },
+	[X86_CPU_TEMPLATE_T2S] = { .vendor = X86_VENDOR_INTEL, .models = { SKYLAKE, CASCADE_LAKE },
+				   .cpus = "Intel Skylake or Cascade Lake",
+				   ROWS_MSR("T2S", t2_cpuid, t2s_msr) },
+	[X86_CPU_TEMPLATE_T2CL] = { .vendor = X86_VENDOR_INTEL, .models = { CASCADE_LAKE, ICE_LAKE },
+				    .cpus = "Intel Cascade Lake or Ice Lake",
+				    ROWS_MSR("T2CL", t2cl_cpuid, t2cl_msr) },
+	[X86_CPU_TEMPLATE_T2A] = { .vendor = X86_VENDOR_AMD, .models = { MILAN }, .cpus = "AMD Milan",
+				   ROWS("T2A", t2a_cpuid) },
 };
-
-#define NR_TEMPLATES (sizeof(templates) / sizeof(templates[0]))
 
 static const struct template *get(enum x86_cpu_template t)
 {
-	return &templates[(unsigned)t < NR_TEMPLATES ? t : X86_CPU_TEMPLATE_NONE];
+	return &templates[(unsigned)t < ARRAY_SIZE(templates) ? t : X86_CPU_TEMPLATE_NONE];
 }
 
 const char *x86_cpu_template_name(enum x86_cpu_template t)
 {
-	return get(t)->name;
+	return get(t)->rows.name;
 }
 
 const char *x86_cpu_template_cpus(enum x86_cpu_template t)
@@ -176,10 +167,15 @@ const char *x86_cpu_template_cpus(enum x86_cpu_template t)
 	return get(t)->cpus;
 }
 
+const struct x86_template *x86_cpu_template_rows(enum x86_cpu_template t)
+{
+	return &get(t)->rows;
+}
+
 int x86_cpu_template_parse(const char *name, enum x86_cpu_template *t)
 {
-	for (unsigned i = 0; i < NR_TEMPLATES; i++) {
-		if (!strcmp(name, templates[i].name)) {
+	for (unsigned i = 0; i < ARRAY_SIZE(templates); i++) {
+		if (!strcmp(name, templates[i].rows.name)) {
 			*t = (enum x86_cpu_template)i;
 			return 0;
 		}
@@ -195,30 +191,29 @@ enum x86_template_fit x86_cpu_template_fit(enum x86_cpu_template t, const struct
 		return X86_TEMPLATE_FITS;
 	if (strcmp(cpu->vendor, tp->vendor))
 		return X86_TEMPLATE_WRONG_VENDOR;
-	for (unsigned i = 0; i < sizeof(tp->models) / sizeof(tp->models[0]) && tp->models[i]; i++)
+	for (unsigned i = 0; i < ARRAY_SIZE(tp->models) && tp->models[i]; i++)
 		if ((cpu->signature & SIGNATURE_MODEL_BITS) == tp->models[i])
 			return X86_TEMPLATE_FITS;
 	return X86_TEMPLATE_WRONG_MODEL;
 }
 
-static uint32_t *reg_of(struct kvm_cpuid_entry2 *e, enum reg r)
+static uint32_t *reg_of(struct kvm_cpuid_entry2 *e, enum x86_cpuid_reg r)
 {
 	switch (r) {
-	case EAX: return &e->eax;
-	case EBX: return &e->ebx;
-	case ECX: return &e->ecx;
+	case X86_EAX: return &e->eax;
+	case X86_EBX: return &e->ebx;
+	case X86_ECX: return &e->ecx;
 	default: return &e->edx;
 	}
 }
 
-int x86_cpu_template_apply(struct kvm_cpuid2 *cpuid, enum x86_cpu_template t, char *err,
-			   size_t errlen)
+int x86_template_apply(struct kvm_cpuid2 *cpuid, const struct x86_template *t, char *err,
+		       size_t errlen)
 {
-	const struct template *tp = get(t);
-
-	for (unsigned i = 0; i < tp->nr_cpuid; i++) {
-		const struct cpuid_row *row = &tp->cpuid[i];
+	for (unsigned i = 0; t && i < t->nr_cpuid; i++) {
+		const struct x86_cpuid_row *row = &t->cpuid[i];
 		struct kvm_cpuid_entry2 *e = NULL;
+		uint32_t *reg;
 
 		for (unsigned k = 0; k < cpuid->nent && !e; k++)
 			if (cpuid->entries[k].function == row->leaf &&
@@ -226,41 +221,54 @@ int x86_cpu_template_apply(struct kvm_cpuid2 *cpuid, enum x86_cpu_template t, ch
 				e = &cpuid->entries[k];
 		if (!e) {
 			snprintf(err, errlen, "CPU template %s changes CPUID leaf 0x%" PRIx32 " subleaf "
-				 "0x%" PRIx32 ", which this host's KVM does not offer", tp->name,
+				 "0x%" PRIx32 ", which this host's KVM does not offer", t->name,
 				 row->leaf, row->subleaf);
 			return -ENOENT;
 		}
-		*reg_of(e, row->reg) = (*reg_of(e, row->reg) & ~row->mask) | row->value;
+		if (row->set_flags)
+			e->flags = row->flags;
+		reg = reg_of(e, row->reg);
+		*reg = (*reg & ~row->mask) | row->value;
 	}
 	return 0;
 }
 
-int x86_cpu_template_msr(enum x86_cpu_template t, uint32_t index, uint64_t *value)
+int x86_template_msr(const struct x86_template *t, uint32_t index, uint64_t *value)
 {
-	const struct template *tp = get(t);
+	int ret = -ENOENT;
 
-	for (unsigned i = 0; i < tp->nr_msr; i++) {
-		if (tp->msr[i].index == index) {
-			*value = (*value & ~tp->msr[i].mask) | tp->msr[i].value;
-			return 0;
+	for (unsigned i = 0; t && i < t->nr_msr; i++) {
+		if (t->msr[i].index == index) {
+			*value = (*value & ~t->msr[i].mask) | t->msr[i].value;
+			ret = 0;
 		}
 	}
-	return -ENOENT;
+	return ret;
 }
 
-int x86_cpu_template_set_msrs(int vcpu_fd, enum x86_cpu_template t, char *err, size_t errlen)
+/* Whether MSR row @i of @t is the first row for its MSR. */
+static bool first_of_msr(const struct x86_template *t, unsigned i)
 {
-	const struct template *tp = get(t);
+	for (unsigned k = 0; k < i; k++)
+		if (t->msr[k].index == t->msr[i].index)
+			return false;
+	return true;
+}
+
+int x86_template_set_msrs(int vcpu_fd, const struct x86_template *t, char *err, size_t errlen)
+{
 	struct {
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e[1];
 	} one;
 
-	for (unsigned i = 0; i < tp->nr_msr; i++) {
-		uint32_t index = tp->msr[i].index;
+	for (unsigned i = 0; t && i < t->nr_msr; i++) {
+		uint32_t index = t->msr[i].index;
 		uint64_t value;
 		int ret;
 
+		if (!first_of_msr(t, i))
+			continue; /* set with all its rows where it first came */
 		memset(&one, 0, sizeof(one));
 		one.hdr.nmsrs = 1;
 		one.e[0].index = index;
@@ -268,21 +276,63 @@ int x86_cpu_template_set_msrs(int vcpu_fd, enum x86_cpu_template t, char *err, s
 		if (ret != 1) {
 			ret = ret < 0 ? -errno : -ENOENT;
 			snprintf(err, errlen, "CPU template %s changes MSR 0x%" PRIx32 ", which this "
-				 "host's KVM %s", tp->name, index,
+				 "host's KVM %s", t->name, index,
 				 ret == -ENOENT ? "does not offer" : "cannot read");
 			return ret;
 		}
 		value = one.e[0].data;
-		if (x86_cpu_template_msr(t, index, &value))
+		if (x86_template_msr(t, index, &value))
 			continue; /* cannot happen: the row is the template's */
 		one.e[0].data = value;
 		ret = ioctl(vcpu_fd, KVM_SET_MSRS, &one);
 		if (ret != 1) {
 			ret = ret < 0 ? -errno : -EINVAL;
 			snprintf(err, errlen, "CPU template %s: this host's KVM refuses MSR 0x%" PRIx32
-				 " = 0x%" PRIx64, tp->name, index, value);
+				 " = 0x%" PRIx64, t->name, index, value);
 			return ret;
 		}
 	}
 	return 0;
+}
+
+/* Firecracker's Kvm::DEFAULT_CAPABILITIES (src/vmm/src/arch/x86_64/kvm.rs), in its order:
+ * kiln needs each of them too. */
+static const uint32_t default_caps[] = {
+	KVM_CAP_IRQCHIP, KVM_CAP_IOEVENTFD, KVM_CAP_IRQFD, KVM_CAP_USER_MEMORY,
+	KVM_CAP_SET_TSS_ADDR, KVM_CAP_PIT2, KVM_CAP_PIT_STATE2, KVM_CAP_ADJUST_CLOCK,
+	KVM_CAP_DEBUGREGS, KVM_CAP_MP_STATE, KVM_CAP_VCPU_EVENTS, KVM_CAP_XCRS, KVM_CAP_XSAVE,
+	KVM_CAP_EXT_CPUID,
+};
+
+int x86_template_check_caps(const struct x86_template *t, bool (*has)(void *ctx, uint32_t cap),
+			    void *ctx, uint32_t *missing)
+{
+	unsigned n = ARRAY_SIZE(default_caps), extra = t ? t->nr_caps : 0;
+	uint32_t *list = malloc((n + extra) * sizeof(*list));
+	int ret = 0;
+
+	if (!list)
+		return -ENOMEM;
+	memcpy(list, default_caps, sizeof(default_caps));
+	/* Firecracker's combine_capabilities: an addition not listed yet goes last; a removal
+	 * moves the last one into its place (Vec::swap_remove). */
+	for (unsigned i = 0; i < extra; i++) {
+		const struct x86_kvm_cap *c = &t->caps[i];
+		unsigned at = 0;
+
+		while (at < n && list[at] != c->cap)
+			at++;
+		if (!c->remove && at == n)
+			list[n++] = c->cap;
+		else if (c->remove && at < n)
+			list[at] = list[--n];
+	}
+	for (unsigned i = 0; i < n && !ret; i++) {
+		if (!has(ctx, list[i])) {
+			*missing = list[i];
+			ret = -ENOENT;
+		}
+	}
+	free(list);
+	return ret;
 }
