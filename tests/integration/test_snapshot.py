@@ -225,7 +225,11 @@ def test_restores_side_by_side_with_network_and_vsock_overrides(kvm, kiln, bzima
             s.sendall(f"copy {k}\n".encode())
             assert s.recv(64) == f"copy {k}\n".encode()
             s.close()
-        assert not (tmp_path / "v.sock").exists()  # the snapshot's own socket is not served
+        # The snapshot's own socket (left behind by the killed original) is served by no copy.
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with pytest.raises(ConnectionRefusedError):
+            probe.connect(str(tmp_path / "v.sock"))
+        probe.close()
         # clock_realtime: the first copy's clock counts the seconds since the snapshot (where
         # the snapshot's KVM recorded real time; kiln says so when it did not).
         guest_now = number(copies[0], "date +%s")
