@@ -132,11 +132,11 @@ int x86_template_msr(const struct x86_template *t, uint32_t index, uint64_t *val
 int x86_template_set_msrs(int vcpu_fd, const struct x86_template *t, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Check the KVM capabilities a VM with template @t (NULL: none) needs: Firecracker's default
- * list (KVM_CAP_IRQCHIP, IOEVENTFD, IRQFD, USER_MEMORY, SET_TSS_ADDR, PIT2, PIT_STATE2,
- * ADJUST_CLOCK, DEBUGREGS, MP_STATE, VCPU_EVENTS, XCRS, XSAVE, EXT_CPUID) with @t's additions
- * and removals applied in order, each asked of @has (KVM_CHECK_EXTENSION > 0). Returns 0, -ENOENT
- * with the first capability @has denies in *@missing (in Firecracker's order), or -ENOMEM. */
+/* Check the KVM capabilities template @t (NULL: none) asks for: its kvm_capabilities additions
+ * and removals applied in order (Firecracker's combine_capabilities, over the template's list
+ * alone: kiln checks what it needs itself where it uses it), each asked of @has
+ * (KVM_CHECK_EXTENSION > 0). Returns 0, -ENOENT with the first capability @has denies in
+ * *@missing, or -ENOMEM. */
 int x86_template_check_caps(const struct x86_template *t, bool (*has)(void *ctx, uint32_t cap),
 			    void *ctx, uint32_t *missing) __attribute__((warn_unused_result));
 
