@@ -47,8 +47,8 @@ static bool kvm_has(void *ctx, uint32_t cap)
 	return ioctl(((struct vm *)ctx)->kvm_fd, KVM_CHECK_EXTENSION, (unsigned long)cap) > 0;
 }
 
-/* Open /dev/kvm and check what @cfg asks of it: the capabilities kiln needs, less or more as
- * the CPU template says (Firecracker's check, at boot and restore alike), and the vCPUs. */
+/* Open /dev/kvm and check what @cfg asks of it: the KVM capabilities a custom CPU template
+ * adds (Firecracker's kvm_capabilities, at boot and restore alike), and the vCPUs. */
 static int check_kvm(struct vm *vm, const struct vm_config *cfg, struct error *e)
 {
 	uint32_t cap;
