@@ -49,7 +49,8 @@ struct user {
 	unsigned nfds, maxfds;
 	struct user_timer timer[USER_TIMERS];
 	unsigned listening;             /* hostfwd sockets among slirp's */
-	unsigned flows, max_flows;      /* the guest's, as of the last prepare() */
+	unsigned flows, max_flows;      /* the guest's: slirp's sockets at the last prepare(), plus
+					   the connections opened since */
 	struct log_once guest_error, too_many_flows;
 	uint8_t txbuf[NET_MAX_FRAME];
 };
@@ -224,7 +225,12 @@ static void user_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
 
 /* Whether Ethernet frame @f of @len bytes would have slirp open a host socket: a TCP SYN, a
  * UDP datagram (DHCP aside: slirp answers it itself), an ICMP echo request. */
-static bool opens_flow(const uint8_t *f, size_t len)
+/* What frame @f does to the guest's flows: FLOW_NEW for a connection slirp gives a socket of
+ * its own (a TCP SYN), FLOW_MAYBE for a datagram that opens one unless its flow exists (UDP but
+ * DHCP, ICMP echo), FLOW_NONE otherwise. */
+enum flow { FLOW_NONE, FLOW_NEW, FLOW_MAYBE };
+
+static enum flow flow_of(const uint8_t *f, size_t len)
 {
 	size_t l4;
 	uint8_t proto;
@@ -236,20 +242,23 @@ static bool opens_flow(const uint8_t *f, size_t len)
 		proto = f[ETH_HLEN + 6];
 		l4 = ETH_HLEN + 40;
 	} else {
-		return false;
+		return FLOW_NONE;
 	}
 	switch (proto) {
-	case IPPROTO_TCP: return len >= l4 + 14 && (f[l4 + 13] & 0x12) == 0x02; /* SYN, no ACK */
-	case IPPROTO_UDP: return len >= l4 + 4 && !(f[l4 + 2] == 0 && f[l4 + 3] == 67);
-	case IPPROTO_ICMP: return len > l4 && f[l4] == 8;
-	case IPPROTO_ICMPV6: return len > l4 && f[l4] == 128;
-	default: return false;
+	case IPPROTO_TCP: /* SYN, no ACK */
+		return len >= l4 + 14 && (f[l4 + 13] & 0x12) == 0x02 ? FLOW_NEW : FLOW_NONE;
+	case IPPROTO_UDP:
+		return len >= l4 + 4 && !(f[l4 + 2] == 0 && f[l4 + 3] == 67) ? FLOW_MAYBE : FLOW_NONE;
+	case IPPROTO_ICMP: return len > l4 && f[l4] == 8 ? FLOW_MAYBE : FLOW_NONE;
+	case IPPROTO_ICMPV6: return len > l4 && f[l4] == 128 ? FLOW_MAYBE : FLOW_NONE;
+	default: return FLOW_NONE;
 	}
 }
 
 static int user_send(struct net_backend *be, const struct iovec *iov, int n)
 {
 	struct user *u = to_user(be);
+	enum flow flow;
 	size_t len = 0;
 
 	for (int i = 0; i < n; i++) {
@@ -258,13 +267,18 @@ static int user_send(struct net_backend *be, const struct iovec *iov, int n)
 		memcpy(u->txbuf + len, iov[i].iov_base, iov[i].iov_len);
 		len += iov[i].iov_len;
 	}
-	if (u->flows >= u->max_flows && opens_flow(u->txbuf, len)) {
+	flow = flow_of(u->txbuf, len);
+	if (u->flows >= u->max_flows && flow != FLOW_NONE) {
 		if (log_once_first(&u->too_many_flows))
 			log_warn("user-mode network: the guest has %u flows open (max-flows); its new "
 				 "ones are dropped until some end", u->flows);
 		return -EMFILE;
 	}
 	slirp_input(u->slirp, u->txbuf, (int)len);
+	/* Counted at once: SYNs sent in one burst cannot overshoot the cap before the next
+	 * prepare() counts slirp's sockets again. */
+	if (flow == FLOW_NEW)
+		u->flows++;
 	return 0;
 }
 
