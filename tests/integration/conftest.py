@@ -5,6 +5,7 @@ test initramfs, and a helper that runs `kiln run` and collects what the guest re
 These tests need a usable /dev/kvm. scripts/test runs them on the host when it has hardware KVM
 and inside scripts/kvm-box otherwise; without /dev/kvm every test here fails (never skips)."""
 import os
+import re
 import pathlib
 import subprocess
 import time
@@ -207,7 +208,8 @@ class Shell:
                 break
             at += 1
         self._wait_for(b"\n", timeout, at)
-        rc = int(self.out[at + len(marker):].split(b"\r")[0].split(b"\n")[0])
+        # The digits alone: a kernel message can follow them on the same line.
+        rc = int(re.match(rb"\d+", self.out[at + len(marker):]).group())
         text = self.out[start:at].decode(errors="replace")
         # Drop the echoed command line, and whatever the console printed before it (a kernel
         # message can land between the prompt and the echo).
