@@ -104,8 +104,8 @@ BAD_CONFIGS = [
     ({"boot-source": {"kernel_image_path": "K"}, "metrics": {"path": "/m"}},
      "\"metrics\": unknown field \"path\""),
     ({"boot-source": {"kernel_image_path": "K"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 128,
-                                                                  "huge_pages": "2M"}},
-     "\"huge_pages\": \"2M\" is not implemented"),
+                                                                  "huge_pages": "1G"}},
+     "\"huge_pages\": unknown variant `1G`, expected `None` or `2M`"),
 ]
 
 
