@@ -65,8 +65,10 @@ def restore(kiln, state, mem, *extra, prefix=()):
 
 
 def number(sh, cmd):
-    """The last number @cmd prints (the console may carry the echoed command before it)."""
-    return int(re.findall(r"\b\d+\b", sh.check(cmd, timeout=120))[-1])
+    """The number @cmd prints, read between tags: the console carries the echoed command and
+    may carry kernel messages (a restored guest often says "hrtimer: interrupt took N ns")."""
+    text = sh.check(f'echo "=N=$({cmd})=N="', timeout=120)
+    return int(re.findall(r"=N=\s*(\d+)\s*=N=", text)[-1])
 
 
 def sha(sh, path):
