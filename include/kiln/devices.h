@@ -21,6 +21,7 @@
 #include "kiln/bus.h"
 #include "kiln/error.h"
 #include "kiln/loop.h"
+#include "kiln/rate_limiter.h"
 
 struct acpi_config;
 struct guest_mem;
@@ -67,6 +68,8 @@ struct dev_host {
 	int (*set_msi_route)(struct dev_host *host, unsigned gsi, uint64_t addr, uint32_t data);
 	const struct guest_mem *mem; /* guest RAM, for devices that do DMA (virtio) */
 	int console_out_fd;     /* where the serial console writes */
+	struct token_bucket_config console_out_limit; /* bytes per refill time the serial console
+					may write; the rest is dropped; zero: no limit */
 	struct timespec start;  /* CLOCK_MONOTONIC when kiln started */
 	struct timespec start_cpu; /* CLOCK_PROCESS_CPUTIME_ID when kiln started */
 	struct timespec vm_start, vm_start_cpu; /* the same when the VM was made */

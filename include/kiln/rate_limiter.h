@@ -51,6 +51,17 @@ struct rate_limiter {
 	void *opaque;
 };
 
+/* A lone bucket for output that is dropped rather than delayed (the serial console, as
+ * Firecracker's SerialOut): set @b up full with @cfg at CLOCK_MONOTONIC time @now_ns. */
+void token_bucket_init(struct token_bucket *b, const struct token_bucket_config *cfg,
+		       uint64_t now_ns);
+
+/* Take @tokens from @b at time @now_ns if it holds them all (one-time burst first); false
+ * takes nothing, and a request larger than the whole bucket never fits (Firecracker drops on
+ * its Failure and OverConsumption alike). A bucket without a limit always pays. No timer, no
+ * lock: the caller serialises. */
+bool token_bucket_try(struct token_bucket *b, uint64_t tokens, uint64_t now_ns);
+
 /* Whether @l limits anything. */
 bool rate_limit_enabled(const struct rate_limit *l);
 

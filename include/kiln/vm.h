@@ -142,8 +142,8 @@ struct vm_device_info {
 	void *state;               /* as vm_device_find() */
 };
 
-/* The VM's configured devices in creation order, up to @max into @out; returns how many the
- * VM has. Any thread. */
+/* The VM's devices in creation order (the PC's platform devices, then the configured ones),
+ * up to @max into @out; returns how many the VM has. Any thread. */
 unsigned vm_devices(struct vm *vm, struct vm_device_info *out, unsigned max);
 
 /* Type Ctrl+Alt+Del on the guest's PS/2 keyboard (Firecracker's SendCtrlAltDel; a Linux guest

@@ -17,12 +17,14 @@
 
 #include "kiln/error.h"
 #include "kiln/layout.h"
+#include "kiln/rate_limiter.h"
 #include "kiln/x86.h"
 
 #define VM_DEFAULT_CMDLINE "console=ttyS0"
 #define VM_DEFAULT_CPUS 1
 #define VM_DEFAULT_MEM_MIB 512
 #define VM_MAX_DEVICES 16        /* configured devices */
+#define VM_MAX_PLATFORM 16       /* the PC's own devices (COM1, i8042, RTC, ...) */
 #define VM_MAX_VIRTIO KILN_VIRTIO_SLOTS /* virtio devices: one transport slot each */
 
 enum vm_transport { VM_TRANSPORT_PCI, VM_TRANSPORT_MMIO };
@@ -76,6 +78,9 @@ struct vm_config {
 	const char *serial_out_path; /* the serial console's output: this file (created) or named
 					pipe (opened read-write, so it needs no reader yet),
 					non-blocking; NULL: standard output */
+	struct token_bucket_config serial_out_limit; /* bytes the serial console may write per
+					refill time; the rest is dropped (Firecracker's /serial
+					rate_limiter); zero: no limit */
 	/* When kiln started (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID), for the boot timer; zero:
 	 * when vm_create() runs. */
 	struct timespec start, start_cpu;

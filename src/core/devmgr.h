@@ -17,7 +17,7 @@
 #include "kiln/virtio_transport.h"
 #include "kiln/vm_config.h"
 
-#define DEVMGR_MAX (VM_MAX_DEVICES + 16)
+#define DEVMGR_MAX (VM_MAX_DEVICES + VM_MAX_PLATFORM)
 
 struct acpi_config;
 struct snap_reader;

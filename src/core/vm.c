@@ -239,6 +239,7 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	bus_init(&vm->mmio, "mmio");
 	vm->host = (struct dev_host){ .pio = &vm->pio, .mmio = &vm->mmio, .loop = loop,
 				      .mem = &vm->mem, .console_out_fd = STDOUT_FILENO,
+				      .console_out_limit = cfg->serial_out_limit,
 				      .start = cfg->start.tv_sec ? cfg->start : made,
 				      .start_cpu = cfg->start.tv_sec ? cfg->start_cpu : made_cpu,
 				      .vm_start = made, .vm_start_cpu = made_cpu };
@@ -305,7 +306,7 @@ unsigned vm_devices(struct vm *vm, struct vm_device_info *out, unsigned max)
 {
 	unsigned n = 0;
 
-	for (unsigned i = vm->devices.nr_platform; i < vm->devices.nr; i++, n++) {
+	for (unsigned i = 0; i < vm->devices.nr; i++, n++) {
 		const struct vm_device *d = &vm->devices.dev[i];
 
 		if (n < max)

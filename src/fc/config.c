@@ -550,7 +550,7 @@ static int parse_serial(json_t *o, struct fc_config *r, char *err, size_t errlen
 	if (fc_unpack(o, where, FC_FIELDS({ "serial_out_path", 's', false, &r->cfg.serial_out_path },
 					  { "rate_limiter", 'o', false, &limiter }), err, errlen))
 		return -EINVAL;
-	return unimplemented(limiter, where, "rate_limiter", err, errlen);
+	return parse_bucket(limiter, where, "rate_limiter", &r->cfg.serial_out_limit, err, errlen);
 }
 
 static int parse_metrics(json_t *o, struct fc_config *r, char *err, size_t errlen)

@@ -42,6 +42,8 @@ struct http_reply {
 	char *text;             /* malloc'd; sent as text/plain, or application/json with json_text */
 	bool json_text;
 	const char *allow;      /* an Allow header (static), or NULL */
+	bool deprecation;       /* a "Deprecation: true" header (the request used a deprecated
+				   field) */
 };
 
 /* One complete request: method and path as sent, the body (NUL-terminated; len 0 when there
@@ -107,6 +109,10 @@ int fc_metrics_start(struct fc_metrics *m, struct vm *vm) __attribute__((warn_un
  * (e.g. "machine_cfg"), @failed when it was answered with an error. */
 void fc_metrics_count_request(struct fc_metrics *m, const char *method, const char *name,
 			      bool failed);
+
+/* Count one request that used a deprecated field (Firecracker's
+ * deprecated_api.deprecated_http_api_calls). */
+void fc_metrics_count_deprecated(struct fc_metrics *m);
 
 /* Write one line now. Returns 0 (also when no path is set) or -errno. */
 int fc_metrics_flush(struct fc_metrics *m);
@@ -183,6 +189,7 @@ struct fc_request {
 	const char *sub;         /* the third ("start" in /balloon/hinting/start), or NULL */
 	json_t *body;            /* NULL for GET */
 	struct http_reply *reply;
+	const char *deprecated;  /* what fc_deprecated() noted, or NULL */
 };
 
 /* When a route may run: Firecracker's "not allowed pre-boot / post-boot" lists. */
@@ -205,6 +212,12 @@ struct fc_routed {
 	json_t *body;                 /* the parsed body (the caller's reference), or NULL */
 	char segs[256];               /* the path, split */
 };
+
+/* @rq used a deprecated field or value; @msg (static) is Firecracker's notice ("PUT
+ * /machine-config: cpu_template field is deprecated."). Whatever the request's outcome, its
+ * reply carries "Deprecation: true", the log warns with @msg and the metrics count it, as
+ * Firecracker's api_server does for a request that parsed. */
+void fc_deprecated(struct fc_request *rq, const char *msg);
 
 /* The route table, in the order routes are tried; *n entries. */
 const struct fc_route *fc_routes(size_t *n);

@@ -81,6 +81,8 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct http_reply *repl
 									: "text/plain");
 	if (reply->allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, reply->allow);
+	if (reply->deprecation)
+		MHD_add_response_header(resp, "Deprecation", "true");
 	ret = MHD_queue_response(c, reply->status, resp);
 	MHD_destroy_response(resp);
 	return ret;

@@ -3,8 +3,8 @@
  *
  * One compact JSON object per line (docs/metrics.md): "utc_timestamp_ms", "api_server",
  * "block_<drive_id>" and "net_<iface_id>" for each device followed by the sums "block" and
- * "net", "vsock" and "entropy" (one device each), and "get_api_requests", "put_api_requests", "patch_api_requests". Counters are the
- * change since the previous line, as Firecracker's SharedIncMetric. Field names follow
+ * "net", "uart", "vsock" and "entropy" (one device each), and "get_api_requests",
+ * "put_api_requests", "patch_api_requests", "deprecated_api". Counters are the change since the previous line, as Firecracker's SharedIncMetric. Field names follow
  * Firecracker's where the meaning is the same (read_count, rx_bytes_count, conns_added, ...);
  * kiln's own counters have their own names (rx_dropped_count, tx_dropped_count,
  * tx_buffer_full_count).
@@ -28,7 +28,7 @@
 #include "kiln/vm.h"
 
 #define METRICS_PERIOD_S 60
-#define METRICS_MAX_DEVICES VM_MAX_VIRTIO
+#define METRICS_MAX_DEVICES (VM_MAX_DEVICES + VM_MAX_PLATFORM)
 #define METRICS_MAX_REQUESTS 32 /* distinct method + name pairs */
 
 /* A device's counters when a line was written. */
@@ -54,6 +54,7 @@ struct fc_metrics {
 	struct device_totals prev[METRICS_MAX_DEVICES]; /* the totals at the previous line */
 	unsigned nr_requests;
 	struct request_count requests[METRICS_MAX_REQUESTS];
+	uint64_t deprecated;     /* requests with a deprecated field since the previous line */
 	struct log_once write_failed;
 };
 
@@ -136,6 +137,8 @@ static const struct group groups[] = {
 					    "tx_rate_limiter_throttled" } },
 	{ &virtio_rng_class, "entropy", false, { "entropy_bytes", "entropy_event_count",
 						 "entropy_rate_limiter_throttled" } },
+	{ &uart_8250_class, "uart", false, { "read_count", "missed_read_count", "write_count",
+					     "missed_write_count", "rate_limiter_dropped_bytes" } },
 	{ &virtio_vsock_class, "vsock", false, { "conns_added", "conns_killed", "conns_removed",
 						 "rx_packets_count", "rx_bytes_count",
 						 "tx_packets_count", "tx_bytes_count",
@@ -203,6 +206,11 @@ static void add_devices(json_t *line, const struct group *g, const struct device
 	json_object_set_new(line, g->name, total);
 }
 
+void fc_metrics_count_deprecated(struct fc_metrics *m)
+{
+	m->deprecated++;
+}
+
 static void add_requests(struct fc_metrics *m, json_t *line)
 {
 	static const char *const methods[][2] = { { "GET", "get_api_requests" },
@@ -226,6 +234,9 @@ static void add_requests(struct fc_metrics *m, json_t *line)
 		}
 		json_object_set_new(line, methods[i][1], o);
 	}
+	json_object_set_new(line, "deprecated_api", json_pack("{s:I}", "deprecated_http_api_calls",
+							      (json_int_t)m->deprecated));
+	m->deprecated = 0;
 }
 
 int fc_metrics_flush(struct fc_metrics *m)

@@ -42,14 +42,18 @@ void fc_get_machine_config(struct fc_request *rq)
 }
 
 /* The document with machine configuration @mc (reference taken; NULL: out of memory), less
- * the custom CPU template when the request names a static one. */
-static json_t *with_machine_config(const struct fc_request *rq, json_t *mc)
+ * the custom CPU template when the request names a static one (a field Firecracker 1.16
+ * deprecates: @deprecation is its notice). */
+static json_t *with_machine_config(struct fc_request *rq, json_t *mc, const char *deprecation)
 {
 	json_t *named = json_object_get(rq->body, "cpu_template");
 	json_t *doc = mc ? fc_doc_with(rq->api, "machine-config", mc) : NULL;
 
-	if (doc && named && !json_is_null(named))
-		json_object_del(doc, "cpu-config");
+	if (named && !json_is_null(named)) {
+		fc_deprecated(rq, deprecation);
+		if (doc)
+			json_object_del(doc, "cpu-config");
+	}
 	return doc;
 }
 
@@ -66,7 +70,8 @@ void fc_put_machine_config(struct fc_request *rq)
 		json_decref(mc);
 		mc = NULL;
 	}
-	fc_doc_commit(rq, with_machine_config(rq, mc), "Machine config error: ", NULL);
+	fc_doc_commit(rq, with_machine_config(rq, mc, "PUT /machine-config: cpu_template field is "
+					       "deprecated."), "Machine config error: ", NULL);
 }
 
 void fc_patch_machine_config(struct fc_request *rq)
@@ -83,7 +88,8 @@ void fc_patch_machine_config(struct fc_request *rq)
 		json_decref(mc);
 		mc = NULL;
 	}
-	fc_doc_commit(rq, with_machine_config(rq, mc), "Machine config error: ", NULL);
+	fc_doc_commit(rq, with_machine_config(rq, mc, "PATCH /machine-config: cpu_template field "
+					       "is deprecated."), "Machine config error: ", NULL);
 }
 
 /* Whether @path opens with @flags; else -errno and a message naming @what. */
@@ -148,6 +154,10 @@ void fc_put_serial(struct fc_request *rq)
 
 void fc_put_vsock(struct fc_request *rq)
 {
+	json_t *id = json_object_get(rq->body, "vsock_id");
+
+	if (id && !json_is_null(id))
+		fc_deprecated(rq, "PUT /vsock: vsock_id field is deprecated.");
 	fc_doc_commit(rq, fc_doc_with(rq->api, "vsock", json_incref(rq->body)),
 		      "Vsock config error: ", NULL);
 }

@@ -157,6 +157,11 @@ int fc_route_request(const char *method, const char *path, const char *body, siz
 	return 0;
 }
 
+void fc_deprecated(struct fc_request *rq, const char *msg)
+{
+	rq->deprecated = msg;
+}
+
 void fc_api_handle(void *opaque, const struct http_request *hr, struct http_reply *reply)
 {
 	struct fc_request rq = { .api = opaque, .reply = reply };
@@ -172,6 +177,11 @@ void fc_api_handle(void *opaque, const struct http_request *hr, struct http_repl
 		rq.sub = routed.sub;
 		rq.body = routed.body;
 		routed.route->fn(&rq);
+	}
+	if (rq.deprecated) {
+		reply->deprecation = true;
+		log_warn("%s", rq.deprecated);
+		fc_metrics_count_deprecated(rq.api->metrics);
 	}
 	json_decref(routed.body);
 	if (routed.route)

@@ -56,6 +56,10 @@ void fc_put_metrics(struct fc_request *rq)
 
 void fc_put_mmds_config(struct fc_request *rq)
 {
+	const char *version = json_string_value(json_object_get(rq->body, "version"));
+
+	if (!version || !strcmp(version, "V1")) /* V1 is the default */
+		fc_deprecated(rq, "PUT /mmds/config: V1 is deprecated. Use V2 instead.");
 	fc_doc_commit(rq, fc_doc_with(rq->api, "mmds-config", json_incref(rq->body)),
 		      "MMDS config error: ", NULL);
 }

@@ -100,6 +100,9 @@ void fc_put_snapshot_load(struct fc_request *rq)
 			       "\"mem_file_path\" is needed");
 		return;
 	}
+	if (mem_file || diff)
+		fc_deprecated(rq, "PUT /snapshot/load: mem_file_path and enable_diff_snapshots fields "
+			      "are deprecated.");
 	if (type && strcmp(type, "File") && strcmp(type, "Uffd")) {
 		fc_reply_fault(rq, FC_ERR_DESERIALIZE "mem_backend: unknown variant `%s`, expected "
 			       "`File` or `Uffd`", type);

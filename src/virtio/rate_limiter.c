@@ -81,6 +81,26 @@ static void bucket_pay(struct token_bucket *b, uint64_t tokens)
 	b->budget -= tokens > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)tokens;
 }
 
+void token_bucket_init(struct token_bucket *b, const struct token_bucket_config *cfg,
+		       uint64_t now_ns)
+{
+	bucket_reset(b, cfg, now_ns);
+}
+
+bool token_bucket_try(struct token_bucket *b, uint64_t tokens, uint64_t now_ns)
+{
+	uint64_t wait_ns;
+
+	if (!bucket_on(b))
+		return true;
+	if (tokens > b->burst && tokens - b->burst > b->cfg.size)
+		return false;
+	if (!bucket_can(b, tokens, now_ns, &wait_ns))
+		return false;
+	bucket_pay(b, tokens);
+	return true;
+}
+
 bool rate_limit_enabled(const struct rate_limit *l)
 {
 	return (l->bandwidth.size && l->bandwidth.refill_ms) || (l->ops.size && l->ops.refill_ms);

@@ -10,6 +10,7 @@ limit allowed" after a PATCH lifts it, since the emulator's speed is not the lim
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import Shell, in_ns
@@ -144,3 +145,39 @@ def test_kiln_run_limits(kvm, kiln, bzimage, initrd, tmp_path):
         assert sh.poweroff() == 0
     finally:
         sh.close()
+
+
+def test_serial_output_limit(kvm, kiln, bzimage, initrd, tmp_path):
+    """Firecracker's /serial rate_limiter: what the guest writes beyond the bucket is dropped
+    (the guest never waits) and counted in the metrics' "uart" group. The file never holds
+    more than the bucket plus its refill over the host time kiln ran."""
+    sock, out, metrics = tmp_path / "api.sock", tmp_path / "serial.out", tmp_path / "metrics.json"
+    rate = 2 * KIB
+    config = tmp_path / "vm.json"
+    config.write_text(json.dumps({
+        "boot-source": {"kernel_image_path": str(bzimage), "initrd_path": str(initrd),
+                        "boot_args": "console=ttyS0 reboot=k panic=1 pci=off kiln.test=flood"},
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": 128},
+        "serial": {"serial_out_path": str(out), "rate_limiter": bucket(rate)},
+        "metrics": {"metrics_path": str(metrics)}}))
+    start = time.monotonic()
+    proc = subprocess.Popen([kiln, "--api-sock", sock, "--config-file", config],
+                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_socket(sock, proc)
+        deadline = time.monotonic() + 300
+        while b"kiln-flood" not in out.read_bytes():
+            assert time.monotonic() < deadline and proc.poll() is None, "no flood line got through"
+            time.sleep(0.5)
+        time.sleep(2)
+        size, elapsed = out.stat().st_size, time.monotonic() - start
+        print(f"serial: {size} bytes in {elapsed:.1f} s at {rate} B/s")
+        assert size <= rate + rate * elapsed, f"{size} bytes in {elapsed:.1f} s: more than {rate}/s"
+        assert call(sock, "PUT", "/actions", {"action_type": "FlushMetrics"}) == (204, None)
+        lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+        uart = lambda field: sum(line["uart"][field] for line in lines)  # noqa: E731
+        assert uart("rate_limiter_dropped_bytes") > 0, lines[-1]
+        assert uart("write_count") > 0, lines[-1]
+    finally:
+        proc.kill()
+        proc.wait()

@@ -81,6 +81,7 @@ struct row {
 	bool booted;            /* the router alone, with a VM taken as started */
 	bool handler;           /* the route's handler alone, as after boot but without a VM */
 	bool metrics_set;       /* kiln was started with --metrics-path */
+	bool deprecation;       /* the reply carries "Deprecation: true" */
 };
 
 /* A request before boot: method, path, body, status, exact message; more fields after. */
@@ -192,10 +193,12 @@ static const struct row rows[] = {
 	R("PUT", "/machine-config", "{'vcpu_count': 2, 'mem_size_mib': 64, 'smt': true, "
 	  "'cpu_template': 'T2'}", 204, NULL,
 	  .after = "'machine-config':{'vcpu_count':2,'mem_size_mib':64,'smt':true,"
-	  "'track_dirty_pages':false,'huge_pages':'None','cpu_template':'T2'}"),
+	  "'track_dirty_pages':false,'huge_pages':'None','cpu_template':'T2'}",
+	  .deprecation = true),
 	R("PUT", "/machine-config", "{'vcpu_count': 2, 'mem_size_mib': 64, 'cpu_template': 'T9'}", 400,
 	  "Machine config error: \"machine-config\": \"cpu_template\": unknown variant `T9`, "
-	  "expected one of `C3`, `T2`, `T2S`, `None`, `T2CL`, `T2A`"),
+	  "expected one of `C3`, `T2`, `T2S`, `None`, `T2CL`, `T2A`",
+	  .deprecation = true), /* Firecracker: none, as its body does not deserialize */
 	R("PUT", "/machine-config", "{'vcpu_count': 1, 'mem_size_mib': 32}", 400,
 	  "Machine config error: \"balloon\": \"amount_mib\": 64 is not in [0, 32] (the guest's memory)",
 	  .doc = BALLOON(0)),
@@ -210,7 +213,8 @@ static const struct row rows[] = {
 	R("PATCH", "/machine-config", "{'smt': true, 'cpu_template': 'T2CL'}", 204, NULL,
 	  .doc = "{'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256}}",
 	  .after = "'machine-config':{'vcpu_count':2,'mem_size_mib':256,'smt':true,"
-	  "'track_dirty_pages':false,'huge_pages':'None','cpu_template':'T2CL'}"),
+	  "'track_dirty_pages':false,'huge_pages':'None','cpu_template':'T2CL'}",
+	  .deprecation = true),
 	/* null leaves a field as it was (Firecracker's MachineConfigUpdate); "None" clears. */
 	R("PATCH", "/machine-config", "{'cpu_template': null, 'vcpu_count': 4}", 204, NULL,
 	  .doc = "{'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256, 'cpu_template': 'T2'}}",
@@ -219,7 +223,7 @@ static const struct row rows[] = {
 	R("PATCH", "/machine-config", "{'cpu_template': 'None'}", 204, NULL,
 	  .doc = "{'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256, 'cpu_template': 'T2'}}",
 	  .after = "'machine-config':{'vcpu_count':2,'mem_size_mib':256,'smt':false,"
-	  "'track_dirty_pages':false,'huge_pages':'None'}"),
+	  "'track_dirty_pages':false,'huge_pages':'None'}", .deprecation = true),
 	R("PATCH", "/machine-config", "{'vcpu_count': 5}", 400,
 	  "Machine config error: \"machine-config\": \"vcpu_count\": 5 with \"smt\": true: "
 	  FC_ERR_VCPUS, .doc = "{'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256, "
@@ -301,7 +305,11 @@ static const struct row rows[] = {
 	R("PUT", "/entropy", "{}", 204, NULL, .after = "'entropy':{}"),
 	R("PUT", "/serial", "{'serial_out_path': '/tmp/serial.log'}", 204, NULL),
 	R("PUT", "/serial", "{'serial_out_path': '/s', 'rate_limiter': {'size': 1, 'refill_time': 1}}",
-	  400, "Serial config error: \"serial\": \"rate_limiter\": " NOT_IMPL),
+	  204, NULL),
+	R("PUT", "/serial", "{'rate_limiter': {'size': 1}}", 400,
+	  "Serial config error: \"serial\": \"rate_limiter\": \"refill_time\" is required"),
+	R("PUT", "/serial", "{'rate_limiter': {'bandwidth': {'size': 1, 'refill_time': 1}}}", 400,
+	  "Serial config error: \"serial\": \"rate_limiter\": unknown field \"bandwidth\""),
 	R("PUT", "/serial", "{'path': '/s'}", 400, "Serial config error: \"serial\": unknown field \"path\""),
 	R("GET", "/balloon/hinting/status", NULL, 400, PRE_BOOT, .doc = BALLOON(0)),
 	R("PATCH", "/balloon/hinting/start", "{}", 400, PRE_BOOT, .doc = BALLOON(0)),
@@ -315,6 +323,8 @@ static const struct row rows[] = {
 	  .after = "'vsock':{'guest_cid':3,'uds_path':'/tmp/v.sock'}"),
 	R("PUT", "/vsock", "{'guest_cid': 2, 'uds_path': '/v'}", 400,
 	  "Vsock config error: \"vsock\": \"guest_cid\": 2 is not in [3, 4294967294]"),
+	R("PUT", "/vsock", "{'vsock_id': 'v', 'guest_cid': 3, 'uds_path': '/v'}", 204, NULL,
+	  .deprecation = true),
 	R("PUT", "/vsock", "{'guest_cid': 3}", 400, "Vsock config error: \"vsock\": \"uds_path\" is required"),
 
 	/* PUT /cpu-config: a custom template, refused as a body that does not deserialize
@@ -359,14 +369,15 @@ static const struct row rows[] = {
 	R("PATCH", "/machine-config", "{'cpu_template': 'T2'}", 204, NULL,
 	  .doc = "{'cpu-config': {}, 'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256}}",
 	  .after = "'cpu-config':null,'logger':null,'machine-config':{'vcpu_count':2,"
-	  "'mem_size_mib':256," MC_DEFAULTS ",'cpu_template':'T2'}"),
+	  "'mem_size_mib':256," MC_DEFAULTS ",'cpu_template':'T2'}", .deprecation = true),
 	R("PATCH", "/machine-config", "{'vcpu_count': 4, 'cpu_template': null}", 204, NULL,
 	  .doc = "{'cpu-config': {}, 'machine-config': {'vcpu_count': 2, 'mem_size_mib': 256}}",
 	  .after = "'cpu-config':{},'logger':null,'machine-config':{'vcpu_count':4,"
 	  "'mem_size_mib':256," MC_DEFAULTS "},"),
 	R("PUT", "/machine-config", "{'vcpu_count': 2, 'mem_size_mib': 64, 'cpu_template': 'None'}",
 	  204, NULL, .doc = "{'cpu-config': {}}", .after = "'cpu-config':null,'logger':null,"
-	  "'machine-config':{'vcpu_count':2,'mem_size_mib':64," MC_DEFAULTS "},"),
+	  "'machine-config':{'vcpu_count':2,'mem_size_mib':64," MC_DEFAULTS "},",
+	  .deprecation = true),
 	R("PUT", "/machine-config", "{'vcpu_count': 2, 'mem_size_mib': 64}", 204, NULL,
 	  .doc = "{'cpu-config': {}}", .after = "'cpu-config':{},"),
 	R("PUT", "/machine-config", "{'vcpu_count': 4, 'mem_size_mib': 64}", 204, NULL,
@@ -443,14 +454,15 @@ static const struct row rows[] = {
 	  "MMDS limit exceeded error: The MMDS patch request doesn't fit.", .mmds = "{'a': 1}"),
 	R("PUT", "/mmds/config", "{'network_interfaces': ['eth0']}", 204, NULL,
 	  .doc = "{'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0'}]}",
-	  .after = "'mmds-config':{'network_interfaces':['eth0']}"),
+	  .after = "'mmds-config':{'network_interfaces':['eth0']}", .deprecation = true),
 	R("PUT", "/mmds/config", "{'network_interfaces': []}", 400, "MMDS config error: The list of "
-	  "network interface IDs that allow forwarding MMDS requests is empty."),
+	  "network interface IDs that allow forwarding MMDS requests is empty.",
+	  .deprecation = true),
 	R("PUT", "/mmds/config", "{'network_interfaces': ['eth9']}", 400, "MMDS config error: The list "
 	  "of network interface IDs provided contains at least one ID that does not correspond to any "
-	  "existing network interface."),
+	  "existing network interface.", .deprecation = true),
 	R("PUT", "/mmds/config", "{'network_interfaces': ['eth0'], 'ipv4_address': '10.0.0.1'}", 400,
-	  "MMDS config error: The MMDS IPv4 address is not link local."),
+	  "MMDS config error: The MMDS IPv4 address is not link local.", .deprecation = true),
 	R("PUT", "/mmds/config", "{'network_interfaces': ['eth0'], 'version': 'V3'}", 400,
 	  "MMDS config error: \"mmds-config\": \"version\": \"V3\" is not V1 or V2"),
 
@@ -482,12 +494,12 @@ static const struct row rows[] = {
 	R("PUT", "/snapshot/create", "{'snapshot_path': '/s', 'mem_file_path': '/m'}", 400, PRE_BOOT),
 	R("PUT", "/snapshot/load", LOAD "vm.snap', 'mem_file_path': '/m'}", 400, "Load snapshot error: "
 	  "Loading a microVM snapshot not allowed after configuring boot-specific resources.",
-	  .doc = "{'machine-config': {'vcpu_count': 1, 'mem_size_mib': 128}}"),
+	  .doc = "{'machine-config': {'vcpu_count': 1, 'mem_size_mib': 128}}", .deprecation = true),
 	/* A custom template is no boot-specific resource (Firecracker's boot_path): the load goes
 	 * on, and the snapshot's configuration replaces it. */
 	R("PUT", "/snapshot/load", LOAD "none.snap', 'mem_file_path': '/m'}", 400,
 	  "Load snapshot error: snapshot_path @TMP@/none.snap: No such file or directory",
-	  .doc = "{'cpu-config': {}}"),
+	  .doc = "{'cpu-config': {}}", .deprecation = true),
 	R("PUT", "/snapshot/load", LOAD "vm.snap'}", 400, "Load snapshot error: exactly one of "
 	  "\"mem_backend\" and \"mem_file_path\" is needed"),
 	R("PUT", "/snapshot/load", LOAD "vm.snap', 'mem_file_path': '/m', 'mem_backend': "
@@ -509,22 +521,29 @@ static const struct row rows[] = {
 	  DESER "vsock_override: \"uds_path\" is required"),
 	R("PUT", "/snapshot/load", LOAD "badconfig.snap', 'mem_file_path': '/m', 'network_overrides': "
 	  "[{'iface_id': 'eth0', 'host_dev_name': 'tap1'}]}", 400,
-	  "Load snapshot error: network_overrides: the snapshot has no network interface \"eth0\""),
+	  "Load snapshot error: network_overrides: the snapshot has no network interface \"eth0\"",
+	  .deprecation = true),
 	R("PUT", "/snapshot/load", LOAD "badconfig.snap', 'mem_file_path': '/m', 'vsock_override': "
 	  "{'uds_path': '/v.sock'}, 'clock_realtime': true}", 400,
-	  "Load snapshot error: vsock_override: the snapshot has no vsock device"),
+	  "Load snapshot error: vsock_override: the snapshot has no vsock device",
+	  .deprecation = true),
 	R("PUT", "/snapshot/load", LOAD "none.snap', 'mem_file_path': '/m'}", 400,
-	  "Load snapshot error: snapshot_path @TMP@/none.snap: No such file or directory"),
+	  "Load snapshot error: snapshot_path @TMP@/none.snap: No such file or directory",
+	  .deprecation = true),
 	R("PUT", "/snapshot/load", LOAD "kernel', 'mem_file_path': '/m'}", 400,
-	  "Load snapshot error: snapshot_path @TMP@/kernel: not a kiln snapshot"),
+	  "Load snapshot error: snapshot_path @TMP@/kernel: not a kiln snapshot",
+	  .deprecation = true),
 	R("PUT", "/snapshot/load", LOAD "noconfig.snap', 'mem_file_path': '/m'}", 400,
-	  "Load snapshot error: snapshot_path @TMP@/noconfig.snap: no configuration section"),
+	  "Load snapshot error: snapshot_path @TMP@/noconfig.snap: no configuration section",
+	  .deprecation = true),
 	R("PUT", "/snapshot/load", LOAD "notjson.snap', 'mem_file_path': '/m', "
 	  "'track_dirty_pages': true}", 400,
-	  "Load snapshot error: snapshot_path @TMP@/notjson.snap: its configuration is not JSON"),
+	  "Load snapshot error: snapshot_path @TMP@/notjson.snap: its configuration is not JSON",
+	  .deprecation = true),
 	R("PUT", "/snapshot/load", LOAD "badconfig.snap', 'mem_backend': {'backend_type': 'Uffd', "
 	  "'backend_path': '/u'}, 'enable_diff_snapshots': true, 'resume_vm': true}", 400,
-	  "Load snapshot error: \"machine-config\": \"vcpu_count\": 0 is not in [1, 32]"),
+	  "Load snapshot error: \"machine-config\": \"vcpu_count\": 0 is not in [1, 32]",
+	  .deprecation = true),
 	R("PUT", "/migrate", "{'destination_url': 'tcp:127.0.0.1:1'}", 400, PRE_BOOT),
 	R("GET", "/migrate", NULL, 400, PRE_BOOT),
 
@@ -938,7 +957,8 @@ static bool run_row(const struct row *r, size_t i, const struct fc_route **route
 						   .len = len };
 
 			fc_api_handle(api, &hr, &reply);
-			ok = counted(api, routed.route, reply.status >= 400, i);
+			ok = counted(api, routed.route, reply.status >= 400, i) &&
+			     reply.deprecation == r->deprecation;
 		}
 		after = state(api);
 		status = reply.status;

@@ -114,6 +114,25 @@ static void test_oversized_request(void **state)
 	assert_true(take(&rl, 1, 0, T0 + 251 * MS, &wait));
 }
 
+/* A lone bucket that drops (the serial console): it pays only what it holds now, never goes
+ * into debt, and a request larger than the bucket never fits. */
+static void test_drop_bucket(void **state)
+{
+	struct token_bucket b, off;
+
+	token_bucket_init(&b, &(struct token_bucket_config){ 100, 20, 100 }, T0); /* 1 byte/ms */
+	token_bucket_init(&off, &(struct token_bucket_config){ 0, 0, 100 }, T0);
+	assert_true(token_bucket_try(&off, UINT64_MAX, T0));
+	assert_false(token_bucket_try(&b, 121, T0));  /* more than burst + bucket */
+	assert_true(token_bucket_try(&b, 120, T0));   /* the burst's 20, then the bucket's 100 */
+	assert_false(token_bucket_try(&b, 1, T0));
+	assert_int_equal(b.budget, 0);
+	assert_false(token_bucket_try(&b, 10, T0 + 9 * MS));
+	assert_true(token_bucket_try(&b, 10, T0 + 10 * MS));
+	assert_false(token_bucket_try(&b, 101, T0 + 3600000 * MS)); /* oversized: never */
+	assert_true(token_bucket_try(&b, 100, T0 + 3600000 * MS));
+}
+
 /* Bytes and operations: both are paid or neither; the wait is the longer one. */
 static void test_both_buckets(void **state)
 {
@@ -205,6 +224,7 @@ int main(void)
 		cmocka_unit_test(test_no_rounding_loss),
 		cmocka_unit_test(test_one_time_burst),
 		cmocka_unit_test(test_oversized_request),
+		cmocka_unit_test(test_drop_bucket),
 		cmocka_unit_test(test_both_buckets),
 		cmocka_unit_test(test_blocked),
 		cmocka_unit_test(test_refund),

@@ -9,7 +9,9 @@
  * chip); the "THR empty" interrupt is pending from the moment ETBEI is enabled, a byte is
  * written with room left, or room frees up, until IIR reports it. Register behaviour follows
  * the National Semiconductor PC16550D data sheet; the probe sequence Linux runs
- * (drivers/tty/serial/8250/8250_port.c, autoconfig) identifies it as a 16550A.
+ * (drivers/tty/serial/8250/8250_port.c, autoconfig) identifies it as a 16550A. With an output
+ * limit (dev_host.console_out_limit, Firecracker's /serial rate_limiter), bytes beyond it are
+ * dropped and counted, as Firecracker's SerialOut does: the guest never waits for the limit.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -60,6 +62,10 @@ struct uart {
 	bool irq_level;
 	struct outbuf *out;  /* to host->console_out_fd */
 	struct log_once tx_lost;
+	struct token_bucket out_limit;
+	/* Firecracker's uart metrics: bytes the guest read, RBR reads with nothing there, bytes
+	 * written to the console, bytes lost to a full buffer, bytes over the limit */
+	uint64_t read_count, missed_read_count, write_count, missed_write_count, dropped_bytes;
 };
 
 static uint8_t uart_msr(const struct uart *u)
@@ -115,9 +121,16 @@ static void uart_transmit(struct uart *u, uint8_t byte)
 		u->thri_pending = true;
 		return;
 	}
-	if (!outbuf_put(u->out, &byte, 1) && log_once_first(&u->tx_lost))
-		log_warn("serial console: the guest wrote while the transmitter was busy (its reader "
-			 "does not read); output lost");
+	if (!token_bucket_try(&u->out_limit, 1, loop_now_ns())) {
+		u->dropped_bytes++;
+	} else if (outbuf_put(u->out, &byte, 1)) {
+		u->write_count++;
+	} else {
+		u->missed_write_count++;
+		if (log_once_first(&u->tx_lost))
+			log_warn("serial console: the guest wrote while the transmitter was busy (its "
+				 "reader does not read); output lost");
+	}
 	u->thri_pending = uart_tx_room(u);
 }
 
@@ -146,6 +159,9 @@ static uint8_t uart_read_byte(struct byte_dev *dev, uint64_t off)
 			v = u->rx[u->rx_head];
 			u->rx_head = (u->rx_head + 1) % UART_FIFO;
 			u->rx_count--;
+			u->read_count++;
+		} else {
+			u->missed_read_count++;
 		}
 		break;
 	case IER_DLM: v = u->lcr & LCR_DLAB ? u->dlm : u->ier; break;
@@ -242,6 +258,7 @@ static int uart_create(struct dev_host *host, const void *config, unsigned index
 	if (!u)
 		return error_code(e);
 	u->host = host;
+	token_bucket_init(&u->out_limit, &host->console_out_limit, loop_now_ns());
 	u->lcr = 0x03; /* 8N1 */
 	u->mcr = 0x08; /* OUT2 */
 	ret = outbuf_new(host->loop, host->console_out_fd, UART_OUT_BUF, UART_OUT_FILE_MAX,
@@ -320,8 +337,25 @@ static int uart_load(void *state, struct snap_dec *d, uint32_t version, char *er
 	return 0;
 }
 
+static unsigned uart_counters(void *state, struct device_counter *out, unsigned max)
+{
+	struct uart *u = state;
+
+	pthread_mutex_lock(&u->dev.lock);
+	struct device_counter all[] = {
+		{ "read_count", u->read_count },
+		{ "missed_read_count", u->missed_read_count },
+		{ "write_count", u->write_count },
+		{ "missed_write_count", u->missed_write_count },
+		{ "rate_limiter_dropped_bytes", u->dropped_bytes },
+	};
+	pthread_mutex_unlock(&u->dev.lock);
+	return device_counters_copy(out, max, all, sizeof(all) / sizeof(all[0]));
+}
+
 const struct device_class uart_8250_class = {
 	.kind = DEVICE_PLATFORM,
 	.name = "uart_8250", .create = uart_create, .destroy = uart_destroy, .describe = uart_describe,
+	.counters = uart_counters,
 	.state_version = 1, .save = uart_save, .load = uart_load,
 };
