@@ -64,6 +64,8 @@ struct cli_run {
 	struct rng_config rng;
 	struct console_config console;
 	unsigned nr_disks, nr_nets;
+	const char *cpu_template_file; /* --cpu-template FILE: a custom template, read when the
+					  VM is made; NULL: none */
 };
 
 /* Parse `kiln run` options in argv[1..argc) into @r (defaults filled in; the whole

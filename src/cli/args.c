@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kiln/cli.h"
 
 const char cli_run_usage[] =
 	"usage: kiln run --kernel PATH [--initrd PATH] [--cmdline STRING] [--cpus N] [--memory SIZE]\n"
+	"                [--smt] [--cpu-template NAME|FILE] [--huge-pages 2M]\n"
 	"                [--disk PATH[,readonly=on][,id=NAME][,engine=E][,cache=C][,LIMIT]...]...\n"
 	"                [--rng[=LIMIT,...]] [--transport pci|mmio]\n"
 	"                [--net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...[,restrict=on]...]...\n"
@@ -26,6 +28,13 @@ const char cli_run_usage[] =
 	"  --cmdline STRING  kernel command line (default \"" VM_DEFAULT_CMDLINE "\")\n"
 	"  --cpus N          number of vCPUs (default 1)\n"
 	"  --memory SIZE     guest RAM: 512M, 2G or a plain number of MiB (default 512M)\n"
+	"  --smt             two threads per core in the guest's CPU topology (--cpus 1 or even)\n"
+	"  --cpu-template NAME|FILE\n"
+	"                    Firecracker's static CPU templates T2, T2S, T2CL, T2A (Intel or AMD as\n"
+	"                    each says) or C3, refused on a host CPU they do not fit; or FILE (a\n"
+	"                    path with a /): a custom template in Firecracker's JSON format\n"
+	"  --huge-pages 2M   guest RAM on 2 MiB hugetlbfs pages from the host's pool\n"
+	"                    (/proc/sys/vm/nr_hugepages); --memory a multiple of 2M, no --balloon\n"
 	"  --disk PATH[,readonly=on][,id=NAME][,engine=io_uring|sync]\n"
 	"                    a raw disk image as virtio-blk (/dev/vda, vdb, ... in order); id is\n"
 	"                    the serial the guest sees (at most 20 characters); I/O through\n"
@@ -416,13 +425,17 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 {
 	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
 	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT, OPT_VSOCK, OPT_BALLOON,
-	       OPT_CONSOLE, OPT_NO_SECCOMP, OPT_SECCOMP_FILTER };
+	       OPT_CONSOLE, OPT_NO_SECCOMP, OPT_SECCOMP_FILTER, OPT_SMT, OPT_CPU_TEMPLATE,
+	       OPT_HUGE_PAGES };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
 		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "smt", no_argument, NULL, OPT_SMT },
+		{ "cpu-template", required_argument, NULL, OPT_CPU_TEMPLATE },
+		{ "huge-pages", required_argument, NULL, OPT_HUGE_PAGES },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "disk", required_argument, NULL, OPT_DISK },
 		{ "net", required_argument, NULL, OPT_NET },
@@ -555,6 +568,26 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 				return -EINVAL;
 			}
 			break;
+		case OPT_SMT: cfg->smt = true; break;
+		case OPT_CPU_TEMPLATE:
+			if (strchr(optarg, '/')) {
+				r->cpu_template_file = optarg;
+				cfg->cpu_template = X86_CPU_TEMPLATE_NONE;
+			} else if (!x86_cpu_template_parse(optarg, &cfg->cpu_template)) {
+				r->cpu_template_file = NULL;
+			} else {
+				snprintf(err, errlen, "--cpu-template: \"%s\" is not T2, T2S, T2CL, T2A, "
+					 "C3, None or a template file (a path with a /)", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_HUGE_PAGES:
+			if (strcmp(optarg, "2M") && strcasecmp(optarg, "none")) {
+				snprintf(err, errlen, "--huge-pages: \"%s\" is not 2M or none", optarg);
+				return -EINVAL;
+			}
+			cfg->huge_pages = !strcmp(optarg, "2M");
+			break;
 		case OPT_NO_SECCOMP: r->sandbox.off = true; break;
 		case OPT_SECCOMP_FILTER: r->sandbox.filter = optarg; break;
 		case 'h': return CLI_HELP;
@@ -573,6 +606,16 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 	}
 	if (!cfg->kernel_path) {
 		snprintf(err, errlen, "--kernel is required");
+		return -EINVAL;
+	}
+	if (cfg->smt && cfg->nr_cpus > 1 && cfg->nr_cpus % 2) {
+		snprintf(err, errlen, "--smt: --cpus %u: with two threads per core the count must be "
+			 "1 or even", cfg->nr_cpus);
+		return -EINVAL;
+	}
+	if (cfg->huge_pages && cfg->mem_bytes % (2u << 20)) {
+		snprintf(err, errlen, "--huge-pages 2M: --memory %" PRIu64 " KiB is not a multiple of "
+			 "2 MiB", cfg->mem_bytes >> 10);
 		return -EINVAL;
 	}
 	if (r->sandbox.off && r->sandbox.filter) {

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "kiln/cli.h"
 #include "kiln/seccomp.h"
 
@@ -55,29 +57,50 @@ int cli_vm_run_to_end(struct vm *vm)
 	return ret;
 }
 
+/* --cpu-template FILE: the custom template in it (Firecracker's format), or NULL after
+ * printing why not. */
+static struct x86_template *read_template(const char *path, const char *who)
+{
+	struct x86_template *t = NULL;
+	json_error_t je;
+	json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	char why[600];
+
+	if (!doc)
+		fprintf(stderr, "%s: --cpu-template %s: %s%s\n", who, path,
+			je.line > 0 ? "not JSON: " : "", je.text);
+	else if (x86_template_parse(doc, &t, why, sizeof(why)))
+		fprintf(stderr, "%s: --cpu-template %s: %s\n", who, path, why);
+	json_decref(doc);
+	return t;
+}
+
 int cli_run_vm(const struct cli_run *r, const char *who)
 {
+	struct vm_config cfg = r->vm;
+	struct x86_template *custom = NULL;
 	struct loop *loop;
 	struct error e;
 	struct vm *vm;
 	char err[ERROR_MSG_MAX + 64];
 	int ret;
 
+	if (r->cpu_template_file && !(custom = read_template(r->cpu_template_file, who)))
+		return KILN_EXIT_USAGE;
+	cfg.custom_template = custom;
 	ret = cli_sandbox_start(&r->sandbox, who);
-	if (ret)
-		return ret;
-	ret = loop_new(&loop);
-	if (ret) {
+	if (!ret && (ret = loop_new(&loop))) {
 		fprintf(stderr, "%s: event loop: %s\n", who, strerror(-ret));
-		return KILN_EXIT_RUNTIME;
-	}
-	if (vm_create(&r->vm, loop, &vm, &e)) {
+		ret = KILN_EXIT_RUNTIME;
+	} else if (!ret && vm_create(&cfg, loop, &vm, &e)) {
 		cli_word_error(r, &e, err, sizeof(err));
 		fprintf(stderr, "%s: %s\n", who, err);
 		loop_free(loop);
-		return e.kind == ERROR_USAGE ? KILN_EXIT_USAGE : KILN_EXIT_RUNTIME;
+		ret = e.kind == ERROR_USAGE ? KILN_EXIT_USAGE : KILN_EXIT_RUNTIME;
+	} else if (!ret) {
+		ret = cli_vm_run_to_end(vm);
+		loop_free(loop);
 	}
-	ret = cli_vm_run_to_end(vm);
-	loop_free(loop);
+	x86_template_free(custom);
 	return ret;
 }

@@ -8,9 +8,10 @@ vendor and model (Firecracker's lists), and a template that fits shows the guest
 signature. A custom template (PUT /cpu-config, or a file --config-file's "cpu-config" names)
 hides a CPUID feature the guest has without it, replaces a static template set before it,
 is refused at InstanceStart when it names a leaf or a KVM capability the host lacks, and
-comes back with a restored snapshot."""
+comes back with a restored snapshot. `kiln run --smt --cpu-template FILE` does the same."""
 import json
 import re
+import subprocess
 
 import pytest
 
@@ -214,6 +215,27 @@ def test_custom_template_from_config_file(kvm, kiln, bzimage, initrd, tmp_path, 
         assert "sse2" in flags, flags
         assert ("pni" in flags) is (template is None), flags
         assert call(sock, "GET", "/vm/config")[1]["cpu-config"] == (PNI_OFF if template else None)
+        assert sh.poweroff() == 0, sh.err()
+    finally:
+        sh.close()
+
+
+def test_kiln_run_machine_options(kvm, kiln, bzimage, initrd, tmp_path):
+    """The same fields from `kiln run`: --smt pairs the CPUs, --cpu-template FILE hides SSE3;
+    a template file that is missing or not a template is exit 2 naming it."""
+    (tmp_path / "pni_off.json").write_text(json.dumps(PNI_OFF))
+    (tmp_path / "bad.json").write_text(json.dumps({"cpuid_modifiers": [{"leaf": "1"}]}))
+    base = [kiln, "run", "--kernel", bzimage, "--initrd", initrd, "--memory", "256M"]
+    for path, says in ((tmp_path / "none.json", "No such file"), (tmp_path / "bad.json", "leaf")):
+        run = subprocess.run([*base, "--cpu-template", path], capture_output=True, text=True,
+                             timeout=60)
+        assert run.returncode == 2 and f"--cpu-template {path}: " in run.stderr, run.stderr
+        assert says in run.stderr and len(run.stderr.splitlines()) == 1, run.stderr
+    sh = Shell([*base, "--cpus", "2", "--smt", "--cpu-template", tmp_path / "pni_off.json"])
+    try:
+        flags = cpu_flags(sh)
+        assert "sse2" in flags and "pni" not in flags, flags
+        check_topology(sh, 2, True)
         assert sh.poweroff() == 0, sh.err()
     finally:
         sh.close()

@@ -116,6 +116,36 @@ static void test_errors_name_option_and_value(void **state)
 	assert_non_null(strstr(err, "--kernel"));
 }
 
+/* --smt, --cpu-template, --huge-pages: Firecracker's machine-config fields. */
+static void test_machine_options(void **state)
+{
+	struct vm_config *cfg;
+	char err[256];
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), 9, "--kernel", "/k", "--smt", "--cpus", "2",
+			       "--huge-pages", "2M", "--cpu-template=T2S"), CLI_RUN);
+	assert_true(cfg->smt);
+	assert_true(cfg->huge_pages);
+	assert_int_equal(cfg->cpu_template, X86_CPU_TEMPLATE_T2S);
+	assert_null(run.cpu_template_file);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--cpu-template",
+			       "./t.json"), CLI_RUN);
+	assert_string_equal(run.cpu_template_file, "./t.json");
+	assert_int_equal(cfg->cpu_template, X86_CPU_TEMPLATE_NONE);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--cpu-template", "T9"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--cpu-template: \"T9\""));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 6, "--kernel", "/k", "--smt", "--cpus", "3"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--cpus 3"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 7, "--kernel", "/k", "--huge-pages", "2M",
+			       "--memory", "129M"), -EINVAL);
+	assert_non_null(strstr(err, "2 MiB"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--huge-pages", "1G"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "\"1G\""));
+}
+
 /* --net: the two backends, MAC addresses and port forwards (text is modified: arrays). */
 static void test_net(void **state)
 {
@@ -220,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_defaults_and_values),
 		cmocka_unit_test(test_errors_name_option_and_value),
+		cmocka_unit_test(test_machine_options),
 		cmocka_unit_test(test_net),
 		cmocka_unit_test(test_rate_limits),
 	};
