@@ -197,6 +197,8 @@ static int parse_machine(json_t *o, struct fc_config *r, char *err, size_t errle
 	if (vcpus < 1 || vcpus > FC_MAX_VCPUS)
 		return fc_error(err, errlen, "%s\"vcpu_count\": %lld is not in [1, %d]", where,
 				(long long)vcpus, FC_MAX_VCPUS);
+	if (mib == 0)
+		return fc_error(err, errlen, "%s\"mem_size_mib\": 0: " FC_ERR_MEM_SIZE, where);
 	if (mib < 1 || mib > (1ll << 30))
 		return fc_error(err, errlen, "%s\"mem_size_mib\": %lld is not a size in MiB", where,
 				(long long)mib);
@@ -211,8 +213,8 @@ static int parse_machine(json_t *o, struct fc_config *r, char *err, size_t errle
 				"or `2M`", where, huge);
 	r->cfg.huge_pages = huge && !strcmp(huge, "2M");
 	if (r->cfg.huge_pages && mib % 2)
-		return fc_error(err, errlen, "%s\"mem_size_mib\": %lld is not a multiple of the 2 MiB "
-				"huge page size", where, (long long)mib);
+		return fc_error(err, errlen, "%s\"mem_size_mib\": %lld: " FC_ERR_MEM_SIZE " (2 MiB "
+				"huge pages)", where, (long long)mib);
 	r->cfg.nr_cpus = (unsigned)vcpus;
 	r->cfg.smt = smt;
 	r->cfg.mem_bytes = (uint64_t)mib << 20;
@@ -341,8 +343,9 @@ static int parse_drives(json_t *a, struct fc_config *r, char *err, size_t errlen
 		if (parse_drive(o, (unsigned)i, &d, &root, &uuid, err, errlen))
 			return -EINVAL;
 		if (root && root_id)
-			return fc_error(err, errlen, "\"drives\": \"%s\" and \"%s\" are both root "
-					"devices", root_id, d.id);
+			return fc_error(err, errlen, "\"drives\": A root block device already "
+					"exists! (\"%s\" and \"%s\" are both root devices)", root_id,
+					d.id);
 		if (root) {
 			root_id = d.id;
 			partuuid = uuid;
@@ -463,7 +466,8 @@ static int parse_mmds_config(json_t *o, struct fc_config *r, char *err, size_t e
 					  { "imds_compat", 'b', false, &compat }), err, errlen))
 		return -EINVAL;
 	if (version && strcmp(version, "V1") && strcmp(version, "V2"))
-		return fc_error(err, errlen, "%s\"version\": \"%s\" is not V1 or V2", where, version);
+		return fc_error(err, errlen, "%s\"version\": unknown variant `%s`, expected `V1` "
+				"or `V2`", where, version);
 	/* 169.254.0.0/16 without its first and last /24, as Firecracker. */
 	if (inet_pton(AF_INET, ip, &addr) != 1 || (ntohl(addr.s_addr) >> 16) != 0xa9fe ||
 	    ((ntohl(addr.s_addr) >> 8) & 0xff) == 0 || ((ntohl(addr.s_addr) >> 8) & 0xff) == 0xff)
