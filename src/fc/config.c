@@ -398,6 +398,12 @@ static int parse_nics(json_t *a, struct fc_config *r, char *err, size_t errlen)
 		if (!fc_valid_id(n->id, 64, "_"))
 			return fc_error(err, errlen, "%s\"iface_id\": \"%s\" is not 1-64 of A-Z a-z "
 					"0-9 _", where, n->id);
+		/* Firecracker holds each interface's tap open: a second one cannot open it. */
+		for (unsigned k = 0; k < r->nr_nets; k++)
+			if (!strcmp(r->net[k].tap, n->tap))
+				return fc_error(err, errlen, "%s\"host_dev_name\": Could not create the "
+						"network device: tap %s is used by \"%s\" already",
+						where, n->tap, r->net[k].id);
 		if (mtu && !json_is_null(mtu)) {
 			if (!json_is_integer(mtu) || json_integer_value(mtu) < 68 ||
 			    json_integer_value(mtu) > 65535)
@@ -415,6 +421,12 @@ static int parse_nics(json_t *a, struct fc_config *r, char *err, size_t errlen)
 			return fc_error(err, errlen, "%s\"guest_mac\": \"%s\" is not a unicast MAC "
 					"address like 06:00:AC:10:00:02", where, text);
 		n->mac_set = text != NULL;
+		for (unsigned k = 0; n->mac_set && k < r->nr_nets; k++)
+			if (r->net[k].mac_set && !memcmp(r->net[k].mac, n->mac, sizeof(n->mac)))
+				return fc_error(err, errlen, "%s\"guest_mac\": The MAC address is already "
+						"in use: %02x:%02x:%02x:%02x:%02x:%02x", where,
+						n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4],
+						n->mac[5]);
 		if (fc_add(r, &virtio_net_class, n, err, errlen))
 			return -EINVAL;
 		r->nr_nets++;

@@ -249,10 +249,15 @@ static const struct bad_doc bad_docs[] = {
 	ROW("{" BOOT ", 'drives': [" DRIVE("a") ", " DRIVE("b") ", " DRIVE("c") ", " DRIVE("d") ", "
 	  DRIVE("e") "], 'network-interfaces': [" NIC("a") ", " NIC("b") ", " NIC("c") "], 'entropy': {}}",
 	  "rng: 9 devices, more than the 8 virtio slots"),
+	ROW("{" BOOT ", 'network-interfaces': [{'iface_id': 'a', 'host_dev_name': 't0'}, "
+	  "{'iface_id': 'b', 'host_dev_name': 't0'}]}",
+	  "\"network-interfaces\"[1]: \"host_dev_name\": Could not create the network device: "
+	  "tap t0 is used by \"a\" already"),
 	ROW("{" BOOT ", 'network-interfaces': [{'iface_id': 'a', 'host_dev_name': 't0', "
 	  "'guest_mac': '06:00:00:00:00:01'}, {'iface_id': 'b', 'host_dev_name': 't1', "
 	  "'guest_mac': '06:00:00:00:00:01'}]}",
-	  "net \"a\" and net \"b\" have the same MAC address 06:00:00:00:00:01"),
+	  "\"network-interfaces\"[1]: \"guest_mac\": The MAC address is already in use: "
+	  "06:00:00:00:00:01"),
 };
 
 /* @text with ' made ", for the parser; the caller frees it. */
