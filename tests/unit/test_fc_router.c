@@ -254,6 +254,10 @@ static const struct row rows[] = {
 	  .after = "'drives':[" DRIVE_C_RO("rootfs", "true", "true") "]"),
 	R("PUT", "/drives/data", DRIVE("data"), 204, NULL, .doc = "{'drives': [" ROOT_DRIVE "]}",
 	  .after = "'drives':[" ROOT_DRIVE_C "," DRIVE_C("data") "]"),
+	R("PUT", "/drives/data", "{'drive_id': 'data', 'path_on_host': '@TMP@/disk', 'is_root_device': "
+	  "false, 'rate_limiter': {'bandwidth': {'size': 5, 'one_time_burst': 0, 'refill_time': 10}}}",
+	  204, NULL, .after = "'rate_limiter':{'bandwidth':{'size':5,'one_time_burst':null,"
+	  "'refill_time':10},'ops':null}"),
 	R("PUT", "/drives/data", DRIVE("other"), 400,
 	  "The id from the path does not match the id from the body!"),
 	R("PUT", "/drives/data", "{'drive_id': 'data', 'path_on_host': '/no/such/disk', "
@@ -303,7 +307,10 @@ static const struct row rows[] = {
 	R("PATCH", "/network-interfaces/eth0", "{'iface_id': 'eth0'}", 400, PRE_BOOT),
 
 	/* PUT /entropy, /vsock, /cpu-config */
-	R("PUT", "/entropy", "{}", 204, NULL, .after = "'entropy':{}"),
+	R("PUT", "/entropy", "{}", 204, NULL, .after = "'entropy':{'rate_limiter':null}"),
+	/* Rate limiters as Firecracker shows them: both buckets, one that is off null. */
+	R("PUT", "/entropy", "{'rate_limiter': {'ops': {'size': 0, 'refill_time': 1}}}", 204, NULL,
+	  .after = "'entropy':{'rate_limiter':null}"),
 	R("PUT", "/serial", "{'serial_out_path': '/tmp/serial.log'}", 204, NULL),
 	R("PUT", "/serial", "{'serial_out_path': '/s', 'rate_limiter': {'size': 1, 'refill_time': 1}}",
 	  400, "Serial config error: \"serial\": \"rate_limiter\": " NOT_IMPL),
@@ -314,7 +321,8 @@ static const struct row rows[] = {
 	  "Entropy device error: \"entropy\": \"rate_limiter\": \"ops\": \"refill_time\" is "
 	  "required"),
 	R("PUT", "/entropy", "{'rate_limiter': {'ops': {'size': 1, 'refill_time': 1}}}", 204, NULL,
-	  .after = "'entropy':{'rate_limiter':{'ops':{'size':1,'refill_time':1}}}"),
+	  .after = "'entropy':{'rate_limiter':{'bandwidth':null,'ops':{'size':1,"
+	  "'one_time_burst':null,'refill_time':1}}}"),
 	R("PUT", "/entropy", "{'rate': 1}", 400, "Entropy device error: \"entropy\": unknown field \"rate\""),
 	R("PUT", "/vsock", "{'guest_cid': 3, 'uds_path': '/tmp/v.sock'}", 204, NULL,
 	  .after = "'vsock':{'guest_cid':3,'uds_path':'/tmp/v.sock'}"),
@@ -448,7 +456,8 @@ static const struct row rows[] = {
 	  "MMDS limit exceeded error: The MMDS patch request doesn't fit.", .mmds = "{'a': 1}"),
 	R("PUT", "/mmds/config", "{'network_interfaces': ['eth0']}", 204, NULL,
 	  .doc = "{'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0'}]}",
-	  .after = "'mmds-config':{'network_interfaces':['eth0']}"),
+	  .after = "'mmds-config':{'version':'V1','ipv4_address':'169.254.169.254',"
+	  "'network_interfaces':['eth0'],'imds_compat':false}"),
 	R("PUT", "/mmds/config", "{'network_interfaces': []}", 400, "MMDS config error: The list of "
 	  "network interface IDs that allow forwarding MMDS requests is empty."),
 	R("PUT", "/mmds/config", "{'network_interfaces': ['eth9']}", 400, "MMDS config error: The list "
