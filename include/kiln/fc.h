@@ -29,6 +29,9 @@
 #define FC_DEFAULT_MEM_MIB 128
 #define MMDS_DEFAULT_ADDR "169.254.169.254"
 #define FC_MAX_VCPUS 32
+/* Firecracker's MachineConfigError::InvalidMemorySize (vmm_config/machine_config.rs). */
+#define FC_ERR_MEM_SIZE "The memory size (MiB) is either 0, or not a multiple of the configured " \
+			"page size."
 /* Firecracker's MachineConfigError::InvalidVcpuCount (vmm_config/machine_config.rs). */
 #define FC_ERR_VCPUS "The number of vCPUs must be greater than 0, less than 32 and must be 1 " \
 		     "or an even number if SMT is enabled."

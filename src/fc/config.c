@@ -197,6 +197,8 @@ static int parse_machine(json_t *o, struct fc_config *r, char *err, size_t errle
 	if (vcpus < 1 || vcpus > FC_MAX_VCPUS)
 		return fc_error(err, errlen, "%s\"vcpu_count\": %lld is not in [1, %d]", where,
 				(long long)vcpus, FC_MAX_VCPUS);
+	if (mib == 0)
+		return fc_error(err, errlen, "%s\"mem_size_mib\": 0: " FC_ERR_MEM_SIZE, where);
 	if (mib < 1 || mib > (1ll << 30))
 		return fc_error(err, errlen, "%s\"mem_size_mib\": %lld is not a size in MiB", where,
 				(long long)mib);
@@ -211,8 +213,8 @@ static int parse_machine(json_t *o, struct fc_config *r, char *err, size_t errle
 				"or `2M`", where, huge);
 	r->cfg.huge_pages = huge && !strcmp(huge, "2M");
 	if (r->cfg.huge_pages && mib % 2)
-		return fc_error(err, errlen, "%s\"mem_size_mib\": %lld is not a multiple of the 2 MiB "
-				"huge page size", where, (long long)mib);
+		return fc_error(err, errlen, "%s\"mem_size_mib\": %lld: " FC_ERR_MEM_SIZE " (2 MiB "
+				"huge pages)", where, (long long)mib);
 	r->cfg.nr_cpus = (unsigned)vcpus;
 	r->cfg.smt = smt;
 	r->cfg.mem_bytes = (uint64_t)mib << 20;
@@ -341,8 +343,9 @@ static int parse_drives(json_t *a, struct fc_config *r, char *err, size_t errlen
 		if (parse_drive(o, (unsigned)i, &d, &root, &uuid, err, errlen))
 			return -EINVAL;
 		if (root && root_id)
-			return fc_error(err, errlen, "\"drives\": \"%s\" and \"%s\" are both root "
-					"devices", root_id, d.id);
+			return fc_error(err, errlen, "\"drives\": A root block device already "
+					"exists! (\"%s\" and \"%s\" are both root devices)", root_id,
+					d.id);
 		if (root) {
 			root_id = d.id;
 			partuuid = uuid;
@@ -395,6 +398,12 @@ static int parse_nics(json_t *a, struct fc_config *r, char *err, size_t errlen)
 		if (!fc_valid_id(n->id, 64, "_"))
 			return fc_error(err, errlen, "%s\"iface_id\": \"%s\" is not 1-64 of A-Z a-z "
 					"0-9 _", where, n->id);
+		/* Firecracker holds each interface's tap open: a second one cannot open it. */
+		for (unsigned k = 0; k < r->nr_nets; k++)
+			if (!strcmp(r->net[k].tap, n->tap))
+				return fc_error(err, errlen, "%s\"host_dev_name\": Could not create the "
+						"network device: tap %s is used by \"%s\" already",
+						where, n->tap, r->net[k].id);
 		if (mtu && !json_is_null(mtu)) {
 			if (!json_is_integer(mtu) || json_integer_value(mtu) < 68 ||
 			    json_integer_value(mtu) > 65535)
@@ -412,6 +421,12 @@ static int parse_nics(json_t *a, struct fc_config *r, char *err, size_t errlen)
 			return fc_error(err, errlen, "%s\"guest_mac\": \"%s\" is not a unicast MAC "
 					"address like 06:00:AC:10:00:02", where, text);
 		n->mac_set = text != NULL;
+		for (unsigned k = 0; n->mac_set && k < r->nr_nets; k++)
+			if (r->net[k].mac_set && !memcmp(r->net[k].mac, n->mac, sizeof(n->mac)))
+				return fc_error(err, errlen, "%s\"guest_mac\": The MAC address is already "
+						"in use: %02x:%02x:%02x:%02x:%02x:%02x", where,
+						n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4],
+						n->mac[5]);
 		if (fc_add(r, &virtio_net_class, n, err, errlen))
 			return -EINVAL;
 		r->nr_nets++;
@@ -463,7 +478,8 @@ static int parse_mmds_config(json_t *o, struct fc_config *r, char *err, size_t e
 					  { "imds_compat", 'b', false, &compat }), err, errlen))
 		return -EINVAL;
 	if (version && strcmp(version, "V1") && strcmp(version, "V2"))
-		return fc_error(err, errlen, "%s\"version\": \"%s\" is not V1 or V2", where, version);
+		return fc_error(err, errlen, "%s\"version\": unknown variant `%s`, expected `V1` "
+				"or `V2`", where, version);
 	/* 169.254.0.0/16 without its first and last /24, as Firecracker. */
 	if (inet_pton(AF_INET, ip, &addr) != 1 || (ntohl(addr.s_addr) >> 16) != 0xa9fe ||
 	    ((ntohl(addr.s_addr) >> 8) & 0xff) == 0 || ((ntohl(addr.s_addr) >> 8) & 0xff) == 0xff)

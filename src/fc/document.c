@@ -129,18 +129,56 @@ static json_t *with_defaults(const json_t *set, const char *defaults)
 	return o;
 }
 
+/* A token bucket as Firecracker shows one: null when it is off (size or refill_time 0), else
+ * every key, "one_time_burst" null when 0. A new reference. */
+static json_t *shown_bucket(const json_t *b)
+{
+	json_int_t size = json_integer_value(json_object_get(b, "size"));
+	json_int_t burst = json_integer_value(json_object_get(b, "one_time_burst"));
+	json_int_t refill = json_integer_value(json_object_get(b, "refill_time"));
+
+	if (!size || !refill)
+		return json_null();
+	return json_pack("{s:I, s:o, s:I}", "size", size, "one_time_burst",
+			 burst ? json_integer(burst) : json_null(), "refill_time", refill);
+}
+
+/* Rate limiter @key of object @o (borrowed, or NULL) as Firecracker's GET /vm/config shows it
+ * (RateLimiterConfig::into_option of the live limiter): both buckets, null when neither is on. */
+static void show_limiter(json_t *o, const char *key)
+{
+	json_t *rl = json_object_get(o, key), *bw, *ops;
+
+	if (!json_is_object(rl))
+		return;
+	bw = shown_bucket(json_object_get(rl, "bandwidth"));
+	ops = shown_bucket(json_object_get(rl, "ops"));
+	if (json_is_null(bw) && json_is_null(ops)) {
+		json_object_set_new(o, key, json_null());
+		return;
+	}
+	json_object_set_new(o, key, json_pack("{s:o, s:o}", "bandwidth", bw, "ops", ops));
+}
+
 /* Every entry of list @a (borrowed, or NULL) over @defaults: a new array. */
 static json_t *list_with_defaults(const json_t *a, const char *defaults)
 {
 	json_t *out = json_array(), *e;
 	size_t i;
 
-	json_array_foreach(a, i, e)
-		json_array_append_new(out, with_defaults(e, defaults));
+	json_array_foreach(a, i, e) {
+		json_t *shown = with_defaults(e, defaults);
+
+		show_limiter(shown, "rate_limiter");
+		show_limiter(shown, "rx_rate_limiter");
+		show_limiter(shown, "tx_rate_limiter");
+		json_array_append_new(out, shown);
+	}
 	return out;
 }
 
-/* GET /vm/config: the document with every default Firecracker fills in, in its key order. */
+/* GET /vm/config: the document with every default Firecracker fills in, in its key order, and
+ * rate limiters as the devices' limiters show them. */
 void fc_get_vm_config(struct fc_request *rq)
 {
 	static const char *const keys[] = { "balloon", "drives", "boot-source", "cpu-config",
@@ -173,6 +211,12 @@ void fc_get_vm_config(struct fc_request *rq)
 			v = with_defaults(v, "{'amount_mib':0,'deflate_on_oom':false,"
 					  "'stats_polling_interval_s':0,'free_page_hinting':false,"
 					  "'free_page_reporting':false}");
+		else if (!strcmp(k, "entropy") && json_is_object(v)) {
+			v = with_defaults(v, "{'rate_limiter':null}");
+			show_limiter(v, "rate_limiter");
+		} else if (!strcmp(k, "mmds-config") && json_is_object(v))
+			v = with_defaults(v, "{'version':'V1','ipv4_address':'" MMDS_DEFAULT_ADDR "',"
+					  "'network_interfaces':[],'imds_compat':false}");
 		else if (!strcmp(k, "pmem"))
 			v = json_array();
 		else

@@ -92,7 +92,9 @@ void fc_patch_machine_config(struct fc_request *rq)
 					       "is deprecated."), "Machine config error: ", NULL);
 }
 
-/* Whether @path opens with @flags; else -errno and a message naming @what. */
+/* Whether @path opens with @flags; else -errno and Firecracker's message @what (its text
+ * before the I/O error) followed by the error as Rust prints it and the path, as Firecracker's
+ * "Error manipulating the backing file: No such file or directory (os error 2) /x". */
 static int check_open(const char *what, const char *path, int flags, char *err, size_t errlen)
 {
 	int fd = path ? open(path, flags | O_CLOEXEC) : -1;
@@ -102,7 +104,7 @@ static int check_open(const char *what, const char *path, int flags, char *err, 
 	if (fd < 0) {
 		int ret = -errno;
 
-		snprintf(err, errlen, "the %s %s cannot be opened: %s", what, path, strerror(errno));
+		snprintf(err, errlen, "%s %s (os error %d) %s", what, strerror(errno), errno, path);
 		return ret;
 	}
 	close(fd);
@@ -112,8 +114,10 @@ static int check_open(const char *what, const char *path, int flags, char *err, 
 static int boot_files_open(const struct fc_request *rq, const struct fc_config *c, char *err,
 			   size_t errlen)
 {
-	return check_open("kernel file", c->cfg.kernel_path, O_RDONLY, err, errlen) ?:
-	       check_open("initrd file", c->cfg.initrd_path, O_RDONLY, err, errlen);
+	return check_open("The kernel file cannot be opened:", c->cfg.kernel_path, O_RDONLY, err,
+			  errlen) ?:
+	       check_open("The initrd file cannot be opened due to invalid path or invalid "
+			  "permissions.", c->cfg.initrd_path, O_RDONLY, err, errlen);
 }
 
 void fc_put_boot_source(struct fc_request *rq)
@@ -175,7 +179,9 @@ static int drive_file_opens(const struct fc_request *rq, const struct fc_config 
 {
 	for (unsigned i = 0; i < c->nr_disks; i++)
 		if (!strcmp(c->disk[i].id, rq->id))
-			return check_open("backing file", c->disk[i].path,
+			return check_open("Unable to create the virtio block device: Virtio "
+					  "backend error: Error manipulating the backing file:",
+					  c->disk[i].path,
 					  c->disk[i].readonly ? O_RDONLY : O_RDWR, err, errlen);
 	return 0;
 }
@@ -248,8 +254,13 @@ static int merge_limit(json_t *entry, const char *key, json_t *patch, json_t **m
 	return 0;
 }
 
+/* Firecracker's DriveError::DeviceUpdate around @what (its VmmError text). */
+#define FC_ERR_PATCH_DRIVE(what) "Drive config error: Unable to patch the block device: " what \
+				 " Please verify the request arguments."
+
 /* PATCH /drives/{id} after boot: a new backing file (the guest sees the new capacity), new rate
- * limits. */
+ * limits. As Firecracker's, a PATCH that sets neither is refused (it would be a vhost-user
+ * drive's config update, which a virtio drive refuses). */
 void fc_patch_drive(struct fc_request *rq)
 {
 	const char *id, *path = NULL;
@@ -268,6 +279,13 @@ void fc_patch_drive(struct fc_request *rq)
 		fc_reply_fault(rq, "The id from the path does not match the id from the body!");
 	else if (!(drive = fc_doc_entry(rq, "drives", "drive_id")))
 		fc_reply_fault(rq, "Drive config error: no drive \"%s\"", rq->id);
+	else if (!path && (!limiter || json_is_null(limiter)))
+		fc_reply_fault(rq, FC_ERR_PATCH_DRIVE("Block: Running method expected different "
+						      "backend."));
+	else if (path && check_open("Block: Virtio backend error: Error manipulating the backing "
+				    "file:", path, json_is_true(json_object_get(drive, "is_read_only")) ?
+				    O_RDONLY : O_RDWR, err, sizeof(err)))
+		fc_reply_fault(rq, FC_ERR_PATCH_DRIVE("%s"), err);
 	else if (merge_limit(drive, "rate_limiter", limiter, &merged, &limit, &buckets, err,
 			     sizeof(err)))
 		fc_reply_fault(rq, "Drive config error: %s", err);

@@ -145,9 +145,12 @@ int fc_route_request(const char *method, const char *path, const char *body, siz
 	if (r->tok1 && !strcmp(r->tok1, "*") && !fc_valid_id(tok1, 64, "_"))
 		return fc_error(err, errlen, "API Resource IDs can only contain alphanumeric "
 				"characters and underscores.");
+	/* A number beyond 64 bits is a float to Firecracker's serde_json, where an integer is
+	 * expected: "invalid type". */
 	if (!get && len && !(out->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e)))
-		return fc_error(err, errlen, FC_ERR_DESERIALIZE "%s at line %d column %d.", e.text,
-				e.line, e.column);
+		return fc_error(err, errlen, FC_ERR_DESERIALIZE "%s%s at line %d column %d.",
+				json_error_code(&e) == json_error_numeric_overflow ?
+				"invalid type: " : "", e.text, e.line, e.column);
 	if (!get && len && !json_is_object(out->body) && strcmp(r->tok0, "mmds"))
 		return fc_error(err, errlen, FC_ERR_DESERIALIZE "expected a JSON object.");
 	if ((refusal = fc_route_refusal(r, booted)))

@@ -58,6 +58,12 @@ void fc_put_mmds_config(struct fc_request *rq)
 {
 	const char *version = json_string_value(json_object_get(rq->body, "version"));
 
+	/* Firecracker's MmdsVersion: a version it does not know fails the body's deserializing. */
+	if (version && strcmp(version, "V1") && strcmp(version, "V2")) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "unknown variant `%s`, expected `V1` or `V2`",
+			       version);
+		return;
+	}
 	if (!version || !strcmp(version, "V1")) /* V1 is the default */
 		fc_deprecated(rq, "PUT /mmds/config: V1 is deprecated. Use V2 instead.");
 	fc_doc_commit(rq, fc_doc_with(rq->api, "mmds-config", json_incref(rq->body)),

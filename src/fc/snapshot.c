@@ -95,9 +95,15 @@ void fc_put_snapshot_load(struct fc_request *rq)
 	}
 	p.network_overrides = json_is_array(overrides) ? overrides : NULL;
 	p.clock_realtime = realtime;
-	if (!!mem_file == !!path) {
-		fc_reply_fault(rq, "Load snapshot error: exactly one of \"mem_backend\" and "
-			       "\"mem_file_path\" is needed");
+	/* Firecracker's snapshot.rs TOO_MANY_FIELDS and MISSING_FIELD, as body errors. */
+	if (mem_file && path) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "too many fields: either `mem_backend` or "
+			       "`mem_file_path` exclusively is required.");
+		return;
+	}
+	if (!mem_file && !path) {
+		fc_reply_fault(rq, FC_ERR_DESERIALIZE "missing field: either `mem_backend` or "
+			       "`mem_file_path` is required.");
 		return;
 	}
 	if (mem_file || diff)

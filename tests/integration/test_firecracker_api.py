@@ -272,16 +272,16 @@ BAD_REQUESTS = [
     ("PUT", "/machine-config", {"vcpu_count": 99, "mem_size_mib": 64}, "\"vcpu_count\": 99 is not in [1, 32]"),
     ("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64, "turbo": True}, "unknown field \"turbo\""),
     ("PATCH", "/machine-config", {"mem_size_mib": "lots"}, "\"mem_size_mib\": expected an integer"),
-    ("PUT", "/boot-source", {"kernel_image_path": "/no/such/kernel"}, "Boot source error: the kernel file /no/such/kernel cannot be opened"),
+    ("PUT", "/boot-source", {"kernel_image_path": "/no/such/kernel"}, "Boot source error: The kernel file cannot be opened: No such file or directory (os error 2) /no/such/kernel"),
     ("PUT", "/boot-source", {"boot_args": "x"}, "\"kernel_image_path\" is required"),
     ("PUT", "/drives/", {}, "The ID cannot be empty."),
     ("PUT", "/drives/bad-id", {"drive_id": "bad-id"}, "API Resource IDs can only contain alphanumeric characters and underscores."),
     ("PUT", "/drives/data", {"drive_id": "other", "path_on_host": "/x", "is_root_device": False},
      "The id from the path does not match the id from the body!"),
     ("PUT", "/drives/data", {"drive_id": "data", "path_on_host": "/no/such/disk", "is_root_device": False},
-     "Drive config error: the backing file /no/such/disk cannot be opened"),
+     "Drive config error: Unable to create the virtio block device: Virtio backend error: Error manipulating the backing file: No such file or directory (os error 2) /no/such/disk"),
     ("PUT", "/drives/root2", {"drive_id": "root2", "path_on_host": "@DISK@", "is_root_device": True},
-     "\"rootfs\" and \"root2\" are both root devices"),
+     "A root block device already exists! (\"rootfs\" and \"root2\" are both root devices)"),
     ("PUT", "/drives/data", {"drive_id": "data", "path_on_host": "@DISK@", "is_root_device": False,
                              "rate_limiter": {"ops": {"size": 1}}},
      "\"rate_limiter\": \"ops\": \"refill_time\" is required"),
@@ -316,7 +316,7 @@ BAD_REQUESTS = [
     ("PUT", "/mmds/config", {"network_interfaces": []}, "IDs that allow forwarding MMDS requests is empty."),
     ("PUT", "/mmds/config", {"network_interfaces": ["eth9"]}, "does not correspond to any existing network interface"),
     ("PUT", "/mmds/config", {"network_interfaces": ["x"], "ipv4_address": "10.0.0.1"}, "The MMDS IPv4 address is not link local."),
-    ("PUT", "/mmds/config", {"network_interfaces": ["x"], "version": "V3"}, "\"version\": \"V3\" is not V1 or V2"),
+    ("PUT", "/mmds/config", {"network_interfaces": ["x"], "version": "V3"}, "An error occurred when deserializing the json body of a request: unknown variant `V3`, expected `V1` or `V2`"),
 ]
 
 

@@ -84,7 +84,7 @@ BAD_CONFIGS = [
      "vcpu_count"),
     ({"boot-source": {"kernel_image_path": "K"}, "drives": [
         {"drive_id": "a", "path_on_host": "/x", "is_root_device": True},
-        {"drive_id": "b", "path_on_host": "/y", "is_root_device": True}]}, "\"a\" and \"b\" are both root devices"),
+        {"drive_id": "b", "path_on_host": "/y", "is_root_device": True}]}, "A root block device already exists! (\"a\" and \"b\" are both root devices)"),
     ({"boot-source": {"kernel_image_path": "K"}, "drives": [
         {"drive_id": "bad id", "path_on_host": "/x", "is_root_device": False}]}, "\"drive_id\": \"bad id\""),
     ({"boot-source": {"kernel_image_path": "K"}, "drives": [

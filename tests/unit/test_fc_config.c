@@ -90,7 +90,7 @@ static const struct bad_doc bad_docs[] = {
 	ROW("{" BOOT ", 'machine-config': {'vcpu_count': 33, 'mem_size_mib': 128}}",
 	  "\"machine-config\": \"vcpu_count\": 33 is not in [1, 32]"),
 	ROW("{" BOOT ", 'machine-config': {'vcpu_count': 1, 'mem_size_mib': 0}}",
-	  "\"machine-config\": \"mem_size_mib\": 0 is not a size in MiB"),
+	  "\"machine-config\": \"mem_size_mib\": 0: " FC_ERR_MEM_SIZE),
 	ROW("{" BOOT ", 'machine-config': {'vcpu_count': 1, 'mem_size_mib': 1073741825}}",
 	  "\"machine-config\": \"mem_size_mib\": 1073741825 is not a size in MiB"),
 	ROW("{" BOOT ", " MC ", 'smt': 1}}", "\"machine-config\": \"smt\": expected true or false"),
@@ -107,7 +107,7 @@ static const struct bad_doc bad_docs[] = {
 	ROW("{" BOOT ", " MC ", 'cpu_template': 2}}",
 	  "\"machine-config\": \"cpu_template\": expected a string"),
 	ROW("{" BOOT ", 'machine-config': {'vcpu_count': 1, 'mem_size_mib': 127, 'huge_pages': '2M'}}",
-	  "\"machine-config\": \"mem_size_mib\": 127 is not a multiple of the 2 MiB huge page size"),
+	  "\"machine-config\": \"mem_size_mib\": 127: " FC_ERR_MEM_SIZE " (2 MiB huge pages)"),
 	ROW("{" BOOT ", " MC ", 'huge_pages': '2M'}, 'balloon': {'amount_mib': 1, 'deflate_on_oom': true}}",
 	  "balloon: not with huge pages (a 4 KiB page cannot be given back out of a 2 MiB one)"),
 	ROW("{" BOOT ", " MC ", 'turbo': true}}", "\"machine-config\": unknown field \"turbo\""),
@@ -133,7 +133,7 @@ static const struct bad_doc bad_docs[] = {
 	  "\"drives\"[0]: \"drive_id\": \"\" is not 1-64 of A-Z a-z 0-9 _"),
 	ROW("{" BOOT ", 'drives': [{'drive_id': 'a', 'path_on_host': '/x', 'is_root_device': true}, "
 	  "{'drive_id': 'b', 'path_on_host': '/y', 'is_root_device': true}]}",
-	  "\"drives\": \"a\" and \"b\" are both root devices"),
+	  "\"drives\": A root block device already exists! (\"a\" and \"b\" are both root devices)"),
 	ROW("{" BOOT ", 'drives': [{'drive_id': 'a', 'path_on_host': '/x', 'is_root_device': false, "
 	  "'cache_type': 'Fast'}]}", "\"drives\"[0]: \"cache_type\": \"Fast\" is not Unsafe or Writeback"),
 	ROW("{" BOOT ", 'drives': [{'drive_id': 'a', 'path_on_host': '/x', 'is_root_device': false, "
@@ -196,7 +196,8 @@ static const struct bad_doc bad_docs[] = {
 	/* mmds-config */
 	ROW("{" BOOT ", 'mmds-config': {}}", "\"mmds-config\": \"network_interfaces\" is required"),
 	ROW("{" BOOT ", 'network-interfaces': [" NIC("eth0") "], 'mmds-config': {'network_interfaces': "
-	  "['eth0'], 'version': 'V3'}}", "\"mmds-config\": \"version\": \"V3\" is not V1 or V2"),
+	  "['eth0'], 'version': 'V3'}}",
+	  "\"mmds-config\": \"version\": unknown variant `V3`, expected `V1` or `V2`"),
 	ROW("{" BOOT ", 'mmds-config': {'network_interfaces': []}}", NICS_EMPTY),
 	ROW("{" BOOT ", 'mmds-config': {'network_interfaces': 'eth0'}}", NICS_EMPTY),
 	ROW("{" BOOT ", 'mmds-config': {'network_interfaces': ['eth9']}}", NICS_UNKNOWN),
@@ -248,10 +249,15 @@ static const struct bad_doc bad_docs[] = {
 	ROW("{" BOOT ", 'drives': [" DRIVE("a") ", " DRIVE("b") ", " DRIVE("c") ", " DRIVE("d") ", "
 	  DRIVE("e") "], 'network-interfaces': [" NIC("a") ", " NIC("b") ", " NIC("c") "], 'entropy': {}}",
 	  "rng: 9 devices, more than the 8 virtio slots"),
+	ROW("{" BOOT ", 'network-interfaces': [{'iface_id': 'a', 'host_dev_name': 't0'}, "
+	  "{'iface_id': 'b', 'host_dev_name': 't0'}]}",
+	  "\"network-interfaces\"[1]: \"host_dev_name\": Could not create the network device: "
+	  "tap t0 is used by \"a\" already"),
 	ROW("{" BOOT ", 'network-interfaces': [{'iface_id': 'a', 'host_dev_name': 't0', "
 	  "'guest_mac': '06:00:00:00:00:01'}, {'iface_id': 'b', 'host_dev_name': 't1', "
 	  "'guest_mac': '06:00:00:00:00:01'}]}",
-	  "net \"a\" and net \"b\" have the same MAC address 06:00:00:00:00:01"),
+	  "\"network-interfaces\"[1]: \"guest_mac\": The MAC address is already in use: "
+	  "06:00:00:00:00:01"),
 };
 
 /* @text with ' made ", for the parser; the caller frees it. */

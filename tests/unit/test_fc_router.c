@@ -174,6 +174,8 @@ static const struct row rows[] = {
 	  "'track_dirty_pages':false,'huge_pages':'None','cpu_template':'T2A'}"),
 
 	/* PUT / PATCH /machine-config */
+	R("PUT", "/machine-config", "{'vcpu_count': 2, 'mem_size_mib': 18446744073709551616}", 400,
+	  DESER "invalid type: too big integer near '18446744073709551616' at line 1 column 54."),
 	R("PUT", "/machine-config", "{'vcpu_count': 2, 'mem_size_mib': 256}", 204, NULL,
 	  .after = "'machine-config':{'vcpu_count':2,'mem_size_mib':256,"),
 	R("PUT", "/machine-config", "{'vcpu_count': 2}", 400,
@@ -181,7 +183,7 @@ static const struct row rows[] = {
 	R("PUT", "/machine-config", "{'vcpu_count': 99, 'mem_size_mib': 64}", 400,
 	  "Machine config error: \"machine-config\": \"vcpu_count\": 99 is not in [1, 32]"),
 	R("PUT", "/machine-config", "{'vcpu_count': 1, 'mem_size_mib': 0}", 400,
-	  "Machine config error: \"machine-config\": \"mem_size_mib\": 0 is not a size in MiB"),
+	  "Machine config error: \"machine-config\": \"mem_size_mib\": 0: " FC_ERR_MEM_SIZE),
 	R("PUT", "/machine-config", "{'vcpu_count': 1, 'mem_size_mib': 64, 'turbo': true}", 400,
 	  "Machine config error: \"machine-config\": unknown field \"turbo\""),
 	R("PUT", "/machine-config", "{'vcpu_count': 1, 'mem_size_mib': 64, 'smt': true}", 204, NULL,
@@ -239,10 +241,11 @@ static const struct row rows[] = {
 	  204, NULL, .after = "'boot-source':{'kernel_image_path':'@TMP@/kernel','initrd_path':null,"
 	  "'boot_args':'console=ttyS0'}"),
 	R("PUT", "/boot-source", "{'kernel_image_path': '/no/such/kernel'}", 400,
-	  "Boot source error: the kernel file /no/such/kernel cannot be opened: No such file or directory"),
+	  "Boot source error: The kernel file cannot be opened: No such file or directory "
+	  "(os error 2) /no/such/kernel"),
 	R("PUT", "/boot-source", "{'kernel_image_path': '@TMP@/kernel', 'initrd_path': '/no/such/initrd'}",
-	  400, "Boot source error: the initrd file /no/such/initrd cannot be opened: No such file or "
-	  "directory"),
+	  400, "Boot source error: The initrd file cannot be opened due to invalid path or invalid "
+	  "permissions. No such file or directory (os error 2) /no/such/initrd"),
 	R("PUT", "/boot-source", "{'boot_args': 'x'}", 400,
 	  "Boot source error: \"boot-source\": \"kernel_image_path\" is required"),
 	R("PUT", "/boot-source", "{'kernel_image_path': '@TMP@/kernel', 'initrd': 'x'}", 400,
@@ -255,14 +258,20 @@ static const struct row rows[] = {
 	  .after = "'drives':[" DRIVE_C_RO("rootfs", "true", "true") "]"),
 	R("PUT", "/drives/data", DRIVE("data"), 204, NULL, .doc = "{'drives': [" ROOT_DRIVE "]}",
 	  .after = "'drives':[" ROOT_DRIVE_C "," DRIVE_C("data") "]"),
+	R("PUT", "/drives/data", "{'drive_id': 'data', 'path_on_host': '@TMP@/disk', 'is_root_device': "
+	  "false, 'rate_limiter': {'bandwidth': {'size': 5, 'one_time_burst': 0, 'refill_time': 10}}}",
+	  204, NULL, .after = "'rate_limiter':{'bandwidth':{'size':5,'one_time_burst':null,"
+	  "'refill_time':10},'ops':null}"),
 	R("PUT", "/drives/data", DRIVE("other"), 400,
 	  "The id from the path does not match the id from the body!"),
 	R("PUT", "/drives/data", "{'drive_id': 'data', 'path_on_host': '/no/such/disk', "
 	  "'is_root_device': false}", 400,
-	  "Drive config error: the backing file /no/such/disk cannot be opened: No such file or directory"),
+	  "Drive config error: Unable to create the virtio block device: Virtio backend error: Error "
+	  "manipulating the backing file: No such file or directory (os error 2) /no/such/disk"),
 	R("PUT", "/drives/root2", "{'drive_id': 'root2', 'path_on_host': '@TMP@/disk', "
 	  "'is_root_device': true}", 400,
-	  "Drive config error: \"drives\": \"rootfs\" and \"root2\" are both root devices",
+	  "Drive config error: \"drives\": A root block device already exists! (\"rootfs\" and "
+	  "\"root2\" are both root devices)",
 	  .doc = "{'drives': [" ROOT_DRIVE "]}"),
 	R("PUT", "/drives/data", "{'drive_id': 'data', 'path_on_host': '@TMP@/disk', "
 	  "'is_root_device': false, 'rate_limiter': {'bandwidth': {'size': -1, 'refill_time': 1}}}", 400,
@@ -302,7 +311,10 @@ static const struct row rows[] = {
 	R("PATCH", "/network-interfaces/eth0", "{'iface_id': 'eth0'}", 400, PRE_BOOT),
 
 	/* PUT /entropy, /vsock, /cpu-config */
-	R("PUT", "/entropy", "{}", 204, NULL, .after = "'entropy':{}"),
+	R("PUT", "/entropy", "{}", 204, NULL, .after = "'entropy':{'rate_limiter':null}"),
+	/* Rate limiters as Firecracker shows them: both buckets, one that is off null. */
+	R("PUT", "/entropy", "{'rate_limiter': {'ops': {'size': 0, 'refill_time': 1}}}", 204, NULL,
+	  .after = "'entropy':{'rate_limiter':null}"),
 	R("PUT", "/serial", "{'serial_out_path': '/tmp/serial.log'}", 204, NULL),
 	R("PUT", "/serial", "{'serial_out_path': '/s', 'rate_limiter': {'size': 1, 'refill_time': 1}}",
 	  204, NULL),
@@ -317,7 +329,8 @@ static const struct row rows[] = {
 	  "Entropy device error: \"entropy\": \"rate_limiter\": \"ops\": \"refill_time\" is "
 	  "required"),
 	R("PUT", "/entropy", "{'rate_limiter': {'ops': {'size': 1, 'refill_time': 1}}}", 204, NULL,
-	  .after = "'entropy':{'rate_limiter':{'ops':{'size':1,'refill_time':1}}}"),
+	  .after = "'entropy':{'rate_limiter':{'bandwidth':null,'ops':{'size':1,"
+	  "'one_time_burst':null,'refill_time':1}}}"),
 	R("PUT", "/entropy", "{'rate': 1}", 400, "Entropy device error: \"entropy\": unknown field \"rate\""),
 	R("PUT", "/vsock", "{'guest_cid': 3, 'uds_path': '/tmp/v.sock'}", 204, NULL,
 	  .after = "'vsock':{'guest_cid':3,'uds_path':'/tmp/v.sock'}"),
@@ -454,7 +467,8 @@ static const struct row rows[] = {
 	  "MMDS limit exceeded error: The MMDS patch request doesn't fit.", .mmds = "{'a': 1}"),
 	R("PUT", "/mmds/config", "{'network_interfaces': ['eth0']}", 204, NULL,
 	  .doc = "{'network-interfaces': [{'iface_id': 'eth0', 'host_dev_name': 'tap0'}]}",
-	  .after = "'mmds-config':{'network_interfaces':['eth0']}", .deprecation = true),
+	  .after = "'mmds-config':{'version':'V1','ipv4_address':'169.254.169.254',"
+	  "'network_interfaces':['eth0'],'imds_compat':false}", .deprecation = true),
 	R("PUT", "/mmds/config", "{'network_interfaces': []}", 400, "MMDS config error: The list of "
 	  "network interface IDs that allow forwarding MMDS requests is empty.",
 	  .deprecation = true),
@@ -464,7 +478,7 @@ static const struct row rows[] = {
 	R("PUT", "/mmds/config", "{'network_interfaces': ['eth0'], 'ipv4_address': '10.0.0.1'}", 400,
 	  "MMDS config error: The MMDS IPv4 address is not link local.", .deprecation = true),
 	R("PUT", "/mmds/config", "{'network_interfaces': ['eth0'], 'version': 'V3'}", 400,
-	  "MMDS config error: \"mmds-config\": \"version\": \"V3\" is not V1 or V2"),
+	  DESER "unknown variant `V3`, expected `V1` or `V2`"),
 
 	/* Balloon */
 	R("PUT", "/balloon", "{'amount_mib': 64, 'deflate_on_oom': true}", 204, NULL,
@@ -500,11 +514,11 @@ static const struct row rows[] = {
 	R("PUT", "/snapshot/load", LOAD "none.snap', 'mem_file_path': '/m'}", 400,
 	  "Load snapshot error: snapshot_path @TMP@/none.snap: No such file or directory",
 	  .doc = "{'cpu-config': {}}", .deprecation = true),
-	R("PUT", "/snapshot/load", LOAD "vm.snap'}", 400, "Load snapshot error: exactly one of "
-	  "\"mem_backend\" and \"mem_file_path\" is needed"),
+	R("PUT", "/snapshot/load", LOAD "vm.snap'}", 400, DESER "missing field: either `mem_backend` "
+	  "or `mem_file_path` is required."),
 	R("PUT", "/snapshot/load", LOAD "vm.snap', 'mem_file_path': '/m', 'mem_backend': "
 	  "{'backend_type': 'File', 'backend_path': '/m'}}", 400,
-	  "Load snapshot error: exactly one of \"mem_backend\" and \"mem_file_path\" is needed"),
+	  DESER "too many fields: either `mem_backend` or `mem_file_path` exclusively is required."),
 	R("PUT", "/snapshot/load", LOAD "vm.snap', 'mem_backend': {'backend_type': 'Disk', "
 	  "'backend_path': '/m'}}", 400,
 	  DESER "mem_backend: unknown variant `Disk`, expected `File` or `Uffd`"),
@@ -559,8 +573,18 @@ static const struct row rows[] = {
 	  .doc = "{'drives': [" ROOT_DRIVE "]}"),
 	H("PATCH", "/drives/rootfs", "{'drive_id': 'rootfs', 'path_on_host': '/x'}", 400,
 	  "Drive config error: no drive \"rootfs\""),
-	H("PATCH", "/drives/rootfs", "{'drive_id': 'rootfs', 'rate_limiter': null}", 204, NULL,
+	H("PATCH", "/drives/rootfs", "{'drive_id': 'rootfs', 'rate_limiter': null}", 400,
+	  "Drive config error: Unable to patch the block device: Block: Running method expected "
+	  "different backend. Please verify the request arguments.",
 	  .doc = "{'drives': [" ROOT_DRIVE "]}"),
+	H("PATCH", "/drives/rootfs", "{'drive_id': 'rootfs'}", 400,
+	  "Drive config error: Unable to patch the block device: Block: Running method expected "
+	  "different backend. Please verify the request arguments.",
+	  .doc = "{'drives': [" ROOT_DRIVE "]}"),
+	H("PATCH", "/drives/rootfs", "{'drive_id': 'rootfs', 'path_on_host': '/no/such'}", 400,
+	  "Drive config error: Unable to patch the block device: Block: Virtio backend error: Error "
+	  "manipulating the backing file: No such file or directory (os error 2) /no/such Please "
+	  "verify the request arguments.", .doc = "{'drives': [" ROOT_DRIVE "]}"),
 	H("PATCH", "/network-interfaces/eth0", "{}", 400, DESER "\"iface_id\" is required"),
 	H("PATCH", "/network-interfaces/eth0", "{'iface_id': 'eth1'}", 400,
 	  "The id from the path [eth0] does not match the id from the body [eth1]!"),
