@@ -95,6 +95,7 @@ struct chain {
 	dev_t dev[QCOW2_CHAIN_MAX];
 	ino_t ino[QCOW2_CHAIN_MAX];
 	unsigned n;
+	bool backing_failed;  /* the error is a backing file's (its message names it) */
 };
 
 /* A position in a list of buffers. */
@@ -994,16 +995,15 @@ static int open_backing(struct qcow2 *q, const char *name, const char *fmt, stru
 		return refuse(e, q, "backing file %s: %s", full, strerror(errno));
 	if (!strcmp(fmt, "qcow2") || (!*fmt && qcow2_probe(fd))) {
 		ret = open_layer(fd, true, full, true, ch, &q->backing, e);
-		if (ret)
-			error_prefix(e, "%s: backing file", q->path);
+		ch->backing_failed |= ret != 0;
 		return ret;
 	}
 	q->raw_fd = fd;
 	if (fstat(fd, &st) || (size = lseek(fd, 0, SEEK_END)) < 0)
 		return error_set(e, ERROR_RUNTIME, "%s: backing file %s: %s", q->path, full, strerror(errno));
 	q->raw_size = (uint64_t)size;
-	if ((ret = chain_add(ch, &st, full, e)))
-		error_prefix(e, "%s: backing file", q->path);
+	ret = chain_add(ch, &st, full, e);
+	ch->backing_failed |= ret != 0;
 	return ret;
 }
 
@@ -1065,6 +1065,9 @@ fail:
 int qcow2_open(int fd, const char *path, bool readonly, struct qcow2 **out, struct error *e)
 {
 	struct chain ch = { .n = 0 };
+	int ret = open_layer(fd, false, path, readonly, &ch, out, e);
 
-	return open_layer(fd, false, path, readonly, &ch, out, e);
+	if (ret && ch.backing_failed)
+		error_prefix(e, "%s: backing chain", path);
+	return ret;
 }
