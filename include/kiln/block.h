@@ -8,7 +8,8 @@
  * count or -errno, on the event loop thread, in whatever order they finish. Neither engine
  * blocks the event loop: io_uring completes in the kernel, the synchronous engine on its
  * worker, and both signal an eventfd the loop watches. The backend is opaque: its users never
- * see liburing.
+ * see liburing. An image with a format layer (qcow2, include/kiln/qcow2.h) runs on the
+ * synchronous engine, whose worker calls the layer; a raw image's path is unchanged.
  */
 #ifndef KILN_BLOCK_H
 #define KILN_BLOCK_H
@@ -21,15 +22,18 @@
 
 struct dev_host;
 struct block_backend;
+struct qcow2;
 
 enum block_op { BLOCK_READ, BLOCK_WRITE, BLOCK_FLUSH };
 
 /* A backend on image @fd (borrowed) for up to @depth requests in flight with engine @want;
  * io_uring that the kernel refuses (ENOSYS, EPERM) falls back to the synchronous engine,
- * logged once. Completions are signalled on host's event loop: @ready(@opaque) runs there and
+ * logged once. With @fmt (a qcow2 layer on @fd, borrowed) the engine is the synchronous one and
+ * requests go through @fmt: guest offsets in, -EINVAL past its virtual size. Completions are signalled on host's event loop: @ready(@opaque) runs there and
  * must take the caller's lock and call block_reap(), which calls @done(@opaque, tag, result)
  * for each. Returns 0 with *out set, or -errno. */
-int block_backend_new(int fd, unsigned depth, enum block_engine want, struct dev_host *host,
+int block_backend_new(int fd, struct qcow2 *fmt, unsigned depth, enum block_engine want,
+		      struct dev_host *host,
 		      void (*ready)(void *opaque),
 		      void (*done)(void *opaque, uint32_t tag, int64_t result), void *opaque,
 		      struct block_backend **out) __attribute__((warn_unused_result));
@@ -41,8 +45,17 @@ void block_backend_free(struct block_backend *b);
 /* The engine that actually runs (io_uring may have fallen back to sync). */
 enum block_engine block_backend_engine(const struct block_backend *b);
 
-/* Make later requests use image @fd (borrowed); call block_drain() first. */
-void block_set_fd(struct block_backend *b, int fd);
+/* Make later requests use image @fd with format layer @fmt (or NULL: raw), both borrowed; call
+ * block_drain() first. Returns 0, or -EOPNOTSUPP for a format layer on the io_uring engine
+ * (nothing changed). */
+int block_set_image(struct block_backend *b, int fd, struct qcow2 *fmt)
+	__attribute__((warn_unused_result));
+
+/* The whole transfer of @v[0..n) at byte @pos of @fd (pwritev or preadv): short transfers
+ * continue, reaching the end of the file is -EIO. Consumes @v. Returns the bytes moved or
+ * -errno. */
+int64_t block_transfer(int fd, bool write, struct iovec *v, int n, uint64_t pos)
+	__attribute__((warn_unused_result));
 
 /* Queue @op on @iov[0..n) (at most VIRTQ_CHAIN_MAX entries) at byte @pos with @tag; it starts
  * at the next block_submit_queued(). @iov may be reused once block_submit_queued() returned.

@@ -17,12 +17,15 @@
 #include "kiln/block.h"
 #include "kiln/devices.h"
 #include "kiln/log.h"
+#include "kiln/qcow2.h"
 #include "kiln/seccomp.h"
+#include "kiln/virtq.h"
 
 /* A request of the synchronous engine; iov is its own copy. */
 struct sync_req {
 	enum block_op op;
 	int fd;
+	struct qcow2 *fmt;          /* the image's format layer, or NULL (raw) */
 	struct iovec *iov;
 	int n;
 	uint64_t pos;
@@ -38,6 +41,7 @@ struct sync_fifo {
 
 struct block_backend {
 	int fd;                     /* the image, borrowed */
+	struct qcow2 *fmt;          /* its qcow2 layer (borrowed; sync engine only), or NULL */
 	enum block_engine engine;   /* what actually runs */
 	unsigned depth;
 	int efd;                    /* completions are signalled here; watched on the loop */
@@ -74,8 +78,9 @@ static struct sync_req fifo_pop(struct sync_fifo *f, unsigned depth)
 	return r;
 }
 
-/* The whole transfer; short transfers continue, 0 bytes is an error. Consumes @v. */
-static int64_t transfer(int fd, bool write, struct iovec *v, int n, uint64_t pos)
+_Static_assert(VIRTQ_CHAIN_MAX <= QCOW2_IOV_MAX, "a request's buffers fit the qcow2 layer");
+
+int64_t block_transfer(int fd, bool write, struct iovec *v, int n, uint64_t pos)
 {
 	int64_t total = 0;
 
@@ -101,6 +106,17 @@ static int64_t transfer(int fd, bool write, struct iovec *v, int n, uint64_t pos
 	return total;
 }
 
+/* One request of the synchronous engine, on its worker: the file itself or its format layer. */
+static int64_t run_sync(struct sync_req *r)
+{
+	if (r->op == BLOCK_FLUSH)
+		return r->fmt ? qcow2_flush(r->fmt) : fdatasync(r->fd) ? -errno : 0;
+	if (r->fmt)
+		return r->op == BLOCK_WRITE ? qcow2_writev(r->fmt, r->iov, r->n, r->pos)
+					    : qcow2_readv(r->fmt, r->iov, r->n, r->pos);
+	return block_transfer(r->fd, r->op == BLOCK_WRITE, r->iov, r->n, r->pos);
+}
+
 static void *sync_worker(void *opaque)
 {
 	struct block_backend *b = opaque;
@@ -118,8 +134,7 @@ static void *sync_worker(void *opaque)
 			break; /* stopping, and nothing left */
 		r = fifo_pop(&b->todo, b->depth);
 		pthread_mutex_unlock(&b->lock);
-		r.result = r.op == BLOCK_FLUSH ? (fdatasync(r.fd) ? -errno : 0)
-					       : transfer(r.fd, r.op == BLOCK_WRITE, r.iov, r.n, r.pos);
+		r.result = run_sync(&r);
 		pthread_mutex_lock(&b->lock);
 		fifo_push(&b->finished, b->depth, &r);
 		pthread_cond_broadcast(&b->finish);
@@ -183,7 +198,8 @@ static void efd_readable(void *opaque, unsigned events)
 	b->ready(b->opaque);
 }
 
-int block_backend_new(int fd, unsigned depth, enum block_engine want, struct dev_host *host,
+int block_backend_new(int fd, struct qcow2 *fmt, unsigned depth, enum block_engine want,
+		      struct dev_host *host,
 		      void (*ready)(void *opaque),
 		      void (*done)(void *opaque, uint32_t tag, int64_t result), void *opaque,
 		      struct block_backend **out)
@@ -193,7 +209,7 @@ int block_backend_new(int fd, unsigned depth, enum block_engine want, struct dev
 
 	if (!b)
 		return -ENOMEM;
-	*b = (struct block_backend){ .fd = fd, .engine = BLOCK_ENGINE_SYNC, .depth = depth,
+	*b = (struct block_backend){ .fd = fd, .fmt = fmt, .engine = BLOCK_ENGINE_SYNC, .depth = depth,
 				     .loop = host->loop, .ready = ready, .done = done,
 				     .opaque = opaque };
 	b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -202,7 +218,7 @@ int block_backend_new(int fd, unsigned depth, enum block_engine want, struct dev
 		free(b);
 		return ret;
 	}
-	ret = want == BLOCK_ENGINE_IO_URING ? uring_init(b) : -ENOSYS;
+	ret = want == BLOCK_ENGINE_IO_URING && !fmt ? uring_init(b) : -ENOSYS;
 	if (ret == -ENOSYS)
 		ret = sync_init(b);
 	if (!ret)
@@ -319,7 +335,14 @@ void block_backend_free(struct block_backend *b)
 
 enum block_engine block_backend_engine(const struct block_backend *b) { return b->engine; }
 
-void block_set_fd(struct block_backend *b, int fd) { b->fd = fd; }
+int block_set_image(struct block_backend *b, int fd, struct qcow2 *fmt)
+{
+	if (fmt && b->engine != BLOCK_ENGINE_SYNC)
+		return -EOPNOTSUPP;
+	b->fd = fd;
+	b->fmt = fmt;
+	return 0;
+}
 
 /* The request could not start: complete it at once with @err. */
 static void refuse(struct block_backend *b, uint32_t tag, int err)
@@ -332,7 +355,7 @@ void block_start(struct block_backend *b, enum block_op op, const struct iovec *
 		 uint64_t pos, uint32_t tag)
 {
 	struct io_uring_sqe *sqe;
-	struct sync_req r = { .op = op, .fd = b->fd, .n = n, .pos = pos, .tag = tag };
+	struct sync_req r = { .op = op, .fd = b->fd, .fmt = b->fmt, .n = n, .pos = pos, .tag = tag };
 
 	if (b->engine == BLOCK_ENGINE_SYNC) {
 		if (b->inflight == b->depth || (n && !(r.iov = malloc((size_t)n * sizeof(*iov))))) {

@@ -13,7 +13,7 @@
 const char cli_run_usage[] =
 	"usage: kiln run --kernel PATH [--initrd PATH] [--cmdline STRING] [--cpus N] [--memory SIZE]\n"
 	"                [--smt] [--cpu-template NAME|FILE] [--huge-pages 2M]\n"
-	"                [--disk PATH[,readonly=on][,id=NAME][,engine=E][,cache=C][,LIMIT]...]...\n"
+	"                [--disk PATH[,readonly=on][,format=F][,id=NAME][,engine=E][,cache=C][,LIMIT]...]...\n"
 	"                [--rng[=LIMIT,...]] [--transport pci|mmio]\n"
 	"                [--net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...[,restrict=on]...]...\n"
 	"                [--vsock cid=N,uds=PATH]\n"
@@ -35,8 +35,9 @@ const char cli_run_usage[] =
 	"                    path with a /): a custom template in Firecracker's JSON format\n"
 	"  --huge-pages 2M   guest RAM on 2 MiB hugetlbfs pages from the host's pool\n"
 	"                    (/proc/sys/vm/nr_hugepages); --memory a multiple of 2M, no --balloon\n"
-	"  --disk PATH[,readonly=on][,id=NAME][,engine=io_uring|sync]\n"
-	"                    a raw disk image as virtio-blk (/dev/vda, vdb, ... in order); id is\n"
+	"  --disk PATH[,readonly=on][,format=raw|qcow2][,id=NAME][,engine=io_uring|sync]\n"
+	"                    a raw or qcow2 disk image as virtio-blk (/dev/vda, vdb, ... in order;\n"
+	"                    qcow2 found by its magic unless format= says; it runs on sync); id is\n"
 	"                    the serial the guest sees (at most 20 characters); I/O through\n"
 	"                    io_uring (default) or synchronous calls on a worker thread;\n"
 	"                    cache=unsafe: the guest's flushes do nothing (default writeback)\n"
@@ -196,7 +197,8 @@ bad:
 	return -EINVAL;
 }
 
-/* "PATH[,readonly=on|off][,id=NAME]" into @d (pointing into @text, which is modified). */
+/* "PATH[,readonly=on|off][,format=F][,id=NAME]..." into @d (pointing into @text, which is
+ * modified). */
 static int parse_disk(char *text, struct disk_config *d, char *err, size_t errlen)
 {
 	char *opt, *save = NULL;
@@ -215,6 +217,8 @@ static int parse_disk(char *text, struct disk_config *d, char *err, size_t errle
 			continue;
 		if (!strcmp(opt, "readonly=on") || !strcmp(opt, "readonly=off")) {
 			d->readonly = !strcmp(opt, "readonly=on");
+		} else if (!strcmp(opt, "format=raw") || !strcmp(opt, "format=qcow2")) {
+			d->format = !strcmp(opt, "format=raw") ? DISK_FORMAT_RAW : DISK_FORMAT_QCOW2;
 		} else if (!strcmp(opt, "cache=unsafe") || !strcmp(opt, "cache=writeback")) {
 			d->cache_unsafe = !strcmp(opt, "cache=unsafe");
 		} else if (!strcmp(opt, "engine=io_uring") || !strcmp(opt, "engine=sync")) {
@@ -224,7 +228,7 @@ static int parse_disk(char *text, struct disk_config *d, char *err, size_t errle
 			d->id = opt + 3;
 		} else {
 			snprintf(err, errlen, "--disk %s: \"%s\" is not readonly=on|off, "
-				 "engine=io_uring|sync, cache=writeback|unsafe, id=NAME (1-20 of "
+				 "format=raw|qcow2, engine=io_uring|sync, cache=writeback|unsafe, id=NAME (1-20 of "
 				 "A-Z a-z 0-9 _ - .), bw=, "
 				 "bw-burst=, ops= or ops-burst=", d->path, opt);
 			return -EINVAL;

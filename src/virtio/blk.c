@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* blk — virtio-blk (virtio 1.2 §5.2) over a raw image file, see include/kiln/virtio.h.
+/* blk — virtio-blk (virtio 1.2 §5.2) over a raw or qcow2 image file, see include/kiln/virtio.h.
  *
  * Reads, writes and flushes go to the image through a block backend (include/kiln/block.h):
  * io_uring, completing out of order on kiln's event loop, or synchronous I/O. GET_ID, DISCARD
- * and WRITE_ZEROES are served at once. Every request is checked before the file is touched:
+ * and WRITE_ZEROES are served at once (raw images only). A qcow2 image goes through its format
+ * layer (include/kiln/qcow2.h) on the synchronous engine. Every request is checked before the file is touched:
  * header and status byte present, data a whole number of 512-byte sectors, the sector range
  * inside the image, at most BLK_SEG_MAX segments of BLK_SIZE_MAX bytes (seg_max and size_max,
  * advertised: the host work one request asks is bounded however the driver aliases its
@@ -29,6 +30,7 @@
 #include "kiln/block.h"
 #include "kiln/devices.h"
 #include "kiln/pci.h"
+#include "kiln/qcow2.h"
 #include "kiln/virtio.h"
 #include "kiln/virtio_blk.h"
 
@@ -65,6 +67,7 @@ struct blk_req {
 struct blk {
 	struct virtio_dev dev;
 	int fd;
+	struct qcow2 *qcow2;    /* the format layer on fd, or NULL for a raw image */
 	bool readonly;
 	bool cache_unsafe;      /* flushes do nothing (struct disk_config) */
 	uint16_t generation;    /* driver resets so far: a request's tag carries the one it began
@@ -200,6 +203,8 @@ static uint8_t discard_or_zero(struct blk *b, const struct virtq_chain *c, bool 
 {
 	uint64_t len = c->out_len - HDR_LEN;
 
+	if (b->qcow2)
+		return VIRTIO_BLK_S_UNSUPP; /* not offered */
 	if (b->readonly)
 		return VIRTIO_BLK_S_IOERR;
 	if (len == 0 || len % sizeof(struct virtio_blk_discard_write_zeroes) ||
@@ -343,8 +348,12 @@ static void blk_quiesce(struct virtio_dev *dev)
 		virtio_dev_notify_if_needed(dev, 0);
 	/* What the guest saw complete is on the disk for whoever opens the image next (a
 	 * restore, a migration's destination). */
-	if (!b->readonly && fdatasync(b->fd) < 0)
-		log_warn("%s: fdatasync before the snapshot: %s", b->name, strerror(errno));
+	if (!b->readonly) {
+		int ret = b->qcow2 ? qcow2_flush(b->qcow2) : fdatasync(b->fd) ? -errno : 0;
+
+		if (ret)
+			log_warn("%s: flush before the snapshot: %s", b->name, strerror(-ret));
+	}
 }
 
 static void blk_free(struct virtio_dev *dev)
@@ -355,6 +364,7 @@ static void blk_free(struct virtio_dev *dev)
 	rate_limiter_cancel(&b->limiter);
 	block_backend_free(b->io);
 	virtio_dev_destroy(&b->dev);
+	qcow2_close(b->qcow2);
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b);
@@ -376,15 +386,16 @@ static const struct virtio_dev_ops blk_ops = {
 	.free = blk_free,
 };
 
-/* Open the image at @path for disk @name: *fd and its size in *sectors. On failure @e names
- * the disk and the path, and *fd is -1. */
-static int open_image(const char *name, const char *path, bool readonly, int *fd,
-		      uint64_t *sectors, struct error *e)
+/* Open the image at @path for disk @name: *fd, its qcow2 layer in *q (NULL for a raw image) and
+ * the guest's size in *sectors. On failure @e names the disk and the path, *fd is -1. */
+static int open_image(const char *name, const char *path, bool readonly, enum disk_format format,
+		      int *fd, struct qcow2 **q, uint64_t *sectors, struct error *e)
 {
 	struct stat st;
 	uint64_t bytes;
 	int err;
 
+	*q = NULL;
 	*fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (*fd < 0) {
 		err = errno;
@@ -397,18 +408,26 @@ static int open_image(const char *name, const char *path, bool readonly, int *fd
 		goto fail;
 	}
 	bytes = (uint64_t)st.st_size;
-	if (S_ISBLK(st.st_mode) && ioctl(*fd, BLKGETSIZE64, &bytes)) {
+	if (format == DISK_FORMAT_QCOW2 || (format == DISK_FORMAT_AUTO && qcow2_probe(*fd))) {
+		if (qcow2_open(*fd, path, readonly, q, e)) {
+			error_prefix(e, "%s", name);
+			goto fail;
+		}
+		bytes = qcow2_size(*q);
+	} else if (S_ISBLK(st.st_mode) && ioctl(*fd, BLKGETSIZE64, &bytes)) {
 		error_set(e, ERROR_RUNTIME, "%s: %s: BLKGETSIZE64: %s", name, path, strerror(errno));
 		goto fail;
 	}
 	if (bytes == 0 || bytes % SECTOR) {
-		error_set(e, ERROR_USAGE, "%s: %s: size %llu bytes is not a positive multiple of 512",
-			  name, path, (unsigned long long)bytes);
+		error_set(e, ERROR_USAGE, "%s: %s: %ssize %llu bytes is not a positive multiple of 512",
+			  name, path, *q ? "virtual " : "", (unsigned long long)bytes);
 		goto fail;
 	}
 	*sectors = bytes / SECTOR;
 	return 0;
 fail:
+	qcow2_close(*q);
+	*q = NULL;
 	close(*fd);
 	*fd = -1;
 	return error_code(e);
@@ -417,16 +436,25 @@ fail:
 int virtio_blk_replace(void *state, const char *path, struct error *e)
 {
 	struct blk *b = to_blk(state);
+	struct qcow2 *q;
 	uint64_t sectors;
-	int fd, ret = open_image(b->name, path, b->readonly, &fd, &sectors, e);
+	int fd, ret = open_image(b->name, path, b->readonly, DISK_FORMAT_AUTO, &fd, &q, &sectors, e);
 
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&b->dev.lock);
 	block_drain(b->io); /* what is in flight finishes on the old image */
+	if (block_set_image(b->io, fd, q)) {
+		pthread_mutex_unlock(&b->dev.lock);
+		qcow2_close(q);
+		close(fd);
+		return error_set(e, ERROR_USAGE, "%s: %s is a qcow2 image and the disk runs on io_uring "
+				 "(a raw disk cannot become qcow2 while it runs)", b->name, path);
+	}
+	qcow2_close(b->qcow2);
 	close(b->fd);
 	b->fd = fd;
-	block_set_fd(b->io, fd);
+	b->qcow2 = q;
 	b->sectors = sectors;
 	b->config.capacity = sectors;
 	virtio_dev_config_changed(&b->dev);
@@ -445,7 +473,7 @@ static int blk_create(struct dev_host *host, const void *config, unsigned index,
 		return error_set(e, ERROR_RUNTIME, "disk%u: out of memory", index);
 	device_label(&virtio_blk_class, cfg, index, b->name, sizeof(b->name));
 	b->readonly = cfg->readonly;
-	if (open_image(b->name, cfg->path, cfg->readonly, &b->fd, &b->sectors, e)) {
+	if (open_image(b->name, cfg->path, cfg->readonly, cfg->format, &b->fd, &b->qcow2, &b->sectors, e)) {
 		free(b);
 		return error_code(e);
 	}
@@ -467,21 +495,25 @@ static int blk_create(struct dev_host *host, const void *config, unsigned index,
 	ret = virtio_dev_init(&b->dev, &blk_ops, b, host->mem);
 	if (ret) {
 		error_set(e, ERROR_RUNTIME, "%s: %s", b->name, strerror(-ret));
+		qcow2_close(b->qcow2);
 		close(b->fd);
 		free(b);
 		return error_code(e);
 	}
-	ret = block_backend_new(b->fd, BLK_BACKEND_DEPTH, cfg->engine, host, blk_io_ready, blk_done, b,
-				&b->io);
+	ret = block_backend_new(b->fd, b->qcow2, BLK_BACKEND_DEPTH, cfg->engine, host, blk_io_ready,
+				blk_done, b, &b->io);
 	if (ret) {
 		error_set(e, ERROR_RUNTIME, "%s: I/O engine: %s", b->name, strerror(-ret));
 		virtio_dev_destroy(&b->dev);
+		qcow2_close(b->qcow2);
 		close(b->fd);
 		free(b);
 		return error_code(e);
 	}
 	if (b->readonly)
 		b->dev.device_features |= 1ull << VIRTIO_BLK_F_RO;
+	if (b->qcow2) /* served by punching holes in a raw file */
+		b->dev.device_features &= ~(1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES);
 	b->cache_unsafe = cfg->cache_unsafe;
 	if (b->cache_unsafe)
 		b->dev.device_features &= ~(1ull << VIRTIO_BLK_F_FLUSH);
