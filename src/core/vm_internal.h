@@ -53,6 +53,7 @@ struct vm {
 	int stop_efd;                   /* eventfd: a stop was requested */
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first request wins */
 	int stop_signal;
+	unsigned guest_exit_status;     /* set by the request that stopped it with VM_STOP_GUEST_EXIT */
 	struct log_once unhandled_exit;
 	int uffd;                       /* restored with a Uffd memory backend: its userfaultfd */
 	int uffd_sock;                  /* and the connection to its page-fault handler */
