@@ -241,6 +241,24 @@ static int create_devices(struct vm *vm, const struct vm_config *cfg, struct acp
 	return 0;
 }
 
+/* QEMU's PC, for which a multiboot kernel was built, always has fw_cfg: a fresh boot of one
+ * gets it when the configuration did not ask for it. Returns @cfg, or @copy with it added. */
+static const struct vm_config *with_implied_fw_cfg(const struct vm_config *cfg,
+						   struct vm_config *copy)
+{
+	static const struct fw_cfg_config implied;
+
+	for (unsigned i = 0; i < cfg->nr_devices; i++)
+		if (cfg->device[i].cls == &fw_cfg_class)
+			return cfg;
+	if (cfg->nr_devices == VM_MAX_DEVICES || !cfg->kernel_path ||
+	    !vm_kernel_is_multiboot(cfg->kernel_path))
+		return cfg;
+	*copy = *cfg;
+	copy->device[copy->nr_devices++] = (struct vm_device_config){ &fw_cfg_class, &implied };
+	return copy;
+}
+
 /* vm_create(), or with @snap and @mem vm_restore(): the same machine, whose memory and
  * state then come from the snapshot instead of the boot files. */
 static int build(const struct vm_config *cfg, const struct snap_reader *snap,
@@ -251,6 +269,7 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	struct vm *vm = calloc(1, sizeof(*vm));
 	char *cmdline = calloc(1, KILN_CMDLINE_MAX);
 	struct timespec made, made_cpu;
+	struct vm_config boot_cfg;
 	int ret;
 
 	e->input = VM_INPUT_NONE;
@@ -298,7 +317,8 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	if (!ret)
 		ret = create_kvm_vm(vm, cfg, e);
 	if (!ret)
-		ret = create_devices(vm, cfg, &acpi, cmdline, e);
+		ret = create_devices(vm, snap ? cfg : with_implied_fw_cfg(cfg, &boot_cfg), &acpi,
+				     cmdline, e);
 	if (!ret && !snap)
 		ret = vm_load_guest(vm, cfg, &acpi, cmdline, e);
 	if (!ret)
