@@ -106,7 +106,8 @@ int boot_load(const struct guest_mem *mem, const struct boot_input *in, struct b
 		ret = boot_load_multiboot(mem, &input, &info, err, errlen);
 	else if (is_elf(&input) && input.kernel_len > EI_CLASS && input.kernel[EI_CLASS] == ELFCLASS32)
 		ret = boot_error(err, errlen, -EINVAL,
-				 "32-bit ELF file without a multiboot header in its first 8192 bytes");
+				 "32-bit ELF file without a multiboot header in its first 8192 bytes "
+				 "(an ELF vmlinux must be 64-bit)");
 	else if (is_elf(&input))
 		ret = boot_load_pvh(mem, &input, &info, err, errlen);
 	else
