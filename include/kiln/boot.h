@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* boot — loading a Linux kernel into guest memory.
+/* boot — loading a kernel into guest memory.
  *
- * Owns: recognising the kernel image (bzImage per the Linux x86 boot protocol, or an ELF
- * vmlinux with a PVH entry note), placing kernel, initrd and command line in guest memory,
- * and filling the zero page (struct boot_params) or the PVH start info (struct hvm_start_info)
- * with the e820 map. Register state is arch/x86's business: boot only reports the entry.
+ * Owns: recognising the kernel image (bzImage per the Linux x86 boot protocol, a Multiboot
+ * kernel, or an ELF vmlinux with a PVH entry note, tried in that order as QEMU's -kernel does),
+ * placing kernel, initrd or modules and command line in guest memory, and filling the zero page
+ * (struct boot_params), the multiboot info or the PVH start info (struct hvm_start_info) with
+ * the e820 map. Register state is arch/x86's business: boot only reports the entry.
  */
 #ifndef KILN_BOOT_H
 #define KILN_BOOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +19,16 @@
 enum boot_protocol {
 	BOOT_LINUX_64,  /* bzImage: 64-bit entry, RSI = zero page (boot protocol "64-bit BOOT PROTOCOL") */
 	BOOT_PVH,       /* ELF vmlinux: 32-bit PVH entry, EBX = hvm_start_info */
+	BOOT_MULTIBOOT, /* Multiboot 0.6.96 §3.2: 32-bit entry, EAX = 0x2BADB002, EBX = info */
+};
+
+#define BOOT_MULTIBOOT_MAGIC 0x2BADB002 /* EAX at a multiboot entry */
+#define BOOT_MAX_MODULES 64
+
+/* A multiboot module: its bytes and its string (the --initrd entry, "path args"). */
+struct boot_module {
+	const uint8_t *data; size_t len;
+	const char *cmdline;
 };
 
 struct boot_info {
@@ -31,16 +43,30 @@ struct boot_input {
 	const uint8_t *kernel; size_t kernel_len;
 	const uint8_t *initrd; size_t initrd_len; /* initrd NULL/0 for none */
 	const char *cmdline;
+	const char *kernel_name; /* multiboot: its command line is "<kernel_name> <cmdline>" */
+	const struct boot_module *modules; unsigned nr_modules; /* multiboot only: its modules */
 	uint64_t rsdp_gpa;    /* passed to the kernel (boot_params.acpi_rsdp_addr / rsdp_paddr) */
 };
 
-/* Load the kernel in @in into @mem and fill *out. On failure returns -EINVAL (not a bzImage or
- * ELF vmlinux, truncated or hostile header, no PVH note, protocol too old), -E2BIG (command line
- * too long for the kernel), -ENOSPC (kernel or initrd does not fit in RAM or below the kernel's
- * initrd_addr_max), and writes a one-line reason naming the value into @err (@errlen bytes).
- * Never reads outside in->kernel/in->initrd, never writes outside @mem. */
+/* Load the kernel in @in into @mem and fill *out. On failure returns -EINVAL (not a bzImage,
+ * multiboot kernel or ELF vmlinux, truncated or hostile header, no PVH note, protocol too old,
+ * bad module list), -E2BIG (command line too long for the kernel), -ENOSPC (kernel, initrd or
+ * a module does not fit in RAM or below the kernel's initrd_addr_max), and writes a one-line
+ * reason naming the value into @err (@errlen bytes); a reason about a module says "module".
+ * Never reads outside in->kernel/in->initrd/the modules, never writes outside @mem. */
 int boot_load(const struct guest_mem *mem, const struct boot_input *in, struct boot_info *out,
 	      char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* True when boot_load() takes @kernel (@len bytes) as a multiboot kernel: not a bzImage, and
+ * a valid Multiboot header (magic, checksum) in its first 8192 bytes (Multiboot 0.6.96
+ * §3.1.1). */
+bool boot_is_multiboot(const uint8_t *kernel, size_t len);
+
+/* Split QEMU's multiboot module list @list ("path args,path args", ",," standing for a comma
+ * inside an entry) in place into at most @max strings in @modules. Returns how many, -EINVAL
+ * for an empty entry or one starting with a space, -E2BIG for more than @max. */
+int boot_modules_split(char *list, char **modules, unsigned max)
+	__attribute__((warn_unused_result));
 
 /* Fill @table (room for @max entries) with the guest's e820 map: conventional memory below the
  * EBDA, RAM from 1 MiB to the MMIO hole, RAM above 4 GiB. Returns the number of entries. */

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kiln/fw_cfg.h"
 #include "kiln/log.h"
 #include "kiln/virtio_balloon.h"
 #include "kiln/virtio_blk.h"
@@ -63,6 +64,8 @@ struct cli_run {
 	struct balloon_config balloon;
 	struct rng_config rng;
 	struct console_config console;
+	struct debug_exit_config debug_exit;
+	struct fw_cfg_config fw_cfg;
 	unsigned nr_disks, nr_nets;
 	const char *cpu_template_file; /* --cpu-template FILE: a custom template, read when the
 					  VM is made; NULL: none */

@@ -40,6 +40,7 @@ enum vm_stop_reason {
 	VM_STOP_INTERNAL_ERROR, /* KVM or kiln could not continue the guest */
 	VM_STOP_SIGNAL,         /* SIGINT/SIGTERM to kiln */
 	VM_STOP_MIGRATED,       /* the guest now runs in another kiln (vm_migrate_start) */
+	VM_STOP_GUEST_EXIT,     /* the guest chose kiln's exit status (isa-debug-exit) */
 };
 
 struct dev_host {
@@ -50,6 +51,9 @@ struct dev_host {
 	void (*set_irq)(struct dev_host *host, unsigned gsi, bool level);
 	/* Ask the VM to stop; the first reason wins. Callable from any thread. */
 	void (*request_stop)(struct dev_host *host, enum vm_stop_reason reason);
+	/* Ask the VM to stop with VM_STOP_GUEST_EXIT and process exit status @status (its low 8
+	 * bits reach the shell, as exit() gives them); the first stop request wins. Any thread. */
+	void (*request_exit)(struct dev_host *host, unsigned status);
 	/* kiln's event loop (include/kiln/loop.h): devices register their descriptors, timers,
 	 * pollers and tasks there with this dev_host as the owner, so that the VM takes them all
 	 * back when it is destroyed. Loop thread only, except loop_task_schedule(). */
@@ -162,6 +166,17 @@ extern const struct device_class acpi_pm_class;     /* PM1a event/control: S5 po
 extern const struct device_class boot_timer_class;  /* MMIO 0xC0000000: Firecracker boot timer */
 extern const struct device_class pvpanic_class;     /* port 0x505: guest panic notification */
 extern const struct device_class post_port_class;   /* port 0x80: io_delay sink */
+
+/* Devices a configuration asks for (device_classes[]), not part of every PC. fw_cfg_class is
+ * in kiln/fw_cfg.h. */
+extern const struct device_class debug_exit_class;  /* QEMU's isa-debug-exit */
+
+/* isa-debug-exit's ports: QEMU's iobase and iosize properties (defaults KILN_PORT_DEBUG_EXIT
+ * and 1; iosize 1, 2 or 4). */
+struct debug_exit_config {
+	uint16_t iobase;
+	unsigned iosize;
+};
 
 /* Register [base, base + len) of @bus for a platform device called @name. Returns 0, or -EIO
  * with @e set when the range is taken or the bus is full. */

@@ -16,6 +16,8 @@
 #define KILN_BOOT_PD           0xB000ULL    /* 4 pages: identity map of 0..4 GiB in 2 MiB pages */
 #define KILN_CMDLINE           0x20000ULL   /* kernel command line */
 #define KILN_CMDLINE_MAX       0x10000ULL   /* bytes, including the NUL */
+#define KILN_MULTIBOOT_INFO    0x30000ULL   /* multiboot info, memory map, modules, strings */
+#define KILN_MULTIBOOT_INFO_MAX 0x10000ULL  /* bytes */
 #define KILN_EBDA_START        0x9FC00ULL   /* end of usable conventional memory */
 #define KILN_ACPI_START        0xE0000ULL   /* RSDP and tables live in the BIOS area Linux scans */
 #define KILN_ACPI_END          0x100000ULL
@@ -46,8 +48,11 @@
 #define KILN_PORT_I8042_DATA   0x60
 #define KILN_PORT_I8042_CMD    0x64
 #define KILN_PORT_RTC          0x70    /* index 0x70, data 0x71 */
+#define KILN_PORT_DEBUG_EXIT   0xF4    /* isa-debug-exit default (--debug-exit), 1 port */
 #define KILN_PORT_COM1         0x3F8
 #define KILN_PORT_PVPANIC      0x505
+#define KILN_PORT_FW_CFG       0x510   /* fw_cfg selector (16-bit) 0x510, data 0x511 */
+#define KILN_PORT_FW_CFG_DMA   0x514   /* fw_cfg DMA address, 8 bytes big-endian */
 #define KILN_PORT_PM1A_EVT     0x600   /* PM1a status (2 bytes) + enable (2 bytes) */
 #define KILN_PORT_PM1A_CNT     0x604   /* PM1a control, 2 bytes */
 #define KILN_PORT_PCI_CONFIG   0xCF8   /* CONFIG_ADDRESS 0xCF8, CONFIG_DATA 0xCFC..0xCFF */

@@ -128,6 +128,10 @@ enum vm_stop_reason vm_run(struct vm *vm);
 /* The signal number that stopped the VM when vm_run() returned VM_STOP_SIGNAL, else 0. */
 int vm_stop_signal(const struct vm *vm);
 
+/* The exit status the guest chose when vm_run() returned VM_STOP_GUEST_EXIT (isa-debug-exit:
+ * (value << 1) | 1, the shell sees its low 8 bits), else 0. */
+unsigned vm_guest_exit_status(const struct vm *vm);
+
 /* The device of class @cls whose configuration's id is @id (with @id NULL: the first device of
  * @cls), as its class's create() returned it (for the class's own functions, e.g.
  * virtio_blk_replace()), or NULL when the VM (NULL: none yet) has none. Any thread; the VM

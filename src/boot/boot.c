@@ -67,10 +67,14 @@ static bool is_elf(const struct boot_input *in)
 	return in->kernel_len >= SELFMAG && memcmp(in->kernel, ELFMAG, SELFMAG) == 0;
 }
 
-static bool is_bzimage(const struct boot_input *in)
+static bool is_bzimage(const uint8_t *kernel, size_t len)
 {
-	return in->kernel_len >= BZIMAGE_MAGIC_OFFSET + 4 &&
-	       memcmp(in->kernel + BZIMAGE_MAGIC_OFFSET, "HdrS", 4) == 0;
+	return len >= BZIMAGE_MAGIC_OFFSET + 4 && memcmp(kernel + BZIMAGE_MAGIC_OFFSET, "HdrS", 4) == 0;
+}
+
+bool boot_is_multiboot(const uint8_t *kernel, size_t len)
+{
+	return !is_bzimage(kernel, len) && boot_multiboot_header(kernel, len) >= 0;
 }
 
 int boot_load(const struct guest_mem *mem, const struct boot_input *in, struct boot_info *out,
@@ -92,15 +96,23 @@ int boot_load(const struct guest_mem *mem, const struct boot_input *in, struct b
 	if (!input.initrd_len)
 		input.initrd = NULL;
 
-	/* A bzImage starts with the legacy boot sector ("MZ" on EFI-stub kernels), never with the
-	 * ELF magic, so the order of the two tests does not matter for real files. */
-	if (is_elf(&input))
-		ret = boot_load_pvh(mem, &input, &info, err, errlen);
-	else if (is_bzimage(&input))
+	/* QEMU's order (hw/i386/x86.c x86_load_linux): a bzImage, else a multiboot kernel (which
+	 * may be an ELF file too), else an ELF vmlinux with a PVH note. */
+	if (input.nr_modules && !boot_is_multiboot(input.kernel, input.kernel_len))
+		ret = boot_error(err, errlen, -EINVAL, "modules are for a multiboot kernel only");
+	else if (is_bzimage(input.kernel, input.kernel_len))
 		ret = boot_load_bzimage(mem, &input, &info, err, errlen);
+	else if (boot_is_multiboot(input.kernel, input.kernel_len))
+		ret = boot_load_multiboot(mem, &input, &info, err, errlen);
+	else if (is_elf(&input) && input.kernel_len > EI_CLASS && input.kernel[EI_CLASS] == ELFCLASS32)
+		ret = boot_error(err, errlen, -EINVAL,
+				 "32-bit ELF file without a multiboot header in its first 8192 bytes "
+				 "(an ELF vmlinux must be 64-bit)");
+	else if (is_elf(&input))
+		ret = boot_load_pvh(mem, &input, &info, err, errlen);
 	else
 		ret = boot_error(err, errlen, -EINVAL,
-				 "not a bzImage or ELF vmlinux (%zu bytes, no \"HdrS\" at 0x%x, no ELF magic)",
+				 "not a bzImage or ELF vmlinux, nor a multiboot kernel (%zu bytes, no \"HdrS\" at 0x%x, no ELF magic, no multiboot header in the first 8192 bytes)",
 				 input.kernel_len, BZIMAGE_MAGIC_OFFSET);
 	if (!ret)
 		*out = info;

@@ -35,6 +35,16 @@ int boot_load_bzimage(const struct guest_mem *mem, const struct boot_input *in,
 int boot_load_pvh(const struct guest_mem *mem, const struct boot_input *in, struct boot_info *out,
 		  char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* Offset in @file (@len bytes) of the first valid Multiboot header (magic, checksum; 4-byte
+ * aligned, within the first 8192 bytes: Multiboot 0.6.96 §3.1.1), or -1. */
+long boot_multiboot_header(const uint8_t *file, size_t len);
+
+/* Load a Multiboot v1 kernel (Multiboot 0.6.96, as QEMU 7.2's -kernel) with @in->modules.
+ * @in->cmdline is never NULL. Same contract as boot_load(). */
+int boot_load_multiboot(const struct guest_mem *mem, const struct boot_input *in,
+			struct boot_info *out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* Pick the initrd's guest-physical address: page-aligned, as high as possible with the whole
  * initrd (@len bytes, > 0) inside [@floor, @ceiling). Writes nothing. Returns 0 and *@gpa, or
  * -ENOSPC when it does not fit. */

@@ -19,12 +19,15 @@ const char cli_run_usage[] =
 	"                [--vsock cid=N,uds=PATH]\n"
 	"                [--balloon amount=SIZE[,deflate_on_oom=on][,reporting=on][,stats=S]]\n"
 	"                [--console socket=PATH|file=PATH]\n"
+	"                [--debug-exit [iobase=PORT,iosize=N]] [--fw-cfg]\n"
 	"\n"
-	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) with the serial console on\n"
-	"standard input/output. On a terminal the console is raw; press Ctrl-A then x to quit.\n"
+	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) or a Multiboot kernel with\n"
+	"the serial console on standard input/output. On a terminal the console is raw; press\n"
+	"Ctrl-A then x to quit.\n"
 	"\n"
 	"  --kernel PATH     kernel image (required)\n"
-	"  --initrd PATH     initial ramdisk\n"
+	"  --initrd PATH     initial ramdisk; for a Multiboot kernel its modules, as QEMU's:\n"
+	"                    \"PATH [ARGS],PATH [ARGS]\" (\",,\" is a comma in a module's string)\n"
 	"  --cmdline STRING  kernel command line (default \"" VM_DEFAULT_CMDLINE "\")\n"
 	"  --cpus N          number of vCPUs (default 1)\n"
 	"  --memory SIZE     guest RAM: 512M, 2G or a plain number of MiB (default 512M)\n"
@@ -72,6 +75,11 @@ const char cli_run_usage[] =
 	"  --console socket=PATH|file=PATH\n"
 	"                    a virtio-console (hvc0 in Linux): on a Unix socket kiln listens on\n"
 	"                    (one client at a time), or appending the guest's output to a file\n"
+	"  --debug-exit [iobase=PORT,iosize=N]\n"
+	"                    QEMU's isa-debug-exit (default port 0xf4, 1 byte): a guest write of V\n"
+	"                    ends the VM and kiln exits with status (V << 1) | 1\n"
+	"  --fw-cfg          QEMU's fw_cfg device (ports 0x510, 0x511, 0x514): CPU count, RAM size,\n"
+	"                    etc/e820; a Multiboot kernel always gets it\n"
 	"  --transport T     how virtio devices attach: pci (default; MSI-X) or mmio (ACPI LNRO0005)\n"
 	"  --log-level L     error, warn (default), info (adds the boot-timer line) or debug\n"
 	"  --seccomp-filter FILE\n"
@@ -87,6 +95,7 @@ const char cli_run_usage[] =
 	"  3    the guest rebooted or reset\n"
 	"  4    the guest kernel panicked (pvpanic)\n"
 	"  5    guest triple fault, or KVM could not run the guest\n"
+	"  (V << 1) | 1  the guest wrote V to --debug-exit's port (low 8 bits)\n"
 	"  128+N  kiln was stopped by signal N (130 SIGINT, 143 SIGTERM)\n"
 	"  148  a thread made a system call its seccomp filter forbids\n"
 	"\n"
@@ -392,6 +401,37 @@ static int parse_vsock(char *text, struct vsock_config *v, char *err, size_t err
 	return 0;
 }
 
+/* --debug-exit's value: "iobase=PORT,iosize=N", either or both (QEMU's property names). */
+static int parse_debug_exit(char *text, struct debug_exit_config *c, char *err, size_t errlen)
+{
+	char *opt, *save = NULL, *end;
+	unsigned long v;
+
+	*c = (struct debug_exit_config){ .iobase = KILN_PORT_DEBUG_EXIT, .iosize = 1 };
+	for (opt = text ? strtok_r(text, ",", &save) : NULL; opt; opt = strtok_r(NULL, ",", &save)) {
+		bool base = !strncmp(opt, "iobase=", 7), size = !strncmp(opt, "iosize=", 7);
+
+		errno = 0;
+		v = base || size ? strtoul(opt + 7, &end, 0) : 0;
+		if ((!base && !size) || errno || end == opt + 7 || *end ||
+		    (base && v > 0xffff) || (size && v != 1 && v != 2 && v != 4)) {
+			snprintf(err, errlen, "--debug-exit: \"%s\" is not iobase=PORT (0..0xffff) or "
+				 "iosize=1|2|4", opt);
+			return -EINVAL;
+		}
+		if (base)
+			c->iobase = (uint16_t)v;
+		else
+			c->iosize = (unsigned)v;
+	}
+	if ((unsigned)c->iobase + c->iosize > 0x10000) {
+		snprintf(err, errlen, "--debug-exit: iobase 0x%x + iosize %u passes port 0xffff",
+			 c->iobase, c->iosize);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Add device @config of @cls to @r's VM as option @option's. */
 static int add_device(struct cli_run *r, const char *option, const struct device_class *cls,
 		      const void *config, char *err, size_t errlen)
@@ -430,7 +470,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
 	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT, OPT_VSOCK, OPT_BALLOON,
 	       OPT_CONSOLE, OPT_NO_SECCOMP, OPT_SECCOMP_FILTER, OPT_SMT, OPT_CPU_TEMPLATE,
-	       OPT_HUGE_PAGES };
+	       OPT_HUGE_PAGES, OPT_DEBUG_EXIT, OPT_FW_CFG };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -448,6 +488,8 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 		{ "balloon", required_argument, NULL, OPT_BALLOON },
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "transport", required_argument, NULL, OPT_TRANSPORT },
+		{ "debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT },
+		{ "fw-cfg", no_argument, NULL, OPT_FW_CFG },
 		{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 		{ "seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER },
 		{ "help", no_argument, NULL, 'h' },
@@ -456,6 +498,8 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 	};
 	struct vm_config *cfg = &r->vm;
 	bool have_vsock = false, have_balloon = false, have_console = false, have_rng = false;
+	bool have_debug_exit = false, have_fw_cfg = false;
+	char *arg;
 	struct error e;
 	int c;
 
@@ -561,6 +605,28 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 			if (add_device(r, "--console", &virtio_console_class, &r->console, err, errlen))
 				return -EINVAL;
 			have_console = true;
+			break;
+		case OPT_DEBUG_EXIT:
+			/* QEMU's spelling puts the properties in the next word: take it when it
+			 * names one. */
+			arg = optarg;
+			if (!arg && optind < argc && (!strncmp(argv[optind], "iobase=", 7) ||
+						      !strncmp(argv[optind], "iosize=", 7)))
+				arg = argv[optind++];
+			if (have_debug_exit) {
+				snprintf(err, errlen, "--debug-exit: only one");
+				return -EINVAL;
+			}
+			if (parse_debug_exit(arg, &r->debug_exit, err, errlen) ||
+			    add_device(r, "--debug-exit", &debug_exit_class, &r->debug_exit, err, errlen))
+				return -EINVAL;
+			have_debug_exit = true;
+			break;
+		case OPT_FW_CFG:
+			if (!have_fw_cfg &&
+			    add_device(r, "--fw-cfg", &fw_cfg_class, &r->fw_cfg, err, errlen))
+				return -EINVAL;
+			have_fw_cfg = true;
 			break;
 		case OPT_TRANSPORT:
 			if (!strcmp(optarg, "pci")) {

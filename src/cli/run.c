@@ -8,7 +8,7 @@
 #include "kiln/cli.h"
 #include "kiln/seccomp.h"
 
-static int exit_code(enum vm_stop_reason reason, int signo)
+static int exit_code(enum vm_stop_reason reason, int signo, unsigned guest_status)
 {
 	switch (reason) {
 	case VM_STOP_POWEROFF:
@@ -18,6 +18,7 @@ static int exit_code(enum vm_stop_reason reason, int signo)
 	case VM_STOP_TRIPLE_FAULT:
 	case VM_STOP_INTERNAL_ERROR: return KILN_EXIT_CRASH;
 	case VM_STOP_SIGNAL: return KILN_EXIT_SIGNAL_BASE + signo;
+	case VM_STOP_GUEST_EXIT: return (int)(guest_status & 0xff);
 	case VM_STOP_NONE: break;
 	}
 	return KILN_EXIT_RUNTIME;
@@ -51,7 +52,8 @@ int cli_sandbox_start(const struct cli_sandbox *s, const char *who)
 int cli_vm_run_to_end(struct vm *vm)
 {
 	enum vm_stop_reason reason = vm_run(vm);
-	int ret = exit_code(reason, vm_stop_signal(vm)); /* the signal is known once vm_run() is done */
+	/* the signal and the guest's status are known once vm_run() is done */
+	int ret = exit_code(reason, vm_stop_signal(vm), vm_guest_exit_status(vm));
 
 	vm_destroy(vm);
 	return ret;

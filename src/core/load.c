@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -52,14 +54,76 @@ static int map_file(int input, const char *what, const char *path, const uint8_t
 	return 0;
 }
 
+bool vm_kernel_is_multiboot(const char *path)
+{
+	uint8_t head[8192];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : pread(fd, head, sizeof(head), 0);
+
+	if (fd >= 0)
+		close(fd);
+	return n > 0 && boot_is_multiboot(head, (size_t)n);
+}
+
+/* A multiboot kernel's modules: cfg->initrd_path split as QEMU splits it (boot_modules_split),
+ * each file mapped; its string is the whole entry ("path args"). @list holds the split text;
+ * unmap with unmap_modules() whatever the result. */
+struct modules {
+	char list[4096];
+	char *entry[BOOT_MAX_MODULES];
+	struct boot_module mod[BOOT_MAX_MODULES];
+	unsigned nr;
+};
+
+static int map_modules(const char *initrd, struct modules *m, struct error *e)
+{
+	int n;
+
+	if (snprintf(m->list, sizeof(m->list), "%s", initrd) >= (int)sizeof(m->list))
+		return vm_fail(e, VM_INPUT_INITRD, ERROR_USAGE, "modules: longer than %zu bytes",
+			       sizeof(m->list) - 1);
+	n = boot_modules_split(m->list, m->entry, BOOT_MAX_MODULES);
+	if (n < 0)
+		return vm_fail(e, VM_INPUT_INITRD, ERROR_USAGE, "\"%s\": %s", initrd,
+			       n == -E2BIG ? "more modules than kiln takes (64)"
+					   : "a module entry is empty or starts with a space");
+	for (; m->nr < (unsigned)n; m->nr++) {
+		char path[sizeof(m->list)], *space;
+		int ret;
+
+		snprintf(path, sizeof(path), "%s", m->entry[m->nr]);
+		space = strchr(path, ' ');
+		if (space)
+			*space = 0;
+		m->mod[m->nr].cmdline = m->entry[m->nr];
+		ret = map_file(VM_INPUT_INITRD, "module", path, &m->mod[m->nr].data,
+			       &m->mod[m->nr].len, e);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void unmap_modules(struct modules *m)
+{
+	for (unsigned i = 0; i < m->nr; i++)
+		if (m->mod[i].len)
+			munmap((void *)m->mod[i].data, m->mod[i].len);
+}
+
 int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_config *acpi,
 		  const char *cmdline, struct error *e)
 {
-	struct boot_input in = { .cmdline = cmdline };
+	struct boot_input in = { .cmdline = cmdline, .kernel_name = cfg->kernel_path };
 	const uint8_t *kernel = NULL, *initrd = NULL;
 	size_t kernel_len = 0, initrd_len = 0;
+	struct modules *mods = calloc(1, sizeof(*mods));
+	bool multiboot;
 	char why[256];
 	int ret;
+
+	if (!mods)
+		return error_set(e, ERROR_RUNTIME, "out of memory");
 
 	ret = acpi_build(&vm->mem, KILN_ACPI_START, KILN_ACPI_END - KILN_ACPI_START, acpi,
 			 &in.rsdp_gpa);
@@ -68,16 +132,23 @@ int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_
 	if (x86_boot_write_tables(&vm->mem))
 		return error_set(e, ERROR_RUNTIME, "boot page tables do not fit in guest memory");
 	ret = map_file(VM_INPUT_KERNEL, "kernel", cfg->kernel_path, &kernel, &kernel_len, e);
-	if (!ret && cfg->initrd_path)
+	multiboot = !ret && boot_is_multiboot(kernel, kernel_len);
+	if (!ret && cfg->initrd_path && multiboot)
+		ret = map_modules(cfg->initrd_path, mods, e);
+	else if (!ret && cfg->initrd_path)
 		ret = map_file(VM_INPUT_INITRD, "initrd", cfg->initrd_path, &initrd, &initrd_len, e);
 	if (!ret) {
 		in.kernel = kernel;
 		in.kernel_len = kernel_len;
 		in.initrd = initrd;
 		in.initrd_len = initrd_len;
+		in.modules = mods->mod;
+		in.nr_modules = mods->nr;
 		ret = boot_load(&vm->mem, &in, &vm->boot, why, sizeof(why));
 		if (ret == -E2BIG)
 			vm_fail(e, VM_INPUT_CMDLINE, ERROR_USAGE, "kernel command line: %s", why);
+		else if (ret && multiboot && strstr(why, "module"))
+			vm_fail(e, VM_INPUT_INITRD, ERROR_USAGE, "%s", why);
 		else if (ret == -ENOSPC && cfg->initrd_path && strstr(why, "initrd"))
 			vm_fail(e, VM_INPUT_INITRD, ERROR_USAGE, "initrd %s: %s", cfg->initrd_path, why);
 		else if (ret)
@@ -87,5 +158,7 @@ int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_
 		munmap((void *)kernel, kernel_len);
 	if (initrd_len)
 		munmap((void *)initrd, initrd_len);
+	unmap_modules(mods);
+	free(mods);
 	return ret;
 }

@@ -17,13 +17,16 @@
 
 #define VM_PAUSE_TIMEOUT_S 2               /* for every vCPU to leave KVM_RUN */
 
-void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
+/* vm_request_stop(), and the guest's exit status with VM_STOP_GUEST_EXIT: written only by the
+ * request that wins, read after vm_run() joined the vCPU threads. */
+static void request_stop(struct vm *vm, enum vm_stop_reason reason, unsigned status)
 {
 	int none = VM_STOP_NONE;
 	uint64_t one = 1;
 
 	if (!atomic_compare_exchange_strong(&vm->stop_reason, &none, (int)reason))
 		return;
+	vm->guest_exit_status = status;
 	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
 		log_err("cannot wake the main loop: %s", strerror(errno));
 	/* Parked vCPUs wake up to end. */
@@ -32,9 +35,19 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 	pthread_mutex_unlock(&vm->pause_lock);
 }
 
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
+{
+	request_stop(vm, reason, 0);
+}
+
 static void host_request_stop(struct dev_host *host, enum vm_stop_reason reason)
 {
 	vm_request_stop(host_vm(host), reason);
+}
+
+static void host_request_exit(struct dev_host *host, unsigned status)
+{
+	request_stop(host_vm(host), VM_STOP_GUEST_EXIT, status);
 }
 
 /* A stop request only has to wake the loop; vm_run() reads the reason. */
@@ -54,6 +67,7 @@ int vm_stop_init(struct vm *vm)
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->host.request_stop = host_request_stop;
+	vm->host.request_exit = host_request_exit;
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0)
 		return -errno;
@@ -210,6 +224,8 @@ enum vm_stop_reason vm_run(struct vm *vm)
 }
 
 int vm_stop_signal(const struct vm *vm) { return vm->stop_signal; }
+
+unsigned vm_guest_exit_status(const struct vm *vm) { return vm->guest_exit_status; }
 
 int vm_send_ctrl_alt_del(struct vm *vm)
 {

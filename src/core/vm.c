@@ -18,7 +18,11 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <asm/bootparam.h>
+
 #include "kiln/acpi.h"
+#include "kiln/boot.h"
+#include "kiln/fw_cfg.h"
 #include "kiln/layout.h"
 #include "kiln/log.h"
 #include "vm_internal.h"
@@ -191,6 +195,32 @@ static int create_memory(struct vm *vm, const struct vm_config *cfg, const struc
 	return vm->dirty ? 0 : error_set(e, ERROR_RUNTIME, "out of memory for the dirty page bitmap");
 }
 
+/* What fw_cfg, when the VM has one, tells the guest (QEMU's items for x86): vCPUs at boot and
+ * at most (no hot-plug), RAM in bytes, and the e820 map as the file etc/e820 (QEMU's struct
+ * e820_entry: le64 address, le64 length, le32 type, packed). Made again on a restore: items
+ * are not in snapshots. */
+_Static_assert(sizeof(struct boot_e820_entry) == 20, "etc/e820 entries are QEMU's packed layout");
+
+static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, struct error *e)
+{
+	struct fw_cfg *fw = vm_device_find(vm, &fw_cfg_class, NULL);
+	struct boot_e820_entry e820[E820_MAX_ENTRIES_ZEROPAGE];
+	unsigned n;
+	int ret;
+
+	if (!fw)
+		return 0;
+	n = boot_e820_build(&vm->mem, e820, E820_MAX_ENTRIES_ZEROPAGE);
+	ret = fw_cfg_add_le(fw, FW_CFG_NB_CPUS, cfg->nr_cpus, 2);
+	if (!ret)
+		ret = fw_cfg_add_le(fw, FW_CFG_MAX_CPUS, cfg->nr_cpus, 2);
+	if (!ret)
+		ret = fw_cfg_add_le(fw, FW_CFG_RAM_SIZE, vm->mem.size, 8);
+	if (!ret)
+		ret = fw_cfg_add_file(fw, "etc/e820", e820, n * sizeof(e820[0]));
+	return ret ? error_set(e, ERROR_RUNTIME, "fw_cfg items: %s", strerror(-ret)) : 0;
+}
+
 /* The devices and the PCI bus, and what the guest is told of them: ACPI (@acpi) and the
  * kernel command line (@cmdline, KILN_CMDLINE_MAX bytes, the configuration's first). */
 static int create_devices(struct vm *vm, const struct vm_config *cfg, struct acpi_config *acpi,
@@ -202,11 +232,31 @@ static int create_devices(struct vm *vm, const struct vm_config *cfg, struct acp
 		return error_set(e, ERROR_RUNTIME, "PCI bus: %s", strerror(-ret));
 	vm->host.pci = vm->pci;
 	ret = devmgr_create(&vm->devices, &vm->host, cfg, e);
+	if (!ret)
+		ret = fill_fw_cfg(vm, cfg, e);
 	if (ret)
 		return ret;
 	snprintf(cmdline, KILN_CMDLINE_MAX, "%s", cfg->cmdline);
 	devmgr_describe(&vm->devices, vm->pci, acpi, cmdline, KILN_CMDLINE_MAX);
 	return 0;
+}
+
+/* QEMU's PC, for which a multiboot kernel was built, always has fw_cfg: a fresh boot of one
+ * gets it when the configuration did not ask for it. Returns @cfg, or @copy with it added. */
+static const struct vm_config *with_implied_fw_cfg(const struct vm_config *cfg,
+						   struct vm_config *copy)
+{
+	static const struct fw_cfg_config implied;
+
+	for (unsigned i = 0; i < cfg->nr_devices; i++)
+		if (cfg->device[i].cls == &fw_cfg_class)
+			return cfg;
+	if (cfg->nr_devices == VM_MAX_DEVICES || !cfg->kernel_path ||
+	    !vm_kernel_is_multiboot(cfg->kernel_path))
+		return cfg;
+	*copy = *cfg;
+	copy->device[copy->nr_devices++] = (struct vm_device_config){ &fw_cfg_class, &implied };
+	return copy;
 }
 
 /* vm_create(), or with @snap and @mem vm_restore(): the same machine, whose memory and
@@ -219,6 +269,7 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	struct vm *vm = calloc(1, sizeof(*vm));
 	char *cmdline = calloc(1, KILN_CMDLINE_MAX);
 	struct timespec made, made_cpu;
+	struct vm_config boot_cfg;
 	int ret;
 
 	e->input = VM_INPUT_NONE;
@@ -267,7 +318,8 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	if (!ret)
 		ret = create_kvm_vm(vm, cfg, e);
 	if (!ret)
-		ret = create_devices(vm, cfg, &acpi, cmdline, e);
+		ret = create_devices(vm, snap ? cfg : with_implied_fw_cfg(cfg, &boot_cfg), &acpi,
+				     cmdline, e);
 	if (!ret && !snap)
 		ret = vm_load_guest(vm, cfg, &acpi, cmdline, e);
 	if (!ret)

@@ -53,6 +53,7 @@ struct vm {
 	int stop_efd;                   /* eventfd: a stop was requested */
 	_Atomic int stop_reason;        /* enum vm_stop_reason, first request wins */
 	int stop_signal;
+	unsigned guest_exit_status;     /* set by the request that stopped it with VM_STOP_GUEST_EXIT */
 	struct log_once unhandled_exit;
 	int uffd;                       /* restored with a Uffd memory backend: its userfaultfd */
 	int uffd_sock;                  /* and the connection to its page-fault handler */
@@ -86,7 +87,11 @@ void vm_irq_destroy(struct vm *vm);
 int vm_stop_init(struct vm *vm) __attribute__((warn_unused_result));
 void vm_stop_destroy(struct vm *vm);
 
-/* Lay out ACPI tables (@acpi), boot page tables, kernel, initrd and @cmdline in guest memory
+/* True when the file at @path is a kernel boot_load() takes as multiboot (its first 8192
+ * bytes say so); false too when it cannot be read (vm_load_guest() reports that). */
+bool vm_kernel_is_multiboot(const char *path);
+
+/* Lay out ACPI tables (@acpi), boot page tables, kernel, initrd or modules and @cmdline in guest memory
  * (load.c). Returns 0 or -errno with @e set (input: the kernel, initrd or command line at
  * fault). */
 struct acpi_config;

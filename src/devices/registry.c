@@ -5,6 +5,7 @@
 
 #include "kiln/acpi.h"
 #include "kiln/devices.h"
+#include "kiln/fw_cfg.h"
 #include "kiln/log.h"
 #include "kiln/virtio_balloon.h"
 #include "kiln/virtio_blk.h"
@@ -46,7 +47,9 @@ const struct device_class *const pc_platform_classes[] = {
 	NULL,
 };
 
+/* Platform devices first: vm_devices() lists what follows them. */
 const struct device_class *const device_classes[] = {
+	&debug_exit_class, &fw_cfg_class,
 	&virtio_blk_class, &virtio_net_class, &virtio_vsock_class, &virtio_balloon_class,
 	&virtio_console_class, &virtio_rng_class,
 	NULL,

@@ -244,6 +244,42 @@ static void test_rate_limits(void **state)
 	assert_non_null(strstr(err, "\"fast\""));
 }
 
+/* --debug-exit (QEMU's iobase/iosize, in the same word or the next) and --fw-cfg. */
+static void test_debug_exit_and_fw_cfg(void **state)
+{
+	const struct debug_exit_config *d;
+	struct vm_config *cfg;
+	char err[256], props[] = "iobase=0x501,iosize=2", bad[] = "iosize=3";
+	char same_word[] = "--debug-exit=iosize=4", past_end[] = "--debug-exit=iobase=0xffff,iosize=2";
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--debug-exit",
+			       "--fw-cfg"), CLI_RUN);
+	assert_int_equal(cfg->nr_devices, 2);
+	assert_ptr_equal(cfg->device[0].cls, &debug_exit_class);
+	assert_ptr_equal(cfg->device[1].cls, &fw_cfg_class);
+	d = cfg->device[0].config;
+	assert_int_equal(d->iobase, 0xf4);
+	assert_int_equal(d->iosize, 1);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--debug-exit", props),
+			 CLI_RUN);
+	d = cfg->device[0].config;
+	assert_int_equal(d->iobase, 0x501);
+	assert_int_equal(d->iosize, 2);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 4, same_word, "--kernel", "/k"),
+			 CLI_RUN);
+	d = cfg->device[0].config;
+	assert_int_equal(d->iobase, 0xf4);
+	assert_int_equal(d->iosize, 4);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--debug-exit", bad),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--debug-exit: \"iosize=3\""));
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--debug-exit",
+			       "--debug-exit"), -EINVAL);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 4, "--kernel", "/k", past_end),
+			 -EINVAL);
+	assert_non_null(strstr(err, "passes port 0xffff"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_machine_options),
 		cmocka_unit_test(test_net),
 		cmocka_unit_test(test_rate_limits),
+		cmocka_unit_test(test_debug_exit_and_fw_cfg),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,8 @@
  * paging on an identity map covering the kernel, zero page and command line, __BOOT_CS = 0x10
  * and __BOOT_DS = 0x18 as flat segments and RSI = the zero page. The PVH entry (Xen
  * docs/misc/pvh.pandoc) wants 32-bit protected mode, paging off, flat CS/DS, a busy TSS and
- * EBX = the hvm_start_info address.
+ * EBX = the hvm_start_info address. A Multiboot kernel (Multiboot 0.6.96 §3.2) enters as PVH
+ * does, with EAX = 0x2BADB002 and EBX = the multiboot info.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -129,6 +130,8 @@ static int setup_regs(int fd, const struct boot_info *boot)
 		regs.rsi = boot->params_gpa;
 	else
 		regs.rbx = boot->params_gpa;
+	if (boot->protocol == BOOT_MULTIBOOT)
+		regs.rax = BOOT_MULTIBOOT_MAGIC;
 	if (ioctl(fd, KVM_SET_REGS, &regs) < 0)
 		return -errno;
 	return 0;
