@@ -20,6 +20,7 @@ run again (bench/common.py). Run with `scripts/bench blk`.
 import argparse
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -95,11 +96,9 @@ def run_until(cmd, marker, timeout):
 def guest_fio(vmm, root, data):
     cmdline = "console=ttyS0 root=/dev/vda ro quiet init=/usr/local/sbin/kiln-fio"
     _, out = run_until(vmm_command(vmm, root, data, cmdline), "KILN-FIO-END", 600)
-    results = {}
-    for line in out.splitlines():
-        words = line.strip().split()
-        if len(words) == 5 and words[0] == "KILN-FIO":
-            results[words[1]] = fio_metric(*words[1:])
+    # Found anywhere in the output: a kernel message may share the line (the console is shared).
+    results = {m[0]: fio_metric(*m) for m in
+               re.findall(r"KILN-FIO (\w+) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?)", out)}
     if len(results) != len(JOBS):
         raise RepetitionFailed(f"{vmm}: fio results missing; output tail:\n{out[-2000:]}")
     return results

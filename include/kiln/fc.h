@@ -178,6 +178,22 @@ struct fc_snapshot_load {
 int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, char *err,
 			 size_t errlen) __attribute__((warn_unused_result));
 
+/* A live migration's destination, once the stream's configuration @config (@len bytes of
+ * JSON, the source's; untrusted) has arrived and before its memory has: make the VM it
+ * describes with this host's resources (p->host_config, as fc_config_incoming() says) and p->mem
+ * without its vCPUs and state (vm_restore_prepare()), so that fc_api_snapshot_load() of the
+ * stream's image later only finishes it and the downtime does not include building the
+ * machine. A VM with a qcow2 disk is not prepared (its image's tables change until the source
+ * pauses) and loads whole later. Returns 0, or -errno with an "Incoming migration: " message
+ * in @err (nothing made). */
+int fc_api_migration_prepare(struct fc_api *api, const struct fc_snapshot_load *p,
+			     const char *config, size_t len, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Drop what fc_api_migration_prepare() made (the stream failed afterwards); nothing when it
+ * made nothing. */
+void fc_api_migration_drop(struct fc_api *api);
+
 /* The VM InstanceStart created, or NULL while none. */
 struct vm *fc_api_vm(struct fc_api *api);
 

@@ -51,6 +51,18 @@ int vm_restore(const struct vm_config *cfg, const struct snap_reader *snap,
 	       const struct vm_mem_backend *mem, struct loop *loop, struct vm **out,
 	       struct error *e) __attribute__((warn_unused_result));
 
+/* vm_restore() in two halves, for a live migration's destination, which makes the machine
+ * while the source still pre-copies memory: vm_restore_prepare() builds what @cfg describes
+ * (memory from @mem, the KVM VM and its interrupt controllers, every device with its host
+ * resources opened) but no vCPU and no state; vm_restore_finish() then makes the vCPUs with the
+ * CPUID @snap records and loads every state from it. Between the two nothing runs. Each returns
+ * 0 or -errno with @e set as vm_restore(); after a failure of either, vm_destroy() the VM. */
+int vm_restore_prepare(const struct vm_config *cfg, const struct vm_mem_backend *mem,
+		       struct loop *loop, struct vm **out, struct error *e)
+	__attribute__((warn_unused_result));
+int vm_restore_finish(struct vm *vm, const struct snap_reader *snap, struct error *e)
+	__attribute__((warn_unused_result));
+
 /* What vm_snapshot() writes. */
 struct vm_snapshot_params {
 	const char *state_path;      /* the snapshot file (kiln's format, include/kiln/snapshot.h) */
@@ -110,11 +122,17 @@ struct vm_incoming {
 
 /* Take one source's migration stream from @ch (connected and secured, see
  * include/kiln/mig_channel.h; taken over): guest memory into a memfd sized as the source says
- * (at most this host's RAM) and the paused VM's snapshot image. Every record is checked: a
+ * (at most this host's RAM) and the paused VM's snapshot image. When the source sends its
+ * configuration first (@config, @len bytes, untrusted), @prepare (may be NULL) gets it with
+ * in->memfd and in->mem_bytes set, before any page: the caller makes the machine while the
+ * source pre-copies (vm_restore_prepare()); a failure it returns (-errno, message in @err)
+ * ends this call once the stream has, as a failed restore would. Every record is checked: a
  * malformed one ends the stream. Blocks until the stream ends. Returns 0, or -errno with a
  * message in @err (the source told 'F', nothing kept). */
-int vm_migrate_receive(struct mig_channel *ch, struct vm_incoming *in, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+int vm_migrate_receive(struct mig_channel *ch, struct vm_incoming *in,
+		       int (*prepare)(void *opaque, const struct vm_incoming *in,
+				      const char *config, size_t len, char *err, size_t errlen),
+		       void *opaque, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Tell the source whether the guest runs here now (@ok: it ends; else it resumes) and release
  * what vm_migrate_receive() kept, the channel included (a restored VM keeps its own mapping of

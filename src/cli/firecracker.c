@@ -400,6 +400,21 @@ static int load_creds(struct fc_run *r, char *err, size_t errlen)
 	return ret ? -EINVAL : 0;
 }
 
+struct incoming {
+	struct fc_api *api;
+	struct fc_run *r;
+};
+
+/* The stream's configuration arrived: make the machine while the memory comes. */
+static int prepare_incoming(void *opaque, const struct vm_incoming *in, const char *config,
+			    size_t len, char *err, size_t errlen)
+{
+	struct incoming *c = opaque;
+
+	c->r->load.mem = (struct vm_mem_backend){ .type = VM_MEM_SHARED_FD, .fd = in->memfd };
+	return fc_api_migration_prepare(c->api, &c->r->load, config, len, err, errlen);
+}
+
 /* kiln restore --incoming: take a migration's memory and state over a secured channel,
  * restore the VM from them with this host's resources (--config-file) and tell the source
  * whether it runs here. */
@@ -424,14 +439,17 @@ static int load_incoming(struct fc_api *api, struct fc_run *r, char *err, size_t
 		mig_channel_close(ch);
 		return -EIO;
 	}
-	ret = vm_migrate_receive(ch, &in, err, errlen);
-	if (ret)
-		return ret == -EINVAL ? -EINVAL : -EIO;
 	r->load.snapshot_path = r->incoming; /* names the image in messages */
+	r->load.host_config = r->root;
+	ret = vm_migrate_receive(ch, &in, prepare_incoming, &(struct incoming){ api, r }, err,
+				 errlen);
+	if (ret) {
+		fc_api_migration_drop(api);
+		return ret == -EINVAL ? -EINVAL : -EIO;
+	}
 	r->load.image = in.state;
 	r->load.image_len = in.state_len;
 	r->load.mem = (struct vm_mem_backend){ .type = VM_MEM_SHARED_FD, .fd = in.memfd };
-	r->load.host_config = r->root;
 	in.state = NULL; /* the load takes the image */
 	ret = fc_api_snapshot_load(api, &r->load, err, errlen);
 	vm_incoming_release(&in, ret == 0);

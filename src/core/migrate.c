@@ -4,6 +4,9 @@
  *
  * The source streams records (struct mig_rec, little-endian) to the destination:
  *   HELLO  a = guest memory bytes, b = snapshot format version
+ *   CONFIG b = bytes, then the VM's configuration (the text the state's "config" section
+ *          repeats), so that the destination makes the machine while pre-copy runs; a
+ *          destination takes a stream without it (an older source) and makes it at STATE
  *   PAGES  a = offset into guest memory, b = bytes (whole pages, at most MIG_RUN_BYTES), data
  *   STATE  b = bytes, then a snapshot image (include/kiln/snapshot.h) of the paused VM
  * and the destination answers one byte: 'K' once the VM is restored and running there, 'F'
@@ -39,7 +42,8 @@
 
 #define MIG_MAGIC 0x4d4e4c4bu /* "KLNM", in every record's flags */
 
-enum { MIG_HELLO = 1, MIG_PAGES = 2, MIG_STATE = 3 };
+enum { MIG_HELLO = 1, MIG_PAGES = 2, MIG_STATE = 3, MIG_CONFIG = 4 };
+#define MIG_CONFIG_MAX (1u << 20)
 
 struct mig_rec {
 	uint32_t type, flags;
@@ -56,6 +60,9 @@ struct vm_migration {
 	int final_ret;                   /* ... with this result */
 	char final_err[256];
 	uint64_t paused_at;
+	/* The downtime's parts (µs after paused_at): device and vCPU state saved, the last dirty
+	 * pages sent, the state sent; the rest is the destination's restore and answer. */
+	uint64_t saved_us, pages_us, state_us, state_bytes;
 	pthread_cond_t final_cond;
 	char *config;
 	size_t config_len;
@@ -157,7 +164,7 @@ static void final_round(void *opaque)
 	struct snap_writer w = { 0 };
 	uint8_t *image = NULL;
 	char err[256] = "";
-	size_t len;
+	size_t len = 0;
 	int64_t pages = 0;
 	int ret;
 
@@ -167,12 +174,14 @@ static void final_round(void *opaque)
 	m->paused_at = now_us();
 	if (!ret)
 		ret = vm_save_state(vm, m->config, m->config_len, &w, err, sizeof(err));
+	m->saved_us = now_us() - m->paused_at;
 	if (!ret && (ret = vm_collect_dirty(vm)))
 		snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
 	if (!ret && (pages = send_pages(vm, m->ch, true)) < 0) {
 		ret = (int)pages;
 		snprintf(err, sizeof(err), "last round: %s", strerror(-ret));
 	}
+	m->pages_us = now_us() - m->paused_at;
 	if (!ret && (ret = snap_writer_image(&w, &image, &len))) {
 		if (ret == -EINVAL)
 			snprintf(err, sizeof(err), "state section \"%s\" is invalid", w.invalid_name);
@@ -181,6 +190,8 @@ static void final_round(void *opaque)
 	}
 	if (!ret && (ret = send_rec(m->ch, MIG_STATE, 0, len, image)))
 		snprintf(err, sizeof(err), "sending the state: %s", strerror(-ret));
+	m->state_us = now_us() - m->paused_at;
+	m->state_bytes = len;
 	free(image);
 	snap_writer_free(&w);
 	if (!ret)
@@ -230,6 +241,8 @@ static void *migrate_thread(void *arg)
 	ret = mig_channel_handshake(m->ch, m->host, err, sizeof(err));
 	if (!ret)
 		ret = send_rec(m->ch, MIG_HELLO, vm->mem.size, SNAP_FORMAT_VERSION, NULL);
+	if (!ret && m->config_len && m->config_len <= MIG_CONFIG_MAX)
+		ret = send_rec(m->ch, MIG_CONFIG, 0, m->config_len, m->config);
 	if (!ret && (ret = start_dirty_log(vm)))
 		snprintf(err, sizeof(err), "dirty logging: %s", strerror(-ret));
 	for (unsigned round = 0; !ret && round < MIG_MAX_ROUNDS; round++) {
@@ -261,6 +274,10 @@ static void *migrate_thread(void *arg)
 	log_info("migration completed: %" PRIu64 " us in all, downtime %" PRIu64 " us, %u rounds, "
 		 "%" PRIu64 " MiB sent", m->status.total_us, m->status.downtime_us, m->status.rounds,
 		 m->status.bytes >> 20);
+	log_info("migration downtime: state saved at %" PRIu64 " us, last %" PRIu64 " pages sent "
+		 "at %" PRIu64 " us, %" PRIu64 " bytes of state at %" PRIu64 " us, the destination "
+		 "running at %" PRIu64 " us", m->saved_us, m->status.last_round_pages, m->pages_us,
+		 m->state_bytes, m->state_us, m->status.downtime_us);
 	pthread_mutex_unlock(&m->lock);
 	vm_request_stop(vm, VM_STOP_MIGRATED);
 	return NULL;
@@ -398,12 +415,32 @@ static int hello(const struct mig_rec *r, struct vm_incoming *in, uint8_t **map,
 	return 0;
 }
 
-int vm_migrate_receive(struct mig_channel *ch, struct vm_incoming *in, char *err,
-		       size_t errlen)
+/* CONFIG: the configuration text to @prepare. A failure to prepare is kept for the end of the
+ * stream (*@failed, its message in @err): the source then hears 'F' as it would have from a
+ * restore at STATE. */
+static int config(struct mig_channel *ch, const struct mig_rec *r, struct vm_incoming *in,
+		  int (*prepare)(void *, const struct vm_incoming *, const char *, size_t, char *,
+				 size_t),
+		  void *opaque, int *failed, char *err, size_t errlen)
+{
+	char *text = malloc(r->b);
+	int ret = text ? mig_channel_recv(ch, text, r->b) : -ENOMEM;
+
+	if (!ret && prepare)
+		*failed = prepare(opaque, in, text, r->b, err, errlen);
+	free(text);
+	return ret;
+}
+
+int vm_migrate_receive(struct mig_channel *ch, struct vm_incoming *in,
+		       int (*prepare)(void *opaque, const struct vm_incoming *in,
+				      const char *config, size_t len, char *err, size_t errlen),
+		       void *opaque, char *err, size_t errlen)
 {
 	uint8_t *map = NULL;
 	struct mig_rec r;
-	int ret;
+	bool configured = false;
+	int ret, failed = 0;
 
 	*in = (struct vm_incoming){ .memfd = -1, .ch = ch };
 	if (errlen)
@@ -420,6 +457,9 @@ int vm_migrate_receive(struct mig_channel *ch, struct vm_incoming *in, char *err
 		} else if (r.type == MIG_PAGES && r.b && !(r.a % PAGE) && !(r.b % PAGE) &&
 		    r.b <= MIG_RUN_BYTES && r.a <= in->mem_bytes && r.b <= in->mem_bytes - r.a) {
 			ret = mig_channel_recv(ch, map + r.a, r.b);
+		} else if (r.type == MIG_CONFIG && !configured && r.b && r.b <= MIG_CONFIG_MAX) {
+			configured = true;
+			ret = config(ch, &r, in, prepare, opaque, &failed, err, errlen);
 		} else if (r.type == MIG_STATE && r.b && r.b <= MIG_STATE_MAX) {
 			in->state = malloc(r.b);
 			in->state_len = r.b;
@@ -431,6 +471,7 @@ int vm_migrate_receive(struct mig_channel *ch, struct vm_incoming *in, char *err
 	}
 	if (map)
 		munmap(map, in->mem_bytes);
+	ret = ret ?: failed;
 	if (ret && !err[0])
 		snprintf(err, errlen, "migration stream: %s", strerror(-ret));
 	if (ret)

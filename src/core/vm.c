@@ -176,20 +176,20 @@ out_errno:
 	return error_set(e, ERROR_RUNTIME, "%s: %s", step, strerror(errno));
 }
 
-/* Guest RAM: fresh, or (@snap) the snapshot's; with dirty tracking, its bitmap. */
-static int create_memory(struct vm *vm, const struct vm_config *cfg, const struct snap_reader *snap,
+/* Guest RAM: fresh, or (@restore) a snapshot's from @mem; with dirty tracking, its bitmap. */
+static int create_memory(struct vm *vm, const struct vm_config *cfg, bool restore,
 			 const struct vm_mem_backend *mem, struct error *e)
 {
-	int ret = snap ? vm_restore_memory(vm, cfg, mem, e) : 0;
+	int ret = restore ? vm_restore_memory(vm, cfg, mem, e) : 0;
 
-	if (!snap && guest_mem_alloc(&vm->mem, cfg->mem_bytes, cfg->huge_pages))
+	if (!restore && guest_mem_alloc(&vm->mem, cfg->mem_bytes, cfg->huge_pages))
 		return vm_fail(e, VM_INPUT_MEMORY, ERROR_RUNTIME, "cannot reserve %" PRIu64
 			       " MiB of guest memory%s", cfg->mem_bytes >> 20, cfg->huge_pages ?
 			       " in 2 MiB huge pages (the host's pool: /proc/sys/vm/nr_hugepages)" : "");
 	if (ret || !cfg->track_dirty_pages)
 		return ret;
 	vm->track_dirty = vm->user_track_dirty = true;
-	vm->diff_ready = snap != NULL; /* a restored guest's diffs are against the snapshot */
+	vm->diff_ready = restore; /* a restored guest's diffs are against the snapshot */
 	vm->dirty = calloc((cfg->mem_bytes / 4096 + 63) / 64, sizeof(uint64_t));
 	vm->mem.dirty = vm->dirty;
 	return vm->dirty ? 0 : error_set(e, ERROR_RUNTIME, "out of memory for the dirty page bitmap");
@@ -259,11 +259,10 @@ static const struct vm_config *with_implied_fw_cfg(const struct vm_config *cfg,
 	return copy;
 }
 
-/* vm_create(), or with @snap and @mem vm_restore(): the same machine, whose memory and
- * state then come from the snapshot instead of the boot files. */
-static int build(const struct vm_config *cfg, const struct snap_reader *snap,
-		 const struct vm_mem_backend *mem, struct loop *loop, struct vm **out,
-		 struct error *e)
+/* vm_create(), or with @restore and @mem vm_restore_prepare(): the same machine, whose memory
+ * (and later vCPUs and state) then come from a snapshot instead of the boot files. */
+static int build(const struct vm_config *cfg, bool restore, const struct vm_mem_backend *mem,
+		 struct loop *loop, struct vm **out, struct error *e)
 {
 	struct acpi_config acpi = { .nr_cpus = cfg->nr_cpus };
 	struct vm *vm = calloc(1, sizeof(*vm));
@@ -309,23 +308,21 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 					strerror(errno));
 		vm->host.console_out_fd = vm->serial_fd;
 	}
-	if (!ret && !snap)
+	if (!ret && !restore)
 		ret = check_cpu_template(cfg, e);
 	if (!ret)
-		ret = create_memory(vm, cfg, snap, mem, e);
+		ret = create_memory(vm, cfg, restore, mem, e);
 	if (!ret)
 		ret = check_kvm(vm, cfg, e);
 	if (!ret)
 		ret = create_kvm_vm(vm, cfg, e);
 	if (!ret)
-		ret = create_devices(vm, snap ? cfg : with_implied_fw_cfg(cfg, &boot_cfg), &acpi,
+		ret = create_devices(vm, restore ? cfg : with_implied_fw_cfg(cfg, &boot_cfg), &acpi,
 				     cmdline, e);
-	if (!ret && !snap)
+	if (!ret && !restore)
 		ret = vm_load_guest(vm, cfg, &acpi, cmdline, e);
-	if (!ret)
-		ret = vm_create_vcpus(vm, snap, e);
-	if (!ret && snap)
-		ret = vm_restore_state(vm, snap, e);
+	if (!ret && !restore)
+		ret = vm_create_vcpus(vm, NULL, e);
 	free(cmdline);
 	if (ret) {
 		vm_destroy(vm);
@@ -337,14 +334,33 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 
 int vm_create(const struct vm_config *cfg, struct loop *loop, struct vm **out, struct error *e)
 {
-	return build(cfg, NULL, NULL, loop, out, e);
+	return build(cfg, false, NULL, loop, out, e);
+}
+
+int vm_restore_prepare(const struct vm_config *cfg, const struct vm_mem_backend *mem,
+		       struct loop *loop, struct vm **out, struct error *e)
+{
+	return build(cfg, true, mem, loop, out, e);
+}
+
+int vm_restore_finish(struct vm *vm, const struct snap_reader *snap, struct error *e)
+{
+	e->input = VM_INPUT_NONE;
+	return vm_create_vcpus(vm, snap, e) ?: vm_restore_state(vm, snap, e);
 }
 
 int vm_restore(const struct vm_config *cfg, const struct snap_reader *snap,
 	       const struct vm_mem_backend *mem, struct loop *loop, struct vm **out,
 	       struct error *e)
 {
-	return build(cfg, snap, mem, loop, out, e);
+	struct vm *vm;
+	int ret = vm_restore_prepare(cfg, mem, loop, &vm, e);
+
+	if (!ret && (ret = vm_restore_finish(vm, snap, e)))
+		vm_destroy(vm);
+	if (!ret)
+		*out = vm;
+	return ret;
 }
 
 void *vm_device_find(struct vm *vm, const struct device_class *cls, const char *id)

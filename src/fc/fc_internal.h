@@ -180,6 +180,12 @@ struct fc_api {
 	struct mmds *mmds;
 	struct timespec start, start_cpu; /* when kiln started */
 	bool pci;                /* --enable-pci: virtio-pci instead of virtio-mmio */
+	/* A live migration's VM, made from the stream's configuration while the source still
+	 * pre-copies (fc_api_migration_prepare()), until its state arrives: */
+	struct vm *prepared;
+	json_t *prepared_doc;    /* the document it was made from (cfg's strings point into it) */
+	char *prepared_config;   /* the stream's configuration, which the state must repeat */
+	size_t prepared_len;
 };
 
 /* One request a route's handler answers. */

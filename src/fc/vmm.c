@@ -4,15 +4,18 @@
  * snapshot load, PUT /actions and PATCH /vm (pause, resume).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fc_internal.h"
 #include "kiln/fc.h"
 #include "kiln/log.h"
+#include "kiln/qcow2.h"
 #include "kiln/snapshot.h"
 #include "kiln/x86.h"
 
@@ -123,19 +126,13 @@ static int apply_overrides(json_t *doc, const struct fc_snapshot_load *p, char *
 	return 0;
 }
 
-int fc_snapshot_config(const struct snap_reader *snap, const struct fc_snapshot_load *p,
-		       json_t **out, char *err, size_t errlen)
+/* The document of a snapshot's configuration @text (@len bytes): for a migration checked
+ * against this host's (fc_config_incoming()), then @p's overrides applied. */
+static int config_doc(const char *text, size_t len, const struct fc_snapshot_load *p,
+		      json_t **out, char *err, size_t errlen)
 {
-	const char *text;
 	json_t *doc, *machine;
-	uint32_t version;
-	size_t len;
 
-	if (!snap_get(snap, "config", 0, &version, &len))
-		return fc_error(err, errlen, "snapshot_path %s: no configuration section",
-				p->snapshot_path);
-	if (!(text = snap_get_section(snap, "config", 0, 1, &version, &len, err, errlen)))
-		return -EINVAL;
 	if (!(doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL)))
 		return fc_error(err, errlen, "snapshot_path %s: its configuration is not JSON",
 				p->snapshot_path);
@@ -157,12 +154,144 @@ int fc_snapshot_config(const struct snap_reader *snap, const struct fc_snapshot_
 	return 0;
 }
 
+/* The configuration section of @snap: its text, *@len bytes; NULL with @err set. */
+static const char *config_text(const struct snap_reader *snap, const struct fc_snapshot_load *p,
+			       size_t *len, char *err, size_t errlen)
+{
+	uint32_t version;
+
+	if (!snap_get(snap, "config", 0, &version, len)) {
+		fc_error(err, errlen, "snapshot_path %s: no configuration section", p->snapshot_path);
+		return NULL;
+	}
+	return snap_get_section(snap, "config", 0, 1, &version, len, err, errlen);
+}
+
+int fc_snapshot_config(const struct snap_reader *snap, const struct fc_snapshot_load *p,
+		       json_t **out, char *err, size_t errlen)
+{
+	size_t len;
+	const char *text = config_text(snap, p, &len, err, errlen);
+
+	return text ? config_doc(text, len, p, out, err, errlen) : -EINVAL;
+}
+
 /* Whether @doc configures boot-specific resources, after which Firecracker refuses a snapshot
  * load: any key but "cpu-config" (its PUT /cpu-config leaves rpc_interface.rs's boot_path
  * unset), which the snapshot's configuration then replaces. */
 static bool boot_configured(json_t *doc)
 {
 	return json_object_size(doc) > (json_object_get(doc, "cpu-config") ? 1u : 0u);
+}
+
+/* Whether a disk of @c is a qcow2 image (by its format or, unnamed, its magic). */
+static bool any_qcow2(const struct fc_config *c)
+{
+	for (unsigned i = 0; i < c->nr_disks; i++) {
+		int fd = c->disk[i].format == DISK_FORMAT_AUTO ?
+			 open(c->disk[i].path, O_RDONLY | O_CLOEXEC) : -1;
+		bool qcow2 = c->disk[i].format == DISK_FORMAT_QCOW2 || (fd >= 0 && qcow2_probe(fd));
+
+		if (fd >= 0)
+			close(fd);
+		if (qcow2)
+			return true;
+	}
+	return false;
+}
+
+/* The configuration document @doc parsed into api->cfg (its strings point into @doc), ready
+ * for a VM. */
+static int parse_for_restore(struct fc_api *api, json_t *doc, const struct fc_snapshot_load *p,
+			     char *err, size_t errlen)
+{
+	fc_config_release(&api->cfg);
+	/* A restore loads no kernel: a migration's operator may leave the boot source out. */
+	if (fc_config_parse(doc, !p->migration, &api->cfg, err, errlen)) {
+		fc_config_release(&api->cfg);
+		return -EINVAL;
+	}
+	prepare_config(api);
+	api->cfg.cfg.clock_realtime = p->clock_realtime;
+	return 0;
+}
+
+int fc_api_migration_prepare(struct fc_api *api, const struct fc_snapshot_load *p,
+			     const char *config, size_t len, char *err, size_t errlen)
+{
+	struct error e = { .kind = ERROR_USAGE };
+	json_t *doc = NULL;
+	char why[700];
+	int ret = config_doc(config, len, p, &doc, why, sizeof(why));
+
+	if (!ret)
+		ret = parse_for_restore(api, doc, p, why, sizeof(why));
+	if (!ret && any_qcow2(&api->cfg)) {
+		log_info("migration: a qcow2 disk: the VM is made when the source has paused");
+		fc_config_release(&api->cfg);
+		json_decref(doc);
+		return 0;
+	}
+	if (!ret && !(api->prepared_config = malloc(len ? len : 1)))
+		ret = error_set(&e, ERROR_RUNTIME, "out of memory");
+	if (!ret && (ret = vm_restore_prepare(&api->cfg.cfg, &p->mem, api->loop, &api->prepared,
+					      &e)))
+		snprintf(why, sizeof(why), "%s", e.msg);
+	if (ret) {
+		free(api->prepared_config);
+		api->prepared_config = NULL;
+		api->prepared = NULL;
+		fc_config_release(&api->cfg);
+		json_decref(doc);
+		snprintf(err, errlen, "Incoming migration: %s", why);
+		return ret;
+	}
+	memcpy(api->prepared_config, config, len);
+	api->prepared_len = len;
+	api->prepared_doc = doc;
+	log_info("migration: the microVM is made while the source pre-copies its memory");
+	return 0;
+}
+
+void fc_api_migration_drop(struct fc_api *api)
+{
+	if (!api->prepared)
+		return;
+	vm_destroy(api->prepared);
+	api->prepared = NULL;
+	fc_config_release(&api->cfg);
+	json_decref(api->prepared_doc);
+	api->prepared_doc = NULL;
+	free(api->prepared_config);
+	api->prepared_config = NULL;
+}
+
+/* The VM fc_api_migration_prepare() made, finished with the state in @snap, whose configuration
+ * must be the one the stream began with. Returns 0 with api->vm set and *@doc the document, or
+ * -errno with @e set (the prepared VM dropped). */
+static int finish_prepared(struct fc_api *api, const struct snap_reader *snap,
+			   const struct fc_snapshot_load *p, json_t **doc, struct error *e)
+{
+	size_t len;
+	const char *text = config_text(snap, p, &len, e->msg, sizeof(e->msg));
+	int ret = text ? 0 : -EINVAL;
+
+	if (!ret && (len != api->prepared_len || memcmp(text, api->prepared_config, len)))
+		ret = error_set(e, ERROR_USAGE, "the state's configuration is not the one the stream "
+				"began with");
+	if (!ret)
+		ret = vm_restore_finish(api->prepared, snap, e);
+	if (ret) {
+		fc_api_migration_drop(api);
+		return ret;
+	}
+	api->vm = api->prepared;
+	*doc = api->prepared_doc;
+	api->prepared = NULL;
+	api->prepared_doc = NULL;
+	free(api->prepared_config);
+	api->prepared_config = NULL;
+	return 0;
 }
 
 int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, char *err,
@@ -185,17 +314,16 @@ int fc_api_snapshot_load(struct fc_api *api, const struct fc_snapshot_load *p, c
 	ret = p->image ? snap_reader_take(&snap, p->image, p->image_len, p->snapshot_path, why,
 					  sizeof(why))
 		       : snap_reader_open(&snap, p->snapshot_path, why, sizeof(why));
-	if (!ret)
-		ret = fc_snapshot_config(&snap, p, &doc, why, sizeof(why));
-	fc_config_release(&api->cfg);
-	/* A restore loads no kernel: a migration's operator may leave the boot source out. */
-	if (!ret && (ret = fc_config_parse(doc, !p->migration, &api->cfg, why, sizeof(why))))
-		ret = -EINVAL;
-	if (!ret) {
-		prepare_config(api);
-		api->cfg.cfg.clock_realtime = p->clock_realtime;
-		ret = vm_restore(&api->cfg.cfg, &snap, &p->mem, api->loop, &api->vm, &e);
-		if (ret) {
+	if (!ret && api->prepared) {
+		if ((ret = finish_prepared(api, &snap, p, &doc, &e)))
+			snprintf(why, sizeof(why), "%s", e.msg);
+	} else {
+		if (!ret)
+			ret = fc_snapshot_config(&snap, p, &doc, why, sizeof(why));
+		if (!ret)
+			ret = parse_for_restore(api, doc, p, why, sizeof(why));
+		if (!ret && (ret = vm_restore(&api->cfg.cfg, &snap, &p->mem, api->loop, &api->vm,
+					      &e))) {
 			api->vm = NULL;
 			snprintf(why, sizeof(why), "%s", e.msg);
 		}
@@ -350,6 +478,7 @@ struct vm *fc_api_vm(struct fc_api *api) { return api->vm; }
 
 void fc_api_stop(struct fc_api *api)
 {
+	fc_api_migration_drop(api);
 	http_stop(api->http);
 	fc_metrics_free(api->metrics);
 	mmds_free(api->mmds);

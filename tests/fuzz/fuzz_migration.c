@@ -2,7 +2,8 @@
 /* libFuzzer target: a hostile migration source against the destination. The input becomes
  * the byte stream a source sends, written into a socketpair and taken by the receive path as
  * `kiln restore --incoming fd:N --insecure-plain-tcp` takes it (mig_channel_open(), then
- * vm_migrate_receive(): HELLO, PAGES and STATE records into a memfd and a snapshot image);
+ * vm_migrate_receive(): HELLO, CONFIG, PAGES and STATE records into a memfd and a snapshot
+ * image, the CONFIG's text through the same checks as the image's, as the prepare step takes it);
  * a stream it accepts then goes as far as a restore goes without KVM: the snapshot container
  * (snap_reader_take), its "config" section, fc_snapshot_config() with the destination's
  * checks (fc_config_incoming(): against the operator's --config-file, or with none) and
@@ -10,7 +11,8 @@
  *
  * The first byte chooses: bits 0-1 the shape of the stream, bit 2 whether the destination
  * has its operator's configuration (the document below), bit 3 --track-dirty-pages, bit 4
- * the HELLO's snapshot format (1 or 2).
+ * the HELLO's snapshot format (1 or 2), bit 5 (modes 2 and 3) a CONFIG record with the
+ * configuration before the pages.
  *   0  the rest as it is: records of any type, flags and fields, data or not;
  *   1  a valid HELLO, then records whose headers (type, a, b; the magic right) and data come
  *      from the input;
@@ -22,6 +24,7 @@
  * AddressSanitizer turns any read or write outside a buffer into a crash; the target also
  * checks that a configuration the destination accepts names only the operator's resources.
  * Build and run: scripts/fuzz [SECONDS]. */
+#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,7 +45,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* The stream's records, as src/core/migrate.c writes them (little-endian x86-64). */
 #define MAGIC 0x4d4e4c4bu
-enum { HELLO = 1, PAGES = 2, STATE = 3 };
+enum { HELLO = 1, PAGES = 2, STATE = 3, CONFIG = 4 };
 struct rec {
 	uint32_t type, flags;
 	uint64_t a, b;
@@ -158,7 +161,7 @@ static uint64_t take_u64(struct input *in)
 static void records(struct stream *s, struct input *in)
 {
 	while (in->left && s->len < STREAM_MAX) {
-		uint8_t type = take_u8(in) & 3;
+		uint8_t type = take_u8(in) % 5;
 		uint64_t a = take_u64(in), b = take_u64(in) & 0xfffff; /* up to a run's 1 MiB */
 		size_t n = b < in->left ? (size_t)b : in->left;
 
@@ -197,38 +200,84 @@ static char *edited(struct input *in)
 	return text;
 }
 
-/* Modes 2 and 3: a HELLO, up to three pages, and a well-formed snapshot with @config. */
-static void framed(struct stream *s, struct input *in, uint32_t format, bool edit)
+/* Modes 2 and 3: a HELLO, with @early the configuration, up to three pages, and a well-formed
+ * snapshot with the configuration. */
+static void framed(struct stream *s, struct input *in, uint32_t format, bool edit, bool early)
 {
 	struct snap_writer w = { 0 };
-	uint8_t page[PAGE], *image = NULL;
+	uint8_t page[3][PAGE], *image = NULL;
+	uint64_t at[3];
 	unsigned pages = take_u8(in) % 4;
 	char *config = NULL;
-	size_t len = 0;
+	const char *text;
+	size_t len = 0, text_len;
 
-	put_rec(s, HELLO, GUEST_BYTES, format);
 	for (unsigned i = 0; i < pages; i++) {
-		uint64_t at = (uint64_t)take_u8(in) * 16 * PAGE;
-		size_t n = in->left < PAGE ? in->left : PAGE;
+		size_t n;
 
-		memset(page, 0, sizeof(page));
-		memcpy(page, in->p, n);
+		at[i] = (uint64_t)take_u8(in) * 16 * PAGE;
+		n = in->left < PAGE ? in->left : PAGE;
+		memset(page[i], 0, PAGE);
+		memcpy(page[i], in->p, n);
 		in->p += n;
 		in->left -= n;
-		put_rec(s, PAGES, at, PAGE);
-		put(s, page, PAGE);
 	}
 	if (edit)
 		config = edited(in);
-	snap_put(&w, "config", 0, 1, config ? config : (const char *)in->p,
-		 config ? strlen(config) : in->left);
-	free(config);
+	text = config ? config : (const char *)in->p;
+	text_len = config ? strlen(config) : in->left;
+	put_rec(s, HELLO, GUEST_BYTES, format);
+	if (early) {
+		put_rec(s, CONFIG, 0, text_len);
+		put(s, text, text_len);
+	}
+	for (unsigned i = 0; i < pages; i++) {
+		put_rec(s, PAGES, at[i], PAGE);
+		put(s, page[i], PAGE);
+	}
+	snap_put(&w, "config", 0, 1, text, text_len);
 	if (!snap_writer_image(&w, &image, &len)) {
 		put_rec(s, STATE, 0, len);
 		put(s, image, len);
 	}
+	free(config);
 	free(image);
 	snap_writer_free(&w);
+}
+
+/* An accepted configuration @doc (taken): with the operator's file, the document is the
+ * operator's; without it, no host resource may come from the stream. */
+static void check_config(json_t *doc, bool with_operator)
+{
+	struct fc_config c;
+	char err[900];
+
+	if (with_operator && !json_equal(json_object_get(doc, "drives"),
+					 json_object_get(operator, "drives")))
+		abort();
+	if (fc_config_parse(doc, false, &c, err, sizeof(err)) == 0 && !with_operator &&
+	    (c.nr_disks || c.nr_nets || c.vsock.uds_path || c.log_path || c.metrics_path))
+		abort();
+	fc_config_release(&c);
+	json_decref(doc);
+}
+
+/* The prepare step of an early configuration, up to where it would need KVM: the same checks
+ * as the image's (check_config below). */
+static int prepare(void *opaque, const struct vm_incoming *in, const char *config, size_t len,
+		   char *err, size_t errlen)
+{
+	bool with_operator = *(const bool *)opaque;
+	json_t *doc = json_loadb(config, len, JSON_REJECT_DUPLICATES, NULL), *mine;
+
+	if (!doc)
+		return -EINVAL;
+	mine = fc_config_incoming(doc, with_operator ? operator : NULL, err, errlen);
+	json_decref(doc);
+	if (!mine)
+		return -EINVAL;
+	check_config(mine, with_operator);
+	return 0;
 }
 
 /* What the restore makes of an accepted stream, up to where it would need KVM. */
@@ -238,23 +287,12 @@ static void restore_config(struct vm_incoming *in, bool with_operator, bool dirt
 				      .host_config = with_operator ? operator : NULL,
 				      .track_dirty_pages = dirty };
 	struct snap_reader snap;
-	struct fc_config c;
 	char err[900];
 	json_t *doc;
 
 	if (snap_reader_take(&snap, in->state, in->state_len, "fuzz", err, sizeof(err)) == 0) {
-		if (fc_snapshot_config(&snap, &p, &doc, err, sizeof(err)) == 0) {
-			/* Accepted: with the operator's file, the document is the operator's. */
-			if (with_operator && !json_equal(json_object_get(doc, "drives"),
-							 json_object_get(operator, "drives")))
-				abort();
-			if (fc_config_parse(doc, false, &c, err, sizeof(err)) == 0 && !with_operator &&
-			    (c.nr_disks || c.nr_nets || c.vsock.uds_path || c.log_path ||
-			     c.metrics_path))
-				abort(); /* without it, no host resource may come from the stream */
-			fc_config_release(&c);
-			json_decref(doc);
-		}
+		if (fc_snapshot_config(&snap, &p, &doc, err, sizeof(err)) == 0)
+			check_config(doc, with_operator);
 		snap_reader_close(&snap);
 	}
 	in->state = NULL; /* snap_reader_take() took it, whatever happened */
@@ -278,7 +316,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		put_rec(&s, HELLO, GUEST_BYTES, how & 16 ? 1 : 2);
 		records(&s, &in);
 	} else
-		framed(&s, &in, how & 16 ? 1 : 2, (how & 3) == 3);
+		framed(&s, &in, how & 16 ? 1 : 2, (how & 3) == 3, how & 32);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		abort();
 	if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)))
@@ -290,7 +328,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mig_channel_open(sv[1], plain, &ch) == 0) {
 		if (mig_channel_handshake(ch, NULL, err, sizeof(err)))
 			abort(); /* nothing to shake hands about on plain TCP */
-		if (vm_migrate_receive(ch, &got, err, sizeof(err)) == 0) {
+		bool with_operator = how & 4;
+
+		if (vm_migrate_receive(ch, &got, prepare, &with_operator, err, sizeof(err)) == 0) {
 			restore_config(&got, how & 4, how & 8);
 			vm_incoming_release(&got, false);
 		}

@@ -605,6 +605,7 @@ def migrate_and_check(kiln, src, sock, disk, tmp_path, dst_argv, body, hand_over
         fds = [os.readlink(f"{fd_dir}/{n}") for n in os.listdir(fd_dir)]
         assert str(dst_disk) in fds and not any("src-disk" in f for f in fds), fds
         assert "snapshot" in dst.err() and "loaded" in dst.err()
+        assert "the microVM is made while the source pre-copies" in dst.err(), dst.err()
     finally:
         dst.close()
 
