@@ -226,7 +226,7 @@ static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, struct error 
 static int create_devices(struct vm *vm, const struct vm_config *cfg, struct acpi_config *acpi,
 			  char *cmdline, struct error *e)
 {
-	int ret = pci_bus_create(&vm->host, &vm->pci);
+	int ret = pci_bus_create(&vm->host, PCI_HOST_GENERIC, &vm->pci);
 
 	if (ret)
 		return error_set(e, ERROR_RUNTIME, "PCI bus: %s", strerror(-ret));
