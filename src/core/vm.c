@@ -28,8 +28,10 @@
 #include "vm_internal.h"
 
 #define KVM_API_VERSION_EXPECTED 12
-#define KVM_TSS_GPA 0xfffbd000ULL         /* 3 pages KVM needs on Intel, inside the MMIO hole */
-#define KVM_IDENTITY_MAP_GPA 0xfffbc000ULL
+/* 3 pages KVM needs on Intel and its identity page table, inside the MMIO hole where QEMU puts
+ * them (target/i386/kvm/kvm.c): below the largest firmware image (BOOT_FIRMWARE_MAX) at 4 GiB. */
+#define KVM_TSS_GPA 0xfeffd000ULL
+#define KVM_IDENTITY_MAP_GPA 0xfeffc000ULL
 #define KILN_MAX_CPUS 255                 /* xAPIC IDs in the MADT */
 #define KILN_MIN_MEM (16ULL << 20)
 
@@ -196,9 +198,10 @@ static int create_memory(struct vm *vm, const struct vm_config *cfg, const struc
 }
 
 /* What fw_cfg, when the VM has one, tells the guest (QEMU's items for x86): vCPUs at boot and
- * at most (no hot-plug), RAM in bytes, and the e820 map as the file etc/e820 (QEMU's struct
- * e820_entry: le64 address, le64 length, le32 type, packed). Made again on a restore: items
- * are not in snapshots. */
+ * at most (no hot-plug), RAM in bytes, no display (NOGRAPHIC 1: SeaBIOS then writes its
+ * screen to COM1), no boot menu (BOOT_MENU 0, QEMU's default), and the e820 map as the file
+ * etc/e820 (QEMU's struct e820_entry: le64 address, le64 length, le32 type, packed). Made
+ * again on a restore: items are not in snapshots. */
 _Static_assert(sizeof(struct boot_e820_entry) == 20, "etc/e820 entries are QEMU's packed layout");
 
 static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, struct error *e)
@@ -216,6 +219,10 @@ static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, struct error 
 		ret = fw_cfg_add_le(fw, FW_CFG_MAX_CPUS, cfg->nr_cpus, 2);
 	if (!ret)
 		ret = fw_cfg_add_le(fw, FW_CFG_RAM_SIZE, vm->mem.size, 8);
+	if (!ret)
+		ret = fw_cfg_add_le(fw, FW_CFG_NOGRAPHIC, 1, 2);
+	if (!ret)
+		ret = fw_cfg_add_le(fw, FW_CFG_BOOT_MENU, 0, 2);
 	if (!ret)
 		ret = fw_cfg_add_file(fw, "etc/e820", e820, n * sizeof(e820[0]));
 	return ret ? error_set(e, ERROR_RUNTIME, "fw_cfg items: %s", strerror(-ret)) : 0;
