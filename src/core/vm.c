@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <asm/bootparam.h>
@@ -233,7 +234,8 @@ static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, struct error 
 static int create_devices(struct vm *vm, const struct vm_config *cfg, struct acpi_config *acpi,
 			  char *cmdline, struct error *e)
 {
-	int ret = pci_bus_create(&vm->host, PCI_HOST_GENERIC, &vm->pci);
+	int ret = pci_bus_create(&vm->host, cfg->firmware_path ? PCI_HOST_I440FX : PCI_HOST_GENERIC,
+				 &vm->pci);
 
 	if (ret)
 		return error_set(e, ERROR_RUNTIME, "PCI bus: %s", strerror(-ret));
@@ -248,8 +250,9 @@ static int create_devices(struct vm *vm, const struct vm_config *cfg, struct acp
 	return 0;
 }
 
-/* QEMU's PC, for which a multiboot kernel was built, always has fw_cfg: a fresh boot of one
- * gets it when the configuration did not ask for it. Returns @cfg, or @copy with it added. */
+/* QEMU's PC, for which a multiboot kernel or a firmware image was built, always has fw_cfg: a
+ * fresh boot of one gets it when the configuration did not ask for it. Returns @cfg, or @copy
+ * with it added. */
 static const struct vm_config *with_implied_fw_cfg(const struct vm_config *cfg,
 						   struct vm_config *copy)
 {
@@ -258,8 +261,8 @@ static const struct vm_config *with_implied_fw_cfg(const struct vm_config *cfg,
 	for (unsigned i = 0; i < cfg->nr_devices; i++)
 		if (cfg->device[i].cls == &fw_cfg_class)
 			return cfg;
-	if (cfg->nr_devices == VM_MAX_DEVICES || !cfg->kernel_path ||
-	    !vm_kernel_is_multiboot(cfg->kernel_path))
+	if (cfg->nr_devices == VM_MAX_DEVICES || (!cfg->firmware_path && (!cfg->kernel_path ||
+	    !vm_kernel_is_multiboot(cfg->kernel_path))))
 		return cfg;
 	*copy = *cfg;
 	copy->device[copy->nr_devices++] = (struct vm_device_config){ &fw_cfg_class, &implied };
@@ -327,7 +330,9 @@ static int build(const struct vm_config *cfg, const struct snap_reader *snap,
 	if (!ret)
 		ret = create_devices(vm, snap ? cfg : with_implied_fw_cfg(cfg, &boot_cfg), &acpi,
 				     cmdline, e);
-	if (!ret && !snap)
+	if (!ret && cfg->firmware_path)
+		ret = vm_load_firmware(vm, cfg, !snap, e);
+	else if (!ret && !snap)
 		ret = vm_load_guest(vm, cfg, &acpi, cmdline, e);
 	if (!ret)
 		ret = vm_create_vcpus(vm, snap, e);
@@ -393,6 +398,8 @@ void vm_destroy(struct vm *vm)
 		close(vm->serial_fd); /* after the UART, which wrote to it */
 	pci_bus_destroy(vm->pci);
 	guest_mem_free(&vm->mem);
+	if (vm->rom)
+		munmap(vm->rom, vm->rom_len);
 	if (vm->uffd >= 0)
 		close(vm->uffd);
 	if (vm->uffd_sock >= 0)
