@@ -14,8 +14,7 @@
 
 const char cli_run_usage[] =
 	"usage: kiln run --kernel PATH|--firmware bios[=PATH] [--initrd PATH] [--cmdline STRING]\n"
-	"                [--cpus N] [--memory SIZE]\n"
-	"                [--smt] [--cpu-template NAME|FILE] [--huge-pages 2M]\n"
+	"                [--cpus N] [--memory SIZE] [--smt] [--cpu-template NAME|FILE] [--huge-pages 2M]\n"
 	"                [--disk PATH[,readonly=on][,format=F][,id=NAME][,engine=E][,cache=C][,LIMIT]...]...\n"
 	"                [--rng[=LIMIT,...]] [--transport pci|mmio]\n"
 	"                [--net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...[,restrict=on]...]...\n"
@@ -24,9 +23,9 @@ const char cli_run_usage[] =
 	"                [--console socket=PATH|file=PATH]\n"
 	"                [--debug-exit [iobase=PORT,iosize=N]] [--fw-cfg]\n"
 	"\n"
-	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) or a Multiboot kernel with\n"
-	"the serial console on standard input/output. On a terminal the console is raw; press\n"
-	"Ctrl-A then x to quit.\n"
+	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) or a Multiboot kernel, or a\n"
+	"BIOS (--firmware), with the serial console on standard input/output. On a terminal the\n"
+	"console is raw; press Ctrl-A then x to quit.\n"
 	"\n"
 	"  --kernel PATH     kernel image (required without --firmware)\n"
 	"  --firmware bios[=PATH]\n"
@@ -693,7 +692,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 		return -EINVAL;
 	}
 	if (!cfg->kernel_path && !cfg->firmware_path) {
-		snprintf(err, errlen, "--kernel is required");
+		snprintf(err, errlen, "--kernel (or --firmware) is required");
 		return -EINVAL;
 	}
 	if (cfg->firmware_path && (cfg->kernel_path || cfg->initrd_path)) {
