@@ -20,6 +20,8 @@ enum boot_protocol {
 	BOOT_LINUX_64,  /* bzImage: 64-bit entry, RSI = zero page (boot protocol "64-bit BOOT PROTOCOL") */
 	BOOT_PVH,       /* ELF vmlinux: 32-bit PVH entry, EBX = hvm_start_info */
 	BOOT_MULTIBOOT, /* Multiboot 0.6.96 §3.2: 32-bit entry, EAX = 0x2BADB002, EBX = info */
+	BOOT_FIRMWARE,  /* a BIOS image: the bootstrap processor starts at the reset vector in real
+			   mode (CS base 0xffff0000, IP 0xfff0), KVM's state of a new vCPU */
 };
 
 #define BOOT_MULTIBOOT_MAGIC 0x2BADB002 /* EAX at a multiboot entry */
@@ -61,6 +63,25 @@ int boot_load(const struct guest_mem *mem, const struct boot_input *in, struct b
  * a valid Multiboot header (magic, checksum) in its first 8192 bytes (Multiboot 0.6.96
  * §3.1.1). */
 bool boot_is_multiboot(const uint8_t *kernel, size_t len);
+
+/* Firmware images (a BIOS such as SeaBIOS's bios-256k.bin), mapped read-only at the top of
+ * 4 GiB as QEMU 7.2's x86 machines map them (hw/i386/x86.c x86_bios_rom_init). */
+#define BOOT_FIRMWARE_MIN (64u << 10)        /* bytes; the size is a multiple of this */
+#define BOOT_FIRMWARE_MAX (16u << 20)
+#define BOOT_FIRMWARE_LOW_MAX (128u << 10)   /* its last bytes also end at 1 MiB */
+#define BOOT_FIRMWARE_TOP 0x100000000ULL     /* the image ends at 4 GiB */
+
+/* Check a firmware image of @len bytes: a multiple of 64 KiB from 64 KiB to 16 MiB. Returns 0,
+ * or -EINVAL with a one-line reason naming the size in @err (@errlen bytes). */
+int boot_firmware_check(size_t len, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Lay firmware @fw (@len bytes, boot_firmware_check() passed) out in @mem as QEMU's PC does
+ * with its ISA BIOS alias: its last min(@len, 128 KiB) bytes end at 1 MiB (0xe0000-0xfffff for
+ * a 256 KiB SeaBIOS), in RAM, so the firmware's shadowing (PAM) needs nothing of kiln; the
+ * whole image at 4 GiB - @len is the caller's read-only memory slot. Fills *out
+ * (BOOT_FIRMWARE, entry 0xfffffff0). Returns 0, or -ENOSPC when that range is not RAM. */
+int boot_load_firmware(const struct guest_mem *mem, const uint8_t *fw, size_t len,
+		       struct boot_info *out) __attribute__((warn_unused_result));
 
 /* Split QEMU's multiboot module list @list ("path args,path args", ",," standing for a comma
  * inside an entry) in place into at most @max strings in @modules. Returns how many, -EINVAL

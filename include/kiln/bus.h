@@ -2,9 +2,11 @@
 /* bus — dispatch of guest port I/O and MMIO exits to the device that owns the address.
  *
  * Owns: the table of address ranges of one address space (ports or MMIO) and the record of
- * unclaimed addresses already reported. Ranges are registered before any vCPU runs and never
- * change afterwards, so lookups take no lock. An access nobody claims reads as all-ones, is
- * ignored on write, is logged once per address, and never stops the VM.
+ * unclaimed addresses already reported. Ranges are registered before any vCPU runs; afterwards
+ * only a range's base may change (bus_move(), a PCI BAR the guest moves), as one atomic store,
+ * so lookups take no lock and see a moving range at its old place or its new one. An access
+ * nobody claims reads as all-ones, is ignored on write, is logged once per address, and never
+ * stops the VM.
  */
 #ifndef KILN_BUS_H
 #define KILN_BUS_H
@@ -35,6 +37,7 @@ struct bus {
 	unsigned nr_ranges;
 	struct bus_range range[BUS_MAX_RANGES];
 	pthread_mutex_t report_lock;
+	pthread_mutex_t move_lock;  /* serialises bus_move() */
 	unsigned nr_reported;
 	uint64_t reported[BUS_MAX_REPORTED];
 };
@@ -47,6 +50,12 @@ void bus_destroy(struct bus *bus);
  * -ENOSPC when the table is full, -EINVAL for len 0 or a wrapping range. */
 int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct bus_ops *ops,
 		 void *opaque, const char *name) __attribute__((warn_unused_result));
+
+/* Move the range that starts at @base and belongs to @opaque to @new_base, its length kept.
+ * Any thread, while vCPUs dispatch. Returns 0, -ENOENT when no such range is registered,
+ * -EBUSY when the new place overlaps another range, -EINVAL when it wraps. */
+int bus_move(struct bus *bus, uint64_t base, const void *opaque, uint64_t new_base)
+	__attribute__((warn_unused_result));
 
 /* Route one guest access of @len bytes (1..8) at @addr. Returns true when a device claimed it;
  * false for unclaimed addresses (reads then see 0xff bytes) and for accesses that straddle the

@@ -63,6 +63,10 @@ struct dev_host {
 	 * Returns 0 or -errno. */
 	int (*ioeventfd)(struct dev_host *host, bool mmio, uint64_t addr, uint32_t len,
 			 uint64_t value, int fd);
+	/* Undo ioeventfd() with the same arguments (KVM_IOEVENTFD_FLAG_DEASSIGN), when the
+	 * address moves. Returns 0 or -errno. */
+	int (*ioeventfd_remove)(struct dev_host *host, bool mmio, uint64_t addr, uint32_t len,
+				uint64_t value, int fd);
 	/* KVM_IRQFD: each write to eventfd @fd raises GSI @gsi (an edge). Returns 0 or -errno. */
 	int (*irqfd)(struct dev_host *host, unsigned gsi, int fd);
 	/* A free GSI for an MSI route (>= KILN_MSI_GSI_BASE), or -ENOSPC. */

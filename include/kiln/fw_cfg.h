@@ -26,7 +26,9 @@
 #define FW_CFG_SIGNATURE  0x00   /* "QEMU" */
 #define FW_CFG_ID         0x01   /* le32: bit 0 traditional interface, bit 1 DMA */
 #define FW_CFG_RAM_SIZE   0x03   /* le64, bytes */
+#define FW_CFG_NOGRAPHIC  0x04   /* le16: 1 when the machine has no display */
 #define FW_CFG_NB_CPUS    0x05   /* le16, vCPUs at boot */
+#define FW_CFG_BOOT_MENU  0x0e   /* le16: 1 asks firmware to offer its boot menu */
 #define FW_CFG_MAX_CPUS   0x0f   /* le16 */
 #define FW_CFG_FILE_DIR   0x19   /* be32 count, then struct FWCfgFile entries */
 #define FW_CFG_FILE_FIRST 0x20   /* the first key given to a named file */

@@ -5,9 +5,12 @@
  * PCI window of the MMIO hole, INTx on a GSI per slot, and MSI-X tables (PCI 3.0 §6.8.2).
  *
  * Owns: the configuration space of every function (type 0 headers, capability lists, which bits
- * the guest may write) and BAR placement. BARs are assigned once, as firmware would, and never
- * move: a guest that sizes a BAR (writes all-ones, reads the mask) gets the mask and then the
- * original address back; any other new address is logged once and ignored.
+ * the guest may write) and BAR placement. kiln assigns BARs as firmware would; a guest that
+ * sizes a BAR (writes all-ones, reads the mask) gets the mask and then the address back. A
+ * guest may move a BAR, as firmware that assigns BARs itself (SeaBIOS) does: a new address
+ * wholly inside the MMIO hole below the I/O APIC and clear of every other range moves the BAR's
+ * MMIO range (and, through the device's bar_moved, its ioeventfds); any other address is logged
+ * once and the BAR keeps decoding where it was.
  */
 #ifndef KILN_PCI_H
 #define KILN_PCI_H
@@ -53,6 +56,8 @@ struct pci_dev_ops {
 	void (*cfg_written)(struct pci_dev *dev, uint32_t off, uint32_t len);
 	/* Before the guest reads configuration bytes [off, off + len) (may be NULL). Lock held. */
 	void (*cfg_reading)(struct pci_dev *dev, uint32_t off, uint32_t len);
+	/* BAR 0 moved from guest-physical @old to dev->bar_addr (may be NULL). Lock held. */
+	void (*bar_moved)(struct pci_dev *dev, uint32_t old);
 };
 
 struct pci_dev {
@@ -120,9 +125,18 @@ void pci_dev_save(const struct pci_dev *dev, struct pci_dev_state *out);
 int pci_dev_load(struct pci_dev *dev, const struct pci_dev_state *in, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Create bus 0 with its host bridge: claims ports 0xCF8-0xCFF and the ECAM window on @host.
- * Returns 0 with *out set or -errno. */
-int pci_bus_create(struct dev_host *host, struct pci_bus **out) __attribute__((warn_unused_result));
+/* The host bridge at 00:00.0 as the guest sees it. */
+enum pci_host_bridge {
+	PCI_HOST_GENERIC, /* QEMU's generic PCIe host bridge 1b36:0008, for direct kernel boot */
+	PCI_HOST_I440FX,  /* Intel 440FX (8086:1237, QEMU's pc machine), which firmware built for
+			     QEMU (SeaBIOS) recognises; its PAM registers 0x59-0x5f read back
+			     what the guest writes and change nothing (the BIOS area is RAM) */
+};
+
+/* Create bus 0 with host bridge @bridge: claims ports 0xCF8-0xCFF and the ECAM window on
+ * @host. Returns 0 with *out set or -errno. */
+int pci_bus_create(struct dev_host *host, enum pci_host_bridge bridge, struct pci_bus **out)
+	__attribute__((warn_unused_result));
 void pci_bus_destroy(struct pci_bus *bus);
 
 /* Describe the root bridge (PNP0A03 with its bus, I/O and memory windows and a _PRT entry per

@@ -67,6 +67,14 @@ int virtio_kicks_create(struct virtio_kick *kicks, struct virtio_dev *dev, struc
 			uint64_t addr, uint64_t stride, uint32_t len) __attribute__((warn_unused_result));
 void virtio_kicks_destroy(struct virtio_kick *kicks);
 
+/* The notify addresses moved (a PCI BAR the guest placed elsewhere): each queue's
+ * KVM_IOEVENTFD at @addr + q * @stride leaves for @new_addr + q * @stride. A queue whose move
+ * fails still reaches the device through the MMIO exit at its new address. Returns 0 or the
+ * first -errno. */
+int virtio_kicks_move(struct virtio_kick *kicks, struct dev_host *host, uint64_t addr,
+		      uint64_t new_addr, uint64_t stride, uint32_t len)
+	__attribute__((warn_unused_result));
+
 /* A notification that reached kiln as an MMIO exit: hand it to the event loop the same way.
  * Returns false for a queue that does not exist. */
 bool virtio_kick(struct virtio_kick *kicks, unsigned q);

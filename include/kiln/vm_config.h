@@ -38,6 +38,7 @@ enum vm_input {
 	VM_INPUT_KERNEL,
 	VM_INPUT_INITRD,
 	VM_INPUT_CMDLINE,
+	VM_INPUT_FIRMWARE,
 	VM_INPUT_DEVICE = 100,
 };
 
@@ -51,7 +52,10 @@ struct vm_device_config {
 };
 
 struct vm_config {
-	const char *kernel_path;
+	const char *kernel_path;     /* NULL with firmware_path */
+	const char *firmware_path;   /* a BIOS image (boot_firmware_check()) the VM starts in
+					instead of a kernel, on QEMU's PC (i440FX host bridge,
+					fw_cfg); NULL: direct kernel boot */
 	const char *initrd_path;     /* NULL: none */
 	const char *cmdline;
 	unsigned nr_cpus;

@@ -211,7 +211,9 @@ int x86_boot_write_tables(const struct guest_mem *mem) __attribute__((warn_unuse
 
 /* Give vCPU @vcpu_fd its reset-time extras (MSRs, FPU, LAPIC LINT0 ExtINT / LINT1 NMI) and, for
  * the bootstrap processor, the entry state of @boot (64-bit long mode with RSI = zero page, or
- * 32-bit protected mode with EBX = hvm_start_info for PVH). Returns 0 or -errno from KVM. */
+ * 32-bit protected mode with EBX = hvm_start_info for PVH; for BOOT_FIRMWARE the reset state
+ * KVM gave it). Application processors keep KVM's reset state and wait for INIT/SIPI in the
+ * in-kernel LAPIC. Returns 0 or -errno from KVM. */
 int x86_vcpu_setup(int vcpu_fd, const struct boot_info *boot, bool bsp)
 	__attribute__((warn_unused_result));
 

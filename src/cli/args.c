@@ -10,9 +10,11 @@
 
 #include "kiln/cli.h"
 
+#define CLI_DEFAULT_BIOS "/usr/share/seabios/bios-256k.bin" /* Debian's seabios package */
+
 const char cli_run_usage[] =
-	"usage: kiln run --kernel PATH [--initrd PATH] [--cmdline STRING] [--cpus N] [--memory SIZE]\n"
-	"                [--smt] [--cpu-template NAME|FILE] [--huge-pages 2M]\n"
+	"usage: kiln run --kernel PATH|--firmware bios[=PATH] [--initrd PATH] [--cmdline STRING]\n"
+	"                [--cpus N] [--memory SIZE] [--smt] [--cpu-template NAME|FILE] [--huge-pages 2M]\n"
 	"                [--disk PATH[,readonly=on][,format=F][,id=NAME][,engine=E][,cache=C][,LIMIT]...]...\n"
 	"                [--rng[=LIMIT,...]] [--transport pci|mmio]\n"
 	"                [--net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...[,restrict=on]...]...\n"
@@ -21,11 +23,15 @@ const char cli_run_usage[] =
 	"                [--console socket=PATH|file=PATH]\n"
 	"                [--debug-exit [iobase=PORT,iosize=N]] [--fw-cfg]\n"
 	"\n"
-	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) or a Multiboot kernel with\n"
-	"the serial console on standard input/output. On a terminal the console is raw; press\n"
-	"Ctrl-A then x to quit.\n"
+	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) or a Multiboot kernel, or a\n"
+	"BIOS (--firmware), with the serial console on standard input/output. On a terminal the\n"
+	"console is raw; press Ctrl-A then x to quit.\n"
 	"\n"
-	"  --kernel PATH     kernel image (required)\n"
+	"  --kernel PATH     kernel image (required without --firmware)\n"
+	"  --firmware bios[=PATH]\n"
+	"                    start a BIOS instead of a kernel, on QEMU's PC (i440FX, fw_cfg): PATH\n"
+	"                    default " CLI_DEFAULT_BIOS " (SeaBIOS),\n"
+	"                    which boots from the first --disk\n"
 	"  --initrd PATH     initial ramdisk; for a Multiboot kernel its modules, as QEMU's:\n"
 	"                    \"PATH [ARGS],PATH [ARGS]\" (\",,\" is a comma in a module's string)\n"
 	"  --cmdline STRING  kernel command line (default \"" VM_DEFAULT_CMDLINE "\")\n"
@@ -451,13 +457,13 @@ void cli_word_error(const struct cli_run *r, const struct error *e, char *out, s
 	static const char *const settings[] = {
 		[VM_INPUT_CPUS] = "--cpus", [VM_INPUT_MEMORY] = "--memory",
 		[VM_INPUT_KERNEL] = "--kernel", [VM_INPUT_INITRD] = "--initrd",
-		[VM_INPUT_CMDLINE] = "--cmdline",
+		[VM_INPUT_CMDLINE] = "--cmdline", [VM_INPUT_FIRMWARE] = "--firmware",
 	};
 	const char *option = NULL;
 
 	if (e->input >= VM_INPUT_DEVICE && e->input - VM_INPUT_DEVICE < (int)r->vm.nr_devices)
 		option = r->option[e->input - VM_INPUT_DEVICE];
-	else if (e->input > VM_INPUT_NONE && e->input <= VM_INPUT_CMDLINE)
+	else if (e->input > VM_INPUT_NONE && e->input <= VM_INPUT_FIRMWARE)
 		option = settings[e->input];
 	if (option)
 		snprintf(out, len, "%s: %s", option, e->msg);
@@ -470,10 +476,11 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
 	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT, OPT_VSOCK, OPT_BALLOON,
 	       OPT_CONSOLE, OPT_NO_SECCOMP, OPT_SECCOMP_FILTER, OPT_SMT, OPT_CPU_TEMPLATE,
-	       OPT_HUGE_PAGES, OPT_DEBUG_EXIT, OPT_FW_CFG };
+	       OPT_HUGE_PAGES, OPT_DEBUG_EXIT, OPT_FW_CFG, OPT_FIRMWARE };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
+		{ "firmware", required_argument, NULL, OPT_FIRMWARE },
 		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
@@ -513,6 +520,16 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 		switch (c) {
 		case OPT_KERNEL: cfg->kernel_path = optarg; break;
 		case OPT_INITRD: cfg->initrd_path = optarg; break;
+		case OPT_FIRMWARE:
+			if (!strcmp(optarg, "bios")) {
+				cfg->firmware_path = CLI_DEFAULT_BIOS;
+			} else if (!strncmp(optarg, "bios=", 5) && optarg[5]) {
+				cfg->firmware_path = optarg + 5;
+			} else {
+				snprintf(err, errlen, "--firmware: \"%s\" is not bios or bios=PATH", optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_CMDLINE: cfg->cmdline = optarg; break;
 		case OPT_CPUS:
 			if (parse_count(optarg, &cfg->nr_cpus)) {
@@ -674,8 +691,13 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 		snprintf(err, errlen, "unexpected argument \"%s\"", argv[optind]);
 		return -EINVAL;
 	}
-	if (!cfg->kernel_path) {
-		snprintf(err, errlen, "--kernel is required");
+	if (!cfg->kernel_path && !cfg->firmware_path) {
+		snprintf(err, errlen, "--kernel (or --firmware) is required");
+		return -EINVAL;
+	}
+	if (cfg->firmware_path && (cfg->kernel_path || cfg->initrd_path)) {
+		snprintf(err, errlen, "--firmware: the BIOS boots from a disk; %s is not taken with it",
+			 cfg->kernel_path ? "--kernel" : "--initrd");
 		return -EINVAL;
 	}
 	if (cfg->smt && cfg->nr_cpus > 1 && cfg->nr_cpus % 2) {

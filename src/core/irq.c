@@ -22,14 +22,26 @@ static void host_set_irq(struct dev_host *host, unsigned gsi, bool level)
 		log_warn("KVM_IRQ_LINE gsi %u level %d: %s", gsi, level, strerror(errno));
 }
 
-static int host_ioeventfd(struct dev_host *host, bool mmio, uint64_t addr, uint32_t len,
-			  uint64_t value, int fd)
+static int ioeventfd(struct dev_host *host, bool mmio, uint64_t addr, uint32_t len,
+		     uint64_t value, int fd, uint32_t flags)
 {
 	struct kvm_ioeventfd io = { .datamatch = value, .addr = addr, .len = len, .fd = fd,
-				    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH |
+				    .flags = flags | KVM_IOEVENTFD_FLAG_DATAMATCH |
 					     (mmio ? 0 : KVM_IOEVENTFD_FLAG_PIO) };
 
 	return ioctl(host_vm(host)->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+static int host_ioeventfd(struct dev_host *host, bool mmio, uint64_t addr, uint32_t len,
+			  uint64_t value, int fd)
+{
+	return ioeventfd(host, mmio, addr, len, value, fd, 0);
+}
+
+static int host_ioeventfd_remove(struct dev_host *host, bool mmio, uint64_t addr, uint32_t len,
+				 uint64_t value, int fd)
+{
+	return ioeventfd(host, mmio, addr, len, value, fd, KVM_IOEVENTFD_FLAG_DEASSIGN);
 }
 
 static int host_irqfd(struct dev_host *host, unsigned gsi, int fd)
@@ -111,6 +123,7 @@ int vm_irq_init(struct vm *vm)
 	vm->msi = calloc(KILN_MSI_GSI_MAX, sizeof(*vm->msi));
 	vm->host.set_irq = host_set_irq;
 	vm->host.ioeventfd = host_ioeventfd;
+	vm->host.ioeventfd_remove = host_ioeventfd_remove;
 	vm->host.irqfd = host_irqfd;
 	vm->host.alloc_msi_gsi = host_alloc_msi_gsi;
 	vm->host.set_msi_route = host_set_msi_route;

@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <linux/kvm.h>
 
 #include "kiln/acpi.h"
 #include "kiln/layout.h"
@@ -17,6 +19,7 @@
 #include "vm_internal.h"
 
 #define FILE_MAX_BYTES (1ULL << 32)
+#define ROM_SLOT GUEST_MEM_MAX_REGIONS /* the KVM memory slot after guest RAM's */
 
 /* Map the whole regular file @path, the VM's @what (configuration input @input), read-only
  * (MAP_POPULATE: one pass through the page cache, no heap copy); unmap with munmap(*data, *len)
@@ -160,5 +163,49 @@ int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_
 		munmap((void *)initrd, initrd_len);
 	unmap_modules(mods);
 	free(mods);
+	return ret;
+}
+
+int vm_load_firmware(struct vm *vm, const struct vm_config *cfg, bool boot, struct error *e)
+{
+	struct kvm_userspace_memory_region slot = { .slot = ROM_SLOT, .flags = KVM_MEM_READONLY };
+	const uint8_t *fw;
+	size_t len;
+	char why[160];
+	int ret = map_file(VM_INPUT_FIRMWARE, "firmware", cfg->firmware_path, &fw, &len, e);
+
+	if (ret)
+		return ret;
+	ret = boot_firmware_check(len, why, sizeof(why));
+	if (ret) {
+		vm_fail(e, VM_INPUT_FIRMWARE, ERROR_USAGE, "firmware %s: %s", cfg->firmware_path, why);
+		goto out_unmap;
+	}
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0) {
+		ret = error_set(e, ERROR_RUNTIME, "firmware: this host's KVM has no read-only memory "
+				"slots (KVM_CAP_READONLY_MEM)");
+		goto out_unmap;
+	}
+	vm->rom = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (vm->rom == MAP_FAILED) {
+		vm->rom = NULL;
+		ret = error_set(e, ERROR_RUNTIME, "firmware: out of memory for %zu bytes", len);
+		goto out_unmap;
+	}
+	vm->rom_len = len;
+	memcpy(vm->rom, fw, len);
+	slot.guest_phys_addr = BOOT_FIRMWARE_TOP - len;
+	slot.memory_size = len;
+	slot.userspace_addr = (uintptr_t)vm->rom;
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+		ret = error_set(e, ERROR_RUNTIME, "firmware: KVM_SET_USER_MEMORY_REGION at 0x%llx: %s",
+				slot.guest_phys_addr, strerror(errno));
+		goto out_unmap;
+	}
+	if (boot && boot_load_firmware(&vm->mem, fw, len, &vm->boot))
+		ret = error_set(e, ERROR_RUNTIME, "firmware: the BIOS area below 1 MiB is not RAM");
+out_unmap:
+	if (len)
+		munmap((void *)fw, len);
 	return ret;
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <asm/bootparam.h>
@@ -28,8 +29,10 @@
 #include "vm_internal.h"
 
 #define KVM_API_VERSION_EXPECTED 12
-#define KVM_TSS_GPA 0xfffbd000ULL         /* 3 pages KVM needs on Intel, inside the MMIO hole */
-#define KVM_IDENTITY_MAP_GPA 0xfffbc000ULL
+/* 3 pages KVM needs on Intel and its identity page table, inside the MMIO hole where QEMU puts
+ * them (target/i386/kvm/kvm.c): below the largest firmware image (BOOT_FIRMWARE_MAX) at 4 GiB. */
+#define KVM_TSS_GPA 0xfeffd000ULL
+#define KVM_IDENTITY_MAP_GPA 0xfeffc000ULL
 #define KILN_MAX_CPUS 255                 /* xAPIC IDs in the MADT */
 #define KILN_MIN_MEM (16ULL << 20)
 
@@ -196,9 +199,10 @@ static int create_memory(struct vm *vm, const struct vm_config *cfg, bool restor
 }
 
 /* What fw_cfg, when the VM has one, tells the guest (QEMU's items for x86): vCPUs at boot and
- * at most (no hot-plug), RAM in bytes, and the e820 map as the file etc/e820 (QEMU's struct
- * e820_entry: le64 address, le64 length, le32 type, packed). Made again on a restore: items
- * are not in snapshots. */
+ * at most (no hot-plug), RAM in bytes, no display (NOGRAPHIC 1: SeaBIOS then writes its
+ * screen to COM1), no boot menu (BOOT_MENU 0, QEMU's default), and the e820 map as the file
+ * etc/e820 (QEMU's struct e820_entry: le64 address, le64 length, le32 type, packed). Made
+ * again on a restore: items are not in snapshots. */
 _Static_assert(sizeof(struct boot_e820_entry) == 20, "etc/e820 entries are QEMU's packed layout");
 
 static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, struct error *e)
@@ -217,6 +221,10 @@ static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, struct error 
 	if (!ret)
 		ret = fw_cfg_add_le(fw, FW_CFG_RAM_SIZE, vm->mem.size, 8);
 	if (!ret)
+		ret = fw_cfg_add_le(fw, FW_CFG_NOGRAPHIC, 1, 2);
+	if (!ret)
+		ret = fw_cfg_add_le(fw, FW_CFG_BOOT_MENU, 0, 2);
+	if (!ret)
 		ret = fw_cfg_add_file(fw, "etc/e820", e820, n * sizeof(e820[0]));
 	return ret ? error_set(e, ERROR_RUNTIME, "fw_cfg items: %s", strerror(-ret)) : 0;
 }
@@ -226,7 +234,8 @@ static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, struct error 
 static int create_devices(struct vm *vm, const struct vm_config *cfg, struct acpi_config *acpi,
 			  char *cmdline, struct error *e)
 {
-	int ret = pci_bus_create(&vm->host, &vm->pci);
+	int ret = pci_bus_create(&vm->host, cfg->firmware_path ? PCI_HOST_I440FX : PCI_HOST_GENERIC,
+				 &vm->pci);
 
 	if (ret)
 		return error_set(e, ERROR_RUNTIME, "PCI bus: %s", strerror(-ret));
@@ -241,8 +250,9 @@ static int create_devices(struct vm *vm, const struct vm_config *cfg, struct acp
 	return 0;
 }
 
-/* QEMU's PC, for which a multiboot kernel was built, always has fw_cfg: a fresh boot of one
- * gets it when the configuration did not ask for it. Returns @cfg, or @copy with it added. */
+/* QEMU's PC, for which a multiboot kernel or a firmware image was built, always has fw_cfg: a
+ * fresh boot of one gets it when the configuration did not ask for it. Returns @cfg, or @copy
+ * with it added. */
 static const struct vm_config *with_implied_fw_cfg(const struct vm_config *cfg,
 						   struct vm_config *copy)
 {
@@ -251,8 +261,8 @@ static const struct vm_config *with_implied_fw_cfg(const struct vm_config *cfg,
 	for (unsigned i = 0; i < cfg->nr_devices; i++)
 		if (cfg->device[i].cls == &fw_cfg_class)
 			return cfg;
-	if (cfg->nr_devices == VM_MAX_DEVICES || !cfg->kernel_path ||
-	    !vm_kernel_is_multiboot(cfg->kernel_path))
+	if (cfg->nr_devices == VM_MAX_DEVICES || (!cfg->firmware_path && (!cfg->kernel_path ||
+	    !vm_kernel_is_multiboot(cfg->kernel_path))))
 		return cfg;
 	*copy = *cfg;
 	copy->device[copy->nr_devices++] = (struct vm_device_config){ &fw_cfg_class, &implied };
@@ -319,7 +329,9 @@ static int build(const struct vm_config *cfg, bool restore, const struct vm_mem_
 	if (!ret)
 		ret = create_devices(vm, restore ? cfg : with_implied_fw_cfg(cfg, &boot_cfg), &acpi,
 				     cmdline, e);
-	if (!ret && !restore)
+	if (!ret && cfg->firmware_path)
+		ret = vm_load_firmware(vm, cfg, !restore, e);
+	else if (!ret && !restore)
 		ret = vm_load_guest(vm, cfg, &acpi, cmdline, e);
 	if (!ret && !restore)
 		ret = vm_create_vcpus(vm, NULL, e);
@@ -402,6 +414,8 @@ void vm_destroy(struct vm *vm)
 		close(vm->serial_fd); /* after the UART, which wrote to it */
 	pci_bus_destroy(vm->pci);
 	guest_mem_free(&vm->mem);
+	if (vm->rom)
+		munmap(vm->rom, vm->rom_len);
 	if (vm->uffd >= 0)
 		close(vm->uffd);
 	if (vm->uffd_sock >= 0)

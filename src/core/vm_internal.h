@@ -38,6 +38,8 @@ struct vm {
 	unsigned nr_msi;                /* GSIs KILN_MSI_GSI_BASE .. + nr_msi are allocated */
 	struct kvm_irq_routing_entry *msi; /* [KILN_MSI_GSI_MAX]; type 0 until routed */
 	struct boot_info boot;
+	void *rom;                      /* the firmware image in its read-only memory slot, or NULL */
+	size_t rom_len;                 /* bytes */
 	unsigned nr_cpus;
 	bool clock_realtime;            /* vm_config.clock_realtime */
 	bool smt;                       /* two threads per core */
@@ -97,6 +99,14 @@ bool vm_kernel_is_multiboot(const char *path);
 struct acpi_config;
 int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_config *acpi,
 		  const char *cmdline, struct error *e) __attribute__((warn_unused_result));
+
+/* The firmware cfg->firmware_path (load.c): the file checked (boot_firmware_check()), a copy
+ * of it in a read-only KVM memory slot (KVM_MEM_READONLY) ending at 4 GiB, and, for a fresh
+ * boot (@boot), its low copy below 1 MiB and vm->boot at the reset vector. A restore (!@boot)
+ * maps the image again; the low copy is in the snapshot's RAM. Returns 0 or -errno with @e set
+ * (input VM_INPUT_FIRMWARE: the file missing, unreadable or of a wrong size). */
+int vm_load_firmware(struct vm *vm, const struct vm_config *cfg, bool boot, struct error *e)
+	__attribute__((warn_unused_result));
 
 /* Create every vCPU (vcpu.c), once the guest is laid out: at the boot entry with this host's
  * CPUID shaped by the VM's CPU template and topology (vm->cpu_template, vm->nr_cpus, vm->smt)

@@ -16,6 +16,13 @@
 #define CONFIG_ENABLE 0x80000000u
 #define HOST_BRIDGE_VENDOR 0x1b36 /* Red Hat, Inc.: its generic PCIe host bridge ID */
 #define HOST_BRIDGE_DEVICE 0x0008
+#define I440FX_VENDOR 0x8086        /* Intel 82441FX PMC, as QEMU's i440FX-pcihost */
+#define I440FX_DEVICE 0x1237
+#define I440FX_REVISION 0x02
+#define I440FX_PAM0 0x59            /* PAM0..PAM6: 0x59-0x5f (82441FX data sheet §3.2.18) */
+#define I440FX_NR_PAM 7
+#define QEMU_SUBSYS_VENDOR 0x1af4   /* QEMU's subsystem IDs for its PC devices */
+#define QEMU_SUBSYS_ID 0x1100
 
 struct pci_bus {
 	struct dev_host *host;
@@ -113,6 +120,24 @@ static void cfg_read(struct pci_dev *d, uint32_t off, uint8_t *data, uint32_t le
 	pthread_mutex_unlock(d->lock);
 }
 
+void pci_bar_written(struct pci_dev *d)
+{
+	uint32_t v = pci_cfg_get(d, PCI_BASE_ADDRESS_0, 4), old = d->bar_addr;
+
+	if (v == (uint32_t)~(d->bar_size - 1) || v == old)
+		return;
+	if (v < KILN_MMIO_HOLE_START || (uint64_t)v + d->bar_size > KILN_IOAPIC_GPA ||
+	    bus_move(d->host->mmio, old, d, v)) {
+		if (log_once_first(&d->bad_bar))
+			log_warn("PCI %02x.0: BAR 0 moved to 0x%x, outside the PCI hole or over another "
+				 "device; kiln keeps it at 0x%x", d->slot, v, old);
+		return;
+	}
+	d->bar_addr = v;
+	if (d->ops && d->ops->bar_moved)
+		d->ops->bar_moved(d, old);
+}
+
 static void cfg_write(struct pci_dev *d, uint32_t off, const uint8_t *data, uint32_t len)
 {
 	if (!d || off >= PCI_CFG_SIZE || len > PCI_CFG_SIZE - off)
@@ -120,14 +145,8 @@ static void cfg_write(struct pci_dev *d, uint32_t off, const uint8_t *data, uint
 	pthread_mutex_lock(d->lock);
 	for (uint32_t i = 0; i < len; i++)
 		d->cfg[off + i] = (uint8_t)((d->cfg[off + i] & ~d->wmask[off + i]) | (data[i] & d->wmask[off + i]));
-	if (off < PCI_BASE_ADDRESS_0 + 4 && off + len > PCI_BASE_ADDRESS_0 && d->bar_size) {
-		uint32_t v = pci_cfg_get(d, PCI_BASE_ADDRESS_0, 4);
-
-		/* Sizing (all ones) and restoring are fine; moving the BAR is not supported. */
-		if (v != (uint32_t)~(d->bar_size - 1) && v != d->bar_addr && log_once_first(&d->bad_bar))
-			log_warn("PCI %02x.0: BAR 0 moved to 0x%x; kiln keeps it at 0x%x", d->slot, v,
-				 d->bar_addr);
-	}
+	if (off < PCI_BASE_ADDRESS_0 + 4 && off + len > PCI_BASE_ADDRESS_0 && d->bar_size)
+		pci_bar_written(d);
 	if (d->has_msix)
 		pci_msix_cfg_written(d, off, len);
 	if (d->ops && d->ops->cfg_written)
@@ -207,7 +226,7 @@ static void bar_write(void *o, uint64_t off, const uint8_t *data, uint32_t len)
 
 static const struct bus_ops bar_ops = { .read = bar_read, .write = bar_write };
 
-int pci_bus_create(struct dev_host *host, struct pci_bus **out)
+int pci_bus_create(struct dev_host *host, enum pci_host_bridge bridge, struct pci_bus **out)
 {
 	struct pci_bus *bus = calloc(1, sizeof(*bus));
 	int ret;
@@ -218,8 +237,16 @@ int pci_bus_create(struct dev_host *host, struct pci_bus **out)
 	bus->next_bar = KILN_PCI_MEM_START;
 	pthread_mutex_init(&bus->lock, NULL);
 	pthread_mutex_init(&bus->bridge_lock, NULL);
-	pci_dev_init(&bus->bridge, NULL, NULL, &bus->bridge_lock, HOST_BRIDGE_VENDOR, HOST_BRIDGE_DEVICE,
-		     PCI_CLASS_CODE_HOST_BRIDGE, HOST_BRIDGE_VENDOR, 0x1100, 0, 0);
+	if (bridge == PCI_HOST_I440FX) {
+		pci_dev_init(&bus->bridge, NULL, NULL, &bus->bridge_lock, I440FX_VENDOR, I440FX_DEVICE,
+			     PCI_CLASS_CODE_HOST_BRIDGE, QEMU_SUBSYS_VENDOR, QEMU_SUBSYS_ID,
+			     I440FX_REVISION, 0);
+		memset(bus->bridge.wmask + I440FX_PAM0, 0xff, I440FX_NR_PAM);
+	} else {
+		pci_dev_init(&bus->bridge, NULL, NULL, &bus->bridge_lock, HOST_BRIDGE_VENDOR,
+			     HOST_BRIDGE_DEVICE, PCI_CLASS_CODE_HOST_BRIDGE, HOST_BRIDGE_VENDOR, 0x1100,
+			     0, 0);
+	}
 	bus->bridge.host = host;
 	ret = bus_register(host->pio, KILN_PORT_PCI_CONFIG, 8, &port_ops, bus, "pci-config");
 	if (!ret)

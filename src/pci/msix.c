@@ -220,5 +220,7 @@ int pci_dev_load(struct pci_dev *dev, const struct pci_dev_state *in, char *err,
 		dev->msix.pending = in->msix_pending;
 	}
 	dev->intx_level = in->intx_level;
+	if (dev->bar_size)
+		pci_bar_written(dev); /* where the guest had moved it */
 	return 0;
 }

@@ -20,6 +20,12 @@ bool pci_msix_bar_access(struct pci_dev *dev, uint64_t off, uint8_t *data, uint3
 /* After a configuration write: MSI-X enable / function mask changes. Lock held. */
 void pci_msix_cfg_written(struct pci_dev *dev, uint32_t off, uint32_t len);
 
+/* BAR 0's register changed (a guest write, a restore; lock held): sizing (all ones) and the
+ * current address change nothing; a new address in the MMIO hole, below the I/O APIC and clear
+ * of other ranges moves the BAR and, through ops->bar_moved, the device's ioeventfds; anything
+ * else is logged once and the BAR decodes where it did. */
+void pci_bar_written(struct pci_dev *dev);
+
 /* Allocate a GSI and an irqfd per vector once the function is on the bus. Returns 0 or -errno. */
 int pci_msix_connect(struct pci_dev *dev);
 

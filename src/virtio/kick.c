@@ -49,6 +49,25 @@ void virtio_kicks_destroy(struct virtio_kick *kicks)
 	}
 }
 
+int virtio_kicks_move(struct virtio_kick *kicks, struct dev_host *host, uint64_t addr,
+		      uint64_t new_addr, uint64_t stride, uint32_t len)
+{
+	int first = 0;
+
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		int ret;
+
+		if (kicks[i].fd < 0)
+			continue;
+		ret = host->ioeventfd_remove(host, true, addr + i * stride, len, i, kicks[i].fd);
+		if (!ret)
+			ret = host->ioeventfd(host, true, new_addr + i * stride, len, i, kicks[i].fd);
+		if (ret && !first)
+			first = ret;
+	}
+	return first;
+}
+
 bool virtio_kick(struct virtio_kick *kicks, unsigned q)
 {
 	uint64_t one = 1;

@@ -239,10 +239,23 @@ static void cfg_window_access(struct pci_dev *pci, uint32_t off, uint32_t len, b
 static void vp_cfg_reading(struct pci_dev *pci, uint32_t off, uint32_t len) { cfg_window_access(pci, off, len, false); }
 static void vp_cfg_written(struct pci_dev *pci, uint32_t off, uint32_t len) { cfg_window_access(pci, off, len, true); }
 
+/* The guest moved BAR 0 (lock held): the notify ioeventfds follow it. */
+static void vp_bar_moved(struct pci_dev *pci, uint32_t old)
+{
+	struct virtio_pci *vp = to_vp(pci);
+	int ret = virtio_kicks_move(vp->kick, pci->host, old + NOTIFY_OFF, pci->bar_addr + NOTIFY_OFF,
+				    NOTIFY_MULT, 2);
+
+	if (ret && log_once_first(&vp->bad_access))
+		log_warn("virtio-pci %02x.0: notify ioeventfds at the moved BAR 0x%x: %s; "
+			 "notifications take the slow path", pci->slot, pci->bar_addr, strerror(-ret));
+}
+
 static const struct pci_dev_ops vp_ops = {
 	.bar_read = vp_bar_read,
 	.bar_write = vp_bar_write,
 	.cfg_reading = vp_cfg_reading,
+	.bar_moved = vp_bar_moved,
 	.cfg_written = vp_cfg_written,
 };
 

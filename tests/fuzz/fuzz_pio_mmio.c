@@ -50,6 +50,8 @@ static void request_stop(struct dev_host *h, enum vm_stop_reason r) {}
 static int ioeventfd(struct dev_host *h, bool mmio, uint64_t addr, uint32_t len, uint64_t value,
 		     int fd) { return 0; }
 static int irqfd(struct dev_host *h, unsigned gsi, int fd) { return 0; }
+static int ioeventfd_remove(struct dev_host *h, bool mmio, uint64_t addr, uint32_t len,
+			    uint64_t value, int fd) { return 0; }
 static int alloc_msi_gsi(struct dev_host *h) { return next_gsi++; }
 static int set_msi_route(struct dev_host *h, unsigned gsi, uint64_t addr, uint32_t data)
 {
@@ -110,6 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vm_config cfg = { .transport = size && (data[0] & 1) ? VM_TRANSPORT_MMIO : VM_TRANSPORT_PCI };
 	struct dev_host host = { .pio = &pio, .mmio = &mmio, .set_irq = set_irq,
 				 .request_stop = request_stop, .loop = loop, .ioeventfd = ioeventfd,
+				 .ioeventfd_remove = ioeventfd_remove,
 				 .irqfd = irqfd, .alloc_msi_gsi = alloc_msi_gsi,
 				 .set_msi_route = set_msi_route, .mem = &mem, .console_out_fd = sink };
 	static struct devmgr m;
@@ -126,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bus_init(&pio, "port");
 	bus_init(&mmio, "mmio");
 	unlink(uds);
-	if (pci_bus_create(&host, &pci))
+	if (pci_bus_create(&host, PCI_HOST_GENERIC, &pci))
 		abort();
 	host.pci = pci;
 	memset(&m, 0, sizeof(m));

@@ -27,7 +27,8 @@ static struct {
 	struct loop *loop;
 	struct bus pio, mmio;
 	struct guest_mem mem;
-	unsigned next_gsi, routes, irqfds, ioeventfds;
+	unsigned next_gsi, routes, irqfds, ioeventfds, ioeventfds_removed;
+	uint64_t ioeventfd_addr;
 	uint64_t route_addr[64];
 	uint32_t route_data[64];
 	int intx[32];
@@ -37,6 +38,13 @@ static void fake_irq(struct dev_host *h, unsigned gsi, bool level) { F.intx[gsi]
 static int fake_ioeventfd(struct dev_host *h, bool mmio, uint64_t a, uint32_t l, uint64_t v, int fd)
 {
 	F.ioeventfds++;
+	F.ioeventfd_addr = a;
+	return 0;
+}
+static int fake_ioeventfd_remove(struct dev_host *h, bool mmio, uint64_t a, uint32_t l, uint64_t v,
+				 int fd)
+{
+	F.ioeventfds_removed++;
 	return 0;
 }
 static int fake_irqfd(struct dev_host *h, unsigned gsi, int fd)
@@ -62,6 +70,7 @@ static int setup(void **state)
 		return -1;
 	F.host = (struct dev_host){ .pio = &F.pio, .mmio = &F.mmio, .set_irq = fake_irq,
 				    .loop = F.loop, .ioeventfd = fake_ioeventfd,
+				    .ioeventfd_remove = fake_ioeventfd_remove,
 				    .irqfd = fake_irqfd, .alloc_msi_gsi = fake_alloc,
 				    .set_msi_route = fake_route, .mem = &F.mem };
 	return 0;
@@ -101,7 +110,7 @@ static void test_host_bridge_and_empty_slots(void **state)
 {
 	struct pci_bus *bus;
 
-	assert_int_equal(pci_bus_create(&F.host, &bus), 0);
+	assert_int_equal(pci_bus_create(&F.host, PCI_HOST_GENERIC, &bus), 0);
 	assert_int_equal(cfg_read_port(0, PCI_VENDOR_ID, 2), 0x1b36);
 	assert_int_equal(cfg_read_port(0, PCI_CLASS_REVISION, 4) >> 8, PCI_CLASS_CODE_HOST_BRIDGE);
 	assert_int_equal(cfg_read(0, PCI_VENDOR_ID, 2), 0x1b36);
@@ -163,7 +172,7 @@ static void test_virtio_pci_function(void **state)
 	unsigned common, notify, isr, cfgcap, msix;
 	uint32_t bar, size, common_off, isr_off, table;
 
-	assert_int_equal(pci_bus_create(&F.host, &bus), 0);
+	assert_int_equal(pci_bus_create(&F.host, PCI_HOST_GENERIC, &bus), 0);
 	F.host.pci = bus;
 	assert_non_null(rng);
 	assert_int_equal(virtio_pci_ops.create(&F.host, rng, 0, (void **)&vp), 0);
@@ -253,7 +262,7 @@ static void test_bus_fills_up(void **state)
 	struct virtio_pci *vp[KILN_PCI_INTX_LINES + 1];
 	struct pci_bus *bus;
 
-	assert_int_equal(pci_bus_create(&F.host, &bus), 0);
+	assert_int_equal(pci_bus_create(&F.host, PCI_HOST_GENERIC, &bus), 0);
 	F.host.pci = bus;
 	for (unsigned i = 0; i < KILN_PCI_INTX_LINES; i++) {
 		dev[i] = test_device_new(&virtio_rng_class, &F.host, NULL);
@@ -271,12 +280,60 @@ static void test_bus_fills_up(void **state)
 	pci_bus_destroy(bus);
 }
 
+/* Firmware that assigns BARs itself (SeaBIOS) moves them: the BAR's registers and its notify
+ * ioeventfds follow a move inside the PCI hole; a move onto another range or past the I/O
+ * APIC is refused and the BAR stays. */
+static void test_bar_moves(void **state)
+{
+	struct virtio_dev *rng = test_device_new(&virtio_rng_class, &F.host, NULL);
+	const uint32_t to = 0xfebf0000;
+	struct virtio_pci *vp;
+	struct pci_bus *bus;
+	uint32_t bar, common_off;
+
+	assert_int_equal(pci_bus_create(&F.host, PCI_HOST_GENERIC, &bus), 0);
+	F.host.pci = bus;
+	assert_int_equal(virtio_pci_ops.create(&F.host, rng, 0, (void **)&vp), 0);
+	bar = cfg_read(1, PCI_BASE_ADDRESS_0, 4);
+	common_off = cfg_read(1, find_cap(1, VIRTIO_PCI_CAP_COMMON_CFG) + VIRTIO_PCI_CAP_OFFSET, 4);
+	cfg_write(1, PCI_BASE_ADDRESS_0, 4, to);
+	assert_int_equal(cfg_read(1, PCI_BASE_ADDRESS_0, 4), to);
+	assert_int_equal(bar_rd(to, common_off + offsetof(struct virtio_pci_common_cfg, num_queues), 2), 1);
+	assert_int_equal(bar_rd(bar, common_off, 4), 0xffffffff);
+	assert_int_equal(F.ioeventfds_removed, 1);
+	assert_int_equal(F.ioeventfds, 2);
+	assert_true(F.ioeventfd_addr >= to && F.ioeventfd_addr < to + 0x8000);
+	/* Over the ECAM window, then past the I/O APIC: refused, the BAR decodes where it was. */
+	cfg_write(1, PCI_BASE_ADDRESS_0, 4, (uint32_t)KILN_PCI_ECAM_GPA);
+	cfg_write(1, PCI_BASE_ADDRESS_0, 4, (uint32_t)KILN_IOAPIC_GPA);
+	assert_int_equal(bar_rd(to, common_off + offsetof(struct virtio_pci_common_cfg, num_queues), 2), 1);
+	assert_int_equal(F.ioeventfds, 2);
+	virtio_pci_ops.destroy(vp);
+	virtio_dev_free(rng);
+	pci_bus_destroy(bus);
+}
+
+/* With firmware the host bridge is QEMU's i440FX, whose PAM registers keep what is written. */
+static void test_i440fx_bridge(void **state)
+{
+	struct pci_bus *bus;
+
+	assert_int_equal(pci_bus_create(&F.host, PCI_HOST_I440FX, &bus), 0);
+	assert_int_equal(cfg_read_port(0, PCI_VENDOR_ID, 4), 0x12378086);
+	assert_int_equal(cfg_read_port(0, PCI_CLASS_REVISION, 4) >> 8, PCI_CLASS_CODE_HOST_BRIDGE);
+	cfg_write(0, 0x58, 4, 0x30303030);
+	assert_int_equal(cfg_read_port(0, 0x58, 4), 0x30303000); /* 0x58 is not a PAM register */
+	pci_bus_destroy(bus);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_host_bridge_and_empty_slots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtio_pci_function, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bus_fills_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bar_moves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i440fx_bridge, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,9 @@
  * and __BOOT_DS = 0x18 as flat segments and RSI = the zero page. The PVH entry (Xen
  * docs/misc/pvh.pandoc) wants 32-bit protected mode, paging off, flat CS/DS, a busy TSS and
  * EBX = the hvm_start_info address. A Multiboot kernel (Multiboot 0.6.96 §3.2) enters as PVH
- * does, with EAX = 0x2BADB002 and EBX = the multiboot info.
+ * does, with EAX = 0x2BADB002 and EBX = the multiboot info. Firmware (BOOT_FIRMWARE) starts as
+ * the processor does after RESET (Intel SDM vol. 3A §9.1.4: real mode, CS base 0xffff0000,
+ * IP 0xfff0), which is the state KVM gives a new vCPU: only the extras are set.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -194,6 +196,7 @@ int x86_vcpu_setup(int vcpu_fd, const struct boot_info *boot, bool bsp)
 		ret = setup_fpu(vcpu_fd);
 	if (!ret)
 		ret = setup_lapic(vcpu_fd);
+	bsp = bsp && boot->protocol != BOOT_FIRMWARE; /* firmware starts from KVM's reset state */
 	if (!ret && bsp)
 		ret = setup_sregs(vcpu_fd, boot);
 	if (!ret && bsp)

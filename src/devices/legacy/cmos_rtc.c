@@ -4,7 +4,9 @@
  * Owns: the index register, CMOS RAM and the guest's clock offset. Time registers are computed
  * from the host's CLOCK_REALTIME (UTC) at every read, in BCD or binary as status register B
  * says; a guest that sets the clock (hwclock -w) moves an offset, never the host clock. The
- * clock is always in 24-hour mode (B bit 1 reads as set). Motorola MC146818A data sheet. */
+ * clock is always in 24-hour mode (B bit 1 reads as set). Motorola MC146818A data sheet. CMOS
+ * RAM starts with what QEMU 7.2's PC writes there (hw/i386/pc.c pc_cmos_init), which firmware
+ * reads: memory sizes and the boot order. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include "byte_regs.h"
 #include "kiln/acpi.h"
 #include "kiln/devices.h"
+#include "kiln/guest_mem.h"
 #include "kiln/layout.h"
 #include "kiln/log.h"
 #include "kiln/snapshot.h"
@@ -35,6 +38,13 @@
 #define B_BINARY 0x04
 #define A_DIVIDER_32K 0x26 /* 32.768 kHz time base, 1024 Hz periodic rate; UIP clear */
 #define D_VRT 0x80
+#define CMOS_BASE_MEM 0x15      /* KiB below 1 MiB, 16 bits (0x15, 0x16) */
+#define CMOS_EXT_MEM 0x17       /* KiB from 1 MiB, at most 65535 (0x17, 0x18; again 0x30, 0x31) */
+#define CMOS_EXT_MEM2 0x30
+#define CMOS_MEM_16M 0x34       /* 64 KiB units from 16 MiB below 4 GiB (0x34, 0x35) */
+#define CMOS_MEM_4G 0x5b        /* 64 KiB units above 4 GiB, 24 bits (0x5b-0x5d) */
+#define CMOS_BOOT_ORDER3 0x38   /* high nibble: third boot device; bit 0: no floppy check */
+#define CMOS_BOOT_ORDER 0x3d    /* low nibble first, high second: 1 floppy, 2 disk, 3 CD */
 
 struct rtc {
 	struct byte_dev dev; /* first: the bus hands us &dev */
@@ -140,6 +150,30 @@ static void rtc_write_byte(struct byte_dev *dev, uint64_t off, uint8_t v)
 	}
 }
 
+static void put(struct rtc *r, uint8_t at, uint64_t v, unsigned bytes)
+{
+	for (unsigned i = 0; i < bytes; i++)
+		r->cmos[at + i] = (uint8_t)(v >> (8 * i));
+}
+
+/* QEMU's memory-size bytes for @mem, and its default boot order "cad" (disk, floppy, CD). */
+static void rtc_set_memory(struct rtc *r, const struct guest_mem *mem)
+{
+	uint64_t low = guest_mem_low_end(mem), high = 0, ext;
+
+	for (unsigned i = 1; i < mem->nr_regions && i < GUEST_MEM_MAX_REGIONS; i++)
+		high += mem->region[i].size;
+	ext = low > (1u << 20) ? (low >> 10) - 1024 : 0;
+	put(r, CMOS_BASE_MEM, 640, 2);
+	put(r, CMOS_EXT_MEM, ext > 0xffff ? 0xffff : ext, 2);
+	put(r, CMOS_EXT_MEM2, ext > 0xffff ? 0xffff : ext, 2);
+	ext = low > (16u << 20) ? (low - (16u << 20)) >> 16 : 0;
+	put(r, CMOS_MEM_16M, ext > 0xffff ? 0xffff : ext, 2);
+	put(r, CMOS_MEM_4G, high >> 16, 3);
+	r->cmos[CMOS_BOOT_ORDER] = 0x12;
+	r->cmos[CMOS_BOOT_ORDER3] = 0x30;
+}
+
 static int rtc_create(struct dev_host *host, const void *config, unsigned index,
 		      void **state, struct error *e)
 {
@@ -154,6 +188,8 @@ static int rtc_create(struct dev_host *host, const void *config, unsigned index,
 	r->cmos[REG_A] = A_DIVIDER_32K;
 	r->cmos[REG_B] = B_24H;
 	r->cmos[REG_D] = D_VRT;
+	if (host->mem)
+		rtc_set_memory(r, host->mem);
 	*state = r;
 	return 0;
 }
