@@ -88,7 +88,7 @@ static int parse_header(const struct boot_input *in, struct boot_params *bp, siz
 	/* syssize counts 16-byte paragraphs of protected-mode code (2.04+), rounded up: the last
 	 * one may be partial (memtest86+ ends its file 8 bytes into it; GRUB and QEMU load the
 	 * whole rest of the file). Signed kernels carry their signature after syssize * 16 bytes,
-	 * so the file may be longer, and at most one paragraph less than a whole one shorter. */
+	 * so the file may be longer than syssize * 16, or shorter by less than one paragraph. */
 	if (raw.syssize == 0 || ((uint64_t)raw.syssize - 1) * 16 >= len - setup_len)
 		return boot_error(err, errlen, -EINVAL,
 				  "bzImage truncated: syssize says %" PRIu64 " bytes of protected-mode kernel, the file holds %zu",
