@@ -85,9 +85,11 @@ static int parse_header(const struct boot_input *in, struct boot_params *bp, siz
 		return boot_error(err, errlen, -EINVAL,
 				  "bzImage setup_sects %u puts the protected-mode kernel at 0x%zx, past the end of the %zu-byte file",
 				  raw.setup_sects, setup_len, len);
-	/* syssize counts 16-byte paragraphs of protected-mode code (2.04+); signed kernels carry
-	 * their signature after it, so the file may be longer but never shorter. */
-	if (raw.syssize == 0 || (uint64_t)raw.syssize * 16 > len - setup_len)
+	/* syssize counts 16-byte paragraphs of protected-mode code (2.04+), rounded up: the last
+	 * one may be partial (memtest86+ ends its file 8 bytes into it; GRUB and QEMU load the
+	 * whole rest of the file). Signed kernels carry their signature after syssize * 16 bytes,
+	 * so the file may be longer than syssize * 16, or shorter by less than one paragraph. */
+	if (raw.syssize == 0 || ((uint64_t)raw.syssize - 1) * 16 >= len - setup_len)
 		return boot_error(err, errlen, -EINVAL,
 				  "bzImage truncated: syssize says %" PRIu64 " bytes of protected-mode kernel, the file holds %zu",
 				  (uint64_t)raw.syssize * 16, len - setup_len);
@@ -103,6 +105,8 @@ static int parse_header(const struct boot_input *in, struct boot_params *bp, siz
 				  bp->hdr.xloadflags);
 	*pm_offset = setup_len;
 	*pm_len = (uint64_t)raw.syssize * 16;
+	if (*pm_len > len - setup_len)
+		*pm_len = len - setup_len; /* the partial last paragraph; RAM past it is zero */
 	return 0;
 }
 
