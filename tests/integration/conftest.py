@@ -104,6 +104,19 @@ def threads_of(pid):
     return "\n".join(out)
 
 
+def sample_disks(tmp_path, ext4_name):
+    """The disks the blk and qcow2 tests share: a 64 MiB ext4 image @ext4_name holding
+    hello.txt, and a 1 MiB raw image of a recognisable pattern (bytes 0..255 over and over)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "hello.txt").write_text("hello from the host\n")
+    ext4 = tmp_path / ext4_name
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(root), str(ext4), "64M"], check=True)
+    pattern = tmp_path / "pattern.raw"
+    pattern.write_bytes(bytes(range(256)) * 4096)
+    return ext4, pattern
+
+
 def run_kiln(kiln, *args, timeout=240, stdin=subprocess.DEVNULL, prefix=()):
     """Run kiln to completion (under @prefix, e.g. `ip netns exec NS`) and return a Guest. A
     kiln still running after @timeout seconds fails the test with the console's and stderr's

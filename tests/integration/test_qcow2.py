@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import boot, run_kiln
+from conftest import boot, run_kiln, sample_disks
 
 
 def sha256(path):
@@ -23,16 +23,10 @@ def qemu_img(*args):
 
 @pytest.fixture
 def images(tmp_path):
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "hello.txt").write_text("hello from the host\n")
-    base = tmp_path / "base.img"
-    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(root), str(base), "64M"], check=True)
+    base, ro_raw = sample_disks(tmp_path, "base.img")
     # The backing name is relative: kiln finds it next to the overlay, as QEMU does.
     assert qemu_img("create", "-f", "qcow2", "-b", "base.img", "-F", "raw",
                     tmp_path / "overlay.qcow2").returncode == 0
-    ro_raw = tmp_path / "ro.raw"
-    ro_raw.write_bytes(bytes(range(256)) * 4096)  # 1 MiB with a recognisable pattern
     ro = tmp_path / "ro.qcow2"
     assert qemu_img("convert", "-f", "raw", "-O", "qcow2", ro_raw, ro).returncode == 0
     return base, tmp_path / "overlay.qcow2", ro_raw, ro

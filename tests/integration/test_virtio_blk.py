@@ -9,19 +9,12 @@ import subprocess
 
 import pytest
 
-from conftest import boot
+from conftest import boot, sample_disks
 
 
 @pytest.fixture
 def images(tmp_path):
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "hello.txt").write_text("hello from the host\n")
-    ext4 = tmp_path / "root.img"
-    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(root), str(ext4), "64M"], check=True)
-    ro = tmp_path / "ro.img"
-    ro.write_bytes(bytes(range(256)) * 4096)  # 1 MiB with a recognisable pattern
-    return ext4, ro
+    return sample_disks(tmp_path, "root.img")
 
 
 def sha256(path):
