@@ -71,3 +71,19 @@ def vsock_connect(uds, port, timeout=60):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def snapshot(sock, state, mem, kind="Full"):
+    """Pause the VM behind @sock and write a snapshot of @kind: state file @state, memory @mem."""
+    assert call(sock, "PATCH", "/vm", {"state": "Paused"}) == (204, None)
+    status, body = call(sock, "PUT", "/snapshot/create", {"snapshot_type": kind,
+                                                          "snapshot_path": str(state),
+                                                          "mem_file_path": str(mem)})
+    assert status == 204, body
+
+
+def load_snapshot(sock, state, mem):
+    """Load (and resume) the snapshot @state with the File memory @mem into the kiln at @sock."""
+    assert call(sock, "PUT", "/snapshot/load", {
+        "snapshot_path": str(state), "resume_vm": True,
+        "mem_backend": {"backend_type": "File", "backend_path": str(mem)}}) == (204, None)

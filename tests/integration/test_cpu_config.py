@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from conftest import Shell
-from fcapi import call, wait_for_socket
+from fcapi import call, load_snapshot, snapshot, wait_for_socket
 
 BOOT_ARGS = "console=ttyS0 reboot=k panic=1 pci=off kiln.test="
 VCPUS = ("The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even "
@@ -122,18 +122,13 @@ def test_smt_snapshot_restores(kvm, kiln, bzimage, initrd, tmp_path):
     sh = boot(kiln, sock, bzimage, initrd, {"vcpu_count": 2, "mem_size_mib": 256, "smt": True})
     try:
         check_topology(sh, 2, True)
-        assert call(sock, "PATCH", "/vm", {"state": "Paused"}) == (204, None)
-        assert call(sock, "PUT", "/snapshot/create", {"snapshot_type": "Full",
-                                                      "snapshot_path": str(state),
-                                                      "mem_file_path": str(mem)}) == (204, None)
+        snapshot(sock, state, mem)
     finally:
         sh.close()
     sock2 = tmp_path / "api2.sock"
     sh = start(kiln, sock2)
     try:
-        assert call(sock2, "PUT", "/snapshot/load", {
-            "snapshot_path": str(state), "resume_vm": True,
-            "mem_backend": {"backend_type": "File", "backend_path": str(mem)}}) == (204, None)
+        load_snapshot(sock2, state, mem)
         assert call(sock2, "GET", "/machine-config")[1]["smt"] is True
         check_topology(sh, 2, True)
     finally:
@@ -275,18 +270,13 @@ def test_custom_template_through_the_api(kvm, kiln, bzimage, initrd, tmp_path):
         assert call(sock, "GET", "/vm/config")[1]["cpu-config"] == PNI_OFF
         assert call(sock, "PUT", "/cpu-config", PNI_OFF) == (400, {"fault_message": (
             "The requested operation is not supported after starting the microVM.")})
-        assert call(sock, "PATCH", "/vm", {"state": "Paused"}) == (204, None)
-        assert call(sock, "PUT", "/snapshot/create", {"snapshot_type": "Full",
-                                                      "snapshot_path": str(state),
-                                                      "mem_file_path": str(mem)}) == (204, None)
+        snapshot(sock, state, mem)
     finally:
         sh.close()
     sock2 = tmp_path / "api2.sock"
     sh = start(kiln, sock2)
     try:
-        assert call(sock2, "PUT", "/snapshot/load", {
-            "snapshot_path": str(state), "resume_vm": True,
-            "mem_backend": {"backend_type": "File", "backend_path": str(mem)}}) == (204, None)
+        load_snapshot(sock2, state, mem)
         assert call(sock2, "GET", "/vm/config")[1]["cpu-config"] == PNI_OFF
         assert "pni" not in cpu_flags(sh)
         assert sh.poweroff() == 0, sh.err()

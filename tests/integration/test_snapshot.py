@@ -23,7 +23,7 @@ import zlib
 import pytest
 
 from conftest import BUILD, ROOT, Shell, in_ns
-from fcapi import call, wait_for_socket
+from fcapi import call, snapshot, wait_for_socket
 
 BOOT_ARGS = "console=ttyS0 reboot=k panic=1 kiln.test="
 COUNTER = "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done) >/dev/null 2>&1 & true"
@@ -48,14 +48,6 @@ def boot_api(kiln, sock, bzimage, initrd, mem=128, cpus=1, prefix=(), dirty=Fals
     assert call(sock, "PUT", "/actions", {"action_type": "InstanceStart"}) == (204, None)
     sh.wait_ready()
     return sh
-
-
-def snapshot(sock, state, mem, kind="Full"):
-    assert call(sock, "PATCH", "/vm", {"state": "Paused"}) == (204, None)
-    status, body = call(sock, "PUT", "/snapshot/create", {"snapshot_type": kind,
-                                                          "snapshot_path": str(state),
-                                                          "mem_file_path": str(mem)})
-    assert status == 204, body
 
 
 def restore(kiln, state, mem, *extra, prefix=()):
