@@ -2,8 +2,9 @@
 /* acpi — the ACPI tables kiln gives the guest: RSDP, XSDT, FADT (+FACS), MADT and a DSDT
  * written by a small AML builder.
  *
- * Owns: table layouts (ACPI 6.5 §5.2), their checksums, and the AML encoding of the device
- * descriptions collected from the device registry. Layouts are defined here once, packed,
+ * Owns: table layouts (ACPI 6.5 §5.2), their checksums, which fields point from one table to
+ * another (so that firmware can place the tables itself, include/kiln/table_loader.h), and the
+ * AML encoding of the device descriptions collected from the device registry. Layouts are defined here once, packed,
  * with the spec section cited; nothing is copied from another project.
  */
 #ifndef KILN_ACPI_H
