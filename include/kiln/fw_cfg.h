@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* fw_cfg — QEMU's firmware configuration device (QEMU docs/specs/fw_cfg.rst, as QEMU 7.2
  * builds it on x86): the channel through which firmware and guests built for QEMU read what the
- * VMM tells them (CPU count, RAM size, the e820 map, and later ACPI tables, boot order, kernel,
+ * VMM tells them (CPU count, RAM size, the e820 map, the ACPI tables, and later boot order, kernel,
  * initrd and command line).
  *
  * Owns: the port I/O registers (selector KILN_PORT_FW_CFG, 16-bit write; data at +1, 8-bit;

@@ -140,7 +140,8 @@ int pci_bus_create(struct dev_host *host, enum pci_host_bridge bridge, struct pc
 void pci_bus_destroy(struct pci_bus *bus);
 
 /* Describe the root bridge (PNP0A03 with its bus, I/O and memory windows and a _PRT entry per
- * device) and the ECAM reservation in the DSDT, and ask for an MCFG table. */
+ * device) and the ECAM reservation in the DSDT, and ask for an MCFG table. With the i440FX
+ * bridge the memory window reaches the I/O APIC, where firmware puts the BARs. */
 void pci_bus_describe(const struct pci_bus *bus, struct acpi_config *acpi);
 
 /* Initialise @dev's type 0 header: IDs, class (24 bits), subsystem IDs, interrupt pin A.

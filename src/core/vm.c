@@ -26,6 +26,7 @@
 #include "kiln/fw_cfg.h"
 #include "kiln/layout.h"
 #include "kiln/log.h"
+#include "kiln/table_loader.h"
 #include "vm_internal.h"
 
 #define KVM_API_VERSION_EXPECTED 12
@@ -201,11 +202,34 @@ static int create_memory(struct vm *vm, const struct vm_config *cfg, bool restor
 /* What fw_cfg, when the VM has one, tells the guest (QEMU's items for x86): vCPUs at boot and
  * at most (no hot-plug), RAM in bytes, no display (NOGRAPHIC 1: SeaBIOS then writes its
  * screen to COM1), no boot menu (BOOT_MENU 0, QEMU's default), and the e820 map as the file
- * etc/e820 (QEMU's struct e820_entry: le64 address, le64 length, le32 type, packed). Made
- * again on a restore: items are not in snapshots. */
+ * etc/e820 (QEMU's struct e820_entry: le64 address, le64 length, le32 type, packed); with
+ * firmware also kiln's ACPI tables (@acpi) and the etc/table-loader commands that place them
+ * (include/kiln/table_loader.h), so the firmware installs kiln's tables instead of its own.
+ * Made again on a restore: items are not in snapshots. */
 _Static_assert(sizeof(struct boot_e820_entry) == 20, "etc/e820 entries are QEMU's packed layout");
 
-static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, struct error *e)
+static int add_acpi_files(struct fw_cfg *fw, const struct acpi_config *acpi)
+{
+	struct acpi_tables t;
+	uint8_t *cmds = NULL;
+	size_t len;
+	int ret = acpi_build_tables(acpi, 0, &t);
+
+	if (!ret)
+		ret = table_loader_build(&t, &cmds, &len);
+	if (!ret)
+		ret = fw_cfg_add_file(fw, TABLE_LOADER_FILE_TABLES, t.tables, (uint32_t)t.len);
+	if (!ret)
+		ret = fw_cfg_add_file(fw, TABLE_LOADER_FILE_RSDP, t.rsdp, ACPI_RSDP_LEN);
+	if (!ret)
+		ret = fw_cfg_add_file(fw, TABLE_LOADER_FILE, cmds, (uint32_t)len);
+	free(cmds);
+	acpi_tables_free(&t);
+	return ret;
+}
+
+static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, const struct acpi_config *acpi,
+		       struct error *e)
 {
 	struct fw_cfg *fw = vm_device_find(vm, &fw_cfg_class, NULL);
 	struct boot_e820_entry e820[E820_MAX_ENTRIES_ZEROPAGE];
@@ -226,6 +250,8 @@ static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, struct error 
 		ret = fw_cfg_add_le(fw, FW_CFG_BOOT_MENU, 0, 2);
 	if (!ret)
 		ret = fw_cfg_add_file(fw, "etc/e820", e820, n * sizeof(e820[0]));
+	if (!ret && cfg->firmware_path)
+		ret = add_acpi_files(fw, acpi);
 	return ret ? error_set(e, ERROR_RUNTIME, "fw_cfg items: %s", strerror(-ret)) : 0;
 }
 
@@ -241,13 +267,11 @@ static int create_devices(struct vm *vm, const struct vm_config *cfg, struct acp
 		return error_set(e, ERROR_RUNTIME, "PCI bus: %s", strerror(-ret));
 	vm->host.pci = vm->pci;
 	ret = devmgr_create(&vm->devices, &vm->host, cfg, e);
-	if (!ret)
-		ret = fill_fw_cfg(vm, cfg, e);
 	if (ret)
 		return ret;
 	snprintf(cmdline, KILN_CMDLINE_MAX, "%s", cfg->cmdline);
 	devmgr_describe(&vm->devices, vm->pci, acpi, cmdline, KILN_CMDLINE_MAX);
-	return 0;
+	return fill_fw_cfg(vm, cfg, acpi, e);
 }
 
 /* QEMU's PC, for which a multiboot kernel or a firmware image was built, always has fw_cfg: a

@@ -32,6 +32,7 @@ struct pci_bus {
 	pthread_mutex_t bridge_lock;
 	struct pci_dev *dev[PCI_SLOTS];
 	uint64_t next_bar;
+	enum pci_host_bridge kind;
 };
 
 void pci_dev_init(struct pci_dev *dev, const struct pci_dev_ops *ops, void *opaque,
@@ -235,6 +236,7 @@ int pci_bus_create(struct dev_host *host, enum pci_host_bridge bridge, struct pc
 		return -ENOMEM;
 	bus->host = host;
 	bus->next_bar = KILN_PCI_MEM_START;
+	bus->kind = bridge;
 	pthread_mutex_init(&bus->lock, NULL);
 	pthread_mutex_init(&bus->bridge_lock, NULL);
 	if (bridge == PCI_HOST_I440FX) {
@@ -311,6 +313,10 @@ void pci_bus_describe(const struct pci_bus *bus, struct acpi_config *acpi)
 		.mem_base = (uint32_t)KILN_PCI_MEM_START,
 		.mem_limit = (uint32_t)(KILN_PCI_MEM_END - 1),
 	};
+	/* Firmware places the BARs itself, from the I/O APIC down (SeaBIOS pciinit.c): the window
+	 * is then everything pci_bar_written() accepts, as QEMU's PC describes its PCI hole. */
+	if (bus->kind == PCI_HOST_I440FX)
+		acpi->pci.mem_limit = (uint32_t)(KILN_IOAPIC_GPA - 1);
 	for (unsigned s = 1; s < PCI_SLOTS; s++)
 		if (bus->dev[s])
 			acpi->pci.prt[acpi->pci.nr_prt++] = (struct acpi_pci_prt){ .slot = (uint8_t)s,

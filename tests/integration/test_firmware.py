@@ -2,42 +2,75 @@
 """kiln run --firmware bios: Debian's SeaBIOS (QEMU's build, /usr/share/seabios/bios-256k.bin)
 on kiln's PC. SeaBIOS finds the i440FX host bridge, places the PCI BARs itself, reads its
 memory map and CPU count from fw_cfg, writes its screen to COM1 (fw_cfg NOGRAPHIC) and boots
-the MBR of a virtio-blk disk through its own virtio driver. The boot sector here is 16-bit code
-written out byte by byte: it prints KILN-MBR on COM1 and ends the VM through isa-debug-exit."""
+the MBR of a virtio-blk disk through its own virtio driver, after installing kiln's ACPI tables
+from fw_cfg (etc/table-loader). The boot sector here is 16-bit code written out byte by byte: it
+prints KILN-MBR and the OEM ID of the RSDP it finds on COM1 and ends the VM through
+isa-debug-exit."""
 import os
 import select
-import struct
 import subprocess
 import time
 
 import pytest
 
-from conftest import run_kiln
+from conftest import CACHE, _require, run_kiln, wait_for
 
 BIOS = "/usr/share/seabios/bios-256k.bin"
 EXIT_VALUE = 0x2A  # the boot sector's debug-exit write: kiln exits (0x2A << 1) | 1
 
 
 def boot_sector():
-    """512 bytes loaded at 0000:7C00: print the message on COM1, then write EXIT_VALUE to the
-    debug-exit port 0xF4 and halt."""
-    code = bytearray()
-    code += b"\xfa"                    # cli
-    code += b"\xba\xf8\x03"            # mov dx, 0x3f8
-    code += b"\xbe\x00\x00"            # mov si, message (patched below)
-    si_at = len(code) - 2
-    loop = len(code)
-    code += b"\x2e\xac"                # lodsb (cs:si): SeaBIOS jumps to 0000:7C00
-    code += b"\x84\xc0"                # test al, al
-    code += b"\x74\x03"                # jz done
-    code += b"\xee"                    # out dx, al
-    code += bytes([0xEB, (loop - (len(code) + 2)) & 0xFF])  # jmp loop
-    code += bytes([0xB0, EXIT_VALUE])  # done: mov al, EXIT_VALUE
-    code += b"\xe6\xf4"                # out 0xf4, al
-    code += b"\xf4\xeb\xfd"            # hlt; jmp hlt
-    struct.pack_into("<H", code, si_at, 0x7C00 + len(code))
-    code += b"KILN-MBR\r\n\0"
-    return bytes(code).ljust(510, b"\0") + b"\x55\xaa"
+    """512 bytes loaded at 0000:7C00 (GNU as .code16, hand-checked listing): print KILN-MBR on
+    COM1, look for the RSDP signature "RSD PTR " on every 16-byte boundary of 0xE0000-0xFFFFF
+    (ACPI 6.5 §5.2.5.1) and print its OEM ID (bytes 9-14) after KILN-RSDP-OEM=, or print
+    KILN-RSDP-NONE; then write EXIT_VALUE to the debug-exit port 0xF4 and halt."""
+    code = bytes.fromhex(
+        "fa"          # 00 cli
+        "31c0"        # 01 xor ax, ax
+        "8ed8"        # 03 mov ds, ax
+        "fc"          # 05 cld
+        "baf803"      # 06 mov dx, 0x3f8
+        "be547c"      # 09 mov si, msg (0x7c54)
+        "e83c00"      # 0c call puts
+        "bb00e0"      # 0f mov bx, 0xe000
+        "8ec3"        # 12 scan: mov es, bx
+        "be807c"      # 14 mov si, sig (0x7c80)
+        "31ff"        # 17 xor di, di
+        "b90800"      # 19 mov cx, 8
+        "f3a6"        # 1c repe cmpsb
+        "740b"        # 1e je found
+        "43"          # 20 inc bx
+        "75ef"        # 21 jnz scan
+        "be6e7c"      # 23 mov si, none (0x7c6e)
+        "e82200"      # 26 call puts
+        "eb19"        # 29 jmp done
+        "be5f7c"      # 2b found: mov si, oem (0x7c5f)
+        "e81a00"      # 2e call puts
+        "bf0900"      # 31 mov di, 9
+        "b90600"      # 34 mov cx, 6
+        "268a05"      # 37 1: mov al, es:[di]
+        "ee"          # 3a out dx, al
+        "47"          # 3b inc di
+        "e2f9"        # 3c loop 1
+        "be7d7c"      # 3e mov si, eol (0x7c7d)
+        "e80700"      # 41 call puts
+        f"b0{EXIT_VALUE:02x}"  # 44 done: mov al, EXIT_VALUE
+        "e6f4"        # 46 out 0xf4, al
+        "f4ebfd"      # 48 hlt; jmp 48
+        "ac"          # 4b puts: lodsb
+        "84c0"        # 4c test al, al
+        "7403"        # 4e jz ret
+        "ee"          # 50 out dx, al
+        "ebf8"        # 51 jmp puts
+        "c3"          # 53 ret
+    )
+    code += b"KILN-MBR\r\n\0"         # 54 msg
+    code += b"KILN-RSDP-OEM=\0"        # 5f oem
+    code += b"KILN-RSDP-NONE\0"        # 6e none
+    code += b"\r\n\0"                 # 7d eol
+    code += b"RSD PTR "                # 80 sig
+    assert len(code) == 0x88
+    return code.ljust(510, b"\0") + b"\x55\xaa"
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +89,9 @@ def test_boots_mbr_from_virtio_blk(kvm, kiln, bios, tmp_path):
     assert "SeaBIOS (version" in g.out, g
     assert "Booting from Hard Disk" in g.out, g
     assert "KILN-MBR" in g.out.split("Booting from Hard Disk", 1)[1], g
+    # SeaBIOS ran kiln's etc/table-loader: the RSDP it installed is kiln's (OEM ID "KILN  "),
+    # not the one SeaBIOS builds alone ("BOCHS ").
+    assert "KILN-RSDP-OEM=KILN  \r\n" in g.out, g
 
 
 def test_no_bootable_device(kvm, kiln, bios):
@@ -76,6 +112,45 @@ def test_no_bootable_device(kvm, kiln, bios):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_debian_with_grub_boots_to_a_login_prompt(kvm, kiln, bios, tmp_path):
+    """scripts/mkdiskimg's disk: SeaBIOS boots GRUB from the MBR, GRUB (on the serial console)
+    loads Debian's kernel and initrd from the ext4 partition, systemd reaches a login prompt.
+    Linux runs on kiln's ACPI tables (the DSDT's OEM ID is kiln's), and poweroff through the
+    DSDT's _S5 and the PM1a control register ends kiln with 0. The disk is a qcow2 overlay:
+    the cached image stays as built."""
+    base = _require(CACHE / "diskimg/disk.img")
+    disk = tmp_path / "debian.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw",
+                    str(disk)], check=True)
+    proc = subprocess.Popen([str(kiln), "run", "--firmware", "bios", "--disk", str(disk),
+                             "--transport", "pci", "--cpus", "1", "--memory", "512M"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def send(text):
+        proc.stdin.write(text.encode())
+        proc.stdin.flush()
+
+    try:
+        out = wait_for(proc, "kiln-guest login:", timeout=1500)
+        send("root\n")
+        out += wait_for(proc, "Password:", timeout=120)
+        time.sleep(0.5)
+        send("kiln\n")
+        out += wait_for(proc, "root@kiln-guest", timeout=120)
+        send("echo KILN-ROOT=$(findmnt -no SOURCE /) KILN-CPUS=$(nproc) KILN-DSDT-OEM=$(head -c 16 "
+             "/sys/firmware/acpi/tables/DSDT | tail -c 6 | tr -d ' '); systemctl poweroff\n")
+        out += wait_for(proc, "KILN-DSDT-OEM=", timeout=120)
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode(errors="replace")
+        out += proc.stdout.read().decode(errors="replace")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "SeaBIOS (version" in out, out[-3000:]
+    grub = out.index("KILN-GRUB: loading Linux")
+    assert out.index("Booting from Hard Disk") < grub < out.index("Linux version"), out[-3000:]
+    assert "KILN-ROOT=/dev/vda1 KILN-CPUS=1 KILN-DSDT-OEM=KILN" in out, out[-3000:]
 
 
 @pytest.mark.parametrize("case", ["missing", "not-multiple", "too-small", "too-big",

@@ -20,8 +20,10 @@
 #define OEM_TABLE_ID "KILNVM  "
 #define CREATOR_ID "KILN"
 #define HDR_LEN 36
-#define RSDP_LEN 36
 #define FADT_LEN 276
+#define FADT_DSDT 40             /* 32-bit DSDT address */
+#define FADT_X_FIRMWARE_CTRL 132
+#define FADT_X_DSDT 140
 #define FACS_LEN 64
 #define FADT_REVISION 6
 #define FADT_MINOR 5
@@ -84,7 +86,7 @@ static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
 {
 	header(t, "FACP", FADT_LEN, FADT_REVISION);
 	/* FIRMWARE_CTRL stays 0: X_FIRMWARE_CTRL is set, and §5.2.9 allows only one of them. */
-	put32(t, 40, (uint32_t)dsdt);
+	put32(t, FADT_DSDT, (uint32_t)dsdt);
 	put16(t, 46, KILN_IRQ_SCI);
 	put32(t, 48, 0);                       /* SMI_CMD 0: ACPI mode is always on */
 	put32(t, 56, KILN_PORT_PM1A_EVT);
@@ -97,8 +99,8 @@ static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
 	put16(t, 109, BOOT_ARCH_LEGACY_DEVICES | BOOT_ARCH_VGA_NOT_PRESENT);
 	put32(t, 112, FADT_WBINVD | FADT_PROC_C1 | FADT_PWR_BUTTON | FADT_SLP_BUTTON);
 	put8(t, 131, FADT_MINOR);
-	put64(t, 132, facs);
-	put64(t, 140, dsdt);
+	put64(t, FADT_X_FIRMWARE_CTRL, facs);
+	put64(t, FADT_X_DSDT, dsdt);
 	gas_io(t, 148, KILN_PORT_PM1A_EVT, 4);
 	gas_io(t, 172, KILN_PORT_PM1A_CNT, 2);
 	finish(t, FADT_LEN);
@@ -403,14 +405,37 @@ static void build_mcfg(uint8_t *t, uint64_t ecam)
 	finish(t, MCFG_LEN);
 }
 
-int acpi_build(const struct guest_mem *mem, uint64_t base, uint64_t max_len,
-	       const struct acpi_config *acpi, uint64_t *rsdp_gpa)
+/* Record that @size bytes at @offset of @file hold the address of a table, as an offset into
+ * the tables plus out->tables_addr. */
+static void add_pointer(struct acpi_tables *out, enum acpi_file file, size_t offset, uint8_t size)
 {
-	size_t xsdt, fadt, facs, madt, mcfg, dsdt, end, dsdt_len, nr_tables;
-	struct aml body;
-	uint8_t *t;
-	int ret = 0;
+	out->pointer[out->nr_pointers++] = (struct acpi_pointer){
+		.file = file, .offset = (uint32_t)offset, .size = size };
+}
 
+/* Record the checksum byte at @offset of @file, over [start, start + len). */
+static void add_checksum(struct acpi_tables *out, enum acpi_file file, size_t offset,
+			 size_t start, size_t len)
+{
+	out->checksum[out->nr_checksums++] = (struct acpi_checksum_range){
+		.file = file, .offset = (uint32_t)offset, .start = (uint32_t)start,
+		.len = (uint32_t)len };
+}
+
+/* A system description table's own checksum (header byte 9) over its @len bytes at @t. */
+static void table_checksum(struct acpi_tables *out, size_t t, size_t len)
+{
+	add_checksum(out, ACPI_FILE_TABLES, t + 9, t, len);
+}
+
+int acpi_build_tables(const struct acpi_config *acpi, uint64_t tables_addr,
+		      struct acpi_tables *out)
+{
+	size_t xsdt, fadt, facs, madt, mcfg, dsdt, end, dsdt_len, nr_tables, xsdt_len;
+	struct aml body;
+	uint8_t *t, *r = out->rsdp;
+
+	*out = (struct acpi_tables){ .tables_addr = tables_addr };
 	if (acpi->nr_cpus == 0 || acpi->nr_cpus > 255 || acpi->nr_devices > ACPI_MAX_DEVICES ||
 	    acpi->pci.nr_prt > 32)
 		return -EINVAL;
@@ -423,53 +448,87 @@ int acpi_build(const struct guest_mem *mem, uint64_t base, uint64_t max_len,
 		aml_free(&body);
 		return -ENOMEM;
 	}
+	/* Offsets into the tables, which start 64-byte aligned (the FACS's alignment, §5.2.10). */
 	dsdt_len = HDR_LEN + body.len;
-	xsdt = align_up(RSDP_LEN, 16);
 	nr_tables = acpi->pci.present ? 3 : 2;
-	fadt = align_up(xsdt + HDR_LEN + nr_tables * 8, 16);
+	xsdt = 0;
+	xsdt_len = HDR_LEN + nr_tables * 8;
+	fadt = align_up(xsdt + xsdt_len, 16);
 	facs = align_up(fadt + FADT_LEN, 64);
 	madt = align_up(facs + FACS_LEN, 16);
 	mcfg = align_up(madt + madt_len(acpi->nr_cpus), 16);
 	dsdt = align_up(mcfg + (acpi->pci.present ? MCFG_LEN : 0), 16);
 	end = dsdt + dsdt_len;
-	if (end > max_len) {
-		aml_free(&body);
-		return -ENOSPC;
-	}
 	t = calloc(1, end);
 	if (!t) {
 		aml_free(&body);
 		return -ENOMEM;
 	}
 	/* RSDP (§5.2.5.3): revision 2, no RSDT, the XSDT. */
-	memcpy(t, "RSD PTR ", 8);
-	memcpy(t + 9, OEM_ID, 6);
-	put8(t, 15, 2);
-	put32(t, 20, RSDP_LEN);
-	put64(t, 24, base + xsdt);
-	t[8] = (uint8_t)(0 - acpi_checksum(t, 20));
-	t[32] = (uint8_t)(0 - acpi_checksum(t, RSDP_LEN));
+	memcpy(r, "RSD PTR ", 8);
+	memcpy(r + 9, OEM_ID, 6);
+	put8(r, 15, 2);
+	put32(r, 20, ACPI_RSDP_LEN);
+	put64(r, 24, tables_addr + xsdt);
+	add_pointer(out, ACPI_FILE_RSDP, 24, 8);
+	r[8] = (uint8_t)(0 - acpi_checksum(r, 20));
+	r[32] = (uint8_t)(0 - acpi_checksum(r, ACPI_RSDP_LEN));
+	add_checksum(out, ACPI_FILE_RSDP, 8, 0, 20);
+	add_checksum(out, ACPI_FILE_RSDP, 32, 0, ACPI_RSDP_LEN);
 
-	header(t + xsdt, "XSDT", (uint32_t)(HDR_LEN + nr_tables * 8), 1);
-	put64(t + xsdt, HDR_LEN, base + fadt);
-	put64(t + xsdt, HDR_LEN + 8, base + madt);
+	header(t + xsdt, "XSDT", (uint32_t)xsdt_len, 1);
+	put64(t + xsdt, HDR_LEN, tables_addr + fadt);
+	put64(t + xsdt, HDR_LEN + 8, tables_addr + madt);
 	if (acpi->pci.present) {
-		put64(t + xsdt, HDR_LEN + 16, base + mcfg);
+		put64(t + xsdt, HDR_LEN + 16, tables_addr + mcfg);
 		build_mcfg(t + mcfg, acpi->pci.ecam_base);
 	}
-	finish(t + xsdt, HDR_LEN + nr_tables * 8);
-	build_fadt(t + fadt, base + facs, base + dsdt);
+	for (size_t i = 0; i < nr_tables; i++)
+		add_pointer(out, ACPI_FILE_TABLES, xsdt + HDR_LEN + 8 * i, 8);
+	finish(t + xsdt, xsdt_len);
+	table_checksum(out, xsdt, xsdt_len);
+	build_fadt(t + fadt, tables_addr + facs, tables_addr + dsdt);
+	add_pointer(out, ACPI_FILE_TABLES, fadt + FADT_DSDT, 4);
+	add_pointer(out, ACPI_FILE_TABLES, fadt + FADT_X_FIRMWARE_CTRL, 8);
+	add_pointer(out, ACPI_FILE_TABLES, fadt + FADT_X_DSDT, 8);
+	table_checksum(out, fadt, FADT_LEN);
 	build_facs(t + facs);
 	build_madt(t + madt, acpi->nr_cpus);
+	table_checksum(out, madt, madt_len(acpi->nr_cpus));
+	if (acpi->pci.present)
+		table_checksum(out, mcfg, MCFG_LEN);
 	header(t + dsdt, "DSDT", (uint32_t)dsdt_len, 2);
 	memcpy(t + dsdt + HDR_LEN, body.buf, body.len);
 	finish(t + dsdt, dsdt_len);
+	table_checksum(out, dsdt, dsdt_len);
+	aml_free(&body);
+	out->tables = t;
+	out->len = end;
+	return 0;
+}
 
-	if (guest_mem_write(mem, base, t, end))
+void acpi_tables_free(struct acpi_tables *t)
+{
+	free(t->tables);
+	t->tables = NULL;
+	t->len = 0;
+}
+
+int acpi_build(const struct guest_mem *mem, uint64_t base, uint64_t max_len,
+	       const struct acpi_config *acpi, uint64_t *rsdp_gpa)
+{
+	struct acpi_tables t;
+	int ret = acpi_build_tables(acpi, base + ACPI_TABLES_AFTER_RSDP, &t);
+
+	if (ret)
+		return ret;
+	if (ACPI_TABLES_AFTER_RSDP + t.len > max_len)
+		ret = -ENOSPC;
+	else if (guest_mem_write(mem, base, t.rsdp, ACPI_RSDP_LEN) ||
+		 guest_mem_write(mem, base + ACPI_TABLES_AFTER_RSDP, t.tables, t.len))
 		ret = -EFAULT;
 	else
 		*rsdp_gpa = base;
-	free(t);
-	aml_free(&body);
+	acpi_tables_free(&t);
 	return ret;
 }
