@@ -46,6 +46,9 @@ struct qcow2 {
 	uint64_t cs;                 /* cluster size in bytes */
 	uint64_t size;               /* virtual size in bytes */
 	uint64_t end;                /* where the next cluster is allocated */
+	uint64_t file_end, first_end; /* the file's size and end at open: what lies between (the
+					rest of its last cluster) reads as zeros, as in QEMU (a data
+					cluster need not be written whole) */
 	uint64_t autoclear;          /* v3 auto-clear feature bits found at open */
 	uint64_t *l1;                /* big-endian, l1_size entries */
 	uint32_t l1_size;

@@ -445,8 +445,17 @@ static int cluster_read(struct qcow2 *q, struct iov_pos *c, uint64_t pos, uint64
 		iov_zero(c, len);
 		return 0;
 	}
-	if (e & OFFSET_MASK)
-		return host_read(q->fd, c, len, (e & OFFSET_MASK) + (pos & (q->cs - 1)));
+	if (e & OFFSET_MASK) {
+		uint64_t host = (e & OFFSET_MASK) + (pos & (q->cs - 1));
+		/* Inside one cluster: only the last one at open can reach past the file's end. */
+		uint64_t have = host >= q->first_end || host + len <= q->file_end ? len :
+				host < q->file_end ? q->file_end - host : 0;
+
+		if (have && (ret = host_read(q->fd, c, have, host)))
+			return ret;
+		iov_zero(c, len - have);
+		return 0;
+	}
 	return backing_read(q, c, pos, len);
 }
 

@@ -112,8 +112,8 @@ static int read_backing_name(struct qcow2 *q, const uint8_t *h, unsigned hdr_len
 	uint64_t name_off = be64_at(h + 8), ext_end = name_off ? name_off : q->cs;
 	uint32_t name_len = be32_at(h + 16);
 
-	if (name_off && (name_len == 0 || name_len > BACKING_NAME_MAX || name_off < hdr_len ||
-			 name_off > q->cs - name_len))
+	if (name_off && (name_len == 0 || name_len > BACKING_NAME_MAX || name_len > q->cs ||
+			 name_off < hdr_len || name_off > q->cs - name_len))
 		return refuse(e, q, "the backing file name (%u bytes at %llu) is outside the first cluster",
 			      name_len, (unsigned long long)name_off);
 	for (uint64_t off = hdr_len; off + 8 <= ext_end;) {
@@ -164,6 +164,8 @@ static int read_header(struct qcow2 *q, uint64_t file_size, char **backing, char
 			      MIN_CLUSTER_BITS, MAX_CLUSTER_BITS);
 	q->cs = 1ull << q->cluster_bits;
 	q->end = (file_size + q->cs - 1) & ~(q->cs - 1);
+	q->file_end = file_size;
+	q->first_end = q->end;
 	q->size = be64_at(h + 24);
 	if (be32_at(h + 32))
 		return refuse(e, q, "encrypted images (crypt_method %u) are not supported", be32_at(h + 32));
@@ -216,6 +218,15 @@ static int read_header(struct qcow2 *q, uint64_t file_size, char **backing, char
 	return read_backing_name(q, h, hdr_len, backing, fmt, e);
 }
 
+/* The L1 entries the virtual size needs (each maps cs * cs / 8 bytes); at most l1_size, as
+ * checked at open. */
+static uint64_t l1_needed(const struct qcow2 *q)
+{
+	unsigned shift = 2 * q->cluster_bits - 3;
+
+	return (q->size + (1ull << shift) - 1) >> shift;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -257,6 +268,11 @@ static int collect_metadata(struct qcow2 *q, uint32_t nb_snapshots, uint64_t sna
 		if ((v & L1_RESERVED) || (off && !qcow2_cluster_ok(q, off)))
 			return refuse(e, q, "L1 entry %u (0x%llx) is invalid or beyond the end of the file",
 				      i, (unsigned long long)v);
+		/* An L2 table past the virtual size maps nothing the guest reaches; refused, so that
+		 * the check below reads no more tables than the size needs. */
+		if (off && i >= l1_needed(q))
+			return refuse(e, q, "L1 entry %u (0x%llx) maps beyond the virtual size", i,
+				      (unsigned long long)v);
 		if (off)
 			m[n++] = off;
 	}
@@ -274,7 +290,7 @@ static int check_l2_tables(struct qcow2 *q, const uint64_t *meta, uint64_t n, st
 {
 	uint64_t per_table = q->cs / 8;
 
-	for (uint32_t i = 0; i < q->l1_size; i++) {
+	for (uint64_t i = 0; i < l1_needed(q); i++) {
 		uint64_t table = be64toh(q->l1[i]) & OFFSET_MASK;
 		int ret;
 
@@ -337,16 +353,22 @@ static int open_backing(struct qcow2 *q, const char *name, const char *fmt, stru
 		return refuse(e, q, "the backing file's path is too long");
 	if (*fmt && strcmp(fmt, "raw") && strcmp(fmt, "qcow2"))
 		return refuse(e, q, "backing file %s has format %s; kiln reads raw and qcow2", full, fmt);
-	fd = open(full, O_RDONLY | O_CLOEXEC);
+	/* Non-blocking: the name is the image's, and a FIFO must not hang the open. */
+	fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return refuse(e, q, "backing file %s: %s", full, strerror(errno));
+	if (fstat(fd, &st) || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) ||
+	    fcntl(fd, F_SETFL, 0) < 0) {
+		close(fd);
+		return refuse(e, q, "backing file %s: not a regular file or block device", full);
+	}
 	if (!strcmp(fmt, "qcow2") || (!*fmt && qcow2_probe(fd))) {
 		ret = open_layer(fd, true, full, true, ch, &q->backing, e);
 		ch->backing_failed |= ret != 0;
 		return ret;
 	}
 	q->raw_fd = fd;
-	if (fstat(fd, &st) || (size = lseek(fd, 0, SEEK_END)) < 0)
+	if ((size = lseek(fd, 0, SEEK_END)) < 0)
 		return error_set(e, ERROR_RUNTIME, "%s: backing file %s: %s", q->path, full, strerror(errno));
 	q->raw_size = (uint64_t)size;
 	ret = chain_add(ch, &st, full, e);

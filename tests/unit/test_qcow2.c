@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kiln/qcow2.h"
@@ -322,6 +323,16 @@ static void test_refused_headers(void **state)
 	/* qemu-img puts the refcount table at 0x10000 and the L1 table at 0x30000 (64 KiB) */
 	patched("overlap.qcow2", "", 40, 8, 0x10000);
 	refused("overlap.qcow2", true, "metadata overlaps at host offset 0x10000");
+	/* A backing name longer than a 512-byte cluster, at an offset far away: no wrap-around. */
+	patched("name.qcow2", "-o cluster_size=512", 16, 4, 600);
+	{
+		int fd = open(at("name.qcow2"), O_WRONLY);
+		uint64_t off = htobe64(1ull << 40);
+
+		assert_int_equal(pwrite(fd, &off, 8, 8), 8);
+		close(fd);
+	}
+	refused("name.qcow2", true, "the backing file name (600 bytes at 1099511627776)");
 }
 
 static void test_refused_features(void **state)
@@ -377,12 +388,51 @@ static void test_refused_backing_chains(void **state)
 	refused("orphan.qcow2", false, "missing.raw: No such file or directory");
 	refused("vmdk.qcow2", false, "format vmdk");
 	refused("d16.qcow2", false, "deeper than 16 images");
+	/* The name is the image's: a FIFO is refused, never opened blocking. */
+	assert_int_equal(sh("cd %s && rm -f fifo && mkfifo fifo && "
+			    "qemu-img create -f qcow2 -u -b fifo -F raw onfifo.qcow2 4M", dir), 0);
+	refused("onfifo.qcow2", false, "not a regular file or block device");
 	{
 		struct img m;
 
 		must_open(&m, "d15.qcow2", false); /* 16 images: the limit */
 		img_close(&m);
 	}
+}
+
+/* A data cluster the file ends inside (QEMU need not write one whole) reads as zeros past the
+ * end; an L1 entry past the virtual size is refused. */
+static void test_short_file_and_l1_past_size(void **state)
+{
+	uint8_t buf[4096], want[4096];
+	uint64_t entry;
+	struct stat st;
+	struct img m;
+	int fd;
+
+	assert_int_equal(sh("cd %s && qemu-img create -f qcow2 short.qcow2 4M && "
+			    "qemu-io -f qcow2 -c 'write -P 0x5a 1M 64k' short.qcow2", dir), 0);
+	fd = open(at("short.qcow2"), O_RDWR);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(ftruncate(fd, st.st_size - 60 * 1024), 0); /* 4 KiB of the 64 KiB left */
+	close(fd);
+	must_open(&m, "short.qcow2", true);
+	memset(want, 0x5a, sizeof(want));
+	assert_int_equal(qcow2_readv(m.q, &(struct iovec){ buf, 4096 }, 1, MIB), 4096);
+	assert_memory_equal(buf, want, 4096);
+	memset(want, 0, sizeof(want));
+	assert_int_equal(qcow2_readv(m.q, &(struct iovec){ buf, 4096 }, 1, MIB + 8192), 4096);
+	assert_memory_equal(buf, want, 4096);
+	img_close(&m);
+
+	/* Two L2 tables of 32 KiB of guest space each, then the virtual size cut to the first. */
+	assert_int_equal(sh("cd %s && qemu-img create -f qcow2 -o cluster_size=512 far.qcow2 64k && "
+			    "qemu-io -f qcow2 -c 'write 0 512' -c 'write 32k 512' far.qcow2", dir), 0);
+	fd = open(at("far.qcow2"), O_RDWR);
+	entry = htobe64(32768);
+	assert_int_equal(pwrite(fd, &entry, 8, 24), 8);
+	close(fd);
+	refused("far.qcow2", true, "L1 entry 1");
 }
 
 int main(void)
@@ -402,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_refused_features),
 		cmocka_unit_test(test_refused_l2_entries),
 		cmocka_unit_test(test_refused_backing_chains),
+		cmocka_unit_test(test_short_file_and_l1_past_size),
 	};
 
 	if (sh("qemu-img --version")) {
