@@ -115,9 +115,9 @@ static int add_segment(struct mb_image *img, uint64_t offset, uint64_t filesz, u
 				  "multiboot kernel segment [0x%" PRIx64 ", +0x%" PRIx64 ") is not below 4 GiB", paddr, memsz);
 	if (memsz == 0)
 		return 0;
-	img->seg[img->nr_segments++] = (struct mb_segment){ offset, filesz, paddr, memsz };
-	if (!img->start || paddr < img->start)
+	if (!img->nr_segments || paddr < img->start) /* the lowest, 0 included */
 		img->start = paddr;
+	img->seg[img->nr_segments++] = (struct mb_segment){ offset, filesz, paddr, memsz };
 	if (paddr + memsz > img->end)
 		img->end = paddr + memsz;
 	return 0;
@@ -128,13 +128,16 @@ static int add_segment(struct mb_image *img, uint64_t offset, uint64_t filesz, u
 static int parse_aout(struct mb_image *img, char *err, size_t errlen)
 {
 	const uint8_t *h = img->file + img->header;
-	uint32_t header_addr = le32(h + 12), load_addr = le32(h + 16), load_end = le32(h + 20);
-	uint32_t bss_end = le32(h + 24), text_offset;
+	uint32_t header_addr, load_addr, load_end, bss_end, text_offset;
 	uint64_t load_size, mem_size;
 
-	if (!in_file(img, img->header, 32))
+	if (!in_file(img, img->header, 32)) /* before any of its fields is read */
 		return boot_error(err, errlen, -EINVAL, "multiboot header at 0x%x is cut off by the end of the file",
 				  img->header);
+	header_addr = le32(h + 12);
+	load_addr = le32(h + 16);
+	load_end = le32(h + 20);
+	bss_end = le32(h + 24);
 	if (header_addr < load_addr || header_addr - load_addr > img->header)
 		return boot_error(err, errlen, -EINVAL,
 				  "multiboot header_addr 0x%x does not fit load_addr 0x%x and the header's offset 0x%x",

@@ -120,13 +120,10 @@ int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_
 	struct boot_input in = { .cmdline = cmdline, .kernel_name = cfg->kernel_path };
 	const uint8_t *kernel = NULL, *initrd = NULL;
 	size_t kernel_len = 0, initrd_len = 0;
-	struct modules *mods = calloc(1, sizeof(*mods));
+	struct modules *mods;
 	bool multiboot;
 	char why[256];
 	int ret;
-
-	if (!mods)
-		return error_set(e, ERROR_RUNTIME, "out of memory");
 
 	ret = acpi_build(&vm->mem, KILN_ACPI_START, KILN_ACPI_END - KILN_ACPI_START, acpi,
 			 &in.rsdp_gpa);
@@ -134,6 +131,8 @@ int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_
 		return error_set(e, ERROR_RUNTIME, "ACPI tables: %s", strerror(-ret));
 	if (x86_boot_write_tables(&vm->mem))
 		return error_set(e, ERROR_RUNTIME, "boot page tables do not fit in guest memory");
+	if (!(mods = calloc(1, sizeof(*mods))))
+		return error_set(e, ERROR_RUNTIME, "out of memory");
 	ret = map_file(VM_INPUT_KERNEL, "kernel", cfg->kernel_path, &kernel, &kernel_len, e);
 	multiboot = !ret && boot_is_multiboot(kernel, kernel_len);
 	if (!ret && cfg->initrd_path && multiboot)

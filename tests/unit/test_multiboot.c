@@ -222,6 +222,8 @@ static void test_hostile_headers(void **state)
 	expect(mem, img, 0x2000, -EINVAL, "below 1 MiB");
 	header(img, 0x00010008); /* a required feature kiln does not know */
 	expect(mem, img, 0x2000, -EINVAL, "flags 0x10008");
+	header(img, 0x00010003); /* the file ends inside the a.out fields: none of them is read */
+	expect(mem, img, HDR + 16, -EINVAL, "cut off by the end of the file");
 	free(img);
 
 	img = elf32_image(&len);
@@ -234,6 +236,15 @@ static void test_hostile_headers(void **state)
 	expect(mem, img, len, -EINVAL, "outside every PT_LOAD");
 	((Elf32_Ehdr *)img)->e_phoff = 0x11f0; /* program headers past the end */
 	expect(mem, img, len, -EINVAL, "program headers");
+	free(img);
+
+	/* a first segment at physical 0, then one at 1 MiB: the lowest counts, 0 included */
+	img = elf32_image(&len);
+	((Elf32_Ehdr *)img)->e_phnum = 2;
+	memcpy(img + 0x100 + sizeof(Elf32_Phdr), img + 0x100, sizeof(Elf32_Phdr));
+	((Elf32_Phdr *)(img + 0x100))->p_paddr = 0;
+	((Elf32_Phdr *)(img + 0x100))->p_vaddr = 0xC0000000;
+	expect(mem, img, len, -EINVAL, "below 1 MiB");
 	free(img);
 
 	/* a checksum that does not add up: no header; an ELF32 is then refused by name */
