@@ -26,7 +26,9 @@ from conftest import BUILD, ROOT, Shell, in_ns
 from fcapi import call, snapshot, wait_for_socket
 
 BOOT_ARGS = "console=ttyS0 reboot=k panic=1 kiln.test="
-COUNTER = "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done) >/dev/null 2>&1 & true"
+# The count is written to a new file renamed over the old one: a reader never sees it empty.
+COUNTER = ("(i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; "
+           "sleep 0.2; done) >/dev/null 2>&1 & true")
 
 
 def start_api(kiln, sock, prefix=()):
