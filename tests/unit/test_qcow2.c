@@ -265,20 +265,26 @@ static void test_zero_clusters(void **state)
 	qemu_agrees("z.qcow2", "zref.raw");
 }
 
+/* Bytes @off.. of image @name (@len of them, big-endian) set to @value. */
+static void poke(const char *name, unsigned off, unsigned len, uint64_t value)
+{
+	uint8_t b[8];
+	int fd = open(at(name), O_WRONLY);
+
+	for (unsigned i = 0; i < len; i++)
+		b[i] = (uint8_t)(value >> (8 * (len - 1 - i)));
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, b, len, off), (ssize_t)len);
+	close(fd);
+}
+
 /* A fresh image with header byte @off (of @len bytes, big-endian) set to @value. */
 static void patched(const char *name, const char *create_opts, unsigned off, unsigned len,
 		    uint64_t value)
 {
-	uint8_t b[8];
-	int fd;
-
 	assert_int_equal(sh("rm -f %s; qemu-img create -f qcow2 %s %s 4M", at(name), create_opts,
 			    at(name)), 0);
-	for (unsigned i = 0; i < len; i++)
-		b[i] = (uint8_t)(value >> (8 * (len - 1 - i)));
-	fd = open(at(name), O_WRONLY);
-	assert_int_equal(pwrite(fd, b, len, off), (ssize_t)len);
-	close(fd);
+	poke(name, off, len, value);
 }
 
 /* Opening @name fails with a message that names the file and contains @reason. */
@@ -325,13 +331,7 @@ static void test_refused_headers(void **state)
 	refused("overlap.qcow2", true, "metadata overlaps at host offset 0x10000");
 	/* A backing name longer than a 512-byte cluster, at an offset far away: no wrap-around. */
 	patched("name.qcow2", "-o cluster_size=512", 16, 4, 600);
-	{
-		int fd = open(at("name.qcow2"), O_WRONLY);
-		uint64_t off = htobe64(1ull << 40);
-
-		assert_int_equal(pwrite(fd, &off, 8, 8), 8);
-		close(fd);
-	}
+	poke("name.qcow2", 8, 8, 1ull << 40);
 	refused("name.qcow2", true, "the backing file name (600 bytes at 1099511627776)");
 }
 
@@ -405,7 +405,6 @@ static void test_refused_backing_chains(void **state)
 static void test_short_file_and_l1_past_size(void **state)
 {
 	uint8_t buf[4096], want[4096];
-	uint64_t entry;
 	struct stat st;
 	struct img m;
 	int fd;
@@ -428,10 +427,7 @@ static void test_short_file_and_l1_past_size(void **state)
 	/* Two L2 tables of 32 KiB of guest space each, then the virtual size cut to the first. */
 	assert_int_equal(sh("cd %s && qemu-img create -f qcow2 -o cluster_size=512 far.qcow2 64k && "
 			    "qemu-io -f qcow2 -c 'write 0 512' -c 'write 32k 512' far.qcow2", dir), 0);
-	fd = open(at("far.qcow2"), O_RDWR);
-	entry = htobe64(32768);
-	assert_int_equal(pwrite(fd, &entry, 8, 24), 8);
-	close(fd);
+	poke("far.qcow2", 24, 8, 32768);
 	refused("far.qcow2", true, "L1 entry 1");
 }
 
