@@ -15,7 +15,9 @@ from fcapi import call, wait_for_socket
 
 # Firecracker's getting-started arguments, with the i8042 options of its default command line
 # (the guest's keyboard driver then binds, so SendCtrlAltDel reaches it) and the test shell.
-BOOT_ARGS = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd kiln.test="
+# quiet: a kernel message (e.g. IPv6 "link becomes ready") must not land inside a reply the
+# guest prints, as it once did after the MMDS body.
+BOOT_ARGS = "quiet console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd kiln.test="
 POST_BOOT = "The requested operation is not supported after starting the microVM."
 PRE_BOOT = "The requested operation is not supported before starting the microVM."
 

@@ -172,7 +172,9 @@ def test_serial_output_limit(kvm, kiln, bzimage, initrd, tmp_path):
     try:
         wait_for_socket(sock, proc)
         deadline = time.monotonic() + 300
-        while b"kiln-flood" not in out.read_bytes():
+        # The socket is served before the configuration file is applied: the serial file may
+        # not exist yet.
+        while not out.exists() or b"kiln-flood" not in out.read_bytes():
             assert time.monotonic() < deadline and proc.poll() is None, "no flood line got through"
             time.sleep(0.5)
         time.sleep(2)
