@@ -27,7 +27,7 @@ enum kiln_exit {
 	KILN_EXIT_POWEROFF = 0,     /* guest powered off (ACPI S5), or migrated away */
 	KILN_EXIT_RUNTIME = 1,      /* runtime error: I/O, KVM or host failure */
 	KILN_EXIT_USAGE = 2,        /* bad command line or input file */
-	KILN_EXIT_RESET = 3,        /* guest rebooted / reset */
+	KILN_EXIT_RESET = 3,        /* guest rebooted / reset (kiln run --reboot exit) */
 	KILN_EXIT_PANIC = 4,        /* guest kernel panicked (pvpanic) */
 	KILN_EXIT_CRASH = 5,        /* guest triple fault, or KVM could not run the guest */
 	KILN_EXIT_SIGNAL_BASE = 128 /* + signal number when SIGINT/SIGTERM/SIGHUP ended the VM */
@@ -69,6 +69,7 @@ struct cli_run {
 	unsigned nr_disks, nr_nets;
 	const char *cpu_template_file; /* --cpu-template FILE: a custom template, read when the
 					  VM is made; NULL: none */
+	bool reboot_reset;             /* --reboot reset: a guest reset makes the VM anew */
 };
 
 /* Parse `kiln run` options in argv[1..argc) into @r (defaults filled in; the whole
@@ -83,7 +84,10 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 void cli_word_error(const struct cli_run *r, const struct error *e, char *out, size_t len);
 
 /* Create the VM @r describes and run it to the end; errors are printed prefixed by @who.
- * Returns the process exit status (enum kiln_exit). */
+ * With @r->reboot_reset, a guest reset (VM_STOP_RESET) destroys the VM and creates it again
+ * from the same configuration, as often as the guest resets: the firmware or kernel starts
+ * over on fresh RAM and devices, the disk images keep what the guest wrote. Returns the
+ * process exit status (enum kiln_exit). */
 int cli_run_vm(const struct cli_run *r, const char *who);
 
 /* Run @vm (made on a loop the caller owns) until it stops, then destroy it. Returns the

@@ -21,7 +21,7 @@ const char cli_run_usage[] =
 	"                [--vsock cid=N,uds=PATH]\n"
 	"                [--balloon amount=SIZE[,deflate_on_oom=on][,reporting=on][,stats=S]]\n"
 	"                [--console socket=PATH|file=PATH]\n"
-	"                [--debug-exit [iobase=PORT,iosize=N]] [--fw-cfg]\n"
+	"                [--debug-exit [iobase=PORT,iosize=N]] [--fw-cfg] [--reboot exit|reset]\n"
 	"\n"
 	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) or a Multiboot kernel, or a\n"
 	"BIOS (--firmware), with the serial console on standard input/output. On a terminal the\n"
@@ -86,6 +86,10 @@ const char cli_run_usage[] =
 	"                    ends the VM and kiln exits with status (V << 1) | 1\n"
 	"  --fw-cfg          QEMU's fw_cfg device (ports 0x510, 0x511, 0x514): CPU count, RAM size,\n"
 	"                    etc/e820; a Multiboot kernel always gets it\n"
+	"  --reboot exit|reset\n"
+	"                    what a guest reboot does: reset starts the machine again (firmware or\n"
+	"                    kernel from the start, disks as the guest left them), exit ends kiln\n"
+	"                    with status 3 (default: reset with --firmware, exit otherwise)\n"
 	"  --transport T     how virtio devices attach: pci (default; MSI-X) or mmio (ACPI LNRO0005)\n"
 	"  --log-level L     error, warn (default), info (adds the boot-timer line) or debug\n"
 	"  --seccomp-filter FILE\n"
@@ -98,7 +102,7 @@ const char cli_run_usage[] =
 	"  0    the guest powered off\n"
 	"  1    runtime error (I/O, KVM or host failure)\n"
 	"  2    bad usage or input file\n"
-	"  3    the guest rebooted or reset\n"
+	"  3    the guest rebooted or reset (with --reboot exit)\n"
 	"  4    the guest kernel panicked (pvpanic)\n"
 	"  5    guest triple fault, or KVM could not run the guest\n"
 	"  (V << 1) | 1  the guest wrote V to --debug-exit's port (low 8 bits)\n"
@@ -476,7 +480,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
 	       OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_TRANSPORT, OPT_VSOCK, OPT_BALLOON,
 	       OPT_CONSOLE, OPT_NO_SECCOMP, OPT_SECCOMP_FILTER, OPT_SMT, OPT_CPU_TEMPLATE,
-	       OPT_HUGE_PAGES, OPT_DEBUG_EXIT, OPT_FW_CFG, OPT_FIRMWARE };
+	       OPT_HUGE_PAGES, OPT_DEBUG_EXIT, OPT_FW_CFG, OPT_FIRMWARE, OPT_REBOOT };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -497,6 +501,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 		{ "transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT },
 		{ "fw-cfg", no_argument, NULL, OPT_FW_CFG },
+		{ "reboot", required_argument, NULL, OPT_REBOOT },
 		{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 		{ "seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER },
 		{ "help", no_argument, NULL, 'h' },
@@ -505,7 +510,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 	};
 	struct vm_config *cfg = &r->vm;
 	bool have_vsock = false, have_balloon = false, have_console = false, have_rng = false;
-	bool have_debug_exit = false, have_fw_cfg = false;
+	bool have_debug_exit = false, have_fw_cfg = false, have_reboot = false;
 	char *arg;
 	struct error e;
 	int c;
@@ -531,6 +536,14 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 			}
 			break;
 		case OPT_CMDLINE: cfg->cmdline = optarg; break;
+		case OPT_REBOOT:
+			if (strcmp(optarg, "exit") && strcmp(optarg, "reset")) {
+				snprintf(err, errlen, "--reboot: \"%s\" is not exit or reset", optarg);
+				return -EINVAL;
+			}
+			r->reboot_reset = !strcmp(optarg, "reset");
+			have_reboot = true;
+			break;
 		case OPT_CPUS:
 			if (parse_count(optarg, &cfg->nr_cpus)) {
 				snprintf(err, errlen, "--cpus: \"%s\" is not a CPU count of 1 or more",
@@ -700,6 +713,8 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 			 cfg->kernel_path ? "--kernel" : "--initrd");
 		return -EINVAL;
 	}
+	if (!have_reboot)
+		r->reboot_reset = cfg->firmware_path != NULL; /* as QEMU's PC, where firmware runs */
 	if (cfg->smt && cfg->nr_cpus > 1 && cfg->nr_cpus % 2) {
 		snprintf(err, errlen, "--smt: --cpus %u: with two threads per core the count must be "
 			 "1 or even", cfg->nr_cpus);

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "kiln/cli.h"
+#include "kiln/log.h"
 #include "kiln/seccomp.h"
 
 static int exit_code(enum vm_stop_reason reason, int signo, unsigned guest_status)
@@ -91,17 +92,27 @@ int cli_run_vm(const struct cli_run *r, const char *who)
 		return KILN_EXIT_USAGE;
 	cfg.custom_template = custom;
 	ret = cli_sandbox_start(&r->sandbox, who);
-	if (!ret && (ret = loop_new(&loop))) {
-		fprintf(stderr, "%s: event loop: %s\n", who, strerror(-ret));
-		ret = KILN_EXIT_RUNTIME;
-	} else if (!ret && vm_create(&cfg, loop, &vm, &e)) {
-		cli_word_error(r, &e, err, sizeof(err));
-		fprintf(stderr, "%s: %s\n", who, err);
-		loop_free(loop);
-		ret = e.kind == ERROR_USAGE ? KILN_EXIT_USAGE : KILN_EXIT_RUNTIME;
-	} else if (!ret) {
-		ret = cli_vm_run_to_end(vm);
-		loop_free(loop);
+	/* A reset is a new machine: QEMU resets each device in place, kiln makes the VM again
+	 * (the seccomp filters already allow all that vm_create() does). */
+	for (unsigned boot = 1; !ret; boot++) {
+		if (boot > 1)
+			log_info("the guest reset: starting the machine again (boot %u)", boot);
+		if ((ret = loop_new(&loop))) {
+			fprintf(stderr, "%s: event loop: %s\n", who, strerror(-ret));
+			ret = KILN_EXIT_RUNTIME;
+		} else if (vm_create(&cfg, loop, &vm, &e)) {
+			cli_word_error(r, &e, err, sizeof(err));
+			fprintf(stderr, "%s: %s\n", who, err);
+			loop_free(loop);
+			ret = e.kind == ERROR_USAGE ? KILN_EXIT_USAGE : KILN_EXIT_RUNTIME;
+		} else {
+			ret = cli_vm_run_to_end(vm);
+			loop_free(loop);
+			if (ret == KILN_EXIT_RESET && r->reboot_reset)
+				ret = 0; /* and around again */
+			else
+				break;
+		}
 	}
 	x86_template_free(custom);
 	return ret;

@@ -21,6 +21,7 @@
 #define I440FX_REVISION 0x02
 #define I440FX_PAM0 0x59            /* PAM0..PAM6: 0x59-0x5f (82441FX data sheet §3.2.18) */
 #define I440FX_NR_PAM 7
+#define RCR_RESET_CPU 0x04           /* port 0xCF9 (PIIX3 RCR): reset the CPU */
 #define QEMU_SUBSYS_VENDOR 0x1af4   /* QEMU's subsystem IDs for its PC devices */
 #define QEMU_SUBSYS_ID 0x1100
 
@@ -171,6 +172,16 @@ static void port_access(struct pci_bus *bus, uint64_t off, uint8_t *data, uint32
 	}
 	addr = bus->config_address;
 	pthread_mutex_unlock(&bus->lock);
+	if (off == 1 && len == 1 && bus->kind == PCI_HOST_I440FX) {
+		/* 0xCF9, the PIIX3's reset control register (82371SB data sheet §4.1.25, QEMU's
+		 * piix3 "rcr"): RCPU (bit 2) resets the machine; SRST (hard or soft) makes no
+		 * difference to kiln, which has one kind of reset, so it reads as 0. */
+		if (!write)
+			*data = 0;
+		else if (*data & RCR_RESET_CPU)
+			bus->host->request_stop(bus->host, VM_STOP_RESET);
+		return;
+	}
 	if (off < 4 || !(addr & CONFIG_ENABLE) || ((addr >> 16) & 0xff) != 0 || off + len > 8) {
 		if (!write)
 			memset(data, 0xff, len);

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import boot, wait_for
+from conftest import Shell, boot, wait_for
 
 ACPI_TABLES = {"APIC", "DSDT", "FACP", "FACS"}
 
@@ -50,6 +50,27 @@ def test_plain_mib_memory(kvm, kiln, bzimage, initrd):
 def test_reboot_exit_code(kvm, kiln, bzimage, initrd):
     g = boot(kiln, bzimage, initrd, "reboot")
     assert g.returncode == 3, g
+
+
+def test_reboot_reset_starts_the_machine_again(kvm, kiln, bzimage, initrd, tmp_path):
+    """--reboot reset: the guest's reboot makes a new machine that boots the kernel again; what
+    the guest wrote to its disk before is there after, and poweroff then ends kiln with 0."""
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(1 << 20))
+    sh = Shell([kiln, "run", "--kernel", bzimage, "--initrd", initrd, "--disk", disk,
+                "--cmdline", "console=ttyS0 reboot=k kiln.test=", "--reboot", "reset"])
+    try:
+        sh.check("echo KILN-SURVIVED | dd of=/dev/vda conv=fsync 2>/dev/null")
+        seen = len(sh.out)
+        sh.proc.stdin.write(b"reboot\n")
+        sh.proc.stdin.flush()
+        sh._wait_for(b"Linux version", 240, seen)
+        sh._wait_for(b"kiln# ", 240, sh._wait_for(b"KILN-INIT-READY", 240, seen))
+        assert sh.check("head -c 13 /dev/vda").strip() == "KILN-SURVIVED"
+        assert sh.poweroff() == 0, sh.err()
+    finally:
+        sh.close()
+    assert sh.out.count(b"Linux version") == 2, sh.out[-3000:]
 
 
 def test_panic_exit_code(kvm, kiln, bzimage, initrd):

@@ -19,11 +19,12 @@ BIOS = "/usr/share/seabios/bios-256k.bin"
 EXIT_VALUE = 0x2A  # the boot sector's debug-exit write: kiln exits (0x2A << 1) | 1
 
 
-def boot_sector():
+def boot_sector(port=0xF4, value=EXIT_VALUE):
     """512 bytes loaded at 0000:7C00 (GNU as .code16, hand-checked listing): print KILN-MBR on
     COM1, look for the RSDP signature "RSD PTR " on every 16-byte boundary of 0xE0000-0xFFFFF
     (ACPI 6.5 §5.2.5.1) and print its OEM ID (bytes 9-14) after KILN-RSDP-OEM=, or print
-    KILN-RSDP-NONE; then write EXIT_VALUE to the debug-exit port 0xF4 and halt."""
+    KILN-RSDP-NONE; then write @value to I/O port @port (by default EXIT_VALUE to the
+    debug-exit port; 0xFE to the i8042's 0x64 resets the machine) and halt."""
     code = bytes.fromhex(
         "fa"          # 00 cli
         "31c0"        # 01 xor ax, ax
@@ -54,8 +55,8 @@ def boot_sector():
         "e2f9"        # 3c loop 1
         "be7d7c"      # 3e mov si, eol (0x7c7d)
         "e80700"      # 41 call puts
-        f"b0{EXIT_VALUE:02x}"  # 44 done: mov al, EXIT_VALUE
-        "e6f4"        # 46 out 0xf4, al
+        f"b0{value:02x}"  # 44 done: mov al, value
+        f"e6{port:02x}"   # 46 out port, al
         "f4ebfd"      # 48 hlt; jmp 48
         "ac"          # 4b puts: lodsb
         "84c0"        # 4c test al, al
@@ -92,6 +93,29 @@ def test_boots_mbr_from_virtio_blk(kvm, kiln, bios, tmp_path):
     # SeaBIOS ran kiln's etc/table-loader: the RSDP it installed is kiln's (OEM ID "KILN  "),
     # not the one SeaBIOS builds alone ("BOCHS ").
     assert "KILN-RSDP-OEM=KILN  \r\n" in g.out, g
+
+
+def test_reset_runs_the_firmware_again(kvm, kiln, bios, tmp_path):
+    """With firmware a guest reset starts the machine over (--reboot reset is the default):
+    SeaBIOS runs again and boots the disk again. The boot sector here resets through the i8042
+    every time, so the machine loops until the test stops it. With --reboot exit kiln ends with
+    3 after the first reset."""
+    disk = tmp_path / "mbr.img"
+    disk.write_bytes(boot_sector(port=0x64, value=0xFE) + bytes((1 << 20) - 512))
+    argv = [str(kiln), "run", "--firmware", "bios", "--disk", str(disk), "--memory", "128M"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        out = wait_for(proc, "KILN-MBR", timeout=600)
+        out += wait_for(proc, "KILN-MBR", timeout=600)
+        assert proc.poll() is None, (proc.returncode, proc.stderr.read())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert out.count("SeaBIOS (version") >= 2, out[-3000:]
+    g = run_kiln(*argv, "--reboot", "exit", timeout=600)
+    assert g.returncode == 3, g
+    assert g.out.count("SeaBIOS (version") == 1 and "KILN-MBR" in g.out, g
 
 
 def test_no_bootable_device(kvm, kiln, bios):

@@ -280,6 +280,27 @@ static void test_debug_exit_and_fw_cfg(void **state)
 	assert_non_null(strstr(err, "passes port 0xffff"));
 }
 
+/* --reboot: reset by default with firmware (as QEMU's PC), exit otherwise; either can be asked. */
+static void test_reboot(void **state)
+{
+	struct vm_config *cfg;
+	char err[256];
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--kernel", "/k"), CLI_RUN);
+	assert_false(run.reboot_reset);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--reboot", "reset"),
+			 CLI_RUN);
+	assert_true(run.reboot_reset);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", "bios"), CLI_RUN);
+	assert_true(run.reboot_reset);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--firmware", "bios", "--reboot", "exit"),
+			 CLI_RUN);
+	assert_false(run.reboot_reset);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--kernel", "/k", "--reboot", "halt"),
+			 -EINVAL);
+	assert_string_equal(err, "--reboot: \"halt\" is not exit or reset");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +311,7 @@ int main(void)
 		cmocka_unit_test(test_net),
 		cmocka_unit_test(test_rate_limits),
 		cmocka_unit_test(test_debug_exit_and_fw_cfg),
+		cmocka_unit_test(test_reboot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
