@@ -5,7 +5,8 @@
 set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config libcmocka-dev liburing-dev python3 python3-pytest
       qemu-system-x86 qemu-utils busybox-static acpica-tools cpio lz4 xz-utils zstd gzip kmod strace
-      util-linux fdisk grub-pc-bin binutils e2fsprogs clang libclang-rt-14-dev fio libslirp-dev libglib2.0-dev
+      util-linux fdisk grub-pc-bin grub-efi-amd64-bin dosfstools mtools ovmf binutils e2fsprogs clang
+      libclang-rt-14-dev fio libslirp-dev libglib2.0-dev
       iperf3 iproute2 ethtool libjansson-dev libmicrohttpd-dev curl zlib1g-dev libseccomp-dev libgnutls28-dev
       gnutls-bin memtest86+)
 missing=()
