@@ -13,7 +13,10 @@ The images live in a tmpfs (inside scripts/kvm-box that is the only local filesy
 no O_DIRECT: QEMU runs with cache=writeback instead of cache=none and host fio is buffered; the
 guests use O_DIRECT on their virtual disks either way. Times in the box are emulator times; only
 the ratios carry over. kiln runs with its seccomp filters and again with --no-seccomp: the
-kiln/kiln-noseccomp ratio is what the filters cost. Every figure is the median of --runs runs
+kiln/kiln-noseccomp ratio is what the filters cost. With --format qcow2 the guests' data disk is
+a fresh qcow2 overlay over the data file for every repetition (a sandbox's per-VM overlay on a
+shared base: reads of unwritten clusters go to the base, writes allocate clusters), qcow2 in
+QEMU's own driver and in kiln's; the host's fio is then left out. Every figure is the median of --runs runs
 (default 5) interleaved across the VMMs, with its min-max; a failed repetition is reported and
 run again (bench/common.py). Run with `scripts/bench blk`.
 """
@@ -41,7 +44,7 @@ def fio_metric(name, read_kbs, read_iops, write_kbs):
     return float(write_kbs if name == "seqwrite" else read_kbs) / 1024.0  # KiB/s -> MiB/s
 
 
-def vmm_command(vmm, root, data, cmdline):
+def vmm_command(vmm, root, data, cmdline, fmt="raw"):
     kernel, initrd = DEBIAN / "vmlinuz", DEBIAN / "initrd.img"
     if vmm.startswith("kiln"):
         return [str(ROOT / "build/kiln"), "run", "--kernel", str(kernel), "--initrd", str(initrd),
@@ -54,7 +57,7 @@ def vmm_command(vmm, root, data, cmdline):
            "-drive", f"file={root},if=none,id=root,format=raw,aio=io_uring,cache=writeback",
            "-device", "virtio-blk-pci,drive=root", "-device", "virtio-rng-pci"]
     if data:
-        cmd += ["-drive", f"file={data},if=none,id=data,format=raw,aio=io_uring,cache=writeback",
+        cmd += ["-drive", f"file={data},if=none,id=data,format={fmt},aio=io_uring,cache=writeback",
                 "-device", "virtio-blk-pci,drive=data"]
     return cmd
 
@@ -93,9 +96,15 @@ def run_until(cmd, marker, timeout):
     return when, seen.decode(errors="replace")
 
 
-def guest_fio(vmm, root, data):
+def guest_fio(vmm, root, data, fmt):
     cmdline = "console=ttyS0 root=/dev/vda ro quiet init=/usr/local/sbin/kiln-fio"
-    _, out = run_until(vmm_command(vmm, root, data, cmdline), "KILN-FIO-END", 600)
+    if fmt == "qcow2":
+        overlay = data.with_name("overlay.qcow2")
+        overlay.unlink(missing_ok=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(data), "-F", "raw",
+                        str(overlay)], check=True)
+        data = overlay
+    _, out = run_until(vmm_command(vmm, root, data, cmdline, fmt), "KILN-FIO-END", 600)
     # Found anywhere in the output: a kernel message may share the line (the console is shared).
     results = {m[0]: fio_metric(*m) for m in
                re.findall(r"KILN-FIO (\w+) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?)", out)}
@@ -122,6 +131,8 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="repetitions of each measurement")
     ap.add_argument("--tmp", default=None, help="directory for the images (default: a tmpfs dir)")
     ap.add_argument("--only", choices=("fio", "boot"), help="run one half of the benchmark")
+    ap.add_argument("--format", choices=("raw", "qcow2"), default="raw",
+                    help="the guests' data disk: the raw file, or a qcow2 overlay over it")
     args = ap.parse_args()
     if not (DEBIAN / "rootfs.img").exists():
         sys.exit("blk bench: .cache/rootfs is missing; run scripts/mkrootfs")
@@ -136,12 +147,14 @@ def main():
         units = {"randread": "IOPS", "seqread": "MiB/s", "seqwrite": "MiB/s"}
         if args.only != "boot":
             def fio(who):
-                result = host_fio(data) if who == "host" else guest_fio(who, root, data)
+                result = host_fio(data) if who == "host" else guest_fio(who, root, data, args.format)
                 print(f"fio {who}: {result}", flush=True)
                 return result
 
-            runs = interleaved(("host", "kiln", "kiln-noseccomp", "qemu"), fio, args.runs)
-            table(f"blk benchmark, fio: {args.runs} runs each, interleaved; median [min-max]",
+            who = ("kiln", "kiln-noseccomp", "qemu")
+            runs = interleaved(who if args.format == "qcow2" else ("host", *who), fio, args.runs)
+            table(f"blk benchmark, fio on a {args.format} disk: {args.runs} runs each, "
+                  "interleaved; median [min-max]",
                   {f"{name} ({units[name]})": {who: [r[name] for r in rs] for who, rs in runs.items()}
                    for name, *_ in JOBS}, fmt="{:.0f}", higher_is_better=True)
         if args.only != "fio":
