@@ -58,10 +58,13 @@ int mig_creds_load(const struct mig_security *s, bool server, struct mig_creds *
 /* Wipe the keys and free @c. NULL is fine. */
 void mig_creds_free(struct mig_creds *c);
 
-/* Connect to @url, "tcp:HOST:PORT" (HOST a name or an address), and copy HOST into @host
- * (@hostlen bytes; the name an X.509 destination's certificate must carry). Returns the
- * connected socket (close-on-exec, blocking), or -EINVAL with a message naming @url in @err
- * (malformed, unresolvable, or refused); the caller puts its option's name first. */
+/* Start connecting to @url, "tcp:HOST:PORT" (HOST a name or an address, resolved now), and
+ * copy HOST into @host (@hostlen bytes; the name an X.509 destination's certificate must
+ * carry). Does not wait for the destination: returns the socket (close-on-exec, non-blocking
+ * until mig_channel_connected()) connected or with its connection under way, or -EINVAL with
+ * a message naming @url in @err (malformed, unresolvable, or no socket to be had); a
+ * refused connection shows in mig_channel_connected(). The caller puts its option's name
+ * first. */
 int mig_connect(const char *url, char *host, size_t hostlen, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
@@ -80,6 +83,13 @@ struct mig_channel;
  * says (which must outlive it) and set its timeouts. Nothing goes over it before
  * mig_channel_handshake(). Returns 0 with *out set, or -ENOMEM or -errno. */
 int mig_channel_open(int fd, const struct mig_creds *creds, struct mig_channel **out)
+	__attribute__((warn_unused_result));
+
+/* Wait up to MIG_IO_TIMEOUT_S for the connection mig_connect() started on @c's socket to be
+ * made (at once for any other socket), then make the socket blocking. mig_channel_abort()
+ * from another thread ends the wait. Returns 0, or -errno (-ETIMEDOUT, -ECONNREFUSED, ...)
+ * with a message in @err. Needs poll, getsockopt and fcntl (the vmm seccomp category). */
+int mig_channel_connected(struct mig_channel *c, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* Secure @c: for TLS, the handshake as the destination (server) or the source (client),

@@ -93,9 +93,10 @@ struct vm_migration_status {
 
 /* Migrate the running VM to the kiln at @url ("tcp:HOST:PORT", see mig_connect() and
  * vm_migrate_receive()) over a channel secured with @creds (the source's, taken over: freed
- * on failure too): connects now (an unreachable destination is -EINVAL with a message), then
- * a thread makes the TLS handshake (a failed one fails the migration, see
- * vm_migrate_status()), pre-copies memory in rounds with dirty logging while the guest runs,
+ * on failure too): resolves @url and starts connecting now (a malformed or unresolvable
+ * destination is -EINVAL with a message), then a thread waits for the connection and makes
+ * the TLS handshake (a refused connection, none within MIG_IO_TIMEOUT_S, or a failed
+ * handshake fails the migration, see vm_migrate_status()), pre-copies memory in rounds with dirty logging while the guest runs,
  * pauses it, sends the last pages and the state (@config as the snapshot's "config" section)
  * and, once the destination runs the guest, stops this VM with VM_STOP_MIGRATED; if the
  * destination fails, the guest resumes here. Event loop thread. Returns 0 or -errno. */

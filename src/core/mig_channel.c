@@ -54,8 +54,8 @@ int mig_connect(const char *url, char *host, size_t hostlen, char *err, size_t e
 		return -EINVAL;
 	}
 	for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
-		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
 			saved = errno;
 			close(fd);
 			fd = -1;
@@ -155,6 +155,28 @@ int mig_channel_open(int fd, const struct mig_creds *creds, struct mig_channel *
 	*c = (struct mig_channel){ .fd = fd, .creds = creds };
 	*out = c;
 	return 0;
+}
+
+int mig_channel_connected(struct mig_channel *c, char *err, size_t errlen)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+	int flags = fcntl(c->fd, F_GETFL), why = 0, n;
+	socklen_t len = sizeof(why);
+
+	if (flags < 0 || !(flags & O_NONBLOCK))
+		return 0;
+	do
+		n = poll(&p, 1, MIG_IO_TIMEOUT_S * 1000);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		why = n ? errno : ETIMEDOUT;
+	else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &why, &len) < 0)
+		why = errno;
+	if (!why && fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		why = errno;
+	if (why)
+		snprintf(err, errlen, "connect: %s", strerror(why));
+	return -why;
 }
 
 int mig_channel_handshake(struct mig_channel *c, const char *peer_host, char *err, size_t errlen)

@@ -237,8 +237,11 @@ static void *migrate_thread(void *arg)
 	int ret;
 
 	log_set_thread_name("migrate");
+	/* The destination's answer is awaited here, not on the event loop (PUT /migrate). */
+	ret = mig_channel_connected(m->ch, err, sizeof(err));
 	seccomp_enter(SECCOMP_WORKER);
-	ret = mig_channel_handshake(m->ch, m->host, err, sizeof(err));
+	if (!ret)
+		ret = mig_channel_handshake(m->ch, m->host, err, sizeof(err));
 	if (!ret)
 		ret = send_rec(m->ch, MIG_HELLO, vm->mem.size, SNAP_FORMAT_VERSION, NULL);
 	if (!ret && m->config_len && m->config_len <= MIG_CONFIG_MAX)

@@ -627,11 +627,34 @@ def test_live_migration_while_the_guest_writes_memory(kvm, kiln, bzimage, initrd
         src.check("dd if=/dev/urandom of=/tmp/data bs=1k count=4096 2>/dev/null")
         data_sum = sha(src, "/tmp/data")
         src.check("(while true; do dd if=/dev/urandom of=/tmp/busy bs=1M count=16 2>/dev/null; done) & true")
-        # Unreachable destination: refused, the guest runs on.
-        status, body = call(sock, "PUT", "/migrate", {"destination_url": f"tcp:127.0.0.1:{free_port()}", **plain})
-        assert status == 400 and "destination_url" in body["fault_message"], body
+        def failed_with(why):
+            deadline = time.monotonic() + 120
+            while (state := call(sock, "GET", "/migrate")[1])["state"] == "active":
+                assert time.monotonic() < deadline, state
+                time.sleep(0.2)
+            assert state["state"] == "failed" and why in state["error"], state
+
+        # PUT /migrate answers before the destination does; a refused connection fails the
+        # migration, the guest runs on.
+        url = {"destination_url": f"tcp:127.0.0.1:{free_port()}", **plain}
+        assert call(sock, "PUT", "/migrate", url) == (204, None)
+        failed_with("connect: Connection refused")
         status, body = call(sock, "PUT", "/migrate", {"destination_url": "udp:nowhere", **plain})
         assert status == 400 and "tcp:HOST:PORT" in body["fault_message"], body
+        # A destination that does not answer (a listener whose one-slot queue is full: its
+        # SYNs are dropped): the API serves on while the migration thread waits, a second PUT
+        # is refused; once the port closes, the migration fails.
+        with socket.socket() as hole, socket.socket() as filler:
+            hole.bind(("127.0.0.1", 0))
+            hole.listen(0)
+            filler.connect(hole.getsockname())
+            url = {"destination_url": f"tcp:127.0.0.1:{hole.getsockname()[1]}", **plain}
+            assert call(sock, "PUT", "/migrate", url) == (204, None)
+            assert call(sock, "GET", "/migrate")[1]["state"] == "active"
+            assert call(sock, "GET", "/machine-config")[0] == 200
+            status, body = call(sock, "PUT", "/migrate", url)
+            assert status == 400 and "in progress" in body["fault_message"], body
+        failed_with("connect: ")
         assert_counting(src)
         wait_listening(dst)
         assert call(sock, "PUT", "/migrate", {"destination_url": f"tcp:127.0.0.1:{port}", **plain}) == (204, None)
