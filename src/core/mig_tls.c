@@ -22,7 +22,7 @@
 
 #include "mig_tls.h"
 
-#define PSK_FILE_MAX (1u << 20)
+#define CRED_FILE_MAX (1u << 20) /* bytes of a key or certificate file */
 #define PSK_IDENTITY_MAX 128
 /* TLS 1.2 and 1.3 only (GnuTLS's NORMAL still allows 1.0 and 1.1); key exchanges with
  * forward secrecy only: (EC)DHE with a pre-shared key, and no static-RSA exchange with
@@ -143,15 +143,17 @@ static int psk_line(const char *line, size_t len, struct psk_entry *e, char *err
 	return 0;
 }
 
-/* The whole of @path (at most PSK_FILE_MAX bytes) into a malloc'd, NUL-terminated *out. */
+/* The whole of @path (a regular file of at most CRED_FILE_MAX bytes) into a malloc'd,
+ * NUL-terminated *out. Opened non-blocking, so that a FIFO in its place is refused, not
+ * waited on. */
 static int read_small_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 	ssize_t n = 0;
 	char *buf;
 
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > PSK_FILE_MAX) {
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > CRED_FILE_MAX) {
 		snprintf(err, errlen, "%s: %s", path, fd < 0 ? strerror(errno) :
 			 "not a regular file of at most 1 MiB");
 		if (fd >= 0)
@@ -283,55 +285,64 @@ static int load_psk(struct mig_creds *c, const char *path, char *err, size_t err
 	return 0;
 }
 
-/* @dir/@name into @out, which must be readable. */
-static int x509_path(const char *dir, const char *name, char *out, char *err, size_t errlen)
+/* @dir/@name read whole into @d (a malloc'd copy, wiped and freed by the caller). */
+static int x509_file(const char *dir, const char *name, gnutls_datum_t *d, char *err,
+		     size_t errlen)
 {
-	int fd;
+	char path[PATH_MAX];
+	size_t len;
+	char *text;
+	int ret;
 
-	if (snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) {
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
 		snprintf(err, errlen, "%.200s...: path too long", dir);
 		return -EINVAL;
 	}
-	fd = open(out, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", out, strerror(errno));
-		return -EINVAL;
-	}
-	close(fd);
-	return 0;
+	ret = read_small_file(path, &text, &len, err, errlen);
+	if (!ret)
+		*d = (gnutls_datum_t){ .data = (unsigned char *)text, .size = (unsigned)len };
+	return ret;
 }
 
 /* QEMU's tls-creds-x509 directory: ca-cert.pem, and this side's certificate and key. */
 static int load_x509(struct mig_creds *c, const char *dir, char *err, size_t errlen)
 {
-	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
 	const char *side = c->server ? "server" : "client";
-	char name[32];
+	gnutls_datum_t file[3] = { { 0 } }; /* ca, cert, key */
+	char name[3][32];
 	int ret;
 
-	ret = x509_path(dir, "ca-cert.pem", ca, err, errlen);
-	snprintf(name, sizeof(name), "%s-cert.pem", side);
-	ret = ret ?: x509_path(dir, name, cert, err, errlen);
-	snprintf(name, sizeof(name), "%s-key.pem", side);
-	ret = ret ?: x509_path(dir, name, key, err, errlen);
-	if (ret)
-		return ret;
-	if (gnutls_certificate_allocate_credentials(&c->x509)) {
+	snprintf(name[0], sizeof(name[0]), "ca-cert.pem");
+	snprintf(name[1], sizeof(name[1]), "%s-cert.pem", side);
+	snprintf(name[2], sizeof(name[2]), "%s-key.pem", side);
+	ret = x509_file(dir, name[0], &file[0], err, errlen);
+	ret = ret ?: x509_file(dir, name[1], &file[1], err, errlen);
+	ret = ret ?: x509_file(dir, name[2], &file[2], err, errlen);
+	if (!ret && gnutls_certificate_allocate_credentials(&c->x509)) {
 		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+		ret = -ENOMEM;
 	}
-	ret = gnutls_certificate_set_x509_trust_file(c->x509, ca, GNUTLS_X509_FMT_PEM);
-	if (ret <= 0) {
-		snprintf(err, errlen, "%s: %s", ca, ret ? gnutls_strerror(ret) :
-			 "no certificate in it");
-		return -EINVAL;
+	if (!ret) {
+		ret = gnutls_certificate_set_x509_trust_mem(c->x509, &file[0], GNUTLS_X509_FMT_PEM);
+		if (ret <= 0) {
+			snprintf(err, errlen, "%s/%s: %s", dir, name[0], ret ? gnutls_strerror(ret) :
+				 "no certificate in it");
+			ret = -EINVAL;
+		} else if ((ret = gnutls_certificate_set_x509_key_mem(c->x509, &file[1], &file[2],
+								      GNUTLS_X509_FMT_PEM)) < 0) {
+			snprintf(err, errlen, "%s/%s, %s/%s: %s", dir, name[1], dir, name[2],
+				 gnutls_strerror(ret));
+			ret = -EINVAL;
+		} else {
+			ret = 0;
+		}
 	}
-	ret = gnutls_certificate_set_x509_key_file(c->x509, cert, key, GNUTLS_X509_FMT_PEM);
-	if (ret < 0) {
-		snprintf(err, errlen, "%s, %s: %s", cert, key, gnutls_strerror(ret));
-		return -EINVAL;
+	for (unsigned i = 0; i < 3; i++) {
+		if (file[i].data)
+			explicit_bzero(file[i].data, file[i].size);
+		free(file[i].data);
 	}
-	return 0;
+	return ret;
 }
 
 int mig_creds_load(const struct mig_security *s, bool server, struct mig_creds **out,

@@ -136,6 +136,13 @@ static void test_psk_file_refusals(void **state)
 	assert_int_equal(mig_creds_load(&s, false, &c, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want), "%s: not a regular file of at most 1 MiB", dir);
 	assert_string_equal(err, want);
+	/* A FIFO with no writer: refused at once, not waited on. */
+	s.path = file("fifo.psk", NULL);
+	assert_int_equal(mkfifo(s.path, 0600), 0);
+	assert_int_equal(mig_creds_load(&s, true, &c, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s: not a regular file of at most 1 MiB", s.path);
+	assert_string_equal(err, want);
+	unlink(s.path);
 }
 
 static void test_x509_dir_refusals(void **state)
