@@ -8,7 +8,7 @@ pkgs=(build-essential meson ninja-build pkg-config libcmocka-dev liburing-dev py
       util-linux fdisk grub-pc-bin grub-efi-amd64-bin dosfstools mtools ovmf binutils e2fsprogs clang
       libclang-rt-14-dev fio libslirp-dev libglib2.0-dev
       iperf3 iproute2 ethtool libjansson-dev libmicrohttpd-dev curl zlib1g-dev libseccomp-dev libgnutls28-dev
-      gnutls-bin memtest86+)
+      gnutls-bin memtest86+ ovmf)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

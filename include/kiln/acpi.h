@@ -61,6 +61,7 @@ struct acpi_config {
 	unsigned nr_devices;
 	struct acpi_device_desc device[ACPI_MAX_DEVICES];
 	struct acpi_pci pci;
+	uint16_t pm_timer;  /* the ACPI PM timer's port (24 bits, FADT PM_TMR_BLK); 0: none */
 };
 
 /* Append a device description; returns 0 or -ENOSPC. */

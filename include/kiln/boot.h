@@ -83,6 +83,23 @@ int boot_firmware_check(size_t len, char *err, size_t errlen) __attribute__((war
 int boot_load_firmware(const struct guest_mem *mem, const uint8_t *fw, size_t len,
 		       struct boot_info *out) __attribute__((warn_unused_result));
 
+/* UEFI firmware as OVMF is built for QEMU's PC: one flash device (a firmware device, "FD", of
+ * 1, 2, 4, 8 or 16 MiB) split into the code and, directly below it, the variable store, both
+ * ending at 4 GiB (QEMU 7.2 hw/i386/pc_sysfw.c). */
+#define BOOT_UEFI_BLOCK 4096u                /* both sizes are multiples of this */
+
+/* Check a UEFI code image of @code_len bytes: a non-zero multiple of 4 KiB below 16 MiB.
+ * Returns 0, or -EINVAL with a one-line reason naming the size in @err (@errlen bytes). */
+int boot_uefi_code_check(size_t code_len, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Check a variable store of @vars_len bytes against the code it goes with (@code_len bytes,
+ * boot_uefi_code_check() passed): a non-zero multiple of 4 KiB that makes, with the code, an FD
+ * of 1, 2, 4, 8 or 16 MiB (OVMF_CODE_4M.fd's VARS is OVMF_VARS_4M.fd, 540672 bytes). Returns 0,
+ * or -EINVAL with a one-line reason naming both sizes in @err. */
+int boot_uefi_vars_check(size_t code_len, size_t vars_len, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* Split QEMU's multiboot module list @list ("path args,path args", ",," standing for a comma
  * inside an entry) in place into at most @max strings in @modules. Returns how many, -EINVAL
  * for an empty entry or one starting with a space, -E2BIG for more than @max. */

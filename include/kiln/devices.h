@@ -174,6 +174,7 @@ extern const struct device_class post_port_class;   /* port 0x80: io_delay sink 
 /* Devices a configuration asks for (device_classes[]), not part of every PC. fw_cfg_class is
  * in kiln/fw_cfg.h. */
 extern const struct device_class debug_exit_class;  /* QEMU's isa-debug-exit */
+extern const struct device_class debugcon_class;    /* QEMU's isa-debugcon at 0x402 (UEFI) */
 
 /* isa-debug-exit's ports: QEMU's iobase and iosize properties (defaults KILN_PORT_DEBUG_EXIT
  * and 1; iosize 1, 2 or 4). */

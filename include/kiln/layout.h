@@ -50,6 +50,7 @@
 #define KILN_PORT_RTC          0x70    /* index 0x70, data 0x71 */
 #define KILN_PORT_DEBUG_EXIT   0xF4    /* isa-debug-exit default (--debug-exit), 1 port */
 #define KILN_PORT_COM1         0x3F8
+#define KILN_PORT_DEBUGCON     0x402   /* QEMU's isa-debugcon: firmware's debug log (UEFI) */
 #define KILN_PORT_PVPANIC      0x505
 #define KILN_PORT_FW_CFG       0x510   /* fw_cfg selector (16-bit) 0x510, data 0x511 */
 #define KILN_PORT_FW_CFG_DMA   0x514   /* fw_cfg DMA address, 8 bytes big-endian */

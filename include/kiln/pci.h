@@ -23,11 +23,17 @@
 #include "kiln/log.h"
 
 #define PCI_SLOTS 32
+#define PCI_FUNCS 8
+#define PCI_HEADER_MULTI_FUNCTION 0x80 /* header type bit 7 (PCI 3.0 §6.2.1) */
+#define PCI_PIIX_SLOT 1          /* the PIIX3/PIIX4 functions beside the i440FX host bridge */
+#define PCI_PIIX4_PM_FN 3        /* 00:01.3, the PIIX4's power management function */
 #define PCI_CFG_SIZE 256
 #define PCI_MSIX_MAX_VECTORS 16
 
 /* Class codes (base class, subclass, programming interface; PCI Code and ID Assignment 1.11). */
 #define PCI_CLASS_CODE_HOST_BRIDGE 0x060000u
+#define PCI_CLASS_CODE_ISA_BRIDGE 0x060100u
+#define PCI_CLASS_CODE_BRIDGE_OTHER 0x068000u
 #define PCI_CLASS_CODE_STORAGE_OTHER 0x018000u
 #define PCI_CLASS_CODE_ETHERNET 0x020000u
 #define PCI_CLASS_CODE_UNCLASSIFIED 0xff0000u
@@ -129,9 +135,20 @@ int pci_dev_load(struct pci_dev *dev, const struct pci_dev_state *in, char *err,
 enum pci_host_bridge {
 	PCI_HOST_GENERIC, /* QEMU's generic PCIe host bridge 1b36:0008, for direct kernel boot */
 	PCI_HOST_I440FX,  /* Intel 440FX (8086:1237, QEMU's pc machine), which firmware built for
-			     QEMU (SeaBIOS) recognises; its PAM registers 0x59-0x5f read back
-			     what the guest writes and change nothing (the BIOS area is RAM) */
+			     QEMU (SeaBIOS, OVMF) recognises; its PAM registers 0x59-0x5f read
+			     back what the guest writes and change nothing (the BIOS area is
+			     RAM); with the PIIX3's ISA bridge at 00:01.0 (8086:7000) */
 };
+
+/* The host bridge @bus was made with. */
+enum pci_host_bridge pci_bus_host_bridge(const struct pci_bus *bus);
+
+/* Put function @dev (no BAR, no interrupt: a chipset function such as the PIIX4's power
+ * management at 00:01.3) at @slot.@fn, beside a function 0 that says it has more functions.
+ * Its configuration accesses take dev->lock and call its cfg_written. Returns 0, or -EINVAL
+ * when @fn is 0, @dev has a BAR, @slot has no function 0 or the place is taken. */
+int pci_bus_add_function(struct pci_bus *bus, struct pci_dev *dev, unsigned slot, unsigned fn)
+	__attribute__((warn_unused_result));
 
 /* Create bus 0 with host bridge @bridge: claims ports 0xCF8-0xCFF and the ECAM window on
  * @host. Returns 0 with *out set or -errno. */

@@ -55,7 +55,12 @@ struct vm_config {
 	const char *kernel_path;     /* NULL with firmware_path */
 	const char *firmware_path;   /* a BIOS image (boot_firmware_check()) the VM starts in
 					instead of a kernel, on QEMU's PC (i440FX host bridge,
-					fw_cfg); NULL: direct kernel boot */
+					fw_cfg); with firmware_vars_path the code of a UEFI
+					firmware (OVMF) instead; NULL: direct kernel boot */
+	const char *firmware_vars_path; /* UEFI: the variable store flash file (OVMF's VARS)
+					that goes directly below firmware_path's code; NULL: a BIOS */
+	bool firmware_vars_private;  /* the guest's variable writes stay in a private copy of
+					firmware_vars_path; false: they are written to the file */
 	const char *initrd_path;     /* NULL: none */
 	const char *cmdline;
 	unsigned nr_cpus;

@@ -35,3 +35,23 @@ int boot_load_firmware(const struct guest_mem *mem, const uint8_t *fw, size_t le
 	*out = (struct boot_info){ .protocol = BOOT_FIRMWARE, .entry = RESET_VECTOR };
 	return 0;
 }
+
+int boot_uefi_code_check(size_t code_len, char *err, size_t errlen)
+{
+	if (code_len == 0 || code_len % BOOT_UEFI_BLOCK || code_len >= BOOT_FIRMWARE_MAX)
+		return boot_error(err, errlen, -EINVAL, "%zu bytes is not a UEFI code size (a "
+				  "multiple of 4 KiB below 16 MiB)", code_len);
+	return 0;
+}
+
+int boot_uefi_vars_check(size_t code_len, size_t vars_len, char *err, size_t errlen)
+{
+	size_t fd = code_len + vars_len;
+
+	if (vars_len == 0 || vars_len % BOOT_UEFI_BLOCK || fd < (1u << 20) ||
+	    fd > BOOT_FIRMWARE_MAX || (fd & (fd - 1)))
+		return boot_error(err, errlen, -EINVAL, "%zu bytes is not the variable store of a "
+				  "%zu-byte code (together a flash of 1, 2, 4, 8 or 16 MiB)",
+				  vars_len, code_len);
+	return 0;
+}

@@ -11,9 +11,12 @@
 #include "kiln/cli.h"
 
 #define CLI_DEFAULT_BIOS "/usr/share/seabios/bios-256k.bin" /* Debian's seabios package */
+#define CLI_DEFAULT_UEFI_CODE "/usr/share/OVMF/OVMF_CODE_4M.fd" /* Debian's ovmf package */
+#define CLI_DEFAULT_UEFI_VARS "/usr/share/OVMF/OVMF_VARS_4M.fd"
 
 const char cli_run_usage[] =
-	"usage: kiln run --kernel PATH|--firmware bios[=PATH] [--initrd PATH] [--cmdline STRING]\n"
+	"usage: kiln run --kernel PATH|--firmware bios[=PATH]|uefi[=CODE][,vars=FILE]\n"
+	"                [--initrd PATH] [--cmdline STRING]\n"
 	"                [--cpus N] [--memory SIZE] [--smt] [--cpu-template NAME|FILE] [--huge-pages 2M]\n"
 	"                [--disk PATH[,readonly=on][,format=F][,id=NAME][,engine=E][,cache=C][,LIMIT]...]...\n"
 	"                [--rng[=LIMIT,...]] [--transport pci|mmio]\n"
@@ -24,7 +27,7 @@ const char cli_run_usage[] =
 	"                [--debug-exit [iobase=PORT,iosize=N]] [--fw-cfg] [--reboot exit|reset]\n"
 	"\n"
 	"Boot a Linux kernel (bzImage, or ELF vmlinux with a PVH note) or a Multiboot kernel, or a\n"
-	"BIOS (--firmware), with the serial console on standard input/output. On a terminal the\n"
+	"BIOS or UEFI firmware (--firmware), with the serial console on standard input/output. On a terminal the\n"
 	"console is raw; press Ctrl-A then x to quit.\n"
 	"\n"
 	"  --kernel PATH     kernel image (required without --firmware)\n"
@@ -32,6 +35,12 @@ const char cli_run_usage[] =
 	"                    start a BIOS instead of a kernel, on QEMU's PC (i440FX, fw_cfg): PATH\n"
 	"                    default " CLI_DEFAULT_BIOS " (SeaBIOS),\n"
 	"                    which boots from the first --disk\n"
+	"  --firmware uefi[=CODE][,vars=FILE]\n"
+	"                    start UEFI firmware (OVMF) from the first --disk: CODE default\n"
+	"                    " CLI_DEFAULT_UEFI_CODE ", read-only; FILE its variable\n"
+	"                    store (a copy of OVMF_VARS_4M.fd per VM), where the guest's UEFI\n"
+	"                    variables are written; without vars= a private copy of\n"
+	"                    " CLI_DEFAULT_UEFI_VARS " whose changes are lost\n"
 	"  --initrd PATH     initial ramdisk; for a Multiboot kernel its modules, as QEMU's:\n"
 	"                    \"PATH [ARGS],PATH [ARGS]\" (\",,\" is a comma in a module's string)\n"
 	"  --cmdline STRING  kernel command line (default \"" VM_DEFAULT_CMDLINE "\")\n"
@@ -475,6 +484,40 @@ void cli_word_error(const struct cli_run *r, const struct error *e, char *out, s
 		snprintf(out, len, "%s", e->msg);
 }
 
+/* --firmware: bios[=PATH] or uefi[=CODE][,vars=FILE] into @cfg (strings point into @arg, whose
+ * ",vars=" is cut off). Returns 0 or -EINVAL with @err set. */
+static int parse_firmware(char *arg, struct vm_config *cfg, char *err, size_t errlen)
+{
+	bool uefi = !strncmp(arg, "uefi", 4), bios = !strncmp(arg, "bios", 4);
+	char *vars = strstr(arg, ",vars="), *path = NULL;
+
+	if (vars) {
+		*vars = 0;
+		vars += 6;
+	}
+	if ((!uefi && !bios) || (arg[4] && arg[4] != '=')) {
+		snprintf(err, errlen, "--firmware: \"%s\" is not bios[=PATH] or uefi[=CODE][,vars=FILE]",
+			 arg);
+		return -EINVAL;
+	}
+	if (arg[4] == '=' && !*(path = arg + 5)) {
+		snprintf(err, errlen, "--firmware: %s= names no file", bios ? "bios" : "uefi");
+		return -EINVAL;
+	}
+	if (vars && bios) {
+		snprintf(err, errlen, "--firmware: vars=%s: only uefi has a variable store", vars);
+		return -EINVAL;
+	}
+	if (vars && !*vars) {
+		snprintf(err, errlen, "--firmware: vars= names no file");
+		return -EINVAL;
+	}
+	cfg->firmware_path = path ?: bios ? CLI_DEFAULT_BIOS : CLI_DEFAULT_UEFI_CODE;
+	cfg->firmware_vars_path = bios ? NULL : vars ?: CLI_DEFAULT_UEFI_VARS;
+	cfg->firmware_vars_private = uefi && !vars;
+	return 0;
+}
+
 int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t errlen)
 {
 	enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_VERSION,
@@ -526,14 +569,8 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 		case OPT_KERNEL: cfg->kernel_path = optarg; break;
 		case OPT_INITRD: cfg->initrd_path = optarg; break;
 		case OPT_FIRMWARE:
-			if (!strcmp(optarg, "bios")) {
-				cfg->firmware_path = CLI_DEFAULT_BIOS;
-			} else if (!strncmp(optarg, "bios=", 5) && optarg[5]) {
-				cfg->firmware_path = optarg + 5;
-			} else {
-				snprintf(err, errlen, "--firmware: \"%s\" is not bios or bios=PATH", optarg);
+			if (parse_firmware(optarg, cfg, err, errlen))
 				return -EINVAL;
-			}
 			break;
 		case OPT_CMDLINE: cfg->cmdline = optarg; break;
 		case OPT_REBOOT:
@@ -709,7 +746,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 		return -EINVAL;
 	}
 	if (cfg->firmware_path && (cfg->kernel_path || cfg->initrd_path)) {
-		snprintf(err, errlen, "--firmware: the BIOS boots from a disk; %s is not taken with it",
+		snprintf(err, errlen, "--firmware: the firmware boots from a disk; %s is not taken with it",
 			 cfg->kernel_path ? "--kernel" : "--initrd");
 		return -EINVAL;
 	}

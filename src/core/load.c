@@ -15,11 +15,13 @@
 
 #include "kiln/acpi.h"
 #include "kiln/layout.h"
+#include "kiln/log.h"
 #include "kiln/x86.h"
 #include "vm_internal.h"
 
 #define FILE_MAX_BYTES (1ULL << 32)
 #define ROM_SLOT GUEST_MEM_MAX_REGIONS /* the KVM memory slot after guest RAM's */
+#define VARS_SLOT (ROM_SLOT + 1)       /* a UEFI variable store, below the code */
 
 /* Map the whole regular file @path, the VM's @what (configuration input @input), read-only
  * (MAP_POPULATE: one pass through the page cache, no heap copy); unmap with munmap(*data, *len)
@@ -165,9 +167,145 @@ int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_
 	return ret;
 }
 
-int vm_load_firmware(struct vm *vm, const struct vm_config *cfg, bool boot, struct error *e)
+/* The firmware's code, the whole image @fw (@len bytes, checked), copied into vm->rom and
+ * mapped read-only (KVM_MEM_READONLY) so that it ends at 4 GiB. */
+static int map_rom(struct vm *vm, const uint8_t *fw, size_t len, struct error *e)
 {
 	struct kvm_userspace_memory_region slot = { .slot = ROM_SLOT, .flags = KVM_MEM_READONLY };
+
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0)
+		return error_set(e, ERROR_RUNTIME, "firmware: this host's KVM has no read-only memory "
+				 "slots (KVM_CAP_READONLY_MEM)");
+	vm->rom = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (vm->rom == MAP_FAILED) {
+		vm->rom = NULL;
+		return error_set(e, ERROR_RUNTIME, "firmware: out of memory for %zu bytes", len);
+	}
+	vm->rom_len = len;
+	memcpy(vm->rom, fw, len);
+	slot.guest_phys_addr = BOOT_FIRMWARE_TOP - len;
+	slot.memory_size = len;
+	slot.userspace_addr = (uintptr_t)vm->rom;
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+		return error_set(e, ERROR_RUNTIME, "firmware: KVM_SET_USER_MEMORY_REGION at 0x%llx: %s",
+				 slot.guest_phys_addr, strerror(errno));
+	return 0;
+}
+
+/* UEFI firmware's two flash devices and the variable store's memory slot. */
+struct vm_flash {
+	struct vm *vm;
+	struct pflash code, vars;
+	uint8_t *vars_mem;      /* the VARS file mapped (MAP_SHARED, or MAP_PRIVATE when private) */
+	size_t vars_len;        /* bytes */
+	uint64_t vars_gpa;
+	struct log_once slot_failed;
+};
+
+/* pflash set_array for the variable store: its read-only slot in read-array mode, none in the
+ * command modes, so that reads exit to pflash_read(). A vCPU thread (the vcpu seccomp filter
+ * allows KVM_SET_USER_MEMORY_REGION). */
+static void vars_set_array(void *ctx, bool array)
+{
+	struct vm_flash *f = ctx;
+	struct kvm_userspace_memory_region slot = {
+		.slot = VARS_SLOT, .flags = KVM_MEM_READONLY, .guest_phys_addr = f->vars_gpa,
+		.memory_size = array ? f->vars_len : 0, .userspace_addr = (uintptr_t)f->vars_mem };
+
+	if (ioctl(f->vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0 &&
+	    log_once_first(&f->slot_failed))
+		log_err("UEFI variable flash: KVM_SET_USER_MEMORY_REGION (%s): %s",
+			array ? "map" : "unmap", strerror(errno));
+}
+
+void vm_flash_free(struct vm *vm)
+{
+	struct vm_flash *f = vm->flash;
+
+	if (!f)
+		return;
+	pflash_destroy(&f->code);
+	pflash_destroy(&f->vars);
+	if (f->vars_mem)
+		munmap(f->vars_mem, f->vars_len);
+	free(f);
+	vm->flash = NULL;
+}
+
+/* Map cfg->firmware_vars_path for the VM: shared and writable, or a private copy. */
+static int map_vars(struct vm_flash *f, const struct vm_config *cfg, size_t code_len,
+		    struct error *e)
+{
+	const char *path = cfg->firmware_vars_path;
+	int fd = open(path, (cfg->firmware_vars_private ? O_RDONLY : O_RDWR) | O_CLOEXEC), err;
+	struct stat st;
+	char why[200];
+
+	if (fd < 0)
+		return vm_fail(e, VM_INPUT_FIRMWARE, errno == ENOENT || errno == ENOTDIR ||
+			       errno == EACCES || errno == EROFS ? ERROR_USAGE : ERROR_RUNTIME,
+			       "vars %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return vm_fail(e, VM_INPUT_FIRMWARE, ERROR_USAGE, "vars %s: not a regular file", path);
+	}
+	if (boot_uefi_vars_check(code_len, (size_t)st.st_size, why, sizeof(why))) {
+		close(fd);
+		return vm_fail(e, VM_INPUT_FIRMWARE, ERROR_USAGE, "vars %s: %s", path, why);
+	}
+	f->vars_mem = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+			   cfg->firmware_vars_private ? MAP_PRIVATE : MAP_SHARED, fd, 0);
+	err = errno;
+	close(fd);
+	if (f->vars_mem == MAP_FAILED) {
+		f->vars_mem = NULL;
+		return vm_fail(e, VM_INPUT_FIRMWARE, ERROR_RUNTIME, "vars %s: mmap: %s", path,
+			       strerror(err));
+	}
+	f->vars_len = (size_t)st.st_size;
+	return 0;
+}
+
+/* vm_load_firmware() for UEFI: the code read-only at 4 GiB - its size, the variable store
+ * below it, both on the MMIO bus as flash (QEMU 7.2 hw/i386/pc_sysfw.c). */
+static int load_uefi(struct vm *vm, const struct vm_config *cfg, bool boot, const uint8_t *code,
+		     size_t code_len, struct error *e)
+{
+	struct vm_flash *f;
+	char why[160];
+	int ret = boot_uefi_code_check(code_len, why, sizeof(why));
+
+	if (ret)
+		return vm_fail(e, VM_INPUT_FIRMWARE, ERROR_USAGE, "uefi code %s: %s",
+			       cfg->firmware_path, why);
+	if (!(f = vm->flash = calloc(1, sizeof(*f))))
+		return error_set(e, ERROR_RUNTIME, "firmware: out of memory");
+	f->vm = vm;
+	ret = map_vars(f, cfg, code_len, e);
+	if (!ret)
+		ret = map_rom(vm, code, code_len, e);
+	if (ret)
+		return ret;
+	f->vars_gpa = BOOT_FIRMWARE_TOP - code_len - f->vars_len;
+	pflash_init(&f->code, "UEFI code", vm->rom, code_len, true, NULL, NULL);
+	pflash_init(&f->vars, "UEFI variables", f->vars_mem, f->vars_len, false, vars_set_array, f);
+	vars_set_array(f, true);
+	ret = bus_register(&vm->mmio, BOOT_FIRMWARE_TOP - code_len, code_len, &pflash_bus_ops,
+			   &f->code, "uefi-code");
+	if (!ret)
+		ret = bus_register(&vm->mmio, f->vars_gpa, f->vars_len, &pflash_bus_ops, &f->vars,
+				   "uefi-vars");
+	if (ret)
+		return error_set(e, ERROR_RUNTIME, "firmware: flash at 0x%llx: %s",
+				 (unsigned long long)f->vars_gpa, strerror(-ret));
+	if (boot) /* the bootstrap processor starts at the reset vector, 16 bytes below 4 GiB */
+		vm->boot = (struct boot_info){ .protocol = BOOT_FIRMWARE,
+					       .entry = BOOT_FIRMWARE_TOP - 16 };
+	return 0;
+}
+
+int vm_load_firmware(struct vm *vm, const struct vm_config *cfg, bool boot, struct error *e)
+{
 	const uint8_t *fw;
 	size_t len;
 	char why[160];
@@ -175,33 +313,17 @@ int vm_load_firmware(struct vm *vm, const struct vm_config *cfg, bool boot, stru
 
 	if (ret)
 		return ret;
+	if (cfg->firmware_vars_path) {
+		ret = load_uefi(vm, cfg, boot, fw, len, e);
+		goto out_unmap;
+	}
 	ret = boot_firmware_check(len, why, sizeof(why));
 	if (ret) {
 		vm_fail(e, VM_INPUT_FIRMWARE, ERROR_USAGE, "firmware %s: %s", cfg->firmware_path, why);
 		goto out_unmap;
 	}
-	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0) {
-		ret = error_set(e, ERROR_RUNTIME, "firmware: this host's KVM has no read-only memory "
-				"slots (KVM_CAP_READONLY_MEM)");
-		goto out_unmap;
-	}
-	vm->rom = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (vm->rom == MAP_FAILED) {
-		vm->rom = NULL;
-		ret = error_set(e, ERROR_RUNTIME, "firmware: out of memory for %zu bytes", len);
-		goto out_unmap;
-	}
-	vm->rom_len = len;
-	memcpy(vm->rom, fw, len);
-	slot.guest_phys_addr = BOOT_FIRMWARE_TOP - len;
-	slot.memory_size = len;
-	slot.userspace_addr = (uintptr_t)vm->rom;
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
-		ret = error_set(e, ERROR_RUNTIME, "firmware: KVM_SET_USER_MEMORY_REGION at 0x%llx: %s",
-				slot.guest_phys_addr, strerror(errno));
-		goto out_unmap;
-	}
-	if (boot && boot_load_firmware(&vm->mem, fw, len, &vm->boot))
+	ret = map_rom(vm, fw, len, e);
+	if (!ret && boot && boot_load_firmware(&vm->mem, fw, len, &vm->boot))
 		ret = error_set(e, ERROR_RUNTIME, "firmware: the BIOS area below 1 MiB is not RAM");
 out_unmap:
 	if (len)

@@ -275,21 +275,29 @@ static int create_devices(struct vm *vm, const struct vm_config *cfg, struct acp
 }
 
 /* QEMU's PC, for which a multiboot kernel or a firmware image was built, always has fw_cfg: a
- * fresh boot of one gets it when the configuration did not ask for it. Returns @cfg, or @copy
- * with it added. */
-static const struct vm_config *with_implied_fw_cfg(const struct vm_config *cfg,
-						   struct vm_config *copy)
+ * fresh boot of one gets it when the configuration did not ask for it; UEFI firmware also gets
+ * the debug console it writes its log to. Returns @cfg, or @copy with them added. */
+static const struct vm_config *with_implied_devices(const struct vm_config *cfg,
+						    struct vm_config *copy)
 {
 	static const struct fw_cfg_config implied;
+	bool fw_cfg = !!cfg->firmware_path, debugcon = !!cfg->firmware_vars_path;
 
-	for (unsigned i = 0; i < cfg->nr_devices; i++)
+	if (!fw_cfg && cfg->kernel_path)
+		fw_cfg = vm_kernel_is_multiboot(cfg->kernel_path);
+	for (unsigned i = 0; i < cfg->nr_devices; i++) {
 		if (cfg->device[i].cls == &fw_cfg_class)
-			return cfg;
-	if (cfg->nr_devices == VM_MAX_DEVICES || (!cfg->firmware_path && (!cfg->kernel_path ||
-	    !vm_kernel_is_multiboot(cfg->kernel_path))))
+			fw_cfg = false;
+		if (cfg->device[i].cls == &debugcon_class)
+			debugcon = false;
+	}
+	if (cfg->nr_devices + fw_cfg + debugcon > VM_MAX_DEVICES || (!fw_cfg && !debugcon))
 		return cfg;
 	*copy = *cfg;
-	copy->device[copy->nr_devices++] = (struct vm_device_config){ &fw_cfg_class, &implied };
+	if (fw_cfg)
+		copy->device[copy->nr_devices++] = (struct vm_device_config){ &fw_cfg_class, &implied };
+	if (debugcon)
+		copy->device[copy->nr_devices++] = (struct vm_device_config){ &debugcon_class, NULL };
 	return copy;
 }
 
@@ -351,7 +359,7 @@ static int build(const struct vm_config *cfg, bool restore, const struct vm_mem_
 	if (!ret)
 		ret = create_kvm_vm(vm, cfg, e);
 	if (!ret)
-		ret = create_devices(vm, restore ? cfg : with_implied_fw_cfg(cfg, &boot_cfg), &acpi,
+		ret = create_devices(vm, restore ? cfg : with_implied_devices(cfg, &boot_cfg), &acpi,
 				     cmdline, e);
 	if (!ret && cfg->firmware_path)
 		ret = vm_load_firmware(vm, cfg, !restore, e);
@@ -438,6 +446,7 @@ void vm_destroy(struct vm *vm)
 		close(vm->serial_fd); /* after the UART, which wrote to it */
 	pci_bus_destroy(vm->pci);
 	guest_mem_free(&vm->mem);
+	vm_flash_free(vm);
 	if (vm->rom)
 		munmap(vm->rom, vm->rom_len);
 	if (vm->uffd >= 0)

@@ -13,6 +13,7 @@
 #include "kiln/devices.h"
 #include "kiln/guest_mem.h"
 #include "kiln/pci.h"
+#include "kiln/pflash.h"
 #include "kiln/vm.h"
 #include "kiln/x86.h"
 #include "devmgr.h"
@@ -40,6 +41,7 @@ struct vm {
 	struct boot_info boot;
 	void *rom;                      /* the firmware image in its read-only memory slot, or NULL */
 	size_t rom_len;                 /* bytes */
+	struct vm_flash *flash;         /* UEFI: the code and variable store flash, or NULL */
 	unsigned nr_cpus;
 	bool clock_realtime;            /* vm_config.clock_realtime */
 	bool smt;                       /* two threads per core */
@@ -103,10 +105,18 @@ int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_
 /* The firmware cfg->firmware_path (load.c): the file checked (boot_firmware_check()), a copy
  * of it in a read-only KVM memory slot (KVM_MEM_READONLY) ending at 4 GiB, and, for a fresh
  * boot (@boot), its low copy below 1 MiB and vm->boot at the reset vector. A restore (!@boot)
- * maps the image again; the low copy is in the snapshot's RAM. Returns 0 or -errno with @e set
- * (input VM_INPUT_FIRMWARE: the file missing, unreadable or of a wrong size). */
+ * maps the image again; the low copy is in the snapshot's RAM. With cfg->firmware_vars_path,
+ * UEFI firmware instead: the code checked (boot_uefi_code_check()) in that slot as a read-only
+ * flash, the variable store (boot_uefi_vars_check()) mapped from its file directly below as a
+ * writable flash (include/kiln/pflash.h) in vm->flash, no low copy. Returns 0 or -errno with
+ * @e set (input VM_INPUT_FIRMWARE: a file missing, unreadable or of a wrong size). */
 int vm_load_firmware(struct vm *vm, const struct vm_config *cfg, bool boot, struct error *e)
 	__attribute__((warn_unused_result));
+
+/* Release a UEFI VM's flash (vm->flash, made by vm_load_firmware() with firmware_vars_path):
+ * the variable store's mapping is unmapped, so a shared one's writes stay in its file.
+ * Nothing when there is none. */
+void vm_flash_free(struct vm *vm);
 
 /* Create every vCPU (vcpu.c), once the guest is laid out: at the boot entry with this host's
  * CPUID shaped by the VM's CPU template and topology (vm->cpu_template, vm->nr_cpus, vm->smt)

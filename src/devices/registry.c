@@ -49,7 +49,7 @@ const struct device_class *const pc_platform_classes[] = {
 
 /* Platform devices first: vm_devices() lists what follows them. */
 const struct device_class *const device_classes[] = {
-	&debug_exit_class, &fw_cfg_class,
+	&debug_exit_class, &fw_cfg_class, &debugcon_class,
 	&virtio_blk_class, &virtio_net_class, &virtio_vsock_class, &virtio_balloon_class,
 	&virtio_console_class, &virtio_rng_class,
 	NULL,

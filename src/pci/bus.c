@@ -22,6 +22,8 @@
 #define I440FX_PAM0 0x59            /* PAM0..PAM6: 0x59-0x5f (82441FX data sheet §3.2.18) */
 #define I440FX_NR_PAM 7
 #define RCR_RESET_CPU 0x04           /* port 0xCF9 (PIIX3 RCR): reset the CPU */
+#define PIIX3_DEVICE 0x7000         /* 82371SB PIIX3 function 0, the PCI-to-ISA bridge */
+#define PIIX3_PIRQRC 0x60           /* PIRQ route control A-D: 0x60-0x63 (82371SB §2.2.10) */
 #define QEMU_SUBSYS_VENDOR 0x1af4   /* QEMU's subsystem IDs for its PC devices */
 #define QEMU_SUBSYS_ID 0x1100
 
@@ -30,8 +32,9 @@ struct pci_bus {
 	pthread_mutex_t lock;          /* CONFIG_ADDRESS latch */
 	uint32_t config_address;
 	struct pci_dev bridge;
-	pthread_mutex_t bridge_lock;
-	struct pci_dev *dev[PCI_SLOTS];
+	pthread_mutex_t bridge_lock;   /* also the PIIX3's */
+	struct pci_dev piix3;          /* 00:01.0 with the i440FX */
+	struct pci_dev *dev[PCI_SLOTS][PCI_FUNCS]; /* [0][0]: the bridge */
 	uint64_t next_bar;
 	enum pci_host_bridge kind;
 };
@@ -101,12 +104,17 @@ void pci_set_intx(struct pci_dev *dev, bool level)
 	}
 }
 
-/* The function at @slot, or NULL; slot 0 is the host bridge. */
+/* The function at @slot.@fn, or NULL. Functions other than 0 are seen only when function 0
+ * says it has them (PCI 3.0 §6.2.1, header type bit 7). */
 static struct pci_dev *lookup(struct pci_bus *bus, unsigned slot, unsigned fn)
 {
-	if (fn != 0 || slot >= PCI_SLOTS)
+	struct pci_dev *d0;
+
+	if (slot >= PCI_SLOTS || fn >= PCI_FUNCS || !(d0 = bus->dev[slot][0]))
 		return NULL;
-	return slot == 0 ? &bus->bridge : bus->dev[slot];
+	if (fn && !(d0->cfg[PCI_HEADER_TYPE] & PCI_HEADER_MULTI_FUNCTION))
+		return NULL;
+	return bus->dev[slot][fn];
 }
 
 static void cfg_read(struct pci_dev *d, uint32_t off, uint8_t *data, uint32_t len)
@@ -255,12 +263,23 @@ int pci_bus_create(struct dev_host *host, enum pci_host_bridge bridge, struct pc
 			     PCI_CLASS_CODE_HOST_BRIDGE, QEMU_SUBSYS_VENDOR, QEMU_SUBSYS_ID,
 			     I440FX_REVISION, 0);
 		memset(bus->bridge.wmask + I440FX_PAM0, 0xff, I440FX_NR_PAM);
+		/* The PIIX3's ISA bridge, which firmware looks for before it drives the ISA
+		 * devices (OVMF's serial console); its PIRQ routes read back what is written and
+		 * route nothing (the DSDT's _PRT gives the I/O APIC pins). */
+		pci_dev_init(&bus->piix3, NULL, NULL, &bus->bridge_lock, I440FX_VENDOR, PIIX3_DEVICE,
+			     PCI_CLASS_CODE_ISA_BRIDGE, QEMU_SUBSYS_VENDOR, QEMU_SUBSYS_ID, 0, 0);
+		bus->piix3.cfg[PCI_HEADER_TYPE] |= PCI_HEADER_MULTI_FUNCTION;
+		memset(bus->piix3.wmask + PIIX3_PIRQRC, 0xff, 4);
+		bus->piix3.host = host;
+		bus->piix3.slot = PCI_PIIX_SLOT;
+		bus->dev[PCI_PIIX_SLOT][0] = &bus->piix3;
 	} else {
 		pci_dev_init(&bus->bridge, NULL, NULL, &bus->bridge_lock, HOST_BRIDGE_VENDOR,
 			     HOST_BRIDGE_DEVICE, PCI_CLASS_CODE_HOST_BRIDGE, HOST_BRIDGE_VENDOR, 0x1100,
 			     0, 0);
 	}
 	bus->bridge.host = host;
+	bus->dev[0][0] = &bus->bridge;
 	ret = bus_register(host->pio, KILN_PORT_PCI_CONFIG, 8, &port_ops, bus, "pci-config");
 	if (!ret)
 		ret = bus_register(host->mmio, KILN_PCI_ECAM_GPA, KILN_PCI_ECAM_SIZE, &ecam_ops, bus, "pci-ecam");
@@ -287,7 +306,7 @@ int pci_bus_add(struct pci_bus *bus, struct pci_dev *dev)
 	uint64_t addr;
 	int ret;
 
-	while (slot <= KILN_PCI_INTX_LINES && bus->dev[slot])
+	while (slot <= KILN_PCI_INTX_LINES && bus->dev[slot][0])
 		slot++;
 	if (slot > KILN_PCI_INTX_LINES)
 		return -ENOSPC;
@@ -307,7 +326,23 @@ int pci_bus_add(struct pci_bus *bus, struct pci_dev *dev)
 	if (ret)
 		return ret;
 	bus->next_bar = addr + dev->bar_size;
-	bus->dev[slot] = dev;
+	bus->dev[slot][0] = dev;
+	return 0;
+}
+
+enum pci_host_bridge pci_bus_host_bridge(const struct pci_bus *bus)
+{
+	return bus->kind;
+}
+
+int pci_bus_add_function(struct pci_bus *bus, struct pci_dev *dev, unsigned slot, unsigned fn)
+{
+	if (slot == 0 || slot >= PCI_SLOTS || fn == 0 || fn >= PCI_FUNCS || dev->bar_size ||
+	    !bus->dev[slot][0] || bus->dev[slot][fn])
+		return -EINVAL;
+	dev->host = bus->host;
+	dev->slot = slot;
+	bus->dev[slot][fn] = dev;
 	return 0;
 }
 
@@ -329,9 +364,9 @@ void pci_bus_describe(const struct pci_bus *bus, struct acpi_config *acpi)
 	if (bus->kind == PCI_HOST_I440FX)
 		acpi->pci.mem_limit = (uint32_t)(KILN_IOAPIC_GPA - 1);
 	for (unsigned s = 1; s < PCI_SLOTS; s++)
-		if (bus->dev[s])
+		if (bus->dev[s][0] && bus->dev[s][0]->cfg[PCI_INTERRUPT_PIN])
 			acpi->pci.prt[acpi->pci.nr_prt++] = (struct acpi_pci_prt){ .slot = (uint8_t)s,
-										  .gsi = bus->dev[s]->intx_gsi };
+										  .gsi = bus->dev[s][0]->intx_gsi };
 	device_describe(acpi, &ecam);
 }
 

@@ -117,6 +117,53 @@ static void test_errors_name_option_and_value(void **state)
 }
 
 /* --smt, --cpu-template, --huge-pages: Firecracker's machine-config fields. */
+/* --firmware bios[=PATH] | uefi[=CODE][,vars=FILE] (the value is cut at ",vars=", so each is
+ * a writable copy as argv is). */
+static void test_firmware(void **state)
+{
+	struct vm_config *cfg;
+	char err[256];
+	char uefi[] = "uefi", uefi_code[] = "uefi=/c.fd", uefi_both[] = "uefi=/c.fd,vars=/v.fd";
+	char uefi_vars[] = "uefi,vars=/v.fd", bios[] = "bios", bios_path[] = "bios=/b.bin";
+	char bios_vars[] = "bios,vars=/v.fd", empty_vars[] = "uefi=/c.fd,vars=";
+	char empty_code[] = "uefi=", other[] = "efi", suffix[] = "uefix";
+
+	(void)state;
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", uefi), CLI_RUN);
+	assert_string_equal(cfg->firmware_path, "/usr/share/OVMF/OVMF_CODE_4M.fd");
+	assert_string_equal(cfg->firmware_vars_path, "/usr/share/OVMF/OVMF_VARS_4M.fd");
+	assert_true(cfg->firmware_vars_private);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", uefi_code), CLI_RUN);
+	assert_string_equal(cfg->firmware_path, "/c.fd");
+	assert_true(cfg->firmware_vars_private);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", uefi_both), CLI_RUN);
+	assert_string_equal(cfg->firmware_path, "/c.fd");
+	assert_string_equal(cfg->firmware_vars_path, "/v.fd");
+	assert_false(cfg->firmware_vars_private);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", uefi_vars), CLI_RUN);
+	assert_string_equal(cfg->firmware_path, "/usr/share/OVMF/OVMF_CODE_4M.fd");
+	assert_string_equal(cfg->firmware_vars_path, "/v.fd");
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", bios), CLI_RUN);
+	assert_string_equal(cfg->firmware_path, "/usr/share/seabios/bios-256k.bin");
+	assert_null(cfg->firmware_vars_path);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", bios_path), CLI_RUN);
+	assert_string_equal(cfg->firmware_path, "/b.bin");
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", bios_vars), -EINVAL);
+	assert_string_equal(err, "--firmware: vars=/v.fd: only uefi has a variable store");
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", empty_vars), -EINVAL);
+	assert_string_equal(err, "--firmware: vars= names no file");
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", empty_code), -EINVAL);
+	assert_string_equal(err, "--firmware: uefi= names no file");
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", other), -EINVAL);
+	assert_string_equal(err, "--firmware: \"efi\" is not bios[=PATH] or uefi[=CODE][,vars=FILE]");
+	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", suffix), -EINVAL);
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--firmware", uefi, "--kernel", "/k"),
+			 -EINVAL);
+	assert_string_equal(err, "--firmware: the firmware boots from a disk; --kernel is not taken "
+			    "with it");
+}
+
 static void test_machine_options(void **state)
 {
 	struct vm_config *cfg;
@@ -307,6 +354,7 @@ int main(void)
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_defaults_and_values),
 		cmocka_unit_test(test_errors_name_option_and_value),
+		cmocka_unit_test(test_firmware),
 		cmocka_unit_test(test_machine_options),
 		cmocka_unit_test(test_net),
 		cmocka_unit_test(test_rate_limits),

@@ -82,7 +82,7 @@ static void gas_io(uint8_t *p, size_t off, uint16_t port, uint8_t bytes)
 	put64(p, off + 4, port);
 }
 
-static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
+static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt, uint16_t pm_timer)
 {
 	header(t, "FACP", FADT_LEN, FADT_REVISION);
 	/* FIRMWARE_CTRL stays 0: X_FIRMWARE_CTRL is set, and §5.2.9 allows only one of them. */
@@ -103,6 +103,11 @@ static void build_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
 	put64(t, FADT_X_DSDT, dsdt);
 	gas_io(t, 148, KILN_PORT_PM1A_EVT, 4);
 	gas_io(t, 172, KILN_PORT_PM1A_CNT, 2);
+	if (pm_timer) { /* §5.2.9: PM_TMR_BLK, PM_TMR_LEN, X_PM_TMR_BLK; TMR_VAL_EXT clear */
+		put32(t, 76, pm_timer);
+		put8(t, 91, 4);
+		gas_io(t, 208, pm_timer, 4);
+	}
 	finish(t, FADT_LEN);
 }
 
@@ -487,7 +492,7 @@ int acpi_build_tables(const struct acpi_config *acpi, uint64_t tables_addr,
 		add_pointer(out, ACPI_FILE_TABLES, xsdt + HDR_LEN + 8 * i, 8);
 	finish(t + xsdt, xsdt_len);
 	table_checksum(out, xsdt, xsdt_len);
-	build_fadt(t + fadt, tables_addr + facs, tables_addr + dsdt);
+	build_fadt(t + fadt, tables_addr + facs, tables_addr + dsdt, acpi->pm_timer);
 	add_pointer(out, ACPI_FILE_TABLES, fadt + FADT_DSDT, 4);
 	add_pointer(out, ACPI_FILE_TABLES, fadt + FADT_X_FIRMWARE_CTRL, 8);
 	add_pointer(out, ACPI_FILE_TABLES, fadt + FADT_X_DSDT, 8);
