@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* run — create and run the VM a front end configured; map its fate to the exit status. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -78,6 +83,40 @@ static struct x86_template *read_template(const char *path, const char *who)
 	return t;
 }
 
+/* A UEFI VM without vars=FILE: its variable store starts as a copy of the default VARS file
+ * in a memfd that lives as long as kiln, so what the guest writes survives its resets (as in
+ * QEMU's flash device) and is gone at exit. Points @cfg at it through /proc/self/fd; *fd is
+ * closed by the caller. Returns 0, or the exit status after printing why not. */
+static int private_vars(struct vm_config *cfg, int *fd, char *path, size_t len, const char *who)
+{
+	int in = open(cfg->firmware_vars_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	ssize_t n = 0;
+	char buf[65536];
+
+	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "%s: --firmware: vars %s: %s\n", who, cfg->firmware_vars_path,
+			in < 0 ? strerror(errno) : "not a regular file");
+		if (in >= 0)
+			close(in);
+		return KILN_EXIT_USAGE;
+	}
+	*fd = memfd_create("kiln-uefi-vars", MFD_CLOEXEC);
+	while (*fd >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(*fd, buf, (size_t)n) != n)
+			n = -1;
+	close(in);
+	if (*fd < 0 || n < 0) {
+		fprintf(stderr, "%s: --firmware: a private copy of vars %s: %s\n", who,
+			cfg->firmware_vars_path, strerror(errno));
+		return KILN_EXIT_RUNTIME;
+	}
+	snprintf(path, len, "/proc/self/fd/%d", *fd);
+	cfg->firmware_vars_path = path;
+	cfg->firmware_vars_private = false;
+	return 0;
+}
+
 int cli_run_vm(const struct cli_run *r, const char *who)
 {
 	struct vm_config cfg = r->vm;
@@ -85,11 +124,17 @@ int cli_run_vm(const struct cli_run *r, const char *who)
 	struct loop *loop;
 	struct error e;
 	struct vm *vm;
-	char err[ERROR_MSG_MAX + 64];
-	int ret;
+	char err[ERROR_MSG_MAX + 64], vars_path[40];
+	int ret, vars_fd = -1;
 
-	if (r->cpu_template_file && !(custom = read_template(r->cpu_template_file, who)))
+	if (cfg.firmware_vars_private && (ret = private_vars(&cfg, &vars_fd, vars_path,
+							     sizeof(vars_path), who)))
+		return ret;
+	if (r->cpu_template_file && !(custom = read_template(r->cpu_template_file, who))) {
+		if (vars_fd >= 0)
+			close(vars_fd);
 		return KILN_EXIT_USAGE;
+	}
 	cfg.custom_template = custom;
 	ret = cli_sandbox_start(&r->sandbox, who);
 	/* A reset is a new machine: QEMU resets each device in place, kiln makes the VM again
@@ -115,5 +160,7 @@ int cli_run_vm(const struct cli_run *r, const char *who)
 		}
 	}
 	x86_template_free(custom);
+	if (vars_fd >= 0)
+		close(vars_fd);
 	return ret;
 }
