@@ -59,6 +59,13 @@ struct boot_input {
 int boot_load(const struct guest_mem *mem, const struct boot_input *in, struct boot_info *out,
 	      char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* The bytes of bzImage @kernel (@len bytes) before its protected-mode part, into *@setup_len:
+ * the boot sector and setup sectors (setup_sects, 4 when 0, plus one, of 512 bytes; Linux boot
+ * protocol "The Real-Mode Kernel Header"), what QEMU hands firmware as its setup item. Checks
+ * the header as boot_load() does. Returns 0, or -EINVAL with the reason in @err. */
+int boot_bzimage_setup_len(const uint8_t *kernel, size_t len, size_t *setup_len, char *err,
+			   size_t errlen) __attribute__((warn_unused_result));
+
 /* True when boot_load() takes @kernel (@len bytes) as a multiboot kernel: not a bzImage, and
  * a valid Multiboot header (magic, checksum) in its first 8192 bytes (Multiboot 0.6.96
  * §3.1.1). */

@@ -28,8 +28,16 @@
 #define FW_CFG_RAM_SIZE   0x03   /* le64, bytes */
 #define FW_CFG_NOGRAPHIC  0x04   /* le16: 1 when the machine has no display */
 #define FW_CFG_NB_CPUS    0x05   /* le16, vCPUs at boot */
+#define FW_CFG_KERNEL_SIZE 0x08  /* le32: bytes of FW_CFG_KERNEL_DATA */
+#define FW_CFG_INITRD_SIZE 0x0b  /* le32: bytes of FW_CFG_INITRD_DATA */
 #define FW_CFG_BOOT_MENU  0x0e   /* le16: 1 asks firmware to offer its boot menu */
 #define FW_CFG_MAX_CPUS   0x0f   /* le16 */
+#define FW_CFG_KERNEL_DATA 0x11  /* a bzImage after its setup sectors */
+#define FW_CFG_INITRD_DATA 0x12
+#define FW_CFG_CMDLINE_SIZE 0x14 /* le32: bytes of FW_CFG_CMDLINE_DATA, its NUL included */
+#define FW_CFG_CMDLINE_DATA 0x15
+#define FW_CFG_SETUP_SIZE 0x17   /* le32: bytes of FW_CFG_SETUP_DATA */
+#define FW_CFG_SETUP_DATA 0x18   /* a bzImage's boot sector and setup sectors */
 #define FW_CFG_FILE_DIR   0x19   /* be32 count, then struct FWCfgFile entries */
 #define FW_CFG_FILE_FIRST 0x20   /* the first key given to a named file */
 #define FW_CFG_ARCH_LOCAL 0x8000 /* architecture-specific keys: 0x8000 | n */

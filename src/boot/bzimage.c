@@ -137,6 +137,16 @@ static int place_kernel(const struct guest_mem *mem, const struct setup_header *
 	return 0;
 }
 
+int boot_bzimage_setup_len(const uint8_t *kernel, size_t len, size_t *setup_len, char *err,
+			   size_t errlen)
+{
+	const struct boot_input in = { .kernel = kernel, .kernel_len = len };
+	struct boot_params bp;
+	uint64_t pm_len;
+
+	return parse_header(&in, &bp, setup_len, &pm_len, err, errlen);
+}
+
 int boot_load_bzimage(const struct guest_mem *mem, const struct boot_input *in,
 		      struct boot_info *out, char *err, size_t errlen)
 {

@@ -745,9 +745,14 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err, size_t er
 		snprintf(err, errlen, "--kernel (or --firmware) is required");
 		return -EINVAL;
 	}
-	if (cfg->firmware_path && (cfg->kernel_path || cfg->initrd_path)) {
-		snprintf(err, errlen, "--firmware: the firmware boots from a disk; %s is not taken with it",
+	if (cfg->firmware_path && !cfg->firmware_vars_path && (cfg->kernel_path || cfg->initrd_path)) {
+		snprintf(err, errlen, "--firmware: the BIOS boots from a disk; %s is not taken with it "
+			 "(QEMU's linuxboot option ROM is not built; --firmware uefi loads a kernel)",
 			 cfg->kernel_path ? "--kernel" : "--initrd");
+		return -EINVAL;
+	}
+	if (cfg->firmware_path && cfg->initrd_path && !cfg->kernel_path) {
+		snprintf(err, errlen, "--firmware: --initrd goes with --kernel");
 		return -EINVAL;
 	}
 	if (!have_reboot)

@@ -14,6 +14,7 @@
 #include <linux/kvm.h>
 
 #include "kiln/acpi.h"
+#include "kiln/fw_cfg.h"
 #include "kiln/layout.h"
 #include "kiln/log.h"
 #include "kiln/x86.h"
@@ -302,6 +303,48 @@ static int load_uefi(struct vm *vm, const struct vm_config *cfg, bool boot, cons
 		vm->boot = (struct boot_info){ .protocol = BOOT_FIRMWARE,
 					       .entry = BOOT_FIRMWARE_TOP - 16 };
 	return 0;
+}
+
+int vm_fw_cfg_kernel(struct fw_cfg *fw, const struct vm_config *cfg, const char *cmdline,
+		     struct error *e)
+{
+	const uint8_t *kernel, *initrd = NULL;
+	size_t kernel_len, initrd_len = 0, setup;
+	char why[200];
+	int ret = map_file(VM_INPUT_KERNEL, "kernel", cfg->kernel_path, &kernel, &kernel_len, e);
+
+	if (ret)
+		return ret;
+	if (boot_bzimage_setup_len(kernel, kernel_len, &setup, why, sizeof(why))) {
+		ret = vm_fail(e, VM_INPUT_KERNEL, ERROR_USAGE, "kernel %s: %s (firmware boots a "
+			      "bzImage only)", cfg->kernel_path, why);
+	} else if (kernel_len > FW_CFG_MAX_ITEM_SIZE) {
+		ret = vm_fail(e, VM_INPUT_KERNEL, ERROR_USAGE, "kernel %s: over %u MiB, more than "
+			      "fw_cfg carries", cfg->kernel_path, FW_CFG_MAX_ITEM_SIZE >> 20);
+	} else if (cfg->initrd_path) {
+		ret = map_file(VM_INPUT_INITRD, "initrd", cfg->initrd_path, &initrd, &initrd_len, e);
+		if (!ret && initrd_len > FW_CFG_MAX_ITEM_SIZE)
+			ret = vm_fail(e, VM_INPUT_INITRD, ERROR_USAGE, "initrd %s: over %u MiB, more "
+				      "than fw_cfg carries", cfg->initrd_path,
+				      FW_CFG_MAX_ITEM_SIZE >> 20);
+	}
+	if (!ret) {
+		ret = fw_cfg_add_le(fw, FW_CFG_SETUP_SIZE, setup, 4) ?:
+		      fw_cfg_add(fw, FW_CFG_SETUP_DATA, kernel, (uint32_t)setup) ?:
+		      fw_cfg_add_le(fw, FW_CFG_KERNEL_SIZE, kernel_len - setup, 4) ?:
+		      fw_cfg_add(fw, FW_CFG_KERNEL_DATA, kernel + setup, (uint32_t)(kernel_len - setup)) ?:
+		      fw_cfg_add_le(fw, FW_CFG_INITRD_SIZE, initrd_len, 4) ?:
+		      fw_cfg_add(fw, FW_CFG_INITRD_DATA, initrd, (uint32_t)initrd_len) ?:
+		      fw_cfg_add_le(fw, FW_CFG_CMDLINE_SIZE, strlen(cmdline) + 1, 4) ?:
+		      fw_cfg_add(fw, FW_CFG_CMDLINE_DATA, cmdline, (uint32_t)strlen(cmdline) + 1);
+		if (ret)
+			error_set(e, ERROR_RUNTIME, "fw_cfg kernel items: %s", strerror(-ret));
+	}
+	if (initrd_len)
+		munmap((void *)initrd, initrd_len);
+	if (kernel_len)
+		munmap((void *)kernel, kernel_len);
+	return ret;
 }
 
 int vm_load_firmware(struct vm *vm, const struct vm_config *cfg, bool boot, struct error *e)

@@ -229,7 +229,7 @@ static int add_acpi_files(struct fw_cfg *fw, const struct acpi_config *acpi)
 }
 
 static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, const struct acpi_config *acpi,
-		       struct error *e)
+		       const char *cmdline, struct error *e)
 {
 	struct fw_cfg *fw = vm_device_find(vm, &fw_cfg_class, NULL);
 	struct boot_e820_entry e820[E820_MAX_ENTRIES_ZEROPAGE];
@@ -252,7 +252,9 @@ static int fill_fw_cfg(struct vm *vm, const struct vm_config *cfg, const struct 
 		ret = fw_cfg_add_file(fw, "etc/e820", e820, n * sizeof(e820[0]));
 	if (!ret && cfg->firmware_path)
 		ret = add_acpi_files(fw, acpi);
-	return ret ? error_set(e, ERROR_RUNTIME, "fw_cfg items: %s", strerror(-ret)) : 0;
+	if (ret)
+		return error_set(e, ERROR_RUNTIME, "fw_cfg items: %s", strerror(-ret));
+	return cfg->firmware_path && cfg->kernel_path ? vm_fw_cfg_kernel(fw, cfg, cmdline, e) : 0;
 }
 
 /* The devices and the PCI bus, and what the guest is told of them: ACPI (@acpi) and the
@@ -271,7 +273,7 @@ static int create_devices(struct vm *vm, const struct vm_config *cfg, struct acp
 		return ret;
 	snprintf(cmdline, KILN_CMDLINE_MAX, "%s", cfg->cmdline);
 	devmgr_describe(&vm->devices, vm->pci, acpi, cmdline, KILN_CMDLINE_MAX);
-	return fill_fw_cfg(vm, cfg, acpi, e);
+	return fill_fw_cfg(vm, cfg, acpi, cmdline, e);
 }
 
 /* QEMU's PC, for which a multiboot kernel or a firmware image was built, always has fw_cfg: a

@@ -113,6 +113,17 @@ int vm_load_guest(struct vm *vm, const struct vm_config *cfg, const struct acpi_
 int vm_load_firmware(struct vm *vm, const struct vm_config *cfg, bool boot, struct error *e)
 	__attribute__((warn_unused_result));
 
+/* QEMU's direct-boot items (QEMU 7.2 hw/i386/x86.c x86_load_linux; docs/specs/fw_cfg.rst) in
+ * @fw for firmware that loads the kernel itself, as OVMF's QemuKernelLoaderFsDxe does with
+ * `qemu -bios OVMF.fd -kernel`: cfg->kernel_path, a bzImage, split into its setup (boot
+ * sector and setup sectors: setup_sects, 4 when 0, plus one, of 512 bytes; Linux boot protocol
+ * "The Real-Mode Kernel Header") and the rest, cfg->initrd_path when given, and @cmdline with
+ * its NUL. Returns 0 or -errno with @e set (VM_INPUT_KERNEL: not a bzImage or over
+ * FW_CFG_MAX_ITEM_SIZE; VM_INPUT_INITRD: too big; either: missing or unreadable). */
+struct fw_cfg;
+int vm_fw_cfg_kernel(struct fw_cfg *fw, const struct vm_config *cfg, const char *cmdline,
+		     struct error *e) __attribute__((warn_unused_result));
+
 /* Release a UEFI VM's flash (vm->flash, made by vm_load_firmware() with firmware_vars_path):
  * the variable store's mapping is unmapped, so a shared one's writes stay in its file.
  * Nothing when there is none. */

@@ -158,10 +158,20 @@ static void test_firmware(void **state)
 	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", other), -EINVAL);
 	assert_string_equal(err, "--firmware: \"efi\" is not bios[=PATH] or uefi[=CODE][,vars=FILE]");
 	assert_int_equal(parse(&cfg, err, sizeof(err), 3, "--firmware", suffix), -EINVAL);
-	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--firmware", uefi, "--kernel", "/k"),
+	/* UEFI loads a kernel from fw_cfg (as OVMF under qemu -kernel); SeaBIOS would need QEMU's
+	 * linuxboot option ROM. */
+	assert_int_equal(parse(&cfg, err, sizeof(err), 7, "--firmware", uefi, "--kernel", "/k",
+			       "--initrd", "/i"), CLI_RUN);
+	assert_string_equal(cfg->kernel_path, "/k");
+	assert_string_equal(cfg->initrd_path, "/i");
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--firmware", uefi, "--initrd", "/i"),
 			 -EINVAL);
-	assert_string_equal(err, "--firmware: the firmware boots from a disk; --kernel is not taken "
-			    "with it");
+	assert_string_equal(err, "--firmware: --initrd goes with --kernel");
+	assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--firmware", bios, "--kernel", "/k"),
+			 -EINVAL);
+	assert_string_equal(err, "--firmware: the BIOS boots from a disk; --kernel is not taken "
+			    "with it (QEMU's linuxboot option ROM is not built; --firmware uefi loads a "
+			    "kernel)");
 }
 
 static void test_machine_options(void **state)
