@@ -40,6 +40,11 @@
 #define PIIX4_PMBA 0x40        /* PM base address: bits 15:6, bit 0 reads 1 (I/O space) */
 #define PIIX4_PMBA_MASK 0xffc0u
 #define PIIX4_PMREGMISC 0x80   /* bit 0: PMIOSE, the PM I/O space enabled */
+/* DEVACTB (0x58) bit 25, APMC_EN: SMIs on APM control writes enabled. kiln has no SMM, so it
+ * reads as set, as QEMU's PIIX4 without SMM sets it ("SMM already initialised"): SeaBIOS then
+ * skips its SMM relocation, which would wait forever for an SMI handler to clear port 0xB3. */
+#define PIIX4_DEVACTB_APMC 0x5b
+#define PIIX4_APMC_EN_BIT 0x02
 
 struct acpi_pm {
 	struct byte_dev dev; /* first: the bus hands us &dev */
@@ -149,6 +154,7 @@ static int acpi_pm_create(struct dev_host *host, const void *config, unsigned in
 		     PCI_CLASS_CODE_BRIDGE_OTHER, 0x1af4, 0x1100, PIIX4_PM_REVISION, 0);
 	pci_cfg_set(&pm->fn, PIIX4_PMBA, 4, KILN_PORT_PM1A_EVT | 1);
 	pm->fn.cfg[PIIX4_PMREGMISC] = 1;
+	pm->fn.cfg[PIIX4_DEVACTB_APMC] = PIIX4_APMC_EN_BIT;
 	pm->fn.wmask[PIIX4_PMBA] = PIIX4_PMBA_MASK & 0xff;
 	pm->fn.wmask[PIIX4_PMBA + 1] = PIIX4_PMBA_MASK >> 8;
 	pm->fn.wmask[PIIX4_PMREGMISC] = 1;
