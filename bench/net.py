@@ -13,24 +13,27 @@ forwarded from the host's loopback; all in one run.
   user guest->host   the same with -R, Mbit/s
 
 The guest is the test initramfs plus iperf3 (scripts/test-initramfs --binary), init test
-serve-net. Times in the box are emulator times; only the ratios carry over.
-Run with `scripts/bench net [--seconds N] [--runs N]`.
+serve-net. Every figure is the median of --runs guests (default 5) per VMM and mode, booted
+interleaved across the VMMs, with its min-max; a guest that never serves or whose iperf3 or ping
+fails is reported and run again (bench/common.py). Times in the box are emulator times; only
+the ratios carry over. Run with `scripts/bench net [--seconds N] [--runs N] [--only tap|user]`.
 """
 import argparse
 import json
 import pathlib
 import re
 import shutil
-import statistics
 import subprocess
-import sys
 import tempfile
 import time
+
+from common import RepetitionFailed, interleaved, table
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KERNEL = ROOT / ".cache/kernel/cloud/vmlinuz"
 INITRD = ROOT / ".cache/initramfs/bench-net.cpio.gz"
 NS, TAP, HOST_IP, GUEST_IP, FWD = "kiln-bench", "kbtap0", "10.9.8.1", "10.9.8.2", 15201
+VMMS = ("kiln", "qemu")
 
 
 def sh(*cmd, **kw):
@@ -68,33 +71,49 @@ def start(vmm, mode, log):
     while b"KILN-NET-READY" not in log.read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            sys.exit(f"net bench: {vmm} ({mode}) never got ready; console tail:\n"
-                     f"{log.read_bytes().decode(errors='replace')[-3000:]}")
+            proc.wait()
+            raise RepetitionFailed(f"{vmm} ({mode}) never got ready; console tail:\n"
+                                   f"{log.read_bytes().decode(errors='replace')[-3000:]}")
         time.sleep(0.1)
     return proc
+
+
+def guest_tool(cmd, timeout):
+    """Run @cmd (iperf3 or ping against the guest); its stdout, or RepetitionFailed."""
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RepetitionFailed(f"{' '.join(cmd)}: no end within {timeout} s") from None
+    if out.returncode:
+        raise RepetitionFailed(f"{' '.join(cmd)} exited {out.returncode}:\n"
+                               f"{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    return out.stdout
 
 
 def iperf(mode, reverse, seconds):
     target = ["-c", GUEST_IP] if mode == "tap" else ["-c", "127.0.0.1", "-p", str(FWD)]
     cmd = ["iperf3", *target, "-t", str(seconds), "-J", *(["-R"] if reverse else [])]
-    out = subprocess.run(in_ns(*cmd) if mode == "tap" else cmd, capture_output=True, text=True,
-                         timeout=seconds + 120)
-    if out.returncode:
-        sys.exit(f"net bench: {' '.join(cmd)} failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
-    return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+    out = guest_tool(in_ns(*cmd) if mode == "tap" else cmd, seconds + 120)
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
 
 
 def ping():
-    out = sh(*in_ns("busybox", "ping", "-c", "20", "-i", "0.2", GUEST_IP), timeout=120).stdout
-    return float(re.search(r"min/avg/max = [\d.]+/([\d.]+)/", out).group(1))
+    out = guest_tool(in_ns("busybox", "ping", "-c", "20", "-i", "0.2", GUEST_IP), 120)
+    m = re.search(r"min/avg/max = [\d.]+/([\d.]+)/", out)
+    if not m:
+        raise RepetitionFailed(f"no round-trip summary in ping's output:\n{out[-2000:]}")
+    return float(m.group(1))
 
 
 def measure(vmm, mode, seconds, log):
     proc = start(vmm, mode, log)
     try:
-        res = {"host->guest": iperf(mode, False, seconds), "guest->host": iperf(mode, True, seconds)}
+        res = {"host->guest": iperf(mode, False, seconds),
+               "guest->host": iperf(mode, True, seconds)}
         if mode == "tap":
             res["ping"] = ping()
+        if proc.poll() is not None:
+            raise RepetitionFailed(f"{vmm} ({mode}) exited {proc.returncode} during the run")
     finally:
         proc.kill()
         proc.wait()
@@ -104,34 +123,40 @@ def measure(vmm, mode, seconds, log):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=int, default=8, help="length of each iperf3 run")
-    ap.add_argument("--runs", type=int, default=1, help="runs per VMM and mode (medians reported)")
+    ap.add_argument("--runs", type=int, default=5, help="guests per VMM and mode (interleaved)")
     ap.add_argument("--only", choices=["tap", "user"], help="one mode only")
     args = ap.parse_args()
+    modes = [args.only] if args.only else ["tap", "user"]
     subprocess.run(["ip", "netns", "del", NS], capture_output=True)
     sh("ip", "netns", "add", NS)
-    tmp = tempfile.mkdtemp(prefix="kiln-bench-net-")
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="kiln-bench-net-"))
     try:
         sh("ip", "-n", NS, "link", "set", "lo", "up")
         sh("ip", "-n", NS, "tuntap", "add", "dev", TAP, "mode", "tap")
         sh("ip", "-n", NS, "addr", "add", f"{HOST_IP}/24", "dev", TAP)
         sh("ip", "-n", NS, "link", "set", TAP, "up")
-        rows = {}
-        for mode in [args.only] if args.only else ["tap", "user"]:
-            for vmm in ("kiln", "qemu"):
-                runs = [measure(vmm, mode, args.seconds, pathlib.Path(tmp) / f"{vmm}-{mode}.log")
-                        for _ in range(args.runs)]
-                for metric in runs[0]:
-                    rows.setdefault((mode, metric), {})[vmm] = statistics.median(r[metric] for r in runs)
-                print(f"{mode} {vmm}: " + ", ".join(f"{m} {v[vmm]:.2f}" for (md, m), v in rows.items()
-                                                     if md == mode), flush=True)
+
+        def one(name):
+            vmm, mode = name.split()
+            res = measure(vmm, mode, args.seconds, tmp / f"{vmm}-{mode}.log")
+            print(f"{name}: " + ", ".join(f"{m} {v:.2f}" for m, v in res.items()), flush=True)
+            return res
+
+        runs = interleaved([f"{vmm} {mode}" for mode in modes for vmm in VMMS], one, args.runs)
     finally:
         subprocess.run(["ip", "netns", "del", NS], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'metric':<30}{'kiln':>10}{'qemu':>10}{'kiln/qemu':>11}")
-    for (mode, metric), v in rows.items():
-        unit = "ms" if metric == "ping" else "Mbit/s"
-        print(f"{mode + ' ' + metric + ' (' + unit + ')':<30}{v['kiln']:>10.2f}{v['qemu']:>10.2f}"
-              f"{v['kiln'] / v['qemu']:>11.2f}")
+
+    def rows(metrics, modes):
+        return {f"{mode} {m} ({unit})": {vmm: [r[m] for r in runs[f"{vmm} {mode}"]] for vmm in VMMS}
+                for mode in modes for m, unit in metrics}
+
+    title = f"net benchmark: {args.runs} runs each, interleaved; median [min-max]"
+    table(f"{title}; iperf3 for {args.seconds} s",
+          rows([("host->guest", "Mbit/s"), ("guest->host", "Mbit/s")], modes),
+          higher_is_better=True)
+    if "tap" in modes:
+        table(f"{title}; 20 pings", rows([("ping", "ms")], ["tap"]), fmt="{:.2f}")
 
 
 if __name__ == "__main__":

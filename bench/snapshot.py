@@ -3,7 +3,9 @@
 """Snapshot benchmark: kiln's Full snapshot and restore against QEMU's migration to a file and
 -incoming from it, same kernel, test initramfs, memory size and 1 vCPU, in one run. For each
 guest size (a guest booted to its shell, then --fill-mib MiB of random data written to its
-tmpfs so the snapshot carries real memory) it reports medians and kiln/QEMU ratios of
+tmpfs so the snapshot carries real memory) it reports, over --runs runs (default 5) of each
+VMM's part interleaved (kiln, QEMU, kiln, ...), medians with their min-max and kiln/QEMU ratios
+of
 
   - save: PUT /snapshot/create of the paused VM, request to response; QEMU: `migrate` to
     "exec:cat > FILE" of the stopped VM until query-migrate says completed (max-bandwidth
@@ -25,9 +27,11 @@ over TCP to `-incoming tcp:...` (max-bandwidth lifted, downtime-limit left at QE
 both while the guest rewrites a 16 MiB tmpfs file in a loop (dd from /dev/urandom) after the
 same fill: total time, downtime, rounds (QEMU: dirty-sync-count), MiB sent, and the time from
 the migrate request to the destination's console answer. A QEMU migration that has not
-completed within MIGRATION_TIMEOUT is cancelled and reported as not converged.
+completed within MIGRATION_TIMEOUT is cancelled, reported as not converged and left out of
+QEMU's figures. A repetition that fails (a VMM dies or times out, a reply does not parse) is
+reported and run again (bench/common.py).
 
-Run it where /dev/kvm works: `scripts/bench snapshot [--sizes 256,2048] [--reps 3]
+Run it where /dev/kvm works: `scripts/bench snapshot [--sizes 256,2048] [--runs N]
 [--only restore|migration]` (it uses scripts/kvm-box on hosts without hardware KVM). Times
 measured in the box are emulator times; only the ratios carry over.
 """
@@ -39,7 +43,6 @@ import pathlib
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +52,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests/integration"))
 from conftest import Shell  # noqa: E402
 from fcapi import call, wait_for_socket  # noqa: E402
+
+from common import RepetitionFailed, interleaved, table  # noqa: E402
 
 KILN = ROOT / "build/kiln"
 UFFD_SRC = ROOT / "tests/tools/uffd_handler.c"
@@ -536,45 +541,46 @@ class Bench:
                 "qemu mig MiB": ram["transferred"] / (1 << 20) if "transferred" in ram else None,
                 "qemu mig answer ms": answer}
 
-    def rep(self):
-        """One of everything; returns {metric: value}."""
-        r = {}
-        snap, mem, mig = self.path("vm.snap"), self.path("vm.mem"), self.path("vm.mig")
+    def run(self, measure):
+        """One repetition: @measure() with its VMMs, files and processes cleaned up after; a
+        repetition that fails (a VMM died or timed out, a reply did not parse) raises
+        RepetitionFailed, and bench/common.py runs it again."""
         try:
-            r["kiln save ms"] = self.kiln_save(snap, mem)
-            r["state KiB"] = os.stat(snap).st_size / 1024
-            r["mem apparent MiB"], alloc = file_sizes(mem)
-            r["mem apparent MiB"] /= 1 << 20
-            r["mem allocated MiB"] = alloc / (1 << 20)
-            r["kiln on disk MiB"] = (os.stat(snap).st_blocks * 512 + alloc) / (1 << 20)
-            for backend in ("File", "Uffd"):
-                running, answer, loaded, faults = self.kiln_load(snap, mem, backend)
-                r[f"load {backend} running ms"] = running
-                r[f"load {backend} answer ms"] = answer
-                r[f"load {backend} logged ms"] = loaded
-                if faults is not None:
-                    r["uffd faults"] = faults
-            r["cli running ms"], r["cli answer ms"] = self.kiln_restore_cli(snap, mem)
-            r["qemu save ms"] = self.qemu_save(mig)
-            r["migration MiB"] = os.stat(mig).st_size / (1 << 20)
-            r["qemu defer running ms"], r["qemu defer answer ms"] = self.qemu_incoming_defer(mig)
-            r["qemu incoming running ms"], r["qemu incoming answer ms"] = self.qemu_incoming(mig)
+            return measure()
+        except (RuntimeError, AssertionError, OSError, ValueError, subprocess.SubprocessError) as e:
+            raise RepetitionFailed(f"{type(e).__name__}: {e}") from e
         finally:
             self.cleanup()
-            for p in (snap, mem, mig):
-                if os.path.exists(p):
-                    os.unlink(p)
+            for f in self.tmp.iterdir():
+                f.unlink()
+
+    def kiln_rep(self):
+        """Save, the loads and `kiln restore`, once; returns {metric: value}."""
+        r = {}
+        snap, mem = self.path("vm.snap"), self.path("vm.mem")
+        r["kiln save ms"] = self.kiln_save(snap, mem)
+        r["state KiB"] = os.stat(snap).st_size / 1024
+        apparent, alloc = file_sizes(mem)
+        r["mem apparent MiB"], r["mem allocated MiB"] = apparent / (1 << 20), alloc / (1 << 20)
+        r["kiln on disk MiB"] = (os.stat(snap).st_blocks * 512 + alloc) / (1 << 20)
+        for backend in ("File", "Uffd"):
+            running, answer, loaded, faults = self.kiln_load(snap, mem, backend)
+            r[f"load {backend} running ms"] = running
+            r[f"load {backend} answer ms"] = answer
+            r[f"load {backend} logged ms"] = loaded
+            if faults is not None:
+                r["uffd faults"] = faults
+        r["cli running ms"], r["cli answer ms"] = self.kiln_restore_cli(snap, mem)
         return r
 
-    def migration_rep(self):
-        """One kiln and one QEMU live migration; returns {metric: value}."""
+    def qemu_rep(self):
+        """Migrate to a file and the two incomings, once; returns {metric: value}."""
         r = {}
-        try:
-            r.update(self.kiln_migrate())
-            self.cleanup()
-            r.update(self.qemu_migrate())
-        finally:
-            self.cleanup()
+        mig = self.path("vm.mig")
+        r["qemu save ms"] = self.qemu_save(mig)
+        r["migration MiB"] = os.stat(mig).st_size / (1 << 20)
+        r["qemu defer running ms"], r["qemu defer answer ms"] = self.qemu_incoming_defer(mig)
+        r["qemu incoming running ms"], r["qemu incoming answer ms"] = self.qemu_incoming(mig)
         return r
 
 
@@ -593,6 +599,7 @@ ROWS = [
     ("load request -> console answer, Uffd (ms)", "load Uffd answer ms", "qemu defer answer ms"),
     ("exec -> running: restore | -incoming (ms)", "cli running ms", "qemu incoming running ms"),
     ("exec -> console answer: restore | -incoming (ms)", "cli answer ms", "qemu incoming answer ms"),
+    ("uffd_handler faults served (to the console answer)", "uffd faults", None),
 ]
 
 
@@ -604,61 +611,21 @@ MIG_ROWS = [
     ("PUT /migrate | migrate -> dest console answer (ms)", "kiln mig answer ms",
      "qemu mig answer ms"),
 ]
+VMMS = ("kiln", "qemu")
 
 
-def median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def table(rows, med):
-    print(f"{'measure':50}{'kiln':>12}{'QEMU':>12}{'kiln/QEMU':>12}")
-    for label, k, q in rows:
-        row = f"{label:50}{med[k]:12.1f}"
-        if q and med.get(q) is not None:
-            row += f"{med[q]:12.1f}" + (f"{med[k] / med[q]:12.3f}" if med[q] else f"{'-':>12}")
-        elif q:
-            row += f"{'n/c':>12}{'-':>12}"
-        else:
-            row += f"{'-':>12}{'-':>12}"
-        print(row)
-
-
-def print_table(mib, fill_mib, reps, med):
-    print(f"snapshot benchmark, {mib} MiB guest ({fill_mib} MiB dirtied), 1 vCPU, kernel "
-          f"{KERNEL.name}: {reps} reps each, medians")
-    if in_box():
-        print("figures are emulator times (nested KVM inside scripts/kvm-box): only the ratios "
-              "mean anything")
-    print("QEMU: -M microvm; its load request is migrate-incoming into `-incoming defer`")
-    table(ROWS, med)
-    if "uffd faults" in med:
-        print(f"uffd_handler faults served (to the console answer): {med['uffd faults']:.0f}")
-
-
-def print_migration_table(mib, fill_mib, reps, med, notes, downtime_limit):
-    print(f"live migration benchmark, {mib} MiB guest ({fill_mib} MiB dirtied, then a 16 MiB "
-          f"file rewritten in a loop during the migration), 1 vCPU, over TCP on 127.0.0.1: "
-          f"{reps} reps each, medians")
-    if in_box():
-        print("figures are emulator times (nested KVM inside scripts/kvm-box): only the ratios "
-              "mean anything")
-    print("kiln: PUT /migrate -> `kiln restore --incoming`, figures from the source's "
-          "'migration completed' log line")
-    print(f"QEMU: migrate -> -incoming tcp, max-bandwidth lifted, downtime-limit left at its "
-          f"default ({downtime_limit} ms); figures from query-migrate")
-    table(MIG_ROWS, med)
-    for note in notes:
-        print(note.replace("qemu:", "QEMU:", 1))
-    failed = sum(n.startswith("qemu:") for n in notes)
-    if failed:
-        print(f"QEMU medians (n/c: none) over the {reps - failed} of {reps} reps that completed")
+def samples(rows, runs):
+    """table()'s {label: {vmm: [values]}} from @runs ({vmm: [{metric: value}]}); a QEMU
+    migration that did not complete has None values, left out."""
+    return {label: {vmm: [r[k] for r in runs[vmm] if r.get(k) is not None]
+                    for vmm, k in zip(VMMS, keys) if k}
+            for label, *keys in rows}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="256,2048", help="guest sizes in MiB, comma-separated")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5, help="repetitions of each VMM's part")
     ap.add_argument("--fill-mib", type=int, default=64, help="MiB of random data the guest writes")
     ap.add_argument("--only", choices=("restore", "migration"),
                     help="run one part: snapshot save/restore, or live migration (default both)")
@@ -668,28 +635,39 @@ def main():
     if "restore" in parts:
         ensure_uffd_handler()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="kiln-bench-snapshot-"))
-    results = {}
+    emulated = ("figures are emulator times (nested KVM inside scripts/kvm-box): only the ratios "
+                "mean anything\n" if in_box() else "")
     try:
         for mib in sizes:
             bench = Bench(tmp, mib, args.fill_mib)
             if "restore" in parts:
-                runs = [bench.rep() for _ in range(args.reps)]
-                med = {k: median(r.get(k) for r in runs) for k in runs[0]}
-                results[f"{mib} MiB"] = med
-                print_table(mib, args.fill_mib, args.reps, med)
-                print(flush=True)
+                parts_of = {"kiln": bench.kiln_rep, "qemu": bench.qemu_rep}
+                runs = interleaved(VMMS, lambda vmm: bench.run(parts_of[vmm]), args.runs)
+                table(f"snapshot benchmark, {mib} MiB guest ({args.fill_mib} MiB dirtied), 1 vCPU, "
+                      f"kernel {KERNEL.name}: {args.runs} runs each, interleaved; median [min-max]",
+                      samples(ROWS, runs))
+                print(f"{emulated}QEMU: -M microvm; its load request is migrate-incoming into "
+                      "`-incoming defer`\n", flush=True)
             if "migration" in parts:
-                runs = [bench.migration_rep() for _ in range(args.reps)]
-                notes = [f"{who.split()[0]}: {r.pop(who)}" for r in runs
-                         for who in ("kiln mig note", "qemu mig note") if who in r]
-                med = {k: median(r.get(k) for r in runs) for k in runs[0]}
-                results[f"{mib} MiB migration"] = med
-                print_migration_table(mib, args.fill_mib, args.reps, med, notes,
-                                      bench.qemu_downtime_limit)
+                parts_of = {"kiln": bench.kiln_migrate, "qemu": bench.qemu_migrate}
+                runs = interleaved(VMMS, lambda vmm: bench.run(parts_of[vmm]), args.runs)
+                table(f"live migration benchmark, {mib} MiB guest ({args.fill_mib} MiB dirtied, "
+                      "then a 16 MiB file rewritten in a loop during the migration), 1 vCPU, over "
+                      f"TCP on 127.0.0.1: {args.runs} runs each, interleaved; median [min-max]",
+                      samples(MIG_ROWS, runs))
+                print(f"{emulated}kiln: PUT /migrate -> `kiln restore --incoming`, figures from "
+                      "the source's 'migration completed' log line\nQEMU: migrate -> -incoming "
+                      "tcp, max-bandwidth lifted, downtime-limit left at its default "
+                      f"({bench.qemu_downtime_limit} ms); figures from query-migrate")
+                notes = [f"{vmm}: {r[vmm + ' mig note']}" for vmm in VMMS for r in runs[vmm]
+                         if vmm + " mig note" in r]
+                for note in notes:
+                    print(note.replace("qemu:", "QEMU:", 1))
+                if any(n.startswith("qemu:") for n in notes):
+                    print("QEMU's figures are over the runs that completed")
                 print(flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(results))
     return 0
 
 
