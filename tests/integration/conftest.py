@@ -12,6 +12,12 @@ import time
 
 import pytest
 
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "ovmf_boot: runs OVMF's code, which the KVM box's emulator cannot (test_uefi.py); "
+        "scripts/test leaves these out in the box unless KILN_TEST_OVMF_BOOT=1")
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("KILN_BUILD", ROOT / "build"))
 CACHE = ROOT / ".cache"
