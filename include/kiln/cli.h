@@ -90,9 +90,9 @@ void cli_word_error(const struct cli_run *r, const struct error *e, char *out, s
  * process exit status (enum kiln_exit). */
 int cli_run_vm(const struct cli_run *r, const char *who);
 
-/* Run @vm (made on a loop the caller owns) until it stops, then destroy it. Returns the
- * process exit status (enum kiln_exit). */
-int cli_vm_run_to_end(struct vm *vm);
+/* Run @vm (made on a loop the caller owns) until it stops, then destroy it; why it stopped in
+ * *@why unless NULL. Returns the process exit status (enum kiln_exit). */
+int cli_vm_run_to_end(struct vm *vm, enum vm_stop_reason *why);
 
 /* Usage text for `kiln run --help`, exit codes included. */
 extern const char cli_run_usage[];

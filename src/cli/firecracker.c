@@ -522,7 +522,7 @@ static int run_firecracker(struct fc_run *r)
 	if (ret)
 		fprintf(stderr, "kiln: %s\n", err);
 	else if (vm)
-		ret = cli_vm_run_to_end(vm);
+		ret = cli_vm_run_to_end(vm, NULL);
 	else
 		ret = KILN_EXIT_SIGNAL_BASE + sig.signo;
 	if (api)

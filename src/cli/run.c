@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "kiln/boot.h"
 #include "kiln/cli.h"
 #include "kiln/log.h"
 #include "kiln/seccomp.h"
@@ -55,13 +56,15 @@ int cli_sandbox_start(const struct cli_sandbox *s, const char *who)
 	return 0;
 }
 
-int cli_vm_run_to_end(struct vm *vm)
+int cli_vm_run_to_end(struct vm *vm, enum vm_stop_reason *why)
 {
 	enum vm_stop_reason reason = vm_run(vm);
 	/* the signal and the guest's status are known once vm_run() is done */
 	int ret = exit_code(reason, vm_stop_signal(vm), vm_guest_exit_status(vm));
 
 	vm_destroy(vm);
+	if (why)
+		*why = reason;
 	return ret;
 }
 
@@ -90,15 +93,23 @@ static struct x86_template *read_template(const char *path, const char *who)
 static int private_vars(struct vm_config *cfg, int *fd, char *path, size_t len, const char *who)
 {
 	int in = open(cfg->firmware_vars_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	struct stat st;
+	struct stat st, code;
 	ssize_t n = 0;
-	char buf[65536];
+	char buf[65536], why[200];
 
 	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
 		fprintf(stderr, "%s: --firmware: vars %s: %s\n", who, cfg->firmware_vars_path,
 			in < 0 ? strerror(errno) : "not a regular file");
 		if (in >= 0)
 			close(in);
+		return KILN_EXIT_USAGE;
+	}
+	/* Its size against the code's now, while the message can still name the file. */
+	if (!stat(cfg->firmware_path, &code) && S_ISREG(code.st_mode) &&
+	    !boot_uefi_code_check((size_t)code.st_size, why, sizeof(why)) &&
+	    boot_uefi_vars_check((size_t)code.st_size, (size_t)st.st_size, why, sizeof(why))) {
+		fprintf(stderr, "%s: --firmware: vars %s: %s\n", who, cfg->firmware_vars_path, why);
+		close(in);
 		return KILN_EXIT_USAGE;
 	}
 	*fd = memfd_create("kiln-uefi-vars", MFD_CLOEXEC);
@@ -151,9 +162,12 @@ int cli_run_vm(const struct cli_run *r, const char *who)
 			loop_free(loop);
 			ret = e.kind == ERROR_USAGE ? KILN_EXIT_USAGE : KILN_EXIT_RUNTIME;
 		} else {
-			ret = cli_vm_run_to_end(vm);
+			enum vm_stop_reason why;
+
+			ret = cli_vm_run_to_end(vm, &why);
 			loop_free(loop);
-			if (ret == KILN_EXIT_RESET && r->reboot_reset)
+			/* The reason, not the status: --debug-exit's value 1 also makes status 3. */
+			if (why == VM_STOP_RESET && r->reboot_reset)
 				ret = 0; /* and around again */
 			else
 				break;

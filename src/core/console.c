@@ -15,6 +15,7 @@
 /* The terminal state to restore is process-wide: there is one controlling terminal. */
 static struct termios saved_termios;
 static int saved_fd = -1;
+static bool restore_registered;
 
 void console_restore(void)
 {
@@ -42,7 +43,8 @@ void console_open(struct console *con, int in_fd,
 		return;
 	saved_fd = in_fd;
 	log_set_crlf(true);
-	atexit(console_restore);
+	if (!restore_registered) /* once: a guest reset opens the console again */
+		restore_registered = !atexit(console_restore);
 }
 
 bool console_flush(struct console *con)

@@ -154,7 +154,11 @@ static int create_kvm_vm(struct vm *vm, const struct vm_config *cfg, struct erro
 	const char *step;
 	int ret;
 
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	/* EINTR: seen on the first KVM_CREATE_VM after a guest reset destroyed a VM with io_uring
+	 * disks, while their rings' work still drains. */
+	do
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	while (vm->vm_fd < 0 && errno == EINTR);
 	if (vm->vm_fd < 0)
 		return error_set(e, ERROR_RUNTIME, "KVM_CREATE_VM: %s", strerror(errno));
 	step = "KVM_SET_TSS_ADDR";
@@ -293,7 +297,15 @@ static const struct vm_config *with_implied_devices(const struct vm_config *cfg,
 		if (cfg->device[i].cls == &debugcon_class)
 			debugcon = false;
 	}
-	if (cfg->nr_devices + fw_cfg + debugcon > VM_MAX_DEVICES || (!fw_cfg && !debugcon))
+	/* fw_cfg first: firmware cannot start without it; the debug console only with room left. */
+	if (cfg->nr_devices + fw_cfg > VM_MAX_DEVICES) {
+		log_warn("%u devices: no room for the fw_cfg device the %s needs", cfg->nr_devices,
+			 cfg->firmware_path ? "firmware" : "multiboot kernel");
+		fw_cfg = false;
+	}
+	if (cfg->nr_devices + fw_cfg + debugcon > VM_MAX_DEVICES)
+		debugcon = false;
+	if (!fw_cfg && !debugcon)
 		return cfg;
 	*copy = *cfg;
 	if (fw_cfg)
