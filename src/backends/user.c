@@ -50,12 +50,12 @@ struct user {
 	unsigned nfds, maxfds;
 	struct user_timer timer[USER_TIMERS];
 	unsigned listening;             /* hostfwd sockets among slirp's */
-	unsigned flows, max_flows;      /* the guest's, an estimate at least the true count
-					   (count_flows()), plus the connections opened since */
-	unsigned hidden;                /* sockets the last exact count found slirp not polling */
+	unsigned flows, max_flows;      /* the guest's: an estimate no lower than the true count
+					   (but for hostfwd connections made since the last exact
+					   count), plus the connections opened since */
+	unsigned counted;               /* the last exact count (count_flows()) */
 	unsigned opened;                /* flows the guest may have opened since then */
-	unsigned polled;                /* sockets slirp polled at the last prepare() */
-	bool exact;                     /* flows was counted exactly since that prepare() */
+	bool exact;                     /* counted exactly since the last prepare() */
 	struct log_once guest_error, too_many_flows;
 	uint8_t txbuf[NET_MAX_FRAME];
 };
@@ -193,8 +193,7 @@ static void count_flows(struct user *u)
 		line = end ? end + 1 : NULL;
 	}
 	free(info); /* g_string_free()'s buffer: GLib allocates with malloc */
-	u->flows = n;
-	u->hidden = n > u->polled ? n - u->polled : 0;
+	u->flows = u->counted = n;
 	u->opened = 0;
 	u->exact = true;
 }
@@ -209,10 +208,13 @@ static unsigned user_prepare(void *opaque, struct pollfd *fds, unsigned max, int
 	u->nfds = 0;
 	u->maxfds = max;
 	slirp_pollfds_fill(u->slirp, &t, add_poll, u);
-	u->polled = u->nfds > u->listening ? u->nfds - u->listening : 0;
+	/* Sockets end without a word from slirp, and move in and out of the poll set: the
+	 * estimate stays at the last exact count (or what slirp polls, hostfwd connections
+	 * included, if more) plus what the guest opened since, and is recounted at the cap. */
 	u->exact = false;
-	u->flows = u->polled + u->hidden + u->opened;
-	if (u->flows >= u->max_flows || u->nfds == u->maxfds)
+	u->flows = u->nfds > u->listening ? u->nfds - u->listening : 0;
+	u->flows = (u->flows > u->counted ? u->flows : u->counted) + u->opened;
+	if (u->flows >= u->max_flows)
 		count_flows(u);
 	for (unsigned i = 0; i < USER_TIMERS; i++) {
 		int64_t left;
