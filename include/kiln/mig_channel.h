@@ -60,8 +60,9 @@ void mig_creds_free(struct mig_creds *c);
 
 /* Start connecting to @url, "tcp:HOST:PORT" (HOST a name or an address, resolved now), and
  * copy HOST into @host (@hostlen bytes; the name an X.509 destination's certificate must
- * carry). Does not wait for the destination: returns the socket (close-on-exec, non-blocking
- * until mig_channel_connected()) connected or with its connection under way, or -EINVAL with
+ * carry). Does not wait for the destination (but up to 100 ms for each address of a name with
+ * several, to fall back to the next when one is refused): returns the socket (close-on-exec,
+ * non-blocking until mig_channel_connected()) connected or with its connection under way, or -EINVAL with
  * a message naming @url in @err (malformed, unresolvable, or no socket to be had); a
  * refused connection shows in mig_channel_connected(). The caller puts its option's name
  * first. */

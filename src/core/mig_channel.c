@@ -21,6 +21,8 @@
 #include "kiln/log.h"
 #include "mig_tls.h"
 
+#define MIG_NEXT_ADDRESS_MS 100 /* how long one of several addresses may take to refuse */
+
 struct mig_channel {
 	int fd;
 	const struct mig_creds *creds;
@@ -44,6 +46,22 @@ static int resolve(const char *url, bool listen, struct addrinfo **out, char *ho
 	return getaddrinfo(host[0] ? host : NULL, port + 1, &hints, out) ? -EINVAL : 0;
 }
 
+/* A name with more addresses than one (localhost: ::1, then 127.0.0.1): whether the
+ * connection under way on @fd is refused within MIG_NEXT_ADDRESS_MS, the error if so (the next
+ * address is then tried, as a blocking connect would), else 0. Bounds what a silent address
+ * costs the caller's thread; the last address is left to mig_channel_connected(). */
+static int refused_soon(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	socklen_t len = sizeof(int);
+	int why = 0;
+
+	if (poll(&p, 1, MIG_NEXT_ADDRESS_MS) == 1 &&
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &why, &len) < 0)
+		why = errno;
+	return why;
+}
+
 int mig_connect(const char *url, char *host, size_t hostlen, char *err, size_t errlen)
 {
 	struct addrinfo *ai;
@@ -55,13 +73,16 @@ int mig_connect(const char *url, char *host, size_t hostlen, char *err, size_t e
 	}
 	for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
 		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
+		if (fd < 0) {
 			saved = errno;
-			close(fd);
-			fd = -1;
-		} else if (fd < 0) {
-			saved = errno;
+			continue;
 		}
+		if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS)
+			saved = errno;
+		else if (!a->ai_next || !(saved = refused_soon(fd)))
+			break;
+		close(fd);
+		fd = -1;
 	}
 	freeaddrinfo(ai);
 	if (fd < 0) {
