@@ -164,6 +164,40 @@ def wait_for(proc, marker, timeout=240):
     return seen.decode(errors="replace")
 
 
+def overlay(base, path):
+    """A qcow2 overlay at @path over the raw image @base (the cached image stays as built)."""
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw",
+                    str(path)], check=True)
+    return path
+
+
+def login_run_poweroff(argv, line, marker, timeout=1800):
+    """Run kiln (@argv) booting scripts/mkdiskimg's Debian to its serial login prompt, log in
+    as root, type @line (which must end in a poweroff) and wait for @marker from it; kiln must
+    then exit 0. Returns the whole console output."""
+    proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def send(text):
+        proc.stdin.write(text.encode())
+        proc.stdin.flush()
+
+    try:
+        out = wait_for(proc, "kiln-guest login:", timeout=timeout)
+        send("root\n")
+        out += wait_for(proc, "Password:", timeout=120)
+        time.sleep(0.5)
+        send("kiln\n")
+        out += wait_for(proc, "root@kiln-guest", timeout=120)
+        send(line + "\n")
+        out += wait_for(proc, marker, timeout=120)
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode(errors="replace")
+        return out + proc.stdout.read().decode(errors="replace")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 class Shell:
     """A `kiln run` whose serial console is the test initramfs's interactive shell: a test
     types commands and reads their output and exit status, as a user at the console would.

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import CACHE, _require, run_kiln, wait_for
+from conftest import CACHE, _require, login_run_poweroff, overlay, run_kiln, wait_for
 
 BIOS = "/usr/share/seabios/bios-256k.bin"
 EXIT_VALUE = 0x2A  # the boot sector's debug-exit write: kiln exits (0x2A << 1) | 1
@@ -150,33 +150,13 @@ def test_debian_with_grub_boots_to_a_login_prompt(kvm, kiln, bios, tmp_path):
     Linux runs on kiln's ACPI tables (the DSDT's OEM ID is kiln's), and poweroff through the
     DSDT's _S5 and the PM1a control register ends kiln with 0. The disk is a qcow2 overlay:
     the cached image stays as built."""
-    base = _require(CACHE / "diskimg/disk.img")
-    disk = tmp_path / "debian.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw",
-                    str(disk)], check=True)
-    proc = subprocess.Popen([str(kiln), "run", "--firmware", "bios", "--disk", str(disk),
-                             "--transport", "pci", "--cpus", "1", "--memory", "512M"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def send(text):
-        proc.stdin.write(text.encode())
-        proc.stdin.flush()
-
-    try:
-        out = wait_for(proc, "kiln-guest login:", timeout=1500)
-        send("root\n")
-        out += wait_for(proc, "Password:", timeout=120)
-        time.sleep(0.5)
-        send("kiln\n")
-        out += wait_for(proc, "root@kiln-guest", timeout=120)
-        send("echo KILN-ROOT=$(findmnt -no SOURCE /) KILN-CPUS=$(nproc) KILN-DSDT-OEM=$(head -c 16 "
-             "/sys/firmware/acpi/tables/DSDT | tail -c 6 | tr -d ' '); systemctl poweroff\n")
-        out += wait_for(proc, "KILN-DSDT-OEM=", timeout=120)
-        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode(errors="replace")
-        out += proc.stdout.read().decode(errors="replace")
-    finally:
-        proc.kill()
-        proc.wait()
+    disk = overlay(_require(CACHE / "diskimg/disk.img"), tmp_path / "debian.qcow2")
+    out = login_run_poweroff(
+        [kiln, "run", "--firmware", "bios", "--disk", disk, "--transport", "pci", "--cpus", "1",
+         "--memory", "512M"],
+        "echo KILN-ROOT=$(findmnt -no SOURCE /) KILN-CPUS=$(nproc) KILN-DSDT-OEM=$(head -c 16 "
+        "/sys/firmware/acpi/tables/DSDT | tail -c 6 | tr -d ' '); systemctl poweroff",
+        "KILN-DSDT-OEM=", timeout=1500)
     assert "SeaBIOS (version" in out, out[-3000:]
     grub = out.index("KILN-GRUB: loading Linux")
     assert out.index("Booting from Hard Disk") < grub < out.index("Linux version"), out[-3000:]

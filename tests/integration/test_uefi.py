@@ -11,11 +11,10 @@ them out there unless KILN_TEST_OVMF_BOOT=1."""
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
-from conftest import CACHE, _require, run_kiln, wait_for
+from conftest import CACHE, _require, login_run_poweroff, overlay, run_kiln, wait_for
 
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
@@ -56,38 +55,17 @@ def test_uefi_debian_boots_to_login_and_keeps_variables(kvm, kiln, ovmf, tmp_pat
     """disk-uefi.img through OVMF and GRUB to Debian's login prompt; Linux sees UEFI (efivarfs)
     and kiln's ACPI tables, writes a variable, powers off (exit 0). The VARS file kept what
     OVMF wrote at its first boot (BootOrder) and Linux's variable."""
-    base = _require(CACHE / "diskimg/disk-uefi.img")
-    disk = tmp_path / "debian.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw",
-                    str(disk)], check=True)
+    disk = overlay(_require(CACHE / "diskimg/disk-uefi.img"), tmp_path / "debian.qcow2")
     vars_fd = tmp_path / "vars.fd"
     shutil.copyfile(OVMF_VARS, vars_fd)
     assert utf16("BootOrder") not in vars_fd.read_bytes()
-    proc = subprocess.Popen([str(kiln), "run", "--firmware", f"uefi,vars={vars_fd}",
-                             "--disk", str(disk), "--cpus", "1", "--memory", "512M"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def send(text):
-        proc.stdin.write(text.encode())
-        proc.stdin.flush()
-
-    try:
-        out = wait_for(proc, "kiln-guest login:", timeout=1800)
-        send("root\n")
-        out += wait_for(proc, "Password:", timeout=120)
-        time.sleep(0.5)
-        send("kiln\n")
-        out += wait_for(proc, "root@kiln-guest", timeout=120)
-        send(f"printf '\\007\\000\\000\\000KILN' > /sys/firmware/efi/efivars/{EFIVAR}; "
-             "echo KILN-ROOT=$(findmnt -no SOURCE /) KILN-EFI=$(ls /sys/firmware/efi/efivars | "
-             "grep -c .) KILN-DSDT-OEM=$(head -c 16 /sys/firmware/acpi/tables/DSDT | tail -c 6 "
-             "| tr -d ' '); systemctl poweroff\n")
-        out += wait_for(proc, "KILN-DSDT-OEM=", timeout=120)
-        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode(errors="replace")
-        out += proc.stdout.read().decode(errors="replace")
-    finally:
-        proc.kill()
-        proc.wait()
+    out = login_run_poweroff(
+        [kiln, "run", "--firmware", f"uefi,vars={vars_fd}", "--disk", disk, "--cpus", "1",
+         "--memory", "512M"],
+        f"printf '\\007\\000\\000\\000KILN' > /sys/firmware/efi/efivars/{EFIVAR}; "
+        "echo KILN-ROOT=$(findmnt -no SOURCE /) KILN-EFI=$(ls /sys/firmware/efi/efivars | "
+        "grep -c .) KILN-DSDT-OEM=$(head -c 16 /sys/firmware/acpi/tables/DSDT | tail -c 6 "
+        "| tr -d ' '); systemctl poweroff", "KILN-DSDT-OEM=")
     assert out.index("KILN-GRUB: loading Linux") < out.index("Linux version"), out[-3000:]
     assert "KILN-ROOT=/dev/vda2 KILN-EFI=" in out and "KILN-DSDT-OEM=KILN" in out, out[-3000:]
     assert "KILN-EFI=0 " not in out, out[-3000:]
