@@ -60,7 +60,9 @@ struct vm_config {
 	const char *firmware_vars_path; /* UEFI: the variable store flash file (OVMF's VARS)
 					that goes directly below firmware_path's code; NULL: a BIOS */
 	bool firmware_vars_private;  /* the guest's variable writes stay in a private copy of
-					firmware_vars_path; false: they are written to the file */
+					firmware_vars_path for this VM's life; false: they are
+					written to the file (kiln run hands a memfd copy made
+					once, so that they outlive guest resets) */
 	const char *initrd_path;     /* NULL: none */
 	const char *cmdline;
 	unsigned nr_cpus;
