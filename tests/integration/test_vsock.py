@@ -159,11 +159,12 @@ def test_vsock_through_the_firecracker_api(kvm, kiln, bzimage, initrd, tmp_path)
                            ("/actions", {"action_type": "InstanceStart"})]:
             assert call(sock, "PUT", path, body) == (204, None), path
         sh.wait_ready()
-        sh.check("(vsockcat listen 7000 < /dev/null > /tmp/hello) & true")
+        sh.check("(vsockcat listen 7000 < /dev/null > /tmp/hello 2> /tmp/hello.err) & true")
         s = vsock_connect(uds, 7000)
         s.sendall(b"hello from the host")
         s.close()
-        sh.check("wait", timeout=60)
+        rc, text = sh.run("wait", timeout=60)
+        assert rc == 0, sh.check("cat /tmp/hello.err")
         assert "hello from the host" in sh.check("cat /tmp/hello")
         assert call(sock, "GET", "/vm/config")[1]["vsock"] == {"guest_cid": 52, "uds_path": str(uds)}
         assert sh.poweroff() == 0
