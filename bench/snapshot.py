@@ -69,6 +69,10 @@ LOADED = re.compile(r"snapshot \S+ loaded in (\d+) us")
 LISTENING = re.compile(r"waiting for a migration on tcp:")
 MIGRATED = re.compile(r"migration completed: (\d+) us in all, downtime (\d+) us, (\d+) rounds, "
                       r"(\d+) MiB sent")
+# The source's split of its downtime (µs after the pause): state saved, last pages sent, state
+# sent; the rest is the destination's restore and its answer.
+DOWNTIME = re.compile(r"migration downtime: state saved at (\d+) us, last (\d+) pages sent at "
+                      r"(\d+) us, (\d+) bytes of state at (\d+) us")
 BUSY = "(while true; do dd if=/dev/urandom of=/tmp/busy bs=1M count=16 2>/dev/null; done) & true"
 SERIAL = itertools.count(1)  # file names in the temp dir, unique across sizes and reps
 
@@ -399,6 +403,16 @@ class Bench:
         total, down, rounds, mib = (int(g) for g in done.groups())
         r.update({"kiln mig total ms": total / 1000, "kiln mig downtime ms": down / 1000,
                   "kiln mig rounds": rounds, "kiln mig MiB": mib, "kiln mig answer ms": answer})
+        split = DOWNTIME.search(src.err())
+        if split:
+            saved, last, sent, _, state = (int(g) for g in split.groups())
+            r.update({"kiln down saved ms": saved / 1000, "kiln down last pages": last,
+                      "kiln down pages ms": (sent - saved) / 1000,
+                      "kiln down state ms": (state - sent) / 1000,
+                      "kiln down destination ms": (down - state) / 1000})
+        loaded = LOADED.search(dst.err())
+        if loaded:
+            r["kiln down load ms"] = int(loaded.group(1)) / 1000
         return r
 
     # ---- QEMU ----
@@ -608,6 +622,12 @@ MIG_ROWS = [
     ("downtime (ms)", "kiln mig downtime ms", "qemu mig downtime ms"),
     ("rounds | dirty-sync-count", "kiln mig rounds", "qemu mig rounds"),
     ("sent (MiB)", "kiln mig MiB", "qemu mig MiB"),
+    ("kiln downtime: pause -> state saved (ms)", "kiln down saved ms", None),
+    ("kiln downtime: last dirty pages (count)", "kiln down last pages", None),
+    ("kiln downtime: sending them (ms)", "kiln down pages ms", None),
+    ("kiln downtime: sending the state (ms)", "kiln down state ms", None),
+    ("kiln downtime: destination restore + answer (ms)", "kiln down destination ms", None),
+    ("kiln downtime: of which the destination's load (ms)", "kiln down load ms", None),
     ("PUT /migrate | migrate -> dest console answer (ms)", "kiln mig answer ms",
      "qemu mig answer ms"),
 ]
