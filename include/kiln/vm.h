@@ -54,8 +54,8 @@ int vm_restore(const struct vm_config *cfg, const struct snap_reader *snap,
 /* vm_restore() in two halves, for a live migration's destination, which makes the machine
  * while the source still pre-copies memory: vm_restore_prepare() builds what @cfg describes
  * (memory from @mem, the KVM VM and its interrupt controllers, every device with its host
- * resources opened) but no vCPU and no state; vm_restore_finish() then makes the vCPUs with the
- * CPUID @snap records and loads every state from it. Between the two nothing runs. Each returns
+ * resources opened, the vCPUs made) but sets no state; vm_restore_finish() then gives the vCPUs
+ * the CPUID @snap records and loads every state from it. Between the two nothing runs. Each returns
  * 0 or -errno with @e set as vm_restore(); after a failure of either, vm_destroy() the VM. */
 int vm_restore_prepare(const struct vm_config *cfg, const struct vm_mem_backend *mem,
 		       struct loop *loop, struct vm **out, struct error *e)
@@ -119,6 +119,9 @@ struct vm_incoming {
 	uint8_t *state;              /* the snapshot image (malloc'd): the peer's, check it all */
 	size_t state_len;
 	struct mig_channel *ch;      /* the source, waiting for the answer */
+	uint8_t *map;                /* memfd as the pages were received into it: unmapped by
+				      * vm_incoming_release() after the answer, since tearing down
+				      * a mapping of the whole guest would lengthen the downtime */
 };
 
 /* Take one source's migration stream from @ch (connected and secured, see

@@ -440,7 +440,6 @@ int vm_migrate_receive(struct mig_channel *ch, struct vm_incoming *in,
 				      const char *config, size_t len, char *err, size_t errlen),
 		       void *opaque, char *err, size_t errlen)
 {
-	uint8_t *map = NULL;
 	struct mig_rec r;
 	bool configured = false;
 	int ret, failed = 0;
@@ -450,7 +449,7 @@ int vm_migrate_receive(struct mig_channel *ch, struct vm_incoming *in,
 		err[0] = 0;
 	ret = mig_channel_recv(ch, &r, sizeof(r));
 	if (!ret)
-		ret = hello(&r, in, &map, err, errlen);
+		ret = hello(&r, in, &in->map, err, errlen);
 	while (!ret && !in->state) {
 		if ((ret = mig_channel_recv(ch, &r, sizeof(r))))
 			break;
@@ -459,7 +458,7 @@ int vm_migrate_receive(struct mig_channel *ch, struct vm_incoming *in,
 			ret = -EINVAL;
 		} else if (r.type == MIG_PAGES && r.b && !(r.a % PAGE) && !(r.b % PAGE) &&
 		    r.b <= MIG_RUN_BYTES && r.a <= in->mem_bytes && r.b <= in->mem_bytes - r.a) {
-			ret = mig_channel_recv(ch, map + r.a, r.b);
+			ret = mig_channel_recv(ch, in->map + r.a, r.b);
 		} else if (r.type == MIG_CONFIG && !configured && r.b && r.b <= MIG_CONFIG_MAX) {
 			configured = true;
 			ret = config(ch, &r, in, prepare, opaque, &failed, err, errlen);
@@ -472,8 +471,6 @@ int vm_migrate_receive(struct mig_channel *ch, struct vm_incoming *in,
 			ret = -EINVAL;
 		}
 	}
-	if (map)
-		munmap(map, in->mem_bytes);
 	ret = ret ?: failed;
 	if (ret && !err[0])
 		snprintf(err, errlen, "migration stream: %s", strerror(-ret));
@@ -490,6 +487,8 @@ void vm_incoming_release(struct vm_incoming *in, bool ok)
 	if (in->ch && (ret = mig_channel_send(in->ch, &answer, 1)))
 		log_warn("migration: cannot answer the source: %s", strerror(-ret));
 	mig_channel_close(in->ch);
+	if (in->map)
+		munmap(in->map, in->mem_bytes);
 	if (in->memfd >= 0)
 		close(in->memfd);
 	free(in->state);

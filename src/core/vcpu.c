@@ -26,8 +26,7 @@
 #define VCPU_KICK_SIGNAL SIGUSR1
 #define CPUID_MAX_ENTRIES 256
 
-int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *cpuid,
-	      bool boot)
+int vcpu_open(struct vm *vm, struct vcpu *vcpu, unsigned index)
 {
 	vcpu->vm = vm;
 	vcpu->index = index;
@@ -39,11 +38,16 @@ int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm
 		vcpu->run = NULL;
 		return -errno;
 	}
+	return 0;
+}
+
+int vcpu_configure(struct vcpu *vcpu, const struct kvm_cpuid2 *cpuid, bool boot)
+{
 	if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0)
 		return -errno;
 	if (!boot)
 		return 0;
-	return x86_vcpu_setup(vcpu->fd, &vm->boot, index == 0);
+	return x86_vcpu_setup(vcpu->fd, &vcpu->vm->boot, vcpu->index == 0);
 }
 
 static void kick_handler(int sig) { (void)sig; }
@@ -266,14 +270,10 @@ out_free:
 	return NULL;
 }
 
-int vm_create_vcpus(struct vm *vm, const struct snap_reader *snap, struct error *e)
+int vm_open_vcpus(struct vm *vm, struct error *e)
 {
-	const struct x86_cpu_topology topo = { .nr_cpus = vm->nr_cpus, .smt = vm->smt };
-	struct kvm_cpuid2 *cpuid, *mine;
-	size_t size;
-	int ret;
+	int ret = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 
-	ret = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (ret <= 0)
 		return error_set(e, ERROR_RUNTIME, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 	vm->run_size = ret;
@@ -282,6 +282,19 @@ int vm_create_vcpus(struct vm *vm, const struct snap_reader *snap, struct error 
 		return error_set(e, ERROR_RUNTIME, "out of memory for %u vCPUs", vm->nr_cpus);
 	for (unsigned i = 0; i < vm->nr_cpus; i++)
 		vm->vcpu[i].fd = -1;
+	for (unsigned i = 0; i < vm->nr_cpus; i++)
+		if ((ret = vcpu_open(vm, &vm->vcpu[i], i)))
+			return error_set(e, ERROR_RUNTIME, "vCPU %u: %s", i, strerror(-ret));
+	return 0;
+}
+
+int vm_configure_vcpus(struct vm *vm, const struct snap_reader *snap, struct error *e)
+{
+	const struct x86_cpu_topology topo = { .nr_cpus = vm->nr_cpus, .smt = vm->smt };
+	struct kvm_cpuid2 *cpuid, *mine;
+	size_t size;
+	int ret = 0;
+
 	if (!(cpuid = vm_cpuid(vm, &topo, e)))
 		return error_code(e);
 	size = sizeof(*cpuid) + cpuid->nent * sizeof(cpuid->entries[0]);
@@ -297,7 +310,7 @@ int vm_create_vcpus(struct vm *vm, const struct snap_reader *snap, struct error 
 			ret = -EINVAL;
 			goto out;
 		}
-		ret = vcpu_init(vm, &vm->vcpu[i], i, set, !snap);
+		ret = vcpu_configure(&vm->vcpu[i], set, !snap);
 		if (ret) {
 			ret = error_set(e, ERROR_RUNTIME, "vCPU %u: %s", i, strerror(-ret));
 			goto out;

@@ -379,8 +379,10 @@ static int build(const struct vm_config *cfg, bool restore, const struct vm_mem_
 		ret = vm_load_firmware(vm, cfg, !restore, e);
 	else if (!ret && !restore)
 		ret = vm_load_guest(vm, cfg, &acpi, cmdline, e);
+	if (!ret)
+		ret = vm_open_vcpus(vm, e);
 	if (!ret && !restore)
-		ret = vm_create_vcpus(vm, NULL, e);
+		ret = vm_configure_vcpus(vm, NULL, e);
 	free(cmdline);
 	if (ret) {
 		vm_destroy(vm);
@@ -404,7 +406,7 @@ int vm_restore_prepare(const struct vm_config *cfg, const struct vm_mem_backend 
 int vm_restore_finish(struct vm *vm, const struct snap_reader *snap, struct error *e)
 {
 	e->input = VM_INPUT_NONE;
-	return vm_create_vcpus(vm, snap, e) ?: vm_restore_state(vm, snap, e);
+	return vm_configure_vcpus(vm, snap, e) ?: vm_restore_state(vm, snap, e);
 }
 
 int vm_restore(const struct vm_config *cfg, const struct snap_reader *snap,

@@ -129,12 +129,17 @@ int vm_fw_cfg_kernel(struct fw_cfg *fw, const struct vm_config *cfg, const char 
  * Nothing when there is none. */
 void vm_flash_free(struct vm *vm);
 
-/* Create every vCPU (vcpu.c), once the guest is laid out: at the boot entry with this host's
- * CPUID shaped by the VM's CPU template and topology (vm->cpu_template, vm->nr_cpus, vm->smt)
- * and the template's MSRs, or with @snap, with the snapshot's CPUID once checked against that
- * same shaping of this host's (the rest of its state, MSRs included, comes from
- * vm_restore_state()). Returns 0 or -errno with @e set. */
-int vm_create_vcpus(struct vm *vm, const struct snap_reader *snap, struct error *e)
+/* Make every vCPU (vcpu.c): KVM_CREATE_VCPU and its kvm_run mapped, nothing set yet. A
+ * migration's destination does this while the memory arrives. Returns 0 or -errno with @e set
+ * (vm_destroy() closes what was made). */
+int vm_open_vcpus(struct vm *vm, struct error *e) __attribute__((warn_unused_result));
+
+/* Set up the vCPUs vm_open_vcpus() made, once the guest is laid out: at the boot entry with
+ * this host's CPUID shaped by the VM's CPU template and topology (vm->cpu_template,
+ * vm->nr_cpus, vm->smt) and the template's MSRs, or with @snap, with the snapshot's CPUID once
+ * checked against that same shaping of this host's (the rest of its state, MSRs included,
+ * comes from vm_restore_state()). Returns 0 or -errno with @e set. */
+int vm_configure_vcpus(struct vm *vm, const struct snap_reader *snap, struct error *e)
 	__attribute__((warn_unused_result));
 
 /* (Re)register guest memory's KVM slots, logging dirty pages or not. Returns 0 or -errno. */
@@ -179,11 +184,13 @@ int vm_restore_memory(struct vm *vm, const struct vm_config *cfg, const struct v
 		      struct error *e);
 int vm_restore_state(struct vm *vm, const struct snap_reader *r, struct error *e);
 
-/* Create vCPU @index: KVM_CREATE_VCPU, map its kvm_run, set @cpuid (already patched for this
- * vCPU, or the snapshot's) and, with @boot, the boot state (a restore sets the snapshot's
- * instead). Returns 0 or -errno. */
-int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned index, const struct kvm_cpuid2 *cpuid,
-	      bool boot) __attribute__((warn_unused_result));
+/* Make vCPU @index: KVM_CREATE_VCPU and its kvm_run mapped. Returns 0 or -errno. */
+int vcpu_open(struct vm *vm, struct vcpu *vcpu, unsigned index) __attribute__((warn_unused_result));
+
+/* Set @cpuid on @vcpu (already patched for it, or the snapshot's) and, with @boot, the boot
+ * state (a restore sets the snapshot's instead). Returns 0 or -errno. */
+int vcpu_configure(struct vcpu *vcpu, const struct kvm_cpuid2 *cpuid, bool boot)
+	__attribute__((warn_unused_result));
 
 /* Start the thread that runs @vcpu until the VM stops. Returns 0 or -errno. */
 int vcpu_start(struct vcpu *vcpu) __attribute__((warn_unused_result));
