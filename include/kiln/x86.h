@@ -42,7 +42,8 @@ int x86_cpuid_prepare(struct kvm_cpuid2 *cpuid, unsigned max, const struct x86_c
 	__attribute__((warn_unused_result));
 
 /* Patch @cpuid (prepared by x86_cpuid_prepare()) for vCPU @index of @topo. Sets the initial
- * APIC ID and logical-processor count (leaf 1 EBX), HTT, the hypervisor bit, the threads
+ * APIC ID and logical-processor count (leaf 1 EBX), HTT, the TSC-deadline timer and hypervisor
+ * bits (leaf 1 ECX; KVM's LAPIC has the timer mode, its supported CPUID omits it), the threads
  * sharing each cache and the cores of the package (leaves 4 and 0x8000001D), the SMT and core
  * levels of leaves 0xB/0x1F, and AMD's CmpLegacy (0x80000001), ApicIdSize and NC (0x80000008)
  * and extended APIC ID, compute unit and threads per unit (0x8000001E), as far as the leaves

@@ -64,6 +64,7 @@ facts)
 	fact acpi_tables "$(ls /sys/firmware/acpi/tables | tr '\n' ' ')"
 	fact uname_r "$(uname -r)"
 	fact cmdline "$(cat /proc/cmdline)"
+	fact clockevent "$(cat /sys/devices/system/clockevents/clockevent0/current_device)"
 	echo KILN-FACTS-END
 	poweroff -f ;;
 disks)

@@ -24,6 +24,8 @@ def check_facts(g, cpus, mem_mib):
     # The RTC gives the host's time (UTC); the guest read it at boot a few seconds ago.
     assert abs(int(g.facts["date_epoch"]) - time.time()) < 300, g
     assert ACPI_TABLES <= set(g.facts["acpi_tables"].split()), g
+    # The LAPIC timer in TSC-deadline mode (CPUID.01H:ECX[24], as Firecracker and QEMU offer).
+    assert g.facts["clockevent"] == "lapic-deadline", g
 
 
 @pytest.mark.parametrize("cpus", [1, 2, 4])

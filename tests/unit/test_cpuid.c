@@ -100,6 +100,8 @@ static void test_four_cpus_vcpu3(void **state)
 	assert_int_equal((find(t, 1, 0)->ebx >> 16) & 0xff, 4);
 	assert_int_equal(find(t, 1, 0)->ebx & 0xffff, 0x0800); /* CLFLUSH size kept */
 	assert_true(find(t, 1, 0)->ecx & (1u << 31));          /* hypervisor */
+	assert_true(find(t, 1, 0)->ecx & (1u << 24));          /* TSC-deadline timer */
+	assert_true(find(t, 1, 0)->ecx & 0x1);                 /* the rest kept (SSE3) */
 	assert_true(find(t, 1, 0)->edx & (1u << 28));          /* HTT */
 	assert_int_equal(find(t, 4, 0)->eax >> 26, 3);         /* cores per package - 1 */
 	assert_int_equal((find(t, 4, 0)->eax >> 14) & 0xfff, 0);

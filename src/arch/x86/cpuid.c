@@ -12,6 +12,7 @@
 
 #include "kiln/x86.h"
 
+#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define CPUID_1_EDX_HTT (1u << 28)
 #define CPUID_80000001_ECX_CMP_LEGACY (1u << 1)
@@ -157,7 +158,12 @@ void x86_cpuid_patch(struct kvm_cpuid2 *cpuid, unsigned index, const struct x86_
 		switch (e->function) {
 		case 1:
 			e->ebx = (e->ebx & 0x0000ffffu) | (index << 24) | ((nr_cpus & 0xff) << 16);
-			e->ecx |= CPUID_1_ECX_HYPERVISOR;
+			/* KVM's in-kernel LAPIC has the TSC-deadline mode (KVM_CAP_TSC_DEADLINE_TIMER,
+			 * always there with the in-kernel irqchip kiln makes), but KVM before Linux
+			 * 6.14 leaves the bit out of KVM_GET_SUPPORTED_CPUID for userspace to set, as
+			 * Firecracker and QEMU do. Without it Linux calibrates its LAPIC timer against
+			 * the PIT for 100 ms at every boot. */
+			e->ecx |= CPUID_1_ECX_TSC_DEADLINE | CPUID_1_ECX_HYPERVISOR;
 			if (nr_cpus > 1)
 				e->edx |= CPUID_1_EDX_HTT;
 			else
