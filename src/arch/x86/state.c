@@ -26,6 +26,7 @@
 #include "kiln/snapshot.h"
 #include "kiln/x86.h"
 
+#define MSR_IA32_TSC 0x10
 #define MSR_IA32_TSC_DEADLINE 0x6e0
 #define CPUID_MAX 256
 
@@ -275,6 +276,15 @@ static int set_fixed(int vcpu_fd, unsigned index, const char *name, const struct
 	return 0;
 }
 
+/* The value of MSR @index among @e, 0 when absent. */
+static uint64_t msr_value(const struct kvm_msr_entry *e, unsigned n, uint32_t index)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (e[i].index == index)
+			return e[i].data;
+	return 0;
+}
+
 /* KVM_SET_MSRS stops at the first MSR it refuses: log that one and go on with the rest. */
 static int set_msrs(int vcpu_fd, unsigned index, const struct kvm_msr_entry *e, unsigned n,
 		    bool deadline_only)
@@ -287,6 +297,14 @@ static int set_msrs(int vcpu_fd, unsigned index, const struct kvm_msr_entry *e, 
 	for (unsigned i = 0; i < n; i++)
 		if (!deadline_only || e[i].index == MSR_IA32_TSC_DEADLINE)
 			m->e[k++] = e[i];
+	/* A deadline of 0 with the timer in TSC-deadline mode would leave the restored vCPU
+	 * without timer interrupts until its guest rearms the timer by some other path, which a
+	 * tickless idle guest never does; Firecracker has seen KVM save 0 while the expiry was not
+	 * yet delivered. The snapshot's TSC instead makes the timer fire once at restore, a
+	 * spurious tick the guest ignores. KVM ignores the write in the other timer modes. */
+	for (unsigned i = 0; deadline_only && i < k; i++)
+		if (m->e[i].data == 0)
+			m->e[i].data = msr_value(e, n, MSR_IA32_TSC);
 	for (unsigned i = 0; i < k;) {
 		struct msrs *batch = (struct msrs *)((uint8_t *)m + i * sizeof(m->e[0]));
 		struct kvm_msrs saved = batch->hdr;
