@@ -17,10 +17,14 @@ class RepetitionFailed(Exception):
 def interleaved(names, measure, runs, retries=2):
     """Call measure(name) for every name, @runs rounds; returns {name: [result, ...]}. A
     repetition that raises RepetitionFailed is reported and tried again, at most @retries more
-    times; then the benchmark stops naming it."""
+    times; then @name is left out of the later rounds (its results so far are kept, and the
+    table says how many runs each figure has)."""
     results = {name: [] for name in names}
+    dropped = set()
     for r in range(runs):
         for name in names:
+            if name in dropped:
+                continue
             for attempt in range(retries + 1):
                 try:
                     results[name].append(measure(name))
@@ -30,7 +34,9 @@ def interleaved(names, measure, runs, retries=2):
                           f"{'again' if attempt < retries else 'giving up'}", file=sys.stderr,
                           flush=True)
             else:
-                sys.exit(f"benchmark: {name} failed {retries + 1} times in a row")
+                print(f"benchmark: {name} failed {retries + 1} times in a row; left out of the "
+                      f"remaining runs", file=sys.stderr, flush=True)
+                dropped.add(name)
     return results
 
 
@@ -48,7 +54,9 @@ def table(title, samples, base="kiln", fmt="{:.1f}", higher_is_better=False):
     print(title)
     for metric, per_vmm in samples.items():
         stats = {vmm: spread(v) for vmm, v in per_vmm.items() if v}
+        most = max(len(v) for v in per_vmm.values())
         cells = [f"{vmm} {fmt.format(s[0])} [{fmt.format(s[1])}-{fmt.format(s[2])}]"
+                 + (f" ({len(per_vmm[vmm])} runs)" if len(per_vmm[vmm]) < most else "")
                  for vmm, s in stats.items()]
         ratios = []
         if base in stats:
