@@ -169,10 +169,11 @@ def main():
         ap.error(f"--kvmtool {args.kvmtool}: not an executable file")
     cmds = vmm_commands(KERNELS[args.kernel], args.kvmtool)
     if args.vmms:
-        unknown = set(args.vmms.split(",")) - set(cmds)
+        wanted = args.vmms.split(",")
+        unknown = set(wanted) - set(cmds)
         if unknown:
             ap.error(f"--vmms: unknown {', '.join(sorted(unknown))} (these exist: {', '.join(cmds)})")
-        cmds = {name: cmd for name, cmd in cmds.items() if name in args.vmms.split(",")}
+        cmds = {name: cmd for name, cmd in cmds.items() if name in wanted}
 
     def measure(name):
         try:
