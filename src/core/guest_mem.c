@@ -26,6 +26,30 @@ static void split(struct guest_mem *mem, void *map, uint64_t bytes)
 	}
 }
 
+/* An anonymous MAP_NORESERVE mapping of @bytes whose address is a multiple of 2 MiB, or NULL.
+ * KVM's API document (KVM_SET_USER_MEMORY_REGION) recommends that the lower 21 bits of
+ * guest_phys_addr and userspace_addr be identical so that large guest pages can be backed by
+ * large host pages; KVM disables 2 MiB mappings for a slot where they differ. mmap() only
+ * page-aligns, which kept every guest page behind its own 4 KiB nested page-table entry even
+ * where the host had backed it with a transparent huge page. Over-map by 2 MiB, trim the ends. */
+static void *map_aligned_2m(uint64_t bytes)
+{
+	const uint64_t align = 2u << 20;
+	uint8_t *raw = mmap(NULL, bytes + align, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint8_t *map;
+	uint64_t head;
+
+	if (raw == MAP_FAILED)
+		return NULL;
+	map = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+	head = (uint64_t)(map - raw);
+	if (head)
+		munmap(raw, head);
+	munmap(map + bytes, align - head);
+	return map;
+}
+
 int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes, bool huge)
 {
 	void *map;
@@ -33,14 +57,19 @@ int guest_mem_alloc(struct guest_mem *mem, uint64_t bytes, bool huge)
 	memset(mem, 0, sizeof(*mem));
 	if (bytes == 0 || bytes % (huge ? 2u << 20 : 4096u))
 		return -EINVAL;
-	map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
-		   (huge ? MAP_HUGETLB | MAP_HUGE_2MB : MAP_NORESERVE), -1, 0);
-	if (map == MAP_FAILED)
-		return -ENOMEM;
-	/* Guest RAM is never a core-dump payload and benefits from (transparent) huge pages. */
-	madvise(map, bytes, MADV_DONTDUMP);
-	if (!huge)
+	if (huge) {
+		map = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+		if (map == MAP_FAILED)
+			return -ENOMEM;
+	} else {
+		map = map_aligned_2m(bytes);
+		if (!map)
+			return -ENOMEM;
 		madvise(map, bytes, MADV_HUGEPAGE);
+	}
+	/* Guest RAM is never a core-dump payload. */
+	madvise(map, bytes, MADV_DONTDUMP);
 	split(mem, map, bytes);
 	return 0;
 }
