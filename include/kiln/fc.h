@@ -136,6 +136,11 @@ struct fc_api_options {
 	bool pci;                 /* --enable-pci: devices on virtio-pci, not virtio-mmio */
 };
 
+/* Load libmicrohttpd, which the API server and MMDS need (see kiln/dynlib.h): before the
+ * seccomp filters are installed and fc_api_start(). Returns 0, or -ENOENT with the loader's
+ * reason in @err. */
+int http_library_load(char *err, size_t errlen) __attribute__((warn_unused_result));
+
 /* Start the controller of a Firecracker-style VM: the configuration, the metrics and, with a
  * socket path, the API server on it. Returns 0 with *out set, or -errno with a message in
  * @err. */

@@ -44,6 +44,11 @@ int mig_security_choose(const char *psk, const char *x509, bool plain,
 			const char *const names[3], struct mig_security *out, char *err,
 			size_t errlen) __attribute__((warn_unused_result));
 
+/* Load GnuTLS, which mig_creds_load() and the TLS channels need (see kiln/dynlib.h): before
+ * the seccomp filters are installed, in a process that may migrate. Returns 0, or -ENOENT with
+ * the loader's reason in @err. */
+int mig_tls_library_load(char *err, size_t errlen) __attribute__((warn_unused_result));
+
 /* Credentials loaded from the files @mig_security names, for one side of a migration. */
 struct mig_creds;
 
@@ -51,7 +56,8 @@ struct mig_creds;
  * file and what is wrong with it, never a key's bytes ("keys.psk: line 2: the key is not
  * hexadecimal", "dir/ca-cert.pem: No such file or directory"); the caller puts its option's
  * name first. Returns 0 with *out set (free it with mig_creds_free()), -EINVAL (a missing or
- * malformed file) or -ENOMEM. */
+ * malformed file), -ENOENT (TLS asked for, GnuTLS not loaded: mig_tls_library_load()) or
+ * -ENOMEM. */
 int mig_creds_load(const struct mig_security *s, bool server, struct mig_creds **out,
 		   char *err, size_t errlen) __attribute__((warn_unused_result));
 

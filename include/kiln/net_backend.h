@@ -80,6 +80,11 @@ int net_tap_check(const char *name, struct error *e) __attribute__((warn_unused_
 struct net_backend *net_user_open(struct dev_host *host, const struct net_config *cfg,
 				  struct error *e);
 
+/* Load libslirp, which net_user_open() needs (see kiln/dynlib.h): before the seccomp filters
+ * are installed, when the configuration has a user-mode NIC. Returns 0, or -ENOENT with the
+ * loader's reason in @err. */
+int net_user_library_load(char *err, size_t errlen) __attribute__((warn_unused_result));
+
 /* The backend @cfg asks for: net_tap_open() or net_user_open(). */
 struct net_backend *net_backend_open(struct dev_host *host, const struct net_config *cfg,
 				     struct error *e);

@@ -25,8 +25,40 @@
 #include <slirp/libslirp.h>
 
 #include "kiln/devices.h"
+#include "kiln/dynlib.h"
 #include "kiln/log.h"
 #include "kiln/net_backend.h"
+
+/* libslirp, loaded by net_user_library_load() (see kiln/dynlib.h). */
+#define SLIRP_FUNCTIONS(X)              \
+	X(slirp_add_hostfwd)            \
+	X(slirp_cleanup)                \
+	X(slirp_connection_info)        \
+	X(slirp_handle_timer)           \
+	X(slirp_input)                  \
+	X(slirp_new)                    \
+	X(slirp_pollfds_fill)           \
+	X(slirp_pollfds_poll)
+
+static struct {
+#define SLIRP_FIELD(f) __typeof__(f) *f;
+	SLIRP_FUNCTIONS(SLIRP_FIELD)
+#undef SLIRP_FIELD
+} slirp;
+
+KILN_DLOPEN_NOTE(slirp_note, "[{\"feature\":\"user-net\",\"description\":\"user-mode networking "
+			     "(--net user)\",\"priority\":\"recommended\",\"soname\":[\"libslirp.so.0\"]}]");
+
+int net_user_library_load(char *err, size_t errlen)
+{
+	static const struct dynlib_sym syms[] = {
+#define SLIRP_SYM(f) { #f, (void **)&slirp.f },
+		SLIRP_FUNCTIONS(SLIRP_SYM)
+#undef SLIRP_SYM
+	};
+
+	return dynlib_load("libslirp.so.0", syms, sizeof(syms) / sizeof(syms[0]), err, errlen);
+}
 
 #define USER_QUEUE 256u  /* frames slirp produced that wait for the guest's buffers */
 #define USER_MAX_FLOWS 512u /* host sockets for the guest's flows, unless configured */
@@ -180,7 +212,7 @@ static int get_revents(int idx, void *opaque)
  * loop turn for a frame that would open a flow. */
 static void count_flows(struct user *u)
 {
-	char *info = slirp_connection_info(u->slirp), *line = info, *end;
+	char *info = slirp.slirp_connection_info(u->slirp), *line = info, *end;
 	unsigned n = 0;
 
 	while (line && *line) {
@@ -207,7 +239,7 @@ static unsigned user_prepare(void *opaque, struct pollfd *fds, unsigned max, int
 	u->fds = fds;
 	u->nfds = 0;
 	u->maxfds = max;
-	slirp_pollfds_fill(u->slirp, &t, add_poll, u);
+	slirp.slirp_pollfds_fill(u->slirp, &t, add_poll, u);
 	/* Sockets end without a word from slirp, and move in and out of the poll set: the
 	 * estimate stays at the last exact count (or what slirp polls, hostfwd connections
 	 * included, if more) plus what the guest opened since, and is recounted at the cap. */
@@ -239,13 +271,13 @@ static void user_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
 
 	u->fds = (struct pollfd *)fds;
 	u->nfds = n;
-	slirp_pollfds_poll(u->slirp, 0, get_revents, u);
+	slirp.slirp_pollfds_poll(u->slirp, 0, get_revents, u);
 	for (unsigned i = 0; i < USER_TIMERS; i++) {
 		struct user_timer *t = &u->timer[i];
 
 		if (t->used && t->expire_ms >= 0 && t->expire_ms <= now) {
 			t->expire_ms = -1;
-			slirp_handle_timer(u->slirp, t->id, t->cb_opaque);
+			slirp.slirp_handle_timer(u->slirp, t->id, t->cb_opaque);
 		}
 	}
 	while (u->count && !u->blocked) {
@@ -314,7 +346,7 @@ static int user_send(struct net_backend *be, const struct iovec *iov, int n)
 				 "ones are dropped until some end", u->flows);
 		return -EMFILE;
 	}
-	slirp_input(u->slirp, u->txbuf, (int)len);
+	slirp.slirp_input(u->slirp, u->txbuf, (int)len);
 	/* Counted at once: SYNs sent in one burst cannot overshoot the cap before the next
 	 * prepare() counts slirp's sockets again. */
 	if (flow == FLOW_NEW)
@@ -341,7 +373,7 @@ static void user_free(struct net_backend *be)
 	if (u->loop)
 		loop_forget(u->loop, u);
 	if (u->slirp)
-		slirp_cleanup(u->slirp);
+		slirp.slirp_cleanup(u->slirp);
 	for (; u->count; u->count--, u->head = (u->head + 1) % USER_QUEUE)
 		free(u->queue[u->head].iov_base);
 	free(u);
@@ -358,9 +390,14 @@ struct net_backend *net_user_open(struct dev_host *host, const struct net_config
 				  struct error *e)
 {
 	SlirpConfig sc = { .version = 4, .in_enabled = true, .in6_enabled = true, .vprefix_len = 64 };
-	struct user *u = calloc(1, sizeof(*u));
+	struct user *u;
 	int ret;
 
+	if (!slirp.slirp_new) {
+		error_set(e, ERROR_RUNTIME, "user-mode network: libslirp is not loaded");
+		return NULL;
+	}
+	u = calloc(1, sizeof(*u));
 	if (!u) {
 		error_set(e, ERROR_RUNTIME, "user-mode network: out of memory");
 		return NULL;
@@ -379,7 +416,7 @@ struct net_backend *net_user_open(struct dev_host *host, const struct net_config
 	inet_pton(AF_INET6, "fec0::", &sc.vprefix_addr6);
 	inet_pton(AF_INET6, "fec0::2", &sc.vhost6);
 	inet_pton(AF_INET6, "fec0::3", &sc.vnameserver6);
-	u->slirp = slirp_new(&sc, &user_callbacks, u);
+	u->slirp = slirp.slirp_new(&sc, &user_callbacks, u);
 	if (!u->slirp) {
 		error_set(e, ERROR_RUNTIME, "user-mode network: libslirp could not start");
 		goto fail;
@@ -388,7 +425,7 @@ struct net_backend *net_user_open(struct dev_host *host, const struct net_config
 		const struct net_hostfwd *f = &cfg->hostfwd[i];
 
 		errno = 0;
-		if (slirp_add_hostfwd(u->slirp, f->udp, f->host_addr, f->host_port, f->guest_addr,
+		if (slirp.slirp_add_hostfwd(u->slirp, f->udp, f->host_addr, f->host_port, f->guest_addr,
 				      f->guest_port) < 0) {
 			error_set(e, ERROR_RUNTIME, "hostfwd=%s: cannot listen on host port %u: %s",
 				  f->text, f->host_port, errno ? strerror(errno) : "in use");

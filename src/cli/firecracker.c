@@ -548,6 +548,14 @@ int cli_firecracker(int argc, char **argv, bool restore)
 	}
 	if (ret == CLI_RUN && (r.snapshot_version || r.describe))
 		return describe_snapshot(&r);
+	/* The API server and MMDS (libmicrohttpd) and a migration's TLS (GnuTLS, which
+	 * libmicrohttpd loads anyway): before the credentials are read, and before the seccomp
+	 * filters forbid loading code (kiln/dynlib.h). */
+	if (ret == CLI_RUN &&
+	    (http_library_load(err, sizeof(err)) || mig_tls_library_load(err, sizeof(err)))) {
+		fprintf(stderr, "kiln: %s\n", err);
+		return KILN_EXIT_RUNTIME;
+	}
 	if (ret == CLI_RUN && r.config_file)
 		ret = parse_config_file(&r, err, sizeof(err));
 	if (ret == CLI_RUN && r.metadata_path)

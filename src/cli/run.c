@@ -13,6 +13,7 @@
 #include "kiln/boot.h"
 #include "kiln/cli.h"
 #include "kiln/log.h"
+#include "kiln/net_backend.h"
 #include "kiln/seccomp.h"
 
 static int exit_code(enum vm_stop_reason reason, int signo, unsigned guest_status)
@@ -128,6 +129,25 @@ static int private_vars(struct vm_config *cfg, int *fd, char *path, size_t len, 
 	return 0;
 }
 
+/* The shared libraries @r's VM needs beyond the ones every VM does: libslirp for a user-mode
+ * NIC (kiln/dynlib.h), loaded before the seccomp filters forbid it. Returns 0, or the exit
+ * status after printing why not. */
+static int load_libraries(const struct cli_run *r, const char *who)
+{
+	char err[600];
+
+	for (unsigned i = 0; i < r->nr_nets; i++) {
+		if (r->net[i].kind != NET_USER)
+			continue;
+		if (net_user_library_load(err, sizeof(err))) {
+			fprintf(stderr, "%s: --net user: %s\n", who, err);
+			return KILN_EXIT_RUNTIME;
+		}
+		break;
+	}
+	return 0;
+}
+
 int cli_run_vm(const struct cli_run *r, const char *who)
 {
 	struct vm_config cfg = r->vm;
@@ -147,7 +167,9 @@ int cli_run_vm(const struct cli_run *r, const char *who)
 		return KILN_EXIT_USAGE;
 	}
 	cfg.custom_template = custom;
-	ret = cli_sandbox_start(&r->sandbox, who);
+	ret = load_libraries(r, who);
+	if (!ret)
+		ret = cli_sandbox_start(&r->sandbox, who);
 	/* A reset is a new machine: QEMU resets each device in place, kiln makes the VM again
 	 * (the seccomp filters already allow all that vm_create() does). */
 	for (unsigned boot = 1; !ret; boot++) {

@@ -20,7 +20,67 @@
 #include <arpa/inet.h>
 #include <gnutls/gnutls.h>
 
+#include "kiln/dynlib.h"
 #include "mig_tls.h"
+
+/* GnuTLS, loaded by mig_tls_library_load() (see kiln/dynlib.h): its functions, and its
+ * gnutls_malloc and gnutls_free, which are variables (pointers to the allocator it uses). */
+#define GNUTLS_SYMBOLS(X)                               \
+	X(gnutls_alert_get)                             \
+	X(gnutls_alert_get_name)                        \
+	X(gnutls_alert_send)                            \
+	X(gnutls_alert_send_appropriate)                \
+	X(gnutls_certificate_allocate_credentials)      \
+	X(gnutls_certificate_free_credentials)          \
+	X(gnutls_certificate_server_set_request)        \
+	X(gnutls_certificate_set_x509_key_mem)          \
+	X(gnutls_certificate_set_x509_trust_mem)        \
+	X(gnutls_certificate_verification_status_print) \
+	X(gnutls_credentials_set)                       \
+	X(gnutls_deinit)                                \
+	X(gnutls_error_is_fatal)                        \
+	X(gnutls_free)                                  \
+	X(gnutls_handshake)                             \
+	X(gnutls_handshake_set_timeout)                 \
+	X(gnutls_init)                                  \
+	X(gnutls_malloc)                                \
+	X(gnutls_priority_set_direct)                   \
+	X(gnutls_psk_allocate_client_credentials)       \
+	X(gnutls_psk_allocate_server_credentials)       \
+	X(gnutls_psk_free_client_credentials)           \
+	X(gnutls_psk_free_server_credentials)           \
+	X(gnutls_psk_set_client_credentials2)           \
+	X(gnutls_psk_set_server_credentials_function2)  \
+	X(gnutls_record_check_pending)                  \
+	X(gnutls_record_recv)                           \
+	X(gnutls_record_send)                           \
+	X(gnutls_server_name_set)                       \
+	X(gnutls_session_get_ptr)                       \
+	X(gnutls_session_get_verify_cert_status)        \
+	X(gnutls_session_set_ptr)                       \
+	X(gnutls_session_set_verify_cert)               \
+	X(gnutls_strerror)                              \
+	X(gnutls_transport_set_int2)
+
+static struct {
+#define TLS_FIELD(f) __typeof__(f) *f;
+	GNUTLS_SYMBOLS(TLS_FIELD)
+#undef TLS_FIELD
+} tls;
+
+KILN_DLOPEN_NOTE(gnutls_note, "[{\"feature\":\"migration-tls\",\"description\":\"TLS for live "
+			      "migration\",\"priority\":\"required\",\"soname\":[\"libgnutls.so.30\"]}]");
+
+int mig_tls_library_load(char *err, size_t errlen)
+{
+	static const struct dynlib_sym syms[] = {
+#define TLS_SYM(f) { #f, (void **)&tls.f },
+		GNUTLS_SYMBOLS(TLS_SYM)
+#undef TLS_SYM
+	};
+
+	return dynlib_load("libgnutls.so.30", syms, sizeof(syms) / sizeof(syms[0]), err, errlen);
+}
 
 #define CRED_FILE_MAX (1u << 20) /* bytes of a key or certificate file */
 #define PSK_IDENTITY_MAX 128
@@ -236,7 +296,7 @@ static int load_psk_file(struct mig_creds *c, const char *path, char *err, size_
 /* The destination's look-up of the identity a source offers (GnuTLS frees *key). */
 static int psk_lookup(gnutls_session_t s, const gnutls_datum_t *identity, gnutls_datum_t *key)
 {
-	struct mig_tls *t = gnutls_session_get_ptr(s);
+	struct mig_tls *t = tls.gnutls_session_get_ptr(s);
 	const struct mig_creds *c = t->creds;
 	size_t i;
 
@@ -246,7 +306,7 @@ static int psk_lookup(gnutls_session_t s, const gnutls_datum_t *identity, gnutls
 		if (strlen(e->identity) != identity->size ||
 		    memcmp(e->identity, identity->data, identity->size))
 			continue;
-		key->data = gnutls_malloc(e->key_len);
+		key->data = (*tls.gnutls_malloc)(e->key_len);
 		if (!key->data)
 			return -1;
 		memcpy(key->data, e->key, e->key_len);
@@ -270,16 +330,16 @@ static int load_psk(struct mig_creds *c, const char *path, char *err, size_t err
 	c->path = strdup(path);
 	if (!c->path)
 		ret = GNUTLS_E_MEMORY_ERROR;
-	else if (c->server && !(ret = gnutls_psk_allocate_server_credentials(&c->psk_server)))
-		gnutls_psk_set_server_credentials_function2(c->psk_server, psk_lookup);
-	else if (!c->server && !(ret = gnutls_psk_allocate_client_credentials(&c->psk_client)))
-		ret = gnutls_psk_set_client_credentials2(c->psk_client,
+	else if (c->server && !(ret = tls.gnutls_psk_allocate_server_credentials(&c->psk_server)))
+		tls.gnutls_psk_set_server_credentials_function2(c->psk_server, psk_lookup);
+	else if (!c->server && !(ret = tls.gnutls_psk_allocate_client_credentials(&c->psk_client)))
+		ret = tls.gnutls_psk_set_client_credentials2(c->psk_client,
 			&(gnutls_datum_t){ (unsigned char *)c->psk[0].identity,
 					   (unsigned)strlen(c->psk[0].identity) },
 			&(gnutls_datum_t){ c->psk[0].key, (unsigned)c->psk[0].key_len },
 			GNUTLS_PSK_KEY_RAW);
 	if (ret) {
-		snprintf(err, errlen, "%s: %s", path, gnutls_strerror(ret));
+		snprintf(err, errlen, "%s: %s", path, tls.gnutls_strerror(ret));
 		return ret == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : -EINVAL;
 	}
 	return 0;
@@ -318,20 +378,20 @@ static int load_x509(struct mig_creds *c, const char *dir, char *err, size_t err
 	ret = x509_file(dir, name[0], &file[0], err, errlen);
 	ret = ret ?: x509_file(dir, name[1], &file[1], err, errlen);
 	ret = ret ?: x509_file(dir, name[2], &file[2], err, errlen);
-	if (!ret && gnutls_certificate_allocate_credentials(&c->x509)) {
+	if (!ret && tls.gnutls_certificate_allocate_credentials(&c->x509)) {
 		snprintf(err, errlen, "out of memory");
 		ret = -ENOMEM;
 	}
 	if (!ret) {
-		ret = gnutls_certificate_set_x509_trust_mem(c->x509, &file[0], GNUTLS_X509_FMT_PEM);
+		ret = tls.gnutls_certificate_set_x509_trust_mem(c->x509, &file[0], GNUTLS_X509_FMT_PEM);
 		if (ret <= 0) {
-			snprintf(err, errlen, "%s/%s: %s", dir, name[0], ret ? gnutls_strerror(ret) :
+			snprintf(err, errlen, "%s/%s: %s", dir, name[0], ret ? tls.gnutls_strerror(ret) :
 				 "no certificate in it");
 			ret = -EINVAL;
-		} else if ((ret = gnutls_certificate_set_x509_key_mem(c->x509, &file[1], &file[2],
+		} else if ((ret = tls.gnutls_certificate_set_x509_key_mem(c->x509, &file[1], &file[2],
 								      GNUTLS_X509_FMT_PEM)) < 0) {
 			snprintf(err, errlen, "%s/%s, %s/%s: %s", dir, name[1], dir, name[2],
-				 gnutls_strerror(ret));
+				 tls.gnutls_strerror(ret));
 			ret = -EINVAL;
 		} else {
 			ret = 0;
@@ -348,9 +408,14 @@ static int load_x509(struct mig_creds *c, const char *dir, char *err, size_t err
 int mig_creds_load(const struct mig_security *s, bool server, struct mig_creds **out,
 		   char *err, size_t errlen)
 {
-	struct mig_creds *c = calloc(1, sizeof(*c));
+	struct mig_creds *c;
 	int ret = 0;
 
+	if (s->kind != MIG_INSECURE_PLAIN && !tls.gnutls_init) {
+		snprintf(err, errlen, "GnuTLS is not loaded");
+		return -ENOENT;
+	}
+	c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -382,11 +447,11 @@ void mig_creds_free(struct mig_creds *c)
 	free(c->psk);
 	free(c->path);
 	if (c->psk_client)
-		gnutls_psk_free_client_credentials(c->psk_client);
+		tls.gnutls_psk_free_client_credentials(c->psk_client);
 	if (c->psk_server)
-		gnutls_psk_free_server_credentials(c->psk_server);
+		tls.gnutls_psk_free_server_credentials(c->psk_server);
 	if (c->x509)
-		gnutls_certificate_free_credentials(c->x509);
+		tls.gnutls_certificate_free_credentials(c->x509);
 	free(c);
 }
 
@@ -420,15 +485,15 @@ static void handshake_error(struct mig_tls *t, int ret, char *err, size_t errlen
 	char why[300];
 
 	if (ret == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
-	    !gnutls_certificate_verification_status_print(gnutls_session_get_verify_cert_status(t->s),
+	    !tls.gnutls_certificate_verification_status_print(tls.gnutls_session_get_verify_cert_status(t->s),
 							  GNUTLS_CRT_X509, &status, 0))
 		snprintf(why, sizeof(why), "its certificate: %s", status.data);
 	else if (t->unknown[0])
 		snprintf(why, sizeof(why), "identity \"%s\" is not in %s", t->unknown, t->creds->path);
 	else if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED)
 		snprintf(why, sizeof(why), "it refused the handshake (TLS alert: %s)%s",
-			 gnutls_alert_get_name(gnutls_alert_get(t->s)),
-			 gnutls_alert_get(t->s) == GNUTLS_A_UNKNOWN_PSK_IDENTITY ? "" : hint);
+			 tls.gnutls_alert_get_name(tls.gnutls_alert_get(t->s)),
+			 tls.gnutls_alert_get(t->s) == GNUTLS_A_UNKNOWN_PSK_IDENTITY ? "" : hint);
 	else if ((ret == GNUTLS_E_NO_CERTIFICATE_FOUND || ret == GNUTLS_E_CERTIFICATE_REQUIRED) &&
 		 t->creds->server)
 		snprintf(why, sizeof(why), "it sent no certificate (it has none of a CA in "
@@ -436,10 +501,10 @@ static void handshake_error(struct mig_tls *t, int ret, char *err, size_t errlen
 	else if (tls_errno(ret) == -ETIMEDOUT)
 		snprintf(why, sizeof(why), "nothing arrived for %d s", MIG_IO_TIMEOUT_S);
 	else if (tls_errno(ret) != -EPROTO)
-		snprintf(why, sizeof(why), "the connection ended (%s)", gnutls_strerror(ret));
+		snprintf(why, sizeof(why), "the connection ended (%s)", tls.gnutls_strerror(ret));
 	else
-		snprintf(why, sizeof(why), "%s%s", gnutls_strerror(ret), hint);
-	gnutls_free(status.data);
+		snprintf(why, sizeof(why), "%s%s", tls.gnutls_strerror(ret), hint);
+	(*tls.gnutls_free)(status.data);
 	snprintf(err, errlen, "TLS handshake with %s: %s", peer, why);
 }
 
@@ -458,22 +523,22 @@ static int tls_setup(struct mig_tls *t, const char *peer_host)
 	int ret;
 
 	if (c->kind == MIG_TLS_PSK)
-		return gnutls_priority_set_direct(t->s, PSK_PRIORITY, NULL) ?:
-		       gnutls_credentials_set(t->s, GNUTLS_CRD_PSK, c->server ?
+		return tls.gnutls_priority_set_direct(t->s, PSK_PRIORITY, NULL) ?:
+		       tls.gnutls_credentials_set(t->s, GNUTLS_CRD_PSK, c->server ?
 					      (void *)c->psk_server : (void *)c->psk_client);
-	ret = gnutls_priority_set_direct(t->s, X509_PRIORITY, NULL) ?:
-	      gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, c->x509);
+	ret = tls.gnutls_priority_set_direct(t->s, X509_PRIORITY, NULL) ?:
+	      tls.gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, c->x509);
 	if (ret)
 		return ret;
 	if (c->server) {
-		gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
-		gnutls_session_set_verify_cert(t->s, NULL, 0);
+		tls.gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
+		tls.gnutls_session_set_verify_cert(t->s, NULL, 0);
 		return 0;
 	}
 	snprintf(t->host, sizeof(t->host), "%s", peer_host ? peer_host : "");
-	gnutls_session_set_verify_cert(t->s, t->host, 0);
+	tls.gnutls_session_set_verify_cert(t->s, t->host, 0);
 	return t->host[0] && !is_address(t->host) ?
-	       gnutls_server_name_set(t->s, GNUTLS_NAME_DNS, t->host, strlen(t->host)) : 0;
+	       tls.gnutls_server_name_set(t->s, GNUTLS_NAME_DNS, t->host, strlen(t->host)) : 0;
 }
 
 /* In TLS 1.3 the client's handshake ends before the server has checked the client's
@@ -487,12 +552,12 @@ static int confirm(struct mig_tls *t)
 
 	if (t->creds->server) {
 		do
-			n = gnutls_record_send(t->s, "R", 1);
+			n = tls.gnutls_record_send(t->s, "R", 1);
 		while (n == GNUTLS_E_INTERRUPTED);
 		return n < 0 ? (int)n : 0;
 	}
 	do
-		n = gnutls_record_recv(t->s, &byte, 1);
+		n = tls.gnutls_record_recv(t->s, &byte, 1);
 	while (n == GNUTLS_E_INTERRUPTED);
 	return n < 0 ? (int)n : n == 0 || byte != 'R' ? GNUTLS_E_UNEXPECTED_PACKET : 0;
 }
@@ -503,33 +568,33 @@ int mig_tls_open(const struct mig_creds *c, int fd, const char *peer_host, struc
 	struct mig_tls *t = calloc(1, sizeof(*t));
 	int ret;
 
-	if (!t || gnutls_init(&t->s, c->server ? GNUTLS_SERVER : GNUTLS_CLIENT)) {
+	if (!t || tls.gnutls_init(&t->s, c->server ? GNUTLS_SERVER : GNUTLS_CLIENT)) {
 		free(t);
 		snprintf(err, errlen, "TLS: out of memory");
 		return -ENOMEM;
 	}
 	t->creds = c;
-	gnutls_session_set_ptr(t->s, t);
+	tls.gnutls_session_set_ptr(t->s, t);
 	ret = tls_setup(t, peer_host);
 	if (ret) {
-		snprintf(err, errlen, "TLS: %s", gnutls_strerror(ret));
+		snprintf(err, errlen, "TLS: %s", tls.gnutls_strerror(ret));
 		mig_tls_close(t);
 		return ret == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : -EPROTO;
 	}
-	gnutls_transport_set_int(t->s, fd);
-	gnutls_handshake_set_timeout(t->s, MIG_IO_TIMEOUT_S * 1000);
+	tls.gnutls_transport_set_int2(t->s, fd, fd);
+	tls.gnutls_handshake_set_timeout(t->s, MIG_IO_TIMEOUT_S * 1000);
 	do
-		ret = gnutls_handshake(t->s);
-	while (ret < 0 && ret != GNUTLS_E_AGAIN && !gnutls_error_is_fatal(ret));
+		ret = tls.gnutls_handshake(t->s);
+	while (ret < 0 && ret != GNUTLS_E_AGAIN && !tls.gnutls_error_is_fatal(ret));
 	if (ret >= 0)
 		ret = confirm(t);
 	if (ret < 0) {
 		handshake_error(t, ret, err, errlen);
 		/* The peer learns why at once instead of waiting for its timeout. */
 		if (t->unknown[0])
-			gnutls_alert_send(t->s, GNUTLS_AL_FATAL, GNUTLS_A_UNKNOWN_PSK_IDENTITY);
+			tls.gnutls_alert_send(t->s, GNUTLS_AL_FATAL, GNUTLS_A_UNKNOWN_PSK_IDENTITY);
 		else
-			gnutls_alert_send_appropriate(t->s, ret);
+			tls.gnutls_alert_send_appropriate(t->s, ret);
 		mig_tls_close(t);
 		return tls_errno(ret);
 	}
@@ -543,7 +608,7 @@ static int send_record(struct mig_tls *t, const uint8_t *p, size_t len)
 	ssize_t n;
 
 	while (len) {
-		n = gnutls_record_send(t->s, p, len);
+		n = tls.gnutls_record_send(t->s, p, len);
 		if (n == GNUTLS_E_INTERRUPTED)
 			continue;
 		if (n < 0)
@@ -592,7 +657,7 @@ int mig_tls_recv(struct mig_tls *t, void *buf, uint64_t len)
 	uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = gnutls_record_recv(t->s, p, len > (1u << 30) ? (1u << 30) : len);
+		ssize_t n = tls.gnutls_record_recv(t->s, p, len > (1u << 30) ? (1u << 30) : len);
 
 		if (n == GNUTLS_E_INTERRUPTED)
 			continue;
@@ -606,13 +671,13 @@ int mig_tls_recv(struct mig_tls *t, void *buf, uint64_t len)
 
 bool mig_tls_pending(struct mig_tls *t)
 {
-	return gnutls_record_check_pending(t->s) > 0;
+	return tls.gnutls_record_check_pending(t->s) > 0;
 }
 
 void mig_tls_close(struct mig_tls *t)
 {
 	if (!t)
 		return;
-	gnutls_deinit(t->s);
+	tls.gnutls_deinit(t->s);
 	free(t);
 }

@@ -65,7 +65,7 @@ struct http_server;
 
 /* Serve HTTP with libmicrohttpd from @loop: on a new Unix socket at @path (it must not exist),
  * or, with @path NULL, only on connections given to http_add_connection(). Returns 0 with
- * *out set, or -errno with a message in @err. */
+ * *out set, or -errno with a message in @err (-ENOENT: http_library_load() was not called). */
 int http_start(const char *path, struct loop *loop, http_handler handler, void *opaque,
 	       struct http_server **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

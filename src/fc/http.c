@@ -20,8 +20,43 @@
 #include <microhttpd.h>
 
 #include "fc_internal.h"
+#include "kiln/dynlib.h"
 #include "kiln/listener.h"
 #include "kiln/log.h"
+
+/* libmicrohttpd, loaded by http_library_load() (see kiln/dynlib.h). */
+#define MHD_FUNCTIONS(X)                        \
+	X(MHD_add_connection)                   \
+	X(MHD_add_response_header)              \
+	X(MHD_create_response_from_buffer)      \
+	X(MHD_destroy_response)                 \
+	X(MHD_get_daemon_info)                  \
+	X(MHD_get_timeout)                      \
+	X(MHD_lookup_connection_value)          \
+	X(MHD_queue_response)                   \
+	X(MHD_run)                              \
+	X(MHD_start_daemon)                     \
+	X(MHD_stop_daemon)
+
+static struct {
+#define MHD_FIELD(f) __typeof__(f) *f;
+	MHD_FUNCTIONS(MHD_FIELD)
+#undef MHD_FIELD
+} mhd;
+
+KILN_DLOPEN_NOTE(mhd_note, "[{\"feature\":\"api\",\"description\":\"the Firecracker API, MMDS\","
+			   "\"priority\":\"required\",\"soname\":[\"libmicrohttpd.so.12\"]}]");
+
+int http_library_load(char *err, size_t errlen)
+{
+	static const struct dynlib_sym syms[] = {
+#define MHD_SYM(f) { #f, (void **)&mhd.f },
+		MHD_FUNCTIONS(MHD_SYM)
+#undef MHD_SYM
+	};
+
+	return dynlib_load("libmicrohttpd.so.12", syms, sizeof(syms) / sizeof(syms[0]), err, errlen);
+}
 
 #define HTTP_IDLE_TIMEOUT_S 60 /* a client that sends nothing for this long is dropped */
 
@@ -56,7 +91,7 @@ json_t *http_fault(const char *fmt, ...)
 
 const char *http_header(const struct http_request *rq, const char *name)
 {
-	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+	return mhd.MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
 }
 
 static enum MHD_Result respond(struct MHD_Connection *c, struct http_reply *reply)
@@ -68,23 +103,23 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct http_reply *repl
 	reply->text = NULL; /* owned by text now */
 	if (reply->body && !text)
 		return MHD_NO;
-	resp = MHD_create_response_from_buffer(text ? strlen(text) : 0, text ? text : (char *)"",
+	resp = mhd.MHD_create_response_from_buffer(text ? strlen(text) : 0, text ? text : (char *)"",
 					       text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	if (!resp) {
 		free(text);
 		return MHD_NO;
 	}
-	MHD_add_response_header(resp, "Server", "kiln API");
+	mhd.MHD_add_response_header(resp, "Server", "kiln API");
 	if (text)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		mhd.MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					reply->body || reply->json_text ? "application/json"
 									: "text/plain");
 	if (reply->allow)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, reply->allow);
+		mhd.MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, reply->allow);
 	if (reply->deprecation)
-		MHD_add_response_header(resp, "Deprecation", "true");
-	ret = MHD_queue_response(c, reply->status, resp);
-	MHD_destroy_response(resp);
+		mhd.MHD_add_response_header(resp, "Deprecation", "true");
+	ret = mhd.MHD_queue_response(c, reply->status, resp);
+	mhd.MHD_destroy_response(resp);
 	return ret;
 }
 
@@ -163,7 +198,7 @@ static unsigned http_prepare(void *opaque, struct pollfd *fds, unsigned max, int
 	struct http_server *s = opaque;
 	MHD_UNSIGNED_LONG_LONG ms;
 
-	if (MHD_get_timeout(s->daemon, &ms) == MHD_YES && (*timeout_ms < 0 || ms < (unsigned)*timeout_ms))
+	if (mhd.MHD_get_timeout(s->daemon, &ms) == MHD_YES && (*timeout_ms < 0 || ms < (unsigned)*timeout_ms))
 		*timeout_ms = ms > 60000 ? 60000 : (int)ms;
 	if (!max)
 		return 0;
@@ -176,7 +211,7 @@ static void http_dispatch(void *opaque, const struct pollfd *fds, unsigned n)
 	struct http_server *s = opaque;
 
 	/* Cheap when nothing is due; also runs the idle timeouts. */
-	MHD_run(s->daemon);
+	mhd.MHD_run(s->daemon);
 }
 
 static int listen_unix(const char *path, char *err, size_t errlen)
@@ -199,10 +234,15 @@ void http_set_max_body(struct http_server *s, size_t bytes)
 int http_start(const char *path, struct loop *loop, http_handler handler, void *opaque,
 	       struct http_server **out, char *err, size_t errlen)
 {
-	struct http_server *s = calloc(1, sizeof(*s));
+	struct http_server *s;
 	const union MHD_DaemonInfo *info;
 	int ret;
 
+	if (!mhd.MHD_start_daemon) {
+		snprintf(err, errlen, "libmicrohttpd is not loaded");
+		return -ENOENT;
+	}
+	s = calloc(1, sizeof(*s));
 	if (!s || (path && !(s->path = strdup(path)))) {
 		free(s);
 		snprintf(err, errlen, "out of memory");
@@ -222,14 +262,14 @@ int http_start(const char *path, struct loop *loop, http_handler handler, void *
 		{ MHD_OPTION_END, 0, NULL },
 	};
 
-	s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+	s->daemon = mhd.MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
 				     (path ? 0 : MHD_USE_NO_LISTEN_SOCKET), 0, NULL, NULL,
 				     on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
 				     MHD_OPTION_ARRAY, listen_opt,
 				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)FC_HTTP_MAX_CLIENTS,
 				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
-	info = s->daemon ? MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+	info = s->daemon ? mhd.MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
 	if (!info) {
 		snprintf(err, errlen, "libmicrohttpd cannot serve %s", path ? path : "connections");
 		http_stop(s);
@@ -251,7 +291,7 @@ int http_add_connection(struct http_server *s, int fd, const struct sockaddr *ad
 			unsigned addrlen)
 {
 	/* libmicrohttpd closes @fd itself when it cannot take it. */
-	return MHD_add_connection(s->daemon, fd, addr, addrlen) == MHD_YES ? 0 : (-errno ?: -EIO);
+	return mhd.MHD_add_connection(s->daemon, fd, addr, addrlen) == MHD_YES ? 0 : (-errno ?: -EIO);
 }
 
 void http_stop(struct http_server *s)
@@ -260,7 +300,7 @@ void http_stop(struct http_server *s)
 		return;
 	loop_forget(s->loop, s);
 	if (s->daemon)
-		MHD_stop_daemon(s->daemon); /* closes the listening socket too */
+		mhd.MHD_stop_daemon(s->daemon); /* closes the listening socket too */
 	else if (s->listen_fd >= 0)
 		close(s->listen_fd);
 	if (s->listen_fd >= 0)

@@ -184,9 +184,10 @@ int jail_populate(const struct jail *j) __attribute__((warn_unused_result));
 /* libs.c */
 
 /* A dynamically linked exec file: copy its ELF interpreter, the shared libraries it needs
- * (recursively, found as the host's dynamic linker finds them: DT_RUNPATH/DT_RPATH,
- * /etc/ld.so.cache, the default directories) and /etc/ld.so.cache into the chroot at their
- * host paths, owned by root. A static or non-ELF exec file gets nothing. */
+ * (DT_NEEDED, and those its ELF dlopen notes list as "required"; recursively, found as the
+ * host's dynamic linker finds them: DT_RUNPATH/DT_RPATH, /etc/ld.so.cache, the default
+ * directories) and /etc/ld.so.cache into the chroot at their host paths, owned by root. A
+ * static or non-ELF exec file gets nothing. */
 int jail_copy_libs(const struct jail *j) __attribute__((warn_unused_result));
 
 /* process.c */

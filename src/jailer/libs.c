@@ -2,8 +2,10 @@
 /* libs — kiln's addition to Firecracker's jail: Firecracker is one static binary, kiln links
  * shared libraries. A dynamically linked exec file gets, at their host paths inside the jail
  * and owned by root (the VMM cannot change them): its ELF interpreter, every shared library it
- * needs (DT_NEEDED, recursively), and /etc/ld.so.cache, so the loader in the jail finds each
- * library where the host's loader finds it. See jailer.h. Copies, not links, as Firecracker
+ * needs (DT_NEEDED, recursively), the libraries its ELF dlopen notes say it loads with the
+ * priority "required" (the `.note.dlopen` notes of the UAPI group's "ELF dlopen metadata"
+ * specification; kiln's, include/kiln/dynlib.h), and /etc/ld.so.cache, so the loader in the
+ * jail finds each library where the host's loader finds it. See jailer.h. Copies, not links, as Firecracker
  * copies its binary: no two jailed VMMs share pages of code. 64-bit little-endian ELF only
  * (x86-64, what kiln runs on). */
 #include <elf.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <jansson.h>
 
 #include "jailer/jailer.h"
 
@@ -23,6 +26,9 @@
 #define MAX_PHDRS 256
 #define MAX_DYN 4096
 #define MAX_STRTAB (1u << 20)
+#define MAX_NOTES (64u << 10)          /* bytes of one PT_NOTE segment */
+#define MAX_DLOPEN 16                  /* sonames from dlopen notes */
+#define DLOPEN_NOTE_TYPE 0x407c0c0au   /* owner "FDO" */
 
 /* Where glibc's loader looks when neither a run path nor the cache names a library. */
 static const char *const default_dirs[] = {
@@ -38,6 +44,8 @@ struct elf_deps {
 	size_t strsz;
 	size_t needed[256], n_needed;    /* DT_NEEDED names: offsets into strtab */
 	const char *runpath;             /* DT_RUNPATH, else DT_RPATH; "" when none */
+	char dlopen[MAX_DLOPEN][256];    /* sonames its dlopen notes require */
+	size_t n_dlopen;
 };
 
 /* The host's ld.so.cache, read once (NULL data: none, or a format not read here). */
@@ -105,6 +113,78 @@ static int read_dynamic(int fd, const char *path, const Elf64_Phdr *ph, size_t n
 	return 0;
 }
 
+/* Add the sonames of one dlopen note's description (@json, @len bytes: a JSON array of
+ * objects with "soname", an array of names, and "priority", "required" or not) to @d. */
+static int read_dlopen_note(const char *path, const char *json, size_t len, struct elf_deps *d)
+{
+	json_error_t je;
+	json_t *doc = json_loadb(json, strnlen(json, len), JSON_REJECT_DUPLICATES, &je), *entry;
+	size_t i;
+
+	if (!json_is_array(doc)) {
+		json_decref(doc);
+		return bad_elf(path, "a dlopen note that is not a JSON array");
+	}
+	json_array_foreach(doc, i, entry) {
+		json_t *names = json_object_get(entry, "soname"), *name;
+		const char *prio = json_string_value(json_object_get(entry, "priority"));
+		size_t k;
+
+		if (!json_is_array(names)) {
+			json_decref(doc);
+			return bad_elf(path, "a dlopen note without a \"soname\" array");
+		}
+		if (!prio || strcmp(prio, "required"))
+			continue; /* a feature the jailed VMM can do without */
+		json_array_foreach(names, k, name) {
+			const char *so = json_string_value(name);
+
+			if (!so || !*so || strlen(so) >= sizeof(d->dlopen[0]) ||
+			    d->n_dlopen == MAX_DLOPEN) {
+				json_decref(doc);
+				return bad_elf(path, "a dlopen note with a bad soname, or too many");
+			}
+			snprintf(d->dlopen[d->n_dlopen++], sizeof(d->dlopen[0]), "%s", so);
+		}
+	}
+	json_decref(doc);
+	return 0;
+}
+
+/* The dlopen notes in PT_NOTE segment @ph of @path (ELF gABI "Note Section": each note a
+ * header, its owner's name and its description; the description and the next note start at
+ * the segment's alignment, 4 or 8 bytes). */
+static int read_notes(int fd, const char *path, const Elf64_Phdr *ph, struct elf_deps *d)
+{
+	uint64_t align = ph->p_align == 8 ? 8 : 4, pos = 0;
+	char *buf = NULL;
+	int ret = 0;
+
+	if (ph->p_filesz > MAX_NOTES || !(buf = malloc(ph->p_filesz + 1)) ||
+	    !read_at(fd, buf, ph->p_filesz, ph->p_offset)) {
+		free(buf);
+		return bad_elf(path, "unreadable PT_NOTE segment");
+	}
+	while (!ret && ph->p_filesz - pos >= sizeof(Elf64_Nhdr)) {
+		Elf64_Nhdr nh;
+		uint64_t name, desc, end;
+
+		memcpy(&nh, buf + pos, sizeof(nh));
+		name = pos + sizeof(nh);
+		desc = (name + nh.n_namesz + align - 1) & ~(align - 1);
+		end = (desc + nh.n_descsz + align - 1) & ~(align - 1);
+		if (desc > ph->p_filesz || nh.n_descsz > ph->p_filesz - desc) {
+			ret = bad_elf(path, "a note that runs past its PT_NOTE segment");
+			break;
+		}
+		if (nh.n_type == DLOPEN_NOTE_TYPE && nh.n_namesz == 4 && !memcmp(buf + name, "FDO", 4))
+			ret = read_dlopen_note(path, buf + desc, nh.n_descsz, d);
+		pos = end;
+	}
+	free(buf);
+	return ret;
+}
+
 /* Read @path's interpreter and dynamic dependencies into @d. Returns 0, 1 when @path is not
  * an ELF file, or -1 (printed). */
 static int elf_read(const char *path, struct elf_deps *d)
@@ -132,6 +212,8 @@ static int elf_read(const char *path, struct elf_deps *d)
 	for (size_t i = 0; i < eh.e_phnum; i++) {
 		if (ph[i].p_type == PT_DYNAMIC)
 			dyn = &ph[i];
+		if (ph[i].p_type == PT_NOTE && read_notes(fd, path, &ph[i], d))
+			goto out;
 		if (ph[i].p_type != PT_INTERP)
 			continue;
 		if (ph[i].p_filesz >= sizeof(d->interp) ||
@@ -277,8 +359,9 @@ int jail_copy_libs(const struct jail *j)
 	for (size_t next = 0; next < n; next++) {
 		if (next && (ret = elf_read(objects[next], &d)))
 			return ret < 0 ? -1 : bad_elf(objects[next], "not an ELF file");
-		for (size_t i = 0; i < d.n_needed; i++) {
-			const char *name = d.strtab + d.needed[i];
+		for (size_t i = 0; i < d.n_needed + d.n_dlopen; i++) {
+			const char *name = i < d.n_needed ? d.strtab + d.needed[i] :
+							    d.dlopen[i - d.n_needed];
 			char path[PATH_MAX];
 
 			if (!find_lib(name, d.runpath, &cache, machine, path))

@@ -22,6 +22,7 @@
 #include "fc/fc_internal.h"
 #include "kiln/devices.h"
 #include "kiln/log.h"
+#include "kiln/fc.h"
 #include "kiln/loop.h"
 #include "kiln/net_backend.h"
 
@@ -32,7 +33,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
  * for the writer, not a SIGPIPE that ends the fuzzer. */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	char err[600];
+
 	signal(SIGPIPE, SIG_IGN);
+	/* MMDS's HTTP server is libmicrohttpd, loaded as kiln's Firecracker mode loads it. */
+	if (http_library_load(err, sizeof(err)))
+		abort();
 	return 0;
 }
 

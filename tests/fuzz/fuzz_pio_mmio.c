@@ -25,6 +25,7 @@
 #include "kiln/bus.h"
 #include "kiln/layout.h"
 #include "kiln/log.h"
+#include "kiln/net_backend.h"
 #include "kiln/pci.h"
 #include "kiln/virtio_balloon.h"
 #include "kiln/virtio_blk.h"
@@ -61,10 +62,12 @@ static int set_msi_route(struct dev_host *h, unsigned gsi, uint64_t addr, uint32
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	int fd;
+	char err[600];
 
 	signal(SIGPIPE, SIG_IGN); /* as kiln's main() */
 	log_set_level(LOG_OFF);
-	if (loop_new(&loop))
+	/* libslirp for the user-mode NIC, loaded as `kiln run --net user` loads it. */
+	if (loop_new(&loop) || net_user_library_load(err, sizeof(err)))
 		abort();
 	ram = calloc(1, RAM);
 	mem = (struct guest_mem){ .nr_regions = 1, .size = RAM,

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "fc/fc_internal.h"
+#include "kiln/mig_channel.h"
 #include "kiln/fc.h"
 #include "kiln/loop.h"
 #include "kiln/snapshot.h"
@@ -1069,6 +1070,14 @@ int main(void)
 		cmocka_unit_test(test_route_table),
 		cmocka_unit_test(test_requests),
 	};
+	char err[600];
+
+	/* kiln loads these before its seccomp filters; the tests, before any test. */
+	if (http_library_load(err, sizeof(err)) ||
+	    mig_tls_library_load(err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
 
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -50,6 +50,12 @@ static const char *file(const char *name, const char *text)
 
 static int setup(void **state)
 {
+	char err[600];
+
+	if (mig_tls_library_load(err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
 	snprintf(dir, sizeof(dir), "/tmp/kiln-mig-XXXXXX");
 	return mkdtemp(dir) ? 0 : -1;
 }

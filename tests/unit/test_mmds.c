@@ -11,11 +11,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "fc/fc_internal.h"
+#include "kiln/fc.h"
 #include "kiln/devices.h"
 #include "kiln/loop.h"
 #include "kiln/net_backend.h"
@@ -283,6 +285,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store, setup, teardown),
 	};
+	char err[600];
+
+	/* kiln loads these before its seccomp filters; the tests, before any test. */
+	if (http_library_load(err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

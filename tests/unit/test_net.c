@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -412,5 +413,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_receive_before_driver_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_mode_answers_arp, setup, teardown),
 	};
+	char err[600];
+
+	/* kiln loads these before its seccomp filters; the tests, before any test. */
+	if (net_user_library_load(err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

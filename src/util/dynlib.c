@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* dynlib — see include/kiln/dynlib.h. */
+#include "kiln/dynlib.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+
+int dynlib_load(const char *soname, const struct dynlib_sym *syms, size_t n, char *err,
+		size_t errlen)
+{
+	/* RTLD_NOW: every symbol bound here, before the filters; none later from a vCPU. */
+	void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+	const char *why;
+
+	if (!h) {
+		why = dlerror();
+		snprintf(err, errlen, "cannot load %s: %s", soname, why ? why : "unknown error");
+		return -ENOENT;
+	}
+	for (size_t i = 0; i < n; i++) {
+		dlerror();
+		*syms[i].slot = dlsym(h, syms[i].name);
+		if (!*syms[i].slot) {
+			why = dlerror();
+			snprintf(err, errlen, "%s has no %s: %s", soname, syms[i].name,
+				 why ? why : "the symbol is NULL");
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
