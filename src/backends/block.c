@@ -17,6 +17,7 @@
 #include "kiln/block.h"
 #include "kiln/devices.h"
 #include "kiln/log.h"
+#include "kiln/thread.h"
 #include "kiln/qcow2.h"
 #include "kiln/seccomp.h"
 #include "kiln/virtq.h"
@@ -156,7 +157,7 @@ static int sync_init(struct block_backend *b)
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->work, NULL);
 	pthread_cond_init(&b->finish, NULL);
-	ret = -pthread_create(&b->worker, NULL, sync_worker, b);
+	ret = -kiln_thread_create(&b->worker, sync_worker, b);
 	b->worker_running = ret == 0;
 	if (ret) {
 		pthread_mutex_destroy(&b->lock);

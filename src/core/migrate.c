@@ -30,6 +30,7 @@
 #include "kiln/log.h"
 #include "kiln/mig_channel.h"
 #include "kiln/seccomp.h"
+#include "kiln/thread.h"
 #include "kiln/snapshot.h"
 #include "vm_internal.h"
 
@@ -324,7 +325,7 @@ int vm_migrate_start(struct vm *vm, const char *url, struct mig_creds *creds,
 	pthread_cond_init(&m->final_cond, NULL);
 	loop_task_init(vm->loop, &m->final, m, final_round, vm);
 	vm->migration = m;
-	ret = -pthread_create(&m->thread, NULL, migrate_thread, vm);
+	ret = -kiln_thread_create(&m->thread, migrate_thread, vm);
 	if (ret) {
 		vm_migration_free(vm);
 		snprintf(err, errlen, "cannot start the migration thread: %s", strerror(-ret));

@@ -20,6 +20,7 @@
 
 #include "kiln/log.h"
 #include "kiln/seccomp.h"
+#include "kiln/thread.h"
 #include "kiln/x86.h"
 #include "vm_internal.h"
 
@@ -203,7 +204,7 @@ int vcpu_start(struct vcpu *vcpu)
 	sigemptyset(&block);
 	sigaddset(&block, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	ret = -pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	ret = -kiln_thread_create(&vcpu->thread, vcpu_thread, vcpu);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	vcpu->started = ret == 0;
 	return ret;
