@@ -33,6 +33,18 @@ def call(sock_path, method, path, body=None, timeout=60):
         conn.close()
 
 
+def open_files(pid):
+    """What @pid's descriptors point at. A descriptor may close between listing and reading it (an API
+    connection the client has closed is closed by kiln whenever its event loop gets to it)."""
+    targets = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:
+            pass
+    return targets
+
+
 def wait_for_socket(sock_path, proc, timeout=60):
     """Wait until @sock_path accepts connections (or @proc ends)."""
     deadline = time.monotonic() + timeout

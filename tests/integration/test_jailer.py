@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import BUILD
-from fcapi import call, vsock_connect, wait_for_socket
+from fcapi import call, open_files, vsock_connect, wait_for_socket
 
 UID = GID = 12345
 PR_SET_CHILD_SUBREAPER = 36
@@ -178,7 +178,7 @@ def test_vm_through_the_jailer(kvm, kiln, jailer, bzimage, initrd, netns, tmp_pa
         assert "Max open files            1024                 1024" in limits, limits
         assert "Max file size             1073741824           1073741824" in limits, limits
         assert os.getsid(pid) != os.getsid(0)
-        fds = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        fds = open_files(pid)
         assert str(tmp_path / "stray") not in fds and os.readlink(f"/proc/{pid}/fd/1") == "/dev/null"
         assert pathlib.Path(f"/proc/{pid}/environ").read_bytes() == b""
         argv = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]

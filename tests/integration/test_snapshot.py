@@ -23,7 +23,7 @@ import zlib
 import pytest
 
 from conftest import BUILD, ROOT, Shell, in_ns
-from fcapi import call, snapshot, wait_for_socket
+from fcapi import call, open_files, snapshot, wait_for_socket
 
 BOOT_ARGS = "console=ttyS0 reboot=k panic=1 kiln.test="
 # The count is written to a new file renamed over the old one: a reader never sees it empty.
@@ -595,8 +595,7 @@ def migrate_and_check(kiln, src, sock, disk, tmp_path, dst_argv, body, hand_over
         assert sha(dst, "/tmp/data") == data_sum
         assert sha(dst, "/mnt/f") == disk_sum
         dst.check("echo moved > /mnt/moved && sync")
-        fd_dir = f"/proc/{dst.proc.pid}/fd"
-        fds = [os.readlink(f"{fd_dir}/{n}") for n in os.listdir(fd_dir)]
+        fds = open_files(dst.proc.pid)
         assert str(dst_disk) in fds and not any("src-disk" in f for f in fds), fds
         assert "snapshot" in dst.err() and "loaded" in dst.err()
         assert "the microVM is made while the source pre-copies" in dst.err(), dst.err()
