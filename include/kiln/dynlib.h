@@ -19,24 +19,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One function to resolve: its name in the library and where its address goes. */
-struct dynlib_sym {
-	const char *name;
-	void **slot;
-};
-
 /* Load shared library @soname (a name the dynamic loader searches for, such as
- * "libslirp.so.0") and set every slot of @syms[0..@n) to its symbol's address. The library
- * stays loaded for the life of the process; loading it again is cheap and resolves the slots
+ * "libslirp.so.0") and store the address of function @names[i] in the i-th pointer of @table,
+ * for i in [0, @n): @table is a struct of @n function pointers (DYNLIB_TABLE). The library
+ * stays loaded for the life of the process; loading it again is cheap and fills the table
  * again. Returns 0, or -ENOENT (library or symbol missing) with @err saying which and the
  * loader's reason. Call before the seccomp filters are installed. */
-int dynlib_load(const char *soname, const struct dynlib_sym *syms, size_t n, char *err,
+int dynlib_load(const char *soname, const char *const *names, size_t n, void *table, char *err,
 		size_t errlen) __attribute__((warn_unused_result));
 
 /* The ELF note that names a library kiln may dlopen(), read by the jailer (and by packaging
  * tools that read the same notes): owner "FDO", type 0x407c0c0a, the description a JSON array
- * of one object with the feature's name, its description and the soname, NUL-terminated and
- * padded to 4 bytes. @id: a C identifier for the note's variable; @json: a string literal. */
+ * of one object with the feature's name, its description, its priority ("required",
+ * "recommended" or "suggested") and the soname, NUL-terminated and padded to 4 bytes.
+ * @id: a C identifier for the note's variable; @json: a string literal. */
 #define KILN_DLOPEN_NOTE_TYPE 0x407c0c0au
 #define KILN_DLOPEN_NOTE(id, json)                                                            \
 	__attribute__((used, section(".note.dlopen"), aligned(4))) static const struct {       \
@@ -44,5 +40,25 @@ int dynlib_load(const char *soname, const struct dynlib_sym *syms, size_t n, cha
 		char name[4];                                                                  \
 		char desc[(sizeof(json) + 3) & ~3u];                                           \
 	} id = { 4, (sizeof(json) + 3) & ~3u, KILN_DLOPEN_NOTE_TYPE, "FDO", json }
+
+/* A library kiln may load, with the functions it calls, from an X-macro list (LIST(X)
+ * expands X(function) once per function, declared by the library's header).
+ * DYNLIB_LIBRARY(t, LIST, soname, feature, description, priority) defines `t`, a struct with
+ * a pointer of the function's own type per function (called as t.function(...)), the names
+ * and soname DYNLIB_LOAD(t, err, errlen) resolves into it with dynlib_load(), and the
+ * library's dlopen note (KILN_DLOPEN_NOTE; the strings must not need JSON escapes). */
+#define DYNLIB_FIELD_(f) __typeof__(f) *f;
+#define DYNLIB_NAME_(f) #f,
+#define DYNLIB_LIBRARY(t, LIST, soname, feature, description, priority)                       \
+	static struct { LIST(DYNLIB_FIELD_) } t;                                               \
+	static const char *const t##_names[] = { LIST(DYNLIB_NAME_) };                        \
+	static const char t##_soname[] = soname;                                               \
+	_Static_assert(sizeof(t) == sizeof(t##_names) / sizeof(t##_names[0]) * sizeof(void *), \
+		       #t ": one pointer per name");                                           \
+	KILN_DLOPEN_NOTE(t##_note, "[{\"feature\":\"" feature "\",\"description\":\""          \
+			 description "\",\"priority\":\"" priority "\",\"soname\":[\"" soname  \
+			 "\"]}]")
+#define DYNLIB_LOAD(t, err, errlen) \
+	dynlib_load(t##_soname, t##_names, sizeof(t##_names) / sizeof(t##_names[0]), &t, err, errlen)
 
 #endif

@@ -40,24 +40,12 @@
 	X(slirp_pollfds_fill)           \
 	X(slirp_pollfds_poll)
 
-static struct {
-#define SLIRP_FIELD(f) __typeof__(f) *f;
-	SLIRP_FUNCTIONS(SLIRP_FIELD)
-#undef SLIRP_FIELD
-} slirp;
-
-KILN_DLOPEN_NOTE(slirp_note, "[{\"feature\":\"user-net\",\"description\":\"user-mode networking "
-			     "(--net user)\",\"priority\":\"recommended\",\"soname\":[\"libslirp.so.0\"]}]");
+DYNLIB_LIBRARY(slirp, SLIRP_FUNCTIONS, "libslirp.so.0", "user-net", "user-mode networking (--net user)",
+	       "recommended");
 
 int net_user_library_load(char *err, size_t errlen)
 {
-	static const struct dynlib_sym syms[] = {
-#define SLIRP_SYM(f) { #f, (void **)&slirp.f },
-		SLIRP_FUNCTIONS(SLIRP_SYM)
-#undef SLIRP_SYM
-	};
-
-	return dynlib_load("libslirp.so.0", syms, sizeof(syms) / sizeof(syms[0]), err, errlen);
+	return DYNLIB_LOAD(slirp, err, errlen);
 }
 
 #define USER_QUEUE 256u  /* frames slirp produced that wait for the guest's buffers */

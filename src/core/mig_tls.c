@@ -62,24 +62,12 @@
 	X(gnutls_strerror)                              \
 	X(gnutls_transport_set_int2)
 
-static struct {
-#define TLS_FIELD(f) __typeof__(f) *f;
-	GNUTLS_SYMBOLS(TLS_FIELD)
-#undef TLS_FIELD
-} tls;
-
-KILN_DLOPEN_NOTE(gnutls_note, "[{\"feature\":\"migration-tls\",\"description\":\"TLS for live "
-			      "migration\",\"priority\":\"required\",\"soname\":[\"libgnutls.so.30\"]}]");
+DYNLIB_LIBRARY(tls, GNUTLS_SYMBOLS, "libgnutls.so.30", "migration-tls", "TLS for live migration",
+	       "required");
 
 int mig_tls_library_load(char *err, size_t errlen)
 {
-	static const struct dynlib_sym syms[] = {
-#define TLS_SYM(f) { #f, (void **)&tls.f },
-		GNUTLS_SYMBOLS(TLS_SYM)
-#undef TLS_SYM
-	};
-
-	return dynlib_load("libgnutls.so.30", syms, sizeof(syms) / sizeof(syms[0]), err, errlen);
+	return DYNLIB_LOAD(tls, err, errlen);
 }
 
 #define CRED_FILE_MAX (1u << 20) /* bytes of a key or certificate file */

@@ -38,24 +38,12 @@
 	X(MHD_start_daemon)                     \
 	X(MHD_stop_daemon)
 
-static struct {
-#define MHD_FIELD(f) __typeof__(f) *f;
-	MHD_FUNCTIONS(MHD_FIELD)
-#undef MHD_FIELD
-} mhd;
-
-KILN_DLOPEN_NOTE(mhd_note, "[{\"feature\":\"api\",\"description\":\"the Firecracker API, MMDS\","
-			   "\"priority\":\"required\",\"soname\":[\"libmicrohttpd.so.12\"]}]");
+DYNLIB_LIBRARY(mhd, MHD_FUNCTIONS, "libmicrohttpd.so.12", "api", "the Firecracker API, MMDS",
+	       "required");
 
 int http_library_load(char *err, size_t errlen)
 {
-	static const struct dynlib_sym syms[] = {
-#define MHD_SYM(f) { #f, (void **)&mhd.f },
-		MHD_FUNCTIONS(MHD_SYM)
-#undef MHD_SYM
-	};
-
-	return dynlib_load("libmicrohttpd.so.12", syms, sizeof(syms) / sizeof(syms[0]), err, errlen);
+	return DYNLIB_LOAD(mhd, err, errlen);
 }
 
 #define HTTP_IDLE_TIMEOUT_S 60 /* a client that sends nothing for this long is dropped */

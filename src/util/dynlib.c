@@ -5,8 +5,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
-int dynlib_load(const char *soname, const struct dynlib_sym *syms, size_t n, char *err,
+int dynlib_load(const char *soname, const char *const *names, size_t n, void *table, char *err,
 		size_t errlen)
 {
 	/* RTLD_NOW: every symbol bound here, before the filters; none later from a vCPU. */
@@ -19,14 +20,17 @@ int dynlib_load(const char *soname, const struct dynlib_sym *syms, size_t n, cha
 		return -ENOENT;
 	}
 	for (size_t i = 0; i < n; i++) {
+		void *sym;
+
 		dlerror();
-		*syms[i].slot = dlsym(h, syms[i].name);
-		if (!*syms[i].slot) {
+		sym = dlsym(h, names[i]);
+		if (!sym) {
 			why = dlerror();
-			snprintf(err, errlen, "%s has no %s: %s", soname, syms[i].name,
+			snprintf(err, errlen, "%s has no %s: %s", soname, names[i],
 				 why ? why : "the symbol is NULL");
 			return -ENOENT;
 		}
+		memcpy((char *)table + i * sizeof(sym), &sym, sizeof(sym));
 	}
 	return 0;
 }
