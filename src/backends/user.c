@@ -40,8 +40,8 @@
 	X(slirp_pollfds_fill)           \
 	X(slirp_pollfds_poll)
 
-DYNLIB_LIBRARY(slirp, SLIRP_FUNCTIONS, "libslirp.so.0", "user-net", "user-mode networking (--net user)",
-	       "recommended");
+DYNLIB_LIBRARY(slirp, SLIRP_FUNCTIONS, "libslirp.so.0", "user-net",
+	       "user-mode networking (--net user)", "recommended");
 
 int net_user_library_load(char *err, size_t errlen)
 {

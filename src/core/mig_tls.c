@@ -473,8 +473,8 @@ static void handshake_error(struct mig_tls *t, int ret, char *err, size_t errlen
 	char why[300];
 
 	if (ret == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
-	    !tls.gnutls_certificate_verification_status_print(tls.gnutls_session_get_verify_cert_status(t->s),
-							  GNUTLS_CRT_X509, &status, 0))
+	    !tls.gnutls_certificate_verification_status_print(
+		    tls.gnutls_session_get_verify_cert_status(t->s), GNUTLS_CRT_X509, &status, 0))
 		snprintf(why, sizeof(why), "its certificate: %s", status.data);
 	else if (t->unknown[0])
 		snprintf(why, sizeof(why), "identity \"%s\" is not in %s", t->unknown, t->creds->path);

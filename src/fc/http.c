@@ -186,7 +186,8 @@ static unsigned http_prepare(void *opaque, struct pollfd *fds, unsigned max, int
 	struct http_server *s = opaque;
 	MHD_UNSIGNED_LONG_LONG ms;
 
-	if (mhd.MHD_get_timeout(s->daemon, &ms) == MHD_YES && (*timeout_ms < 0 || ms < (unsigned)*timeout_ms))
+	if (mhd.MHD_get_timeout(s->daemon, &ms) == MHD_YES &&
+	    (*timeout_ms < 0 || ms < (unsigned)*timeout_ms))
 		*timeout_ms = ms > 60000 ? 60000 : (int)ms;
 	if (!max)
 		return 0;

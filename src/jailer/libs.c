@@ -5,9 +5,9 @@
  * needs (DT_NEEDED, recursively), the libraries its ELF dlopen notes say it loads with the
  * priority "required" (the `.note.dlopen` notes of the UAPI group's "ELF dlopen metadata"
  * specification; kiln's, include/kiln/dynlib.h), and /etc/ld.so.cache, so the loader in the
- * jail finds each library where the host's loader finds it. See jailer.h. Copies, not links, as Firecracker
- * copies its binary: no two jailed VMMs share pages of code. 64-bit little-endian ELF only
- * (x86-64, what kiln runs on). */
+ * jail finds each library where the host's loader finds it. See jailer.h. Copies, not links,
+ * as Firecracker copies its binary: no two jailed VMMs share pages of code. 64-bit
+ * little-endian ELF only (x86-64, what kiln runs on). */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
